@@ -1,0 +1,1 @@
+//! AWS adapters: DynamoDB (one table) and SQS.

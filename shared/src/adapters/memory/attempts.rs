@@ -1,0 +1,54 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{decode_cursor, encode_cursor};
+use crate::delivery::AttemptRecord;
+use crate::error::StoreError;
+use crate::ids::SubscriptionId;
+use crate::ports::{AttemptFilter, AttemptLog, Page, PageRequest};
+
+#[derive(Default)]
+pub struct MemoryAttemptLog {
+    // Per subscription, keyed by attempt id (ULID: time-ordered).
+    items: Mutex<HashMap<SubscriptionId, BTreeMap<String, AttemptRecord>>>,
+}
+
+#[async_trait]
+impl AttemptLog for MemoryAttemptLog {
+    async fn record(&self, attempt: &AttemptRecord, _expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.items
+            .lock()
+            .unwrap()
+            .entry(attempt.subscription_id)
+            .or_default()
+            .insert(attempt.id.to_string(), attempt.clone());
+        Ok(())
+    }
+
+    async fn list(&self, subscription_id: &SubscriptionId, filter: AttemptFilter, page: &PageRequest) -> Result<Page<AttemptRecord>, StoreError> {
+        let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
+        let items = self.items.lock().unwrap();
+        let limit = page.limit.max(1) as usize;
+        let Some(log) = items.get(subscription_id) else {
+            return Ok(Page { items: vec![], next_cursor: None });
+        };
+        let mut out: Vec<AttemptRecord> = log
+            .iter()
+            .rev()
+            .filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()))
+            .filter(|(_, a)| filter.status.is_none_or(|s| a.status == s))
+            .map(|(_, a)| a.clone())
+            .take(limit + 1)
+            .collect();
+        let next_cursor = if out.len() > limit {
+            out.truncate(limit);
+            out.last().map(|a| encode_cursor(&a.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items: out, next_cursor })
+    }
+}

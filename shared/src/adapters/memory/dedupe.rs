@@ -1,0 +1,45 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::StoreError;
+use crate::ports::{Claim, DedupeStore};
+
+enum Entry {
+    Pending { lease_until: DateTime<Utc>, expires_at: DateTime<Utc> },
+    Done { expires_at: DateTime<Utc> },
+}
+
+#[derive(Default)]
+pub struct MemoryDedupe {
+    items: Mutex<HashMap<String, Entry>>,
+}
+
+#[async_trait]
+impl DedupeStore for MemoryDedupe {
+    async fn claim(&self, key: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<Claim, StoreError> {
+        let mut items = self.items.lock().unwrap();
+        match items.get(key) {
+            Some(Entry::Done { expires_at }) if *expires_at > now => return Ok(Claim::Done),
+            Some(Entry::Pending { lease_until, expires_at }) if *lease_until > now && *expires_at > now => return Ok(Claim::InProgress),
+            _ => {}
+        }
+        items.insert(key.to_owned(), Entry::Pending { lease_until, expires_at });
+        Ok(Claim::Claimed)
+    }
+
+    async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.items.lock().unwrap().insert(key.to_owned(), Entry::Done { expires_at });
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let mut items = self.items.lock().unwrap();
+        if matches!(items.get(key), Some(Entry::Pending { .. })) {
+            items.remove(key);
+        }
+        Ok(())
+    }
+}

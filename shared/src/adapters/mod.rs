@@ -1,0 +1,4 @@
+//! Implementations of the ports: in memory, and on AWS (DynamoDB, SQS).
+
+pub mod aws;
+pub mod memory;

@@ -1,0 +1,46 @@
+//! The outbound bodies, byte for byte as the seeds fix them.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::webex::{Person, TelephonyEnvelope};
+
+/// `{"Payload":"telephony","timestamp":…,"items":<envelope>,"orgId":…}` (seed 001; note the capital P).
+#[derive(Serialize)]
+struct TelephonyBody<'a> {
+    #[serde(rename = "Payload")]
+    payload: &'static str,
+    timestamp: String,
+    items: &'a TelephonyEnvelope,
+    #[serde(rename = "orgId")]
+    org_id: &'a str,
+}
+
+/// `{"payload":"user-presence","items":[…]}` (seed 000; lower-case p).
+#[derive(Serialize)]
+struct PresenceBody<'a> {
+    payload: &'static str,
+    items: &'a [Person],
+}
+
+/// RFC 3339 with milliseconds and `Z`, as in seed 001 (`2025-08-14T18:53:03.419Z`).
+pub fn rfc3339_millis(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The compact JSON body delivered for a telephony event.
+pub fn telephony_body(envelope: &TelephonyEnvelope, now: DateTime<Utc>) -> String {
+    let body = TelephonyBody {
+        payload: "telephony",
+        timestamp: rfc3339_millis(now),
+        items: envelope,
+        org_id: &envelope.org_id,
+    };
+    serde_json::to_string(&body).expect("serialising owned JSON values cannot fail")
+}
+
+/// The compact JSON body delivered for a set of presence changes.
+pub fn presence_body(people: &[Person]) -> String {
+    serde_json::to_string(&PresenceBody { payload: "user-presence", items: people })
+        .expect("serialising owned JSON values cannot fail")
+}

@@ -1,0 +1,22 @@
+//! # relay-shared
+//!
+//! The common model of webex-relay: Webex types (`webex`), outbound events (`events`), signatures
+//! (`signing`), subscriptions, delivery jobs and attempts, call lifecycle state, API keys, config,
+//! and the ports (`ports`) with their adapters (`adapters::memory`, `adapters::aws`).
+//! No Lambda types appear here: the function crates translate.
+
+pub mod adapters;
+pub mod auth;
+pub mod call_state;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod logging;
+pub mod ports;
+pub mod signing;
+pub mod subscription;
+pub mod webex;
+pub mod webex_api;

@@ -1,0 +1,268 @@
+//! Ports: every piece of I/O the handlers do goes through one of these traits, so the same handler
+//! code runs on Lambda (AWS adapters), in the local stack and in tests (in-memory adapters).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::ApiKeyRecord;
+use crate::call_state::CallRecord;
+use crate::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
+use crate::error::{QueueError, StoreError};
+use crate::events::OutboundEvent;
+use crate::ids::SubscriptionId;
+use crate::subscription::Subscription;
+use crate::webex_api;
+
+/// A page of results and the opaque cursor of the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Subscriptions. Every write is conditional: creation checks the owner's limit atomically, updates
+/// check `version` (and store `version + 1`).
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Stores a new subscription unless its owner already has `max_per_owner`
+    /// (`StoreError::LimitReached`); two racing creates can never exceed the limit.
+    async fn create(&self, sub: &Subscription, max_per_owner: u32) -> Result<(), StoreError>;
+    async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError>;
+    /// The owner's subscriptions, oldest first.
+    async fn list_by_owner(&self, owner_id: &str, page: &PageRequest) -> Result<Page<Subscription>, StoreError>;
+    /// Every subscription bound to the org (fan-out).
+    async fn list_by_org(&self, org_id: &str) -> Result<Vec<Subscription>, StoreError>;
+    /// Replaces the stored subscription if its version is still `sub.version - 1`
+    /// (`StoreError::Conflict` otherwise, `NotFound` if it was deleted).
+    async fn update(&self, sub: &Subscription) -> Result<(), StoreError>;
+    /// Deletes the owner's subscription; `false` if there was none.
+    async fn delete(&self, owner_id: &str, id: &SubscriptionId) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a key record; `Conflict` if that hash exists.
+    async fn put(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn get(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// `false` if there was no such key.
+    async fn delete(&self, key_hash: &str) -> Result<bool, StoreError>;
+}
+
+/// Per-call lifecycle state, guarded by optimistic concurrency.
+#[async_trait]
+pub trait CallStateStore: Send + Sync {
+    async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError>;
+    /// Writes `record` if the stored version is `record.version - 1` (0 meaning "absent").
+    async fn put(&self, record: &CallRecord) -> Result<(), StoreError>;
+}
+
+/// The outcome of claiming an ingest dedupe key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First time (or a previous claim's lease ran out): go ahead.
+    Claimed,
+    /// Already fully processed.
+    Done,
+    /// Another request holds the claim right now.
+    InProgress,
+}
+
+/// Ingest deduplication: claim → (work) → complete, or release on failure so a retry can claim.
+#[async_trait]
+pub trait DedupeStore: Send + Sync {
+    async fn claim(&self, key: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<Claim, StoreError>;
+    async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Last-known presence of one person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceRecord {
+    pub person_id: String,
+    /// The fields the diff compares (by default just `status`), as a fingerprint string.
+    pub fingerprint: String,
+    /// Monotonic version (the poll cycle's time in ms); a write never lowers it.
+    pub version: u64,
+}
+
+#[async_trait]
+pub trait PresenceStore: Send + Sync {
+    /// Every record of the org, in one query.
+    async fn load(&self, org_id: &str) -> Result<Vec<PresenceRecord>, StoreError>;
+    /// Writes the changed records (batched by the adapter).
+    async fn write(&self, org_id: &str, records: &[PresenceRecord]) -> Result<(), StoreError>;
+}
+
+/// A named lease with expiry, so two pollers never run at once.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the lease if free, expired, or already held by `holder`.
+    async fn acquire(&self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttemptFilter {
+    pub status: Option<AttemptStatus>,
+}
+
+/// The delivery attempt log (records expire after a TTL).
+#[async_trait]
+pub trait AttemptLog: Send + Sync {
+    async fn record(&self, attempt: &AttemptRecord, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn list(&self, subscription_id: &SubscriptionId, filter: AttemptFilter, page: &PageRequest) -> Result<Page<AttemptRecord>, StoreError>;
+}
+
+/// Outbound events kept for replay (records expire after a TTL).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    async fn append(&self, event: &OutboundEvent, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The org's events created in `[since, until)`, oldest first, at most `limit`.
+    async fn list(&self, org_id: &str, since: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<OutboundEvent>, StoreError>;
+}
+
+/// A per-subscription fixed-window counter shared by every worker instance.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one delivery in the minute window starting at `window_start`; `false` when `limit`
+    /// deliveries were already counted in it.
+    async fn try_acquire(&self, subscription_id: &SubscriptionId, window_start: DateTime<Utc>, limit: u32) -> Result<bool, StoreError>;
+}
+
+/// A stored API response for `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotentResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn get(&self, scope_key: &str, now: DateTime<Utc>) -> Result<Option<IdempotentResponse>, StoreError>;
+    /// Stores the first response; `Conflict` if one is stored already.
+    async fn put(&self, scope_key: &str, response: &IdempotentResponse, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// A job to enqueue, visible after `delay_seconds` (0–900).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedJob {
+    pub job: DeliveryJob,
+    pub delay_seconds: u32,
+}
+
+/// The delivery queue. `send` returns only when every job is accepted, retrying refused entries;
+/// otherwise an error, and the caller must not acknowledge its input.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError>;
+}
+
+/// A message taken off a queue by a consumer that polls (the local stack's worker, redrive).
+#[derive(Debug, Clone)]
+pub struct ReceivedJob {
+    /// The raw message body (parsed by the worker, so a bad one can be dead-lettered).
+    pub body: String,
+    pub receipt: String,
+    /// How many times the queue has handed this message out.
+    pub receive_count: u32,
+}
+
+/// The consuming side of a queue (used by the local stack's worker loop and by DLQ redrive).
+#[async_trait]
+pub trait QueueConsumer: Send + Sync {
+    async fn receive(&self, max: u32, wait_seconds: u32) -> Result<Vec<ReceivedJob>, QueueError>;
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
+    /// Makes the message visible again after `seconds` (a negative ack).
+    async fn retry_after(&self, receipt: &str, seconds: u32) -> Result<(), QueueError>;
+}
+
+/// Where jobs that exhausted their attempts (or cannot be parsed) are parked.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    async fn park(&self, raw_body: &str) -> Result<(), QueueError>;
+}
+
+/// An outbound HTTP request for a delivery.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    /// The body bytes, shared cheaply between retries.
+    pub body: Arc<str>,
+    pub timeout: std::time::Duration,
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundResponse {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    /// Up to the configured cap (first KiB is stored in the attempt log).
+    pub body_snippet: String,
+}
+
+/// Why no response came back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{class:?}: {message}")]
+pub struct SendError {
+    pub class: crate::delivery::ErrorClass,
+    pub message: String,
+    /// A permanent failure is not retried (e.g. an SSRF-blocked target).
+    pub permanent: bool,
+}
+
+#[async_trait]
+pub trait HttpSender: Send + Sync {
+    async fn post(&self, request: OutboundRequest) -> Result<OutboundResponse, SendError>;
+}
+
+/// One page of `GET /v1/people`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeoplePage {
+    pub items: Vec<crate::webex::Person>,
+    /// The `Link: rel="next"` URL, if any.
+    pub next: Option<String>,
+}
+
+/// Webex's REST API, as far as the relay uses it.
+#[async_trait]
+pub trait WebexClient: Send + Sync {
+    /// `GET /v1/people` (first page from the query; later pages from `next`).
+    async fn list_people(&self, query: &[(String, String)], next: Option<&str>) -> Result<PeoplePage, webex_api::WebexApiError>;
+    async fn list_webhooks(&self) -> Result<Vec<webex_api::WebexWebhook>, webex_api::WebexApiError>;
+    async fn create_webhook(&self, req: &webex_api::WebhookCreate) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
+    async fn update_webhook(&self, id: &str, req: &webex_api::WebhookUpdate) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
+    async fn get_webhook(&self, id: &str) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
+    async fn delete_webhook(&self, id: &str) -> Result<(), webex_api::WebexApiError>;
+}
+
+/// Every store the handlers use, as shared trait objects: built once per cold start.
+#[derive(Clone)]
+pub struct Stores {
+    pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
+    pub calls: Arc<dyn CallStateStore>,
+    pub dedupe: Arc<dyn DedupeStore>,
+    pub presence: Arc<dyn PresenceStore>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub attempts: Arc<dyn AttemptLog>,
+    pub events: Arc<dyn EventLog>,
+    pub rate_limits: Arc<dyn RateLimiter>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+}

@@ -1,0 +1,92 @@
+//! A subscription: a user's webhook endpoint, bound to their org, filtered by event type.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::EventType;
+use crate::ids::SubscriptionId;
+use crate::signing::SigningSecret;
+
+/// Delivery health, set by the worker: `failing` after a job exhausts its attempts, cleared by the
+/// next success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Failing,
+}
+
+/// A secret still accepted until `expires_at` after a rotation.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiringSecret {
+    pub secret: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub owner_id: String,
+    pub org_id: String,
+    pub name: String,
+    pub url: String,
+    pub event_types: Vec<EventType>,
+    pub secret: String,
+    #[serde(default)]
+    pub retiring_secrets: Vec<RetiringSecret>,
+    pub enabled: bool,
+    pub health: Health,
+    /// Why the relay disabled it (e.g. the receiver answered `410 Gone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    pub rate_limit_per_minute: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version; every store write checks and bumps it.
+    pub version: u64,
+}
+
+impl Subscription {
+    /// Does an event of this type go to this subscription?
+    pub fn wants(&self, event_type: EventType) -> bool {
+        self.enabled && (event_type == EventType::WebhookTest || self.event_types.contains(&event_type))
+    }
+
+    /// The secrets that sign a delivery at `now`: the current one first, then those still in
+    /// their rotation grace period.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<SigningSecret> {
+        std::iter::once(SigningSecret::new(self.secret.clone()))
+            .chain(self.retiring_secrets.iter().filter(|r| r.expires_at > now).map(|r| SigningSecret::new(r.secret.clone())))
+            .collect()
+    }
+
+    /// Replaces the secret, keeping the old one valid for `grace`.
+    pub fn rotate_secret(&mut self, new_secret: String, now: DateTime<Utc>, grace: chrono::Duration) {
+        self.retiring_secrets.retain(|r| r.expires_at > now);
+        let old = std::mem::replace(&mut self.secret, new_secret);
+        if grace > chrono::Duration::zero() {
+            self.retiring_secrets.push(RetiringSecret { secret: old, expires_at: now + grace });
+        }
+        self.updated_at = now;
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("owner_id", &self.owner_id)
+            .field("org_id", &self.org_id)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("secret", &"<redacted>")
+            .field("enabled", &self.enabled)
+            .field("health", &self.health)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}

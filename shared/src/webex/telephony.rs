@@ -1,0 +1,103 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::open_enum::open_enum;
+use super::{WebexTime, WebhookEnvelope};
+
+/// The `resource` of Webex telephony call webhooks.
+pub const TELEPHONY_RESOURCE: &str = "telephony_calls";
+
+/// A `telephony_calls` webhook as Webex sends it.
+pub type TelephonyEnvelope = WebhookEnvelope<TelephonyCallData>;
+
+open_enum!(
+    /// `data.eventType` of a telephony call event.
+    CallEventType {
+        Originated => "originated",
+        Received => "received",
+        Connected => "connected",
+        Held => "held",
+        Resumed => "resumed",
+        Recording => "recording",
+        Forwarded => "forwarded",
+        Updated => "updated",
+        Disconnected => "disconnected",
+    }
+);
+
+open_enum!(
+    /// `data.state` of a telephony call.
+    CallState {
+        Connecting => "connecting",
+        Alerting => "alerting",
+        Connected => "connected",
+        Held => "held",
+        RemoteHeld => "remoteHeld",
+        Disconnected => "disconnected",
+    }
+);
+
+/// `data` of a `telephony_calls` webhook (seed 001). Unknown fields are kept in `extra`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TelephonyCallData {
+    pub event_type: CallEventType,
+    pub event_timestamp: WebexTime,
+    pub call_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<CallState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mute_capable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_party: Option<CallParty>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appearance: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<WebexTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered: Option<WebexTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirections: Option<Vec<Redirection>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected: Option<WebexTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_elsewhere: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A party of a call (`remoteParty`, `redirectingParty`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallParty {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_type: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One hop of `redirections`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Redirection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirecting_party: Option<CallParty>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}

@@ -1,0 +1,81 @@
+//! Types of Webex's REST API as the relay uses it: webhooks management (seed 002) and errors.
+//! The HTTP client implementing `ports::WebexClient` lives in `adapters::webex_http`.
+
+use serde::{Deserialize, Serialize};
+
+/// A webhook registration at Webex (`/v1/webhooks`). The `secret` is write-only for us: it is
+/// deserialised if Webex returns it but never printed.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebexWebhook {
+    pub id: String,
+    pub name: String,
+    pub target_url: String,
+    pub resource: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+}
+
+impl std::fmt::Debug for WebexWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebexWebhook")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("target_url", &self.target_url)
+            .field("resource", &self.resource)
+            .field("event", &self.event)
+            .field("filter", &self.filter)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// `POST /v1/webhooks`.
+#[derive(Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookCreate {
+    pub name: String,
+    pub target_url: String,
+    pub resource: String,
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `PUT /v1/webhooks/{id}` (only these fields can change).
+#[derive(Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookUpdate {
+    pub name: String,
+    pub target_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WebexApiError {
+    #[error("Webex rejected the token (401)")]
+    Unauthorized,
+    #[error("Webex rate limit (HTTP {status}); retry after {retry_after_seconds:?} s")]
+    RateLimited { status: u16, retry_after_seconds: Option<u64> },
+    #[error("Webex answered HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("could not reach Webex: {0}")]
+    Transport(String),
+    #[error("unexpected Webex response: {0}")]
+    Decode(String),
+}
