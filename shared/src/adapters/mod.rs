@@ -2,3 +2,4 @@
 
 pub mod aws;
 pub mod memory;
+pub mod webex_http;

@@ -1,1 +1,78 @@
-//! AWS adapters: DynamoDB (one table) and SQS.
+//! AWS adapters: DynamoDB (one table, laid out as in `docs/architecture-notes.md`) and SQS.
+//!
+//! * [`DynamoTable`] implements every storage port on the single table; [`aws_stores`] wraps it
+//!   into [`Stores`]. [`create_table`] creates the table (tests, the local stack's
+//!   `--create-resources`).
+//! * [`SqsQueue`] implements [`DeliveryQueue`](crate::ports::DeliveryQueue),
+//!   [`QueueConsumer`](crate::ports::QueueConsumer) and
+//!   [`DeadLetterQueue`](crate::ports::DeadLetterQueue); [`create_queues`] creates a queue and its
+//!   dead-letter queue.
+//!
+//! Conventions shared by every DynamoDB adapter:
+//! * conditional-check failures become [`StoreError::Conflict`](crate::error::StoreError) (or
+//!   `LimitReached`, or a `false`/`Claim` answer where the port says so); transport and service
+//!   errors become `StoreError::Unavailable` with the SDK's full error context;
+//! * `expires_at` (Unix seconds, the table's TTL attribute) is checked by every reader, because TTL
+//!   deletion is lazy (hours on AWS, never on DynamoDB Local);
+//! * instants that need sub-second precision (lease ends) are stored as Unix milliseconds;
+//! * pagination cursors are base64url JSON of the last returned item's key attributes (what
+//!   DynamoDB calls `LastEvaluatedKey`); a cursor that does not decode, or that points into another
+//!   partition, is `StoreError::BadCursor`.
+
+mod api_keys;
+mod attempts;
+mod calls;
+mod common;
+mod dedupe;
+mod events;
+mod idempotency;
+mod leases;
+mod presence;
+mod rate_limits;
+mod sqs;
+mod subscriptions;
+mod table;
+
+use std::sync::Arc;
+
+pub use sqs::{create_queues, SqsQueue, MAX_RECEIVE_COUNT};
+pub use table::{create_table, TTL_ATTRIBUTE};
+
+use crate::ports::Stores;
+
+/// The single DynamoDB table every store lives in. Cheap to clone (the client is an `Arc`).
+#[derive(Debug, Clone)]
+pub struct DynamoTable {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+impl DynamoTable {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+/// Every store, on one DynamoDB table.
+pub fn aws_stores(table: DynamoTable) -> Stores {
+    Stores {
+        subscriptions: Arc::new(table.clone()),
+        api_keys: Arc::new(table.clone()),
+        calls: Arc::new(table.clone()),
+        dedupe: Arc::new(table.clone()),
+        presence: Arc::new(table.clone()),
+        leases: Arc::new(table.clone()),
+        attempts: Arc::new(table.clone()),
+        events: Arc::new(table.clone()),
+        rate_limits: Arc::new(table.clone()),
+        idempotency: Arc::new(table),
+    }
+}
+
+/// The DynamoDB and SQS clients, built once (per cold start) from the environment: region,
+/// credentials, and endpoint overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`,
+/// `AWS_ENDPOINT_URL_SQS`, honoured by the SDK itself).
+pub async fn aws_clients() -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config))
+}

@@ -1,0 +1,54 @@
+//! SQS function: signs and POSTs delivery jobs with retries, attempt log and DLQ.
+//!
+//! Cold start: read the configuration, build the AWS clients, the HTTP client (one connection
+//! pool, SSRF-guarded resolver) and the worker once; then serve SQS batches.
+
+use std::sync::Arc;
+
+use delivery_worker::http_sender::ReqwestSender;
+use delivery_worker::{function_handler, Ports, Worker, WorkerConfig};
+use lambda_runtime::{service_fn, LambdaEvent};
+use relay_shared::adapters::aws::{aws_clients, aws_stores, DynamoTable, SqsQueue};
+use relay_shared::clock::SystemClock;
+use relay_shared::config::{required, ProcessEnv};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    relay_shared::logging::init_json_logging();
+    let env = ProcessEnv;
+    let config = WorkerConfig::from_env(&env)?;
+    let table = required(&env, "TABLE_NAME", "the DynamoDB table")?;
+    let queue_url = required(
+        &env,
+        "DELIVERY_QUEUE_URL",
+        "the delivery queue, for retries and deferrals",
+    )?;
+    let dlq_url = required(&env, "DEAD_LETTER_QUEUE_URL", "the dead-letter queue")?;
+    tracing::info!(
+        timeout_ms = config.delivery_timeout.as_millis() as u64,
+        schedule = ?config.schedule.delays,
+        jitter_percent = config.schedule.jitter_percent,
+        allow_http = config.targets.allow_http,
+        allow_private = config.targets.allow_private,
+        allow_cidrs = ?config.targets.allow_cidrs,
+        "delivery-worker starting"
+    );
+
+    let (dynamodb, sqs) = aws_clients().await;
+    let http = Arc::new(ReqwestSender::new(
+        config.targets.clone(),
+        config.max_response_bytes,
+    )?);
+    let ports = Ports {
+        stores: aws_stores(DynamoTable::new(dynamodb, table)),
+        http,
+        queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
+        dlq: Arc::new(SqsQueue::new(sqs, dlq_url)),
+        clock: Arc::new(SystemClock),
+    };
+    let worker = Arc::new(Worker::new(ports, config));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
+        function_handler(worker.clone(), event)
+    }))
+    .await
+}

@@ -1,0 +1,140 @@
+//! CloudWatch embedded-metric-format (EMF) lines: one JSON object per line on stdout, which
+//! CloudWatch Logs turns into metrics without any API call.
+
+use std::sync::Mutex;
+
+use serde_json::{json, Map, Value};
+
+pub const NAMESPACE: &str = "WebexRelay";
+pub const FUNCTION: &str = "delivery-worker";
+
+/// The counters the worker emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// A 2xx from the receiver.
+    Delivered,
+    /// An attempt that failed (any non-2xx, timeout, connection error, refused target).
+    Failed,
+    /// A failed job re-queued for its next attempt.
+    Retried,
+    /// A job parked in the dead-letter queue.
+    DeadLettered,
+    /// A job re-queued without an attempt (rate limit, or received before its `not_before`).
+    Deferred,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Delivered => "Delivered",
+            Metric::Failed => "Failed",
+            Metric::Retried => "Retried",
+            Metric::DeadLettered => "DeadLettered",
+            Metric::Deferred => "Deferred",
+        }
+    }
+}
+
+/// Where the lines go.
+#[derive(Debug, Default)]
+pub enum MetricsSink {
+    /// Lambda: stdout lines are CloudWatch Logs lines.
+    #[default]
+    Stdout,
+    /// Tests: kept in memory.
+    Memory(Mutex<Vec<String>>),
+    /// Nowhere.
+    Off,
+}
+
+impl MetricsSink {
+    pub fn memory() -> Self {
+        Self::Memory(Mutex::new(Vec::new()))
+    }
+
+    /// One EMF document: `count` of `metric` (with the attempt latency when there was one).
+    pub fn emit(
+        &self,
+        metric: Metric,
+        latency_ms: Option<u64>,
+        subscription_id: &str,
+        now_ms: i64,
+    ) {
+        if matches!(self, MetricsSink::Off) {
+            return;
+        }
+        let line = emf_line(metric, latency_ms, subscription_id, now_ms);
+        match self {
+            MetricsSink::Stdout => println!("{line}"),
+            MetricsSink::Memory(lines) => lines.lock().unwrap().push(line),
+            MetricsSink::Off => {}
+        }
+    }
+
+    /// The lines kept by a `Memory` sink.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            MetricsSink::Memory(lines) => lines.lock().unwrap().clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many times `metric` was emitted (memory sink).
+    pub fn count(&self, metric: Metric) -> usize {
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get(metric.name()).is_some())
+            .count()
+    }
+}
+
+/// The EMF document (see the CloudWatch "Embedded metric format specification").
+pub fn emf_line(
+    metric: Metric,
+    latency_ms: Option<u64>,
+    subscription_id: &str,
+    now_ms: i64,
+) -> String {
+    let mut metrics = vec![json!({"Name": metric.name(), "Unit": "Count"})];
+    let mut doc = Map::new();
+    doc.insert("Function".into(), json!(FUNCTION));
+    doc.insert(metric.name().into(), json!(1));
+    if let Some(ms) = latency_ms {
+        metrics.push(json!({"Name": "DeliveryLatency", "Unit": "Milliseconds"}));
+        doc.insert("DeliveryLatency".into(), json!(ms));
+    }
+    // A property, not a dimension (dimensions per subscription would be a cardinality bomb).
+    doc.insert("subscriptionId".into(), json!(subscription_id));
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["Function"]], "Metrics": metrics}]
+        }),
+    );
+    Value::Object(doc).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_document_shape() {
+        let line = emf_line(Metric::Delivered, Some(42), "wh_x", 1_700_000_000_000);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["Delivered"], 1);
+        assert_eq!(v["DeliveryLatency"], 42);
+        assert_eq!(v["Function"], "delivery-worker");
+        let m = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(m["Namespace"], NAMESPACE);
+        assert_eq!(m["Dimensions"][0][0], "Function");
+        assert_eq!(m["Metrics"][1]["Unit"], "Milliseconds");
+        assert!(!line.contains('\n'));
+        let sink = MetricsSink::memory();
+        sink.emit(Metric::Retried, None, "wh_x", 0);
+        assert_eq!(sink.count(Metric::Retried), 1);
+        assert_eq!(sink.count(Metric::Delivered), 0);
+    }
+}

@@ -1,0 +1,246 @@
+//! The SSRF guard through the real sender and the worker: refused targets are permanent failures
+//! (`ssrf_blocked`, no retries, DLQ with the reason) and nothing reaches the receiver.
+
+mod common;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use common::*;
+use delivery_worker::http_sender::ReqwestSender;
+use delivery_worker::ssrf::{Lookup, StaticLookup, SystemLookup, TargetPolicy};
+use delivery_worker::Outcome;
+use relay_shared::clock::SystemClock;
+use relay_shared::delivery::{AttemptStatus, ErrorClass};
+use relay_shared::events::EventType;
+use relay_shared::ports::{HttpSender, OutboundRequest};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn receiver() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Fixed names first, then the system resolver (so `localhost` is resolved for real).
+struct TestLookup(StaticLookup);
+
+impl Lookup for TestLookup {
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+        if self.0 .0.contains_key(&host.to_ascii_lowercase()) {
+            self.0.lookup(host)
+        } else {
+            SystemLookup.lookup(host)
+        }
+    }
+}
+
+/// Names that resolve to fixed addresses (a DNS name pointing at loopback / metadata / mixed).
+fn lookup() -> Arc<TestLookup> {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let mut t = HashMap::new();
+    t.insert("loopback.example.test".to_owned(), vec![ip("127.0.0.1")]);
+    t.insert(
+        "metadata.example.test".to_owned(),
+        vec![ip("169.254.169.254")],
+    );
+    t.insert(
+        "mixed.example.test".to_owned(),
+        vec![ip("93.184.215.14"), ip("10.0.0.7")],
+    );
+    t.insert("v6.example.test".to_owned(), vec![ip("::ffff:127.0.0.1")]);
+    t.insert("receiver.example.test".to_owned(), vec![ip("127.0.0.1")]);
+    Arc::new(TestLookup(StaticLookup(t)))
+}
+
+fn harness(policy: TargetPolicy) -> Harness {
+    let mut config = test_config(5);
+    config.targets = policy.clone();
+    let http = Arc::new(ReqwestSender::with_lookup(policy, 65536, lookup()).unwrap());
+    Harness::with(config, http, Arc::new(SystemClock))
+}
+
+fn strict_http() -> TargetPolicy {
+    // http allowed so the test receiver's scheme is not what refuses it: the address is.
+    TargetPolicy {
+        allow_http: true,
+        allow_private: false,
+        allow_cidrs: vec![],
+    }
+}
+
+async fn assert_blocked(h: &Harness, url: &str) {
+    let sub = subscription(url);
+    h.add(&sub).await;
+    let o = h
+        .worker
+        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
+        .await;
+    match &o {
+        Outcome::DeadLettered { reason } => {
+            assert!(reason.contains("ssrf_blocked"), "{url}: {reason}")
+        }
+        other => panic!("{url}: expected a dead-lettered job, got {other:?}"),
+    }
+    let log = h.attempts(&sub.id).await;
+    assert_eq!(log.len(), 1, "{url}");
+    assert_eq!(
+        (log[0].status, log[0].error_class),
+        (AttemptStatus::Failed, Some(ErrorClass::SsrfBlocked)),
+        "{url}: {:?}",
+        log[0]
+    );
+    assert!(h.queue.is_empty(), "{url}: no retries for a refused target");
+    let parked = h.parked_jobs();
+    let mine = parked
+        .iter()
+        .find(|j| j.subscription_id == sub.id)
+        .expect("parked");
+    assert!(mine
+        .dead_letter_reason
+        .as_deref()
+        .unwrap()
+        .contains("ssrf_blocked"));
+}
+
+#[tokio::test]
+async fn refuses_every_internal_target_form() {
+    let server = receiver().await;
+    let port = server.address().port();
+    let h = harness(strict_http());
+    let urls = [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://2130706433:{port}/hook"),
+        format!("http://0x7f.1:{port}/hook"),
+        format!("http://0x7f000001:{port}/hook"),
+        format!("http://0177.0.0.1:{port}/hook"),
+        format!("http://127.1:{port}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        format!("http://[::1]:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://LOCALHOST.:{port}/hook"),
+        format!("http://loopback.example.test:{port}/hook"),
+        format!("http://v6.example.test:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://metadata.example.test/latest/meta-data/".to_owned(),
+        "http://mixed.example.test/hook".to_owned(),
+        "http://10.0.0.1/hook".to_owned(),
+        "http://172.16.5.4/hook".to_owned(),
+        "http://192.168.0.1/hook".to_owned(),
+        "http://100.64.0.1/hook".to_owned(),
+        "http://0.0.0.0/hook".to_owned(),
+        "http://255.255.255.255/hook".to_owned(),
+        "http://224.0.0.1/hook".to_owned(),
+        "http://240.0.0.1/hook".to_owned(),
+        "http://192.0.0.1/hook".to_owned(),
+        "http://198.18.0.1/hook".to_owned(),
+        "http://192.0.2.1/hook".to_owned(),
+        "http://[fd00::1]/hook".to_owned(),
+        "http://[fe80::1]/hook".to_owned(),
+        "http://[64:ff9b::a9fe:a9fe]/hook".to_owned(),
+        "http://[2002:7f00:1::1]/hook".to_owned(),
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook".to_owned(),
+        "http://[ff02::1]/hook".to_owned(),
+    ];
+    for url in &urls {
+        assert_blocked(&h, url).await;
+    }
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing reached the receiver"
+    );
+}
+
+#[tokio::test]
+async fn https_only_by_default() {
+    let h = harness(TargetPolicy::default());
+    assert_blocked(&h, "http://example.com/hook").await;
+    assert_blocked(&h, "ftp://example.com/hook").await;
+}
+
+#[tokio::test]
+async fn allow_list_overrides_for_literals_and_names() {
+    let server = receiver().await;
+    let port = server.address().port();
+    let policy = TargetPolicy {
+        allow_http: true,
+        allow_private: false,
+        allow_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
+    };
+    let h = harness(policy);
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://2130706433:{port}/hook"),
+        format!("http://receiver.example.test:{port}/hook"),
+    ] {
+        let sub = subscription(&url);
+        h.add(&sub).await;
+        let o = h
+            .worker
+            .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
+            .await;
+        assert!(matches!(o, Outcome::Delivered { .. }), "{url}: {o:?}");
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    // Outside the allow-list: still refused.
+    assert_blocked(&h, "http://127.0.0.2/hook").await;
+    assert_blocked(&h, "http://169.254.169.254/hook").await;
+}
+
+#[tokio::test]
+async fn allow_private_targets_disables_the_address_check() {
+    let server = receiver().await;
+    let port = server.address().port();
+    let h = harness(TargetPolicy {
+        allow_http: true,
+        allow_private: true,
+        allow_cidrs: vec![],
+    });
+    let sub = subscription(&format!("http://loopback.example.test:{port}/hook"));
+    h.add(&sub).await;
+    let o = h
+        .worker
+        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
+        .await;
+    assert!(matches!(o, Outcome::Delivered { .. }), "{o:?}");
+}
+
+#[tokio::test]
+async fn sender_classifies_dns_failures_and_blocks() {
+    let sender = ReqwestSender::with_lookup(strict_http(), 1024, lookup()).unwrap();
+    let req = |url: &str| OutboundRequest {
+        url: url.into(),
+        headers: vec![("content-type", "application/json".into())],
+        body: Arc::from("{}"),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let e = sender
+        .post(req("http://no-such-host.example.test/"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Dns, "{e}");
+    assert!(!e.permanent);
+    let e = sender
+        .post(req("http://metadata.example.test/"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::SsrfBlocked, "{e}");
+    assert!(e.permanent);
+    let e = sender.post(req("http://0177.0.0.1/")).await.unwrap_err();
+    assert_eq!(e.class, ErrorClass::SsrfBlocked, "{e}");
+    let e = sender
+        .post(req("http://[::ffff:127.0.0.1]/"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::SsrfBlocked, "{e}");
+}

@@ -1,0 +1,298 @@
+//! The pure presence diff: which people of a complete listing changed since the last-known state.
+//!
+//! A person is compared through a *fingerprint* of the configured fields (`PRESENCE_DIFF_FIELDS`,
+//! default just `status`). With a single field whose value is a string the fingerprint is that
+//! string (so the stored state stays readable, e.g. `active`); otherwise it is a compact JSON array
+//! of the fields' values (`null` for a missing field).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use relay_shared::webex::Person;
+use serde_json::Value;
+
+/// One field of a Webex person that the diff compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    Status,
+    LastActivity,
+    LastModified,
+    DisplayName,
+    NickName,
+    FirstName,
+    LastName,
+    Emails,
+    SipAddresses,
+    OrgId,
+    Type,
+    Department,
+    /// Any other top-level field Webex returns (kept in `Person::extra`), by its JSON name.
+    Other(String),
+}
+
+impl Field {
+    /// A field by its Webex JSON name (`status`, `lastActivity`, `displayName`, …).
+    pub fn from_name(name: &str) -> Field {
+        match name {
+            "status" => Field::Status,
+            "lastActivity" => Field::LastActivity,
+            "lastModified" => Field::LastModified,
+            "displayName" => Field::DisplayName,
+            "nickName" => Field::NickName,
+            "firstName" => Field::FirstName,
+            "lastName" => Field::LastName,
+            "emails" => Field::Emails,
+            "sipAddresses" => Field::SipAddresses,
+            "orgId" => Field::OrgId,
+            "type" => Field::Type,
+            "department" => Field::Department,
+            other => Field::Other(other.to_owned()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Field::Status => "status",
+            Field::LastActivity => "lastActivity",
+            Field::LastModified => "lastModified",
+            Field::DisplayName => "displayName",
+            Field::NickName => "nickName",
+            Field::FirstName => "firstName",
+            Field::LastName => "lastName",
+            Field::Emails => "emails",
+            Field::SipAddresses => "sipAddresses",
+            Field::OrgId => "orgId",
+            Field::Type => "type",
+            Field::Department => "department",
+            Field::Other(name) => name,
+        }
+    }
+
+    /// The field's value as a string, when it is one (the fast path of the default diff).
+    fn as_str<'p>(&self, p: &'p Person) -> Option<Option<&'p str>> {
+        let s = match self {
+            Field::Status => p.status.as_deref(),
+            Field::LastActivity => p.last_activity.as_deref(),
+            Field::LastModified => p.last_modified.as_deref(),
+            Field::DisplayName => p.display_name.as_deref(),
+            Field::NickName => p.nick_name.as_deref(),
+            Field::FirstName => p.first_name.as_deref(),
+            Field::LastName => p.last_name.as_deref(),
+            Field::OrgId => p.org_id.as_deref(),
+            Field::Type => p.person_type.as_deref(),
+            Field::Department => p.department.as_deref(),
+            Field::Other(name) => match p.extra.get(name) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(_) => return None,
+            },
+            Field::Emails | Field::SipAddresses => return None,
+        };
+        Some(s)
+    }
+
+    /// Appends the field's value as compact JSON (`null` when missing).
+    fn write_json(&self, p: &Person, out: &mut String) {
+        let json = match self {
+            Field::Emails => serde_json::to_string(&p.emails),
+            Field::SipAddresses => serde_json::to_string(&p.sip_addresses),
+            Field::Other(name) => serde_json::to_string(p.extra.get(name).unwrap_or(&Value::Null)),
+            _ => serde_json::to_string(&self.as_str(p).flatten()),
+        };
+        out.push_str(&json.expect("serialising JSON values cannot fail"));
+    }
+}
+
+/// The fields compared, in order (`PRESENCE_DIFF_FIELDS`, comma-separated Webex field names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffFields(Vec<Field>);
+
+impl Default for DiffFields {
+    fn default() -> Self {
+        DiffFields(vec![Field::Status])
+    }
+}
+
+impl DiffFields {
+    /// `status`, `status,lastActivity`, `status, displayName, department`, …
+    pub fn parse(spec: &str) -> Result<DiffFields, String> {
+        let mut fields = Vec::new();
+        for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if name == "id" {
+                return Err("`id` identifies a person and cannot be a diff field".into());
+            }
+            let f = Field::from_name(name);
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+        }
+        if fields.is_empty() {
+            return Err("expected a comma-separated list of Webex person fields, e.g. `status` or `status,lastActivity`".into());
+        }
+        Ok(DiffFields(fields))
+    }
+
+    pub fn fields(&self) -> &[Field] {
+        &self.0
+    }
+
+    /// The comma-separated names (for logs and the summary).
+    pub fn names(&self) -> String {
+        self.0.iter().map(Field::name).collect::<Vec<_>>().join(",")
+    }
+
+    /// Writes `person`'s fingerprint into `out` (cleared first), reusing its allocation.
+    pub fn fingerprint_into(&self, person: &Person, out: &mut String) {
+        out.clear();
+        if let [single] = self.0.as_slice() {
+            match single.as_str(person) {
+                Some(Some(s)) => out.push_str(s),
+                Some(None) => {}
+                None => single.write_json(person, out),
+            }
+            return;
+        }
+        out.push('[');
+        for (i, f) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            f.write_json(person, out);
+        }
+        out.push(']');
+    }
+
+    pub fn fingerprint(&self, person: &Person) -> String {
+        let mut s = String::new();
+        self.fingerprint_into(person, &mut s);
+        s
+    }
+}
+
+/// One changed person: its index in the listing and its new fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub index: usize,
+    pub fingerprint: String,
+    /// `false` for a person not seen before (added to the org since the state was recorded).
+    pub known_before: bool,
+}
+
+/// The people of `listing` whose fingerprint differs from `known` (person id → fingerprint), in
+/// listing order. People absent from the listing are not changes (the caller only diffs complete
+/// listings, and a person leaving the org is not a presence change). A person not in `known` is a
+/// change (`known_before == false`).
+pub fn diff(known: &HashMap<String, String>, listing: &[Person], fields: &DiffFields) -> Vec<Change> {
+    let mut buf = String::with_capacity(64);
+    let mut changes = Vec::new();
+    for (index, person) in listing.iter().enumerate() {
+        fields.fingerprint_into(person, &mut buf);
+        match known.get(person.id.as_str()) {
+            Some(previous) if *previous == buf => {}
+            previous => changes.push(Change { index, fingerprint: buf.clone(), known_before: previous.is_some() }),
+        }
+    }
+    changes
+}
+
+/// Every person of the listing with its fingerprint (the baseline of a first run).
+pub fn baseline(listing: &[Person], fields: &DiffFields) -> Vec<Change> {
+    listing
+        .iter()
+        .enumerate()
+        .map(|(index, p)| Change { index, fingerprint: fields.fingerprint(p), known_before: false })
+        .collect()
+}
+
+/// A short, stable description of a set of changes for logs (`3 changed: a→active, …`).
+pub fn describe(listing: &[Person], changes: &[Change], limit: usize) -> String {
+    let mut s = format!("{} changed", changes.len());
+    for (i, c) in changes.iter().take(limit).enumerate() {
+        let _ = write!(s, "{}{}→{}", if i == 0 { ": " } else { ", " }, listing[c.index].id, c.fingerprint);
+    }
+    if changes.len() > limit {
+        s.push_str(", …");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn person(v: Value) -> Person {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn known(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn status_change_is_a_change_last_activity_alone_is_not() {
+        let listing = vec![
+            person(json!({"id":"a","status":"active","lastActivity":"2025-06-30T10:10:00Z"})),
+            person(json!({"id":"b","status":"DoNotDisturb","lastActivity":"2025-06-30T10:11:00Z"})),
+            person(json!({"id":"c","status":"inactive"})),
+        ];
+        let fields = DiffFields::default();
+        let k = known(&[("a", "active"), ("b", "active"), ("c", "inactive")]);
+        let changes = diff(&k, &listing, &fields);
+        assert_eq!(changes, vec![Change { index: 1, fingerprint: "DoNotDisturb".into(), known_before: true }]);
+    }
+
+    #[test]
+    fn new_people_are_changes_and_absent_people_are_not() {
+        let listing = vec![person(json!({"id":"a","status":"active"})), person(json!({"id":"n","status":"active"}))];
+        let k = known(&[("a", "active"), ("gone", "active")]);
+        let changes = diff(&k, &listing, &DiffFields::default());
+        assert_eq!(changes, vec![Change { index: 1, fingerprint: "active".into(), known_before: false }]);
+    }
+
+    #[test]
+    fn missing_status_has_an_empty_fingerprint() {
+        let listing = vec![person(json!({"id":"a"}))];
+        let fields = DiffFields::default();
+        assert_eq!(fields.fingerprint(&listing[0]), "");
+        assert!(diff(&known(&[("a", "")]), &listing, &fields).is_empty());
+        assert_eq!(diff(&known(&[("a", "active")]), &listing, &fields).len(), 1);
+    }
+
+    #[test]
+    fn several_fields_fingerprint_as_a_json_array() {
+        let fields = DiffFields::parse(" status , lastActivity,customThing,emails ").unwrap();
+        assert_eq!(fields.names(), "status,lastActivity,customThing,emails");
+        let p = person(json!({"id":"a","status":"active","customThing":{"x":1},"emails":["a@x"]}));
+        assert_eq!(fields.fingerprint(&p), r#"["active",null,{"x":1},["a@x"]]"#);
+        let p2 = person(json!({"id":"a","status":"active","lastActivity":"t2","customThing":{"x":1},"emails":["a@x"]}));
+        let k: HashMap<String, String> = [("a".to_string(), fields.fingerprint(&p))].into();
+        assert_eq!(diff(&k, &[p2], &fields).len(), 1, "lastActivity counts once configured");
+    }
+
+    #[test]
+    fn single_non_string_field_uses_json() {
+        let fields = DiffFields::parse("emails").unwrap();
+        let p = person(json!({"id":"a","emails":["a@x","b@x"]}));
+        assert_eq!(fields.fingerprint(&p), r#"["a@x","b@x"]"#);
+        let fields = DiffFields::parse("score").unwrap();
+        assert_eq!(fields.fingerprint(&person(json!({"id":"a","score":3}))), "3");
+        assert_eq!(fields.fingerprint(&person(json!({"id":"a","score":"3"}))), "3");
+    }
+
+    #[test]
+    fn parse_rejects_empty_and_id() {
+        assert!(DiffFields::parse("").is_err());
+        assert!(DiffFields::parse(" , ").is_err());
+        assert!(DiffFields::parse("status,id").is_err());
+        assert_eq!(DiffFields::parse("status,status").unwrap(), DiffFields::default());
+    }
+
+    #[test]
+    fn baseline_and_describe() {
+        let listing = vec![person(json!({"id":"a","status":"active"})), person(json!({"id":"b","status":"inactive"}))];
+        let b = baseline(&listing, &DiffFields::default());
+        assert_eq!(b.len(), 2);
+        assert_eq!(describe(&listing, &b, 1), "2 changed: a→active, …");
+    }
+}

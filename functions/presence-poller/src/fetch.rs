@@ -1,0 +1,178 @@
+//! One complete listing of the org's people: `GET /v1/people?orgId=…[&locationId=…]&max=…`, then
+//! every `Link: rel="next"` page. A listing is either complete or an error: a partial listing is
+//! never returned (so it can never be diffed as if people vanished).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use relay_shared::ports::{PeoplePage, WebexClient};
+use relay_shared::webex::Person;
+use relay_shared::webex_api::WebexApiError;
+use tokio::time::Instant;
+
+use crate::config::PollerConfig;
+
+/// Guards against a Link chain that never ends (10 million people at the largest page size).
+const MAX_PAGES: u32 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchError {
+    #[error("the invocation deadline came before the listing was complete ({pages} page(s) fetched)")]
+    Deadline { pages: u32 },
+    #[error("Webex rate limit (HTTP {status}) on page {page}: waiting {retry_after:?} before the next call")]
+    RateLimited { status: u16, page: u32, retry_after: Duration },
+    #[error("Webex error on page {page}: {source}")]
+    Webex {
+        page: u32,
+        #[source]
+        source: WebexApiError,
+    },
+    #[error("Webex pagination did not end (repeated Link URL or more than {MAX_PAGES} pages)")]
+    Pagination,
+}
+
+impl FetchError {
+    /// How long Webex asked us to wait before calling again, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// A short machine-readable kind for the summary.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Deadline { .. } => "deadline",
+            FetchError::RateLimited { .. } => "rate_limited",
+            FetchError::Webex { source: WebexApiError::Unauthorized, .. } => "unauthorized",
+            FetchError::Webex { source: WebexApiError::Status { status, .. }, .. } if *status >= 500 => "webex_5xx",
+            FetchError::Webex { source: WebexApiError::Transport(_), .. } => "transport",
+            FetchError::Webex { .. } => "webex",
+            FetchError::Pagination => "pagination",
+        }
+    }
+}
+
+/// A complete listing and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// Every person once (a person repeated across pages is kept at its last position).
+    pub people: Vec<Person>,
+    pub pages: u32,
+}
+
+/// Fetches every page, retrying one page at most `max_retries` times: after a 429/423 it waits
+/// `Retry-After` (capped at `max_retry_after`), after a 5xx or a transport error it backs off
+/// exponentially from `backoff_base`. Nothing waits past `stop_at`. `calls` counts every request.
+pub async fn fetch_listing(webex: &dyn WebexClient, cfg: &PollerConfig, stop_at: Instant, calls: &mut u32) -> Result<Listing, FetchError> {
+    let query = cfg.people_query();
+    let mut people: Vec<Person> = Vec::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0u32;
+    let mut links = HashSet::new();
+    loop {
+        let page = fetch_page(webex, cfg, &query, next.as_deref(), stop_at, pages, calls).await?;
+        pages += 1;
+        people.extend(page.items);
+        match page.next {
+            None => break,
+            Some(n) => {
+                if pages >= MAX_PAGES || !links.insert(n.clone()) {
+                    return Err(FetchError::Pagination);
+                }
+                next = Some(n);
+            }
+        }
+    }
+    Ok(Listing { people: dedupe(people), pages })
+}
+
+/// Keeps the last occurrence of every id (a listing that shifted between pages may repeat one).
+fn dedupe(people: Vec<Person>) -> Vec<Person> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(people.len());
+    let mut dup = vec![false; people.len()];
+    let mut any = false;
+    for (i, p) in people.iter().enumerate().rev() {
+        if !seen.insert(p.id.as_str()) {
+            dup[i] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return people;
+    }
+    tracing::debug!("the people listing repeated some ids; keeping their last occurrence");
+    people.into_iter().zip(dup).filter(|(_, d)| !d).map(|(p, _)| p).collect()
+}
+
+async fn fetch_page(
+    webex: &dyn WebexClient,
+    cfg: &PollerConfig,
+    query: &[(String, String)],
+    next: Option<&str>,
+    stop_at: Instant,
+    page: u32,
+    calls: &mut u32,
+) -> Result<PeoplePage, FetchError> {
+    let mut retries = 0u32;
+    loop {
+        *calls += 1;
+        let err = match tokio::time::timeout_at(stop_at, webex.list_people(query, next)).await {
+            Err(_elapsed) => return Err(FetchError::Deadline { pages: page }),
+            Ok(Ok(p)) => return Ok(p),
+            Ok(Err(e)) => e,
+        };
+        let backoff = cfg.backoff_base.saturating_mul(1 << retries.min(16));
+        let (wait, fail) = match &err {
+            WebexApiError::RateLimited { status, retry_after_seconds } => {
+                let wait = retry_after_seconds.map(Duration::from_secs).unwrap_or(backoff).min(cfg.max_retry_after);
+                (wait, FetchError::RateLimited { status: *status, page, retry_after: wait })
+            }
+            WebexApiError::Status { status, .. } if *status >= 500 => (backoff, FetchError::Webex { page, source: err.clone() }),
+            WebexApiError::Transport(_) => (backoff, FetchError::Webex { page, source: err.clone() }),
+            _ => return Err(FetchError::Webex { page, source: err }),
+        };
+        if retries >= cfg.max_retries {
+            return Err(fail);
+        }
+        if Instant::now() + wait >= stop_at {
+            // No time left to wait: the cycle fails, and a rate limit still tells the loop to wait.
+            return Err(match fail {
+                f @ FetchError::RateLimited { .. } => f,
+                _ => FetchError::Deadline { pages: page },
+            });
+        }
+        retries += 1;
+        tracing::warn!(page, retry = retries, wait_ms = wait.as_millis() as u64, error = %err, "Webex people listing failed; retrying");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(id: &str, s: &str) -> Person {
+        serde_json::from_value(json!({"id": id, "status": s})).unwrap()
+    }
+
+    #[test]
+    fn dedupe_keeps_the_last_occurrence() {
+        let out = dedupe(vec![p("a", "1"), p("b", "1"), p("a", "2")]);
+        assert_eq!(out, vec![p("b", "1"), p("a", "2")]);
+        let same = vec![p("a", "1"), p("b", "1")];
+        assert_eq!(dedupe(same.clone()), same);
+    }
+
+    #[test]
+    fn error_kinds() {
+        assert_eq!(FetchError::Deadline { pages: 1 }.kind(), "deadline");
+        let e = FetchError::Webex { page: 0, source: WebexApiError::Status { status: 503, message: String::new() } };
+        assert_eq!(e.kind(), "webex_5xx");
+        assert_eq!(e.retry_after(), None);
+        let e = FetchError::RateLimited { status: 429, page: 2, retry_after: Duration::from_secs(3) };
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+    }
+}

@@ -1,0 +1,50 @@
+//! The Lambda handler: any JSON input (EventBridge Scheduler's raw `Input`, `{}`, or the classic
+//! scheduled-event envelope), the deadline from the context, a JSON summary back.
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+use crate::{Poller, RunOptions, Summary};
+
+/// What triggered the invocation (for the logs only: every input polls the same way).
+pub fn trigger_of(payload: &Value) -> &'static str {
+    let envelope = serde_json::from_value::<aws_lambda_events::eventbridge::EventBridgeEvent>(payload.clone());
+    match envelope {
+        Ok(e) if e.detail_type == "Scheduled Event" => "scheduled-event",
+        Ok(_) => "eventbridge-event",
+        Err(_) if payload.is_object() => "scheduler-input",
+        Err(_) => "other",
+    }
+}
+
+/// The run options of an invocation: holder = request id, stop = deadline − safety margin.
+pub fn run_options(poller: &Poller, ctx: &Context) -> RunOptions {
+    let holder = if ctx.request_id.is_empty() { format!("local-{}", std::process::id()) } else { ctx.request_id.clone() };
+    RunOptions::for_deadline(holder, ctx.deadline, poller.config().safety_margin)
+}
+
+pub async fn handle(poller: &Poller, event: LambdaEvent<Value>) -> Result<Summary, lambda_runtime::Error> {
+    let (payload, ctx) = event.into_parts();
+    tracing::info!(trigger = trigger_of(&payload), request_id = %ctx.request_id, deadline_ms = ctx.deadline, "presence poller invoked");
+    Ok(poller.run(run_options(poller, &ctx)).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn triggers() {
+        let classic = json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-23T12:00:00Z", "region": "eu-west-1",
+            "resources": ["arn:aws:events:eu-west-1:123456789012:rule/presence"], "detail": {}
+        });
+        assert_eq!(trigger_of(&classic), "scheduled-event");
+        assert_eq!(trigger_of(&json!({})), "scheduler-input");
+        assert_eq!(trigger_of(&json!({"source": "webex-relay.scheduler"})), "scheduler-input");
+        assert_eq!(trigger_of(&json!("ping")), "other");
+        assert_eq!(trigger_of(&Value::Null), "other");
+    }
+}

@@ -1,0 +1,433 @@
+//! # presence-poller
+//!
+//! Seed 000 made real: once a minute an invocation takes the org's lease, loads the last-known
+//! presence states once, then every `PRESENCE_POLL_INTERVAL_MS` lists the org's people from Webex
+//! (`GET /v1/people`, all pages), diffs the complete listing against the states in memory, emits
+//! one `presence:changed` event per cycle with changes (body exactly as seed 000, split under
+//! 256 KiB), fans it out to the org's subscriptions, and writes only the changed states — until the
+//! invocation deadline minus a safety margin.
+//!
+//! The core (`Poller`) only sees ports, so the same code runs on Lambda (`handler`), in the local
+//! stack and in the tests.
+
+pub mod config;
+pub mod diff;
+pub mod emit;
+pub mod fetch;
+pub mod handler;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_shared::error::StoreError;
+use relay_shared::ports::{Clock, DeliveryQueue, EventLog, LeaseStore, PresenceRecord, PresenceStore, Stores, SubscriptionStore, WebexClient};
+use serde::{Deserialize, Serialize};
+use tokio::time::{Instant, MissedTickBehavior};
+
+pub use config::PollerConfig;
+use emit::{EmitError, Emitted, Outbox};
+use fetch::FetchError;
+
+/// How many error messages a summary keeps.
+const MAX_SUMMARY_ERRORS: usize = 20;
+
+/// The presence poller of one org (or one location of it).
+pub struct Poller {
+    presence: Arc<dyn PresenceStore>,
+    leases: Arc<dyn LeaseStore>,
+    subscriptions: Arc<dyn SubscriptionStore>,
+    events: Arc<dyn EventLog>,
+    webex: Arc<dyn WebexClient>,
+    queue: Arc<dyn DeliveryQueue>,
+    clock: Arc<dyn Clock>,
+    config: PollerConfig,
+}
+
+/// How one run (one invocation) is bounded.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Who holds the lease (the Lambda request id).
+    pub holder: String,
+    /// No cycle starts at or after this instant, and none waits past it.
+    pub stop_at: Instant,
+    /// Stop after this many cycles (tests; `None` on Lambda).
+    pub max_cycles: Option<u32>,
+}
+
+impl RunOptions {
+    pub fn until(holder: impl Into<String>, stop_at: Instant) -> Self {
+        Self { holder: holder.into(), stop_at, max_cycles: None }
+    }
+
+    /// Stops `safety_margin` before a Lambda deadline given in milliseconds since the Unix epoch.
+    pub fn for_deadline(holder: impl Into<String>, deadline_epoch_ms: u64, safety_margin: Duration) -> Self {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+        Self::until(holder, Instant::now() + remaining.saturating_sub(safety_margin))
+    }
+
+    pub fn max_cycles(mut self, n: u32) -> Self {
+        self.max_cycles = Some(n);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The loop ran (some cycles may have failed: see `failedCycles` and `errors`).
+    Completed,
+    /// Another poller holds the lease, or no time was left: nothing was polled.
+    Skipped,
+    /// The lease could not be taken because the store failed.
+    Failed,
+}
+
+/// What an invocation returns (and logs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub org_id: String,
+    pub holder: String,
+    /// Cycles attempted (failed ones included).
+    pub cycles: u32,
+    pub failed_cycles: u32,
+    /// Ticks not polled because of a back-off or a `Retry-After`.
+    pub skipped_ticks: u32,
+    /// People in the last complete listing.
+    pub people_seen: usize,
+    /// Changed people emitted (over every cycle).
+    pub changes: usize,
+    /// People recorded as the baseline of a first run (emitted only with `PRESENCE_EMIT_BASELINE`).
+    pub baseline_recorded: usize,
+    pub events: usize,
+    pub jobs: usize,
+    pub webex_calls: u32,
+    pub state_loads: u32,
+    pub state_records_written: usize,
+    pub error_count: u32,
+    pub errors: Vec<String>,
+    pub duration_ms: u64,
+}
+
+impl Summary {
+    fn new(config: &PollerConfig, holder: &str, status: RunStatus) -> Self {
+        Self {
+            status,
+            reason: None,
+            org_id: config.org_id.clone(),
+            holder: holder.to_owned(),
+            cycles: 0,
+            failed_cycles: 0,
+            skipped_ticks: 0,
+            people_seen: 0,
+            changes: 0,
+            baseline_recorded: 0,
+            events: 0,
+            jobs: 0,
+            webex_calls: 0,
+            state_loads: 0,
+            state_records_written: 0,
+            error_count: 0,
+            errors: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+
+    fn error(&mut self, message: String) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_SUMMARY_ERRORS {
+            self.errors.push(message);
+        }
+    }
+
+    fn absorb(&mut self, r: &CycleReport) {
+        self.cycles += 1;
+        self.webex_calls += r.webex_calls;
+        self.state_loads += r.state_loads;
+        self.state_records_written += r.written;
+        if let Some(people) = r.people {
+            self.people_seen = people;
+        }
+        if r.baseline {
+            self.baseline_recorded += r.changes;
+        }
+        if r.emitted.events > 0 {
+            self.changes += r.changes;
+        }
+        self.events += r.emitted.events;
+        self.jobs += r.emitted.jobs;
+        if let Some(e) = &r.error {
+            self.failed_cycles += 1;
+            self.error(format!("cycle {}: {e}", self.cycles));
+        }
+        if let Some(e) = &r.write_error {
+            self.error(format!("cycle {}: state write: {e}", self.cycles));
+        }
+    }
+}
+
+/// Why a cycle did nothing (it is skipped: logged, counted, never fatal, never a false change).
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error("loading the last-known states: {0}")]
+    Load(StoreError),
+    #[error("listing people: {0}")]
+    Fetch(#[from] FetchError),
+    #[error("emitting: {0}")]
+    Emit(#[from] EmitError),
+}
+
+impl CycleError {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CycleError::Fetch(f) => f.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Default)]
+pub struct CycleReport {
+    /// People in the complete listing (`None` when the listing failed).
+    pub people: Option<usize>,
+    /// Changed people (or, on a baseline cycle, every person).
+    pub changes: usize,
+    /// This cycle recorded the first-run baseline.
+    pub baseline: bool,
+    pub emitted: Emitted,
+    /// State records written.
+    pub written: usize,
+    pub webex_calls: u32,
+    pub state_loads: u32,
+    pub error: Option<CycleError>,
+    /// Writing the changed states failed (they are kept and retried next cycle).
+    pub write_error: Option<StoreError>,
+}
+
+impl Poller {
+    pub fn new(stores: &Stores, webex: Arc<dyn WebexClient>, queue: Arc<dyn DeliveryQueue>, clock: Arc<dyn Clock>, config: PollerConfig) -> Self {
+        Self {
+            presence: stores.presence.clone(),
+            leases: stores.leases.clone(),
+            subscriptions: stores.subscriptions.clone(),
+            events: stores.events.clone(),
+            webex,
+            queue,
+            clock,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &PollerConfig {
+        &self.config
+    }
+
+    /// A fresh session: last-known states are loaded on its first cycle, then kept in memory.
+    pub fn session(&self) -> Session<'_> {
+        Session { poller: self, known: None, needs_baseline: false, pending: HashMap::new(), last_version: 0, flushed_on_exit: 0 }
+    }
+
+    /// One invocation: lease, then cycles on a fixed-rate ticker until `stop_at`, then release.
+    pub async fn run(&self, opts: RunOptions) -> Summary {
+        let started = Instant::now();
+        let cfg = &self.config;
+        let mut summary = Summary::new(cfg, &opts.holder, RunStatus::Completed);
+        let remaining = opts.stop_at.saturating_duration_since(started);
+        if remaining.is_zero() {
+            summary.status = RunStatus::Skipped;
+            summary.reason = Some("no time left before the invocation deadline (minus the safety margin)".into());
+            return summary;
+        }
+
+        let lease = cfg.lease_name();
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(remaining + cfg.lease_grace).unwrap_or(chrono::Duration::MAX);
+        match self.leases.acquire(&lease, &opts.holder, now, until).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(lease, "another presence poller holds the lease; skipping this invocation");
+                summary.status = RunStatus::Skipped;
+                summary.reason = Some(format!("lease `{lease}` is held by another poller"));
+                return summary;
+            }
+            Err(e) => {
+                tracing::error!(lease, error = %e, "could not take the lease; not polling");
+                summary.status = RunStatus::Failed;
+                summary.reason = Some(format!("lease `{lease}`: {e}"));
+                summary.error(e.to_string());
+                return summary;
+            }
+        }
+
+        let mut session = self.session();
+        let mut ticker = tokio::time::interval_at(started, cfg.poll_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut resume_at: Option<Instant> = None;
+        let mut failures = 0u32;
+        loop {
+            if opts.max_cycles.is_some_and(|max| summary.cycles >= max) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(opts.stop_at) => break,
+                _ = ticker.tick() => {}
+            }
+            let tick = Instant::now();
+            if tick >= opts.stop_at {
+                break;
+            }
+            if resume_at.is_some_and(|r| tick < r) {
+                summary.skipped_ticks += 1;
+                continue;
+            }
+            let report = session.cycle(opts.stop_at).await;
+            if let Some(e) = &report.error {
+                failures += 1;
+                let backoff = cfg.backoff_base.saturating_mul(1 << (failures - 1).min(16)).min(cfg.backoff_max);
+                let wait = e.retry_after().unwrap_or_default().max(backoff);
+                tracing::warn!(error = %e, consecutive_failures = failures, wait_ms = wait.as_millis() as u64, "presence cycle skipped");
+                resume_at = Some(Instant::now() + wait);
+            } else {
+                failures = 0;
+                resume_at = None;
+            }
+            summary.absorb(&report);
+        }
+
+        if let Err(e) = session.flush().await {
+            summary.error(format!("final state write: {e}"));
+        } else {
+            summary.state_records_written += session.flushed_on_exit;
+        }
+        if let Err(e) = self.leases.release(&lease, &opts.holder).await {
+            tracing::warn!(lease, error = %e, "could not release the lease (it expires on its own)");
+            summary.error(format!("lease release: {e}"));
+        }
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "presence poller finished");
+        summary
+    }
+}
+
+/// The in-memory state of one invocation: the last-known fingerprints (loaded once) and the
+/// records not yet persisted.
+pub struct Session<'p> {
+    poller: &'p Poller,
+    /// person id → fingerprint; `None` until loaded.
+    known: Option<HashMap<String, String>>,
+    /// The store was empty: the next complete listing is the baseline.
+    needs_baseline: bool,
+    /// Changed records whose write failed (retried every cycle and at the end).
+    pending: HashMap<String, PresenceRecord>,
+    last_version: u64,
+    flushed_on_exit: usize,
+}
+
+impl Session<'_> {
+    /// The last-known fingerprints in memory (tests, diagnostics).
+    pub fn known(&self) -> Option<&HashMap<String, String>> {
+        self.known.as_ref()
+    }
+
+    /// One poll: (load once), list every page, diff, emit, write the changes.
+    pub async fn cycle(&mut self, stop_at: Instant) -> CycleReport {
+        let p = self.poller;
+        let cfg = &p.config;
+        let mut report = CycleReport::default();
+        let now = p.clock.now();
+        // The state version is the cycle's time in ms, strictly increasing within a session.
+        let version = (now.timestamp_millis().max(0) as u64).max(self.last_version + 1);
+        self.last_version = version;
+
+        if self.known.is_none() {
+            report.state_loads += 1;
+            match p.presence.load(&cfg.org_id).await {
+                Ok(records) => {
+                    self.needs_baseline = records.is_empty();
+                    self.known = Some(records.into_iter().map(|r| (r.person_id, r.fingerprint)).collect());
+                }
+                Err(e) => {
+                    report.error = Some(CycleError::Load(e));
+                    return report;
+                }
+            }
+        }
+
+        let listing = match fetch::fetch_listing(p.webex.as_ref(), cfg, stop_at, &mut report.webex_calls).await {
+            Ok(l) => l,
+            Err(e) => {
+                report.error = Some(e.into());
+                return report;
+            }
+        };
+        report.people = Some(listing.people.len());
+
+        let known = self.known.as_mut().expect("loaded above");
+        let baseline = self.needs_baseline;
+        let changes = if baseline { diff::baseline(&listing.people, &cfg.diff_fields) } else { diff::diff(known, &listing.people, &cfg.diff_fields) };
+        report.changes = changes.len();
+        report.baseline = baseline;
+
+        if !changes.is_empty() && (!baseline || cfg.emit_baseline) {
+            let people = changes.iter().map(|c| listing.people[c.index].clone()).collect();
+            let outbox = Outbox { subscriptions: p.subscriptions.as_ref(), events: p.events.as_ref(), queue: p.queue.as_ref() };
+            match outbox.emit(&cfg.org_id, people, now, cfg.max_event_bytes, cfg.event_ttl).await {
+                Ok(emitted) => {
+                    tracing::info!(
+                        changes = %diff::describe(&listing.people, &changes, 10),
+                        events = emitted.events,
+                        jobs = emitted.jobs,
+                        "presence changed"
+                    );
+                    report.emitted = emitted;
+                }
+                Err(e) => {
+                    // Nothing is recorded: the same changes are detected (and emitted) next cycle.
+                    report.error = Some(e.into());
+                    return report;
+                }
+            }
+        } else if baseline {
+            tracing::info!(people = changes.len(), "first run: recording the baseline without emitting");
+        }
+
+        for c in changes {
+            let id = listing.people[c.index].id.clone();
+            self.pending.insert(id.clone(), PresenceRecord { person_id: id.clone(), fingerprint: c.fingerprint.clone(), version });
+            known.insert(id, c.fingerprint);
+        }
+        self.needs_baseline = false;
+        match self.write_pending().await {
+            Ok(n) => report.written = n,
+            Err(e) => {
+                tracing::error!(error = %e, pending = self.pending.len(), "writing presence states failed; retrying next cycle");
+                report.write_error = Some(e);
+            }
+        }
+        report
+    }
+
+    async fn write_pending(&mut self) -> Result<usize, StoreError> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<PresenceRecord> = self.pending.values().cloned().collect();
+        self.poller.presence.write(&self.poller.config.org_id, &records).await?;
+        self.pending.clear();
+        Ok(records.len())
+    }
+
+    /// Writes whatever is still pending (the end of a run).
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
+        self.flushed_on_exit = self.write_pending().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,658 @@
+//! The Webex HTTP client (`relay_shared::adapters::webex_http`) and `relayctl ensure` against a
+//! local fake Webex (wiremock on 127.0.0.1).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use relay_shared::adapters::webex_http::WebexHttpClient;
+use relay_shared::ports::WebexClient;
+use relay_shared::webex_api::{WebexApiError, WebhookCreate, WebhookUpdate};
+use relayctl::{ensure, EnsureAction, EnsureSpec, Secret};
+use serde_json::{json, Value};
+use wiremock::matchers::{
+    body_partial_json, header, method, path, path_regex, query_param, query_param_is_missing,
+};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const TOKEN: &str = "test-token-123";
+
+fn client(server: &MockServer) -> WebexHttpClient {
+    WebexHttpClient::new(&format!("{}/v1", server.uri()), TOKEN)
+        .unwrap()
+        .with_retries(3, Duration::from_secs(2))
+}
+
+fn hook(id: &str, target: &str, status: &str) -> Value {
+    json!({"id": id, "name": format!("hook {id}"), "targetUrl": target, "resource": "telephony_calls", "event": "all",
+           "status": status, "created": "2025-06-30T20:13:25.614Z", "orgId": "org-1"})
+}
+
+#[tokio::test]
+async fn list_webhooks_follows_link_pagination_with_the_token() {
+    let server = MockServer::start().await;
+    let next = format!(
+        "<{}/v1/webhooks?max=100&cursor=p2>; rel=\"next\"",
+        server.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path("/v1/webhooks"))
+        .and(query_param_is_missing("cursor"))
+        .and(query_param("max", "100"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).insert_header("link", next.as_str()).set_body_json(json!({"items": [hook("a", "https://x/1", "active"), hook("b", "https://x/2", "inactive")]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/webhooks"))
+        .and(query_param("cursor", "p2"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"items": [hook("c", "https://x/3", "active")]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let hooks = client(&server).list_webhooks().await.unwrap();
+    assert_eq!(
+        hooks.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert_eq!(hooks[1].status.as_deref(), Some("inactive"));
+}
+
+#[tokio::test]
+async fn pagination_never_leaves_the_api_origin() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/webhooks"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "link",
+                    "<https://elsewhere.example/v1/webhooks?cursor=x>; rel=\"next\"",
+                )
+                .set_body_json(json!({"items": []})),
+        )
+        .mount(&server)
+        .await;
+    let err = client(&server).list_webhooks().await.unwrap_err();
+    assert!(
+        matches!(&err, WebexApiError::Decode(m) if m.contains("another origin")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_is_retried_after_retry_after() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/webhooks/w1"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/webhooks/w1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hook("w1", "https://x/1", "active")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    let w = client(&server).get_webhook("w1").await.unwrap();
+    assert_eq!(w.id, "w1");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited for Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_retries_are_bounded() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/webhooks"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let c = WebexHttpClient::new(&format!("{}/v1", server.uri()), TOKEN)
+        .unwrap()
+        .with_retries(2, Duration::from_secs(1));
+    let err = c.list_webhooks().await.unwrap_err();
+    assert_eq!(
+        err,
+        WebexApiError::RateLimited {
+            status: 429,
+            retry_after_seconds: Some(0)
+        }
+    );
+
+    // A wait longer than the client accepts is returned to the caller at once.
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "120"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server).delete_webhook("w1").await.unwrap_err();
+    assert_eq!(
+        err,
+        WebexApiError::RateLimited {
+            status: 429,
+            retry_after_seconds: Some(120)
+        }
+    );
+}
+
+#[tokio::test]
+async fn errors_are_typed() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/webhooks/gone"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "The requested resource could not be found.", "trackingId": "ROUTER_1"})))
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/webhooks/denied"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    match c.get_webhook("gone").await.unwrap_err() {
+        WebexApiError::Status {
+            status: 404,
+            message,
+        } => assert!(message.contains("ROUTER_1"), "{message}"),
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(
+        c.get_webhook("denied").await.unwrap_err(),
+        WebexApiError::Unauthorized
+    );
+    // Nothing listens on this port: a transport error, not a panic.
+    let dead = WebexHttpClient::new("http://127.0.0.1:9/v1", TOKEN).unwrap();
+    assert!(matches!(
+        dead.list_webhooks().await.unwrap_err(),
+        WebexApiError::Transport(_)
+    ));
+}
+
+#[tokio::test]
+async fn create_update_delete_send_the_documented_bodies() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/webhooks"))
+        .and(body_partial_json(json!({"name": "n", "targetUrl": "https://t/x", "resource": "telephony_calls", "event": "all", "secret": "s3cr3t"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hook("new", "https://t/x", "active")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/v1/webhooks/new"))
+        .and(body_partial_json(
+            json!({"name": "n2", "targetUrl": "https://t/x", "status": "inactive"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hook(
+            "new",
+            "https://t/x",
+            "inactive",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/webhooks/new"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let created = c
+        .create_webhook(&WebhookCreate {
+            name: "n".into(),
+            target_url: "https://t/x".into(),
+            resource: "telephony_calls".into(),
+            event: "all".into(),
+            filter: None,
+            secret: Some("s3cr3t".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.id, "new");
+    let updated = c
+        .update_webhook(
+            "new",
+            &WebhookUpdate {
+                name: "n2".into(),
+                target_url: "https://t/x".into(),
+                secret: None,
+                status: Some("inactive".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.status.as_deref(), Some("inactive"));
+    c.delete_webhook("new").await.unwrap();
+}
+
+#[tokio::test]
+async fn list_people_pages_and_maps_rate_limits() {
+    let server = MockServer::start().await;
+    let next = format!(
+        "<{}/v1/people?orgId=o1&max=2&cursor=c2>; rel=\"next\"",
+        server.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path("/v1/people"))
+        .and(query_param("orgId", "o1"))
+        .and(query_param("callingData", "true"))
+        .and(query_param_is_missing("cursor"))
+        .respond_with(ResponseTemplate::new(200).insert_header("link", next.as_str()).set_body_json(json!({"items": [
+            {"id": "p1", "emails": ["a@example.com"], "displayName": "A", "status": "active"},
+            {"id": "p2", "status": "DoNotDisturb", "somethingNew": 1}
+        ]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/people"))
+        .and(query_param("cursor", "c2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"items": [{"id": "p3", "status": "inactive"}]})),
+        )
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let q = vec![
+        ("orgId".to_owned(), "o1".to_owned()),
+        ("callingData".to_owned(), "true".to_owned()),
+    ];
+    let page1 = c.list_people(&q, None).await.unwrap();
+    assert_eq!(page1.items.len(), 2);
+    assert_eq!(page1.items[1].status.as_deref(), Some("DoNotDisturb"));
+    assert_eq!(page1.items[1].extra["somethingNew"], 1);
+    let next = page1.next.expect("next link");
+    let page2 = c.list_people(&q, Some(&next)).await.unwrap();
+    assert_eq!(page2.items[0].id, "p3");
+    assert_eq!(page2.next, None);
+
+    let limited = MockServer::start().await;
+    Mock::given(path("/v1/people"))
+        .respond_with(ResponseTemplate::new(423).insert_header("retry-after", "3"))
+        .mount(&limited)
+        .await;
+    let no_retry = WebexHttpClient::new(&format!("{}/v1", limited.uri()), TOKEN)
+        .unwrap()
+        .with_retries(0, Duration::from_secs(60));
+    assert_eq!(
+        no_retry.list_people(&q, None).await.unwrap_err(),
+        WebexApiError::RateLimited {
+            status: 423,
+            retry_after_seconds: Some(3)
+        }
+    );
+    Mock::given(path("/v1/people"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A stateful fake of /v1/webhooks for `ensure`: list (2 per page, Link pagination), create, get,
+// update, delete. It keeps the secret each webhook was given, and never returns it.
+
+#[derive(Clone, Default)]
+struct FakeWebex {
+    state: Arc<Mutex<FakeState>>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    hooks: Vec<(Value, Option<String>)>,
+    /// The server's own URI, for `Link` headers.
+    base: String,
+    next_id: u32,
+    creates: u32,
+    updates: u32,
+    deletes: u32,
+}
+
+impl FakeWebex {
+    fn insert(&self, mut h: Value, secret: Option<&str>) {
+        let mut s = self.state.lock().unwrap();
+        s.next_id += 1;
+        if h["id"].is_null() {
+            h["id"] = format!("wh{}", s.next_id).into();
+        }
+        s.hooks.push((h, secret.map(str::to_owned)));
+    }
+    fn secret_of(&self, id: &str) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .hooks
+            .iter()
+            .find(|(h, _)| h["id"] == id)
+            .and_then(|(_, s)| s.clone())
+    }
+    fn set_status(&self, id: &str, status: &str) {
+        let mut s = self.state.lock().unwrap();
+        if let Some((h, _)) = s.hooks.iter_mut().find(|(h, _)| h["id"] == id) {
+            h["status"] = status.into();
+        }
+    }
+    fn ids(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .hooks
+            .iter()
+            .map(|(h, _)| h["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+    fn counts(&self) -> (u32, u32, u32) {
+        let s = self.state.lock().unwrap();
+        (s.creates, s.updates, s.deletes)
+    }
+}
+
+impl Respond for FakeWebex {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        if req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            != Some(&format!("Bearer {TOKEN}"))
+        {
+            return ResponseTemplate::new(401);
+        }
+        let mut s = self.state.lock().unwrap();
+        let segs: Vec<&str> = req
+            .url
+            .path()
+            .trim_start_matches("/v1/webhooks")
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|x| !x.is_empty())
+            .collect();
+        match (req.method.as_str(), segs.as_slice()) {
+            ("GET", []) => {
+                let start: usize = req
+                    .url
+                    .query_pairs()
+                    .find(|(k, _)| k == "cursor")
+                    .map(|(_, v)| v.parse().unwrap())
+                    .unwrap_or(0);
+                let page: Vec<Value> = s
+                    .hooks
+                    .iter()
+                    .skip(start)
+                    .take(2)
+                    .map(|(h, _)| h.clone())
+                    .collect();
+                let mut resp = ResponseTemplate::new(200).set_body_json(json!({ "items": page }));
+                if start + 2 < s.hooks.len() {
+                    resp = resp.insert_header(
+                        "link",
+                        format!(
+                            "<{}/v1/webhooks?max=100&cursor={}>; rel=\"next\"",
+                            s.base,
+                            start + 2
+                        )
+                        .as_str(),
+                    );
+                }
+                resp
+            }
+            ("POST", []) => {
+                let body: Value = req.body_json().unwrap();
+                s.creates += 1;
+                s.next_id += 1;
+                let id = format!("wh{}", s.next_id);
+                let h = json!({"id": id, "name": body["name"], "targetUrl": body["targetUrl"], "resource": body["resource"], "event": body["event"], "status": "active"});
+                s.hooks
+                    .push((h.clone(), body["secret"].as_str().map(str::to_owned)));
+                ResponseTemplate::new(200).set_body_json(h)
+            }
+            ("PUT", [id]) => {
+                let body: Value = req.body_json().unwrap();
+                s.updates += 1;
+                let Some((h, secret)) = s.hooks.iter_mut().find(|(h, _)| h["id"] == *id) else {
+                    return ResponseTemplate::new(404);
+                };
+                h["name"] = body["name"].clone();
+                h["targetUrl"] = body["targetUrl"].clone();
+                if let Some(st) = body["status"].as_str() {
+                    h["status"] = st.into();
+                }
+                if let Some(sec) = body["secret"].as_str() {
+                    *secret = Some(sec.to_owned());
+                }
+                ResponseTemplate::new(200).set_body_json(h.clone())
+            }
+            ("GET", [id]) => match s.hooks.iter().find(|(h, _)| h["id"] == *id) {
+                Some((h, _)) => ResponseTemplate::new(200).set_body_json(h.clone()),
+                None => ResponseTemplate::new(404)
+                    .set_body_json(json!({"message": "not found", "trackingId": "T"})),
+            },
+            ("DELETE", [id]) => {
+                s.deletes += 1;
+                let before = s.hooks.len();
+                s.hooks.retain(|(h, _)| h["id"] != *id);
+                ResponseTemplate::new(if s.hooks.len() < before { 204 } else { 404 })
+            }
+            _ => ResponseTemplate::new(405),
+        }
+    }
+}
+
+async fn fake_webex() -> (MockServer, FakeWebex) {
+    let server = MockServer::start().await;
+    let fake = FakeWebex::default();
+    fake.state.lock().unwrap().base = server.uri();
+    Mock::given(path_regex("^/v1/webhooks"))
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
+    (server, fake)
+}
+
+const TARGET: &str = "https://abc.execute-api.us-east-1.amazonaws.com/webex/telephony";
+
+fn spec(secret: &str) -> EnsureSpec {
+    EnsureSpec {
+        target_url: TARGET.into(),
+        name: "webex-relay telephony".into(),
+        secret: Secret::new(secret),
+        prune_duplicates: false,
+        dry_run: false,
+    }
+}
+
+#[tokio::test]
+async fn ensure_creates_then_is_idempotent_and_reactivates() {
+    let (server, fake) = fake_webex().await;
+    // Unrelated webhooks, enough to need pagination.
+    fake.insert(hook("other1", "https://elsewhere/1", "active"), None);
+    fake.insert(json!({"id": "msgs", "name": "m", "targetUrl": TARGET, "resource": "messages", "event": "created", "status": "active"}), None);
+    fake.insert(json!({"id": "tel-created-only", "name": "t", "targetUrl": TARGET, "resource": "telephony_calls", "event": "created", "status": "active"}), None);
+    let c = client(&server);
+
+    let r = ensure(&c, &spec("secret-one")).await.unwrap();
+    assert_eq!(r.action, EnsureAction::Created);
+    assert_eq!(fake.counts(), (1, 0, 0));
+    assert_eq!(fake.secret_of(&r.id).as_deref(), Some("secret-one"));
+    let id = r.id.clone();
+
+    // Again: no new webhook; the secret is re-applied (Webex never returns it to compare).
+    let r = ensure(&c, &spec("secret-one")).await.unwrap();
+    assert_eq!(
+        (r.action.clone(), r.id.as_str()),
+        (EnsureAction::Updated, id.as_str())
+    );
+    assert_eq!(r.changes, ["secret re-applied"]);
+    assert_eq!(fake.counts(), (1, 1, 0));
+
+    // A rotated secret and a new name are applied to the same webhook.
+    let mut s = spec("secret-two");
+    s.name = "renamed".into();
+    let r = ensure(&c, &s).await.unwrap();
+    assert_eq!(r.id, id);
+    assert!(
+        r.changes.iter().any(|c| c.contains("renamed")),
+        "{:?}",
+        r.changes
+    );
+    assert_eq!(fake.secret_of(&id).as_deref(), Some("secret-two"));
+
+    // Webex disabled it: ensure reactivates.
+    fake.set_status(&id, "disabled");
+    let r = ensure(&c, &spec("secret-two")).await.unwrap();
+    assert!(
+        r.changes.iter().any(|c| c == "reactivated (was disabled)"),
+        "{:?}",
+        r.changes
+    );
+    assert_eq!(
+        c.get_webhook(&id).await.unwrap().status.as_deref(),
+        Some("active")
+    );
+    assert_eq!(fake.counts().0, 1, "never a second webhook");
+    let out = r.render(TARGET);
+    assert!(out.contains(&id) && !out.contains("secret-two"), "{out}");
+}
+
+#[tokio::test]
+async fn ensure_reports_and_prunes_duplicates() {
+    let (server, fake) = fake_webex().await;
+    fake.insert(hook("dup-inactive", TARGET, "inactive"), Some("old"));
+    fake.insert(hook("dup-active", TARGET, "active"), Some("old"));
+    let c = client(&server);
+    let r = ensure(&c, &spec("s")).await.unwrap();
+    assert_eq!(r.id, "dup-active", "an active match is kept");
+    assert_eq!(r.duplicates, ["dup-inactive"]);
+    assert!(r.render(TARGET).contains("--prune-duplicates"));
+    assert_eq!(fake.ids().len(), 2);
+
+    let mut s = spec("s");
+    s.prune_duplicates = true;
+    let r = ensure(&c, &s).await.unwrap();
+    assert!(r.pruned);
+    assert_eq!(fake.ids(), ["dup-active"]);
+
+    // Dry run changes nothing.
+    let mut s = spec("new-secret");
+    s.dry_run = true;
+    let before = fake.counts();
+    let r = ensure(&c, &s).await.unwrap();
+    assert!(r.render(TARGET).starts_with("would be updated"));
+    assert_eq!(fake.counts(), before);
+    assert_eq!(fake.secret_of("dup-active").as_deref(), Some("s"));
+}
+
+/// The binary end to end: prints what it did, never the secret or the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayctl_binary_ensure_and_list() {
+    let (server, fake) = fake_webex().await;
+    let base = format!("{}/v1", server.uri());
+    let run = move |args: Vec<&'static str>, base: String| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_relayctl"))
+                .args(args)
+                .env("WEBEX_TOKEN", TOKEN)
+                .env("WEBEX_API_BASE_URL", base)
+                .env("RELAYCTL_TEST_SECRET", "very-secret-value")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(
+        vec![
+            "webex-webhooks",
+            "ensure",
+            "--target-url",
+            TARGET,
+            "--secret-from",
+            "env:RELAYCTL_TEST_SECRET",
+        ],
+        base.clone(),
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("created webhook wh"), "{stdout}");
+    let id = fake.ids()[0].clone();
+    assert_eq!(fake.secret_of(&id).as_deref(), Some("very-secret-value"));
+
+    let out = run(
+        vec![
+            "webex-webhooks",
+            "ensure",
+            "--target-url",
+            TARGET,
+            "--secret-from",
+            "env:RELAYCTL_TEST_SECRET",
+        ],
+        base.clone(),
+    )
+    .await
+    .unwrap();
+    let stdout2 = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout2.contains(&format!("updated webhook {id}")) && stdout2.contains("secret re-applied"),
+        "{stdout2}"
+    );
+
+    let out = run(vec!["webex-webhooks", "list", "--json"], base.clone())
+        .await
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    for o in [
+        stdout.as_ref(),
+        stdout2.as_str(),
+        String::from_utf8_lossy(&out.stdout).as_ref(),
+        stderr.as_ref(),
+    ] {
+        assert!(
+            !o.contains("very-secret-value") && !o.contains(TOKEN),
+            "leaked: {o}"
+        );
+    }
+
+    let out = run(
+        vec![
+            "webex-webhooks",
+            "ensure",
+            "--target-url",
+            TARGET,
+            "--secret-from",
+            "env:RELAYCTL_UNSET_VAR",
+        ],
+        base.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RELAYCTL_UNSET_VAR is not set"));
+    let out = run(
+        vec![
+            "webex-webhooks",
+            "ensure",
+            "--target-url",
+            TARGET,
+            "--secret-from",
+            "literal-secret",
+        ],
+        base,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !out.status.success(),
+        "a literal secret on the command line is refused"
+    );
+}

@@ -1,0 +1,33 @@
+//! verify + parse + build-outbound for one seed 001 event (target ≤ 10 µs/event).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use relay_shared::events::telephony_body;
+use relay_shared::webex::{
+    parse_json, verify_webex_signature, webex_signature, EnvelopeHead, TelephonyEnvelope,
+};
+
+const SEED: &str = include_str!("../../../tests/fixtures/seed001/updated.json");
+
+fn envelope_bytes() -> Vec<u8> {
+    let body: serde_json::Value = serde_json::from_str(SEED).expect("fixture is JSON");
+    serde_json::to_vec(&body["items"]).expect("compact")
+}
+
+fn bench(c: &mut Criterion) {
+    let body = envelope_bytes();
+    let secret = b"local-webex-secret";
+    let sig = webex_signature(secret, &body);
+    let now = chrono::Utc::now();
+    c.bench_function("verify+parse+outbound (seed 001 updated)", |b| {
+        b.iter(|| {
+            verify_webex_signature(secret, std::hint::black_box(&body), Some(&sig)).unwrap();
+            let head: EnvelopeHead = parse_json(&body).unwrap();
+            assert_eq!(head.resource, "telephony_calls");
+            let env: TelephonyEnvelope = parse_json(&body).unwrap();
+            std::hint::black_box(telephony_body(&env, now))
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

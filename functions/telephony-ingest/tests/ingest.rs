@@ -1,0 +1,790 @@
+//! The ingest scenario set, run in-process through the `axum::Router`:
+//! - `memory::*` on the in-memory adapters (always);
+//! - `aws::*` on the DynamoDB/SQS adapters when `AWS_ENDPOINT_URL_DYNAMODB` and
+//!   `AWS_ENDPOINT_URL_SQS` are set (fresh table and queues per test); skipped with a printed
+//!   reason otherwise, unless `RELAY_REQUIRE_AWS=1`, which makes a missing endpoint a failure.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use relay_shared::clock::ManualClock;
+use relay_shared::delivery::DeliveryJob;
+use relay_shared::error::QueueError;
+use relay_shared::events::{rfc3339_millis, EventType};
+use relay_shared::ids::{EventId, SubscriptionId};
+use relay_shared::ports::{Claim, DeliveryQueue, QueueConsumer, QueuedJob, Stores};
+use relay_shared::subscription::{Health, Subscription};
+use relay_shared::webex::{parse_json, webex_signature, TelephonyEnvelope};
+use telephony_ingest::{dedupe_key, event_millis, router, Ingest, IngestConfig, WebhookAuth};
+
+const SECRET: &str = "local-webex-secret";
+const SEED_UPDATED: &str = include_str!("../../../tests/fixtures/seed001/updated.json");
+const SEED_CREATED: &str = include_str!("../../../tests/fixtures/seed001/created.json");
+const SEED_DELETED: &str = include_str!("../../../tests/fixtures/seed001/deleted.json");
+const SEED_ORG: &str =
+    "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
+const SEED_CALL: &str = "Y2lzY29zcGFyazovL3VzL0NBTEwvY2FsbGhhbGYtOTgyNzEzMjM3MDow";
+
+/// The Webex envelope of a seed 001 fixture (its `items`), as the compact bytes Webex would POST.
+fn envelope(fixture: &str) -> String {
+    let v: Value = serde_json::from_str(fixture).unwrap();
+    serde_json::to_string(&v["items"]).unwrap()
+}
+
+fn with(fixture: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut v: Value = serde_json::from_str(&envelope(fixture)).unwrap();
+    edit(&mut v);
+    serde_json::to_string(&v).unwrap()
+}
+
+/// A queue that can be told to fail, over a real one.
+struct FlakyQueue {
+    inner: Arc<dyn DeliveryQueue>,
+    fail: AtomicBool,
+    sends: AtomicUsize,
+}
+
+#[async_trait]
+impl DeliveryQueue for FlakyQueue {
+    async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
+        self.sends.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(QueueError::Partial {
+                failed: jobs.len(),
+                total: jobs.len(),
+                reason: "injected failure".into(),
+            });
+        }
+        self.inner.send(jobs).await
+    }
+}
+
+struct Harness {
+    router: Router,
+    stores: Stores,
+    queue: Arc<FlakyQueue>,
+    consumer: Arc<dyn QueueConsumer>,
+    now: DateTime<Utc>,
+    aws: bool,
+}
+
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+impl Harness {
+    fn build(
+        stores: Stores,
+        queue: Arc<dyn DeliveryQueue>,
+        consumer: Arc<dyn QueueConsumer>,
+        aws: bool,
+    ) -> Self {
+        // The real time (ms precision), so AWS readers that check `expires_at` against the wall
+        // clock agree with the records written.
+        let now = Utc::now().trunc_subsecs(3);
+        let queue = Arc::new(FlakyQueue {
+            inner: queue,
+            fail: AtomicBool::new(false),
+            sends: AtomicUsize::new(0),
+        });
+        let ingest = Ingest::new(
+            stores.clone(),
+            queue.clone(),
+            Arc::new(ManualClock::new(now)),
+            IngestConfig::new(WebhookAuth::secret(SECRET)),
+        );
+        Self {
+            router: router(Arc::new(ingest)),
+            stores,
+            queue,
+            consumer,
+            now,
+            aws,
+        }
+    }
+
+    fn memory() -> Self {
+        let q = Arc::new(relay_shared::adapters::memory::MemoryQueue::new(
+            std::time::Duration::from_secs(30),
+        ));
+        Self::build(
+            relay_shared::adapters::memory::memory_stores(),
+            q.clone(),
+            q,
+            false,
+        )
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Reply {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
+    /// POSTs `body` signed with the test secret.
+    async fn post(&self, body: &str) -> Reply {
+        self.send(signed(body, "x-spark-signature", SECRET)).await
+    }
+
+    async fn subscribe(&self, org: &str, types: &[EventType]) -> SubscriptionId {
+        let s = sub(org, types);
+        self.stores.subscriptions.create(&s, 1000).await.unwrap();
+        s.id
+    }
+
+    /// Everything queued so far (acknowledged, so the next call sees only new jobs).
+    async fn drain(&self) -> Vec<DeliveryJob> {
+        let mut out = Vec::new();
+        let wait = if self.aws { 1 } else { 0 };
+        loop {
+            let got = self.consumer.receive(10, wait).await.unwrap();
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                out.push(serde_json::from_str(&m.body).unwrap());
+                self.consumer.ack(&m.receipt).await.unwrap();
+            }
+        }
+        out
+    }
+}
+
+fn signed(body: &str, header: &str, secret: &str) -> Request<Body> {
+    Request::post("/webex/telephony")
+        .header("content-type", "application/json")
+        .header(header, webex_signature(secret.as_bytes(), body.as_bytes()))
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+fn sub(org: &str, types: &[EventType]) -> Subscription {
+    let now = Utc::now();
+    Subscription {
+        id: SubscriptionId::new_at(now.timestamp_millis() as u64),
+        owner_id: "user-1".into(),
+        org_id: org.into(),
+        name: "test".into(),
+        url: "https://receiver.example/hook".into(),
+        event_types: types.to_vec(),
+        secret: "whsec_dGVzdA==".into(),
+        retiring_secrets: vec![],
+        enabled: true,
+        health: Health::Healthy,
+        disabled_reason: None,
+        rate_limit_per_minute: 100,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+const TELEPHONY: [EventType; 3] = [
+    EventType::TelephonyCreated,
+    EventType::TelephonyUpdated,
+    EventType::TelephonyDeleted,
+];
+
+fn expected_body(fixture: &str, now: DateTime<Utc>) -> String {
+    format!(
+        r#"{{"Payload":"telephony","timestamp":"{}","items":{},"orgId":"{SEED_ORG}"}}"#,
+        rfc3339_millis(now),
+        envelope(fixture)
+    )
+}
+
+fn expected_event_id(fixture: &str) -> EventId {
+    let env: TelephonyEnvelope = parse_json(envelope(fixture).as_bytes()).unwrap();
+    EventId::derived(event_millis(&env.data), dedupe_key(&env.data).as_bytes())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios (each runs on every backend).
+
+/// Seed 001 in captured order (updated, created, deleted): three deliveries per matching
+/// subscription, `items` byte-identical to what Webex sent, call state latest = deleted.
+async fn seed_sequence(h: Harness) {
+    let a = h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let b = h.subscribe(SEED_ORG, &TELEPHONY).await;
+    h.subscribe(SEED_ORG, &[EventType::PresenceChanged]).await;
+    h.subscribe("another-org", &TELEPHONY).await;
+
+    for (fixture, event_type) in [
+        (SEED_UPDATED, EventType::TelephonyUpdated),
+        (SEED_CREATED, EventType::TelephonyCreated),
+        (SEED_DELETED, EventType::TelephonyDeleted),
+    ] {
+        let r = h.post(&envelope(fixture)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["status"], "queued");
+        assert_eq!(r.body["deliveries"], 2);
+        assert_eq!(r.body["eventId"], expected_event_id(fixture).to_string());
+        let mut jobs = h.drain().await;
+        jobs.sort_by_key(|j| j.subscription_id);
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(
+            jobs.iter().map(|j| j.subscription_id).collect::<Vec<_>>(),
+            want
+        );
+        for j in &jobs {
+            assert_eq!(j.event_type, event_type);
+            assert_eq!(j.org_id, SEED_ORG);
+            assert_eq!(j.event_id, expected_event_id(fixture));
+            assert_eq!(
+                j.body,
+                expected_body(fixture, h.now),
+                "delivered body must carry the envelope byte for byte"
+            );
+            assert!(j.attempts.is_empty());
+        }
+    }
+
+    let call = h
+        .stores
+        .calls
+        .get(SEED_CALL)
+        .await
+        .unwrap()
+        .expect("call state recorded");
+    assert_eq!(call.latest.stage, "deleted");
+    assert_eq!(call.latest.state.as_deref(), Some("disconnected"));
+    assert_eq!(call.stages(), vec!["created", "updated", "deleted"]);
+    assert_eq!(call.history.len(), 3);
+    assert_eq!(call.org_id, SEED_ORG);
+
+    let logged = h
+        .stores
+        .events
+        .list(
+            SEED_ORG,
+            h.now - chrono::Duration::days(400),
+            h.now + chrono::Duration::days(1),
+            10,
+        )
+        .await
+        .unwrap();
+    // The event log is keyed by event id, whose time part is the Webex event time (2025).
+    let logged_ids: Vec<EventId> = logged.iter().map(|e| e.id).collect();
+    for f in [SEED_UPDATED, SEED_CREATED, SEED_DELETED] {
+        assert!(
+            logged_ids.contains(&expected_event_id(f)),
+            "event log misses {}",
+            expected_event_id(f)
+        );
+    }
+}
+
+/// The same event twice: one set of deliveries, then `{"status":"duplicate"}`.
+async fn duplicate(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let body = envelope(SEED_CREATED);
+    assert_eq!(h.post(&body).await.status, StatusCode::OK);
+    assert_eq!(h.drain().await.len(), 1);
+    let r = h.post(&body).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "duplicate");
+    assert!(
+        h.drain().await.is_empty(),
+        "a duplicate is not queued again"
+    );
+    // A second Webex registration (other top-level id) delivering the same call event is a duplicate too.
+    let r = h
+        .post(&with(SEED_CREATED, |v| {
+            v["id"] = "another-registration".into()
+        }))
+        .await;
+    assert_eq!(r.body["status"], "duplicate");
+    // A claim held by a concurrent request: 503 with Retry-After.
+    let other = with(SEED_CREATED, |v| {
+        v["data"]["eventTimestamp"] = "2025-08-14T18:52:41.999Z".into()
+    });
+    let env: TelephonyEnvelope = parse_json(other.as_bytes()).unwrap();
+    let key = dedupe_key(&env.data);
+    let now = Utc::now();
+    assert_eq!(
+        h.stores
+            .dedupe
+            .claim(
+                &key,
+                now,
+                now + chrono::Duration::seconds(60),
+                now + chrono::Duration::hours(1)
+            )
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let r = h.post(&other).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.retry_after.is_some());
+    assert!(h.drain().await.is_empty());
+}
+
+async fn bad_signatures(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let body = envelope(SEED_CREATED);
+    // Wrong secret.
+    let r = h
+        .send(signed(&body, "x-spark-signature", "not-the-secret"))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["error"], "invalid_signature");
+    // Missing.
+    let req = Request::post("/webex/telephony")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let r = h.send(req).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body["detail"].as_str().unwrap().contains("missing"));
+    // Signed, then one byte changed.
+    let mut req = signed(&body, "x-spark-signature", SECRET);
+    *req.body_mut() = Body::from(body.replacen("alerting", "alertinG", 1));
+    assert_eq!(h.send(req).await.status, StatusCode::UNAUTHORIZED);
+    // Garbage signature.
+    let req = Request::post("/webex/telephony")
+        .header("x-spark-signature", "zz")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::UNAUTHORIZED);
+    assert!(h.drain().await.is_empty());
+    assert!(
+        h.stores.calls.get(SEED_CALL).await.unwrap().is_none(),
+        "nothing recorded for an unauthenticated request"
+    );
+    // The X-Webex-Signature fallback is accepted.
+    let r = h.send(signed(&body, "x-webex-signature", SECRET)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(h.drain().await.len(), 1);
+}
+
+async fn oversize(h: Harness) {
+    let big = format!(
+        r#"{{"resource":"telephony_calls","pad":"{}"}}"#,
+        "x".repeat(256 * 1024)
+    );
+    let r = h.post(&big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Without a Content-Length (a streamed body) too.
+    let stream = futures_util_stream(big.clone());
+    let req = Request::post("/webex/telephony")
+        .header("x-spark-signature", "00")
+        .body(stream)
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Exactly at the limit is not "too large" (it fails later, on the signature).
+    let at_limit = "x".repeat(256 * 1024);
+    let req = Request::post("/webex/telephony")
+        .header("x-spark-signature", "00")
+        .body(Body::from(at_limit))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::UNAUTHORIZED);
+}
+
+fn futures_util_stream(s: String) -> Body {
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = s
+        .into_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    Body::from_stream(futures::stream::iter(chunks))
+}
+
+async fn malformed(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let r = h.post("{\"resource\": \"telephony_calls\", ").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"], "invalid_json");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("line 1"),
+        "{}",
+        r.body
+    );
+
+    let no_call_id = with(SEED_CREATED, |v| {
+        v["data"].as_object_mut().unwrap().remove("callId");
+    });
+    let r = h.post(&no_call_id).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"], "invalid_payload");
+    assert_eq!(r.body["detail"], "missing field `$.data.callId`");
+
+    for (field, want) in [
+        ("resource", "$.resource"),
+        ("event", "$.event"),
+        ("orgId", "$.orgId"),
+        ("data", "$.data"),
+    ] {
+        let b = with(SEED_CREATED, |v| {
+            v.as_object_mut().unwrap().remove(field);
+        });
+        let r = h.post(&b).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "without {field}");
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(want),
+            "without {field}: {}",
+            r.body
+        );
+    }
+    let wrong_type = with(SEED_CREATED, |v| v["data"]["eventTimestamp"] = 5.into());
+    let r = h.post(&wrong_type).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("$.data.eventTimestamp"),
+        "{}",
+        r.body
+    );
+    assert!(h.drain().await.is_empty());
+}
+
+async fn other_resource(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let body = with(SEED_CREATED, |v| v["resource"] = "messages".into());
+    let r = h.post(&body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.body["status"], "ignored");
+    assert!(r.body["note"].as_str().unwrap().contains("messages"));
+    assert!(h.drain().await.is_empty());
+    assert!(h.stores.calls.get(SEED_CALL).await.unwrap().is_none());
+}
+
+/// A queue failure answers 503 (claim released); Webex's retry then succeeds, same event id.
+async fn queue_failure_then_retry(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let body = envelope(SEED_UPDATED);
+    h.queue.fail.store(true, Ordering::SeqCst);
+    let r = h.post(&body).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.retry_after.as_deref(), Some("5"));
+    assert_eq!(r.body["error"], "unavailable");
+    assert!(h.drain().await.is_empty());
+
+    h.queue.fail.store(false, Ordering::SeqCst);
+    let r = h.post(&body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["deliveries"], 2);
+    assert_eq!(
+        r.body["eventId"],
+        expected_event_id(SEED_UPDATED).to_string()
+    );
+    let jobs = h.drain().await;
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs
+        .iter()
+        .all(|j| j.event_id == expected_event_id(SEED_UPDATED)));
+    // The call state was written once, not twice.
+    assert_eq!(
+        h.stores
+            .calls
+            .get(SEED_CALL)
+            .await
+            .unwrap()
+            .unwrap()
+            .history
+            .len(),
+        1
+    );
+    assert_eq!(h.post(&body).await.body["status"], "duplicate");
+}
+
+async fn fan_out(h: Harness, n: usize) {
+    for _ in 0..n {
+        h.subscribe(SEED_ORG, &TELEPHONY).await;
+    }
+    let r = h.post(&envelope(SEED_CREATED)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["deliveries"], n);
+    let jobs = h.drain().await;
+    assert_eq!(jobs.len(), n);
+    let mut ids: Vec<_> = jobs.iter().map(|j| j.subscription_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "one job per subscription");
+    assert_eq!(h.queue.sends.load(Ordering::SeqCst), usize::from(n > 0));
+    // The call state is recorded whether or not anyone listens.
+    assert!(h.stores.calls.get(SEED_CALL).await.unwrap().is_some());
+}
+
+async fn fan_out_0(h: Harness) {
+    fan_out(h, 0).await
+}
+async fn fan_out_1(h: Harness) {
+    fan_out(h, 1).await
+}
+async fn fan_out_25(h: Harness) {
+    fan_out(h, 25).await
+}
+
+/// Subscriptions of another org, disabled ones, or ones for other event types get nothing.
+async fn filtering(h: Harness) {
+    h.subscribe("another-org", &TELEPHONY).await;
+    h.subscribe(SEED_ORG, &[EventType::PresenceChanged]).await;
+    h.subscribe(SEED_ORG, &[EventType::TelephonyDeleted]).await;
+    let mut off = sub(SEED_ORG, &TELEPHONY);
+    off.enabled = false;
+    h.stores.subscriptions.create(&off, 1000).await.unwrap();
+    let only_created = h.subscribe(SEED_ORG, &[EventType::TelephonyCreated]).await;
+
+    let r = h.post(&envelope(SEED_CREATED)).await;
+    assert_eq!(r.body["deliveries"], 1);
+    let jobs = h.drain().await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].subscription_id, only_created);
+    let r = h.post(&envelope(SEED_UPDATED)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["deliveries"], 0);
+    assert!(h.drain().await.is_empty());
+    let r = h.post(&envelope(SEED_DELETED)).await;
+    assert_eq!(r.body["deliveries"], 1);
+    assert_eq!(h.drain().await.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends.
+
+macro_rules! scenarios {
+    ($make:expr) => {
+        #[tokio::test]
+        async fn seed_sequence() {
+            if let Some(h) = $make {
+                super::seed_sequence(h).await
+            }
+        }
+        #[tokio::test]
+        async fn duplicate() {
+            if let Some(h) = $make {
+                super::duplicate(h).await
+            }
+        }
+        #[tokio::test]
+        async fn bad_signatures() {
+            if let Some(h) = $make {
+                super::bad_signatures(h).await
+            }
+        }
+        #[tokio::test]
+        async fn oversize() {
+            if let Some(h) = $make {
+                super::oversize(h).await
+            }
+        }
+        #[tokio::test]
+        async fn malformed() {
+            if let Some(h) = $make {
+                super::malformed(h).await
+            }
+        }
+        #[tokio::test]
+        async fn other_resource() {
+            if let Some(h) = $make {
+                super::other_resource(h).await
+            }
+        }
+        #[tokio::test]
+        async fn queue_failure_then_retry() {
+            if let Some(h) = $make {
+                super::queue_failure_then_retry(h).await
+            }
+        }
+        #[tokio::test]
+        async fn fan_out_0() {
+            if let Some(h) = $make {
+                super::fan_out_0(h).await
+            }
+        }
+        #[tokio::test]
+        async fn fan_out_1() {
+            if let Some(h) = $make {
+                super::fan_out_1(h).await
+            }
+        }
+        #[tokio::test]
+        async fn fan_out_25() {
+            if let Some(h) = $make {
+                super::fan_out_25(h).await
+            }
+        }
+        #[tokio::test]
+        async fn filtering() {
+            if let Some(h) = $make {
+                super::filtering(h).await
+            }
+        }
+    };
+}
+
+mod memory {
+    scenarios!(Some(super::Harness::memory()));
+}
+
+mod aws {
+    use super::*;
+
+    /// A harness on fresh AWS resources, or `None` (with a printed reason) when no local
+    /// endpoints are configured.
+    pub(super) async fn harness() -> Option<Harness> {
+        let ddb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let sqs = std::env::var("AWS_ENDPOINT_URL_SQS")
+            .ok()
+            .filter(|v| !v.is_empty());
+        if ddb.is_none() || sqs.is_none() {
+            let why = "AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS are not both set";
+            if std::env::var("RELAY_REQUIRE_AWS").as_deref() == Ok("1") {
+                panic!("RELAY_REQUIRE_AWS=1 but {why}");
+            }
+            eprintln!("skipping the AWS-adapter ingest scenario: {why}");
+            return None;
+        }
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+            loader = loader.region(aws_config::Region::new("us-east-1"));
+        }
+        if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "ingest-tests",
+            ));
+        }
+        let sdk = loader.load().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let suffix = EventId::new_at(Utc::now().timestamp_millis() as u64)
+            .to_string()
+            .to_ascii_lowercase()
+            .replace('_', "-");
+        let table = format!("ingest-{suffix}");
+        relay_shared::adapters::aws::create_table(&ddb, &table)
+            .await
+            .expect("create_table");
+        let (queue_url, _dlq) =
+            relay_shared::adapters::aws::create_queues(&sqs, &format!("ingest-{suffix}"))
+                .await
+                .expect("create_queues");
+        let stores = relay_shared::adapters::aws::aws_stores(
+            relay_shared::adapters::aws::DynamoTable::new(ddb, table),
+        );
+        let queue = Arc::new(relay_shared::adapters::aws::SqsQueue::new(sqs, queue_url));
+        Some(Harness::build(stores, queue.clone(), queue, true))
+    }
+
+    scenarios!(harness().await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checked-in API Gateway events (events/telephony-*.json) through lambda_http's own request
+// conversion, as `cargo lambda invoke` would deliver them.
+
+fn event_request(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    lambda_http::request::from_str(&text)
+        .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"))
+}
+
+#[tokio::test]
+async fn sample_events_answer_as_documented() {
+    let h = Harness::memory();
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    for (name, status) in [
+        ("telephony-updated.json", 200),
+        ("telephony-created.json", 200),
+        ("telephony-deleted.json", 200),
+        ("telephony-bad-signature.json", 401),
+        ("telephony-malformed.json", 400),
+    ] {
+        let resp = h.router.clone().oneshot(event_request(name)).await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{name}");
+    }
+    assert_eq!(h.drain().await.len(), 3);
+    assert_eq!(
+        h.stores
+            .calls
+            .get(SEED_CALL)
+            .await
+            .unwrap()
+            .unwrap()
+            .stages(),
+        vec!["created", "updated", "deleted"]
+    );
+}
+
+#[tokio::test]
+async fn base64_encoded_api_gateway_body_is_verified_on_the_decoded_bytes() {
+    use base64::Engine;
+    let h = Harness::memory();
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let path = format!(
+        "{}/../../events/telephony-created.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut ev: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let body = ev["body"].as_str().unwrap().to_owned();
+    ev["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body.as_bytes())
+        .into();
+    ev["isBase64Encoded"] = true.into();
+    let req = lambda_http::request::from_str(&ev.to_string()).unwrap();
+    let resp = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(h.drain().await[0].body, expected_body(SEED_CREATED, h.now));
+}
+
+#[tokio::test]
+async fn insecure_mode_accepts_unsigned() {
+    let q = Arc::new(relay_shared::adapters::memory::MemoryQueue::new(
+        std::time::Duration::from_secs(30),
+    ));
+    let stores = relay_shared::adapters::memory::memory_stores();
+    stores
+        .subscriptions
+        .create(&sub(SEED_ORG, &TELEPHONY), 10)
+        .await
+        .unwrap();
+    let ingest = Ingest::new(
+        stores,
+        q.clone(),
+        Arc::new(ManualClock::new(Utc::now())),
+        IngestConfig::new(WebhookAuth::InsecureUnsigned),
+    );
+    let req = Request::post("/webex/telephony")
+        .body(Body::from(envelope(SEED_CREATED)))
+        .unwrap();
+    let resp = router(Arc::new(ingest)).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(q.len(), 1);
+}

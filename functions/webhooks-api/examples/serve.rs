@@ -1,0 +1,62 @@
+//! Serves the webhooks API on 127.0.0.1 with in-memory adapters and a known admin API key
+//! (schemathesis, manual poking). Not for production.
+//!
+//! ```text
+//! RELAY_API_KEY=wrk_local_test_key PORT=8787 cargo run -p webhooks-api --example serve
+//! ```
+//!
+//! Env: `PORT` (0 = any free port; the chosen address is printed as `listening on http://…`),
+//! `RELAY_API_KEY` (default `wrk_local_admin_key_for_tests_only_000000`), `RELAY_API_USER`,
+//! `RELAY_API_ORG`, plus every limit `ApiConfig::from_env` reads (e.g. `MAX_WEBHOOKS_PER_USER`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
+use relay_shared::auth::Role;
+use relay_shared::clock::SystemClock;
+use relay_shared::config::{Env, ProcessEnv};
+use webhooks_api::{router, store_api_key, ApiConfig, AppState};
+
+pub const DEFAULT_KEY: &str = "wrk_local_admin_key_for_tests_only_000000";
+
+#[tokio::main]
+async fn main() {
+    let env = ProcessEnv;
+    let config = ApiConfig::from_env(&env).unwrap_or_else(|e| panic!("{e}"));
+    let key = env
+        .var("RELAY_API_KEY")
+        .unwrap_or_else(|| DEFAULT_KEY.to_owned());
+    let user = env
+        .var("RELAY_API_USER")
+        .unwrap_or_else(|| "local-user".to_owned());
+    let org = env
+        .var("RELAY_API_ORG")
+        .unwrap_or_else(|| "local-org".to_owned());
+    let port: u16 = env
+        .var("PORT")
+        .map(|p| p.parse().expect("PORT must be a port number"))
+        .unwrap_or(8787);
+
+    let stores = memory_stores();
+    store_api_key(&stores, &key, &user, &org, Role::Admin)
+        .await
+        .expect("storing the key");
+    let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
+    let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
+    let state = AppState::new(stores, queue, dlq, Arc::new(SystemClock), config);
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("binding 127.0.0.1");
+    println!(
+        "listening on http://{}",
+        listener.local_addr().expect("bound address")
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .expect("serving");
+}

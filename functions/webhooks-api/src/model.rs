@@ -1,0 +1,223 @@
+//! The API's JSON shapes (camelCase, as in seed 004). Request types refuse unknown fields.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use relay_shared::delivery::{AttemptRecord, AttemptStatus, ErrorClass};
+use relay_shared::events::EventType;
+use relay_shared::subscription::{Health, Subscription};
+use serde::{Deserialize, Serialize};
+
+use crate::extract::non_null;
+
+/// RFC 3339 with milliseconds and `Z` (`2025-08-14T18:53:03.419Z`).
+pub fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookStatus {
+    Active,
+    Failing,
+    Disabled,
+}
+
+/// A webhook as every response shows it (never with its secret).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub event_types: Vec<&'static str>,
+    pub enabled: bool,
+    pub status: WebhookStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    pub rate_limit_per_minute: u32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Subscription> for Webhook {
+    fn from(s: &Subscription) -> Self {
+        let status = if !s.enabled {
+            WebhookStatus::Disabled
+        } else if s.health == Health::Failing {
+            WebhookStatus::Failing
+        } else {
+            WebhookStatus::Active
+        };
+        Self {
+            id: s.id.to_string(),
+            name: s.name.clone(),
+            url: s.url.clone(),
+            event_types: s.event_types.iter().map(|t| t.as_str()).collect(),
+            enabled: s.enabled,
+            status,
+            disabled_reason: if s.enabled {
+                None
+            } else {
+                s.disabled_reason.clone()
+            },
+            rate_limit_per_minute: s.rate_limit_per_minute,
+            created_at: time(s.created_at),
+            updated_at: time(s.updated_at),
+        }
+    }
+}
+
+/// The create and rotate responses: the webhook and its (new) secret.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    pub secret: String,
+    /// Rotation only: until when the previous secret still signs deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWebhook {
+    pub name: String,
+    pub url: String,
+    pub event_types: Vec<String>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub secret: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// Absent fields stay as they are; `null` is refused (none of these fields is nullable).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateWebhook {
+    #[serde(default, deserialize_with = "non_null")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateSecret {
+    #[serde(default, deserialize_with = "non_null")]
+    pub grace_period_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayRequest {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayResponse {
+    pub queued: u32,
+    /// More events than one call may replay lie in the window; call again from `nextSince`.
+    pub truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_since: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedriveRequest {
+    #[serde(default, deserialize_with = "non_null")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedriveResponse {
+    /// Jobs moved back to the delivery queue.
+    pub moved: u32,
+    /// Messages that are not delivery jobs (left in the dead-letter queue).
+    pub skipped: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResponse {
+    pub event_id: String,
+    pub event_type: &'static str,
+}
+
+/// One row of `GET /api/hooks/webhooks/{id}/deliveries`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: String,
+    pub delivery_id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub event_type: &'static str,
+    pub attempt: u32,
+    pub at: String,
+    pub duration_ms: u64,
+    pub status: AttemptStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<ErrorClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_snippet: Option<String>,
+}
+
+impl From<&AttemptRecord> for Delivery {
+    fn from(a: &AttemptRecord) -> Self {
+        Self {
+            id: a.id.to_string(),
+            delivery_id: a.delivery_id.clone(),
+            event_id: a.event_id.to_string(),
+            webhook_id: a.subscription_id.to_string(),
+            event_type: a.event_type.as_str(),
+            attempt: a.attempt,
+            at: time(a.at),
+            duration_ms: a.duration_ms,
+            status: a.status,
+            status_code: a.status_code,
+            error_class: a.error_class,
+            error: a.error.clone(),
+            response_snippet: a.response_snippet.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// An example delivery body (the exact JSON a subscriber receives).
+    pub example: serde_json::Value,
+}
+
+pub fn event_type_names(types: &[EventType]) -> Vec<&'static str> {
+    types.iter().map(|t| t.as_str()).collect()
+}

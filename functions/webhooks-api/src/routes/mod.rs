@@ -1,0 +1,113 @@
+//! The router: one module per resource.
+
+pub mod deliveries;
+pub mod dlq;
+pub mod event_types;
+pub mod openapi;
+pub mod webhooks;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::idempotency::idempotency;
+use crate::state::AppState;
+
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+pub const MAX_PAGE_LIMIT: u32 = 250;
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page_request(&self) -> Result<relay_shared::ports::PageRequest, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+        if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("`limit` must be between 1 and {MAX_PAGE_LIMIT}."),
+            ));
+        }
+        let cursor = self.cursor.clone().filter(|c| !c.is_empty());
+        if cursor.as_ref().is_some_and(|c| c.len() > 1024) {
+            return Err(ApiError::invalid(
+                "cursor",
+                "The pagination cursor is not valid; use a `nextCursor` returned by this list.",
+            ));
+        }
+        Ok(relay_shared::ports::PageRequest { limit, cursor })
+    }
+}
+
+/// The whole API. Served by `lambda_http::run` on Lambda and by `axum::serve` locally.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/api/hooks/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/hooks/webhooks/{id}",
+            get(webhooks::get_one)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/api/hooks/webhooks/{id}/deliveries", get(deliveries::list))
+        .route("/api/hooks/webhooks/{id}/test", post(webhooks::send_test))
+        .route(
+            "/api/hooks/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route("/api/hooks/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/api/hooks/dlq/redrive", post(dlq::redrive))
+        .route("/api/hooks/event-types", get(event_types::list))
+        .route("/api/hooks/openapi.json", get(openapi::document))
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency))
+        .fallback(not_found)
+        .layer(middleware::from_fn(json_errors))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("No such route.")
+}
+
+/// The safety net: any error response that is not already one of our JSON errors (a framework
+/// rejection, a default 405) is rewritten into one, keeping its status and headers (e.g. `Allow`).
+async fn json_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return res;
+    }
+    let (mut parts, _) = res.into_parts();
+    let replacement = ApiError::for_status(status).into_response();
+    let (rparts, body) = replacement.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in rparts.headers.iter() {
+        if name != header::CONTENT_LENGTH {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+    }
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,376 @@
+//! `/api/hooks/webhooks`: create, list, get, update, delete, test, rotate-secret, replay.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Duration;
+use relay_shared::delivery::DeliveryJob;
+use relay_shared::error::StoreError;
+use relay_shared::events::{rfc3339_millis, EventType, OutboundEvent};
+use relay_shared::ids::{EventId, SubscriptionId};
+use relay_shared::ports::QueuedJob;
+use relay_shared::signing::SigningSecret;
+use relay_shared::subscription::{Health, Subscription};
+
+use super::PageQuery;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, OptionalJson, WebhookIdPath};
+use crate::model::{
+    time, CreateWebhook, Empty, ListResponse, ReplayRequest, ReplayResponse, RotateSecret,
+    TestResponse, UpdateWebhook, Webhook, WebhookWithSecret,
+};
+use crate::state::AppState;
+use crate::validate;
+
+/// How often an update re-reads and retries after losing an optimistic-concurrency race.
+pub const MAX_UPDATE_ATTEMPTS: u32 = 5;
+pub const DEFAULT_GRACE_SECONDS: u32 = 86_400;
+pub const MAX_GRACE_SECONDS: u32 = 604_800;
+/// Jobs per `DeliveryQueue::send` call when re-queueing many.
+const SEND_CHUNK: usize = 100;
+
+/// The tenant-scoped finder: the caller's own webhook, or `404` (also for another user's id, so
+/// ids of other tenants cannot be probed).
+pub async fn find_owned(
+    state: &AppState,
+    caller: &Caller,
+    id: &SubscriptionId,
+) -> ApiResult<Subscription> {
+    match state.stores.subscriptions.get(id).await? {
+        Some(s) if s.owner_id == caller.user_id && s.org_id == caller.org_id => Ok(s),
+        _ => Err(ApiError::webhook_not_found()),
+    }
+}
+
+/// Read-modify-write with optimistic concurrency: `apply` runs on a fresh copy each attempt; the
+/// write bumps `version` and is retried a bounded number of times on `Conflict`.
+pub async fn update_owned<F>(
+    state: &AppState,
+    caller: &Caller,
+    id: &SubscriptionId,
+    mut apply: F,
+) -> ApiResult<Subscription>
+where
+    F: FnMut(&mut Subscription) -> ApiResult<()>,
+{
+    for _ in 0..MAX_UPDATE_ATTEMPTS {
+        let mut sub = find_owned(state, caller, id).await?;
+        apply(&mut sub)?;
+        sub.version += 1;
+        sub.updated_at = state.clock.now();
+        match state.stores.subscriptions.update(&sub).await {
+            Ok(()) => return Ok(sub),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(StoreError::NotFound) => return Err(ApiError::webhook_not_found()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "conflict",
+        "The webhook is being changed concurrently; retry the request.",
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateWebhook>,
+) -> ApiResult<Response> {
+    let cfg = &state.config;
+    let name = validate::name(&req.name)?;
+    let url = validate::target_url(&req.url, cfg)?;
+    let event_types = validate::event_types(&req.event_types)?;
+    let secret = match req.secret {
+        Some(s) => validate::secret(&s)?,
+        None => SigningSecret::generate().expose().to_owned(),
+    };
+    let rate_limit_per_minute = validate::rate_limit(
+        req.rate_limit_per_minute
+            .unwrap_or(cfg.default_rate_limit_per_minute),
+        cfg,
+    )?;
+    let now = state.clock.now();
+    let sub = Subscription {
+        id: SubscriptionId::new_at(now.timestamp_millis().max(0) as u64),
+        owner_id: caller.user_id.clone(),
+        org_id: caller.org_id.clone(),
+        name,
+        url,
+        event_types,
+        secret,
+        retiring_secrets: Vec::new(),
+        enabled: req.enabled.unwrap_or(true),
+        health: Health::Healthy,
+        disabled_reason: None,
+        rate_limit_per_minute,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    state.stores.subscriptions.create(&sub, cfg.max_webhooks_per_user).await.map_err(|e| match e {
+        StoreError::LimitReached { .. } => ApiError::conflict(
+            "limit_reached",
+            format!("You already have the maximum of {} webhooks per user; delete one before creating another.", cfg.max_webhooks_per_user),
+        ),
+        e => e.into(),
+    })?;
+    tracing::info!(webhook_id = %sub.id, user_id = %caller.user_id, org_id = %caller.org_id, "webhook created");
+    let body = WebhookWithSecret {
+        webhook: Webhook::from(&sub),
+        secret: sub.secret.clone(),
+        previous_secret_expires_at: None,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ListResponse<Webhook>>> {
+    let page = q.page_request()?;
+    let page = state
+        .stores
+        .subscriptions
+        .list_by_owner(&caller.user_id, &page)
+        .await?;
+    let data = page
+        .items
+        .iter()
+        .filter(|s| s.org_id == caller.org_id)
+        .map(Webhook::from)
+        .collect();
+    Ok(Json(ListResponse {
+        data,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    WebhookIdPath(id): WebhookIdPath,
+) -> ApiResult<Json<Webhook>> {
+    let sub = find_owned(&state, &caller, &id).await?;
+    Ok(Json(Webhook::from(&sub)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    WebhookIdPath(id): WebhookIdPath,
+    ApiJson(req): ApiJson<UpdateWebhook>,
+) -> ApiResult<Json<Webhook>> {
+    let cfg = &state.config;
+    // Validate everything before touching the store.
+    let name = req.name.as_deref().map(validate::name).transpose()?;
+    let url = req
+        .url
+        .as_deref()
+        .map(|u| validate::target_url(u, cfg))
+        .transpose()?;
+    let event_types = req
+        .event_types
+        .as_deref()
+        .map(validate::event_types)
+        .transpose()?;
+    let rate_limit = req
+        .rate_limit_per_minute
+        .map(|r| validate::rate_limit(r, cfg))
+        .transpose()?;
+    if name.is_none()
+        && url.is_none()
+        && event_types.is_none()
+        && rate_limit.is_none()
+        && req.enabled.is_none()
+    {
+        let sub = find_owned(&state, &caller, &id).await?;
+        return Ok(Json(Webhook::from(&sub)));
+    }
+    let sub = update_owned(&state, &caller, &id, |sub| {
+        if let Some(n) = &name {
+            sub.name = n.clone();
+        }
+        if let Some(u) = &url {
+            sub.url = u.clone();
+        }
+        if let Some(t) = &event_types {
+            sub.event_types = t.clone();
+        }
+        if let Some(r) = rate_limit {
+            sub.rate_limit_per_minute = r;
+        }
+        if let Some(e) = req.enabled {
+            sub.enabled = e;
+            if e {
+                sub.disabled_reason = None;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    tracing::info!(webhook_id = %sub.id, user_id = %caller.user_id, "webhook updated");
+    Ok(Json(Webhook::from(&sub)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    WebhookIdPath(id): WebhookIdPath,
+) -> ApiResult<StatusCode> {
+    // The finder checks owner and org; the store's delete re-checks the owner atomically.
+    find_owned(&state, &caller, &id).await?;
+    if !state
+        .stores
+        .subscriptions
+        .delete(&caller.user_id, &id)
+        .await?
+    {
+        return Err(ApiError::webhook_not_found());
+    }
+    tracing::info!(webhook_id = %id, user_id = %caller.user_id, "webhook deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn refuse_disabled(sub: &Subscription) -> ApiResult<()> {
+    if sub.enabled {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "webhook_disabled",
+            "The webhook is disabled; enable it (PATCH `enabled: true`) first.",
+        ))
+    }
+}
+
+pub async fn send_test(
+    State(state): State<AppState>,
+    caller: Caller,
+    WebhookIdPath(id): WebhookIdPath,
+    OptionalJson(_): OptionalJson<Empty>,
+) -> ApiResult<Response> {
+    let sub = find_owned(&state, &caller, &id).await?;
+    refuse_disabled(&sub)?;
+    let now = state.clock.now();
+    let event_id = EventId::new_at(now.timestamp_millis().max(0) as u64);
+    let body = serde_json::json!({
+        "type": EventType::WebhookTest.as_str(),
+        "webhookId": sub.id.to_string(),
+        "eventId": event_id.to_string(),
+        "timestamp": rfc3339_millis(now),
+    })
+    .to_string();
+    let event = OutboundEvent {
+        id: event_id,
+        event_type: EventType::WebhookTest,
+        org_id: sub.org_id.clone(),
+        created_at: now,
+        body,
+    };
+    let job = DeliveryJob::for_event(&event, sub.id);
+    state
+        .queue
+        .send(&[QueuedJob {
+            job,
+            delay_seconds: 0,
+        }])
+        .await?;
+    tracing::info!(webhook_id = %sub.id, event_id = %event_id, "test event queued");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TestResponse {
+            event_id: event_id.to_string(),
+            event_type: EventType::WebhookTest.as_str(),
+        }),
+    )
+        .into_response())
+}
+
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    WebhookIdPath(id): WebhookIdPath,
+    OptionalJson(req): OptionalJson<RotateSecret>,
+) -> ApiResult<Json<WebhookWithSecret>> {
+    let grace = req.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid(
+            "gracePeriodSeconds",
+            format!("`gracePeriodSeconds` must be between 0 and {MAX_GRACE_SECONDS}."),
+        ));
+    }
+    let new_secret = SigningSecret::generate().expose().to_owned();
+    let now = state.clock.now();
+    let sub = update_owned(&state, &caller, &id, |sub| {
+        sub.rotate_secret(new_secret.clone(), now, Duration::seconds(i64::from(grace)));
+        Ok(())
+    })
+    .await?;
+    tracing::info!(webhook_id = %sub.id, grace_seconds = grace, "webhook secret rotated");
+    let previous_secret_expires_at =
+        (grace > 0).then(|| time(now + Duration::seconds(i64::from(grace))));
+    Ok(Json(WebhookWithSecret {
+        webhook: Webhook::from(&sub),
+        secret: sub.secret.clone(),
+        previous_secret_expires_at,
+    }))
+}
+
+pub async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    WebhookIdPath(id): WebhookIdPath,
+    ApiJson(req): ApiJson<ReplayRequest>,
+) -> ApiResult<Response> {
+    let cfg = &state.config;
+    if req.until <= req.since {
+        return Err(ApiError::invalid(
+            "until",
+            "`until` must be later than `since`.",
+        ));
+    }
+    if req.until - req.since > Duration::days(i64::from(cfg.replay_max_window_days)) {
+        return Err(ApiError::invalid(
+            "until",
+            format!(
+                "The replay window may span at most {} days.",
+                cfg.replay_max_window_days
+            ),
+        ));
+    }
+    let sub = find_owned(&state, &caller, &id).await?;
+    refuse_disabled(&sub)?;
+    let max = cfg.replay_max_events;
+    let events = state
+        .stores
+        .events
+        .list(&sub.org_id, req.since, req.until, max.saturating_add(1))
+        .await?;
+    let truncated = events.len() > max as usize;
+    let next_since = if truncated {
+        events.get(max as usize).map(|e| time(e.created_at))
+    } else {
+        None
+    };
+    let jobs: Vec<QueuedJob> = events
+        .iter()
+        .take(max as usize)
+        .filter(|e| sub.event_types.contains(&e.event_type))
+        .map(|e| QueuedJob {
+            job: DeliveryJob::for_event(e, sub.id),
+            delay_seconds: 0,
+        })
+        .collect();
+    for chunk in jobs.chunks(SEND_CHUNK) {
+        state.queue.send(chunk).await?;
+    }
+    tracing::info!(webhook_id = %sub.id, queued = jobs.len(), truncated, "replay queued");
+    let body = ReplayResponse {
+        queued: jobs.len() as u32,
+        truncated,
+        next_since,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}

@@ -1,0 +1,1557 @@
+//! The route suite: every route and every error, in-process (`oneshot` on the router). Each case
+//! runs on the in-memory adapters and, when `AWS_ENDPOINT_URL_DYNAMODB`/`_SQS` are set, on the AWS
+//! adapters (DynamoDB Local + moto); unset, the AWS run is skipped with a printed reason, unless
+//! `RELAY_REQUIRE_AWS=1`, which makes it fail.
+
+mod common;
+
+use std::collections::HashSet;
+
+use base64::Engine;
+use chrono::Duration;
+use common::{unique, Backend, Harness};
+use relay_shared::auth::Role;
+use relay_shared::delivery::{
+    AttemptRecord, AttemptStatus, AttemptSummary, DeliveryJob, ErrorClass,
+};
+use relay_shared::events::{EventType, OutboundEvent};
+use relay_shared::ids::{AttemptId, EventId, SubscriptionId};
+use relay_shared::ports::Clock;
+use relay_shared::signing::{
+    delivery_headers, standard_webhooks_signature, SignatureInput, SigningSecret,
+};
+use serde_json::{json, Value};
+use webhooks_api::ApiConfig;
+
+const HOOKS: &str = "/api/hooks/webhooks";
+
+fn valid_body() -> Value {
+    json!({"name": "My Connection Monitor", "url": "https://my-server.example.com/webhook", "eventTypes": ["telephony:created", "presence:changed"]})
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::Memory).await
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::Aws).await
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    create_returns_the_secret_once,
+    create_with_a_given_secret,
+    validation_errors,
+    url_validation,
+    malformed_requests,
+    authentication,
+    unknown_route_and_method,
+    tenant_isolation,
+    patch_semantics,
+    concurrent_patches_never_lose_updates,
+    delete_frees_a_slot,
+    limit_is_enforced,
+    racing_creates_cannot_exceed_the_limit,
+    pagination_over_120_webhooks,
+    deliveries_log,
+    test_event_is_queued,
+    rotation_signs_with_both_secrets_during_grace,
+    replay_requeues_the_window,
+    replay_is_bounded,
+    dlq_redrive,
+    event_types_catalogue,
+    idempotency_key_replays_the_first_response,
+    openapi_document_is_served,
+);
+
+async fn h(b: Backend) -> Option<Harness> {
+    b.harness(ApiConfig::default()).await
+}
+
+async fn create_returns_the_secret_once(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let created = h
+        .call("POST", HOOKS, Some(&key), Some(valid_body()))
+        .await
+        .assert_status(201);
+    let secret = created["secret"].as_str().unwrap();
+    let b64 = secret.strip_prefix("whsec_").expect("whsec_ prefix");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+            .len(),
+        32
+    );
+    assert!(created["id"].as_str().unwrap().starts_with("wh_"));
+    assert_eq!(created["name"], "My Connection Monitor");
+    assert_eq!(
+        created["eventTypes"],
+        json!(["telephony:created", "presence:changed"])
+    );
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["status"], "active");
+    assert_eq!(created["rateLimitPerMinute"], 100);
+    assert!(created["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(created["createdAt"], created["updatedAt"]);
+    let id = created["id"].as_str().unwrap();
+
+    let got = h
+        .call("GET", &format!("{HOOKS}/{id}"), Some(&key), None)
+        .await
+        .assert_status(200);
+    assert!(got.get("secret").is_none(), "{got}");
+    let mut expected = created.clone();
+    expected.as_object_mut().unwrap().remove("secret");
+    assert_eq!(got, expected);
+    let list = h
+        .call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(list["data"], json!([expected]));
+    assert_eq!(list["nextCursor"], Value::Null);
+    assert!(!list.to_string().contains(secret));
+    let patched = h
+        .call(
+            "PATCH",
+            &format!("{HOOKS}/{id}"),
+            Some(&key),
+            Some(json!({"name": "x"})),
+        )
+        .await
+        .assert_status(200);
+    assert!(patched.get("secret").is_none() && !patched.to_string().contains(secret));
+
+    // Disabled at creation.
+    let mut body = valid_body();
+    body["enabled"] = json!(false);
+    body["rateLimitPerMinute"] = json!(7);
+    let c = h
+        .call("POST", HOOKS, Some(&key), Some(body))
+        .await
+        .assert_status(201);
+    assert_eq!(
+        (c["status"].clone(), c["rateLimitPerMinute"].clone()),
+        (json!("disabled"), json!(7))
+    );
+}
+
+async fn create_with_a_given_secret(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let mut body = valid_body();
+    body["secret"] = json!("my-own-secret-that-is-long-enough");
+    let c = h
+        .call("POST", HOOKS, Some(&key), Some(body.clone()))
+        .await
+        .assert_status(201);
+    assert_eq!(c["secret"], "my-own-secret-that-is-long-enough");
+    let id: SubscriptionId = c["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        h.stores
+            .subscriptions
+            .get(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret,
+        "my-own-secret-that-is-long-enough"
+    );
+    for bad in [
+        json!("short"),
+        json!("x".repeat(129)),
+        json!("has spaces in the middle of it ok"),
+        json!(12),
+        json!(null),
+    ] {
+        body["secret"] = bad.clone();
+        let e = h
+            .call("POST", HOOKS, Some(&key), Some(body.clone()))
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(e["field"], "secret", "{bad}: {e}");
+    }
+}
+
+async fn validation_errors(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"url": "https://a.example.com", "eventTypes": ["presence:changed"]}),
+            "validation_failed",
+            "",
+        ),
+        (
+            json!({"name": "", "url": "https://a.example.com", "eventTypes": ["presence:changed"]}),
+            "validation_failed",
+            "name",
+        ),
+        (
+            json!({"name": "   ", "url": "https://a.example.com", "eventTypes": ["presence:changed"]}),
+            "validation_failed",
+            "name",
+        ),
+        (
+            json!({"name": "x".repeat(201), "url": "https://a.example.com", "eventTypes": ["presence:changed"]}),
+            "validation_failed",
+            "name",
+        ),
+        (
+            json!({"name": null, "url": "https://a.example.com", "eventTypes": ["presence:changed"]}),
+            "validation_failed",
+            "name",
+        ),
+        (
+            json!({"name": "a", "url": "https://a.example.com", "eventTypes": []}),
+            "validation_failed",
+            "eventTypes",
+        ),
+        (
+            json!({"name": "a", "url": "https://a.example.com", "eventTypes": ["app:connected"]}),
+            "validation_failed",
+            "eventTypes[0]",
+        ),
+        (
+            json!({"name": "a", "url": "https://a.example.com", "eventTypes": "presence:changed"}),
+            "validation_failed",
+            "eventTypes",
+        ),
+        (
+            json!({"name": "a", "url": "https://a.example.com", "eventTypes": ["presence:changed"], "rateLimitPerMinute": 0}),
+            "validation_failed",
+            "rateLimitPerMinute",
+        ),
+        (
+            json!({"name": "a", "url": "https://a.example.com", "eventTypes": ["presence:changed"], "rateLimitPerMinute": 101}),
+            "validation_failed",
+            "rateLimitPerMinute",
+        ),
+        (
+            json!({"name": "a", "url": "https://a.example.com", "eventTypes": ["presence:changed"], "rateLimitPerMinute": -1}),
+            "validation_failed",
+            "rateLimitPerMinute",
+        ),
+        (
+            json!({"name": "a", "url": "https://a.example.com", "eventTypes": ["presence:changed"], "enabled": "yes"}),
+            "validation_failed",
+            "enabled",
+        ),
+        (
+            json!({"name": "a", "url": "https://a.example.com", "eventTypes": ["presence:changed"], "extra": 1}),
+            "unknown_field",
+            "extra",
+        ),
+        (json!([1, 2]), "validation_failed", ""),
+    ];
+    for (body, code, field) in cases {
+        let e = h
+            .call("POST", HOOKS, Some(&key), Some(body.clone()))
+            .await
+            .assert_error(422, code);
+        assert_eq!(
+            e.get("field").and_then(Value::as_str).unwrap_or(""),
+            field,
+            "{body} -> {e}"
+        );
+    }
+    // The unknown-type error lists the catalogue.
+    let e = h
+        .call(
+            "POST",
+            HOOKS,
+            Some(&key),
+            Some(json!({"name": "a", "url": "https://a.example.com", "eventTypes": ["nope"]})),
+        )
+        .await
+        .assert_error(422, "validation_failed");
+    for t in EventType::ALL {
+        assert!(e["detail"].as_str().unwrap().contains(t.as_str()), "{e}");
+    }
+    // Nothing was created.
+    assert_eq!(
+        h.call("GET", HOOKS, Some(&key), None)
+            .await
+            .assert_status(200)["data"],
+        json!([])
+    );
+}
+
+async fn url_validation(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    for bad in [
+        "http://example.com/hook",
+        "ftp://example.com/",
+        "example.com/hook",
+        "/relative",
+        "https://user:pass@example.com/",
+        "https://localhost/hook",
+        "https://127.0.0.1/",
+        "https://10.0.0.8/",
+        "https://192.168.0.1/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://0.0.0.0/",
+        "https://[::1]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[fe80::1]/",
+        "https://[fd12::1]/",
+        "https://[::]/",
+    ] {
+        let mut body = valid_body();
+        body["url"] = json!(bad);
+        let e = h
+            .call("POST", HOOKS, Some(&key), Some(body))
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(e["field"], "url", "{bad}");
+    }
+    // And on update.
+    let c = h.create(&key, "a").await;
+    let e = h
+        .call(
+            "PATCH",
+            &format!("{HOOKS}/{}", c["id"].as_str().unwrap()),
+            Some(&key),
+            Some(json!({"url": "https://[::ffff:127.0.0.1]/"})),
+        )
+        .await
+        .assert_error(422, "validation_failed");
+    assert_eq!(e["field"], "url");
+    // http is accepted only when configured.
+    if b == Backend::Memory {
+        let h2 = Harness::memory(ApiConfig {
+            allow_http_targets: true,
+            ..ApiConfig::default()
+        });
+        let key2 = h2.user().await;
+        let mut body = valid_body();
+        body["url"] = json!("http://example.com/hook");
+        h2.call("POST", HOOKS, Some(&key2), Some(body))
+            .await
+            .assert_status(201);
+    }
+}
+
+async fn malformed_requests(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let auth = format!("Bearer {key}");
+    let raw = |ct: Option<&str>, body: Vec<u8>| {
+        let mut r = axum::http::Request::builder()
+            .method("POST")
+            .uri(HOOKS)
+            .header("authorization", &auth);
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        r.body(axum::body::Body::from(body)).unwrap()
+    };
+    h.send(raw(Some("application/json"), b"{\"name\": ".to_vec()))
+        .await
+        .assert_error(400, "malformed_json");
+    h.send(raw(Some("application/json"), b"".to_vec()))
+        .await
+        .assert_error(400, "malformed_json");
+    h.send(raw(Some("application/json"), b"{} trailing".to_vec()))
+        .await
+        .assert_error(400, "malformed_json");
+    h.send(raw(Some("application/json"), vec![0xff, 0xfe]))
+        .await
+        .assert_error(400, "malformed_json");
+    h.send(raw(
+        Some("text/plain"),
+        valid_body().to_string().into_bytes(),
+    ))
+    .await
+    .assert_error(415, "unsupported_media_type");
+    h.send(raw(None, valid_body().to_string().into_bytes()))
+        .await
+        .assert_error(415, "unsupported_media_type");
+    h.send(raw(
+        Some("application/json; charset=utf-8"),
+        valid_body().to_string().into_bytes(),
+    ))
+    .await
+    .assert_status(201);
+    // Over 256 KiB: 413 (with or without a content type).
+    let mut big = valid_body();
+    big["name"] = json!("x".repeat(300 * 1024));
+    h.send(raw(Some("application/json"), big.to_string().into_bytes()))
+        .await
+        .assert_error(413, "payload_too_large");
+    h.send(raw(Some("text/plain"), big.to_string().into_bytes()))
+        .await
+        .assert_error(413, "payload_too_large");
+    // Just under the limit is parsed (and refused for the name's length, not the size).
+    let mut near = valid_body();
+    near["name"] = json!("x".repeat(200 * 1024));
+    h.send(raw(Some("application/json"), near.to_string().into_bytes()))
+        .await
+        .assert_error(422, "validation_failed");
+    // Query mistakes.
+    h.call("GET", &format!("{HOOKS}?limit=abc"), Some(&key), None)
+        .await
+        .assert_error(422, "validation_failed");
+    h.call("GET", &format!("{HOOKS}?limit=0"), Some(&key), None)
+        .await
+        .assert_error(422, "validation_failed");
+    h.call("GET", &format!("{HOOKS}?limit=251"), Some(&key), None)
+        .await
+        .assert_error(422, "validation_failed");
+    h.call("GET", &format!("{HOOKS}?limit=-3"), Some(&key), None)
+        .await
+        .assert_error(422, "validation_failed");
+    h.call("GET", &format!("{HOOKS}?cursor=%%%"), Some(&key), None)
+        .await;
+    // Bad ids are simply not found.
+    for id in [
+        "nope",
+        "wh_",
+        "evt_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "wh_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "%F0%9F%92%A9",
+    ] {
+        h.call("GET", &format!("{HOOKS}/{id}"), Some(&key), None)
+            .await
+            .assert_error(404, "not_found");
+    }
+}
+
+async fn authentication(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    for (path, method) in [
+        (HOOKS, "GET"),
+        (HOOKS, "POST"),
+        ("/api/hooks/event-types", "GET"),
+        ("/api/hooks/dlq/redrive", "POST"),
+    ] {
+        let r = h.call(method, path, None, None).await;
+        r.assert_error(401, "unauthorized");
+        assert_eq!(r.headers.get("www-authenticate").unwrap(), "Bearer");
+    }
+    h.call("GET", HOOKS, Some("wrk_not_a_key"), None)
+        .await
+        .assert_error(401, "unauthorized");
+    let r = h
+        .call_with(
+            "GET",
+            HOOKS,
+            None,
+            None,
+            &[("authorization", "Basic dXNlcjpwYXNz")],
+        )
+        .await;
+    r.assert_error(401, "unauthorized");
+    // Unauthenticated beats not-found and validation.
+    h.call("GET", &format!("{HOOKS}/nope"), None, None)
+        .await
+        .assert_error(401, "unauthorized");
+    h.call("POST", HOOKS, None, Some(json!({"bad": true})))
+        .await
+        .assert_error(401, "unauthorized");
+    // Keys: created, then revoked.
+    let key = webhooks_api::create_api_key(&h.stores, &unique("user"), &unique("org"), Role::User)
+        .await
+        .unwrap();
+    assert!(key.starts_with("wrk_"));
+    h.call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_status(200);
+    h.call_with(
+        "GET",
+        HOOKS,
+        None,
+        None,
+        &[("authorization", &format!("bearer   {key}"))],
+    )
+    .await
+    .assert_status(200);
+    let stored = h
+        .stores
+        .api_keys
+        .get(&relay_shared::auth::hash_api_key(&key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.key_hash.len(), 64);
+    assert!(webhooks_api::revoke_api_key(&h.stores, &key).await.unwrap());
+    assert!(!webhooks_api::revoke_api_key(&h.stores, &key).await.unwrap());
+    h.call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_error(401, "unauthorized");
+    // The openapi document is public.
+    h.call("GET", "/api/hooks/openapi.json", None, None)
+        .await
+        .assert_status(200);
+}
+
+async fn unknown_route_and_method(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    h.call("GET", "/nope", Some(&key), None)
+        .await
+        .assert_error(404, "not_found");
+    h.call("GET", "/api/hooks/webhooks/a/b/c", Some(&key), None)
+        .await
+        .assert_error(404, "not_found");
+    let r = h.call("PUT", HOOKS, Some(&key), None).await;
+    r.assert_error(405, "method_not_allowed");
+    assert!(r.headers.get("allow").is_some());
+    h.call("DELETE", HOOKS, Some(&key), None)
+        .await
+        .assert_error(405, "method_not_allowed");
+    h.call("GET", &format!("{HOOKS}/x/test"), Some(&key), None)
+        .await
+        .assert_error(405, "method_not_allowed");
+    h.call("POST", "/api/hooks/event-types", Some(&key), None)
+        .await
+        .assert_error(405, "method_not_allowed");
+}
+
+async fn tenant_isolation(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let (org1, org2) = (unique("org1"), unique("org2"));
+    let alice = h.key(&unique("alice"), &org1, Role::User).await;
+    let bob = h.key(&unique("bob"), &org2, Role::User).await;
+    let carol = h.key(&unique("carol"), &org1, Role::Admin).await;
+    let a = h.create(&alice, "alice's").await;
+    let b_hook = h.create(&bob, "bob's").await;
+    let id = a["id"].as_str().unwrap();
+    // The webhook is bound to its owner's org.
+    let stored = h
+        .stores
+        .subscriptions
+        .get(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.org_id, org1);
+    for other in [&bob, &carol] {
+        let p = format!("{HOOKS}/{id}");
+        h.call("GET", &p, Some(other), None)
+            .await
+            .assert_error(404, "not_found");
+        h.call("PATCH", &p, Some(other), Some(json!({"name": "pwned"})))
+            .await
+            .assert_error(404, "not_found");
+        h.call("DELETE", &p, Some(other), None)
+            .await
+            .assert_error(404, "not_found");
+        h.call("GET", &format!("{p}/deliveries"), Some(other), None)
+            .await
+            .assert_error(404, "not_found");
+        h.call("POST", &format!("{p}/test"), Some(other), None)
+            .await
+            .assert_error(404, "not_found");
+        h.call("POST", &format!("{p}/rotate-secret"), Some(other), None)
+            .await
+            .assert_error(404, "not_found");
+        let w = json!({"since": "2025-01-01T00:00:00Z", "until": "2025-01-02T00:00:00Z"});
+        h.call("POST", &format!("{p}/replay"), Some(other), Some(w))
+            .await
+            .assert_error(404, "not_found");
+    }
+    // Untouched, and lists are per user.
+    let got = h
+        .call("GET", &format!("{HOOKS}/{id}"), Some(&alice), None)
+        .await
+        .assert_status(200);
+    assert_eq!(got["name"], "alice's");
+    let ids = |v: Value| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(h
+            .call("GET", HOOKS, Some(&alice), None)
+            .await
+            .assert_status(200)),
+        vec![id.to_owned()]
+    );
+    assert_eq!(
+        ids(h
+            .call("GET", HOOKS, Some(&bob), None)
+            .await
+            .assert_status(200)),
+        vec![b_hook["id"].as_str().unwrap().to_owned()]
+    );
+    assert!(ids(h
+        .call("GET", HOOKS, Some(&carol), None)
+        .await
+        .assert_status(200))
+    .is_empty());
+    assert!(h.drain_queue().await.is_empty());
+}
+
+async fn patch_semantics(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let c = h.create(&key, "before").await;
+    let id = c["id"].as_str().unwrap();
+    let p = format!("{HOOKS}/{id}");
+    let sid: SubscriptionId = id.parse().unwrap();
+    let v0 = h
+        .stores
+        .subscriptions
+        .get(&sid)
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    h.clock.advance(Duration::seconds(5));
+    let u = h
+        .call(
+            "PATCH",
+            &p,
+            Some(&key),
+            Some(json!({"name": "after", "eventTypes": ["telephony:deleted"]})),
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(u["name"], "after");
+    assert_eq!(u["eventTypes"], json!(["telephony:deleted"]));
+    assert_eq!(u["url"], c["url"]);
+    assert_eq!(u["enabled"], true);
+    assert_eq!(u["createdAt"], c["createdAt"]);
+    assert_ne!(u["updatedAt"], c["updatedAt"]);
+    let stored = h.stores.subscriptions.get(&sid).await.unwrap().unwrap();
+    assert_eq!(stored.version, v0 + 1);
+    assert_eq!(
+        stored.secret,
+        c["secret"].as_str().unwrap(),
+        "PATCH never touches the secret"
+    );
+    // Empty patch: unchanged.
+    let same = h
+        .call("PATCH", &p, Some(&key), Some(json!({})))
+        .await
+        .assert_status(200);
+    assert_eq!(same, u);
+    // null is not "leave as is".
+    for f in ["name", "url", "eventTypes", "enabled", "rateLimitPerMinute"] {
+        let e = h
+            .call("PATCH", &p, Some(&key), Some(json!({ f: null })))
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(e["field"], f);
+    }
+    let e = h
+        .call(
+            "PATCH",
+            &p,
+            Some(&key),
+            Some(json!({"secret": "x".repeat(30)})),
+        )
+        .await
+        .assert_error(422, "unknown_field");
+    assert_eq!(e["field"], "secret");
+    h.call("PATCH", &p, Some(&key), Some(json!({"eventTypes": []})))
+        .await
+        .assert_error(422, "validation_failed");
+    h.call(
+        "PATCH",
+        &p,
+        Some(&key),
+        Some(json!({"rateLimitPerMinute": 1000})),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    h.call("PATCH", &p, Some(&key), None)
+        .await
+        .assert_error(415, "unsupported_media_type");
+    // Disable and re-enable.
+    let d = h
+        .call(
+            "PATCH",
+            &p,
+            Some(&key),
+            Some(json!({"enabled": false, "rateLimitPerMinute": 10})),
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(
+        (
+            d["status"].clone(),
+            d["enabled"].clone(),
+            d["rateLimitPerMinute"].clone()
+        ),
+        (json!("disabled"), json!(false), json!(10))
+    );
+    // A webhook the worker marked failing shows as such.
+    let mut s = h.stores.subscriptions.get(&sid).await.unwrap().unwrap();
+    s.health = relay_shared::subscription::Health::Failing;
+    s.disabled_reason = Some("receiver answered 410 Gone".into());
+    s.version += 1;
+    h.stores.subscriptions.update(&s).await.unwrap();
+    let g = h.call("GET", &p, Some(&key), None).await.assert_status(200);
+    assert_eq!(g["disabledReason"], "receiver answered 410 Gone");
+    let e = h
+        .call("PATCH", &p, Some(&key), Some(json!({"enabled": true})))
+        .await
+        .assert_status(200);
+    assert_eq!(e["status"], "failing");
+    assert!(e.get("disabledReason").is_none());
+    h.call(
+        "PATCH",
+        &format!("{HOOKS}/wh_01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        Some(&key),
+        Some(json!({"name": "x"})),
+    )
+    .await
+    .assert_error(404, "not_found");
+}
+
+async fn concurrent_patches_never_lose_updates(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let c = h.create(&key, "n").await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let sid: SubscriptionId = id.parse().unwrap();
+    let v0 = h
+        .stores
+        .subscriptions
+        .get(&sid)
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    let h = std::sync::Arc::new(h);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (h, key, id) = (h.clone(), key.clone(), id.clone());
+        tasks.spawn(async move {
+            h.call(
+                "PATCH",
+                &format!("{HOOKS}/{id}"),
+                Some(&key),
+                Some(json!({"name": format!("n{i}")})),
+            )
+            .await
+            .status
+            .as_u16()
+        });
+    }
+    let mut ok = 0;
+    while let Some(s) = tasks.join_next().await {
+        match s.unwrap() {
+            200 => ok += 1,
+            409 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(ok >= 1);
+    assert_eq!(
+        h.stores
+            .subscriptions
+            .get(&sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        v0 + ok,
+        "every successful update bumped the version once"
+    );
+}
+
+async fn delete_frees_a_slot(b: Backend) {
+    let Some(h) = b
+        .harness(ApiConfig {
+            max_webhooks_per_user: 2,
+            ..ApiConfig::default()
+        })
+        .await
+    else {
+        return;
+    };
+    let key = h.user().await;
+    let a = h.create(&key, "a").await;
+    h.create(&key, "b").await;
+    h.call("POST", HOOKS, Some(&key), Some(valid_body()))
+        .await
+        .assert_error(409, "limit_reached");
+    let p = format!("{HOOKS}/{}", a["id"].as_str().unwrap());
+    let r = h.call("DELETE", &p, Some(&key), None).await;
+    r.assert_status(204);
+    assert!(r.bytes.is_empty());
+    h.call("GET", &p, Some(&key), None)
+        .await
+        .assert_error(404, "not_found");
+    h.call("DELETE", &p, Some(&key), None)
+        .await
+        .assert_error(404, "not_found");
+    h.create(&key, "c").await;
+}
+
+async fn limit_is_enforced(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    for i in 0..10 {
+        h.create(&key, &format!("w{i}")).await;
+    }
+    let e = h
+        .call("POST", HOOKS, Some(&key), Some(valid_body()))
+        .await
+        .assert_error(409, "limit_reached");
+    assert!(e["detail"].as_str().unwrap().contains("10"), "{e}");
+    // Another user is not affected.
+    let other = h.user().await;
+    h.create(&other, "x").await;
+}
+
+async fn racing_creates_cannot_exceed_the_limit(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let h = std::sync::Arc::new(h);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (h, key) = (h.clone(), key.clone());
+        tasks.spawn(async move {
+            let mut body = valid_body();
+            body["name"] = json!(format!("race {i}"));
+            h.call("POST", HOOKS, Some(&key), Some(body))
+                .await
+                .status
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        10,
+        "{statuses:?}"
+    );
+    let list = h
+        .call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(list["data"].as_array().unwrap().len(), 10);
+}
+
+async fn pagination_over_120_webhooks(b: Backend) {
+    let Some(h) = b
+        .harness(ApiConfig {
+            max_webhooks_per_user: 150,
+            ..ApiConfig::default()
+        })
+        .await
+    else {
+        return;
+    };
+    let key = h.user().await;
+    let other = h.user().await;
+    let mut created = HashSet::new();
+    for i in 0..120 {
+        h.clock.advance(Duration::milliseconds(1));
+        created.insert(
+            h.create(&key, &format!("w{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    h.create(&other, "not mine").await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{HOOKS}?limit=50&cursor={c}"),
+            None => format!("{HOOKS}?limit=50"),
+        };
+        let page = h
+            .call("GET", &path, Some(&key), None)
+            .await
+            .assert_status(200);
+        let data = page["data"].as_array().unwrap();
+        pages.push(data.len());
+        seen.extend(data.iter().map(|w| w["id"].as_str().unwrap().to_owned()));
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(pages.len() < 10, "pagination does not end");
+    }
+    assert_eq!(pages.iter().sum::<usize>(), 120);
+    assert_eq!(&pages[..2], &[50, 50]);
+    assert_eq!(
+        seen.iter().cloned().collect::<HashSet<_>>(),
+        created,
+        "every webhook exactly once"
+    );
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "oldest first");
+    // Default page size 50, max 250.
+    assert_eq!(
+        h.call("GET", HOOKS, Some(&key), None)
+            .await
+            .assert_status(200)["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+    let all = h
+        .call("GET", &format!("{HOOKS}?limit=250"), Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(all["data"].as_array().unwrap().len(), 120);
+    assert_eq!(all["nextCursor"], Value::Null);
+    h.call("GET", &format!("{HOOKS}?cursor=***"), Some(&key), None)
+        .await
+        .assert_error(422, "validation_failed");
+}
+
+fn attempt(
+    sub: SubscriptionId,
+    n: u64,
+    status: AttemptStatus,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AttemptRecord {
+    let event = EventId::new_at(1_700_000_000_000 + n);
+    AttemptRecord {
+        id: AttemptId::new_at(at.timestamp_millis() as u64 + n),
+        delivery_id: relay_shared::ids::delivery_id(&event, &sub),
+        event_id: event,
+        subscription_id: sub,
+        event_type: EventType::PresenceChanged,
+        attempt: 1,
+        at: at + Duration::milliseconds(n as i64),
+        duration_ms: 12,
+        status,
+        status_code: Some(if status == AttemptStatus::Succeeded {
+            200
+        } else {
+            500
+        }),
+        error_class: (status == AttemptStatus::Failed).then_some(ErrorClass::HttpStatus),
+        error: None,
+        response_snippet: Some("ok".into()),
+    }
+}
+
+async fn deliveries_log(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let c = h.create(&key, "d").await;
+    let id = c["id"].as_str().unwrap();
+    let sid: SubscriptionId = id.parse().unwrap();
+    let now = h.clock.now();
+    let exp = now + Duration::days(7);
+    for n in 0..5u64 {
+        let status = if n % 2 == 0 {
+            AttemptStatus::Succeeded
+        } else {
+            AttemptStatus::Failed
+        };
+        h.stores
+            .attempts
+            .record(&attempt(sid, n, status, now), exp)
+            .await
+            .unwrap();
+    }
+    let p = format!("{HOOKS}/{id}/deliveries");
+    let all = h.call("GET", &p, Some(&key), None).await.assert_status(200);
+    let data = all["data"].as_array().unwrap();
+    assert_eq!(data.len(), 5);
+    let ats: Vec<&str> = data.iter().map(|d| d["at"].as_str().unwrap()).collect();
+    let mut sorted = ats.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ats, sorted, "newest first");
+    assert_eq!(data[0]["webhookId"], id);
+    assert!(data[0]["deliveryId"].as_str().unwrap().starts_with("msg_"));
+    let ok = h
+        .call("GET", &format!("{p}?status=succeeded"), Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(ok["data"].as_array().unwrap().len(), 3);
+    assert!(ok["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["status"] == "succeeded"));
+    let failed = h
+        .call("GET", &format!("{p}?status=failed"), Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(failed["data"].as_array().unwrap().len(), 2);
+    assert_eq!(failed["data"][0]["errorClass"], "http_status");
+    // Paginated.
+    let p1 = h
+        .call("GET", &format!("{p}?limit=2"), Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(p1["data"].as_array().unwrap().len(), 2);
+    let c1 = p1["nextCursor"].as_str().unwrap();
+    let p2 = h
+        .call("GET", &format!("{p}?limit=2&cursor={c1}"), Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(p2["data"][0]["id"], data[2]["id"]);
+    h.call("GET", &format!("{p}?status=skipped"), Some(&key), None)
+        .await
+        .assert_error(422, "validation_failed");
+    h.call("GET", &format!("{p}?status=bogus"), Some(&key), None)
+        .await
+        .assert_error(422, "validation_failed");
+    // Empty log.
+    let c2 = h.create(&key, "e").await;
+    let empty = h
+        .call(
+            "GET",
+            &format!("{HOOKS}/{}/deliveries", c2["id"].as_str().unwrap()),
+            Some(&key),
+            None,
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(empty, json!({"data": [], "nextCursor": null}));
+}
+
+async fn test_event_is_queued(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let c = h.create(&key, "t").await;
+    let id = c["id"].as_str().unwrap();
+    let r = h
+        .call("POST", &format!("{HOOKS}/{id}/test"), Some(&key), None)
+        .await
+        .assert_status(202);
+    assert_eq!(r["eventType"], "webhook:test");
+    let jobs = h.drain_queue().await;
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.event_type, EventType::WebhookTest);
+    assert_eq!(job.subscription_id.to_string(), id);
+    assert_eq!(job.event_id.to_string(), r["eventId"].as_str().unwrap());
+    assert!(job.attempts.is_empty());
+    let body: Value = serde_json::from_str(&job.body).unwrap();
+    assert_eq!(body["type"], "webhook:test");
+    assert_eq!(body["webhookId"], id);
+    assert_eq!(
+        serde_json::to_string(&body).unwrap(),
+        job.body,
+        "compact JSON"
+    );
+    // With an empty JSON object too; unknown fields refused.
+    h.call(
+        "POST",
+        &format!("{HOOKS}/{id}/test"),
+        Some(&key),
+        Some(json!({})),
+    )
+    .await
+    .assert_status(202);
+    h.call(
+        "POST",
+        &format!("{HOOKS}/{id}/test"),
+        Some(&key),
+        Some(json!({"x": 1})),
+    )
+    .await
+    .assert_error(422, "unknown_field");
+    assert_eq!(h.drain_queue().await.len(), 1);
+    // Disabled webhooks refuse.
+    h.call(
+        "PATCH",
+        &format!("{HOOKS}/{id}"),
+        Some(&key),
+        Some(json!({"enabled": false})),
+    )
+    .await
+    .assert_status(200);
+    h.call("POST", &format!("{HOOKS}/{id}/test"), Some(&key), None)
+        .await
+        .assert_error(409, "webhook_disabled");
+    assert!(h.drain_queue().await.is_empty());
+}
+
+async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let c = h.create(&key, "r").await;
+    let id = c["id"].as_str().unwrap();
+    let sid: SubscriptionId = id.parse().unwrap();
+    let old = c["secret"].as_str().unwrap().to_owned();
+    let p = format!("{HOOKS}/{id}/rotate-secret");
+    let r = h
+        .call(
+            "POST",
+            &p,
+            Some(&key),
+            Some(json!({"gracePeriodSeconds": 3600})),
+        )
+        .await
+        .assert_status(200);
+    let new = r["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != old);
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(r["previousSecretExpiresAt"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(
+        expires.with_timezone(&chrono::Utc),
+        h.clock.now() + Duration::seconds(3600)
+    );
+    let got = h
+        .call("GET", &format!("{HOOKS}/{id}"), Some(&key), None)
+        .await
+        .assert_status(200);
+    assert!(got.get("secret").is_none() && !got.to_string().contains(&new));
+
+    let sign = |now: chrono::DateTime<chrono::Utc>,
+                sub: &relay_shared::subscription::Subscription| {
+        let secrets = sub.signing_secrets(now);
+        let headers = delivery_headers(&SignatureInput {
+            webhook_id: "msg_x",
+            timestamp: now,
+            event_type: EventType::WebhookTest,
+            subscription_id: id,
+            org_id: "o",
+            secrets: &secrets,
+            body: b"{}",
+        });
+        headers
+            .into_iter()
+            .find(|(n, _)| *n == "webhook-signature")
+            .unwrap()
+            .1
+    };
+    let expect = |secret: &str, now: chrono::DateTime<chrono::Utc>| {
+        standard_webhooks_signature(&SigningSecret::new(secret), "msg_x", now.timestamp(), b"{}")
+    };
+    let sub = h.stores.subscriptions.get(&sid).await.unwrap().unwrap();
+    let now = h.clock.now() + Duration::seconds(60);
+    let sig = sign(now, &sub);
+    let parts: Vec<&str> = sig.split(' ').collect();
+    assert_eq!(
+        parts,
+        vec![expect(&new, now).as_str(), expect(&old, now).as_str()],
+        "two valid signatures in the grace period"
+    );
+    let later = h.clock.now() + Duration::seconds(3601);
+    let sig = sign(later, &sub);
+    assert_eq!(sig, expect(&new, later), "one after it");
+
+    // Defaults to 24 h; 0 drops the old secret at once; > 7 days refused.
+    let r2 = h
+        .call("POST", &p, Some(&key), None)
+        .await
+        .assert_status(200);
+    let exp2 =
+        chrono::DateTime::parse_from_rfc3339(r2["previousSecretExpiresAt"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(
+        exp2.with_timezone(&chrono::Utc),
+        h.clock.now() + Duration::seconds(86_400)
+    );
+    let r3 = h
+        .call(
+            "POST",
+            &p,
+            Some(&key),
+            Some(json!({"gracePeriodSeconds": 0})),
+        )
+        .await
+        .assert_status(200);
+    assert!(r3.get("previousSecretExpiresAt").is_none());
+    let sub = h.stores.subscriptions.get(&sid).await.unwrap().unwrap();
+    assert_eq!(sub.secret, r3["secret"].as_str().unwrap());
+    assert_eq!(
+        sub.signing_secrets(h.clock.now()).len(),
+        3,
+        "current + the two still in grace (old, r2's predecessor)"
+    );
+    h.call(
+        "POST",
+        &p,
+        Some(&key),
+        Some(json!({"gracePeriodSeconds": 604_801})),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    h.call(
+        "POST",
+        &p,
+        Some(&key),
+        Some(json!({"gracePeriodSeconds": -1})),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    h.call("POST", &p, Some(&key), Some(json!({"secret": "abc"})))
+        .await
+        .assert_error(422, "unknown_field");
+}
+
+async fn append(
+    h: &Harness,
+    org: &str,
+    t: EventType,
+    at: chrono::DateTime<chrono::Utc>,
+) -> EventId {
+    let id = EventId::new_at(at.timestamp_millis() as u64);
+    let e = OutboundEvent {
+        id,
+        event_type: t,
+        org_id: org.to_owned(),
+        created_at: at,
+        body: format!("{{\"n\":\"{id}\"}}"),
+    };
+    h.stores
+        .events
+        .append(&e, h.clock.now() + Duration::days(30))
+        .await
+        .unwrap();
+    id
+}
+
+async fn replay_requeues_the_window(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let org = unique("org");
+    let key = h.key(&unique("user"), &org, Role::User).await;
+    let c = h.create(&key, "replay").await; // presence:changed + telephony:created
+    let id = c["id"].as_str().unwrap();
+    let t0 = h.clock.now() - Duration::hours(5);
+    let mut want = Vec::new();
+    for i in 0..6 {
+        let at = t0 + Duration::minutes(i * 10);
+        let t = [
+            EventType::PresenceChanged,
+            EventType::TelephonyCreated,
+            EventType::TelephonyDeleted,
+        ][i as usize % 3];
+        let e = append(&h, &org, t, at).await;
+        if t != EventType::TelephonyDeleted {
+            want.push(e);
+        }
+    }
+    append(
+        &h,
+        &unique("other-org"),
+        EventType::PresenceChanged,
+        t0 + Duration::minutes(1),
+    )
+    .await;
+    append(
+        &h,
+        &org,
+        EventType::PresenceChanged,
+        t0 - Duration::hours(1),
+    )
+    .await; // before the window
+    let body = json!({"since": (t0 - Duration::minutes(1)).to_rfc3339(), "until": (t0 + Duration::hours(1)).to_rfc3339()});
+    let r = h
+        .call(
+            "POST",
+            &format!("{HOOKS}/{id}/replay"),
+            Some(&key),
+            Some(body),
+        )
+        .await
+        .assert_status(202);
+    assert_eq!(r["queued"], 4);
+    assert_eq!(r["truncated"], false);
+    let jobs = h.drain_queue().await;
+    let mut got: Vec<EventId> = jobs.iter().map(|j| j.event_id).collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(jobs
+        .iter()
+        .all(|j| j.subscription_id.to_string() == id && j.attempts.is_empty()));
+    // Validation.
+    let p = format!("{HOOKS}/{id}/replay");
+    let bad = [
+        json!({"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"}),
+        json!({"since": "2025-01-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"}),
+        json!({"since": "2025-01-01T00:00:00Z", "until": "2025-01-16T00:00:01Z"}),
+        json!({"since": "yesterday", "until": "2025-01-01T00:00:00Z"}),
+        json!({"since": "2025-01-01T00:00:00Z"}),
+        json!({"since": "2025-01-01T00:00:00Z", "until": "2025-01-02T00:00:00Z", "types": []}),
+    ];
+    for body in bad {
+        let r = h.call("POST", &p, Some(&key), Some(body.clone())).await;
+        assert_eq!(r.status.as_u16(), 422, "{body}");
+    }
+    h.call("POST", &p, Some(&key), None)
+        .await
+        .assert_error(415, "unsupported_media_type");
+    let ok14 = json!({"since": "2025-01-01T00:00:00Z", "until": "2025-01-15T00:00:00Z"});
+    assert_eq!(
+        h.call("POST", &p, Some(&key), Some(ok14))
+            .await
+            .assert_status(202)["queued"],
+        0
+    );
+}
+
+async fn replay_is_bounded(b: Backend) {
+    let Some(h) = b
+        .harness(ApiConfig {
+            replay_max_events: 3,
+            ..ApiConfig::default()
+        })
+        .await
+    else {
+        return;
+    };
+    let org = unique("org");
+    let key = h.key(&unique("user"), &org, Role::User).await;
+    let c = h.create(&key, "bounded").await;
+    let t0 = h.clock.now() - Duration::hours(1);
+    let mut ats = Vec::new();
+    for i in 0..5 {
+        let at = t0 + Duration::minutes(i);
+        append(&h, &org, EventType::PresenceChanged, at).await;
+        ats.push(at);
+    }
+    let body = json!({"since": (t0 - Duration::minutes(1)).to_rfc3339(), "until": h.clock.now().to_rfc3339()});
+    let r = h
+        .call(
+            "POST",
+            &format!("{HOOKS}/{}/replay", c["id"].as_str().unwrap()),
+            Some(&key),
+            Some(body),
+        )
+        .await
+        .assert_status(202);
+    assert_eq!(r["queued"], 3);
+    assert_eq!(r["truncated"], true);
+    let next = chrono::DateTime::parse_from_rfc3339(r["nextSince"].as_str().unwrap()).unwrap();
+    assert_eq!(next.with_timezone(&chrono::Utc), ats[3]);
+    assert_eq!(h.drain_queue().await.len(), 3);
+}
+
+async fn dlq_redrive(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let admin = h.key(&unique("admin"), &unique("org"), Role::Admin).await;
+    let user = h.user().await;
+    let now = h.clock.now();
+    for i in 0..3 {
+        let event = OutboundEvent {
+            id: EventId::new_at(1_000 + i),
+            event_type: EventType::PresenceChanged,
+            org_id: "o".into(),
+            created_at: now,
+            body: "{}".into(),
+        };
+        let mut job = DeliveryJob::for_event(&event, SubscriptionId::new_at(5));
+        job.attempts = (1..=5)
+            .map(|a| AttemptSummary {
+                attempt: a,
+                at: now,
+                status_code: Some(500),
+                error_class: None,
+            })
+            .collect();
+        job.not_before = Some(now + Duration::hours(2));
+        job.dead_letter_reason = Some("attempts exhausted".into());
+        h.dlq
+            .park(&serde_json::to_string(&job).unwrap())
+            .await
+            .unwrap();
+    }
+    h.dlq.park("not a job").await.unwrap();
+    h.call("POST", "/api/hooks/dlq/redrive", Some(&user), None)
+        .await
+        .assert_error(403, "forbidden");
+    h.call(
+        "POST",
+        "/api/hooks/dlq/redrive",
+        Some(&admin),
+        Some(json!({"limit": 0})),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    h.call(
+        "POST",
+        "/api/hooks/dlq/redrive",
+        Some(&admin),
+        Some(json!({"limit": 100_000})),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    let r = h
+        .call(
+            "POST",
+            "/api/hooks/dlq/redrive",
+            Some(&admin),
+            Some(json!({"limit": 100})),
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(r, json!({"moved": 3, "skipped": 1}));
+    let jobs = h.drain_queue().await;
+    assert_eq!(jobs.len(), 3);
+    for j in &jobs {
+        assert!(
+            j.attempts.is_empty() && j.not_before.is_none() && j.dead_letter_reason.is_none(),
+            "{j:?}"
+        );
+    }
+    // The moved ones are gone from the DLQ (the unparseable one is in flight, invisible).
+    let r = h
+        .call("POST", "/api/hooks/dlq/redrive", Some(&admin), None)
+        .await
+        .assert_status(200);
+    assert_eq!(r["moved"], 0);
+}
+
+async fn event_types_catalogue(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let r = h
+        .call("GET", "/api/hooks/event-types", Some(&key), None)
+        .await
+        .assert_status(200);
+    let data = r["data"].as_array().unwrap();
+    assert_eq!(data.len(), EventType::ALL.len());
+    for (t, item) in EventType::ALL.iter().zip(data) {
+        assert_eq!(item["name"], t.as_str());
+        assert_eq!(item["description"], t.description());
+        assert!(item["example"].is_object());
+    }
+    assert_eq!(data[0]["example"]["Payload"], "telephony");
+    assert_eq!(data[0]["example"]["items"]["event"], "created");
+    assert_eq!(data[0]["example"]["items"]["resource"], "telephony_calls");
+    assert_eq!(
+        data[0]["example"]["orgId"],
+        data[0]["example"]["items"]["orgId"]
+    );
+    assert_eq!(data[2]["example"]["items"]["event"], "deleted");
+    assert_eq!(data[3]["example"]["payload"], "user-presence");
+    assert_eq!(data[3]["example"]["items"][0]["status"], "active");
+    assert_eq!(data[4]["example"]["type"], "webhook:test");
+}
+
+async fn idempotency_key_replays_the_first_response(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let idem = [("idempotency-key", "create-1")];
+    let first = h
+        .call_with("POST", HOOKS, Some(&key), Some(valid_body()), &idem)
+        .await;
+    first.assert_status(201);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    h.clock.advance(Duration::hours(23));
+    let second = h
+        .call_with("POST", HOOKS, Some(&key), Some(valid_body()), &idem)
+        .await;
+    second.assert_status(201);
+    assert_eq!(second.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(second.json(), first.json());
+    assert_eq!(
+        h.call("GET", HOOKS, Some(&key), None).await.json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing new created"
+    );
+    // Same key, different body: refused.
+    let mut other = valid_body();
+    other["name"] = json!("different");
+    h.call_with("POST", HOOKS, Some(&key), Some(other), &idem)
+        .await
+        .assert_error(422, "idempotency_key_reused");
+    // Same key, another user: independent.
+    let key2 = h.user().await;
+    let theirs = h
+        .call_with("POST", HOOKS, Some(&key2), Some(valid_body()), &idem)
+        .await
+        .assert_status(201);
+    assert_ne!(theirs["id"], first.json()["id"]);
+    // Same key, another route: independent. Test events are queued once per key.
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    let t1 = h
+        .call_with(
+            "POST",
+            &format!("{HOOKS}/{id}/test"),
+            Some(&key),
+            None,
+            &idem,
+        )
+        .await
+        .assert_status(202);
+    let t2 = h
+        .call_with(
+            "POST",
+            &format!("{HOOKS}/{id}/test"),
+            Some(&key),
+            None,
+            &idem,
+        )
+        .await
+        .assert_status(202);
+    assert_eq!(t1, t2);
+    assert_eq!(h.drain_queue().await.len(), 1);
+    // Without a key, every POST acts.
+    h.call("POST", &format!("{HOOKS}/{id}/test"), Some(&key), None)
+        .await
+        .assert_status(202);
+    h.call("POST", &format!("{HOOKS}/{id}/test"), Some(&key), None)
+        .await
+        .assert_status(202);
+    assert_eq!(h.drain_queue().await.len(), 2);
+    // After the TTL the key is fresh again.
+    h.clock.advance(Duration::hours(2));
+    let third = h
+        .call_with("POST", HOOKS, Some(&key), Some(valid_body()), &idem)
+        .await
+        .assert_status(201);
+    assert_ne!(third["id"], first.json()["id"]);
+    // Invalid keys.
+    let long = "k".repeat(256);
+    h.call_with(
+        "POST",
+        HOOKS,
+        Some(&key),
+        Some(valid_body()),
+        &[("idempotency-key", &long)],
+    )
+    .await
+    .assert_error(400, "invalid_idempotency_key");
+    // Unauthenticated with a key: still 401.
+    h.call_with("POST", HOOKS, None, Some(valid_body()), &idem)
+        .await
+        .assert_error(401, "unauthorized");
+}
+
+async fn openapi_document_is_served(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let r = h.call("GET", "/api/hooks/openapi.json", None, None).await;
+    r.assert_status(200);
+    assert_eq!(r.headers.get("content-type").unwrap(), "application/json");
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json"))
+            .unwrap();
+    assert_eq!(
+        String::from_utf8(r.bytes.to_vec()).unwrap(),
+        checked_in,
+        "served == checked-in openapi.json"
+    );
+}

@@ -1,0 +1,90 @@
+//! Outbound events kept for replay: `EVENTS#<orgId>`/`<evt_id>` (ULID: time-ordered) with `doc` and
+//! `expires_at`. A time window is a `sk BETWEEN` range over the ids' millisecond timestamps,
+//! refined on `createdAt`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ulid::Ulid;
+
+use super::common::{doc, is_expired, key, n, s, secs, store_error, to_doc, Collect, Item, QuerySpec};
+use super::DynamoTable;
+use crate::error::StoreError;
+use crate::events::OutboundEvent;
+use crate::ids::EventId;
+use crate::ports::EventLog;
+
+fn pk(org_id: &str) -> String {
+    format!("EVENTS#{org_id}")
+}
+
+/// The smallest and largest event id whose timestamp falls in `[since, until)` (millisecond
+/// resolution; the exact bounds are applied on `createdAt`).
+fn id_range(since: DateTime<Utc>, until: DateTime<Utc>) -> (String, String) {
+    let lo_ms = u64::try_from(since.timestamp_millis()).unwrap_or(0);
+    // The last millisecond that still has instants before `until`.
+    let hi_ms = (until - chrono::Duration::nanoseconds(1)).timestamp_millis();
+    let hi_ms = u64::try_from(hi_ms).unwrap_or(0).min((1 << 48) - 1);
+    let lo = Ulid::from_parts(lo_ms, 0);
+    let hi = Ulid::from_parts(hi_ms, u128::MAX);
+    (format!("{}{lo}", EventId::PREFIX), format!("{}{hi}", EventId::PREFIX))
+}
+
+#[async_trait]
+impl EventLog for DynamoTable {
+    async fn append(&self, event: &OutboundEvent, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut item = key(pk(&event.org_id), event.id.to_string());
+        item.insert("doc".into(), to_doc(event)?);
+        item.insert("expires_at".into(), n(secs(expires_at)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn list(&self, org_id: &str, since: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<OutboundEvent>, StoreError> {
+        if limit == 0 || since >= until {
+            return Ok(vec![]);
+        }
+        let (lo, hi) = id_range(since, until);
+        let spec = QuerySpec {
+            index: None,
+            key_condition: "pk = :pk AND sk BETWEEN :lo AND :hi",
+            names: vec![],
+            values: vec![(":pk", s(pk(org_id))), (":lo", s(lo)), (":hi", s(hi))],
+            filter: None,
+            forward: true,
+        };
+        let now = Utc::now();
+        let keep = move |item: &Item| {
+            !is_expired(item, now) && doc::<OutboundEvent>(item).is_ok_and(|e| e.created_at >= since && e.created_at < until)
+        };
+        let items = self.query_collect(&spec, Collect { start: None, want: Some(limit as usize), keep: &keep }).await?;
+        items.iter().take(limit as usize).map(doc).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_covers_exactly_the_window() {
+        let since = DateTime::from_timestamp_millis(1_000).unwrap();
+        let until = DateTime::from_timestamp_millis(2_000).unwrap();
+        let (lo, hi) = id_range(since, until);
+        let inside = [EventId::new_at(1_000), EventId::new_at(1_999)];
+        let outside = [EventId::new_at(999), EventId::new_at(2_000)];
+        for id in inside {
+            let id = id.to_string();
+            assert!(lo <= id && id <= hi, "{id} in [{lo}, {hi}]");
+        }
+        for id in outside {
+            let id = id.to_string();
+            assert!(id < lo || id > hi, "{id} outside [{lo}, {hi}]");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Rate-limit windows: `RATE#<wh_id>`/`<window start, Unix s>` with a counter `n`, incremented by
+//! one conditional update (`ADD n :one` if `attribute_not_exists(n) OR n < :limit`), so concurrent
+//! workers never count past the limit. Items expire a few minutes after their window.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use super::common::{is_conditional_failure, key, n, secs, store_error};
+use super::DynamoTable;
+use crate::error::StoreError;
+use crate::ids::SubscriptionId;
+use crate::ports::RateLimiter;
+
+/// How long a window's counter is kept after the window starts.
+const WINDOW_TTL: Duration = Duration::minutes(5);
+
+#[async_trait]
+impl RateLimiter for DynamoTable {
+    async fn try_acquire(&self, subscription_id: &SubscriptionId, window_start: DateTime<Utc>, limit: u32) -> Result<bool, StoreError> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("RATE#{subscription_id}"), secs(window_start).to_string())))
+            .update_expression("ADD #n :one SET expires_at = :exp")
+            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":exp", n(secs(window_start + WINDOW_TTL)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! SQS: the delivery queue (send in batches, consume, negative-ack) and the dead-letter queue.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+
+use crate::error::QueueError;
+use crate::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
+
+/// `SendMessageBatch`'s limit.
+const BATCH_SIZE: usize = 10;
+/// Refused entries are retried this many times (after the first try) before `QueueError::Partial`.
+const SEND_RETRIES: u32 = 3;
+/// SQS's `DelaySeconds` maximum.
+const MAX_DELAY_SECONDS: u32 = 900;
+/// SQS's visibility timeout maximum (12 h).
+const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+/// Receives after which SQS moves a message to the dead-letter queue (the redrive backstop).
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+/// One SQS queue, used as the delivery queue (producer and consumer) or as the dead-letter queue.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    pub client: Client,
+    pub queue_url: String,
+}
+
+fn unavailable<E, R>(op: &str, err: SdkError<E, R>) -> QueueError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    QueueError::Unavailable(format!("SQS {op}: {}", DisplayErrorContext(&err)))
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self { client, queue_url: queue_url.into() }
+    }
+
+    /// Messages in the queue — visible, in flight and delayed — as SQS approximates them
+    /// (operations views, tests).
+    pub async fn approximate_depth(&self) -> Result<u64, QueueError> {
+        let names = [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+        ];
+        let res = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| unavailable("GetQueueAttributes", e))?;
+        let attrs = res.attributes();
+        Ok(names.iter().filter_map(|n| attrs.and_then(|a| a.get(n)).and_then(|v| v.parse::<u64>().ok())).sum())
+    }
+
+    /// Sends one chunk (≤ 10), retrying refused entries; the number still refused and why.
+    async fn send_chunk(&self, chunk: &[(String, u32)]) -> Result<(usize, String), QueueError> {
+        // Entry ids are the chunk indexes: unique within the call, and they map failures back.
+        let mut pending: Vec<usize> = (0..chunk.len()).collect();
+        let mut reason = String::new();
+        for attempt in 0..=SEND_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
+            }
+            let mut entries = Vec::with_capacity(pending.len());
+            for &i in &pending {
+                let (body, delay) = &chunk[i];
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .delay_seconds(i32::try_from((*delay).min(MAX_DELAY_SECONDS)).unwrap_or(0))
+                    .build()
+                    .map_err(|e| QueueError::Unavailable(format!("building an SQS request: {e}")))?;
+                entries.push(entry);
+            }
+            let res = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| unavailable("SendMessageBatch", e))?;
+            let failed = res.failed();
+            if let Some(f) = failed.first() {
+                reason = format!("{}: {}", f.code(), f.message().unwrap_or_default());
+            }
+            pending = failed.iter().filter_map(|f| f.id().parse::<usize>().ok()).filter(|i| *i < chunk.len()).collect();
+            if pending.is_empty() {
+                return Ok((0, reason));
+            }
+        }
+        Ok((pending.len(), reason))
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsQueue {
+    async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
+        let total = jobs.len();
+        let mut messages = Vec::with_capacity(total);
+        for q in jobs {
+            let body = serde_json::to_string(&q.job).map_err(|e| QueueError::Unavailable(format!("cannot encode job: {e}")))?;
+            messages.push((body, q.delay_seconds));
+        }
+        let mut accepted = 0;
+        for chunk in messages.chunks(BATCH_SIZE) {
+            let (refused, reason) = self.send_chunk(chunk).await?;
+            accepted += chunk.len() - refused;
+            if refused > 0 {
+                // Stop here: the caller will not acknowledge its input, so everything is re-sent.
+                return Err(QueueError::Partial { failed: total - accepted, total, reason });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueConsumer for SqsQueue {
+    async fn receive(&self, max: u32, wait_seconds: u32) -> Result<Vec<ReceivedJob>, QueueError> {
+        let res = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait_seconds.min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| unavailable("ReceiveMessage", e))?;
+        Ok(res
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                let receipt = m.receipt_handle()?.to_owned();
+                let receive_count = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                Some(ReceivedJob { body: m.body().unwrap_or_default().to_owned(), receipt, receive_count })
+            })
+            .collect())
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteMessage", e))?;
+        Ok(())
+    }
+
+    async fn retry_after(&self, receipt: &str, seconds: u32) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds.min(MAX_VISIBILITY_SECONDS) as i32)
+            .send()
+            .await
+            .map_err(|e| unavailable("ChangeMessageVisibility", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for SqsQueue {
+    async fn park(&self, raw_body: &str) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(raw_body)
+            .send()
+            .await
+            .map_err(|e| unavailable("SendMessage", e))?;
+        Ok(())
+    }
+}
+
+/// Creates `<prefix>-dlq` and `<prefix>` (redriving to it after [`MAX_RECEIVE_COUNT`] receives);
+/// returns `(queue_url, dlq_url)`. Idempotent for the same names and attributes.
+pub async fn create_queues(client: &Client, prefix: &str) -> Result<(String, String), QueueError> {
+    let dlq = client.create_queue().queue_name(format!("{prefix}-dlq")).send().await.map_err(|e| unavailable("CreateQueue", e))?;
+    let dlq_url = dlq.queue_url().ok_or_else(|| QueueError::Unavailable("CreateQueue returned no URL".into()))?.to_owned();
+    let attrs = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| unavailable("GetQueueAttributes", e))?;
+    let dlq_arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| QueueError::Unavailable("GetQueueAttributes returned no QueueArn".into()))?;
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string() }).to_string();
+    let queue = client
+        .create_queue()
+        .queue_name(prefix)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .map_err(|e| unavailable("CreateQueue", e))?;
+    let queue_url = queue.queue_url().ok_or_else(|| QueueError::Unavailable("CreateQueue returned no URL".into()))?.to_owned();
+    Ok((queue_url, dlq_url))
+}

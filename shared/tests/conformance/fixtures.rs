@@ -1,0 +1,91 @@
+//! Test data.
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use relay_shared::auth::{ApiKeyRecord, Role};
+use relay_shared::call_state::{CallObservation, CallRecord};
+use relay_shared::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
+use relay_shared::events::{EventType, OutboundEvent};
+use relay_shared::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
+use relay_shared::subscription::{Health, Subscription};
+
+/// Now, on a whole second (stores keep `expires_at` in seconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().duration_trunc(Duration::seconds(1)).expect("truncate")
+}
+
+pub fn millis(at: DateTime<Utc>) -> u64 {
+    at.timestamp_millis() as u64
+}
+
+/// A subscription whose id is stamped `ms`, so ids sort in creation order.
+pub fn subscription(owner: &str, org: &str, ms: u64) -> Subscription {
+    let at = DateTime::from_timestamp_millis(ms as i64).expect("time");
+    Subscription {
+        id: SubscriptionId::new_at(ms),
+        owner_id: owner.into(),
+        org_id: org.into(),
+        name: format!("hook {ms}"),
+        url: "https://receiver.example/hook".into(),
+        event_types: vec![EventType::TelephonyCreated, EventType::PresenceChanged],
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        retiring_secrets: vec![],
+        enabled: true,
+        health: Health::Healthy,
+        disabled_reason: None,
+        rate_limit_per_minute: 100,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+pub fn api_key(hash: &str, user: &str) -> ApiKeyRecord {
+    ApiKeyRecord { key_hash: hash.into(), user_id: user.into(), org_id: "org-1".into(), role: Role::Admin, created_at: now() }
+}
+
+pub fn call(call_id: &str, version: u64, stage: &str, at: DateTime<Utc>) -> CallRecord {
+    let obs = CallObservation {
+        stage: stage.into(),
+        event_type: "received".into(),
+        state: Some("alerting".into()),
+        event_timestamp: at.to_rfc3339(),
+        event_time: at,
+    };
+    let mut r = CallRecord::new(call_id.into(), Some("session-1".into()), "org-1".into(), obs, (now() + Duration::hours(1)).timestamp());
+    r.version = version;
+    r
+}
+
+pub fn attempt(sub: SubscriptionId, ms: u64, n: u32, status: AttemptStatus) -> AttemptRecord {
+    let event_id = EventId::new_at(ms);
+    AttemptRecord {
+        id: AttemptId::new_at(ms),
+        delivery_id: delivery_id(&event_id, &sub),
+        event_id,
+        subscription_id: sub,
+        event_type: EventType::TelephonyCreated,
+        attempt: n,
+        at: DateTime::from_timestamp_millis(ms as i64).expect("time"),
+        duration_ms: 12,
+        status,
+        status_code: Some(if status == AttemptStatus::Succeeded { 200 } else { 500 }),
+        error_class: None,
+        error: None,
+        response_snippet: Some("ok".into()),
+    }
+}
+
+pub fn event(org: &str, created_at: DateTime<Utc>) -> OutboundEvent {
+    OutboundEvent {
+        id: EventId::new_at(millis(created_at)),
+        event_type: EventType::PresenceChanged,
+        org_id: org.into(),
+        created_at,
+        body: format!(r#"{{"payload":"user-presence","items":[],"at":"{}"}}"#, created_at.to_rfc3339()),
+    }
+}
+
+pub fn job(i: u32) -> DeliveryJob {
+    let event = event("org-1", now() + Duration::milliseconds(i64::from(i)));
+    DeliveryJob::for_event(&event, SubscriptionId::new_at(millis(now())))
+}

@@ -1,0 +1,92 @@
+//! The storage and queue conformance suite: the same test functions run against the in-memory
+//! adapters (`memory::…`) and against the AWS adapters (`aws::…`) on DynamoDB Local and an SQS
+//! endpoint (moto server, LocalStack, or real AWS).
+//!
+//! The AWS variants need `AWS_ENDPOINT_URL_DYNAMODB` (store tests) / `AWS_ENDPOINT_URL_SQS` (queue
+//! tests). Without them each one prints a `skipped: …` line and passes — unless
+//! `RELAY_REQUIRE_AWS=1`, which turns a missing endpoint into a failure (CI). An endpoint that is
+//! set but unreachable is always a failure. Every AWS test creates its own uniquely named table or
+//! queues, so the tests run in parallel and can be re-run against the same server.
+
+mod fixtures;
+mod harness;
+
+mod api_keys;
+mod attempts;
+mod calls;
+mod dedupe;
+mod events;
+mod idempotency;
+mod leases;
+mod presence;
+mod queue;
+mod rate_limits;
+mod setup;
+mod subscriptions;
+
+/// Generates `memory::<module>::<test>` and `aws::<module>::<test>` from one list. Each `kind`
+/// names a module of `harness` with `memory()` and `aws(test_name)` constructors of the
+/// environment the tests take.
+macro_rules! conformance {
+    ($($kind:ident => { $($module:ident : [$($test:ident),* $(,)?]),* $(,)? })*) => {
+        mod memory {
+            $($(
+                mod $module {
+                    $(
+                        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                        async fn $test() {
+                            crate::$module::$test(crate::harness::$kind::memory()).await;
+                        }
+                    )*
+                }
+            )*)*
+        }
+
+        mod aws {
+            $($(
+                mod $module {
+                    $(
+                        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                        async fn $test() {
+                            let name = concat!("aws::", stringify!($module), "::", stringify!($test));
+                            if let Some(env) = crate::harness::$kind::aws(name).await {
+                                crate::$module::$test(env).await;
+                            }
+                        }
+                    )*
+                }
+            )*)*
+        }
+    };
+}
+
+conformance! {
+    stores => {
+        subscriptions: [
+            create_get_update_delete,
+            failed_create_takes_no_slot,
+            list_by_owner_paginates,
+            list_by_org_returns_every_binding,
+            owner_limit_holds_under_racing_creates,
+            delete_frees_a_slot,
+        ],
+        api_keys: [put_get_delete_and_duplicate],
+        calls: [versioned_puts, racing_writers_one_wins],
+        dedupe: [claim_complete_release, expired_claims_are_reclaimable],
+        presence: [load_and_write_in_batches, stale_write_behaviour],
+        leases: [contention_and_expiry],
+        attempts: [newest_first_with_status_filter_and_pages],
+        events: [window_query],
+        rate_limits: [limit_and_independent_windows, concurrent_acquires_never_exceed],
+        idempotency: [put_get_conflict_and_expiry],
+    }
+    queues => {
+        queue: [
+            send_25_and_receive_all,
+            delay_hides_messages,
+            ack_and_retry_after,
+            redrive_after_max_receives,
+            park_raw_body,
+        ],
+    }
+}

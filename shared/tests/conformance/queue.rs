@@ -1,0 +1,122 @@
+use std::collections::HashMap;
+
+use relay_shared::adapters::aws::MAX_RECEIVE_COUNT;
+use relay_shared::delivery::DeliveryJob;
+use relay_shared::ports::{QueueConsumer, QueuedJob, ReceivedJob};
+
+use crate::fixtures::job;
+use crate::harness::QueueEnv;
+
+/// Receives until `n` messages came back (or the queue stays empty for a while).
+async fn receive_n(consumer: &dyn QueueConsumer, n: usize) -> Vec<ReceivedJob> {
+    let mut out = Vec::new();
+    for _ in 0..30 {
+        if out.len() >= n {
+            break;
+        }
+        out.extend(consumer.receive(10, 1).await.unwrap());
+    }
+    out
+}
+
+pub async fn send_25_and_receive_all(env: QueueEnv) {
+    env.queue.send(&[]).await.unwrap();
+    let jobs: Vec<DeliveryJob> = (0..25).map(job).collect();
+    let queued: Vec<_> = jobs.iter().map(|j| QueuedJob { job: j.clone(), delay_seconds: 0 }).collect();
+    // 25 jobs: three SendMessageBatch calls on SQS (10 + 10 + 5).
+    env.queue.send(&queued).await.unwrap();
+    assert_eq!(env.depth().await, 25);
+
+    let got = receive_n(env.consumer.as_ref(), 25).await;
+    assert_eq!(got.len(), 25);
+    let mut by_event: HashMap<_, _> = HashMap::new();
+    for r in &got {
+        assert_eq!(r.receive_count, 1);
+        let parsed: DeliveryJob = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(r.body, serde_json::to_string(&parsed).unwrap(), "the body is the job's JSON");
+        by_event.insert(parsed.event_id, parsed);
+    }
+    for j in &jobs {
+        assert_eq!(by_event.get(&j.event_id), Some(j));
+    }
+    for r in &got {
+        env.consumer.ack(&r.receipt).await.unwrap();
+    }
+    assert_eq!(env.depth().await, 0);
+    assert!(env.consumer.receive(10, 0).await.unwrap().is_empty());
+}
+
+pub async fn delay_hides_messages(env: QueueEnv) {
+    let now_job = job(1);
+    let later_job = job(2);
+    // 5000 s is more than SQS allows: the adapter caps it at 900.
+    env.queue
+        .send(&[QueuedJob { job: now_job.clone(), delay_seconds: 0 }, QueuedJob { job: later_job, delay_seconds: 5000 }])
+        .await
+        .unwrap();
+    let got = receive_n(env.consumer.as_ref(), 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(serde_json::from_str::<DeliveryJob>(&got[0].body).unwrap(), now_job);
+    assert!(env.consumer.receive(10, 0).await.unwrap().is_empty(), "the delayed job is not visible yet");
+    env.consumer.ack(&got[0].receipt).await.unwrap();
+    assert_eq!(env.depth().await, 1);
+}
+
+pub async fn ack_and_retry_after(env: QueueEnv) {
+    let j = job(1);
+    env.queue.send(&[QueuedJob { job: j.clone(), delay_seconds: 0 }]).await.unwrap();
+    let first = receive_n(env.consumer.as_ref(), 1).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].receive_count, 1);
+    // In flight: not handed out twice.
+    assert!(env.consumer.receive(10, 0).await.unwrap().is_empty());
+
+    // A negative ack with no delay: back at once, counted again.
+    env.consumer.retry_after(&first[0].receipt, 0).await.unwrap();
+    let second = receive_n(env.consumer.as_ref(), 1).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].body, first[0].body);
+    assert_eq!(second[0].receive_count, 2);
+
+    // With a delay: hidden.
+    env.consumer.retry_after(&second[0].receipt, 900).await.unwrap();
+    assert!(env.consumer.receive(10, 0).await.unwrap().is_empty());
+    assert_eq!(env.depth().await, 1);
+
+    // Ack removes it.
+    let other = job(2);
+    env.queue.send(&[QueuedJob { job: other.clone(), delay_seconds: 0 }]).await.unwrap();
+    let got = receive_n(env.consumer.as_ref(), 1).await;
+    assert_eq!(serde_json::from_str::<DeliveryJob>(&got[0].body).unwrap(), other);
+    env.consumer.ack(&got[0].receipt).await.unwrap();
+    assert_eq!(env.depth().await, 1);
+}
+
+pub async fn redrive_after_max_receives(env: QueueEnv) {
+    let j = job(7);
+    env.queue.send(&[QueuedJob { job: j.clone(), delay_seconds: 0 }]).await.unwrap();
+    for n in 1..=MAX_RECEIVE_COUNT {
+        let got = receive_n(env.consumer.as_ref(), 1).await;
+        assert_eq!(got.len(), 1, "receive {n}");
+        assert_eq!(got[0].receive_count, n);
+        env.consumer.retry_after(&got[0].receipt, 0).await.unwrap();
+    }
+    // The next receive finds it over the limit and moves it to the dead-letter queue.
+    assert!(env.consumer.receive(10, 0).await.unwrap().is_empty());
+    assert_eq!(env.depth().await, 0);
+    let dead = receive_n(env.dlq_consumer.as_ref(), 1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(serde_json::from_str::<DeliveryJob>(&dead[0].body).unwrap(), j);
+}
+
+pub async fn park_raw_body(env: QueueEnv) {
+    // Even a body that is not a job (it could not be parsed) is parked byte for byte.
+    let raw = r#"{"not":"a job", "spacing" : [1, 2]}"#;
+    env.dlq.park(raw).await.unwrap();
+    let dead = receive_n(env.dlq_consumer.as_ref(), 1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, raw);
+    env.dlq_consumer.ack(&dead[0].receipt).await.unwrap();
+    assert!(env.dlq_consumer.receive(10, 0).await.unwrap().is_empty());
+    let _ = env.backend;
+}

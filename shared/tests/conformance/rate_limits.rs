@@ -1,0 +1,39 @@
+use chrono::{Duration, DurationRound};
+use relay_shared::ids::SubscriptionId;
+
+use crate::fixtures::{millis, now};
+use crate::harness::StoreEnv;
+
+pub async fn limit_and_independent_windows(env: StoreEnv) {
+    let r = &env.stores.rate_limits;
+    let window = now().duration_trunc(Duration::minutes(1)).unwrap();
+    let a = SubscriptionId::new_at(millis(window));
+    let b = SubscriptionId::new_at(millis(window) + 1);
+
+    for _ in 0..3 {
+        assert!(r.try_acquire(&a, window, 3).await.unwrap());
+    }
+    assert!(!r.try_acquire(&a, window, 3).await.unwrap());
+    assert!(!r.try_acquire(&a, window, 3).await.unwrap());
+    // The next window, and another subscription, count separately.
+    assert!(r.try_acquire(&a, window + Duration::minutes(1), 3).await.unwrap());
+    assert!(r.try_acquire(&b, window, 3).await.unwrap());
+    // A limit of zero admits nothing.
+    assert!(!r.try_acquire(&b, window + Duration::minutes(2), 0).await.unwrap());
+}
+
+pub async fn concurrent_acquires_never_exceed(env: StoreEnv) {
+    let window = now().duration_trunc(Duration::minutes(1)).unwrap();
+    let sub = SubscriptionId::new_at(millis(window));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let r = env.stores.rate_limits.clone();
+            tokio::spawn(async move { r.try_acquire(&sub, window, 5).await.unwrap() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(admitted, 5);
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Verify `X-ServiceHook-Signature` with the Python snippet of seed 003, as printed.
+
+Usage: seed003_verify.py [capture.json]   (stdin when no file)
+Capture: {"secret": "...", "headers": {...lower-case names...}, "body_b64": "..."}
+Exit 0 only if the seed's computed `signature` equals the header.
+
+The seed's snippet assigns placeholders (`SECRET_KEY = "WEBHOOK SECRET"`,
+`request_body = 'REQUEST BODY IS HERE'`) and then HMACs a variable named `request_data`
+(a typo in the seed for `request_body`). We bind those three names to the captured secret and body
+and run the seed's computation verbatim; its comparison rule is "should be equal".
+"""
+import base64
+import hmac
+import json
+import sys
+
+
+def seed003_signature(captured_secret: str, captured_body: str) -> str:
+    # ---- seed 003, as printed (placeholders bound to the capture) ----
+    # Python 3.6+
+    import json  # noqa: F401
+    import hmac
+    from hashlib import sha256
+    # we will provide this secret key, unique for each organization. Keep this secret
+    SECRET_KEY = captured_secret  # seed: "WEBHOOK SECRET"
+    request_body = captured_body  # seed: 'REQUEST BODY IS HERE'
+    request_data = request_body  # the seed's snippet reads `request_data`
+    signature = hmac.new(
+    key=SECRET_KEY.encode("utf-8"),
+    msg=request_data.encode("utf-8"),
+    digestmod=sha256,
+    ).hexdigest()
+    # ---- end of seed 003 ----
+    return signature
+
+
+def main() -> int:
+    try:
+        raw = open(sys.argv[1], "rb").read() if len(sys.argv) > 1 else sys.stdin.buffer.read()
+        capture = json.loads(raw)
+        body_bytes = base64.b64decode(capture["body_b64"])
+        headers = {k.lower(): v for k, v in capture["headers"].items()}
+        received = headers["x-servicehook-signature"]
+        captured_secret = capture["secret"]
+    except Exception as e:  # noqa: BLE001
+        print(f"bad capture: {e}", file=sys.stderr)
+        return 2
+
+    try:
+        signature = seed003_signature(captured_secret, body_bytes.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        print(f"invalid: body is not UTF-8: {e}", file=sys.stderr)
+        return 1
+
+    # "Then above calculated `signature` ... should be equal to the `X-ServiceHook-Signature`"
+    if hmac.compare_digest(signature, received):
+        print("valid")
+        return 0
+    print(f"invalid: expected {signature}, got {received}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
