@@ -10,20 +10,30 @@
 //! ```
 
 use chrono::Utc;
-use relay_shared::adapters::aws::{aws_clients, aws_stores, create_queues, create_table, DynamoTable};
+use relay_shared::adapters::aws::{
+    aws_clients, aws_stores, create_queues, create_table, DynamoTable,
+};
 use relay_shared::events::EventType;
 use relay_shared::subscription::{Health, Subscription};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let target = std::env::args().nth(1).ok_or("usage: local_seed <target url> [table] [queue prefix]")?;
-    let table = std::env::args().nth(2).unwrap_or_else(|| "webex-relay-local".into());
-    let prefix = std::env::args().nth(3).unwrap_or_else(|| "webex-relay-local-delivery".into());
+    let target = std::env::args()
+        .nth(1)
+        .ok_or("usage: local_seed <target url> [table] [queue prefix]")?;
+    let table = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "webex-relay-local".into());
+    let prefix = std::env::args()
+        .nth(3)
+        .unwrap_or_else(|| "webex-relay-local-delivery".into());
     let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../events/delivery-job.json"
     ))?)?;
-    let body = event["Records"][0]["body"].as_str().ok_or("no body in events/delivery-job.json")?;
+    let body = event["Records"][0]["body"]
+        .as_str()
+        .ok_or("no body in events/delivery-job.json")?;
     let job: relay_shared::delivery::DeliveryJob = serde_json::from_str(body)?;
 
     let (dynamodb, sqs) = aws_clients().await;

@@ -80,12 +80,22 @@ fn classify(err: &reqwest::Error) -> SendError {
     if err.is_timeout() {
         return send_error(ErrorClass::Timeout, text, false);
     }
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("certificate")
-        || lower.contains("tls")
-        || lower.contains("handshake")
-        || lower.contains("rustls")
-    {
+    // Match on the causes only: the top-level message contains the URL, which could contain anything.
+    let lower = chain.join(": ").to_ascii_lowercase();
+    // rustls errors (certificate, alert, handshake) as their Display texts.
+    const TLS_MARKERS: [&str; 10] = [
+        "certificate",
+        "tls",
+        "handshake",
+        "rustls",
+        "corrupt message",
+        "fatal alert",
+        "peer is incompatible",
+        "peer misbehaved",
+        "inappropriate message",
+        "unexpected message",
+    ];
+    if TLS_MARKERS.iter().any(|m| lower.contains(m)) {
         return send_error(ErrorClass::Tls, text, false);
     }
     if lower.contains("dns error") || lower.contains("failed to lookup address") {

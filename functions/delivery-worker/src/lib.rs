@@ -164,21 +164,17 @@ impl Worker {
             Ok(job) => job,
             Err(e) => return self.park_unparseable(raw_body, &e.to_string()).await,
         };
-        let outcome = self.process_job(job.clone()).await;
-        let span_fields = (
-            job.event_id.to_string(),
-            job.subscription_id.to_string(),
-            job.webhook_id(),
-        );
+        let (event_id, subscription_id, webhook_id) =
+            (job.event_id, job.subscription_id, job.webhook_id());
+        let outcome = self.process_job(job).await;
         match &outcome {
             Outcome::Failed { error } => tracing::error!(
-                event_id = %span_fields.0, subscription_id = %span_fields.1, webhook_id = %span_fields.2, receive_count,
-                error = %error, "delivery job not acknowledged; the queue will hand it out again"
+                %event_id, %subscription_id, %webhook_id, receive_count, %error,
+                "delivery job not acknowledged; the queue will hand it out again"
             ),
-            other => tracing::info!(
-                event_id = %span_fields.0, subscription_id = %span_fields.1, webhook_id = %span_fields.2, receive_count,
-                outcome = ?other, "delivery job processed"
-            ),
+            other => {
+                tracing::info!(%event_id, %subscription_id, %webhook_id, receive_count, outcome = ?other, "delivery job processed")
+            }
         }
         outcome
     }

@@ -204,7 +204,10 @@ async fn timeout_is_a_retryable_failure() {
 #[tokio::test]
 async fn connection_refused_is_a_retryable_failure() {
     let h = Harness::new(test_config(3));
-    let sub = subscription(&format!("http://127.0.0.1:{}/hook", closed_port()));
+    let sub = subscription(&format!(
+        "http://127.0.0.1:{}/tls-certificate-dns-hook",
+        closed_port()
+    ));
     h.add(&sub).await;
     let outcome = h
         .worker
@@ -841,4 +844,26 @@ async fn local_consumer_loop_delivers_and_stops() {
         .unwrap();
     assert!(h.queue.is_empty());
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn tls_failure_is_classified() {
+    // https to a plain-http receiver: the TLS handshake fails.
+    let server = receiver(200).await;
+    let h = Harness::new(test_config(3));
+    let sub = subscription(&format!(
+        "https://127.0.0.1:{}/hook",
+        server.address().port()
+    ));
+    h.add(&sub).await;
+    let outcome = h
+        .worker
+        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
+        .await;
+    assert!(
+        matches!(outcome, Outcome::Retrying { attempt: 1, .. }),
+        "{outcome:?}"
+    );
+    let log = h.attempts(&sub.id).await;
+    assert_eq!(log[0].error_class, Some(ErrorClass::Tls), "{:?}", log[0]);
 }

@@ -11,7 +11,16 @@ use serde_json::json;
 const PEOPLE: usize = 10_000;
 
 fn listing() -> Vec<Person> {
-    let statuses = ["active", "inactive", "DoNotDisturb", "call", "meeting", "presenting", "OutOfOffice", "pending"];
+    let statuses = [
+        "active",
+        "inactive",
+        "DoNotDisturb",
+        "call",
+        "meeting",
+        "presenting",
+        "OutOfOffice",
+        "pending",
+    ];
     (0..PEOPLE)
         .map(|i| {
             serde_json::from_value(json!({
@@ -36,7 +45,10 @@ fn listing() -> Vec<Person> {
 fn bench(c: &mut Criterion) {
     let fields = DiffFields::default();
     let previous = listing();
-    let known: HashMap<String, String> = previous.iter().map(|p| (p.id.clone(), fields.fingerprint(p))).collect();
+    let known: HashMap<String, String> = previous
+        .iter()
+        .map(|p| (p.id.clone(), fields.fingerprint(p)))
+        .collect();
     // 1 % of the people changed status, and everybody's lastActivity moved (not a change).
     let mut current = previous.clone();
     for (i, p) in current.iter_mut().enumerate() {
@@ -47,15 +59,22 @@ fn bench(c: &mut Criterion) {
     }
     assert_eq!(diff(&known, &current, &fields).len(), PEOPLE / 100);
 
-    c.bench_function("diff 10k people, 1% changed (status)", |b| b.iter(|| black_box(diff(black_box(&known), black_box(&current), &fields))));
+    c.bench_function("diff 10k people, 1% changed (status)", |b| {
+        b.iter(|| black_box(diff(black_box(&known), black_box(&current), &fields)))
+    });
 
     let two = DiffFields::parse("status,lastActivity").unwrap();
-    let known2: HashMap<String, String> = current.iter().map(|p| (p.id.clone(), two.fingerprint(p))).collect();
+    let known2: HashMap<String, String> = current
+        .iter()
+        .map(|p| (p.id.clone(), two.fingerprint(p)))
+        .collect();
     let mut current2 = current.clone();
     for p in current2.iter_mut().step_by(100) {
         p.status = Some("again".into());
     }
-    c.bench_function("diff 10k people, 1% changed (status,lastActivity)", |b| b.iter(|| black_box(diff(black_box(&known2), black_box(&current2), &two))));
+    c.bench_function("diff 10k people, 1% changed (status,lastActivity)", |b| {
+        b.iter(|| black_box(diff(black_box(&known2), black_box(&current2), &two)))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use relay_shared::config::{flag, parsed_or, required, ConfigError, Env};
 
+
 use crate::diff::DiffFields;
 
 /// Webex's largest `max` for `GET /v1/people`.
@@ -14,7 +15,8 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// What the core poller needs (no AWS clients here: those are built in `main.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollerConfig {
-    /// `PRESENCE_ORG_ID`: the org whose people are polled; the `x-org-id` of its events.
+    /// `PRESENCE_ORG_ID`: the org whose people are polled; the `x-org-id` of its events. Empty in
+    /// the environment means "the token's own org", resolved at cold start (`GET /v1/people/me`).
     pub org_id: String,
     /// `PRESENCE_LOCATION_ID`: optionally narrow the listing to one location.
     pub location_id: Option<String>,
@@ -66,31 +68,58 @@ impl PollerConfig {
     }
 
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let d = Self::new(required(env, "PRESENCE_ORG_ID", "the Webex org whose presence is polled")?);
+        let d = Self::new(required(
+            env,
+            "PRESENCE_ORG_ID",
+            "the Webex org whose presence is polled",
+        )?);
         let ms = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
             parsed_or::<u64>(env, name, default.as_millis() as u64).map(Duration::from_millis)
         };
-        let invalid = |name: &str, value: String, reason: &str| ConfigError::Invalid { name: name.into(), value, reason: reason.into() };
+        let invalid = |name: &str, value: String, reason: &str| ConfigError::Invalid {
+            name: name.into(),
+            value,
+            reason: reason.into(),
+        };
 
         let poll_interval = ms("PRESENCE_POLL_INTERVAL_MS", d.poll_interval)?;
         if poll_interval < Duration::from_millis(100) {
-            return Err(invalid("PRESENCE_POLL_INTERVAL_MS", poll_interval.as_millis().to_string(), "must be at least 100"));
+            return Err(invalid(
+                "PRESENCE_POLL_INTERVAL_MS",
+                poll_interval.as_millis().to_string(),
+                "must be at least 100",
+            ));
         }
         let diff_fields = match env.var("PRESENCE_DIFF_FIELDS") {
             None => d.diff_fields,
-            Some(v) => DiffFields::parse(&v).map_err(|reason| ConfigError::Invalid { name: "PRESENCE_DIFF_FIELDS".into(), value: v, reason })?,
+            Some(v) => DiffFields::parse(&v).map_err(|reason| ConfigError::Invalid {
+                name: "PRESENCE_DIFF_FIELDS".into(),
+                value: v,
+                reason,
+            })?,
         };
         let page_size = match env.var("PRESENCE_PAGE_SIZE") {
             None => d.page_size,
             Some(v) if v.trim().eq_ignore_ascii_case("max") => WEBEX_MAX_PAGE_SIZE,
             Some(v) => match v.trim().parse::<u32>() {
                 Ok(n) if (1..=WEBEX_MAX_PAGE_SIZE).contains(&n) => n,
-                _ => return Err(invalid("PRESENCE_PAGE_SIZE", v, "expected 1..=1000 or `max`")),
+                _ => {
+                    return Err(invalid(
+                        "PRESENCE_PAGE_SIZE",
+                        v,
+                        "expected 1..=1000 or `max`",
+                    ))
+                }
             },
         };
-        let max_event_bytes = parsed_or::<usize>(env, "PRESENCE_MAX_EVENT_BYTES", d.max_event_bytes)?;
+        let max_event_bytes =
+            parsed_or::<usize>(env, "PRESENCE_MAX_EVENT_BYTES", d.max_event_bytes)?;
         if !(4096..=MAX_EVENT_BYTES).contains(&max_event_bytes) {
-            return Err(invalid("PRESENCE_MAX_EVENT_BYTES", max_event_bytes.to_string(), "expected 4096..=262144"));
+            return Err(invalid(
+                "PRESENCE_MAX_EVENT_BYTES",
+                max_event_bytes.to_string(),
+                "expected 4096..=262144",
+            ));
         }
         let ttl_days = parsed_or::<u32>(env, "EVENT_TTL_DAYS", 7)?;
         Ok(Self {
@@ -162,8 +191,16 @@ impl RuntimeConfig {
             (env.var("TABLE_NAME"), env.var("DELIVERY_QUEUE_URL"))
         } else {
             (
-                Some(required(env, "TABLE_NAME", "the DynamoDB table; or PRESENCE_MEMORY_STORES=true for a local run")?),
-                Some(required(env, "DELIVERY_QUEUE_URL", "the delivery SQS queue")?),
+                Some(required(
+                    env,
+                    "TABLE_NAME",
+                    "the DynamoDB table; or PRESENCE_MEMORY_STORES=true for a local run",
+                )?),
+                Some(required(
+                    env,
+                    "DELIVERY_QUEUE_URL",
+                    "the delivery SQS queue",
+                )?),
             )
         };
         let token = match (env.var("WEBEX_TOKEN_SECRET_ARN"), env.var("WEBEX_TOKEN")) {
@@ -176,8 +213,16 @@ impl RuntimeConfig {
                 })
             }
         };
-        let webex_base_url = env.var("WEBEX_API_BASE_URL").unwrap_or_else(|| "https://webexapis.com/v1".into());
-        Ok(Self { memory, table_name, queue_url, token, webex_base_url })
+        let webex_base_url = env
+            .var("WEBEX_API_BASE_URL")
+            .unwrap_or_else(|| "https://webexapis.com/v1".into());
+        Ok(Self {
+            memory,
+            table_name,
+            queue_url,
+            token,
+            webex_base_url,
+        })
     }
 }
 
@@ -193,7 +238,10 @@ mod tests {
         assert_eq!(c.page_size, 1000);
         assert_eq!(
             c.people_query(),
-            vec![("orgId".to_string(), "org1".to_string()), ("max".to_string(), "1000".to_string())]
+            vec![
+                ("orgId".to_string(), "org1".to_string()),
+                ("max".to_string(), "1000".to_string())
+            ]
         );
         assert_eq!(c.lease_name(), "presence-poller#org1");
     }
@@ -214,29 +262,57 @@ mod tests {
         assert_eq!(c.safety_margin, Duration::from_secs(3));
         assert!(c.emit_baseline);
         assert_eq!(c.diff_fields.names(), "status,lastActivity");
-        assert_eq!(c.people_query()[1], ("locationId".to_string(), "loc9".to_string()));
+        assert_eq!(
+            c.people_query()[1],
+            ("locationId".to_string(), "loc9".to_string())
+        );
         assert_eq!(c.people_query()[2], ("max".to_string(), "250".to_string()));
         assert_eq!(c.lease_name(), "presence-poller#org1#loc9");
 
-        assert_eq!(PollerConfig::from_env(&[("PRESENCE_ORG_ID", "o"), ("PRESENCE_PAGE_SIZE", "max")]).unwrap().page_size, 1000);
-        for (k, v) in [("PRESENCE_PAGE_SIZE", "0"), ("PRESENCE_PAGE_SIZE", "5000"), ("PRESENCE_DIFF_FIELDS", ","), ("PRESENCE_POLL_INTERVAL_MS", "5")] {
+        assert_eq!(
+            PollerConfig::from_env(&[("PRESENCE_ORG_ID", "o"), ("PRESENCE_PAGE_SIZE", "max")])
+                .unwrap()
+                .page_size,
+            1000
+        );
+        for (k, v) in [
+            ("PRESENCE_PAGE_SIZE", "0"),
+            ("PRESENCE_PAGE_SIZE", "5000"),
+            ("PRESENCE_DIFF_FIELDS", ","),
+            ("PRESENCE_POLL_INTERVAL_MS", "5"),
+        ] {
             let e = PollerConfig::from_env(&[("PRESENCE_ORG_ID", "o"), (k, v)]).unwrap_err();
             assert!(e.to_string().contains(k), "{e}");
         }
-        assert!(PollerConfig::from_env(&[("X", "y")]).unwrap_err().to_string().contains("PRESENCE_ORG_ID"));
+        assert!(PollerConfig::from_env(&[("X", "y")])
+            .unwrap_err()
+            .to_string()
+            .contains("PRESENCE_ORG_ID"));
     }
 
     #[test]
     fn runtime_config() {
-        let env = [("TABLE_NAME", "t"), ("DELIVERY_QUEUE_URL", "q"), ("WEBEX_TOKEN_SECRET_ARN", "arn"), ("WEBEX_TOKEN", "plain")];
+        let env = [
+            ("TABLE_NAME", "t"),
+            ("DELIVERY_QUEUE_URL", "q"),
+            ("WEBEX_TOKEN_SECRET_ARN", "arn"),
+            ("WEBEX_TOKEN", "plain"),
+        ];
         let r = RuntimeConfig::from_env(&env).unwrap();
         assert_eq!(r.token, TokenConfig::Secret("arn".into()));
         assert_eq!(r.webex_base_url, "https://webexapis.com/v1");
         assert!(!r.memory);
-        assert!(RuntimeConfig::from_env(&[("WEBEX_TOKEN", "x")]).unwrap_err().to_string().contains("TABLE_NAME"));
-        let r = RuntimeConfig::from_env(&[("PRESENCE_MEMORY_STORES", "1"), ("WEBEX_TOKEN", "x")]).unwrap();
+        assert!(RuntimeConfig::from_env(&[("WEBEX_TOKEN", "x")])
+            .unwrap_err()
+            .to_string()
+            .contains("TABLE_NAME"));
+        let r = RuntimeConfig::from_env(&[("PRESENCE_MEMORY_STORES", "1"), ("WEBEX_TOKEN", "x")])
+            .unwrap();
         assert!(r.memory);
         assert_eq!(r.token, TokenConfig::Plain("x".into()));
-        assert!(RuntimeConfig::from_env(&[("PRESENCE_MEMORY_STORES", "1")]).unwrap_err().to_string().contains("WEBEX_TOKEN_SECRET_ARN"));
+        assert!(RuntimeConfig::from_env(&[("PRESENCE_MEMORY_STORES", "1")])
+            .unwrap_err()
+            .to_string()
+            .contains("WEBEX_TOKEN_SECRET_ARN"));
     }
 }

@@ -182,14 +182,22 @@ pub struct Change {
 /// listing order. People absent from the listing are not changes (the caller only diffs complete
 /// listings, and a person leaving the org is not a presence change). A person not in `known` is a
 /// change (`known_before == false`).
-pub fn diff(known: &HashMap<String, String>, listing: &[Person], fields: &DiffFields) -> Vec<Change> {
+pub fn diff(
+    known: &HashMap<String, String>,
+    listing: &[Person],
+    fields: &DiffFields,
+) -> Vec<Change> {
     let mut buf = String::with_capacity(64);
     let mut changes = Vec::new();
     for (index, person) in listing.iter().enumerate() {
         fields.fingerprint_into(person, &mut buf);
         match known.get(person.id.as_str()) {
             Some(previous) if *previous == buf => {}
-            previous => changes.push(Change { index, fingerprint: buf.clone(), known_before: previous.is_some() }),
+            previous => changes.push(Change {
+                index,
+                fingerprint: buf.clone(),
+                known_before: previous.is_some(),
+            }),
         }
     }
     changes
@@ -200,7 +208,11 @@ pub fn baseline(listing: &[Person], fields: &DiffFields) -> Vec<Change> {
     listing
         .iter()
         .enumerate()
-        .map(|(index, p)| Change { index, fingerprint: fields.fingerprint(p), known_before: false })
+        .map(|(index, p)| Change {
+            index,
+            fingerprint: fields.fingerprint(p),
+            known_before: false,
+        })
         .collect()
 }
 
@@ -208,7 +220,13 @@ pub fn baseline(listing: &[Person], fields: &DiffFields) -> Vec<Change> {
 pub fn describe(listing: &[Person], changes: &[Change], limit: usize) -> String {
     let mut s = format!("{} changed", changes.len());
     for (i, c) in changes.iter().take(limit).enumerate() {
-        let _ = write!(s, "{}{}→{}", if i == 0 { ": " } else { ", " }, listing[c.index].id, c.fingerprint);
+        let _ = write!(
+            s,
+            "{}{}→{}",
+            if i == 0 { ": " } else { ", " },
+            listing[c.index].id,
+            c.fingerprint
+        );
     }
     if changes.len() > limit {
         s.push_str(", …");
@@ -226,7 +244,10 @@ mod tests {
     }
 
     fn known(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -239,15 +260,32 @@ mod tests {
         let fields = DiffFields::default();
         let k = known(&[("a", "active"), ("b", "active"), ("c", "inactive")]);
         let changes = diff(&k, &listing, &fields);
-        assert_eq!(changes, vec![Change { index: 1, fingerprint: "DoNotDisturb".into(), known_before: true }]);
+        assert_eq!(
+            changes,
+            vec![Change {
+                index: 1,
+                fingerprint: "DoNotDisturb".into(),
+                known_before: true
+            }]
+        );
     }
 
     #[test]
     fn new_people_are_changes_and_absent_people_are_not() {
-        let listing = vec![person(json!({"id":"a","status":"active"})), person(json!({"id":"n","status":"active"}))];
+        let listing = vec![
+            person(json!({"id":"a","status":"active"})),
+            person(json!({"id":"n","status":"active"})),
+        ];
         let k = known(&[("a", "active"), ("gone", "active")]);
         let changes = diff(&k, &listing, &DiffFields::default());
-        assert_eq!(changes, vec![Change { index: 1, fingerprint: "active".into(), known_before: false }]);
+        assert_eq!(
+            changes,
+            vec![Change {
+                index: 1,
+                fingerprint: "active".into(),
+                known_before: false
+            }]
+        );
     }
 
     #[test]
@@ -265,9 +303,15 @@ mod tests {
         assert_eq!(fields.names(), "status,lastActivity,customThing,emails");
         let p = person(json!({"id":"a","status":"active","customThing":{"x":1},"emails":["a@x"]}));
         assert_eq!(fields.fingerprint(&p), r#"["active",null,{"x":1},["a@x"]]"#);
-        let p2 = person(json!({"id":"a","status":"active","lastActivity":"t2","customThing":{"x":1},"emails":["a@x"]}));
+        let p2 = person(
+            json!({"id":"a","status":"active","lastActivity":"t2","customThing":{"x":1},"emails":["a@x"]}),
+        );
         let k: HashMap<String, String> = [("a".to_string(), fields.fingerprint(&p))].into();
-        assert_eq!(diff(&k, &[p2], &fields).len(), 1, "lastActivity counts once configured");
+        assert_eq!(
+            diff(&k, &[p2], &fields).len(),
+            1,
+            "lastActivity counts once configured"
+        );
     }
 
     #[test]
@@ -276,8 +320,14 @@ mod tests {
         let p = person(json!({"id":"a","emails":["a@x","b@x"]}));
         assert_eq!(fields.fingerprint(&p), r#"["a@x","b@x"]"#);
         let fields = DiffFields::parse("score").unwrap();
-        assert_eq!(fields.fingerprint(&person(json!({"id":"a","score":3}))), "3");
-        assert_eq!(fields.fingerprint(&person(json!({"id":"a","score":"3"}))), "3");
+        assert_eq!(
+            fields.fingerprint(&person(json!({"id":"a","score":3}))),
+            "3"
+        );
+        assert_eq!(
+            fields.fingerprint(&person(json!({"id":"a","score":"3"}))),
+            "3"
+        );
     }
 
     #[test]
@@ -285,12 +335,18 @@ mod tests {
         assert!(DiffFields::parse("").is_err());
         assert!(DiffFields::parse(" , ").is_err());
         assert!(DiffFields::parse("status,id").is_err());
-        assert_eq!(DiffFields::parse("status,status").unwrap(), DiffFields::default());
+        assert_eq!(
+            DiffFields::parse("status,status").unwrap(),
+            DiffFields::default()
+        );
     }
 
     #[test]
     fn baseline_and_describe() {
-        let listing = vec![person(json!({"id":"a","status":"active"})), person(json!({"id":"b","status":"inactive"}))];
+        let listing = vec![
+            person(json!({"id":"a","status":"active"})),
+            person(json!({"id":"b","status":"inactive"})),
+        ];
         let b = baseline(&listing, &DiffFields::default());
         assert_eq!(b.len(), 2);
         assert_eq!(describe(&listing, &b, 1), "2 changed: a→active, …");

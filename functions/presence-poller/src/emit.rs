@@ -85,17 +85,39 @@ pub struct Outbox<'a> {
 impl Outbox<'_> {
     /// Logs one event per group and enqueues one job per (event, subscription that wants
     /// `presence:changed`). Returns only when every job was accepted.
-    pub async fn emit(&self, org_id: &str, people: Vec<Person>, now: DateTime<Utc>, max_bytes: usize, ttl: chrono::Duration) -> Result<Emitted, EmitError> {
-        let subs: Vec<_> = self.subscriptions.list_by_org(org_id).await?.into_iter().filter(|s| s.wants(EventType::PresenceChanged)).collect();
+    pub async fn emit(
+        &self,
+        org_id: &str,
+        people: Vec<Person>,
+        now: DateTime<Utc>,
+        max_bytes: usize,
+        ttl: chrono::Duration,
+    ) -> Result<Emitted, EmitError> {
+        let subs: Vec<_> = self
+            .subscriptions
+            .list_by_org(org_id)
+            .await?
+            .into_iter()
+            .filter(|s| s.wants(EventType::PresenceChanged))
+            .collect();
         let millis = now.timestamp_millis().max(0) as u64;
         let mut out = Emitted::default();
         let mut jobs = Vec::new();
         for group in split_for_events(people, max_bytes) {
             let body = presence_body(&group);
             out.largest_body = out.largest_body.max(body.len());
-            let event = OutboundEvent { id: EventId::new_at(millis), event_type: EventType::PresenceChanged, org_id: org_id.to_owned(), created_at: now, body };
+            let event = OutboundEvent {
+                id: EventId::new_at(millis),
+                event_type: EventType::PresenceChanged,
+                org_id: org_id.to_owned(),
+                created_at: now,
+                body,
+            };
             self.events.append(&event, now + ttl).await?;
-            jobs.extend(subs.iter().map(|s| QueuedJob { job: DeliveryJob::for_event(&event, s.id), delay_seconds: 0 }));
+            jobs.extend(subs.iter().map(|s| QueuedJob {
+                job: DeliveryJob::for_event(&event, s.id),
+                delay_seconds: 0,
+            }));
             out.events += 1;
         }
         if !jobs.is_empty() {
@@ -112,13 +134,20 @@ mod tests {
     use serde_json::json;
 
     fn big(i: usize, pad: usize) -> Person {
-        serde_json::from_value(json!({"id": format!("p{i}"), "status": "active", "department": "\"q\"".repeat(pad)})).unwrap()
+        serde_json::from_value(
+            json!({"id": format!("p{i}"), "status": "active", "department": "\"q\"".repeat(pad)}),
+        )
+        .unwrap()
     }
 
     #[test]
     fn escaped_len_matches_serde() {
         for s in [r#"{"a":"b\\c"}"#, "plain", "tab\there", "\u{1}"] {
-            assert_eq!(escaped_len(s), serde_json::to_string(s).unwrap().len() - 2, "{s:?}");
+            assert_eq!(
+                escaped_len(s),
+                serde_json::to_string(s).unwrap().len() - 2,
+                "{s:?}"
+            );
         }
     }
 
@@ -132,10 +161,16 @@ mod tests {
         for g in &groups {
             let body = presence_body(g);
             let as_string = serde_json::to_string(&body).unwrap();
-            assert!(as_string.len() + JOB_OVERHEAD_BYTES <= 256 * 1024, "{}", as_string.len());
+            assert!(
+                as_string.len() + JOB_OVERHEAD_BYTES <= 256 * 1024,
+                "{}",
+                as_string.len()
+            );
         }
         // Greedy: each group but the last is nearly full.
-        let first = serde_json::to_string(&presence_body(&groups[0])).unwrap().len();
+        let first = serde_json::to_string(&presence_body(&groups[0]))
+            .unwrap()
+            .len();
         assert!(first > 256 * 1024 - JOB_OVERHEAD_BYTES - 4000, "{first}");
     }
 
@@ -145,7 +180,10 @@ mod tests {
         assert_eq!(split_for_events(people, 256 * 1024).len(), 1);
         let people = vec![big(0, 1), big(1, 2000), big(2, 1)];
         let groups = split_for_events(people, 4096);
-        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1, 1]);
+        assert_eq!(
+            groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 1, 1]
+        );
         assert!(split_for_events(vec![], 4096).is_empty());
     }
 }

@@ -17,10 +17,16 @@ const MAX_PAGES: u32 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FetchError {
-    #[error("the invocation deadline came before the listing was complete ({pages} page(s) fetched)")]
+    #[error(
+        "the invocation deadline came before the listing was complete ({pages} page(s) fetched)"
+    )]
     Deadline { pages: u32 },
     #[error("Webex rate limit (HTTP {status}) on page {page}: waiting {retry_after:?} before the next call")]
-    RateLimited { status: u16, page: u32, retry_after: Duration },
+    RateLimited {
+        status: u16,
+        page: u32,
+        retry_after: Duration,
+    },
     #[error("Webex error on page {page}: {source}")]
     Webex {
         page: u32,
@@ -45,9 +51,18 @@ impl FetchError {
         match self {
             FetchError::Deadline { .. } => "deadline",
             FetchError::RateLimited { .. } => "rate_limited",
-            FetchError::Webex { source: WebexApiError::Unauthorized, .. } => "unauthorized",
-            FetchError::Webex { source: WebexApiError::Status { status, .. }, .. } if *status >= 500 => "webex_5xx",
-            FetchError::Webex { source: WebexApiError::Transport(_), .. } => "transport",
+            FetchError::Webex {
+                source: WebexApiError::Unauthorized,
+                ..
+            } => "unauthorized",
+            FetchError::Webex {
+                source: WebexApiError::Status { status, .. },
+                ..
+            } if *status >= 500 => "webex_5xx",
+            FetchError::Webex {
+                source: WebexApiError::Transport(_),
+                ..
+            } => "transport",
             FetchError::Webex { .. } => "webex",
             FetchError::Pagination => "pagination",
         }
@@ -65,7 +80,12 @@ pub struct Listing {
 /// Fetches every page, retrying one page at most `max_retries` times: after a 429/423 it waits
 /// `Retry-After` (capped at `max_retry_after`), after a 5xx or a transport error it backs off
 /// exponentially from `backoff_base`. Nothing waits past `stop_at`. `calls` counts every request.
-pub async fn fetch_listing(webex: &dyn WebexClient, cfg: &PollerConfig, stop_at: Instant, calls: &mut u32) -> Result<Listing, FetchError> {
+pub async fn fetch_listing(
+    webex: &dyn WebexClient,
+    cfg: &PollerConfig,
+    stop_at: Instant,
+    calls: &mut u32,
+) -> Result<Listing, FetchError> {
     let query = cfg.people_query();
     let mut people: Vec<Person> = Vec::new();
     let mut next: Option<String> = None;
@@ -85,7 +105,10 @@ pub async fn fetch_listing(webex: &dyn WebexClient, cfg: &PollerConfig, stop_at:
             }
         }
     }
-    Ok(Listing { people: dedupe(people), pages })
+    Ok(Listing {
+        people: dedupe(people),
+        pages,
+    })
 }
 
 /// Keeps the last occurrence of every id (a listing that shifted between pages may repeat one).
@@ -103,7 +126,12 @@ fn dedupe(people: Vec<Person>) -> Vec<Person> {
         return people;
     }
     tracing::debug!("the people listing repeated some ids; keeping their last occurrence");
-    people.into_iter().zip(dup).filter(|(_, d)| !d).map(|(p, _)| p).collect()
+    people
+        .into_iter()
+        .zip(dup)
+        .filter(|(_, d)| !d)
+        .map(|(p, _)| p)
+        .collect()
 }
 
 async fn fetch_page(
@@ -125,12 +153,37 @@ async fn fetch_page(
         };
         let backoff = cfg.backoff_base.saturating_mul(1 << retries.min(16));
         let (wait, fail) = match &err {
-            WebexApiError::RateLimited { status, retry_after_seconds } => {
-                let wait = retry_after_seconds.map(Duration::from_secs).unwrap_or(backoff).min(cfg.max_retry_after);
-                (wait, FetchError::RateLimited { status: *status, page, retry_after: wait })
+            WebexApiError::RateLimited {
+                status,
+                retry_after_seconds,
+            } => {
+                let wait = retry_after_seconds
+                    .map(Duration::from_secs)
+                    .unwrap_or(backoff)
+                    .min(cfg.max_retry_after);
+                (
+                    wait,
+                    FetchError::RateLimited {
+                        status: *status,
+                        page,
+                        retry_after: wait,
+                    },
+                )
             }
-            WebexApiError::Status { status, .. } if *status >= 500 => (backoff, FetchError::Webex { page, source: err.clone() }),
-            WebexApiError::Transport(_) => (backoff, FetchError::Webex { page, source: err.clone() }),
+            WebexApiError::Status { status, .. } if *status >= 500 => (
+                backoff,
+                FetchError::Webex {
+                    page,
+                    source: err.clone(),
+                },
+            ),
+            WebexApiError::Transport(_) => (
+                backoff,
+                FetchError::Webex {
+                    page,
+                    source: err.clone(),
+                },
+            ),
             _ => return Err(FetchError::Webex { page, source: err }),
         };
         if retries >= cfg.max_retries {
@@ -169,10 +222,20 @@ mod tests {
     #[test]
     fn error_kinds() {
         assert_eq!(FetchError::Deadline { pages: 1 }.kind(), "deadline");
-        let e = FetchError::Webex { page: 0, source: WebexApiError::Status { status: 503, message: String::new() } };
+        let e = FetchError::Webex {
+            page: 0,
+            source: WebexApiError::Status {
+                status: 503,
+                message: String::new(),
+            },
+        };
         assert_eq!(e.kind(), "webex_5xx");
         assert_eq!(e.retry_after(), None);
-        let e = FetchError::RateLimited { status: 429, page: 2, retry_after: Duration::from_secs(3) };
+        let e = FetchError::RateLimited {
+            status: 429,
+            page: 2,
+            retry_after: Duration::from_secs(3),
+        };
         assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
     }
 }

@@ -8,7 +8,8 @@ use crate::{Poller, RunOptions, Summary};
 
 /// What triggered the invocation (for the logs only: every input polls the same way).
 pub fn trigger_of(payload: &Value) -> &'static str {
-    let envelope = serde_json::from_value::<aws_lambda_events::eventbridge::EventBridgeEvent>(payload.clone());
+    let envelope =
+        serde_json::from_value::<aws_lambda_events::eventbridge::EventBridgeEvent>(payload.clone());
     match envelope {
         Ok(e) if e.detail_type == "Scheduled Event" => "scheduled-event",
         Ok(_) => "eventbridge-event",
@@ -19,11 +20,18 @@ pub fn trigger_of(payload: &Value) -> &'static str {
 
 /// The run options of an invocation: holder = request id, stop = deadline − safety margin.
 pub fn run_options(poller: &Poller, ctx: &Context) -> RunOptions {
-    let holder = if ctx.request_id.is_empty() { format!("local-{}", std::process::id()) } else { ctx.request_id.clone() };
+    let holder = if ctx.request_id.is_empty() {
+        format!("local-{}", std::process::id())
+    } else {
+        ctx.request_id.clone()
+    };
     RunOptions::for_deadline(holder, ctx.deadline, poller.config().safety_margin)
 }
 
-pub async fn handle(poller: &Poller, event: LambdaEvent<Value>) -> Result<Summary, lambda_runtime::Error> {
+pub async fn handle(
+    poller: &Poller,
+    event: LambdaEvent<Value>,
+) -> Result<Summary, lambda_runtime::Error> {
     let (payload, ctx) = event.into_parts();
     tracing::info!(trigger = trigger_of(&payload), request_id = %ctx.request_id, deadline_ms = ctx.deadline, "presence poller invoked");
     Ok(poller.run(run_options(poller, &ctx)).await)
@@ -43,8 +51,29 @@ mod tests {
         });
         assert_eq!(trigger_of(&classic), "scheduled-event");
         assert_eq!(trigger_of(&json!({})), "scheduler-input");
-        assert_eq!(trigger_of(&json!({"source": "webex-relay.scheduler"})), "scheduler-input");
+        assert_eq!(
+            trigger_of(&json!({"source": "webex-relay.scheduler"})),
+            "scheduler-input"
+        );
         assert_eq!(trigger_of(&json!("ping")), "other");
         assert_eq!(trigger_of(&Value::Null), "other");
+    }
+
+    #[test]
+    fn emf_line_shape() {
+        let summary: Summary = serde_json::from_value(json!({
+            "status": "completed", "orgId": "o", "holder": "h", "cycles": 28, "failedCycles": 1,
+            "skippedTicks": 0, "peopleSeen": 5, "changes": 3, "baselineRecorded": 0, "events": 2,
+            "jobs": 4, "webexCalls": 29, "stateLoads": 1, "stateRecordsWritten": 3, "errorCount": 1,
+            "errors": ["x"], "durationMs": 1
+        }))
+        .unwrap();
+        let v: Value = serde_json::from_str(&emf_line(&summary, 1_700_000_000_000)).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "WebexRelay");
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 7);
+        assert_eq!(v["Function"], "presence-poller");
+        assert_eq!(v["PresenceCycles"], 28.0);
+        assert_eq!(v["PresenceChanges"], 3.0);
+        assert_eq!(v["PresenceSkippedInvocations"], 0.0);
     }
 }

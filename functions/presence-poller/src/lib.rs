@@ -15,6 +15,7 @@ pub mod diff;
 pub mod emit;
 pub mod fetch;
 pub mod handler;
+pub mod org;
 pub mod token;
 
 use std::collections::HashMap;
@@ -22,7 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relay_shared::error::StoreError;
-use relay_shared::ports::{Clock, DeliveryQueue, EventLog, LeaseStore, PresenceRecord, PresenceStore, Stores, SubscriptionStore, WebexClient};
+use relay_shared::ports::{
+    Clock, DeliveryQueue, EventLog, LeaseStore, PresenceRecord, PresenceStore, Stores,
+    SubscriptionStore, WebexClient,
+};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -58,14 +62,28 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn until(holder: impl Into<String>, stop_at: Instant) -> Self {
-        Self { holder: holder.into(), stop_at, max_cycles: None }
+        Self {
+            holder: holder.into(),
+            stop_at,
+            max_cycles: None,
+        }
     }
 
     /// Stops `safety_margin` before a Lambda deadline given in milliseconds since the Unix epoch.
-    pub fn for_deadline(holder: impl Into<String>, deadline_epoch_ms: u64, safety_margin: Duration) -> Self {
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    pub fn for_deadline(
+        holder: impl Into<String>,
+        deadline_epoch_ms: u64,
+        safety_margin: Duration,
+    ) -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
-        Self::until(holder, Instant::now() + remaining.saturating_sub(safety_margin))
+        Self::until(
+            holder,
+            Instant::now() + remaining.saturating_sub(safety_margin),
+        )
     }
 
     pub fn max_cycles(mut self, n: u32) -> Self {
@@ -212,7 +230,13 @@ pub struct CycleReport {
 }
 
 impl Poller {
-    pub fn new(stores: &Stores, webex: Arc<dyn WebexClient>, queue: Arc<dyn DeliveryQueue>, clock: Arc<dyn Clock>, config: PollerConfig) -> Self {
+    pub fn new(
+        stores: &Stores,
+        webex: Arc<dyn WebexClient>,
+        queue: Arc<dyn DeliveryQueue>,
+        clock: Arc<dyn Clock>,
+        config: PollerConfig,
+    ) -> Self {
         Self {
             presence: stores.presence.clone(),
             leases: stores.leases.clone(),
@@ -231,7 +255,14 @@ impl Poller {
 
     /// A fresh session: last-known states are loaded on its first cycle, then kept in memory.
     pub fn session(&self) -> Session<'_> {
-        Session { poller: self, known: None, needs_baseline: false, pending: HashMap::new(), last_version: 0, flushed_on_exit: 0 }
+        Session {
+            poller: self,
+            known: None,
+            needs_baseline: false,
+            pending: HashMap::new(),
+            last_version: 0,
+            flushed_on_exit: 0,
+        }
     }
 
     /// One invocation: lease, then cycles on a fixed-rate ticker until `stop_at`, then release.
@@ -240,19 +271,31 @@ impl Poller {
         let cfg = &self.config;
         let mut summary = Summary::new(cfg, &opts.holder, RunStatus::Completed);
         let remaining = opts.stop_at.saturating_duration_since(started);
+        if cfg.org_id.is_empty() {
+            summary.status = RunStatus::Failed;
+            summary.reason = Some("no org id configured (PRESENCE_ORG_ID)".into());
+            return summary;
+        }
         if remaining.is_zero() {
             summary.status = RunStatus::Skipped;
-            summary.reason = Some("no time left before the invocation deadline (minus the safety margin)".into());
+            summary.reason = Some(
+                "no time left before the invocation deadline (minus the safety margin)".into(),
+            );
             return summary;
         }
 
         let lease = cfg.lease_name();
         let now = self.clock.now();
-        let until = now + chrono::Duration::from_std(remaining + cfg.lease_grace).unwrap_or(chrono::Duration::MAX);
+        let until = now
+            + chrono::Duration::from_std(remaining + cfg.lease_grace)
+                .unwrap_or(chrono::Duration::MAX);
         match self.leases.acquire(&lease, &opts.holder, now, until).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::info!(lease, "another presence poller holds the lease; skipping this invocation");
+                tracing::info!(
+                    lease,
+                    "another presence poller holds the lease; skipping this invocation"
+                );
                 summary.status = RunStatus::Skipped;
                 summary.reason = Some(format!("lease `{lease}` is held by another poller"));
                 return summary;
@@ -291,7 +334,10 @@ impl Poller {
             let report = session.cycle(opts.stop_at).await;
             if let Some(e) = &report.error {
                 failures += 1;
-                let backoff = cfg.backoff_base.saturating_mul(1 << (failures - 1).min(16)).min(cfg.backoff_max);
+                let backoff = cfg
+                    .backoff_base
+                    .saturating_mul(1 << (failures - 1).min(16))
+                    .min(cfg.backoff_max);
                 let wait = e.retry_after().unwrap_or_default().max(backoff);
                 tracing::warn!(error = %e, consecutive_failures = failures, wait_ms = wait.as_millis() as u64, "presence cycle skipped");
                 resume_at = Some(Instant::now() + wait);
@@ -352,7 +398,12 @@ impl Session<'_> {
             match p.presence.load(&cfg.org_id).await {
                 Ok(records) => {
                     self.needs_baseline = records.is_empty();
-                    self.known = Some(records.into_iter().map(|r| (r.person_id, r.fingerprint)).collect());
+                    self.known = Some(
+                        records
+                            .into_iter()
+                            .map(|r| (r.person_id, r.fingerprint))
+                            .collect(),
+                    );
                 }
                 Err(e) => {
                     report.error = Some(CycleError::Load(e));
@@ -361,25 +412,42 @@ impl Session<'_> {
             }
         }
 
-        let listing = match fetch::fetch_listing(p.webex.as_ref(), cfg, stop_at, &mut report.webex_calls).await {
-            Ok(l) => l,
-            Err(e) => {
-                report.error = Some(e.into());
-                return report;
-            }
-        };
+        let listing =
+            match fetch::fetch_listing(p.webex.as_ref(), cfg, stop_at, &mut report.webex_calls)
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    report.error = Some(e.into());
+                    return report;
+                }
+            };
         report.people = Some(listing.people.len());
 
         let known = self.known.as_mut().expect("loaded above");
         let baseline = self.needs_baseline;
-        let changes = if baseline { diff::baseline(&listing.people, &cfg.diff_fields) } else { diff::diff(known, &listing.people, &cfg.diff_fields) };
+        let changes = if baseline {
+            diff::baseline(&listing.people, &cfg.diff_fields)
+        } else {
+            diff::diff(known, &listing.people, &cfg.diff_fields)
+        };
         report.changes = changes.len();
         report.baseline = baseline;
 
         if !changes.is_empty() && (!baseline || cfg.emit_baseline) {
-            let people = changes.iter().map(|c| listing.people[c.index].clone()).collect();
-            let outbox = Outbox { subscriptions: p.subscriptions.as_ref(), events: p.events.as_ref(), queue: p.queue.as_ref() };
-            match outbox.emit(&cfg.org_id, people, now, cfg.max_event_bytes, cfg.event_ttl).await {
+            let people = changes
+                .iter()
+                .map(|c| listing.people[c.index].clone())
+                .collect();
+            let outbox = Outbox {
+                subscriptions: p.subscriptions.as_ref(),
+                events: p.events.as_ref(),
+                queue: p.queue.as_ref(),
+            };
+            match outbox
+                .emit(&cfg.org_id, people, now, cfg.max_event_bytes, cfg.event_ttl)
+                .await
+            {
                 Ok(emitted) => {
                     tracing::info!(
                         changes = %diff::describe(&listing.people, &changes, 10),
@@ -396,12 +464,22 @@ impl Session<'_> {
                 }
             }
         } else if baseline {
-            tracing::info!(people = changes.len(), "first run: recording the baseline without emitting");
+            tracing::info!(
+                people = changes.len(),
+                "first run: recording the baseline without emitting"
+            );
         }
 
         for c in changes {
             let id = listing.people[c.index].id.clone();
-            self.pending.insert(id.clone(), PresenceRecord { person_id: id.clone(), fingerprint: c.fingerprint.clone(), version });
+            self.pending.insert(
+                id.clone(),
+                PresenceRecord {
+                    person_id: id.clone(),
+                    fingerprint: c.fingerprint.clone(),
+                    version,
+                },
+            );
             known.insert(id, c.fingerprint);
         }
         self.needs_baseline = false;
@@ -420,7 +498,10 @@ impl Session<'_> {
             return Ok(0);
         }
         let records: Vec<PresenceRecord> = self.pending.values().cloned().collect();
-        self.poller.presence.write(&self.poller.config.org_id, &records).await?;
+        self.poller
+            .presence
+            .write(&self.poller.config.org_id, &records)
+            .await?;
         self.pending.clear();
         Ok(records.len())
     }

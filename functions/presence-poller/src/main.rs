@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use presence_poller::config::{PollerConfig, RuntimeConfig, TokenConfig};
-use presence_poller::token::{ClientFactory, RefreshingWebex, SecretsManagerToken, StaticToken, TokenSource};
+use presence_poller::token::{
+    ClientFactory, RefreshingWebex, SecretsManagerToken, StaticToken, TokenSource,
+};
+use presence_poller::org::own_org_id;
 use presence_poller::{handler, Poller};
 use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
@@ -19,37 +22,55 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     relay_shared::logging::init_json_logging();
-    let config = PollerConfig::from_env(&ProcessEnv)?;
+    let mut config = PollerConfig::from_env(&ProcessEnv)?;
     let rt = RuntimeConfig::from_env(&ProcessEnv)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
 
-    let (stores, queue): (Stores, Arc<dyn DeliveryQueue>) = match (rt.memory, &rt.table_name, &rt.queue_url) {
-        (false, Some(table), Some(queue_url)) => (
-            aws_stores(DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
-            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url)),
-        ),
-        _ => {
-            tracing::warn!("PRESENCE_MEMORY_STORES=true: state and queue are in memory (local use only)");
-            (memory_stores(), Arc::new(MemoryQueue::new(Duration::from_secs(30))))
-        }
-    };
+    let (stores, queue): (Stores, Arc<dyn DeliveryQueue>) =
+        match (rt.memory, &rt.table_name, &rt.queue_url) {
+            (false, Some(table), Some(queue_url)) => (
+                aws_stores(DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+                Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url)),
+            ),
+            _ => {
+                tracing::warn!(
+                    "PRESENCE_MEMORY_STORES=true: state and queue are in memory (local use only)"
+                );
+                (
+                    memory_stores(),
+                    Arc::new(MemoryQueue::new(Duration::from_secs(30))),
+                )
+            }
+        };
 
     let tokens: Arc<dyn TokenSource> = match &rt.token {
-        TokenConfig::Secret(arn) => Arc::new(SecretsManagerToken::new(aws_sdk_secretsmanager::Client::new(&sdk), arn)),
+        TokenConfig::Secret(arn) => Arc::new(SecretsManagerToken::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            arn,
+        )),
         TokenConfig::Plain(token) => Arc::new(StaticToken(token.clone())),
     };
     // Fail the cold start on a bad base URL rather than every cycle.
     WebexHttpClient::new(&rt.webex_base_url, "")?;
     let base = rt.webex_base_url.clone();
     // The poller honours Retry-After itself (bounded by the invocation deadline): no client retries.
-    let factory: ClientFactory =
-        Arc::new(move |token: &str| Ok(Arc::new(WebexHttpClient::new(&base, token)?.with_retries(0, Duration::ZERO)) as Arc<dyn WebexClient>));
-    let webex = Arc::new(RefreshingWebex::new(tokens, factory));
+    let factory: ClientFactory = Arc::new(move |token: &str| {
+        Ok(
+            Arc::new(WebexHttpClient::new(&base, token)?.with_retries(0, Duration::ZERO))
+                as Arc<dyn WebexClient>,
+        )
+    });
+    let webex = Arc::new(RefreshingWebex::new(tokens.clone(), factory));
     if let Err(e) = webex.warm_up().await {
         // Not fatal: every cycle tries again (and logs).
         tracing::error!(error = %e, "could not read the Webex token or build the client at start-up");
     }
 
+    if config.org_id.is_empty() {
+        // PRESENCE_ORG_ID empty: the token's own org.
+        let token = tokens.token().await.map_err(|e| format!("cannot read the Webex token: {e}"))?;
+        config.org_id = own_org_id(&rt.webex_base_url, &token).await.map_err(|e| format!("PRESENCE_ORG_ID is empty and the token's org could not be resolved: {e}"))?;
+    }
     tracing::info!(
         org_id = %config.org_id,
         location_id = ?config.location_id,
@@ -58,7 +79,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         diff_fields = %config.diff_fields.names(),
         "presence poller ready"
     );
-    let poller = Arc::new(Poller::new(&stores, webex, queue, Arc::new(SystemClock), config));
+    let poller = Arc::new(Poller::new(
+        &stores,
+        webex,
+        queue,
+        Arc::new(SystemClock),
+        config,
+    ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let poller = poller.clone();
         async move { handler::handle(&poller, event).await }

@@ -34,7 +34,10 @@ pub struct SecretsManagerToken {
 
 impl SecretsManagerToken {
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
-        Self { client, secret_id: secret_id.into() }
+        Self {
+            client,
+            secret_id: secret_id.into(),
+        }
     }
 }
 
@@ -47,8 +50,15 @@ impl TokenSource for SecretsManagerToken {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|e| format!("GetSecretValue failed: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
-        let raw = out.secret_string().ok_or("the Webex token secret has no SecretString")?;
+            .map_err(|e| {
+                format!(
+                    "GetSecretValue failed: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+        let raw = out
+            .secret_string()
+            .ok_or("the Webex token secret has no SecretString")?;
         token_from_secret_string(raw)
     }
 }
@@ -58,9 +68,14 @@ impl TokenSource for SecretsManagerToken {
 pub fn token_from_secret_string(raw: &str) -> Result<String, String> {
     let raw = raw.trim();
     if raw.starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| format!("the Webex token secret is not valid JSON: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| format!("the Webex token secret is not valid JSON: {e}"))?;
         for key in ["token", "accessToken", "access_token", "WEBEX_TOKEN"] {
-            if let Some(t) = v.get(key).and_then(|t| t.as_str()).filter(|t| !t.trim().is_empty()) {
+            if let Some(t) = v
+                .get(key)
+                .and_then(|t| t.as_str())
+                .filter(|t| !t.trim().is_empty())
+            {
                 return Ok(t.trim().to_owned());
             }
         }
@@ -73,7 +88,8 @@ pub fn token_from_secret_string(raw: &str) -> Result<String, String> {
 }
 
 /// Builds a Webex client for a token.
-pub type ClientFactory = Arc<dyn Fn(&str) -> Result<Arc<dyn WebexClient>, WebexApiError> + Send + Sync>;
+pub type ClientFactory =
+    Arc<dyn Fn(&str) -> Result<Arc<dyn WebexClient>, WebexApiError> + Send + Sync>;
 
 /// A `WebexClient` that obtains its token lazily from a `TokenSource` and, when Webex answers 401,
 /// re-reads the token, rebuilds the client and retries the call once.
@@ -87,7 +103,13 @@ pub struct RefreshingWebex {
 
 impl RefreshingWebex {
     pub fn new(tokens: Arc<dyn TokenSource>, factory: ClientFactory) -> Self {
-        Self { tokens, factory, current: RwLock::new(None), generation: AtomicU32::new(0), refreshes: AtomicU32::new(0) }
+        Self {
+            tokens,
+            factory,
+            current: RwLock::new(None),
+            generation: AtomicU32::new(0),
+            refreshes: AtomicU32::new(0),
+        }
     }
 
     /// Reads the token and builds the client now (cold start) instead of in the first cycle:
@@ -110,14 +132,20 @@ impl RefreshingWebex {
 
     /// Re-reads the token and builds a new client, unless another task already replaced the one
     /// of generation `stale`.
-    async fn rebuild(&self, stale: Option<u32>) -> Result<(u32, Arc<dyn WebexClient>), WebexApiError> {
+    async fn rebuild(
+        &self,
+        stale: Option<u32>,
+    ) -> Result<(u32, Arc<dyn WebexClient>), WebexApiError> {
         let mut slot = self.current.write().await;
         if let Some((gen, c)) = slot.as_ref() {
             if Some(*gen) != stale {
                 return Ok((*gen, c.clone()));
             }
         }
-        let token = self.tokens.token().await.map_err(|e| WebexApiError::Transport(format!("cannot read the Webex token: {e}")))?;
+        let token =
+            self.tokens.token().await.map_err(|e| {
+                WebexApiError::Transport(format!("cannot read the Webex token: {e}"))
+            })?;
         let client = (self.factory)(&token)?;
         let gen = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *slot = Some((gen, client.clone()));
@@ -144,23 +172,35 @@ impl RefreshingWebex {
 
 #[async_trait]
 impl WebexClient for RefreshingWebex {
-    async fn list_people(&self, query: &[(String, String)], next: Option<&str>) -> Result<PeoplePage, WebexApiError> {
-        self.call(|c| async move { c.list_people(query, next).await }).await
+    async fn list_people(
+        &self,
+        query: &[(String, String)],
+        next: Option<&str>,
+    ) -> Result<PeoplePage, WebexApiError> {
+        self.call(|c| async move { c.list_people(query, next).await })
+            .await
     }
     async fn list_webhooks(&self) -> Result<Vec<WebexWebhook>, WebexApiError> {
         self.call(|c| async move { c.list_webhooks().await }).await
     }
     async fn create_webhook(&self, req: &WebhookCreate) -> Result<WebexWebhook, WebexApiError> {
-        self.call(|c| async move { c.create_webhook(req).await }).await
+        self.call(|c| async move { c.create_webhook(req).await })
+            .await
     }
-    async fn update_webhook(&self, id: &str, req: &WebhookUpdate) -> Result<WebexWebhook, WebexApiError> {
-        self.call(|c| async move { c.update_webhook(id, req).await }).await
+    async fn update_webhook(
+        &self,
+        id: &str,
+        req: &WebhookUpdate,
+    ) -> Result<WebexWebhook, WebexApiError> {
+        self.call(|c| async move { c.update_webhook(id, req).await })
+            .await
     }
     async fn get_webhook(&self, id: &str) -> Result<WebexWebhook, WebexApiError> {
         self.call(|c| async move { c.get_webhook(id).await }).await
     }
     async fn delete_webhook(&self, id: &str) -> Result<(), WebexApiError> {
-        self.call(|c| async move { c.delete_webhook(id).await }).await
+        self.call(|c| async move { c.delete_webhook(id).await })
+            .await
     }
 }
 
@@ -173,7 +213,10 @@ mod tests {
     fn secret_string_forms() {
         assert_eq!(token_from_secret_string(" abc \n").unwrap(), "abc");
         assert_eq!(token_from_secret_string(r#"{"token":"t1"}"#).unwrap(), "t1");
-        assert_eq!(token_from_secret_string(r#"{"accessToken":"t2","x":1}"#).unwrap(), "t2");
+        assert_eq!(
+            token_from_secret_string(r#"{"accessToken":"t2","x":1}"#).unwrap(),
+            "t2"
+        );
         assert!(token_from_secret_string(r#"{"nope":"t"}"#).is_err());
         assert!(token_from_secret_string("  ").is_err());
     }
@@ -183,9 +226,16 @@ mod tests {
 
     #[async_trait]
     impl WebexClient for Fake {
-        async fn list_people(&self, _q: &[(String, String)], _n: Option<&str>) -> Result<PeoplePage, WebexApiError> {
+        async fn list_people(
+            &self,
+            _q: &[(String, String)],
+            _n: Option<&str>,
+        ) -> Result<PeoplePage, WebexApiError> {
             if self.0 == "good" {
-                Ok(PeoplePage { items: vec![], next: None })
+                Ok(PeoplePage {
+                    items: vec![],
+                    next: None,
+                })
             } else {
                 Err(WebexApiError::Unauthorized)
             }
@@ -196,7 +246,11 @@ mod tests {
         async fn create_webhook(&self, _r: &WebhookCreate) -> Result<WebexWebhook, WebexApiError> {
             Err(WebexApiError::Unauthorized)
         }
-        async fn update_webhook(&self, _i: &str, _r: &WebhookUpdate) -> Result<WebexWebhook, WebexApiError> {
+        async fn update_webhook(
+            &self,
+            _i: &str,
+            _r: &WebhookUpdate,
+        ) -> Result<WebexWebhook, WebexApiError> {
             Err(WebexApiError::Unauthorized)
         }
         async fn get_webhook(&self, _i: &str) -> Result<WebexWebhook, WebexApiError> {
@@ -230,16 +284,25 @@ mod tests {
         let w = wrapper(vec!["old", "good"]);
         assert!(w.list_people(&[], None).await.is_ok());
         assert_eq!(w.refreshes(), 1);
-        assert!(w.list_people(&[], None).await.is_ok(), "the new client is kept");
+        assert!(
+            w.list_people(&[], None).await.is_ok(),
+            "the new client is kept"
+        );
         assert_eq!(w.refreshes(), 1);
     }
 
     #[tokio::test]
     async fn a_second_401_is_returned() {
         let w = wrapper(vec!["bad"]);
-        assert_eq!(w.list_people(&[], None).await.unwrap_err(), WebexApiError::Unauthorized);
+        assert_eq!(
+            w.list_people(&[], None).await.unwrap_err(),
+            WebexApiError::Unauthorized
+        );
         assert_eq!(w.refreshes(), 1);
-        assert_eq!(w.list_webhooks().await.unwrap_err(), WebexApiError::Unauthorized);
+        assert_eq!(
+            w.list_webhooks().await.unwrap_err(),
+            WebexApiError::Unauthorized
+        );
         assert_eq!(w.refreshes(), 2);
     }
 }

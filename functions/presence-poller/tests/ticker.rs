@@ -21,7 +21,11 @@ struct Scripted {
 
 #[async_trait]
 impl WebexClient for Scripted {
-    async fn list_people(&self, _q: &[(String, String)], _n: Option<&str>) -> Result<PeoplePage, WebexApiError> {
+    async fn list_people(
+        &self,
+        _q: &[(String, String)],
+        _n: Option<&str>,
+    ) -> Result<PeoplePage, WebexApiError> {
         let n = {
             let mut calls = self.calls.lock().unwrap();
             calls.push(self.start.elapsed());
@@ -30,8 +34,12 @@ impl WebexClient for Scripted {
         if let Some((_, d)) = self.slow.iter().find(|(i, _)| *i == n) {
             tokio::time::sleep(*d).await;
         }
-        let person = serde_json::from_value(serde_json::json!({"id": "p1", "status": "active"})).unwrap();
-        Ok(PeoplePage { items: vec![person], next: None })
+        let person =
+            serde_json::from_value(serde_json::json!({"id": "p1", "status": "active"})).unwrap();
+        Ok(PeoplePage {
+            items: vec![person],
+            next: None,
+        })
     }
     async fn list_webhooks(&self) -> Result<Vec<WebexWebhook>, WebexApiError> {
         unimplemented!()
@@ -39,7 +47,11 @@ impl WebexClient for Scripted {
     async fn create_webhook(&self, _r: &WebhookCreate) -> Result<WebexWebhook, WebexApiError> {
         unimplemented!()
     }
-    async fn update_webhook(&self, _i: &str, _r: &WebhookUpdate) -> Result<WebexWebhook, WebexApiError> {
+    async fn update_webhook(
+        &self,
+        _i: &str,
+        _r: &WebhookUpdate,
+    ) -> Result<WebexWebhook, WebexApiError> {
         unimplemented!()
     }
     async fn get_webhook(&self, _i: &str) -> Result<WebexWebhook, WebexApiError> {
@@ -52,11 +64,26 @@ impl WebexClient for Scripted {
 
 async fn run_minute(slow: Vec<(usize, Duration)>) -> (presence_poller::Summary, Vec<Duration>) {
     let start = Instant::now();
-    let webex = Arc::new(Scripted { start, slow, calls: Mutex::new(Vec::new()) });
+    let webex = Arc::new(Scripted {
+        start,
+        slow,
+        calls: Mutex::new(Vec::new()),
+    });
     let config = PollerConfig::new("org"); // 2 s interval, 5 s margin
-    let poller = Poller::new(&memory_stores(), webex.clone(), Arc::new(MemoryQueue::new(Duration::from_secs(30))), Arc::new(SystemClock), config);
+    let poller = Poller::new(
+        &memory_stores(),
+        webex.clone(),
+        Arc::new(MemoryQueue::new(Duration::from_secs(30))),
+        Arc::new(SystemClock),
+        config,
+    );
     // A 60 s invocation: stop 5 s before its end.
-    let summary = poller.run(RunOptions::until("inv", start + Duration::from_secs(60) - Duration::from_secs(5))).await;
+    let summary = poller
+        .run(RunOptions::until(
+            "inv",
+            start + Duration::from_secs(60) - Duration::from_secs(5),
+        ))
+        .await;
     let calls = webex.calls.lock().unwrap().clone();
     (summary, calls)
 }
@@ -88,6 +115,10 @@ async fn a_listing_still_running_at_the_deadline_is_abandoned_not_diffed() {
     assert_eq!(calls.len(), 28);
     assert_eq!(summary.cycles, 28);
     assert_eq!(summary.failed_cycles, 1);
-    assert!(summary.errors[0].contains("deadline"), "{:?}", summary.errors);
+    assert!(
+        summary.errors[0].contains("deadline"),
+        "{:?}",
+        summary.errors
+    );
     assert_eq!(summary.events, 0);
 }

@@ -73,6 +73,8 @@ suite!(
     dlq_redrive,
     event_types_catalogue,
     idempotency_key_replays_the_first_response,
+    concurrent_requests_with_one_idempotency_key_act_once,
+    same_user_id_in_two_orgs_is_two_tenants,
     openapi_document_is_served,
 );
 
@@ -1554,4 +1556,67 @@ async fn openapi_document_is_served(b: Backend) {
         checked_in,
         "served == checked-in openapi.json"
     );
+}
+
+async fn concurrent_requests_with_one_idempotency_key_act_once(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let h = std::sync::Arc::new(h);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (h, key) = (h.clone(), key.clone());
+        tasks.spawn(async move {
+            let r = h
+                .call_with(
+                    "POST",
+                    HOOKS,
+                    Some(&key),
+                    Some(valid_body()),
+                    &[("idempotency-key", "same")],
+                )
+                .await;
+            (r.status.as_u16(), r.json())
+        });
+    }
+    let mut ids = HashSet::new();
+    while let Some(r) = tasks.join_next().await {
+        let (status, body) = r.unwrap();
+        match status {
+            201 => {
+                ids.insert(body["id"].as_str().unwrap().to_owned());
+            }
+            409 => assert_eq!(body["error"], "idempotency_key_in_use"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "every 201 is the same webhook");
+    let list = h
+        .call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "created once");
+}
+
+async fn same_user_id_in_two_orgs_is_two_tenants(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let user = unique("shared-user");
+    let in_org1 = h.key(&user, &unique("org1"), Role::User).await;
+    let in_org2 = h.key(&user, &unique("org2"), Role::User).await;
+    let w = h.create(&in_org1, "org1 hook").await;
+    let p = format!("{HOOKS}/{}", w["id"].as_str().unwrap());
+    h.call("GET", &p, Some(&in_org2), None)
+        .await
+        .assert_error(404, "not_found");
+    h.call("DELETE", &p, Some(&in_org2), None)
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(
+        h.call("GET", HOOKS, Some(&in_org2), None)
+            .await
+            .assert_status(200)["data"],
+        json!([])
+    );
+    h.call("GET", &p, Some(&in_org1), None)
+        .await
+        .assert_status(200);
 }

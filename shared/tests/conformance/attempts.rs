@@ -7,12 +7,20 @@ use relay_shared::ports::{AttemptFilter, AttemptLog, PageRequest};
 use crate::fixtures::{attempt, millis, now};
 use crate::harness::StoreEnv;
 
-async fn all_pages(log: &dyn AttemptLog, sub: &SubscriptionId, filter: AttemptFilter, limit: u32) -> (Vec<AttemptRecord>, Vec<usize>) {
+async fn all_pages(
+    log: &dyn AttemptLog,
+    sub: &SubscriptionId,
+    filter: AttemptFilter,
+    limit: u32,
+) -> (Vec<AttemptRecord>, Vec<usize>) {
     let mut items = Vec::new();
     let mut sizes = Vec::new();
     let mut cursor = None;
     loop {
-        let page = log.list(sub, filter, &PageRequest { limit, cursor }).await.unwrap();
+        let page = log
+            .list(sub, filter, &PageRequest { limit, cursor })
+            .await
+            .unwrap();
         sizes.push(page.items.len());
         items.extend(page.items);
         cursor = page.next_cursor;
@@ -33,31 +41,74 @@ pub async fn newest_first_with_status_filter_and_pages(env: StoreEnv) {
 
     // 7 attempts; 0, 3 and 6 failed.
     let records: Vec<_> = (0..7u64)
-        .map(|i| attempt(sub, base + i * 1000, i as u32 + 1, if i % 3 == 0 { AttemptStatus::Failed } else { AttemptStatus::Succeeded }))
+        .map(|i| {
+            attempt(
+                sub,
+                base + i * 1000,
+                i as u32 + 1,
+                if i % 3 == 0 {
+                    AttemptStatus::Failed
+                } else {
+                    AttemptStatus::Succeeded
+                },
+            )
+        })
         .collect();
     for r in records.iter().rev() {
         log.record(r, keep).await.unwrap();
     }
-    log.record(&attempt(other, base, 1, AttemptStatus::Skipped), keep).await.unwrap();
+    log.record(&attempt(other, base, 1, AttemptStatus::Skipped), keep)
+        .await
+        .unwrap();
 
     let newest_first: Vec<_> = records.iter().rev().cloned().collect();
     let (items, sizes) = all_pages(log, &sub, AttemptFilter::default(), 3).await;
     assert_eq!(sizes, vec![3, 3, 1]);
     assert_eq!(items, newest_first);
 
-    let failed: Vec<_> = newest_first.iter().filter(|a| a.status == AttemptStatus::Failed).cloned().collect();
-    let (items, sizes) = all_pages(log, &sub, AttemptFilter { status: Some(AttemptStatus::Failed) }, 2).await;
+    let failed: Vec<_> = newest_first
+        .iter()
+        .filter(|a| a.status == AttemptStatus::Failed)
+        .cloned()
+        .collect();
+    let (items, sizes) = all_pages(
+        log,
+        &sub,
+        AttemptFilter {
+            status: Some(AttemptStatus::Failed),
+        },
+        2,
+    )
+    .await;
     assert_eq!(sizes, vec![2, 1]);
     assert_eq!(items, failed);
 
-    let (items, _) = all_pages(log, &sub, AttemptFilter { status: Some(AttemptStatus::Skipped) }, 5).await;
+    let (items, _) = all_pages(
+        log,
+        &sub,
+        AttemptFilter {
+            status: Some(AttemptStatus::Skipped),
+        },
+        5,
+    )
+    .await;
     assert!(items.is_empty());
     let (items, _) = all_pages(log, &other, AttemptFilter::default(), 5).await;
     assert_eq!(items.len(), 1);
-    let (items, sizes) = all_pages(log, &SubscriptionId::new_at(1), AttemptFilter::default(), 5).await;
+    let (items, sizes) =
+        all_pages(log, &SubscriptionId::new_at(1), AttemptFilter::default(), 5).await;
     assert!(items.is_empty());
     assert_eq!(sizes, vec![0]);
 
-    let bad = log.list(&sub, AttemptFilter::default(), &PageRequest { limit: 3, cursor: Some("%%%".into()) }).await;
+    let bad = log
+        .list(
+            &sub,
+            AttemptFilter::default(),
+            &PageRequest {
+                limit: 3,
+                cursor: Some("%%%".into()),
+            },
+        )
+        .await;
     assert_eq!(bad, Err(StoreError::BadCursor));
 }

@@ -15,8 +15,14 @@ pub async fn versioned_puts(env: StoreEnv) {
 
     // Creating it again, skipping a version, or writing version 0 are all conflicts.
     assert!(matches!(calls.put(&v1).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(calls.put(&call("call-1", 3, "updated", t)).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(calls.put(&call("call-1", 0, "updated", t)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        calls.put(&call("call-1", 3, "updated", t)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        calls.put(&call("call-1", 0, "updated", t)).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     let v2 = call("call-1", 2, "updated", t + Duration::seconds(1));
     calls.put(&v2).await.unwrap();

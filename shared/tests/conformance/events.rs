@@ -17,14 +17,37 @@ pub async fn window_query(env: StoreEnv) {
     log.append(&event("org-2", t + s(4)), keep).await.unwrap();
 
     // [since, until), oldest first.
-    assert_eq!(log.list("org-1", t + s(2), t + s(6), 100).await.unwrap(), events[2..6].to_vec());
-    assert_eq!(log.list("org-1", t + s(2), t + s(6), 2).await.unwrap(), events[2..4].to_vec());
+    assert_eq!(
+        log.list("org-1", t + s(2), t + s(6), 100).await.unwrap(),
+        events[2..6].to_vec()
+    );
+    assert_eq!(
+        log.list("org-1", t + s(2), t + s(6), 2).await.unwrap(),
+        events[2..4].to_vec()
+    );
     assert_eq!(log.list("org-1", t, t + s(10), 100).await.unwrap(), events);
     // Sub-millisecond bounds.
     let ms = Duration::milliseconds(1);
-    assert_eq!(log.list("org-1", t + s(2) + ms, t + s(6) + ms, 100).await.unwrap(), events[3..7].to_vec());
-    assert!(log.list("org-1", t + s(10), t + s(20), 100).await.unwrap().is_empty());
-    assert!(log.list("org-1", t + s(5), t + s(5), 100).await.unwrap().is_empty());
+    assert_eq!(
+        log.list("org-1", t + s(2) + ms, t + s(6) + ms, 100)
+            .await
+            .unwrap(),
+        events[3..7].to_vec()
+    );
+    assert!(log
+        .list("org-1", t + s(10), t + s(20), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(log
+        .list("org-1", t + s(5), t + s(5), 100)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(log.list("org-2", t, t + s(10), 100).await.unwrap().len(), 2);
-    assert!(log.list("org-3", t, t + s(10), 100).await.unwrap().is_empty());
+    assert!(log
+        .list("org-3", t, t + s(10), 100)
+        .await
+        .unwrap()
+        .is_empty());
 }

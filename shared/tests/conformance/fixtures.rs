@@ -10,7 +10,9 @@ use relay_shared::subscription::{Health, Subscription};
 
 /// Now, on a whole second (stores keep `expires_at` in seconds).
 pub fn now() -> DateTime<Utc> {
-    Utc::now().duration_trunc(Duration::seconds(1)).expect("truncate")
+    Utc::now()
+        .duration_trunc(Duration::seconds(1))
+        .expect("truncate")
 }
 
 pub fn millis(at: DateTime<Utc>) -> u64 {
@@ -40,7 +42,13 @@ pub fn subscription(owner: &str, org: &str, ms: u64) -> Subscription {
 }
 
 pub fn api_key(hash: &str, user: &str) -> ApiKeyRecord {
-    ApiKeyRecord { key_hash: hash.into(), user_id: user.into(), org_id: "org-1".into(), role: Role::Admin, created_at: now() }
+    ApiKeyRecord {
+        key_hash: hash.into(),
+        user_id: user.into(),
+        org_id: "org-1".into(),
+        role: Role::Admin,
+        created_at: now(),
+    }
 }
 
 pub fn call(call_id: &str, version: u64, stage: &str, at: DateTime<Utc>) -> CallRecord {
@@ -51,7 +59,13 @@ pub fn call(call_id: &str, version: u64, stage: &str, at: DateTime<Utc>) -> Call
         event_timestamp: at.to_rfc3339(),
         event_time: at,
     };
-    let mut r = CallRecord::new(call_id.into(), Some("session-1".into()), "org-1".into(), obs, (now() + Duration::hours(1)).timestamp());
+    let mut r = CallRecord::new(
+        call_id.into(),
+        Some("session-1".into()),
+        "org-1".into(),
+        obs,
+        (now() + Duration::hours(1)).timestamp(),
+    );
     r.version = version;
     r
 }
@@ -68,7 +82,11 @@ pub fn attempt(sub: SubscriptionId, ms: u64, n: u32, status: AttemptStatus) -> A
         at: DateTime::from_timestamp_millis(ms as i64).expect("time"),
         duration_ms: 12,
         status,
-        status_code: Some(if status == AttemptStatus::Succeeded { 200 } else { 500 }),
+        status_code: Some(if status == AttemptStatus::Succeeded {
+            200
+        } else {
+            500
+        }),
         error_class: None,
         error: None,
         response_snippet: Some("ok".into()),
@@ -81,7 +99,10 @@ pub fn event(org: &str, created_at: DateTime<Utc>) -> OutboundEvent {
         event_type: EventType::PresenceChanged,
         org_id: org.into(),
         created_at,
-        body: format!(r#"{{"payload":"user-presence","items":[],"at":"{}"}}"#, created_at.to_rfc3339()),
+        body: format!(
+            r#"{{"payload":"user-presence","items":[],"at":"{}"}}"#,
+            created_at.to_rfc3339()
+        ),
     }
 }
 

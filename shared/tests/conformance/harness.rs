@@ -18,13 +18,18 @@ fn require_aws() -> bool {
 /// The endpoint for a service, or `None` after printing why the test is skipped (a panic under
 /// `RELAY_REQUIRE_AWS=1`).
 fn endpoint(var: &str, test: &str, what: &str) -> Option<String> {
-    let found = [var, "AWS_ENDPOINT_URL"].iter().find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
+    let found = [var, "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
     if found.is_none() {
         if require_aws() {
             panic!("{test} needs {what}, but {var} is not set and RELAY_REQUIRE_AWS=1");
         }
         // Straight to stderr, past the test harness's capture, so the skip is visible.
-        let _ = writeln!(std::io::stderr(), "skipped: {test} needs {what} — run scripts/test, or set {var}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {test} needs {what} — run scripts/test, or set {var}"
+        );
     }
     found
 }
@@ -32,11 +37,19 @@ fn endpoint(var: &str, test: &str, what: &str) -> Option<String> {
 /// SDK config from the environment, with local-testing defaults for region and credentials.
 async fn sdk_config() -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
         loader = loader.region(aws_config::Region::new("us-east-1"));
     }
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
-        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "conformance"));
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none()
+    {
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "conformance",
+        ));
     }
     loader.load().await
 }
@@ -49,13 +62,20 @@ pub async fn dynamodb(test: &str) -> Option<(aws_sdk_dynamodb::Client, String)> 
 
 /// An SQS client on the configured endpoint, or `None` (skipped).
 pub async fn sqs(test: &str) -> Option<(aws_sdk_sqs::Client, String)> {
-    let url = endpoint("AWS_ENDPOINT_URL_SQS", test, "an SQS endpoint (moto server)")?;
+    let url = endpoint(
+        "AWS_ENDPOINT_URL_SQS",
+        test,
+        "an SQS endpoint (moto server)",
+    )?;
     Some((aws_sdk_sqs::Client::new(&sdk_config().await), url))
 }
 
 /// A name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+    format!(
+        "{prefix}-{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
 }
 
 pub struct StoreEnv {
@@ -69,7 +89,10 @@ pub mod stores {
     use relay_shared::adapters::memory::memory_stores;
 
     pub fn memory() -> StoreEnv {
-        StoreEnv { stores: memory_stores(), backend: Backend::Memory }
+        StoreEnv {
+            stores: memory_stores(),
+            backend: Backend::Memory,
+        }
     }
 
     pub async fn aws(test: &str) -> Option<StoreEnv> {
@@ -78,7 +101,10 @@ pub mod stores {
         if let Err(e) = create_table(&client, &table).await {
             panic!("{test}: cannot create table {table} at {url}: {e}");
         }
-        Some(StoreEnv { stores: aws_stores(DynamoTable::new(client, table)), backend: Backend::Aws })
+        Some(StoreEnv {
+            stores: aws_stores(DynamoTable::new(client, table)),
+            backend: Backend::Aws,
+        })
     }
 }
 
@@ -115,7 +141,10 @@ pub mod queues {
 
     pub fn memory() -> QueueEnv {
         let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
-        let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)).with_dead_letter(dlq.clone(), MAX_RECEIVE_COUNT));
+        let queue = Arc::new(
+            MemoryQueue::new(Duration::from_secs(30))
+                .with_dead_letter(dlq.clone(), MAX_RECEIVE_COUNT),
+        );
         QueueEnv {
             backend: Backend::Memory,
             queue: queue.clone(),

@@ -16,6 +16,7 @@ mod attempts;
 mod calls;
 mod dedupe;
 mod events;
+mod expiry;
 mod idempotency;
 mod leases;
 mod presence;

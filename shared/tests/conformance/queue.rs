@@ -22,7 +22,13 @@ async fn receive_n(consumer: &dyn QueueConsumer, n: usize) -> Vec<ReceivedJob> {
 pub async fn send_25_and_receive_all(env: QueueEnv) {
     env.queue.send(&[]).await.unwrap();
     let jobs: Vec<DeliveryJob> = (0..25).map(job).collect();
-    let queued: Vec<_> = jobs.iter().map(|j| QueuedJob { job: j.clone(), delay_seconds: 0 }).collect();
+    let queued: Vec<_> = jobs
+        .iter()
+        .map(|j| QueuedJob {
+            job: j.clone(),
+            delay_seconds: 0,
+        })
+        .collect();
     // 25 jobs: three SendMessageBatch calls on SQS (10 + 10 + 5).
     env.queue.send(&queued).await.unwrap();
     assert_eq!(env.depth().await, 25);
@@ -33,7 +39,11 @@ pub async fn send_25_and_receive_all(env: QueueEnv) {
     for r in &got {
         assert_eq!(r.receive_count, 1);
         let parsed: DeliveryJob = serde_json::from_str(&r.body).unwrap();
-        assert_eq!(r.body, serde_json::to_string(&parsed).unwrap(), "the body is the job's JSON");
+        assert_eq!(
+            r.body,
+            serde_json::to_string(&parsed).unwrap(),
+            "the body is the job's JSON"
+        );
         by_event.insert(parsed.event_id, parsed);
     }
     for j in &jobs {
@@ -51,20 +61,41 @@ pub async fn delay_hides_messages(env: QueueEnv) {
     let later_job = job(2);
     // 5000 s is more than SQS allows: the adapter caps it at 900.
     env.queue
-        .send(&[QueuedJob { job: now_job.clone(), delay_seconds: 0 }, QueuedJob { job: later_job, delay_seconds: 5000 }])
+        .send(&[
+            QueuedJob {
+                job: now_job.clone(),
+                delay_seconds: 0,
+            },
+            QueuedJob {
+                job: later_job,
+                delay_seconds: 5000,
+            },
+        ])
         .await
         .unwrap();
     let got = receive_n(env.consumer.as_ref(), 1).await;
     assert_eq!(got.len(), 1);
-    assert_eq!(serde_json::from_str::<DeliveryJob>(&got[0].body).unwrap(), now_job);
-    assert!(env.consumer.receive(10, 0).await.unwrap().is_empty(), "the delayed job is not visible yet");
+    assert_eq!(
+        serde_json::from_str::<DeliveryJob>(&got[0].body).unwrap(),
+        now_job
+    );
+    assert!(
+        env.consumer.receive(10, 0).await.unwrap().is_empty(),
+        "the delayed job is not visible yet"
+    );
     env.consumer.ack(&got[0].receipt).await.unwrap();
     assert_eq!(env.depth().await, 1);
 }
 
 pub async fn ack_and_retry_after(env: QueueEnv) {
     let j = job(1);
-    env.queue.send(&[QueuedJob { job: j.clone(), delay_seconds: 0 }]).await.unwrap();
+    env.queue
+        .send(&[QueuedJob {
+            job: j.clone(),
+            delay_seconds: 0,
+        }])
+        .await
+        .unwrap();
     let first = receive_n(env.consumer.as_ref(), 1).await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].receive_count, 1);
@@ -72,29 +103,50 @@ pub async fn ack_and_retry_after(env: QueueEnv) {
     assert!(env.consumer.receive(10, 0).await.unwrap().is_empty());
 
     // A negative ack with no delay: back at once, counted again.
-    env.consumer.retry_after(&first[0].receipt, 0).await.unwrap();
+    env.consumer
+        .retry_after(&first[0].receipt, 0)
+        .await
+        .unwrap();
     let second = receive_n(env.consumer.as_ref(), 1).await;
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].body, first[0].body);
     assert_eq!(second[0].receive_count, 2);
 
     // With a delay: hidden.
-    env.consumer.retry_after(&second[0].receipt, 900).await.unwrap();
+    env.consumer
+        .retry_after(&second[0].receipt, 900)
+        .await
+        .unwrap();
     assert!(env.consumer.receive(10, 0).await.unwrap().is_empty());
     assert_eq!(env.depth().await, 1);
 
     // Ack removes it.
     let other = job(2);
-    env.queue.send(&[QueuedJob { job: other.clone(), delay_seconds: 0 }]).await.unwrap();
+    env.queue
+        .send(&[QueuedJob {
+            job: other.clone(),
+            delay_seconds: 0,
+        }])
+        .await
+        .unwrap();
     let got = receive_n(env.consumer.as_ref(), 1).await;
-    assert_eq!(serde_json::from_str::<DeliveryJob>(&got[0].body).unwrap(), other);
+    assert_eq!(
+        serde_json::from_str::<DeliveryJob>(&got[0].body).unwrap(),
+        other
+    );
     env.consumer.ack(&got[0].receipt).await.unwrap();
     assert_eq!(env.depth().await, 1);
 }
 
 pub async fn redrive_after_max_receives(env: QueueEnv) {
     let j = job(7);
-    env.queue.send(&[QueuedJob { job: j.clone(), delay_seconds: 0 }]).await.unwrap();
+    env.queue
+        .send(&[QueuedJob {
+            job: j.clone(),
+            delay_seconds: 0,
+        }])
+        .await
+        .unwrap();
     for n in 1..=MAX_RECEIVE_COUNT {
         let got = receive_n(env.consumer.as_ref(), 1).await;
         assert_eq!(got.len(), 1, "receive {n}");
@@ -106,7 +158,10 @@ pub async fn redrive_after_max_receives(env: QueueEnv) {
     assert_eq!(env.depth().await, 0);
     let dead = receive_n(env.dlq_consumer.as_ref(), 1).await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(serde_json::from_str::<DeliveryJob>(&dead[0].body).unwrap(), j);
+    assert_eq!(
+        serde_json::from_str::<DeliveryJob>(&dead[0].body).unwrap(),
+        j
+    );
 }
 
 pub async fn park_raw_body(env: QueueEnv) {

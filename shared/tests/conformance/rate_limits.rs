@@ -16,10 +16,16 @@ pub async fn limit_and_independent_windows(env: StoreEnv) {
     assert!(!r.try_acquire(&a, window, 3).await.unwrap());
     assert!(!r.try_acquire(&a, window, 3).await.unwrap());
     // The next window, and another subscription, count separately.
-    assert!(r.try_acquire(&a, window + Duration::minutes(1), 3).await.unwrap());
+    assert!(r
+        .try_acquire(&a, window + Duration::minutes(1), 3)
+        .await
+        .unwrap());
     assert!(r.try_acquire(&b, window, 3).await.unwrap());
     // A limit of zero admits nothing.
-    assert!(!r.try_acquire(&b, window + Duration::minutes(2), 0).await.unwrap());
+    assert!(!r
+        .try_acquire(&b, window + Duration::minutes(2), 0)
+        .await
+        .unwrap());
 }
 
 pub async fn concurrent_acquires_never_exceed(env: StoreEnv) {

@@ -21,10 +21,16 @@ pub async fn create_get_update_delete(env: StoreEnv) {
     let mut stale = s.clone();
     stale.url = "https://other.example/".into();
     stale.version = 2;
-    assert!(matches!(subs.update(&stale).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        subs.update(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
     let mut skipping = renamed.clone();
     skipping.version = 5;
-    assert!(matches!(subs.update(&skipping).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        subs.update(&skipping).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(subs.get(&s.id).await.unwrap(), Some(renamed.clone()));
 
     // Only the owner deletes.
@@ -45,30 +51,56 @@ pub async fn failed_create_takes_no_slot(env: StoreEnv) {
     let a = subscription("user-1", "org-1", base);
     subs.create(&a, 2).await.unwrap();
     // Same id again: a conflict, and the owner's count is unchanged…
-    assert!(matches!(subs.create(&a, 2).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        subs.create(&a, 2).await,
+        Err(StoreError::Conflict(_))
+    ));
     // …so exactly one more fits.
-    subs.create(&subscription("user-1", "org-1", base + 1), 2).await.unwrap();
-    assert_eq!(subs.create(&subscription("user-1", "org-1", base + 2), 2).await, Err(StoreError::LimitReached { limit: 2 }));
-    assert_eq!(subs.create(&subscription("user-1", "org-1", base + 3), 0).await, Err(StoreError::LimitReached { limit: 0 }));
+    subs.create(&subscription("user-1", "org-1", base + 1), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        subs.create(&subscription("user-1", "org-1", base + 2), 2)
+            .await,
+        Err(StoreError::LimitReached { limit: 2 })
+    );
+    assert_eq!(
+        subs.create(&subscription("user-1", "org-1", base + 3), 0)
+            .await,
+        Err(StoreError::LimitReached { limit: 0 })
+    );
 }
 
 pub async fn list_by_owner_paginates(env: StoreEnv) {
     let subs = &env.stores.subscriptions;
     let base = millis(now());
-    let mine: Vec<_> = (0..7).map(|i| subscription("user-1", "org-1", base + i)).collect();
+    let mine: Vec<_> = (0..7)
+        .map(|i| subscription("user-1", "org-1", base + i))
+        .collect();
     // Created out of order: listing is by id (creation time), not insertion order.
     for s in mine.iter().rev() {
         subs.create(s, 100).await.unwrap();
     }
     for i in 0..2 {
-        subs.create(&subscription("user-2", "org-1", base + 10 + i), 100).await.unwrap();
+        subs.create(&subscription("user-2", "org-1", base + 10 + i), 100)
+            .await
+            .unwrap();
     }
 
     let mut seen = Vec::new();
     let mut sizes = Vec::new();
     let mut cursor = None;
     loop {
-        let page = subs.list_by_owner("user-1", &PageRequest { limit: 3, cursor: cursor.clone() }).await.unwrap();
+        let page = subs
+            .list_by_owner(
+                "user-1",
+                &PageRequest {
+                    limit: 3,
+                    cursor: cursor.clone(),
+                },
+            )
+            .await
+            .unwrap();
         sizes.push(page.items.len());
         seen.extend(page.items);
         match page.next_cursor {
@@ -80,15 +112,41 @@ pub async fn list_by_owner_paginates(env: StoreEnv) {
     assert_eq!(sizes, vec![3, 3, 1]);
     assert_eq!(seen, mine);
 
-    let all = subs.list_by_owner("user-1", &PageRequest { limit: 7, cursor: None }).await.unwrap();
+    let all = subs
+        .list_by_owner(
+            "user-1",
+            &PageRequest {
+                limit: 7,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(all.items.len(), 7);
     assert_eq!(all.next_cursor, None);
 
-    let none = subs.list_by_owner("nobody", &PageRequest { limit: 3, cursor: None }).await.unwrap();
+    let none = subs
+        .list_by_owner(
+            "nobody",
+            &PageRequest {
+                limit: 3,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
     assert!(none.items.is_empty());
     assert_eq!(none.next_cursor, None);
 
-    let bad = subs.list_by_owner("user-1", &PageRequest { limit: 3, cursor: Some("%%% not a cursor".into()) }).await;
+    let bad = subs
+        .list_by_owner(
+            "user-1",
+            &PageRequest {
+                limit: 3,
+                cursor: Some("%%% not a cursor".into()),
+            },
+        )
+        .await;
     assert_eq!(bad, Err(StoreError::BadCursor));
 }
 
@@ -103,7 +161,9 @@ pub async fn list_by_org_returns_every_binding(env: StoreEnv) {
     for s in &in_org {
         subs.create(s, 10).await.unwrap();
     }
-    subs.create(&subscription("user-3", "org-2", base + 3), 10).await.unwrap();
+    subs.create(&subscription("user-3", "org-2", base + 3), 10)
+        .await
+        .unwrap();
 
     assert_eq!(subs.list_by_org("org-1").await.unwrap(), in_org);
     assert_eq!(subs.list_by_org("org-2").await.unwrap().len(), 1);
@@ -123,7 +183,10 @@ pub async fn owner_limit_holds_under_racing_creates(env: StoreEnv) {
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let subs = env.stores.subscriptions.clone();
-            tokio::spawn(async move { subs.create(&subscription("racer", "org-1", base + i), 10).await })
+            tokio::spawn(async move {
+                subs.create(&subscription("racer", "org-1", base + i), 10)
+                    .await
+            })
         })
         .collect();
     let mut created = 0;
@@ -135,7 +198,18 @@ pub async fn owner_limit_holds_under_racing_creates(env: StoreEnv) {
         }
     }
     assert_eq!(created, 10);
-    let stored = env.stores.subscriptions.list_by_owner("racer", &PageRequest { limit: 100, cursor: None }).await.unwrap();
+    let stored = env
+        .stores
+        .subscriptions
+        .list_by_owner(
+            "racer",
+            &PageRequest {
+                limit: 100,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(stored.items.len(), 10);
 }
 
@@ -147,16 +221,27 @@ pub async fn delete_frees_a_slot(env: StoreEnv) {
     subs.create(&a, 2).await.unwrap();
     subs.create(&b, 2).await.unwrap();
     let c = subscription("user-1", "org-1", base + 2);
-    assert_eq!(subs.create(&c, 2).await, Err(StoreError::LimitReached { limit: 2 }));
+    assert_eq!(
+        subs.create(&c, 2).await,
+        Err(StoreError::LimitReached { limit: 2 })
+    );
 
     // Someone else's delete frees nothing.
     assert!(!subs.delete("user-2", &a.id).await.unwrap());
-    assert_eq!(subs.create(&c, 2).await, Err(StoreError::LimitReached { limit: 2 }));
+    assert_eq!(
+        subs.create(&c, 2).await,
+        Err(StoreError::LimitReached { limit: 2 })
+    );
 
     assert!(subs.delete("user-1", &a.id).await.unwrap());
     subs.create(&c, 2).await.unwrap();
     let d = subscription("user-1", "org-1", base + 3);
-    assert_eq!(subs.create(&d, 2).await, Err(StoreError::LimitReached { limit: 2 }));
+    assert_eq!(
+        subs.create(&d, 2).await,
+        Err(StoreError::LimitReached { limit: 2 })
+    );
     // Another owner has their own budget.
-    subs.create(&subscription("user-2", "org-1", base + 4), 2).await.unwrap();
+    subs.create(&subscription("user-2", "org-1", base + 4), 2)
+        .await
+        .unwrap();
 }

@@ -69,8 +69,14 @@ impl FakeWebex {
     pub async fn start(people: Vec<Value>) -> FakeWebex {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
-        let script = Arc::new(Mutex::new(Script { people, base: base_url.clone(), ..Script::default() }));
-        let app = Router::new().route("/v1/people", get(people_handler)).with_state(script.clone());
+        let script = Arc::new(Mutex::new(Script {
+            people,
+            base: base_url.clone(),
+            ..Script::default()
+        }));
+        let app = Router::new()
+            .route("/v1/people", get(people_handler))
+            .with_state(script.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeWebex { base_url, script }
     }
@@ -106,39 +112,78 @@ impl FakeWebex {
     /// A client as `main.rs` builds it (no client-side retries: the poller honours Retry-After).
     pub fn client(&self, tokens: Arc<dyn TokenSource>) -> Arc<RefreshingWebex> {
         let base = self.base_url.clone();
-        let factory: ClientFactory =
-            Arc::new(move |t: &str| Ok(Arc::new(WebexHttpClient::new(&base, t)?.with_retries(0, Duration::ZERO)) as Arc<dyn WebexClient>));
+        let factory: ClientFactory = Arc::new(move |t: &str| {
+            Ok(
+                Arc::new(WebexHttpClient::new(&base, t)?.with_retries(0, Duration::ZERO))
+                    as Arc<dyn WebexClient>,
+            )
+        });
         Arc::new(RefreshingWebex::new(tokens, factory))
     }
 }
 
-async fn people_handler(State(script): State<Arc<Mutex<Script>>>, headers: HeaderMap, Query(query): Query<Vec<(String, String)>>) -> Response {
+async fn people_handler(
+    State(script): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
     let mut s = script.lock().unwrap();
     let param = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
-    assert!(param("id").is_none(), "the poller must never list people by id: {query:?}");
-    assert!(param("orgId").is_some() || param("locationId").is_some(), "orgId or locationId expected: {query:?}");
+    assert!(
+        param("id").is_none(),
+        "the poller must never list people by id: {query:?}"
+    );
+    assert!(
+        param("orgId").is_some() || param("locationId").is_some(),
+        "orgId or locationId expected: {query:?}"
+    );
     let max: usize = param("max").and_then(|m| m.parse().ok()).unwrap_or(100);
     let offset: usize = param("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let page = offset / max.max(1);
-    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_owned);
-    let mut seen = Seen { page, query: query.clone(), token: token.clone(), status: 200 };
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let mut seen = Seen {
+        page,
+        query: query.clone(),
+        token: token.clone(),
+        status: 200,
+    };
 
     if !s.tokens.is_empty() && !token.as_ref().is_some_and(|t| s.tokens.contains(t)) {
         seen.status = 401;
         s.seen.push(seen);
         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "The request requires a valid access token set in the Authorization request header."}))).into_response();
     }
-    if let Some(i) = s.faults.iter().position(|(p, _)| p.is_none_or(|p| p == page)) {
+    if let Some(i) = s
+        .faults
+        .iter()
+        .position(|(p, _)| p.is_none_or(|p| p == page))
+    {
         let (_, fault) = s.faults.remove(i).unwrap();
         let resp = match fault {
             Fault::Status(code) => {
                 seen.status = code;
-                (StatusCode::from_u16(code).unwrap(), axum::Json(json!({"message": "scripted failure", "trackingId": "t"}))).into_response()
+                (
+                    StatusCode::from_u16(code).unwrap(),
+                    axum::Json(json!({"message": "scripted failure", "trackingId": "t"})),
+                )
+                    .into_response()
             }
-            Fault::RateLimited { status, retry_after } => {
+            Fault::RateLimited {
+                status,
+                retry_after,
+            } => {
                 seen.status = status;
-                let mut r = (StatusCode::from_u16(status).unwrap(), axum::Json(json!({"message": "Too Many Requests"}))).into_response();
-                r.headers_mut().insert("retry-after", retry_after.to_string().parse().unwrap());
+                let mut r = (
+                    StatusCode::from_u16(status).unwrap(),
+                    axum::Json(json!({"message": "Too Many Requests"})),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert("retry-after", retry_after.to_string().parse().unwrap());
                 r
             }
         };
@@ -151,7 +196,11 @@ async fn people_handler(State(script): State<Arc<Mutex<Script>>>, headers: Heade
         }
     }
     let end = (offset + max).min(s.people.len());
-    let items: Vec<Value> = s.people.get(offset..end).map(<[Value]>::to_vec).unwrap_or_default();
+    let items: Vec<Value> = s
+        .people
+        .get(offset..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
     let mut resp = axum::Json(json!({ "items": items })).into_response();
     if end < s.people.len() {
         let mut next = url::Url::parse(&format!("{}/people", s.base)).unwrap();
@@ -162,7 +211,8 @@ async fn people_handler(State(script): State<Arc<Mutex<Script>>>, headers: Heade
             }
             q.append_pair("cursor", &end.to_string());
         }
-        resp.headers_mut().insert("link", format!("<{next}>; rel=\"next\"").parse().unwrap());
+        resp.headers_mut()
+            .insert("link", format!("<{next}>; rel=\"next\"").parse().unwrap());
     }
     s.seen.push(seen);
     resp
@@ -207,12 +257,21 @@ pub struct CountingPresence {
 
 impl CountingPresence {
     pub fn new(inner: Arc<dyn PresenceStore>) -> Arc<Self> {
-        Arc::new(Self { inner, loads: AtomicU32::new(0), writes: AtomicU32::new(0), records: AtomicUsize::new(0) })
+        Arc::new(Self {
+            inner,
+            loads: AtomicU32::new(0),
+            writes: AtomicU32::new(0),
+            records: AtomicUsize::new(0),
+        })
     }
 
     /// (loads, write calls, records written)
     pub fn counts(&self) -> (u32, u32, usize) {
-        (self.loads.load(Ordering::SeqCst), self.writes.load(Ordering::SeqCst), self.records.load(Ordering::SeqCst))
+        (
+            self.loads.load(Ordering::SeqCst),
+            self.writes.load(Ordering::SeqCst),
+            self.records.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -275,23 +334,53 @@ pub struct Rig {
 impl Rig {
     pub async fn new(people: Vec<Value>, config: PollerConfig) -> Rig {
         let fake = FakeWebex::start(people).await;
-        Self::with_fake(fake, config, Arc::new(StaticToken("token".into())), memory_stores(), Arc::new(MemoryQueue::new(Duration::from_secs(30)))).await
+        Self::with_fake(
+            fake,
+            config,
+            Arc::new(StaticToken("token".into())),
+            memory_stores(),
+            Arc::new(MemoryQueue::new(Duration::from_secs(30))),
+        )
+        .await
     }
 
-    pub async fn with_fake(fake: FakeWebex, config: PollerConfig, tokens: Arc<dyn TokenSource>, mut stores: Stores, queue: Arc<MemoryQueue>) -> Rig {
+    pub async fn with_fake(
+        fake: FakeWebex,
+        config: PollerConfig,
+        tokens: Arc<dyn TokenSource>,
+        mut stores: Stores,
+        queue: Arc<MemoryQueue>,
+    ) -> Rig {
         let presence = CountingPresence::new(stores.presence.clone());
         stores.presence = presence.clone();
         let webex = fake.client(tokens);
         webex.warm_up().await.unwrap();
-        let poller = Poller::new(&stores, webex.clone(), queue.clone() as Arc<dyn DeliveryQueue>, Arc::new(SystemClock), config);
-        Rig { fake, stores, presence, queue, webex, poller }
+        let poller = Poller::new(
+            &stores,
+            webex.clone(),
+            queue.clone() as Arc<dyn DeliveryQueue>,
+            Arc::new(SystemClock),
+            config,
+        );
+        Rig {
+            fake,
+            stores,
+            presence,
+            queue,
+            webex,
+            poller,
+        }
     }
 
     /// Two subscriptions wanting presence, one telephony-only, one disabled, one of another org.
     pub async fn subscribe(&self) -> Vec<SubscriptionId> {
         let subs = [
             subscription(ORG, &[EventType::PresenceChanged], true),
-            subscription(ORG, &[EventType::PresenceChanged, EventType::TelephonyCreated], true),
+            subscription(
+                ORG,
+                &[EventType::PresenceChanged, EventType::TelephonyCreated],
+                true,
+            ),
             subscription(ORG, &[EventType::TelephonyCreated], true),
             subscription(ORG, &[EventType::PresenceChanged], false),
             subscription("other-org", &[EventType::PresenceChanged], true),
@@ -304,7 +393,11 @@ impl Rig {
 
     /// The queued delivery jobs, in order.
     pub fn jobs(&self) -> Vec<DeliveryJob> {
-        self.queue.bodies().iter().map(|b| serde_json::from_str(b).unwrap()).collect()
+        self.queue
+            .bodies()
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect()
     }
 
     /// The distinct event bodies queued, in order.
@@ -322,7 +415,15 @@ impl Rig {
 
     /// The people of every queued event body.
     pub fn emitted_items(&self) -> Vec<Vec<Value>> {
-        self.bodies().iter().map(|b| serde_json::from_str::<Value>(b).unwrap()["items"].as_array().unwrap().clone()).collect()
+        self.bodies()
+            .iter()
+            .map(|b| {
+                serde_json::from_str::<Value>(b).unwrap()["items"]
+                    .as_array()
+                    .unwrap()
+                    .clone()
+            })
+            .collect()
     }
 }
 

@@ -6,11 +6,12 @@
 //! ```text
 //! relay-keys create --user U --org O [--admin] [--key K]   # prints the key once
 //! relay-keys revoke --key K                                # or --hash <sha256 hex>
+//! relay-keys create-table                                  # local set-ups: create TABLE_NAME if missing
 //! ```
 
 use clap::{ArgGroup, Parser, Subcommand};
 use relay_shared::auth::{hash_api_key, Role};
-use relay_shared::config::ProcessEnv;
+use relay_shared::config::{Env, ProcessEnv};
 
 #[derive(Parser)]
 #[command(
@@ -45,11 +46,31 @@ enum Command {
         #[arg(long)]
         hash: Option<String>,
     },
+    /// Create the table named by TABLE_NAME (with its indexes) if it does not exist — for
+    /// DynamoDB Local and other local set-ups; on AWS the SAM template creates it.
+    CreateTable,
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    if let Command::CreateTable = cli.command {
+        let Some(table) = ProcessEnv.var("TABLE_NAME") else {
+            eprintln!(
+                "relay-keys: environment variable TABLE_NAME is required (the DynamoDB table)"
+            );
+            std::process::exit(2);
+        };
+        let (ddb, _) = relay_shared::adapters::aws::aws_clients().await;
+        match relay_shared::adapters::aws::create_table(&ddb, &table).await {
+            Ok(()) => eprintln!("table {table} is ready"),
+            Err(e) => {
+                eprintln!("relay-keys: could not create table {table}: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let stores = match webhooks_api::aws::stores_from_env(&ProcessEnv).await {
         Ok(s) => s,
         Err(e) => {
@@ -79,12 +100,19 @@ async fn main() {
                         hash_api_key(&k)
                     );
                 }
+                Err(relay_shared::error::StoreError::Conflict(_)) => {
+                    eprintln!(
+                        "relay-keys: that key already exists (revoke it first to re-assign it)"
+                    );
+                    std::process::exit(1);
+                }
                 Err(e) => {
                     eprintln!("relay-keys: could not create the key: {e}");
                     std::process::exit(1);
                 }
             }
         }
+        Command::CreateTable => unreachable!("handled above"),
         Command::Revoke { key, hash } => {
             let result = match (key, hash) {
                 (Some(k), _) => webhooks_api::revoke_api_key(&stores, &k).await,

@@ -30,13 +30,19 @@ impl ApiKeyStore for DynamoTable {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict("api key exists".into())),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(StoreError::Conflict("api key exists".into()))
+            }
             Err(e) => Err(store_error("PutItem", e)),
         }
     }
 
     async fn get(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.get_item(pk(key_hash), SK).await?.as_ref().map(doc).transpose()
+        self.get_item(pk(key_hash), SK)
+            .await?
+            .as_ref()
+            .map(doc)
+            .transpose()
     }
 
     async fn delete(&self, key_hash: &str) -> Result<bool, StoreError> {

@@ -27,22 +27,35 @@ impl CallStateStore for DynamoTable {
 
     async fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
         let Some(prev) = record.version.checked_sub(1) else {
-            return Err(StoreError::Conflict(format!("call {}: version 0 cannot be written", record.call_id)));
+            return Err(StoreError::Conflict(format!(
+                "call {}: version 0 cannot be written",
+                record.call_id
+            )));
         };
         let mut item = key(pk(&record.call_id), SK);
         item.insert("doc".into(), to_doc(record)?);
         item.insert("version".into(), n(record.version));
         item.insert("expires_at".into(), n(record.expires_at));
-        let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
         // An expired item that TTL has not removed yet counts as absent (`get` does not return it).
         let req = if prev == 0 {
-            req.condition_expression("attribute_not_exists(pk) OR expires_at <= :now").expression_attribute_values(":now", n(secs(Utc::now())))
+            req.condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+                .expression_attribute_values(":now", n(secs(Utc::now())))
         } else {
-            req.condition_expression("#v = :prev").expression_attribute_names("#v", "version").expression_attribute_values(":prev", n(prev))
+            req.condition_expression("#v = :prev")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":prev", n(prev))
         };
         match req.send().await {
             Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict(format!("call {} changed", record.call_id))),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict(format!(
+                "call {} changed",
+                record.call_id
+            ))),
             Err(e) => Err(store_error("PutItem", e)),
         }
     }

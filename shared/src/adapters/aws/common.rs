@@ -47,16 +47,26 @@ pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
 pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
-        Some(_) => Err(StoreError::Corrupt(format!("attribute `{name}` is not a string"))),
-        None => Err(StoreError::Corrupt(format!("attribute `{name}` is missing"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute `{name}` is not a string"
+        ))),
+        None => Err(StoreError::Corrupt(format!(
+            "attribute `{name}` is missing"
+        ))),
     }
 }
 
 pub(crate) fn get_n<T: FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
     match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt(format!("attribute `{name}` is not a valid number: {v}"))),
-        Some(_) => Err(StoreError::Corrupt(format!("attribute `{name}` is not a number"))),
-        None => Err(StoreError::Corrupt(format!("attribute `{name}` is missing"))),
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| {
+            StoreError::Corrupt(format!("attribute `{name}` is not a valid number: {v}"))
+        }),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute `{name}` is not a number"
+        ))),
+        None => Err(StoreError::Corrupt(format!(
+            "attribute `{name}` is missing"
+        ))),
     }
 }
 
@@ -71,11 +81,14 @@ pub(crate) fn is_expired(item: &Item, now: DateTime<Utc>) -> bool {
 /// The JSON document in `doc`.
 pub(crate) fn doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     let raw = get_s(item, DOC)?;
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("`doc` does not decode: {e}")))
+    serde_json::from_str(raw)
+        .map_err(|e| StoreError::Corrupt(format!("`doc` does not decode: {e}")))
 }
 
 pub(crate) fn to_doc<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
-    serde_json::to_string(value).map(s).map_err(|e| StoreError::Corrupt(format!("cannot encode document: {e}")))
+    serde_json::to_string(value)
+        .map(s)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode document: {e}")))
 }
 
 /// The DynamoDB error code of a failed call, if the service answered.
@@ -98,8 +111,12 @@ where
 {
     match error_code(&err) {
         // A plain write raced a transaction on the same item: the caller re-reads and retries.
-        Some("TransactionConflictException") => StoreError::Conflict(format!("DynamoDB {op}: item is being changed by a transaction")),
-        Some("ConditionalCheckFailedException") => StoreError::Conflict(format!("DynamoDB {op}: condition failed")),
+        Some("TransactionConflictException") => StoreError::Conflict(format!(
+            "DynamoDB {op}: item is being changed by a transaction"
+        )),
+        Some("ConditionalCheckFailedException") => {
+            StoreError::Conflict(format!("DynamoDB {op}: condition failed"))
+        }
         _ => StoreError::Unavailable(format!("DynamoDB {op}: {}", DisplayErrorContext(&err))),
     }
 }
@@ -121,9 +138,15 @@ pub(crate) fn encode_cursor(item: &Item, key_attrs: &[&str]) -> Result<String, S
 /// Decodes a cursor into an `ExclusiveStartKey`. `expected` lists every key attribute with, where
 /// it is known, the value it must have (the queried partition), so that a cursor from another
 /// query is refused rather than passed to DynamoDB.
-pub(crate) fn decode_cursor(cursor: &str, expected: &[(&str, Option<&str>)]) -> Result<Item, StoreError> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::BadCursor)?;
-    let map: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+pub(crate) fn decode_cursor(
+    cursor: &str,
+    expected: &[(&str, Option<&str>)],
+) -> Result<Item, StoreError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::BadCursor)?;
+    let map: BTreeMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
     if map.len() != expected.len() {
         return Err(StoreError::BadCursor);
     }
@@ -151,7 +174,14 @@ pub(crate) struct QuerySpec<'a> {
 impl<'a> QuerySpec<'a> {
     /// `pk = :pk` on the table, oldest (smallest `sk`) first.
     pub fn partition(pk: String) -> Self {
-        Self { index: None, key_condition: "pk = :pk", names: vec![], values: vec![(":pk", s(pk))], filter: None, forward: true }
+        Self {
+            index: None,
+            key_condition: "pk = :pk",
+            names: vec![],
+            values: vec![(":pk", s(pk))],
+            filter: None,
+            forward: true,
+        }
     }
 }
 
@@ -167,16 +197,30 @@ pub(crate) struct Collect<'a> {
 impl DynamoTable {
     /// Runs `spec` from `collect.start`, page after page, until `collect.want` kept items are
     /// collected or the partition is exhausted. May return more than `want` (callers truncate).
-    pub(crate) async fn query_collect(&self, spec: &QuerySpec<'_>, collect: Collect<'_>) -> Result<Vec<Item>, StoreError> {
+    pub(crate) async fn query_collect(
+        &self,
+        spec: &QuerySpec<'_>,
+        collect: Collect<'_>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start = collect.start;
         loop {
-            let names: HashMap<String, String> = spec.names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-            let values: HashMap<String, AttributeValue> = spec.values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+            let names: HashMap<String, String> = spec
+                .names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let values: HashMap<String, AttributeValue> = spec
+                .values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
             // Without a filter, ask for exactly what is still missing (+0: callers already asked for
             // one more than they return); with one, read full pages.
             let limit = match (collect.want, spec.filter) {
-                (Some(w), None) => Some(i32::try_from(w.saturating_sub(out.len()).max(1)).unwrap_or(i32::MAX)),
+                (Some(w), None) => {
+                    Some(i32::try_from(w.saturating_sub(out.len()).max(1)).unwrap_or(i32::MAX))
+                }
                 _ => None,
             };
             let res = self
@@ -239,7 +283,10 @@ pub(crate) fn paginate<T>(
 ) -> Result<crate::ports::Page<T>, StoreError> {
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
-        items.last().map(|last| encode_cursor(last, key_attrs)).transpose()?
+        items
+            .last()
+            .map(|last| encode_cursor(last, key_attrs))
+            .transpose()?
     } else {
         None
     };
@@ -262,14 +309,27 @@ mod tests {
         ]);
         let attrs = ["pk", "sk", "gsi1pk", "gsi1sk"];
         let c = encode_cursor(&item, &attrs).unwrap();
-        let expected = [("pk", None), ("sk", Some("SUB")), ("gsi1pk", Some("OWNER#u")), ("gsi1sk", None)];
+        let expected = [
+            ("pk", None),
+            ("sk", Some("SUB")),
+            ("gsi1pk", Some("OWNER#u")),
+            ("gsi1sk", None),
+        ];
         let key = decode_cursor(&c, &expected).unwrap();
         assert_eq!(key.len(), 4);
         assert_eq!(key["gsi1sk"], s("wh_1"));
-        let other = [("pk", None), ("sk", Some("SUB")), ("gsi1pk", Some("OWNER#v")), ("gsi1sk", None)];
+        let other = [
+            ("pk", None),
+            ("sk", Some("SUB")),
+            ("gsi1pk", Some("OWNER#v")),
+            ("gsi1sk", None),
+        ];
         assert_eq!(decode_cursor(&c, &other), Err(StoreError::BadCursor));
         assert_eq!(decode_cursor("%%%", &expected), Err(StoreError::BadCursor));
-        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("[1]"), &expected), Err(StoreError::BadCursor));
+        assert_eq!(
+            decode_cursor(&URL_SAFE_NO_PAD.encode("[1]"), &expected),
+            Err(StoreError::BadCursor)
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, Utc};
 
-use super::common::{get_s, is_conditional_failure, is_expired, key, millis, n, s, secs, store_error, Item};
+use super::common::{
+    get_s, is_conditional_failure, is_expired, key, millis, n, s, secs, store_error, Item,
+};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::ports::{Claim, DedupeStore};
@@ -31,7 +33,13 @@ fn held_as(item: &Item) -> Claim {
 
 #[async_trait]
 impl DedupeStore for DynamoTable {
-    async fn claim(&self, key_: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        key_: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         // A claim that finds the item gone again (released in between) tries once more.
         for _ in 0..3 {
             let mut item = key(pk(key_), SK);

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
-use super::common::{doc, is_expired, key, n, s, secs, store_error, to_doc, Collect, Item, QuerySpec};
+use super::common::{
+    doc, is_expired, key, n, s, secs, store_error, to_doc, Collect, Item, QuerySpec,
+};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
@@ -26,12 +28,19 @@ fn id_range(since: DateTime<Utc>, until: DateTime<Utc>) -> (String, String) {
     let hi_ms = u64::try_from(hi_ms).unwrap_or(0).min((1 << 48) - 1);
     let lo = Ulid::from_parts(lo_ms, 0);
     let hi = Ulid::from_parts(hi_ms, u128::MAX);
-    (format!("{}{lo}", EventId::PREFIX), format!("{}{hi}", EventId::PREFIX))
+    (
+        format!("{}{lo}", EventId::PREFIX),
+        format!("{}{hi}", EventId::PREFIX),
+    )
 }
 
 #[async_trait]
 impl EventLog for DynamoTable {
-    async fn append(&self, event: &OutboundEvent, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        event: &OutboundEvent,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut item = key(pk(&event.org_id), event.id.to_string());
         item.insert("doc".into(), to_doc(event)?);
         item.insert("expires_at".into(), n(secs(expires_at)));
@@ -45,7 +54,13 @@ impl EventLog for DynamoTable {
         Ok(())
     }
 
-    async fn list(&self, org_id: &str, since: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<OutboundEvent>, StoreError> {
+    async fn list(
+        &self,
+        org_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboundEvent>, StoreError> {
         if limit == 0 || since >= until {
             return Ok(vec![]);
         }
@@ -60,9 +75,20 @@ impl EventLog for DynamoTable {
         };
         let now = Utc::now();
         let keep = move |item: &Item| {
-            !is_expired(item, now) && doc::<OutboundEvent>(item).is_ok_and(|e| e.created_at >= since && e.created_at < until)
+            !is_expired(item, now)
+                && doc::<OutboundEvent>(item)
+                    .is_ok_and(|e| e.created_at >= since && e.created_at < until)
         };
-        let items = self.query_collect(&spec, Collect { start: None, want: Some(limit as usize), keep: &keep }).await?;
+        let items = self
+            .query_collect(
+                &spec,
+                Collect {
+                    start: None,
+                    want: Some(limit as usize),
+                    keep: &keep,
+                },
+            )
+            .await?;
         items.iter().take(limit as usize).map(doc).collect()
     }
 }

@@ -17,14 +17,23 @@ fn pk(scope_key: &str) -> String {
 
 #[async_trait]
 impl IdempotencyStore for DynamoTable {
-    async fn get(&self, scope_key: &str, now: DateTime<Utc>) -> Result<Option<IdempotentResponse>, StoreError> {
+    async fn get(
+        &self,
+        scope_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotentResponse>, StoreError> {
         match self.get_item(pk(scope_key), SK).await? {
             Some(item) if !is_expired(&item, now) => doc(&item).map(Some),
             _ => Ok(None),
         }
     }
 
-    async fn put(&self, scope_key: &str, response: &IdempotentResponse, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        scope_key: &str,
+        response: &IdempotentResponse,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut item = key(pk(scope_key), SK);
         item.insert("doc".into(), to_doc(response)?);
         item.insert("expires_at".into(), n(secs(expires_at)));
@@ -39,7 +48,9 @@ impl IdempotencyStore for DynamoTable {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict("idempotency key used".into())),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(StoreError::Conflict("idempotency key used".into()))
+            }
             Err(e) => Err(store_error("PutItem", e)),
         }
     }

@@ -17,7 +17,13 @@ fn pk(name: &str) -> String {
 
 #[async_trait]
 impl LeaseStore for DynamoTable {
-    async fn acquire(&self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut item = key(pk(name), SK);
         item.insert("holder".into(), s(holder));
         item.insert("until".into(), n(millis(until)));

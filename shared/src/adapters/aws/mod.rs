@@ -49,7 +49,10 @@ pub struct DynamoTable {
 
 impl DynamoTable {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -74,5 +77,8 @@ pub fn aws_stores(table: DynamoTable) -> Stores {
 /// `AWS_ENDPOINT_URL_SQS`, honoured by the SDK itself).
 pub async fn aws_clients() -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config))
+    (
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    )
 }

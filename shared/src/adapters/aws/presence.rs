@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
-use super::common::{backoff, build_error, get_n, get_s, key, n, s, store_error, Collect, Item, QuerySpec};
+use super::common::{
+    backoff, build_error, get_n, get_s, key, n, s, store_error, Collect, Item, QuerySpec,
+};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::ports::{PresenceRecord, PresenceStore};
@@ -54,13 +56,28 @@ pub(crate) fn batches(records: &[PresenceRecord]) -> Vec<Vec<&PresenceRecord>> {
 #[async_trait]
 impl PresenceStore for DynamoTable {
     async fn load(&self, org_id: &str) -> Result<Vec<PresenceRecord>, StoreError> {
-        let items = self.query_collect(&QuerySpec::partition(pk(org_id)), Collect { start: None, want: None, keep: &always }).await?;
+        let items = self
+            .query_collect(
+                &QuerySpec::partition(pk(org_id)),
+                Collect {
+                    start: None,
+                    want: None,
+                    keep: &always,
+                },
+            )
+            .await?;
         items
             .iter()
             .map(|item| {
                 let sk = get_s(item, "sk")?;
-                let person_id = sk.strip_prefix(PERSON_PREFIX).ok_or_else(|| StoreError::Corrupt(format!("unexpected presence key {sk}")))?;
-                Ok(PresenceRecord { person_id: person_id.to_owned(), fingerprint: get_s(item, "fingerprint")?.to_owned(), version: get_n(item, "version")? })
+                let person_id = sk
+                    .strip_prefix(PERSON_PREFIX)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unexpected presence key {sk}")))?;
+                Ok(PresenceRecord {
+                    person_id: person_id.to_owned(),
+                    fingerprint: get_s(item, "fingerprint")?.to_owned(),
+                    version: get_n(item, "version")?,
+                })
             })
             .collect()
     }
@@ -72,7 +89,16 @@ impl PresenceStore for DynamoTable {
                 let mut item = key(pk(org_id), format!("{PERSON_PREFIX}{}", r.person_id));
                 item.insert("fingerprint".into(), s(r.fingerprint.clone()));
                 item.insert("version".into(), n(r.version));
-                requests.push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?).build());
+                requests.push(
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(item))
+                                .build()
+                                .map_err(build_error)?,
+                        )
+                        .build(),
+                );
             }
             let mut attempt = 0;
             loop {
@@ -83,12 +109,19 @@ impl PresenceStore for DynamoTable {
                     .send()
                     .await
                     .map_err(|e| store_error("BatchWriteItem", e))?;
-                requests = res.unprocessed_items().and_then(|u| u.get(&self.table)).cloned().unwrap_or_default();
+                requests = res
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
                 if requests.is_empty() {
                     break;
                 }
                 if attempt >= UNPROCESSED_RETRIES {
-                    return Err(StoreError::Unavailable(format!("BatchWriteItem: {} presence items still unprocessed after retries", requests.len())));
+                    return Err(StoreError::Unavailable(format!(
+                        "BatchWriteItem: {} presence items still unprocessed after retries",
+                        requests.len()
+                    )));
                 }
                 backoff(attempt).await;
                 attempt += 1;
@@ -103,7 +136,11 @@ mod tests {
     use super::*;
 
     fn rec(person: &str, version: u64) -> PresenceRecord {
-        PresenceRecord { person_id: person.into(), fingerprint: format!("f{version}"), version }
+        PresenceRecord {
+            person_id: person.into(),
+            fingerprint: format!("f{version}"),
+            version,
+        }
     }
 
     #[test]
@@ -118,6 +155,11 @@ mod tests {
         let records = vec![rec("a", 3), rec("b", 1), rec("a", 5), rec("a", 4)];
         let b = batches(&records);
         assert_eq!(b.len(), 1);
-        assert_eq!(b[0].iter().map(|r| (r.person_id.as_str(), r.version)).collect::<Vec<_>>(), vec![("a", 5), ("b", 1)]);
+        assert_eq!(
+            b[0].iter()
+                .map(|r| (r.person_id.as_str(), r.version))
+                .collect::<Vec<_>>(),
+            vec![("a", 5), ("b", 1)]
+        );
     }
 }

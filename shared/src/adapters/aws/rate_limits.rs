@@ -16,7 +16,12 @@ const WINDOW_TTL: Duration = Duration::minutes(5);
 
 #[async_trait]
 impl RateLimiter for DynamoTable {
-    async fn try_acquire(&self, subscription_id: &SubscriptionId, window_start: DateTime<Utc>, limit: u32) -> Result<bool, StoreError> {
+    async fn try_acquire(
+        &self,
+        subscription_id: &SubscriptionId,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
         if limit == 0 {
             return Ok(false);
         }
@@ -24,7 +29,10 @@ impl RateLimiter for DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("RATE#{subscription_id}"), secs(window_start).to_string())))
+            .set_key(Some(key(
+                format!("RATE#{subscription_id}"),
+                secs(window_start).to_string(),
+            )))
             .update_expression("ADD #n :one SET expires_at = :exp")
             .condition_expression("attribute_not_exists(#n) OR #n < :limit")
             .expression_attribute_names("#n", "n")

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 
 use crate::error::QueueError;
@@ -39,7 +41,10 @@ where
 
 impl SqsQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into() }
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
     }
 
     /// Messages in the queue — visible, in flight and delayed — as SQS approximates them
@@ -59,7 +64,14 @@ impl SqsQueue {
             .await
             .map_err(|e| unavailable("GetQueueAttributes", e))?;
         let attrs = res.attributes();
-        Ok(names.iter().filter_map(|n| attrs.and_then(|a| a.get(n)).and_then(|v| v.parse::<u64>().ok())).sum())
+        Ok(names
+            .iter()
+            .filter_map(|n| {
+                attrs
+                    .and_then(|a| a.get(n))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .sum())
     }
 
     /// Sends one chunk (≤ 10), retrying refused entries; the number still refused and why.
@@ -79,7 +91,9 @@ impl SqsQueue {
                     .message_body(body)
                     .delay_seconds(i32::try_from((*delay).min(MAX_DELAY_SECONDS)).unwrap_or(0))
                     .build()
-                    .map_err(|e| QueueError::Unavailable(format!("building an SQS request: {e}")))?;
+                    .map_err(|e| {
+                        QueueError::Unavailable(format!("building an SQS request: {e}"))
+                    })?;
                 entries.push(entry);
             }
             let res = self
@@ -94,7 +108,11 @@ impl SqsQueue {
             if let Some(f) = failed.first() {
                 reason = format!("{}: {}", f.code(), f.message().unwrap_or_default());
             }
-            pending = failed.iter().filter_map(|f| f.id().parse::<usize>().ok()).filter(|i| *i < chunk.len()).collect();
+            pending = failed
+                .iter()
+                .filter_map(|f| f.id().parse::<usize>().ok())
+                .filter(|i| *i < chunk.len())
+                .collect();
             if pending.is_empty() {
                 return Ok((0, reason));
             }
@@ -109,7 +127,8 @@ impl DeliveryQueue for SqsQueue {
         let total = jobs.len();
         let mut messages = Vec::with_capacity(total);
         for q in jobs {
-            let body = serde_json::to_string(&q.job).map_err(|e| QueueError::Unavailable(format!("cannot encode job: {e}")))?;
+            let body = serde_json::to_string(&q.job)
+                .map_err(|e| QueueError::Unavailable(format!("cannot encode job: {e}")))?;
             messages.push((body, q.delay_seconds));
         }
         let mut accepted = 0;
@@ -118,7 +137,11 @@ impl DeliveryQueue for SqsQueue {
             accepted += chunk.len() - refused;
             if refused > 0 {
                 // Stop here: the caller will not acknowledge its input, so everything is re-sent.
-                return Err(QueueError::Partial { failed: total - accepted, total, reason });
+                return Err(QueueError::Partial {
+                    failed: total - accepted,
+                    total,
+                    reason,
+                });
             }
         }
         Ok(())
@@ -148,7 +171,11 @@ impl QueueConsumer for SqsQueue {
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(1);
-                Some(ReceivedJob { body: m.body().unwrap_or_default().to_owned(), receipt, receive_count })
+                Some(ReceivedJob {
+                    body: m.body().unwrap_or_default().to_owned(),
+                    receipt,
+                    receive_count,
+                })
             })
             .collect())
     }
@@ -194,8 +221,16 @@ impl DeadLetterQueue for SqsQueue {
 /// Creates `<prefix>-dlq` and `<prefix>` (redriving to it after [`MAX_RECEIVE_COUNT`] receives);
 /// returns `(queue_url, dlq_url)`. Idempotent for the same names and attributes.
 pub async fn create_queues(client: &Client, prefix: &str) -> Result<(String, String), QueueError> {
-    let dlq = client.create_queue().queue_name(format!("{prefix}-dlq")).send().await.map_err(|e| unavailable("CreateQueue", e))?;
-    let dlq_url = dlq.queue_url().ok_or_else(|| QueueError::Unavailable("CreateQueue returned no URL".into()))?.to_owned();
+    let dlq = client
+        .create_queue()
+        .queue_name(format!("{prefix}-dlq"))
+        .send()
+        .await
+        .map_err(|e| unavailable("CreateQueue", e))?;
+    let dlq_url = dlq
+        .queue_url()
+        .ok_or_else(|| QueueError::Unavailable("CreateQueue returned no URL".into()))?
+        .to_owned();
     let attrs = client
         .get_queue_attributes()
         .queue_url(&dlq_url)
@@ -215,6 +250,9 @@ pub async fn create_queues(client: &Client, prefix: &str) -> Result<(String, Str
         .send()
         .await
         .map_err(|e| unavailable("CreateQueue", e))?;
-    let queue_url = queue.queue_url().ok_or_else(|| QueueError::Unavailable("CreateQueue returned no URL".into()))?.to_owned();
+    let queue_url = queue
+        .queue_url()
+        .ok_or_else(|| QueueError::Unavailable("CreateQueue returned no URL".into()))?
+        .to_owned();
     Ok((queue_url, dlq_url))
 }

@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::common::{
-    backoff, build_error, decode_cursor, doc, is_conditional_failure, key, n, paginate, s, store_error, to_doc, Collect, Item, QuerySpec,
+    backoff, build_error, decode_cursor, doc, is_conditional_failure, key, n, paginate, s,
+    store_error, to_doc, Collect, Item, QuerySpec,
 };
 use super::DynamoTable;
 use crate::error::StoreError;
@@ -57,9 +58,15 @@ fn cancelled(err: &TransactWriteItemsError) -> Option<Cancelled> {
     match err {
         TransactWriteItemsError::TransactionCanceledException(e) => {
             let reasons = e.cancellation_reasons();
-            if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+            if let Some(i) = reasons
+                .iter()
+                .position(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
                 Some(Cancelled::Condition(i))
-            } else if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+            } else if reasons
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"))
+            {
                 Some(Cancelled::Contended)
             } else {
                 None
@@ -76,7 +83,13 @@ impl DynamoTable {
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Option<usize>, StoreError> {
         let mut attempt = 0;
         loop {
-            let err = match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+            let err = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+            {
                 Ok(_) => return Ok(None),
                 Err(e) => e,
             };
@@ -88,7 +101,9 @@ impl DynamoTable {
                     attempt += 1;
                 }
                 Some(Cancelled::Contended) => {
-                    return Err(StoreError::Conflict("transaction kept conflicting with concurrent writes".into()));
+                    return Err(StoreError::Conflict(
+                        "transaction kept conflicting with concurrent writes".into(),
+                    ));
                 }
                 None => return Err(store_error("TransactWriteItems", err)),
             }
@@ -118,24 +133,47 @@ impl SubscriptionStore for DynamoTable {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
-        let items = vec![TransactWriteItem::builder().update(counter).build(), TransactWriteItem::builder().put(put).build()];
+        let items = vec![
+            TransactWriteItem::builder().update(counter).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
         match self.transact(items).await? {
             None => Ok(()),
-            Some(0) => Err(StoreError::LimitReached { limit: max_per_owner }),
+            Some(0) => Err(StoreError::LimitReached {
+                limit: max_per_owner,
+            }),
             Some(_) => Err(StoreError::Conflict(format!("{} exists", sub.id))),
         }
     }
 
     async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-        self.get_item(pk(id), SK).await?.as_ref().map(doc).transpose()
+        self.get_item(pk(id), SK)
+            .await?
+            .as_ref()
+            .map(doc)
+            .transpose()
     }
 
-    async fn list_by_owner(&self, owner_id: &str, page: &PageRequest) -> Result<Page<Subscription>, StoreError> {
+    async fn list_by_owner(
+        &self,
+        owner_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Subscription>, StoreError> {
         let gsi1pk = owner_pk(owner_id);
         let start = page
             .cursor
             .as_deref()
-            .map(|c| decode_cursor(c, &[("pk", None), ("sk", Some(SK)), ("gsi1pk", Some(&gsi1pk)), ("gsi1sk", None)]))
+            .map(|c| {
+                decode_cursor(
+                    c,
+                    &[
+                        ("pk", None),
+                        ("sk", Some(SK)),
+                        ("gsi1pk", Some(&gsi1pk)),
+                        ("gsi1sk", None),
+                    ],
+                )
+            })
             .transpose()?;
         let limit = page.limit.max(1) as usize;
         let spec = QuerySpec {
@@ -146,7 +184,16 @@ impl SubscriptionStore for DynamoTable {
             filter: None,
             forward: true,
         };
-        let items = self.query_collect(&spec, Collect { start, want: Some(limit + 1), keep: &always }).await?;
+        let items = self
+            .query_collect(
+                &spec,
+                Collect {
+                    start,
+                    want: Some(limit + 1),
+                    keep: &always,
+                },
+            )
+            .await?;
         paginate(items, limit, &["pk", "sk", "gsi1pk", "gsi1sk"], doc)
     }
 
@@ -159,13 +206,25 @@ impl SubscriptionStore for DynamoTable {
             filter: None,
             forward: true,
         };
-        let items = self.query_collect(&spec, Collect { start: None, want: None, keep: &always }).await?;
+        let items = self
+            .query_collect(
+                &spec,
+                Collect {
+                    start: None,
+                    want: None,
+                    keep: &always,
+                },
+            )
+            .await?;
         items.iter().map(doc).collect()
     }
 
     async fn update(&self, sub: &Subscription) -> Result<(), StoreError> {
         let Some(prev) = sub.version.checked_sub(1) else {
-            return Err(StoreError::Conflict(format!("{}: version 0 cannot be an update", sub.id)));
+            return Err(StoreError::Conflict(format!(
+                "{}: version 0 cannot be an update",
+                sub.id
+            )));
         };
         let res = self
             .client
@@ -179,10 +238,15 @@ impl SubscriptionStore for DynamoTable {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => match SubscriptionStore::get(self, &sub.id).await? {
-                None => Err(StoreError::NotFound),
-                Some(stored) => Err(StoreError::Conflict(format!("{} changed (version {})", sub.id, stored.version))),
-            },
+            Err(e) if is_conditional_failure(&e) => {
+                match SubscriptionStore::get(self, &sub.id).await? {
+                    None => Err(StoreError::NotFound),
+                    Some(stored) => Err(StoreError::Conflict(format!(
+                        "{} changed (version {})",
+                        sub.id, stored.version
+                    ))),
+                }
+            }
             Err(e) => Err(store_error("PutItem", e)),
         }
     }
@@ -205,7 +269,10 @@ impl SubscriptionStore for DynamoTable {
             .expression_attribute_values(":minus_one", n(-1))
             .build()
             .map_err(build_error)?;
-        let items = vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().update(counter).build()];
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(counter).build(),
+        ];
         Ok(self.transact(items).await?.is_none())
     }
 }
@@ -227,9 +294,18 @@ mod tests {
 
     #[test]
     fn cancellation_reasons_tell_which_item_failed() {
-        assert_eq!(cancelled(&cancel(&["ConditionalCheckFailed", "None"])), Some(Cancelled::Condition(0)));
-        assert_eq!(cancelled(&cancel(&["None", "ConditionalCheckFailed"])), Some(Cancelled::Condition(1)));
-        assert_eq!(cancelled(&cancel(&["TransactionConflict", "None"])), Some(Cancelled::Contended));
+        assert_eq!(
+            cancelled(&cancel(&["ConditionalCheckFailed", "None"])),
+            Some(Cancelled::Condition(0))
+        );
+        assert_eq!(
+            cancelled(&cancel(&["None", "ConditionalCheckFailed"])),
+            Some(Cancelled::Condition(1))
+        );
+        assert_eq!(
+            cancelled(&cancel(&["TransactionConflict", "None"])),
+            Some(Cancelled::Contended)
+        );
         assert_eq!(cancelled(&cancel(&["ThrottlingError", "None"])), None);
     }
 }

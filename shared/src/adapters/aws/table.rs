@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -19,7 +19,11 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
-    KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(build_error)
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(build_error)
 }
 
 fn gsi(name: &str) -> Result<GlobalSecondaryIndex, StoreError> {
@@ -27,7 +31,11 @@ fn gsi(name: &str) -> Result<GlobalSecondaryIndex, StoreError> {
         .index_name(name)
         .key_schema(key_element(&format!("{name}pk"), KeyType::Hash)?)
         .key_schema(key_element(&format!("{name}sk"), KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()
         .map_err(build_error)
 }
@@ -49,7 +57,11 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .global_secondary_indexes(gsi("gsi2")?);
     for attr in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
         req = req.attribute_definitions(
-            AttributeDefinition::builder().attribute_name(attr).attribute_type(ScalarAttributeType::S).build().map_err(build_error)?,
+            AttributeDefinition::builder()
+                .attribute_name(attr)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build_error)?,
         );
     }
     match req.send().await {
@@ -64,34 +76,61 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
 async fn wait_until_active(client: &Client, name: &str) -> Result<(), StoreError> {
     let deadline = Instant::now() + ACTIVE_TIMEOUT;
     loop {
-        let res = client.describe_table().table_name(name).send().await.map_err(|e| store_error("DescribeTable", e))?;
+        let res = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| store_error("DescribeTable", e))?;
         let active = res.table().is_some_and(|t| {
             t.table_status() == Some(&TableStatus::Active)
-                && t.global_secondary_indexes().iter().all(|i| i.index_status() == Some(&IndexStatus::Active))
+                && t.global_secondary_indexes()
+                    .iter()
+                    .all(|i| i.index_status() == Some(&IndexStatus::Active))
         });
         if active {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(StoreError::Unavailable(format!("table {name} is not ACTIVE after {ACTIVE_TIMEOUT:?}")));
+            return Err(StoreError::Unavailable(format!(
+                "table {name} is not ACTIVE after {ACTIVE_TIMEOUT:?}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 async fn enable_ttl(client: &Client, name: &str) -> Result<(), StoreError> {
-    let spec = TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL_ATTRIBUTE).build().map_err(build_error)?;
-    match client.update_time_to_live().table_name(name).time_to_live_specification(spec).send().await {
+    let spec = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(TTL_ATTRIBUTE)
+        .build()
+        .map_err(build_error)?;
+    match client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) => {
             let code = error_code(&e).unwrap_or_default().to_owned();
-            let message = aws_sdk_dynamodb::error::ProvideErrorMetadata::message(&e).unwrap_or_default().to_ascii_lowercase();
-            let tolerated = matches!(code.as_str(), "UnknownOperationException" | "NotImplemented" | "NotImplementedException")
-                || message.contains("not supported")
+            let message = aws_sdk_dynamodb::error::ProvideErrorMetadata::message(&e)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let tolerated = matches!(
+                code.as_str(),
+                "UnknownOperationException" | "NotImplemented" | "NotImplementedException"
+            ) || message.contains("not supported")
                 || message.contains("not implemented")
                 || message.contains("already enabled");
             if tolerated {
-                tracing::warn!(table = name, code, "TTL not enabled on this server; readers check expires_at themselves");
+                tracing::warn!(
+                    table = name,
+                    code,
+                    "TTL not enabled on this server; readers check expires_at themselves"
+                );
                 Ok(())
             } else {
                 Err(store_error("UpdateTimeToLive", e))

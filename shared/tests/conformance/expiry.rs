@@ -1,0 +1,73 @@
+//! DynamoDB-only: TTL deletion is lazy (never, on DynamoDB Local), so every reader of an item with
+//! `expires_at` must skip expired items itself. (The in-memory stores drop nothing by time except
+//! where the port passes `now`: dedupe and idempotency, covered by the shared tests.)
+
+use chrono::Duration;
+use relay_shared::delivery::AttemptStatus;
+use relay_shared::ids::SubscriptionId;
+use relay_shared::ports::{AttemptFilter, PageRequest};
+
+use crate::fixtures::{attempt, call, event, millis, now};
+use crate::harness;
+
+#[tokio::test]
+async fn readers_skip_expired_items() {
+    let Some(env) = harness::stores::aws("aws::expiry::readers_skip_expired_items").await else {
+        return;
+    };
+    let t = now();
+    let past = t - Duration::seconds(5);
+    let future = t + Duration::hours(1);
+
+    // Call state: an expired record reads as absent, and version 1 may replace it.
+    let mut expired = call("call-old", 1, "created", t);
+    expired.expires_at = past.timestamp();
+    env.stores.calls.put(&expired).await.unwrap();
+    assert_eq!(env.stores.calls.get("call-old").await.unwrap(), None);
+    let fresh = call("call-old", 1, "created", t);
+    env.stores.calls.put(&fresh).await.unwrap();
+    assert_eq!(env.stores.calls.get("call-old").await.unwrap(), Some(fresh));
+
+    // Attempt log: expired attempts are not listed, and do not count towards a page.
+    let sub = SubscriptionId::new_at(millis(t));
+    let live: Vec<_> = (0..3)
+        .map(|i| attempt(sub, millis(t) + i * 10, 1, AttemptStatus::Failed))
+        .collect();
+    for (i, a) in live.iter().enumerate() {
+        env.stores.attempts.record(a, future).await.unwrap();
+        let stale = attempt(sub, millis(t) + i as u64 * 10 + 5, 1, AttemptStatus::Failed);
+        env.stores.attempts.record(&stale, past).await.unwrap();
+    }
+    let page = env
+        .stores
+        .attempts
+        .list(
+            &sub,
+            AttemptFilter::default(),
+            &PageRequest {
+                limit: 3,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items, live.iter().rev().cloned().collect::<Vec<_>>());
+    assert_eq!(page.next_cursor, None);
+
+    // Event log.
+    let kept = event("org-1", t);
+    env.stores.events.append(&kept, future).await.unwrap();
+    env.stores
+        .events
+        .append(&event("org-1", t + Duration::seconds(1)), past)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.stores
+            .events
+            .list("org-1", t, t + Duration::seconds(10), 10)
+            .await
+            .unwrap(),
+        vec![kept]
+    );
+}
