@@ -100,9 +100,15 @@ pub async fn run_consumer(
 ) {
     tokio::pin!(shutdown);
     loop {
+        let poll = poll_once(&worker, consumer.as_ref(), 1);
+        tokio::pin!(poll);
         tokio::select! {
-            _ = &mut shutdown => break,
-            r = poll_once(&worker, consumer.as_ref(), 1) => {
+            // Shutting down: finish the batch in flight (its deliveries and acks), then stop.
+            _ = &mut shutdown => {
+                let _ = poll.await;
+                break;
+            }
+            r = &mut poll => {
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "delivery queue receive failed; backing off");
                     tokio::select! {

@@ -9,6 +9,9 @@ pub struct ApiConfig {
     pub max_webhooks_per_user: u32,
     /// `ALLOW_HTTP_TARGETS` (false): accept `http://` target URLs (local testing only).
     pub allow_http_targets: bool,
+    /// `ALLOW_PRIVATE_TARGETS` (false): accept literal loopback/private hosts and `localhost`
+    /// (the local stack's demo receiver; never in a deployment).
+    pub allow_private_targets: bool,
     /// `MAX_BODY_BYTES` (262144): larger request bodies get `413`.
     pub max_body_bytes: usize,
     /// `IDEMPOTENCY_TTL_HOURS` (24): how long an `Idempotency-Key` answer is replayed.
@@ -30,6 +33,7 @@ impl Default for ApiConfig {
         Self {
             max_webhooks_per_user: 10,
             allow_http_targets: false,
+            allow_private_targets: false,
             max_body_bytes: 256 * 1024,
             idempotency_ttl_hours: 24,
             default_rate_limit_per_minute: 100,
@@ -51,6 +55,7 @@ impl ApiConfig {
                 d.max_webhooks_per_user,
             )?,
             allow_http_targets: flag(env, "ALLOW_HTTP_TARGETS", d.allow_http_targets)?,
+            allow_private_targets: flag(env, "ALLOW_PRIVATE_TARGETS", d.allow_private_targets)?,
             max_body_bytes: parsed_or(env, "MAX_BODY_BYTES", d.max_body_bytes)?,
             idempotency_ttl_hours: parsed_or(
                 env,

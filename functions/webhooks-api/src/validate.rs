@@ -56,6 +56,7 @@ pub fn target_url(value: &str, config: &ApiConfig) -> Result<String, ApiError> {
     }
     match url.host() {
         None => return Err(bad("`url` must have a host.")),
+        Some(_) if config.allow_private_targets => {}
         Some(Host::Domain(d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             if d.is_empty() || d == "localhost" || d.ends_with(".localhost") {
@@ -233,6 +234,14 @@ mod tests {
         };
         assert!(target_url("http://example.com/", &allow).is_ok());
         assert!(target_url("http://127.0.0.1/", &allow).is_err());
+        let local = ApiConfig {
+            allow_http_targets: true,
+            allow_private_targets: true,
+            ..ApiConfig::default()
+        };
+        assert!(target_url("http://127.0.0.1:3001/hook", &local).is_ok());
+        assert!(target_url("http://localhost/", &local).is_ok());
+        assert!(target_url("http://user:pw@127.0.0.1/", &local).is_err());
     }
 
     #[test]

@@ -1,0 +1,69 @@
+//! The storage and queues the stack runs on: embedded memory, or any AWS-compatible endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use relay_shared::adapters::aws::{aws_clients, aws_stores, create_queues, create_table, DynamoTable, SqsQueue};
+use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
+use relay_shared::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, Stores};
+
+use crate::args::Args;
+
+pub struct Backend {
+    pub stores: Stores,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub consumer: Arc<dyn QueueConsumer>,
+    pub dlq: Arc<dyn DeadLetterQueue>,
+    pub dlq_consumer: Arc<dyn QueueConsumer>,
+    pub description: String,
+}
+
+pub fn memory() -> Backend {
+    let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
+    // Like the template's redrive policy: five receives without an ack park the message.
+    let queue = Arc::new(MemoryQueue::new(Duration::from_secs(360)).with_dead_letter(dlq.clone(), 5));
+    Backend {
+        stores: memory_stores(),
+        queue: queue.clone(),
+        consumer: queue,
+        dlq: dlq.clone(),
+        dlq_consumer: dlq,
+        description: "embedded in-memory store and queues".into(),
+    }
+}
+
+pub async fn aws(args: &Args) -> anyhow::Result<Backend> {
+    let (dynamodb, sqs) = aws_clients().await;
+    if args.create_resources {
+        create_table(&dynamodb, &args.table)
+            .await
+            .with_context(|| format!("creating DynamoDB table {}", args.table))?;
+    }
+    let (queue_url, dlq_url) = match (&args.queue_url, &args.dlq_url) {
+        (Some(q), Some(d)) => (q.clone(), d.clone()),
+        _ if args.create_resources => {
+            let (q, d) = create_queues(&sqs, &args.table).await.context("creating the SQS queues")?;
+            // As in template.yaml: visibility well above the delivery timeout, so a slow
+            // delivery is not handed to a second consumer mid-attempt.
+            sqs.set_queue_attributes()
+                .queue_url(&q)
+                .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "360")
+                .send()
+                .await
+                .context("setting the delivery queue's visibility timeout")?;
+            (q, d)
+        }
+        _ => anyhow::bail!("--aws needs DELIVERY_QUEUE_URL and DEAD_LETTER_QUEUE_URL (or --create-resources)"),
+    };
+    let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone()));
+    let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));
+    Ok(Backend {
+        stores: aws_stores(DynamoTable::new(dynamodb, args.table.clone())),
+        queue: queue.clone(),
+        consumer: queue,
+        dlq: dlq.clone(),
+        dlq_consumer: dlq,
+        description: format!("DynamoDB table {} and SQS queue {queue_url}", args.table),
+    })
+}

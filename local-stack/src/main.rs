@@ -1,0 +1,164 @@
+//! `local-stack`: every webex-relay function in one process. The ingest and API routers on one
+//! HTTP listener (same paths as API Gateway), the real delivery-worker code consuming the delivery
+//! queue in-process, and the presence loop when configured — on the embedded in-memory store or
+//! on any AWS-compatible endpoint.
+
+mod args;
+mod backend;
+mod demo;
+mod presence;
+mod receiver;
+mod seeds;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use delivery_worker::http_sender::ReqwestSender;
+use delivery_worker::{run_consumer, Ports, Worker, WorkerConfig};
+use relay_shared::auth::Role;
+use relay_shared::clock::SystemClock;
+use relay_shared::error::StoreError;
+use relay_shared::ports::Clock;
+use telephony_ingest::{Ingest, IngestConfig, WebhookAuth};
+use tokio::sync::watch;
+use webhooks_api::{store_api_key, ApiConfig, AppState};
+
+use crate::args::{ApiKeySpec, Args};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    init_logging(args.log_json);
+    if args.demo {
+        args.allow_private_targets = true;
+        args.api_keys.push(format!("{}={}:{}", demo::DEMO_API_KEY, demo::DEMO_USER, demo::DEMO_ORG));
+    }
+    let aws = args.aws || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    if args.allow_private_targets {
+        tracing::warn!(
+            "ALLOW_PRIVATE_TARGETS is ON: deliveries may reach loopback and private addresses and plain http URLs. \
+             Local use only; the deployed template keeps it off."
+        );
+    }
+
+    let backend = if aws { backend::aws(&args).await? } else { backend::memory() };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let env = function_env(&args);
+
+    for spec in &args.api_keys {
+        let spec: ApiKeySpec = spec.parse().map_err(|e| anyhow::anyhow!("--api-key: {e}"))?;
+        let role = if spec.admin { Role::Admin } else { Role::User };
+        match store_api_key(&backend.stores, &spec.key, &spec.user_id, &spec.org_id, role).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e).context("storing an API key"),
+        }
+    }
+
+    let ingest_config = IngestConfig::from_env(&env, WebhookAuth::secret(args.webex_secret.as_bytes()))?;
+    let ingest = Arc::new(Ingest::new(backend.stores.clone(), backend.queue.clone(), clock.clone(), ingest_config));
+    let api_state = AppState::new(
+        backend.stores.clone(),
+        backend.queue.clone(),
+        backend.dlq_consumer.clone(),
+        clock.clone(),
+        ApiConfig::from_env(&env)?,
+    );
+    let app = telephony_ingest::router(ingest).merge(webhooks_api::router(api_state));
+
+    let worker_config = WorkerConfig::from_env(&env)?;
+    let http = Arc::new(ReqwestSender::new(worker_config.targets.clone(), worker_config.max_response_bytes)?);
+    let worker = Arc::new(Worker::new(
+        Ports {
+            stores: backend.stores.clone(),
+            http,
+            queue: backend.queue.clone(),
+            dlq: backend.dlq.clone(),
+            clock: clock.clone(),
+        },
+        worker_config,
+    ));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for _ in 0..args.consumers.max(1) {
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(run_consumer(worker.clone(), backend.consumer.clone(), async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })));
+    }
+    if let Some(handle) = presence::spawn(&args, &env, &backend, clock.clone(), stop_rx.clone()).await? {
+        tasks.push(handle);
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr} ({}; ingest POST /webex/telephony, API /api/hooks/...)", backend.description);
+
+    if args.demo {
+        let base = format!("http://{addr}");
+        let secret = args.webex_secret.clone();
+        tokio::spawn(async move {
+            if let Err(e) = demo::run(&base, &secret).await {
+                eprintln!("demo failed: {e:#}");
+            }
+        });
+    }
+
+    let mut rx = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        println!("shutting down: finishing in-flight deliveries…");
+        let _ = stop_tx.send(true);
+    });
+    server.await?;
+    for t in tasks {
+        let _ = t.await;
+    }
+    println!("stopped");
+    Ok(())
+}
+
+/// The functions' own configuration variables, with the flags layered over the environment.
+fn function_env(args: &Args) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    let private = args.allow_private_targets.to_string();
+    env.insert("ALLOW_PRIVATE_TARGETS".into(), private.clone());
+    env.insert("ALLOW_HTTP_TARGETS".into(), private);
+    env.insert("RETRY_SCHEDULE_SECONDS".into(), args.retry_schedule.clone());
+    env.insert("DELIVERY_TIMEOUT_SECONDS".into(), args.delivery_timeout.clone());
+    env.insert("MAX_RATE_LIMIT_PER_MINUTE".into(), args.max_rate_limit.to_string());
+    env
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,local_stack=info"));
+    if json {
+        let _ = tracing_subscriber::fmt().json().with_env_filter(filter).try_init();
+    } else {
+        let _ = tracing_subscriber::fmt().compact().with_env_filter(filter).with_target(false).try_init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
