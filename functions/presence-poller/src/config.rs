@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use relay_shared::config::{flag, parsed_or, required, ConfigError, Env};
 
-
 use crate::diff::DiffFields;
 
 /// Webex's largest `max` for `GET /v1/people`.

@@ -34,7 +34,51 @@ pub async fn handle(
 ) -> Result<Summary, lambda_runtime::Error> {
     let (payload, ctx) = event.into_parts();
     tracing::info!(trigger = trigger_of(&payload), request_id = %ctx.request_id, deadline_ms = ctx.deadline, "presence poller invoked");
-    Ok(poller.run(run_options(poller, &ctx)).await)
+    let summary = poller.run(run_options(poller, &ctx)).await;
+    println!(
+        "{}",
+        emf_line(&summary, chrono::Utc::now().timestamp_millis())
+    );
+    Ok(summary)
+}
+
+/// One CloudWatch embedded-metric-format line (namespace `WebexRelay`, dimension `Function`) with
+/// the invocation's counters.
+pub fn emf_line(s: &Summary, now_ms: i64) -> String {
+    let metrics = [
+        ("PresenceCycles", f64::from(s.cycles)),
+        ("PresenceFailedCycles", f64::from(s.failed_cycles)),
+        ("PresenceChanges", s.changes as f64),
+        ("PresenceEvents", s.events as f64),
+        ("PresenceJobs", s.jobs as f64),
+        ("PresenceWebexCalls", f64::from(s.webex_calls)),
+        (
+            "PresenceSkippedInvocations",
+            if s.status == crate::RunStatus::Skipped {
+                1.0
+            } else {
+                0.0
+            },
+        ),
+    ];
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        "_aws".into(),
+        serde_json::json!({
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "WebexRelay",
+                "Dimensions": [["Function"]],
+                "Metrics": metrics.iter().map(|(n, _)| serde_json::json!({"Name": n, "Unit": "Count"})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    doc.insert("Function".into(), "presence-poller".into());
+    doc.insert("orgId".into(), s.org_id.clone().into());
+    for (name, value) in metrics {
+        doc.insert(name.into(), value.into());
+    }
+    Value::Object(doc).to_string()
 }
 
 #[cfg(test)]
@@ -70,7 +114,13 @@ mod tests {
         .unwrap();
         let v: Value = serde_json::from_str(&emf_line(&summary, 1_700_000_000_000)).unwrap();
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "WebexRelay");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 7);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            7
+        );
         assert_eq!(v["Function"], "presence-poller");
         assert_eq!(v["PresenceCycles"], 28.0);
         assert_eq!(v["PresenceChanges"], 3.0);

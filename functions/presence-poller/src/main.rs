@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use presence_poller::config::{PollerConfig, RuntimeConfig, TokenConfig};
+use presence_poller::org::own_org_id;
 use presence_poller::token::{
     ClientFactory, RefreshingWebex, SecretsManagerToken, StaticToken, TokenSource,
 };
-use presence_poller::org::own_org_id;
 use presence_poller::{handler, Poller};
 use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
@@ -68,8 +68,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     if config.org_id.is_empty() {
         // PRESENCE_ORG_ID empty: the token's own org.
-        let token = tokens.token().await.map_err(|e| format!("cannot read the Webex token: {e}"))?;
-        config.org_id = own_org_id(&rt.webex_base_url, &token).await.map_err(|e| format!("PRESENCE_ORG_ID is empty and the token's org could not be resolved: {e}"))?;
+        let token = tokens
+            .token()
+            .await
+            .map_err(|e| format!("cannot read the Webex token: {e}"))?;
+        config.org_id = own_org_id(&rt.webex_base_url, &token).await.map_err(|e| {
+            format!("PRESENCE_ORG_ID is empty and the token's org could not be resolved: {e}")
+        })?;
     }
     tracing::info!(
         org_id = %config.org_id,

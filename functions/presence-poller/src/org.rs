@@ -20,11 +20,21 @@ pub async fn own_org_id(base_url: &str, token: &str) -> Result<String, String> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())?;
-    let resp = http.get(&url).bearer_auth(token).send().await.map_err(|e| format!("GET /people/me: {}", e.without_url()))?;
+    let resp = http
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("GET /people/me: {}", e.without_url()))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("GET /people/me answered HTTP {}", status.as_u16()));
     }
-    let me: Me = resp.json().await.map_err(|e| format!("GET /people/me: {}", e.without_url()))?;
-    me.org_id.filter(|o| !o.is_empty()).ok_or_else(|| "GET /people/me returned no orgId".to_owned())
+    let me: Me = resp
+        .json()
+        .await
+        .map_err(|e| format!("GET /people/me: {}", e.without_url()))?;
+    me.org_id
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| "GET /people/me returned no orgId".to_owned())
 }

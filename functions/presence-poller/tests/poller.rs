@@ -716,6 +716,15 @@ async fn older_cycles_cannot_regress_the_memory_store() {
 #[tokio::test]
 async fn an_empty_org_id_resolves_to_the_tokens_org() {
     let fake = FakeWebex::start(vec![]).await;
-    assert_eq!(presence_poller::org::own_org_id(&fake.base_url, "t").await.unwrap(), ORG);
-    assert!(presence_poller::org::own_org_id("http://127.0.0.1:9/v1", "t").await.is_err());
+    assert_eq!(
+        presence_poller::org::own_org_id(&fake.base_url, "t")
+            .await
+            .unwrap(),
+        ORG
+    );
+    assert!(
+        presence_poller::org::own_org_id("http://127.0.0.1:9/v1", "t")
+            .await
+            .is_err()
+    );
 }

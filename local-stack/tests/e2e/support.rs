@@ -1,0 +1,315 @@
+//! The e2e harness: the real `local-stack` binary driven over HTTP, and a receiver on 127.0.0.1
+//! that records every request and can be told to fail, hang, or restart.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use rand::{Rng, SeedableRng};
+use relay_shared::webex::webex_signature;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const WEBEX_SECRET: &str = "e2e-webex-secret";
+pub const USER_KEY: &str = "wrk_e2e_user_key_000000000000000";
+pub const ADMIN_KEY: &str = "wrk_e2e_admin_key_00000000000000";
+pub const ORG: &str = "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
+
+/// Whether the `--aws` variants can run: both endpoints set. Unset → skip with a reason, unless
+/// `RELAY_REQUIRE_AWS=1` (the test command), then fail.
+pub fn aws_available(test: &str) -> bool {
+    let set = std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some() && std::env::var_os("AWS_ENDPOINT_URL_SQS").is_some();
+    if !set {
+        assert!(
+            std::env::var("RELAY_REQUIRE_AWS").as_deref() != Ok("1"),
+            "{test}: RELAY_REQUIRE_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS are not set"
+        );
+        println!("skipped: {test} needs DynamoDB Local + moto — run scripts/test, or set AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS");
+    }
+    set
+}
+
+/// A running local stack; killed when dropped.
+pub struct Stack {
+    pub base: String,
+    child: Child,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start(extra: &[&str], aws: bool) -> Stack {
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--webex-secret".into(),
+            WEBEX_SECRET.into(),
+            "--api-key".into(),
+            format!("{USER_KEY}=e2e-user:{ORG}"),
+            "--api-key".into(),
+            format!("{ADMIN_KEY}=e2e-admin:{ORG}:admin"),
+            "--allow-private-targets".into(),
+            "--max-rate-limit".into(),
+            "1000000".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        if aws {
+            let table = format!("e2e-{}", ulid::Ulid::new().to_string().to_lowercase());
+            args.extend(["--aws".into(), "--create-resources".into(), "--table".into(), table]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
+            .args(&args)
+            .env("RUST_LOG", "error")
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn local-stack");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(rest) = line.strip_prefix("listening on ") {
+                    return rest.split_whitespace().next().unwrap().to_owned();
+                }
+            }
+            panic!("local-stack exited before its ready line");
+        })
+        .await
+        .expect("local-stack ready within 60 s");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Stack { base, child, http: reqwest::Client::new() }
+    }
+
+    pub async fn api(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("API request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a subscription for every telephony event type pointing at `url`; returns its id.
+    pub async fn subscribe(&self, url: &str, secret: &str) -> String {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/hooks/webhooks",
+                USER_KEY,
+                Some(json!({
+                    "name": "e2e receiver",
+                    "url": url,
+                    "eventTypes": ["telephony:created", "telephony:updated", "telephony:deleted"],
+                    "secret": secret,
+                    "rateLimitPerMinute": 1000000
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "create subscription: {body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs a Webex envelope to ingest, signed as Webex signs it.
+    pub async fn ingest(&self, envelope: &str) -> u16 {
+        self.http
+            .post(format!("{}/webex/telephony", self.base))
+            .header("content-type", "application/json")
+            .header("x-spark-signature", webex_signature(WEBEX_SECRET.as_bytes(), envelope.as_bytes()))
+            .body(envelope.to_owned())
+            .send()
+            .await
+            .expect("ingest request")
+            .status()
+            .as_u16()
+    }
+
+    /// SIGTERM and wait: the stack must stop by itself.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("stops within 30 s after SIGTERM");
+        assert!(status.expect("wait").success(), "local-stack exits cleanly on SIGTERM");
+    }
+}
+
+/// The three seed 001 envelopes in captured order (updated, created, deleted), compact.
+pub fn seed_envelopes() -> Vec<(String, Value)> {
+    ["updated", "created", "deleted"]
+        .iter()
+        .map(|name| {
+            let path = format!("{}/../tests/fixtures/seed001/{name}.json", env!("CARGO_MANIFEST_DIR"));
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            (v["items"].to_string(), v["items"].clone())
+        })
+        .collect()
+}
+
+/// How the receiver answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    Ok,
+    AlwaysFail,
+    /// 500 on `fail_pct` % and a hang (longer than the delivery timeout, then 500) on
+    /// `hang_pct` % of requests, at random from a fixed seed; an id that already failed
+    /// `max_failures_per_id` times is answered 200, so the retry schedule always suffices.
+    Chaos { fail_pct: u32, hang_pct: u32, hang: Duration, max_failures_per_id: u32 },
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub status: u16,
+}
+
+#[derive(Default)]
+pub struct Log {
+    pub captures: Vec<Capture>,
+    pub successes: HashMap<String, u32>,
+    pub failures: HashMap<String, u32>,
+    pub answered_500: u32,
+    pub hung: u32,
+}
+
+struct RecvState {
+    behaviour: Behaviour,
+    log: Arc<Mutex<Log>>,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+pub struct Receiver {
+    pub url: String,
+    addr: SocketAddr,
+    behaviour: Behaviour,
+    pub log: Arc<Mutex<Log>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub restarts: u32,
+}
+
+impl Receiver {
+    pub async fn start(behaviour: Behaviour) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut r = Receiver {
+            url: format!("http://{addr}/hook"),
+            addr,
+            behaviour,
+            log: Arc::new(Mutex::new(Log::default())),
+            stop: None,
+            task: None,
+            restarts: 0,
+        };
+        r.serve(listener);
+        r
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let state = Arc::new(RecvState {
+            behaviour: self.behaviour,
+            log: self.log.clone(),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(42 + u64::from(self.restarts))),
+        });
+        let app = Router::new().route("/hook", post(handle)).with_state(state);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(tx);
+        self.task = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        }));
+    }
+
+    /// Stops accepting for `down`, then listens again on the same port.
+    pub async fn restart(&mut self, down: Duration) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        tokio::time::sleep(down).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("rebinding the receiver: {e}"),
+            }
+        };
+        self.restarts += 1;
+        self.serve(listener);
+    }
+
+    pub fn successes(&self) -> usize {
+        self.log.lock().unwrap().successes.len()
+    }
+
+    /// Waits (bounded) until `n` distinct webhook-ids were answered 2xx.
+    pub async fn wait_for_successes(&self, n: usize, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline && self.successes() < n {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.successes()
+    }
+}
+
+async fn handle(State(state): State<Arc<RecvState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (status, hang) = {
+        let mut log = state.log.lock().unwrap();
+        let failures = log.failures.get(&id).copied().unwrap_or(0);
+        let roll: u32 = state.rng.lock().unwrap().random_range(0..100);
+        match state.behaviour {
+            Behaviour::Ok => (StatusCode::OK, None),
+            Behaviour::AlwaysFail => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            Behaviour::Chaos { max_failures_per_id, .. } if failures >= max_failures_per_id => (StatusCode::OK, None),
+            Behaviour::Chaos { fail_pct, .. } if roll < fail_pct => {
+                log.answered_500 += 1;
+                (StatusCode::INTERNAL_SERVER_ERROR, None)
+            }
+            Behaviour::Chaos { fail_pct, hang_pct, hang, .. } if roll < fail_pct + hang_pct => {
+                log.hung += 1;
+                (StatusCode::GATEWAY_TIMEOUT, Some(hang))
+            }
+            Behaviour::Chaos { .. } => (StatusCode::OK, None),
+        }
+    };
+    // Recorded before any hang: the relay gives up on a hung request, which may drop this future.
+    {
+        let mut log = state.log.lock().unwrap();
+        if status.is_success() {
+            *log.successes.entry(id).or_default() += 1;
+        } else {
+            *log.failures.entry(id).or_default() += 1;
+        }
+        log.captures.push(Capture {
+            headers: headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect(),
+            body: body.to_vec(),
+            status: status.as_u16(),
+        });
+    }
+    if let Some(d) = hang {
+        tokio::time::sleep(d).await;
+    }
+    status
+}
