@@ -60,6 +60,12 @@ pub struct DeliveryJob {
     /// Set when the job was parked in the dead-letter queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_reason: Option<String>,
+    /// Which pass through the retry schedule this is: empty for the first (so a fan-out retried
+    /// after a queue failure is recognised as the same run), a fresh id for a replay or redrive.
+    /// The worker claims each (webhook-id, run, attempt) once, so a duplicate queue message
+    /// never POSTs twice.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run: String,
 }
 
 impl DeliveryJob {
@@ -73,7 +79,22 @@ impl DeliveryJob {
             attempts: Vec::new(),
             not_before: None,
             dead_letter_reason: None,
+            run: String::new(),
         }
+    }
+
+    /// Starts a new pass through the retry schedule (replay, DLQ redrive): no attempts yet, and
+    /// a run id of its own so it is not mistaken for a duplicate of the earlier pass.
+    pub fn start_new_run(&mut self) {
+        self.attempts.clear();
+        self.not_before = None;
+        self.dead_letter_reason = None;
+        self.run = ulid::Ulid::new().to_string();
+    }
+
+    /// The key under which the worker claims the next attempt.
+    pub fn attempt_claim_key(&self) -> String {
+        format!("delivery:{}:{}#{}", self.webhook_id(), self.run, self.next_attempt())
     }
 
     /// Standard Webhooks `webhook-id`, stable across retries.
@@ -110,4 +131,36 @@ pub struct AttemptRecord {
     /// The first KiB of the response body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_snippet: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{EventId, SubscriptionId};
+
+    #[test]
+    fn claim_keys_separate_attempts_and_runs_but_not_copies() {
+        let event = OutboundEvent {
+            id: EventId::new_at(1),
+            event_type: EventType::TelephonyCreated,
+            org_id: "o".into(),
+            created_at: Utc::now(),
+            body: "{}".into(),
+        };
+        let sub = SubscriptionId::new_at(2);
+        let first = DeliveryJob::for_event(&event, sub);
+        assert_eq!(first.attempt_claim_key(), DeliveryJob::for_event(&event, sub).attempt_claim_key(), "a re-sent fan-out is the same run");
+        let mut second_attempt = first.clone();
+        second_attempt.attempts.push(AttemptSummary { attempt: 1, at: Utc::now(), status_code: Some(500), error_class: None });
+        assert_ne!(first.attempt_claim_key(), second_attempt.attempt_claim_key());
+        let mut redriven = second_attempt.clone();
+        redriven.dead_letter_reason = Some("x".into());
+        redriven.start_new_run();
+        assert!(redriven.attempts.is_empty() && redriven.dead_letter_reason.is_none());
+        assert_ne!(first.attempt_claim_key(), redriven.attempt_claim_key(), "a redrive is a new run");
+        assert_eq!(redriven.webhook_id(), first.webhook_id(), "receivers still see one webhook-id");
+        let json = serde_json::to_string(&first).unwrap();
+        assert!(!json.contains("\"run\""), "the first run adds nothing to the message");
+        assert_eq!(serde_json::from_str::<DeliveryJob>(&json).unwrap(), first);
+    }
 }

@@ -26,6 +26,7 @@ use relay_shared::delivery::{
 use relay_shared::error::StoreError;
 use relay_shared::ids::{AttemptId, SubscriptionId};
 use relay_shared::ports::{
+    Claim,
     Clock, DeadLetterQueue, DeliveryQueue, HttpSender, OutboundRequest, QueuedJob, Stores,
 };
 use relay_shared::signing::{delivery_headers, SignatureInput};
@@ -125,6 +126,9 @@ fn truncate_utf8(s: &str, max: usize) -> &str {
 
 /// How much of an unparseable body is kept in the DLQ envelope.
 const MAX_PARKED_RAW: usize = 200 * 1024;
+/// How long a made attempt is remembered, so a late duplicate queue message is recognised (longer
+/// than the delivery queue keeps messages).
+const ATTEMPT_CLAIM_DAYS: i64 = 5;
 
 impl Worker {
     pub fn new(ports: Ports, config: WorkerConfig) -> Self {
@@ -195,7 +199,7 @@ impl Worker {
         }
     }
 
-    async fn process_job(&self, mut job: DeliveryJob) -> Outcome {
+    async fn process_job(&self, job: DeliveryJob) -> Outcome {
         let now = self.ports.clock.now();
 
         // Too early (a backoff longer than SQS can delay): back on the queue, no attempt.
@@ -278,9 +282,62 @@ impl Worker {
             }
         }
 
-        // The attempt.
+        // Exactly one worker makes a given attempt: SQS may hand one message to two consumers,
+        // and a copy that arrives after the attempt was made must not POST again.
         let attempt = job.next_attempt();
-        let result = self.attempt(&job, &sub, now).await;
+        let claim_key = job.attempt_claim_key();
+        let lease = chrono::Duration::from_std(self.config.delivery_timeout)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30))
+            + chrono::Duration::seconds(30);
+        let remember_until = now + chrono::Duration::days(ATTEMPT_CLAIM_DAYS);
+        match self
+            .ports
+            .stores
+            .dedupe
+            .claim(&claim_key, now, now + lease, remember_until)
+            .await
+        {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Done) => {
+                tracing::info!(webhook_id = %job.webhook_id(), attempt, "attempt already made: dropping a duplicate queue message");
+                return Outcome::Dropped {
+                    reason: format!("attempt {attempt} was already made (duplicate queue message)"),
+                };
+            }
+            Ok(Claim::InProgress) => {
+                return Outcome::Failed {
+                    error: format!("attempt {attempt} is being made by another worker; this copy comes back later"),
+                }
+            }
+            Err(e) => {
+                return Outcome::Failed {
+                    error: format!("claiming attempt {attempt}: {e}"),
+                }
+            }
+        }
+        let outcome = self.attempt_and_settle(job, &sub, attempt, now).await;
+        let settled = if outcome.acknowledged() {
+            self.ports.stores.dedupe.complete(&claim_key, remember_until).await
+        } else {
+            // Nothing durable happened for the next attempt: let the redelivered copy retry.
+            self.ports.stores.dedupe.release(&claim_key).await
+        };
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, claim = %claim_key, "could not settle the attempt claim (its lease expires by itself)");
+        }
+        outcome
+    }
+
+    /// Makes attempt `attempt` and settles the job: delivered, re-sent for the next attempt, or
+    /// parked in the DLQ.
+    async fn attempt_and_settle(
+        &self,
+        mut job: DeliveryJob,
+        sub: &Subscription,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let result = self.attempt(&job, sub, now).await;
         let record = AttemptRecord {
             id: AttemptId::new_at(now.timestamp_millis().max(0) as u64),
             delivery_id: job.webhook_id(),

@@ -349,6 +349,7 @@ async fn too_many_requests_honours_retry_after_within_bounds() {
     let sub = subscription(&url(&server));
     h.add(&sub).await;
 
+    // Three different jobs (one message is only ever attempted once per attempt number).
     let job = job_for(&sub, EventType::TelephonyCreated);
     // 15 s is within [10, 20]: honoured.
     let o = h.worker.process_message(&raw(&job), 1).await;
@@ -360,7 +361,10 @@ async fn too_many_requests_honours_retry_after_within_bounds() {
         }
     );
     // 3600 s is capped at twice the schedule.
-    let o = h.worker.process_message(&raw(&job), 1).await;
+    let o = h
+        .worker
+        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
+        .await;
     assert_eq!(
         o,
         Outcome::Retrying {
@@ -369,7 +373,10 @@ async fn too_many_requests_honours_retry_after_within_bounds() {
         }
     );
     // 1 s never shortens the schedule.
-    let o = h.worker.process_message(&raw(&job), 1).await;
+    let o = h
+        .worker
+        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
+        .await;
     assert_eq!(
         o,
         Outcome::Retrying {
@@ -866,4 +873,33 @@ async fn tls_failure_is_classified() {
     );
     let log = h.attempts(&sub.id).await;
     assert_eq!(log[0].error_class, Some(ErrorClass::Tls), "{:?}", log[0]);
+}
+
+#[tokio::test]
+async fn duplicate_queue_messages_never_post_twice() {
+    // SQS standard queues are at-least-once: the same message can reach two consumers at
+    // once, or come back after it was handled. Either way the receiver sees one POST.
+    let server = receiver(200).await;
+    let h = Harness::new(test_config(5));
+    let sub = subscription(&url(&server));
+    h.add(&sub).await;
+    let job = job_for(&sub, EventType::TelephonyCreated);
+    let body = raw(&job);
+
+    let (a, b) = tokio::join!(
+        h.worker.process_message(&body, 1),
+        h.worker.process_message(&body, 1)
+    );
+    let delivered = [&a, &b]
+        .iter()
+        .filter(|o| matches!(o, Outcome::Delivered { .. }))
+        .count();
+    assert_eq!(delivered, 1, "one copy delivers: {a:?} / {b:?}");
+    let late = h.worker.process_message(&body, 2).await;
+    assert!(
+        matches!(late, Outcome::Dropped { .. }),
+        "a copy after the success is dropped: {late:?}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    assert_eq!(h.attempts(&sub.id).await.len(), 1);
 }

@@ -41,6 +41,9 @@ pub struct PollerConfig {
     pub max_event_bytes: usize,
     /// `PRESENCE_LEASE_GRACE_MS` (10000): the lease outlives the polling loop by this much.
     pub lease_grace: Duration,
+    /// `PRESENCE_MAX_RUN_MS` (unset): stop polling after this long even if the invocation could go
+    /// on (e.g. to end before the next scheduled invocation when the timeout exceeds a minute).
+    pub max_run: Option<Duration>,
     /// `EVENT_TTL_DAYS` (7): how long events stay in the replay log.
     pub event_ttl: chrono::Duration,
 }
@@ -62,16 +65,18 @@ impl PollerConfig {
             backoff_max: Duration::from_secs(16),
             max_event_bytes: MAX_EVENT_BYTES,
             lease_grace: Duration::from_secs(10),
+            max_run: None,
             event_ttl: chrono::Duration::days(7),
         }
     }
 
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let d = Self::new(required(
-            env,
-            "PRESENCE_ORG_ID",
-            "the Webex org whose presence is polled",
-        )?);
+        // Empty: the token's own org, resolved at cold start (`org::own_org_id`).
+        let d = Self::new(
+            env.var("PRESENCE_ORG_ID")
+                .map(|o| o.trim().to_owned())
+                .unwrap_or_default(),
+        );
         let ms = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
             parsed_or::<u64>(env, name, default.as_millis() as u64).map(Duration::from_millis)
         };
@@ -134,6 +139,10 @@ impl PollerConfig {
             backoff_max: ms("PRESENCE_BACKOFF_MAX_MS", d.backoff_max)?,
             max_event_bytes,
             lease_grace: ms("PRESENCE_LEASE_GRACE_MS", d.lease_grace)?,
+            max_run: env
+                .var("PRESENCE_MAX_RUN_MS")
+                .map(|_| ms("PRESENCE_MAX_RUN_MS", Duration::ZERO))
+                .transpose()?,
             event_ttl: chrono::Duration::days(i64::from(ttl_days)),
             ..d
         })
@@ -283,10 +292,13 @@ mod tests {
             let e = PollerConfig::from_env(&[("PRESENCE_ORG_ID", "o"), (k, v)]).unwrap_err();
             assert!(e.to_string().contains(k), "{e}");
         }
-        assert!(PollerConfig::from_env(&[("X", "y")])
-            .unwrap_err()
-            .to_string()
-            .contains("PRESENCE_ORG_ID"));
+        assert_eq!(
+            PollerConfig::from_env(&[("PRESENCE_ORG_ID", "")])
+                .unwrap()
+                .org_id,
+            "",
+            "empty: the token's own org"
+        );
     }
 
     #[test]

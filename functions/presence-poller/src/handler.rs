@@ -25,7 +25,12 @@ pub fn run_options(poller: &Poller, ctx: &Context) -> RunOptions {
     } else {
         ctx.request_id.clone()
     };
-    RunOptions::for_deadline(holder, ctx.deadline, poller.config().safety_margin)
+    RunOptions::for_deadline(
+        holder,
+        ctx.deadline,
+        poller.config().safety_margin,
+        poller.config().max_run,
+    )
 }
 
 pub async fn handle(
@@ -101,6 +106,36 @@ mod tests {
         );
         assert_eq!(trigger_of(&json!("ping")), "other");
         assert_eq!(trigger_of(&Value::Null), "other");
+    }
+
+    #[test]
+    fn deadlines() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let left = |o: RunOptions| {
+            o.stop_at
+                .saturating_duration_since(tokio::time::Instant::now())
+        };
+        let margin = std::time::Duration::from_secs(5);
+        let o = RunOptions::for_deadline("h", now_ms + 60_000, margin, None);
+        assert!(
+            left(o) <= std::time::Duration::from_secs(55)
+                && left(RunOptions::for_deadline("h", now_ms + 60_000, margin, None))
+                    > std::time::Duration::from_secs(50)
+        );
+        let capped = RunOptions::for_deadline(
+            "h",
+            now_ms + 60_000,
+            margin,
+            Some(std::time::Duration::from_secs(3)),
+        );
+        assert!(left(capped) <= std::time::Duration::from_secs(3));
+        // cargo lambda's emulator sends the timeout itself.
+        let relative = RunOptions::for_deadline("h", 600_000, margin, None);
+        assert!(left(relative) > std::time::Duration::from_secs(590));
+        assert!(left(RunOptions::for_deadline("h", now_ms - 1, margin, None)).is_zero());
     }
 
     #[test]

@@ -69,21 +69,30 @@ impl RunOptions {
         }
     }
 
-    /// Stops `safety_margin` before a Lambda deadline given in milliseconds since the Unix epoch.
+    /// Stops `safety_margin` before a Lambda deadline given in milliseconds since the Unix epoch,
+    /// and after at most `max_run` when set. A "deadline" below the year 2001 is taken as the
+    /// remaining time itself (some local emulators send the timeout rather than an instant).
     pub fn for_deadline(
         holder: impl Into<String>,
-        deadline_epoch_ms: u64,
+        deadline_ms: u64,
         safety_margin: Duration,
+        max_run: Option<Duration>,
     ) -> Self {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
-        Self::until(
-            holder,
-            Instant::now() + remaining.saturating_sub(safety_margin),
-        )
+        const EPOCH_MS_FLOOR: u64 = 978_307_200_000;
+        let remaining = if deadline_ms < EPOCH_MS_FLOOR {
+            Duration::from_millis(deadline_ms)
+        } else {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        };
+        let mut run = remaining.saturating_sub(safety_margin);
+        if let Some(max) = max_run {
+            run = run.min(max);
+        }
+        Self::until(holder, Instant::now() + run)
     }
 
     pub fn max_cycles(mut self, n: u32) -> Self {

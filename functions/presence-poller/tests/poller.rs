@@ -114,6 +114,23 @@ async fn exactly_the_changed_people_are_emitted() {
             .contains(r#""phoneNumbers":[{"type":"work","value":"+1 555 0005"}]"#),
         "unknown fields pass through"
     );
+    // Signed as the delivery worker signs it: the seed-000 `x-org-id` header is there.
+    let secrets = [relay_shared::signing::SigningSecret::new(
+        "whsec_dGVzdA==".to_string(),
+    )];
+    let headers = relay_shared::signing::delivery_headers(&relay_shared::signing::SignatureInput {
+        webhook_id: &jobs[0].webhook_id(),
+        timestamp: Utc::now(),
+        event_type: jobs[0].event_type,
+        subscription_id: &jobs[0].subscription_id.to_string(),
+        org_id: &jobs[0].org_id,
+        secrets: &secrets,
+        body: jobs[0].body.as_bytes(),
+    });
+    assert!(
+        headers.contains(&("x-org-id", ORG.to_string())),
+        "{headers:?}"
+    );
 
     // Logged for replay.
     let logged = rig

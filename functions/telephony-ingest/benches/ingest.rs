@@ -2,9 +2,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use relay_shared::events::telephony_body;
-use relay_shared::webex::{
-    parse_json, verify_webex_signature, webex_signature, EnvelopeHead, TelephonyEnvelope,
-};
+use relay_shared::webex::{verify_webex_signature, webex_signature};
+use telephony_ingest::parse_envelope;
 
 const SEED: &str = include_str!("../../../tests/fixtures/seed001/updated.json");
 
@@ -21,9 +20,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("verify+parse+outbound (seed 001 updated)", |b| {
         b.iter(|| {
             verify_webex_signature(secret, std::hint::black_box(&body), Some(&sig)).unwrap();
-            let head: EnvelopeHead = parse_json(&body).unwrap();
-            assert_eq!(head.resource, "telephony_calls");
-            let env: TelephonyEnvelope = parse_json(&body).unwrap();
+            let env = parse_envelope(&body).unwrap();
             std::hint::black_box(telephony_body(&env, now))
         })
     });

@@ -279,18 +279,17 @@ async fn seed_sequence(h: Harness) {
     assert_eq!(call.history.len(), 3);
     assert_eq!(call.org_id, SEED_ORG);
 
+    // The event log is keyed by event id, whose time part is the Webex event time (2025-08-14),
+    // while `createdAt` is the ingest time: the window must cover both.
+    let since = DateTime::parse_from_rfc3339("2025-08-14T00:00:00Z")
+        .unwrap()
+        .to_utc();
     let logged = h
         .stores
         .events
-        .list(
-            SEED_ORG,
-            h.now - chrono::Duration::days(400),
-            h.now + chrono::Duration::days(1),
-            10,
-        )
+        .list(SEED_ORG, since, h.now + chrono::Duration::days(1), 10)
         .await
         .unwrap();
-    // The event log is keyed by event id, whose time part is the Webex event time (2025).
     let logged_ids: Vec<EventId> = logged.iter().map(|e| e.id).collect();
     for f in [SEED_UPDATED, SEED_CREATED, SEED_DELETED] {
         assert!(

@@ -207,10 +207,12 @@ async fn always_failing_receiver_fills_the_dlq(aws: bool) {
     let per_event: HashSet<&str> = attempts.iter().map(|a| a["eventId"].as_str().unwrap()).collect();
     assert_eq!(per_event.len(), events);
 
-    // Every job is parked in the DLQ: an admin redrive moves exactly that many back.
+    // Every job is parked in the DLQ: once the receiver recovers, an admin redrive moves exactly
+    // that many back and each is then delivered, which clears the subscription's failing state.
     let (status, webhook) = stack.api(reqwest::Method::GET, &format!("/api/hooks/webhooks/{id}"), USER_KEY, None).await;
     assert_eq!(status, 200);
     assert_eq!(webhook["status"], "failing", "the subscription is marked failing");
+    receiver.set_behaviour(Behaviour::Ok);
     let mut moved = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while moved < events && std::time::Instant::now() < deadline {
@@ -219,6 +221,16 @@ async fn always_failing_receiver_fills_the_dlq(aws: bool) {
         moved += body["moved"].as_u64().unwrap_or(0) as usize;
     }
     assert_eq!(moved, events, "every event was in the DLQ");
+    assert_eq!(receiver.wait_for_successes(events, Duration::from_secs(60)).await, events, "redriven jobs are delivered");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, webhook) = stack.api(reqwest::Method::GET, &format!("/api/hooks/webhooks/{id}"), USER_KEY, None).await;
+        if webhook["status"] == "active" || std::time::Instant::now() > deadline {
+            assert_eq!(webhook["status"], "active", "a later success clears `failing`");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     println!("{} passed, {} failed", moved, events - moved);
     stack.stop().await;
 }

@@ -185,7 +185,7 @@ pub struct Log {
 }
 
 struct RecvState {
-    behaviour: Behaviour,
+    behaviour: Arc<Mutex<Behaviour>>,
     log: Arc<Mutex<Log>>,
     rng: Mutex<rand::rngs::StdRng>,
 }
@@ -193,7 +193,7 @@ struct RecvState {
 pub struct Receiver {
     pub url: String,
     addr: SocketAddr,
-    behaviour: Behaviour,
+    behaviour: Arc<Mutex<Behaviour>>,
     pub log: Arc<Mutex<Log>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -207,7 +207,7 @@ impl Receiver {
         let mut r = Receiver {
             url: format!("http://{addr}/hook"),
             addr,
-            behaviour,
+            behaviour: Arc::new(Mutex::new(behaviour)),
             log: Arc::new(Mutex::new(Log::default())),
             stop: None,
             task: None,
@@ -219,7 +219,7 @@ impl Receiver {
 
     fn serve(&mut self, listener: tokio::net::TcpListener) {
         let state = Arc::new(RecvState {
-            behaviour: self.behaviour,
+            behaviour: self.behaviour.clone(),
             log: self.log.clone(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(42 + u64::from(self.restarts))),
         });
@@ -259,6 +259,11 @@ impl Receiver {
         self.serve(listener);
     }
 
+    /// Changes how later requests are answered.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
     pub fn successes(&self) -> usize {
         self.log.lock().unwrap().successes.len()
     }
@@ -279,7 +284,8 @@ async fn handle(State(state): State<Arc<RecvState>>, headers: HeaderMap, body: B
         let mut log = state.log.lock().unwrap();
         let failures = log.failures.get(&id).copied().unwrap_or(0);
         let roll: u32 = state.rng.lock().unwrap().random_range(0..100);
-        match state.behaviour {
+        let behaviour = *state.behaviour.lock().unwrap();
+        match behaviour {
             Behaviour::Ok => (StatusCode::OK, None),
             Behaviour::AlwaysFail => (StatusCode::INTERNAL_SERVER_ERROR, None),
             Behaviour::Chaos { max_failures_per_id, .. } if failures >= max_failures_per_id => (StatusCode::OK, None),

@@ -71,6 +71,7 @@ pub fn job_for(sub: &Subscription, event_type: EventType) -> DeliveryJob {
         body: sample_body(),
         attempts: vec![],
         not_before: None,
+        run: String::new(),
         dead_letter_reason: None,
     }
 }

@@ -76,6 +76,10 @@ impl FakeWebex {
         }));
         let app = Router::new()
             .route("/v1/people", get(people_handler))
+            .route(
+                "/v1/people/me",
+                get(|| async { axum::Json(json!({"id": "me", "orgId": ORG, "type": "bot"})) }),
+            )
             .with_state(script.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeWebex { base_url, script }

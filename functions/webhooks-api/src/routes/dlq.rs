@@ -50,9 +50,7 @@ pub async fn redrive(
                 skipped += 1;
                 continue;
             };
-            job.attempts.clear();
-            job.not_before = None;
-            job.dead_letter_reason = None;
+            job.start_new_run();
             state
                 .queue
                 .send(&[QueuedJob {

@@ -359,7 +359,11 @@ pub async fn replay(
         .take(max as usize)
         .filter(|e| sub.event_types.contains(&e.event_type))
         .map(|e| QueuedJob {
-            job: DeliveryJob::for_event(e, sub.id),
+            job: {
+                let mut job = DeliveryJob::for_event(e, sub.id);
+                job.start_new_run();
+                job
+            },
             delay_seconds: 0,
         })
         .collect();
