@@ -114,8 +114,8 @@ async fn chaos(aws: bool, events: usize) {
     })
     .await;
     // Eight attempts, one second apart: three chaos failures plus the restart's downtime fit.
-    let stack = Stack::start(&["--retry-schedule", "0,1,1,1,1,1,1,1", "--delivery-timeout", "0.5"], aws).await;
-    stack.subscribe(&receiver.url, SigningSecret::generate().expose()).await;
+    let stack = Stack::start(&["--retry-schedule", "0,1,1,1,1,1,1,1", "--delivery-timeout", "1"], aws).await;
+    let sub_id = stack.subscribe(&receiver.url, SigningSecret::generate().expose()).await;
     let template = seed_envelopes().remove(1).1;
 
     let stack = std::sync::Arc::new(stack);
@@ -137,19 +137,42 @@ async fn chaos(aws: bool, events: usize) {
         }
     }
     let delivered = receiver.wait_for_successes(events, Duration::from_secs(180)).await;
+
+    // The relay's own record: exactly one succeeded attempt per webhook-id, and no attempt
+    // after it. (A 200 the receiver sends after the relay's timeout is not a success to the
+    // relay, which rightly retries; the receiver-side count below shows those.)
+    let attempts = all_deliveries(&stack, &sub_id).await;
+    let mut by_id: std::collections::HashMap<&str, Vec<&Value>> = std::collections::HashMap::new();
+    for a in &attempts {
+        by_id.entry(a["deliveryId"].as_str().unwrap()).or_default().push(a);
+    }
+    let mut resent_after_success = 0;
+    for tries in by_id.values() {
+        let won: Vec<u64> = tries.iter().filter(|a| a["status"] == "succeeded").map(|a| a["attempt"].as_u64().unwrap()).collect();
+        assert_eq!(won.len(), 1, "exactly one successful attempt per webhook-id: {tries:?}");
+        resent_after_success += tries.iter().filter(|a| a["attempt"].as_u64().unwrap() > won[0]).count();
+    }
+
     let log = receiver.log.lock().unwrap();
-    let duplicates: u32 = log.successes.values().map(|n| n - 1).sum();
+    let late_duplicates: u32 = log.successes.values().map(|n| n - 1).sum();
     let requests = log.captures.len();
     println!(
-        "chaos ({}): {events} events, {requests} requests, {} answered 500, {} hung, {} restart(s); {delivered} delivered, {duplicates} duplicate(s) after success",
+        "chaos ({}): {events} events, {requests} requests, {} answered 500, {} hung, {} restart(s); {delivered} delivered, \
+         {} attempts logged, {resent_after_success} re-sent after a success, {late_duplicates} late 200(s) the relay had timed out on",
         if aws { "aws" } else { "memory" },
         log.answered_500,
         log.hung,
         receiver.restarts,
+        attempts.len(),
     );
     println!("{} passed, {} failed", delivered, events - delivered);
     assert_eq!(delivered, events, "every event delivered at least once");
-    assert_eq!(duplicates, 0, "no webhook-id delivered again after a success");
+    assert_eq!(by_id.len(), events, "every event has attempts logged");
+    assert_eq!(resent_after_success, 0, "no webhook-id delivered again after a success");
+    let answered = attempts.iter().filter(|a| a["statusCode"].is_u64()).count();
+    assert_eq!(answered, requests - log.hung as usize, "every answered request is in the attempt log with its status");
+    let unanswered: HashSet<&str> = attempts.iter().filter(|a| !a["statusCode"].is_u64()).map(|a| a["errorClass"].as_str().unwrap_or("?")).collect();
+    assert!(unanswered.is_subset(&HashSet::from(["timeout", "connect"])), "only timeouts and refused connections lack a status: {unanswered:?}");
     assert!(log.answered_500 > 0 && log.hung > 0 && receiver.restarts == 1, "the chaos actually happened");
     drop(log);
     std::sync::Arc::into_inner(stack).expect("no other handle").stop().await;
