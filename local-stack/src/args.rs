@@ -34,11 +34,21 @@ pub struct Args {
     pub dlq_url: Option<String>,
 
     /// The Webex webhook secret that ingest verifies X-Spark-Signature with.
-    #[arg(long, env = "WEBEX_WEBHOOK_SECRET", default_value = "local-webex-secret", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "WEBEX_WEBHOOK_SECRET",
+        default_value = "local-webex-secret",
+        hide_env_values = true
+    )]
     pub webex_secret: String,
 
     /// An API key to accept: `<key>=<userId>:<orgId>[:admin]` (repeatable).
-    #[arg(long = "api-key", env = "LOCAL_STACK_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "api-key",
+        env = "LOCAL_STACK_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_keys: Vec<String>,
 
     /// Let deliveries reach loopback/private addresses and http:// URLs (local receivers). Off by default.
@@ -46,7 +56,11 @@ pub struct Args {
     pub allow_private_targets: bool,
 
     /// Retry schedule in seconds, e.g. `0,1,2,3,4` for demos and tests.
-    #[arg(long, env = "RETRY_SCHEDULE_SECONDS", default_value = "0,60,300,1800,7200")]
+    #[arg(
+        long,
+        env = "RETRY_SCHEDULE_SECONDS",
+        default_value = "0,60,300,1800,7200"
+    )]
     pub retry_schedule: String,
 
     /// Per-attempt delivery timeout in seconds (fractions allowed).
@@ -66,7 +80,11 @@ pub struct Args {
     pub webex_token: Option<String>,
 
     /// Webex API base URL (a fake Webex for tests).
-    #[arg(long, env = "WEBEX_API_BASE_URL", default_value = "https://webexapis.com/v1")]
+    #[arg(
+        long,
+        env = "WEBEX_API_BASE_URL",
+        default_value = "https://webexapis.com/v1"
+    )]
     pub webex_base_url: String,
 
     /// Run the presence loop for this org (needs --webex-token).
@@ -107,7 +125,12 @@ impl std::str::FromStr for ApiKeySpec {
         if key.len() < 16 || parts.next().is_some() {
             return Err("API keys must be at least 16 characters, in the form <key>=<userId>:<orgId>[:admin]".into());
         }
-        Ok(Self { key: key.into(), user_id: user_id.into(), org_id: org_id.into(), admin })
+        Ok(Self {
+            key: key.into(),
+            user_id: user_id.into(),
+            org_id: org_id.into(),
+            admin,
+        })
     }
 }
 
@@ -118,10 +141,20 @@ mod tests {
     #[test]
     fn api_key_specs() {
         let k: ApiKeySpec = "wrk_0123456789abcdef=u1:o1:admin".parse().unwrap();
-        assert_eq!((k.user_id.as_str(), k.org_id.as_str(), k.admin), ("u1", "o1", true));
-        assert!(!"wrk_0123456789abcdef=u1:o1".parse::<ApiKeySpec>().unwrap().admin);
+        assert_eq!(
+            (k.user_id.as_str(), k.org_id.as_str(), k.admin),
+            ("u1", "o1", true)
+        );
+        assert!(
+            !"wrk_0123456789abcdef=u1:o1"
+                .parse::<ApiKeySpec>()
+                .unwrap()
+                .admin
+        );
         assert!("short=u1:o1".parse::<ApiKeySpec>().is_err());
         assert!("wrk_0123456789abcdef=u1".parse::<ApiKeySpec>().is_err());
-        assert!("wrk_0123456789abcdef=u1:o1:root".parse::<ApiKeySpec>().is_err());
+        assert!("wrk_0123456789abcdef=u1:o1:root"
+            .parse::<ApiKeySpec>()
+            .is_err());
     }
 }

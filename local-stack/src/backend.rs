@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use relay_shared::adapters::aws::{aws_clients, aws_stores, create_queues, create_table, DynamoTable, SqsQueue};
+use relay_shared::adapters::aws::{
+    aws_clients, aws_stores, create_queues, create_table, DynamoTable, SqsQueue,
+};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, Stores};
 
@@ -22,7 +24,8 @@ pub struct Backend {
 pub fn memory() -> Backend {
     let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     // Like the template's redrive policy: five receives without an ack park the message.
-    let queue = Arc::new(MemoryQueue::new(Duration::from_secs(360)).with_dead_letter(dlq.clone(), 5));
+    let queue =
+        Arc::new(MemoryQueue::new(Duration::from_secs(360)).with_dead_letter(dlq.clone(), 5));
     Backend {
         stores: memory_stores(),
         queue: queue.clone(),
@@ -43,18 +46,25 @@ pub async fn aws(args: &Args) -> anyhow::Result<Backend> {
     let (queue_url, dlq_url) = match (&args.queue_url, &args.dlq_url) {
         (Some(q), Some(d)) => (q.clone(), d.clone()),
         _ if args.create_resources => {
-            let (q, d) = create_queues(&sqs, &args.table).await.context("creating the SQS queues")?;
+            let (q, d) = create_queues(&sqs, &args.table)
+                .await
+                .context("creating the SQS queues")?;
             // As in template.yaml: visibility well above the delivery timeout, so a slow
             // delivery is not handed to a second consumer mid-attempt.
             sqs.set_queue_attributes()
                 .queue_url(&q)
-                .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "360")
+                .attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                    "360",
+                )
                 .send()
                 .await
                 .context("setting the delivery queue's visibility timeout")?;
             (q, d)
         }
-        _ => anyhow::bail!("--aws needs DELIVERY_QUEUE_URL and DEAD_LETTER_QUEUE_URL (or --create-resources)"),
+        _ => anyhow::bail!(
+            "--aws needs DELIVERY_QUEUE_URL and DEAD_LETTER_QUEUE_URL (or --create-resources)"
+        ),
     };
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone()));
     let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));

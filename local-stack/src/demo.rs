@@ -14,7 +14,8 @@ use crate::seeds::seed001_envelopes;
 
 pub const DEMO_API_KEY: &str = "wrk_demo_key_local_only_0000000000";
 pub const DEMO_USER: &str = "demo-user";
-pub const DEMO_ORG: &str = "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
+pub const DEMO_ORG: &str =
+    "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
 
 /// Runs the demo against the stack listening at `base` (the key must already be accepted).
 pub async fn run(base: &str, webex_secret: &str) -> anyhow::Result<()> {
@@ -41,7 +42,10 @@ pub async fn run(base: &str, webex_secret: &str) -> anyhow::Result<()> {
     if !status.is_success() {
         bail!("creating the demo subscription failed: {status} {body}");
     }
-    println!("demo: POST /api/hooks/webhooks → {status}, subscription {}", body["id"].as_str().unwrap_or("?"));
+    println!(
+        "demo: POST /api/hooks/webhooks → {status}, subscription {}",
+        body["id"].as_str().unwrap_or("?")
+    );
 
     for (name, envelope) in seed001_envelopes() {
         let signature = webex_signature(webex_secret.as_bytes(), envelope.as_bytes());
@@ -53,7 +57,10 @@ pub async fn run(base: &str, webex_secret: &str) -> anyhow::Result<()> {
             .send()
             .await
             .context("posting a seed event to ingest")?;
-        println!("demo: Webex `{name}` event (seed 001, captured order) → POST /webex/telephony → {}", resp.status());
+        println!(
+            "demo: Webex `{name}` event (seed 001, captured order) → POST /webex/telephony → {}",
+            resp.status()
+        );
     }
 
     for n in 1..=3 {

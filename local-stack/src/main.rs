@@ -33,7 +33,12 @@ async fn main() -> anyhow::Result<()> {
     init_logging(args.log_json);
     if args.demo {
         args.allow_private_targets = true;
-        args.api_keys.push(format!("{}={}:{}", demo::DEMO_API_KEY, demo::DEMO_USER, demo::DEMO_ORG));
+        args.api_keys.push(format!(
+            "{}={}:{}",
+            demo::DEMO_API_KEY,
+            demo::DEMO_USER,
+            demo::DEMO_ORG
+        ));
     }
     let aws = args.aws || std::env::var_os("AWS_ENDPOINT_URL").is_some();
     if args.allow_private_targets {
@@ -43,21 +48,41 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    let backend = if aws { backend::aws(&args).await? } else { backend::memory() };
+    let backend = if aws {
+        backend::aws(&args).await?
+    } else {
+        backend::memory()
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let env = function_env(&args);
 
     for spec in &args.api_keys {
-        let spec: ApiKeySpec = spec.parse().map_err(|e| anyhow::anyhow!("--api-key: {e}"))?;
+        let spec: ApiKeySpec = spec
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--api-key: {e}"))?;
         let role = if spec.admin { Role::Admin } else { Role::User };
-        match store_api_key(&backend.stores, &spec.key, &spec.user_id, &spec.org_id, role).await {
+        match store_api_key(
+            &backend.stores,
+            &spec.key,
+            &spec.user_id,
+            &spec.org_id,
+            role,
+        )
+        .await
+        {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e).context("storing an API key"),
         }
     }
 
-    let ingest_config = IngestConfig::from_env(&env, WebhookAuth::secret(args.webex_secret.as_bytes()))?;
-    let ingest = Arc::new(Ingest::new(backend.stores.clone(), backend.queue.clone(), clock.clone(), ingest_config));
+    let ingest_config =
+        IngestConfig::from_env(&env, WebhookAuth::secret(args.webex_secret.as_bytes()))?;
+    let ingest = Arc::new(Ingest::new(
+        backend.stores.clone(),
+        backend.queue.clone(),
+        clock.clone(),
+        ingest_config,
+    ));
     let api_state = AppState::new(
         backend.stores.clone(),
         backend.queue.clone(),
@@ -68,7 +93,10 @@ async fn main() -> anyhow::Result<()> {
     let app = telephony_ingest::router(ingest).merge(webhooks_api::router(api_state));
 
     let worker_config = WorkerConfig::from_env(&env)?;
-    let http = Arc::new(ReqwestSender::new(worker_config.targets.clone(), worker_config.max_response_bytes)?);
+    let http = Arc::new(ReqwestSender::new(
+        worker_config.targets.clone(),
+        worker_config.max_response_bytes,
+    )?);
     let worker = Arc::new(Worker::new(
         Ports {
             stores: backend.stores.clone(),
@@ -84,17 +112,28 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for _ in 0..args.consumers.max(1) {
         let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(run_consumer(worker.clone(), backend.consumer.clone(), async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        })));
+        tasks.push(tokio::spawn(run_consumer(
+            worker.clone(),
+            backend.consumer.clone(),
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        )));
     }
-    if let Some(handle) = presence::spawn(&args, &env, &backend, clock.clone(), stop_rx.clone()).await? {
+    if let Some(handle) =
+        presence::spawn(&args, &env, &backend, clock.clone(), stop_rx.clone()).await?
+    {
         tasks.push(handle);
     }
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr} ({}; ingest POST /webex/telephony, API /api/hooks/...)", backend.description);
+    println!(
+        "listening on http://{addr} ({}; ingest POST /webex/telephony, API /api/hooks/...)",
+        backend.description
+    );
 
     if args.demo {
         let base = format!("http://{addr}");
@@ -130,8 +169,14 @@ fn function_env(args: &Args) -> HashMap<String, String> {
     env.insert("ALLOW_PRIVATE_TARGETS".into(), private.clone());
     env.insert("ALLOW_HTTP_TARGETS".into(), private);
     env.insert("RETRY_SCHEDULE_SECONDS".into(), args.retry_schedule.clone());
-    env.insert("DELIVERY_TIMEOUT_SECONDS".into(), args.delivery_timeout.clone());
-    env.insert("MAX_RATE_LIMIT_PER_MINUTE".into(), args.max_rate_limit.to_string());
+    env.insert(
+        "DELIVERY_TIMEOUT_SECONDS".into(),
+        args.delivery_timeout.clone(),
+    );
+    env.insert(
+        "MAX_RATE_LIMIT_PER_MINUTE".into(),
+        args.max_rate_limit.to_string(),
+    );
     env
 }
 
@@ -139,9 +184,16 @@ fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,local_stack=info"));
     if json {
-        let _ = tracing_subscriber::fmt().json().with_env_filter(filter).try_init();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .try_init();
     } else {
-        let _ = tracing_subscriber::fmt().compact().with_env_filter(filter).with_target(false).try_init();
+        let _ = tracing_subscriber::fmt()
+            .compact()
+            .with_env_filter(filter)
+            .with_target(false)
+            .try_init();
     }
 }
 
@@ -151,7 +203,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

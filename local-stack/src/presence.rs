@@ -1,24 +1,59 @@
-//! The presence loop, when a Webex token and an org are configured.
+//! The presence loop, when a Webex token and an org are configured: the real poller, run in
+//! back-to-back bounded runs (as the once-a-minute schedule does on AWS).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use relay_shared::ports::Clock;
+use tokio::time::Instant;
+
+use presence_poller::config::PollerConfig;
+use presence_poller::{Poller, RunOptions};
+use relay_shared::adapters::webex_http::WebexHttpClient;
+use relay_shared::ports::{Clock, WebexClient};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::args::Args;
 use crate::backend::Backend;
 
+const RUN_LENGTH: Duration = Duration::from_secs(60);
+
 pub async fn spawn(
     args: &Args,
-    _env: &HashMap<String, String>,
-    _backend: &Backend,
-    _clock: Arc<dyn Clock>,
-    _stop: watch::Receiver<bool>,
+    env: &HashMap<String, String>,
+    backend: &Backend,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    if args.webex_token.is_some() && args.presence_org.is_some() {
-        tracing::warn!("presence loop: not wired yet");
-    }
-    Ok(None)
+    let (Some(token), Some(org)) = (&args.webex_token, &args.presence_org) else {
+        if args.webex_token.is_some() || args.presence_org.is_some() {
+            tracing::warn!("presence loop off: it needs both WEBEX_TOKEN (--webex-token) and PRESENCE_ORG_ID (--presence-org)");
+        }
+        return Ok(None);
+    };
+    let mut env = env.clone();
+    env.insert("PRESENCE_ORG_ID".into(), org.clone());
+    let config = PollerConfig::from_env(&env)?;
+    // The poller honours Retry-After itself, bounded by its run: no client-side retries.
+    let webex: Arc<dyn WebexClient> = Arc::new(
+        WebexHttpClient::new(&args.webex_base_url, token)?.with_retries(0, Duration::ZERO),
+    );
+    let poller = Poller::new(&backend.stores, webex, backend.queue.clone(), clock, config);
+    println!("presence: polling {} for org {org}", args.webex_base_url);
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            let run = poller.run(RunOptions::until(
+                "local-stack",
+                Instant::now() + RUN_LENGTH,
+            ));
+            tokio::select! {
+                summary = run => tracing::info!(summary = ?summary, "presence run finished"),
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+    })))
 }

@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use relay_shared::signing::{hook_signature, service_hook_signature, standard_webhooks_signature, SigningSecret};
+use relay_shared::signing::{
+    hook_signature, service_hook_signature, standard_webhooks_signature, SigningSecret,
+};
 use tokio::sync::mpsc;
 
 /// What the receiver saw for one delivery.
@@ -36,7 +38,13 @@ struct ReceiverState {
 
 /// Verifies a delivery's three signatures against `secret`.
 pub fn verify(secret: &SigningSecret, headers: &HeaderMap, body: &[u8]) -> (bool, bool, bool) {
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let ts: i64 = h("webhook-timestamp").parse().unwrap_or_default();
     let expected = standard_webhooks_signature(secret, &h("webhook-id"), ts, body);
     let standard_ok = h("webhook-signature").split(' ').any(|s| s == expected);
@@ -45,9 +53,19 @@ pub fn verify(secret: &SigningSecret, headers: &HeaderMap, body: &[u8]) -> (bool
     (standard_ok, hook_ok, service_hook_ok)
 }
 
-async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let (standard_ok, hook_ok, service_hook_ok) = verify(&state.secret, &headers, &body);
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let got = Received {
         webhook_id: header("webhook-id"),
         event_type: header("x-servicehook-event"),
@@ -56,15 +74,23 @@ async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, bo
         hook_ok,
         service_hook_ok,
     };
-    let status = if got.all_valid() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+    let status = if got.all_valid() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
     let _ = state.tx.send(got);
     status
 }
 
 /// Starts the receiver on 127.0.0.1 (random port). Returns its URL and a stream of deliveries.
-pub async fn start(secret: SigningSecret) -> std::io::Result<(String, mpsc::UnboundedReceiver<Received>)> {
+pub async fn start(
+    secret: SigningSecret,
+) -> std::io::Result<(String, mpsc::UnboundedReceiver<Received>)> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let app = Router::new().route("/hook", post(receive)).with_state(Arc::new(ReceiverState { secret, tx }));
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .with_state(Arc::new(ReceiverState { secret, tx }));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     tokio::spawn(async move {

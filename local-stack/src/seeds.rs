@@ -4,13 +4,23 @@
 /// order: updated, created, deleted — as compact JSON, exactly what Webex would POST.
 pub fn seed001_envelopes() -> Vec<(&'static str, String)> {
     [
-        ("updated", include_str!("../../tests/fixtures/seed001/updated.json")),
-        ("created", include_str!("../../tests/fixtures/seed001/created.json")),
-        ("deleted", include_str!("../../tests/fixtures/seed001/deleted.json")),
+        (
+            "updated",
+            include_str!("../../tests/fixtures/seed001/updated.json"),
+        ),
+        (
+            "created",
+            include_str!("../../tests/fixtures/seed001/created.json"),
+        ),
+        (
+            "deleted",
+            include_str!("../../tests/fixtures/seed001/deleted.json"),
+        ),
     ]
     .into_iter()
     .map(|(name, body)| {
-        let v: serde_json::Value = serde_json::from_str(body).expect("checked-in fixture is valid JSON");
+        let v: serde_json::Value =
+            serde_json::from_str(body).expect("checked-in fixture is valid JSON");
         (name, v["items"].to_string())
     })
     .collect()

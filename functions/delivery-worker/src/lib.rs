@@ -26,8 +26,7 @@ use relay_shared::delivery::{
 use relay_shared::error::StoreError;
 use relay_shared::ids::{AttemptId, SubscriptionId};
 use relay_shared::ports::{
-    Claim,
-    Clock, DeadLetterQueue, DeliveryQueue, HttpSender, OutboundRequest, QueuedJob, Stores,
+    Claim, Clock, DeadLetterQueue, DeliveryQueue, HttpSender, OutboundRequest, QueuedJob, Stores,
 };
 use relay_shared::signing::{delivery_headers, SignatureInput};
 use relay_shared::subscription::{Health, Subscription};
@@ -304,11 +303,11 @@ impl Worker {
                     reason: format!("attempt {attempt} was already made (duplicate queue message)"),
                 };
             }
-            Ok(Claim::InProgress) => {
-                return Outcome::Failed {
-                    error: format!("attempt {attempt} is being made by another worker; this copy comes back later"),
-                }
-            }
+            Ok(Claim::InProgress) => return Outcome::Failed {
+                error: format!(
+                    "attempt {attempt} is being made by another worker; this copy comes back later"
+                ),
+            },
             Err(e) => {
                 return Outcome::Failed {
                     error: format!("claiming attempt {attempt}: {e}"),
@@ -317,7 +316,11 @@ impl Worker {
         }
         let outcome = self.attempt_and_settle(job, &sub, attempt, now).await;
         let settled = if outcome.acknowledged() {
-            self.ports.stores.dedupe.complete(&claim_key, remember_until).await
+            self.ports
+                .stores
+                .dedupe
+                .complete(&claim_key, remember_until)
+                .await
         } else {
             // Nothing durable happened for the next attempt: let the redelivered copy retry.
             self.ports.stores.dedupe.release(&claim_key).await

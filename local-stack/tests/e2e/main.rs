@@ -26,24 +26,43 @@ async fn seed_events_are_delivered_and_verify(aws: bool) {
     for (envelope, _) in &seeds {
         assert_eq!(stack.ingest(envelope).await, 200);
     }
-    assert_eq!(receiver.wait_for_successes(3, Duration::from_secs(30)).await, 3, "three deliveries");
+    assert_eq!(
+        receiver
+            .wait_for_successes(3, Duration::from_secs(30))
+            .await,
+        3,
+        "three deliveries"
+    );
 
     let captures = receiver.log.lock().unwrap().captures.clone();
-    assert_eq!(captures.len(), 3, "exactly three requests, no retries needed");
+    assert_eq!(
+        captures.len(),
+        3,
+        "exactly three requests, no retries needed"
+    );
     assert!(captures.iter().all(|c| c.status == 200));
     for (envelope, items) in &seeds {
         let c = captures
             .iter()
             .find(|c| String::from_utf8_lossy(&c.body).contains(envelope.as_str()))
-            .unwrap_or_else(|| panic!("a delivery whose `items` is the seed envelope byte for byte"));
+            .unwrap_or_else(|| {
+                panic!("a delivery whose `items` is the seed envelope byte for byte")
+            });
         let body: Value = serde_json::from_slice(&c.body).unwrap();
         assert_eq!(body["Payload"], "telephony");
         assert_eq!(&body["items"], items);
         assert_eq!(body["orgId"], items["orgId"]);
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["Payload", "timestamp", "items", "orgId"], "seed 001 field order");
+        assert_eq!(
+            keys,
+            ["Payload", "timestamp", "items", "orgId"],
+            "seed 001 field order"
+        );
         assert_eq!(c.headers["content-type"], "application/json");
-        assert_eq!(c.headers["x-servicehook-event"], format!("telephony:{}", items["event"].as_str().unwrap()));
+        assert_eq!(
+            c.headers["x-servicehook-event"],
+            format!("telephony:{}", items["event"].as_str().unwrap())
+        );
     }
     run_external_verifiers(&captures, secret.expose());
     stack.stop().await;
@@ -88,8 +107,16 @@ fn run_external_verifiers(captures: &[Capture], secret: &str) {
             (&python, "seed003_verify.py"),
             (&node, "seed004_verify.js"),
         ] {
-            let out = std::process::Command::new(interpreter).arg(dir.join(script)).arg(&file).output().expect("run verifier");
-            assert!(out.status.success(), "{script} rejected delivery {i}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = std::process::Command::new(interpreter)
+                .arg(dir.join(script))
+                .arg(&file)
+                .output()
+                .expect("run verifier");
+            assert!(
+                out.status.success(),
+                "{script} rejected delivery {i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let _ = std::fs::remove_file(file);
     }
@@ -114,8 +141,19 @@ async fn chaos(aws: bool, events: usize) {
     })
     .await;
     // Eight attempts, one second apart: three chaos failures plus the restart's downtime fit.
-    let stack = Stack::start(&["--retry-schedule", "0,1,1,1,1,1,1,1", "--delivery-timeout", "1"], aws).await;
-    let sub_id = stack.subscribe(&receiver.url, SigningSecret::generate().expose()).await;
+    let stack = Stack::start(
+        &[
+            "--retry-schedule",
+            "0,1,1,1,1,1,1,1",
+            "--delivery-timeout",
+            "1",
+        ],
+        aws,
+    )
+    .await;
+    let sub_id = stack
+        .subscribe(&receiver.url, SigningSecret::generate().expose())
+        .await;
     let template = seed_envelopes().remove(1).1;
 
     let stack = std::sync::Arc::new(stack);
@@ -136,7 +174,9 @@ async fn chaos(aws: bool, events: usize) {
             restarted = true;
         }
     }
-    let delivered = receiver.wait_for_successes(events, Duration::from_secs(180)).await;
+    let delivered = receiver
+        .wait_for_successes(events, Duration::from_secs(180))
+        .await;
 
     // The relay's own record: exactly one succeeded attempt per webhook-id, and no attempt
     // after it. (A 200 the receiver sends after the relay's timeout is not a success to the
@@ -144,41 +184,80 @@ async fn chaos(aws: bool, events: usize) {
     let attempts = all_deliveries(&stack, &sub_id).await;
     let mut by_id: std::collections::HashMap<&str, Vec<&Value>> = std::collections::HashMap::new();
     for a in &attempts {
-        by_id.entry(a["deliveryId"].as_str().unwrap()).or_default().push(a);
+        by_id
+            .entry(a["deliveryId"].as_str().unwrap())
+            .or_default()
+            .push(a);
     }
     let mut resent_after_success = 0;
     for tries in by_id.values() {
-        let won: Vec<u64> = tries.iter().filter(|a| a["status"] == "succeeded").map(|a| a["attempt"].as_u64().unwrap()).collect();
-        assert_eq!(won.len(), 1, "exactly one successful attempt per webhook-id: {tries:?}");
-        resent_after_success += tries.iter().filter(|a| a["attempt"].as_u64().unwrap() > won[0]).count();
+        let won: Vec<u64> = tries
+            .iter()
+            .filter(|a| a["status"] == "succeeded")
+            .map(|a| a["attempt"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "exactly one successful attempt per webhook-id: {tries:?}"
+        );
+        resent_after_success += tries
+            .iter()
+            .filter(|a| a["attempt"].as_u64().unwrap() > won[0])
+            .count();
     }
 
-    let log = receiver.log.lock().unwrap();
-    let late_duplicates: u32 = log.successes.values().map(|n| n - 1).sum();
-    let requests = log.captures.len();
+    let (requests, answered_500, hung, late_duplicates) = {
+        let log = receiver.log.lock().unwrap();
+        (
+            log.captures.len(),
+            log.answered_500,
+            log.hung as usize,
+            log.successes.values().map(|n| n - 1).sum::<u32>(),
+        )
+    };
     println!(
-        "chaos ({}): {events} events, {requests} requests, {} answered 500, {} hung, {} restart(s); {delivered} delivered, \
+        "chaos ({}): {events} events, {requests} requests, {answered_500} answered 500, {hung} hung, {} restart(s); {delivered} delivered, \
          {} attempts logged, {resent_after_success} re-sent after a success, {late_duplicates} late 200(s) the relay had timed out on",
         if aws { "aws" } else { "memory" },
-        log.answered_500,
-        log.hung,
         receiver.restarts,
         attempts.len(),
     );
     println!("{} passed, {} failed", delivered, events - delivered);
     assert_eq!(delivered, events, "every event delivered at least once");
     assert_eq!(by_id.len(), events, "every event has attempts logged");
-    assert_eq!(resent_after_success, 0, "no webhook-id delivered again after a success");
+    assert_eq!(
+        resent_after_success, 0,
+        "no webhook-id delivered again after a success"
+    );
     let answered = attempts.iter().filter(|a| a["statusCode"].is_u64()).count();
-    assert_eq!(answered, requests - log.hung as usize, "every answered request is in the attempt log with its status");
-    let unanswered: HashSet<&str> = attempts.iter().filter(|a| !a["statusCode"].is_u64()).map(|a| a["errorClass"].as_str().unwrap_or("?")).collect();
-    assert!(unanswered.is_subset(&HashSet::from(["timeout", "connect"])), "only timeouts and refused connections lack a status: {unanswered:?}");
-    assert!(log.answered_500 > 0 && log.hung > 0 && receiver.restarts == 1, "the chaos actually happened");
-    drop(log);
-    std::sync::Arc::into_inner(stack).expect("no other handle").stop().await;
+    assert_eq!(
+        answered,
+        requests - hung,
+        "every answered request is in the attempt log with its status"
+    );
+    let unanswered: HashSet<&str> = attempts
+        .iter()
+        .filter(|a| !a["statusCode"].is_u64())
+        .map(|a| a["errorClass"].as_str().unwrap_or("?"))
+        .collect();
+    assert!(
+        unanswered.is_subset(&HashSet::from(["timeout", "connect"])),
+        "only timeouts and refused connections lack a status: {unanswered:?}"
+    );
+    assert!(
+        answered_500 > 0 && hung > 0 && receiver.restarts == 1,
+        "the chaos actually happened"
+    );
+    std::sync::Arc::into_inner(stack)
+        .expect("no other handle")
+        .stop()
+        .await;
 }
 
-async fn futures_join_all<F: std::future::Future<Output = u16> + Send + 'static>(futs: impl Iterator<Item = F>) -> Vec<u16> {
+async fn futures_join_all<F: std::future::Future<Output = u16> + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<u16> {
     let mut set = tokio::task::JoinSet::new();
     for f in futs {
         set.spawn(f);
@@ -208,7 +287,9 @@ async fn chaos_on_aws_adapters() {
 async fn always_failing_receiver_fills_the_dlq(aws: bool) {
     let receiver = Receiver::start(Behaviour::AlwaysFail).await;
     let stack = Stack::start(&["--retry-schedule", "0,0,0,0,0"], aws).await;
-    let id = stack.subscribe(&receiver.url, SigningSecret::generate().expose()).await;
+    let id = stack
+        .subscribe(&receiver.url, SigningSecret::generate().expose())
+        .await;
     let template = seed_envelopes().remove(1).1;
     let events = 20;
     for n in 0..events {
@@ -227,29 +308,65 @@ async fn always_failing_receiver_fills_the_dlq(aws: bool) {
     }
     assert_eq!(attempts.len(), events * 5, "five attempts logged per event");
     assert!(attempts.iter().all(|a| a["status"] == "failed"));
-    let per_event: HashSet<&str> = attempts.iter().map(|a| a["eventId"].as_str().unwrap()).collect();
+    let per_event: HashSet<&str> = attempts
+        .iter()
+        .map(|a| a["eventId"].as_str().unwrap())
+        .collect();
     assert_eq!(per_event.len(), events);
 
     // Every job is parked in the DLQ: once the receiver recovers, an admin redrive moves exactly
     // that many back and each is then delivered, which clears the subscription's failing state.
-    let (status, webhook) = stack.api(reqwest::Method::GET, &format!("/api/hooks/webhooks/{id}"), USER_KEY, None).await;
+    let (status, webhook) = stack
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/hooks/webhooks/{id}"),
+            USER_KEY,
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(webhook["status"], "failing", "the subscription is marked failing");
+    assert_eq!(
+        webhook["status"], "failing",
+        "the subscription is marked failing"
+    );
     receiver.set_behaviour(Behaviour::Ok);
     let mut moved = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while moved < events && std::time::Instant::now() < deadline {
-        let (status, body) = stack.api(reqwest::Method::POST, "/api/hooks/dlq/redrive", ADMIN_KEY, Some(json!({}))).await;
+        let (status, body) = stack
+            .api(
+                reqwest::Method::POST,
+                "/api/hooks/dlq/redrive",
+                ADMIN_KEY,
+                Some(json!({})),
+            )
+            .await;
         assert_eq!(status, 200, "redrive: {body}");
         moved += body["moved"].as_u64().unwrap_or(0) as usize;
     }
     assert_eq!(moved, events, "every event was in the DLQ");
-    assert_eq!(receiver.wait_for_successes(events, Duration::from_secs(60)).await, events, "redriven jobs are delivered");
+    assert_eq!(
+        receiver
+            .wait_for_successes(events, Duration::from_secs(60))
+            .await,
+        events,
+        "redriven jobs are delivered"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, webhook) = stack.api(reqwest::Method::GET, &format!("/api/hooks/webhooks/{id}"), USER_KEY, None).await;
+        let (_, webhook) = stack
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/hooks/webhooks/{id}"),
+                USER_KEY,
+                None,
+            )
+            .await;
         if webhook["status"] == "active" || std::time::Instant::now() > deadline {
-            assert_eq!(webhook["status"], "active", "a later success clears `failing`");
+            assert_eq!(
+                webhook["status"], "active",
+                "a later success clears `failing`"
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

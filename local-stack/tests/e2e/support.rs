@@ -21,12 +21,14 @@ use tokio::process::{Child, Command};
 pub const WEBEX_SECRET: &str = "e2e-webex-secret";
 pub const USER_KEY: &str = "wrk_e2e_user_key_000000000000000";
 pub const ADMIN_KEY: &str = "wrk_e2e_admin_key_00000000000000";
-pub const ORG: &str = "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
+pub const ORG: &str =
+    "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
 
 /// Whether the `--aws` variants can run: both endpoints set. Unset → skip with a reason, unless
 /// `RELAY_REQUIRE_AWS=1` (the test command), then fail.
 pub fn aws_available(test: &str) -> bool {
-    let set = std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some() && std::env::var_os("AWS_ENDPOINT_URL_SQS").is_some();
+    let set = std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some()
+        && std::env::var_os("AWS_ENDPOINT_URL_SQS").is_some();
     if !set {
         assert!(
             std::env::var("RELAY_REQUIRE_AWS").as_deref() != Ok("1"),
@@ -62,7 +64,12 @@ impl Stack {
         args.extend(extra.iter().map(|s| s.to_string()));
         if aws {
             let table = format!("e2e-{}", ulid::Ulid::new().to_string().to_lowercase());
-            args.extend(["--aws".into(), "--create-resources".into(), "--table".into(), table]);
+            args.extend([
+                "--aws".into(),
+                "--create-resources".into(),
+                "--table".into(),
+                table,
+            ]);
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
             .args(&args)
@@ -86,11 +93,24 @@ impl Stack {
         .expect("local-stack ready within 60 s");
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Stack { base, child, http: reqwest::Client::new() }
+        Stack {
+            base,
+            child,
+            http: reqwest::Client::new(),
+        }
     }
 
-    pub async fn api(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(key);
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -125,7 +145,10 @@ impl Stack {
         self.http
             .post(format!("{}/webex/telephony", self.base))
             .header("content-type", "application/json")
-            .header("x-spark-signature", webex_signature(WEBEX_SECRET.as_bytes(), envelope.as_bytes()))
+            .header(
+                "x-spark-signature",
+                webex_signature(WEBEX_SECRET.as_bytes(), envelope.as_bytes()),
+            )
             .body(envelope.to_owned())
             .send()
             .await
@@ -137,10 +160,17 @@ impl Stack {
     /// SIGTERM and wait: the stack must stop by itself.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
         }
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("stops within 30 s after SIGTERM");
-        assert!(status.expect("wait").success(), "local-stack exits cleanly on SIGTERM");
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("stops within 30 s after SIGTERM");
+        assert!(
+            status.expect("wait").success(),
+            "local-stack exits cleanly on SIGTERM"
+        );
     }
 }
 
@@ -149,7 +179,10 @@ pub fn seed_envelopes() -> Vec<(String, Value)> {
     ["updated", "created", "deleted"]
         .iter()
         .map(|name| {
-            let path = format!("{}/../tests/fixtures/seed001/{name}.json", env!("CARGO_MANIFEST_DIR"));
+            let path = format!(
+                "{}/../tests/fixtures/seed001/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
             let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
             (v["items"].to_string(), v["items"].clone())
         })
@@ -164,7 +197,12 @@ pub enum Behaviour {
     /// 500 on `fail_pct` % and a hang (longer than the delivery timeout, then 500) on
     /// `hang_pct` % of requests, at random from a fixed seed; an id that already failed
     /// `max_failures_per_id` times is answered 200, so the retry schedule always suffices.
-    Chaos { fail_pct: u32, hang_pct: u32, hang: Duration, max_failures_per_id: u32 },
+    Chaos {
+        fail_pct: u32,
+        hang_pct: u32,
+        hang: Duration,
+        max_failures_per_id: u32,
+    },
 }
 
 /// One request the receiver got.
@@ -221,7 +259,9 @@ impl Receiver {
         let state = Arc::new(RecvState {
             behaviour: self.behaviour.clone(),
             log: self.log.clone(),
-            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(42 + u64::from(self.restarts))),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(
+                42 + u64::from(self.restarts),
+            )),
         });
         let app = Router::new().route("/hook", post(handle)).with_state(state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -278,8 +318,16 @@ impl Receiver {
     }
 }
 
-async fn handle(State(state): State<Arc<RecvState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+async fn handle(
+    State(state): State<Arc<RecvState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let (status, hang) = {
         let mut log = state.log.lock().unwrap();
         let failures = log.failures.get(&id).copied().unwrap_or(0);
@@ -288,12 +336,20 @@ async fn handle(State(state): State<Arc<RecvState>>, headers: HeaderMap, body: B
         match behaviour {
             Behaviour::Ok => (StatusCode::OK, None),
             Behaviour::AlwaysFail => (StatusCode::INTERNAL_SERVER_ERROR, None),
-            Behaviour::Chaos { max_failures_per_id, .. } if failures >= max_failures_per_id => (StatusCode::OK, None),
+            Behaviour::Chaos {
+                max_failures_per_id,
+                ..
+            } if failures >= max_failures_per_id => (StatusCode::OK, None),
             Behaviour::Chaos { fail_pct, .. } if roll < fail_pct => {
                 log.answered_500 += 1;
                 (StatusCode::INTERNAL_SERVER_ERROR, None)
             }
-            Behaviour::Chaos { fail_pct, hang_pct, hang, .. } if roll < fail_pct + hang_pct => {
+            Behaviour::Chaos {
+                fail_pct,
+                hang_pct,
+                hang,
+                ..
+            } if roll < fail_pct + hang_pct => {
                 log.hung += 1;
                 (StatusCode::GATEWAY_TIMEOUT, Some(hang))
             }
@@ -309,7 +365,15 @@ async fn handle(State(state): State<Arc<RecvState>>, headers: HeaderMap, body: B
             *log.failures.entry(id).or_default() += 1;
         }
         log.captures.push(Capture {
-            headers: headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        v.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect(),
             body: body.to_vec(),
             status: status.as_u16(),
         });
