@@ -60,6 +60,6 @@ async fn sample_events_work_through_lambda_http() {
     assert_eq!(status, 200);
     assert_eq!(list["data"][0]["id"], created["id"]);
     // The delete event names a fixed id: not found here (edit it to delete a real one).
-    let (status, err) = call("api-delete-webhook.json").await;
+    let (status, err) = call("api-delete-unknown-webhook.json").await;
     assert_eq!((status, err["error"].as_str()), (404, Some("not_found")));
 }
