@@ -48,15 +48,31 @@ pub enum ApplyOutcome {
 }
 
 impl CallRecord {
-    pub fn new(call_id: String, call_session_id: Option<String>, org_id: String, first: CallObservation, expires_at: i64) -> Self {
-        Self { call_id, call_session_id, org_id, latest: first.clone(), history: vec![first], version: 0, expires_at }
+    pub fn new(
+        call_id: String,
+        call_session_id: Option<String>,
+        org_id: String,
+        first: CallObservation,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            call_id,
+            call_session_id,
+            org_id,
+            latest: first.clone(),
+            history: vec![first],
+            version: 0,
+            expires_at,
+        }
     }
 
     pub fn apply(&mut self, obs: CallObservation, expires_at: i64) -> ApplyOutcome {
         if self.history.contains(&obs) {
             return ApplyOutcome::AlreadySeen;
         }
-        let pos = self.history.partition_point(|h| h.event_time <= obs.event_time);
+        let pos = self
+            .history
+            .partition_point(|h| h.event_time <= obs.event_time);
         self.history.insert(pos, obs.clone());
         self.expires_at = self.expires_at.max(expires_at);
         if obs.event_time > self.latest.event_time {
@@ -89,20 +105,37 @@ mod tests {
             event_type: stage.into(),
             state: None,
             event_timestamp: ts.into(),
-            event_time: DateTime::parse_from_rfc3339(ts).unwrap().with_timezone(&Utc),
+            event_time: DateTime::parse_from_rfc3339(ts)
+                .unwrap()
+                .with_timezone(&Utc),
         }
     }
 
     #[test]
     fn out_of_order_events_never_roll_back() {
         // Seed 001 capture order: updated (…730), created (…729), deleted (…43.357).
-        let mut r = CallRecord::new("c".into(), None, "o".into(), obs("updated", "2025-08-14T18:52:41.730Z"), 10);
-        assert_eq!(r.apply(obs("created", "2025-08-14T18:52:41.729Z"), 10), ApplyOutcome::Late);
+        let mut r = CallRecord::new(
+            "c".into(),
+            None,
+            "o".into(),
+            obs("updated", "2025-08-14T18:52:41.730Z"),
+            10,
+        );
+        assert_eq!(
+            r.apply(obs("created", "2025-08-14T18:52:41.729Z"), 10),
+            ApplyOutcome::Late
+        );
         assert_eq!(r.latest.stage, "updated");
-        assert_eq!(r.apply(obs("deleted", "2025-08-14T18:52:43.357Z"), 20), ApplyOutcome::Advanced);
+        assert_eq!(
+            r.apply(obs("deleted", "2025-08-14T18:52:43.357Z"), 20),
+            ApplyOutcome::Advanced
+        );
         assert_eq!(r.latest.stage, "deleted");
         assert_eq!(r.stages(), vec!["created", "updated", "deleted"]);
-        assert_eq!(r.apply(obs("deleted", "2025-08-14T18:52:43.357Z"), 20), ApplyOutcome::AlreadySeen);
+        assert_eq!(
+            r.apply(obs("deleted", "2025-08-14T18:52:43.357Z"), 20),
+            ApplyOutcome::AlreadySeen
+        );
         assert_eq!(r.history.len(), 3);
         assert_eq!(r.expires_at, 20);
     }

@@ -7,7 +7,11 @@ pub enum ConfigError {
     #[error("environment variable {name} is required ({hint})")]
     Missing { name: String, hint: String },
     #[error("environment variable {name}=`{value}` is invalid: {reason}")]
-    Invalid { name: String, value: String, reason: String },
+    Invalid {
+        name: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// A source of variables: the process environment, or a map in tests.
@@ -32,12 +36,18 @@ impl Env for std::collections::HashMap<String, String> {
 
 impl<const N: usize> Env for [(&str, &str); N] {
     fn var(&self, name: &str) -> Option<String> {
-        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()).filter(|v| !v.is_empty())
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .filter(|v| !v.is_empty())
     }
 }
 
 pub fn required(env: &dyn Env, name: &str, hint: &str) -> Result<String, ConfigError> {
-    env.var(name).ok_or_else(|| ConfigError::Missing { name: name.into(), hint: hint.into() })
+    env.var(name).ok_or_else(|| ConfigError::Missing {
+        name: name.into(),
+        hint: hint.into(),
+    })
 }
 
 /// A parsed variable with a default when unset.
@@ -47,7 +57,11 @@ where
 {
     match env.var(name) {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name: name.into(), value: v, reason: e.to_string() }),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name: name.into(),
+            value: v,
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -58,7 +72,11 @@ pub fn flag(env: &dyn Env, name: &str, default: bool) -> Result<bool, ConfigErro
         Some(v) => match v.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::Invalid { name: name.into(), value: v, reason: "expected true or false".into() }),
+            _ => Err(ConfigError::Invalid {
+                name: name.into(),
+                value: v,
+                reason: "expected true or false".into(),
+            }),
         },
     }
 }
@@ -74,8 +92,14 @@ mod tests {
         assert_eq!(parsed_or::<u32>(&env, "Z", 7).unwrap(), 7);
         let e = parsed_or::<u32>(&env, "B", 1).unwrap_err();
         assert!(e.to_string().contains("B=`x`"), "{e}");
-        assert!(flag(&env, "C", false).unwrap_err().to_string().contains("C="));
+        assert!(flag(&env, "C", false)
+            .unwrap_err()
+            .to_string()
+            .contains("C="));
         let e = required(&env, "TABLE_NAME", "the DynamoDB table").unwrap_err();
-        assert_eq!(e.to_string(), "environment variable TABLE_NAME is required (the DynamoDB table)");
+        assert_eq!(
+            e.to_string(),
+            "environment variable TABLE_NAME is required (the DynamoDB table)"
+        );
     }
 }

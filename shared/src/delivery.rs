@@ -94,7 +94,12 @@ impl DeliveryJob {
 
     /// The key under which the worker claims the next attempt.
     pub fn attempt_claim_key(&self) -> String {
-        format!("delivery:{}:{}#{}", self.webhook_id(), self.run, self.next_attempt())
+        format!(
+            "delivery:{}:{}#{}",
+            self.webhook_id(),
+            self.run,
+            self.next_attempt()
+        )
     }
 
     /// Standard Webhooks `webhook-id`, stable across retries.
@@ -149,18 +154,41 @@ mod tests {
         };
         let sub = SubscriptionId::new_at(2);
         let first = DeliveryJob::for_event(&event, sub);
-        assert_eq!(first.attempt_claim_key(), DeliveryJob::for_event(&event, sub).attempt_claim_key(), "a re-sent fan-out is the same run");
+        assert_eq!(
+            first.attempt_claim_key(),
+            DeliveryJob::for_event(&event, sub).attempt_claim_key(),
+            "a re-sent fan-out is the same run"
+        );
         let mut second_attempt = first.clone();
-        second_attempt.attempts.push(AttemptSummary { attempt: 1, at: Utc::now(), status_code: Some(500), error_class: None });
-        assert_ne!(first.attempt_claim_key(), second_attempt.attempt_claim_key());
+        second_attempt.attempts.push(AttemptSummary {
+            attempt: 1,
+            at: Utc::now(),
+            status_code: Some(500),
+            error_class: None,
+        });
+        assert_ne!(
+            first.attempt_claim_key(),
+            second_attempt.attempt_claim_key()
+        );
         let mut redriven = second_attempt.clone();
         redriven.dead_letter_reason = Some("x".into());
         redriven.start_new_run();
         assert!(redriven.attempts.is_empty() && redriven.dead_letter_reason.is_none());
-        assert_ne!(first.attempt_claim_key(), redriven.attempt_claim_key(), "a redrive is a new run");
-        assert_eq!(redriven.webhook_id(), first.webhook_id(), "receivers still see one webhook-id");
+        assert_ne!(
+            first.attempt_claim_key(),
+            redriven.attempt_claim_key(),
+            "a redrive is a new run"
+        );
+        assert_eq!(
+            redriven.webhook_id(),
+            first.webhook_id(),
+            "receivers still see one webhook-id"
+        );
         let json = serde_json::to_string(&first).unwrap();
-        assert!(!json.contains("\"run\""), "the first run adds nothing to the message");
+        assert!(
+            !json.contains("\"run\""),
+            "the first run adds nothing to the message"
+        );
         assert_eq!(serde_json::from_str::<DeliveryJob>(&json).unwrap(), first);
     }
 }

@@ -26,5 +26,9 @@ pub enum QueueError {
     Unavailable(String),
     /// Some messages were still refused after retrying; the caller must not acknowledge.
     #[error("{failed} of {total} messages were not accepted: {reason}")]
-    Partial { failed: usize, total: usize, reason: String },
+    Partial {
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
 }

@@ -123,11 +123,18 @@ mod tests {
 
     #[test]
     fn rejects_wrong_prefix_and_garbage() {
-        let e = "wh_01ARZ3NDEKTSV4RRFFQ69G5FAV".parse::<EventId>().unwrap_err();
+        let e = "wh_01ARZ3NDEKTSV4RRFFQ69G5FAV"
+            .parse::<EventId>()
+            .unwrap_err();
         assert_eq!(e.kind, "event");
         assert!("evt_nope".parse::<EventId>().is_err());
         assert!("".parse::<SubscriptionId>().is_err());
         let json = serde_json::to_string(&SubscriptionId::new_at(9)).unwrap();
-        assert_eq!(serde_json::from_str::<SubscriptionId>(&json).unwrap().timestamp_ms(), 9);
+        assert_eq!(
+            serde_json::from_str::<SubscriptionId>(&json)
+                .unwrap()
+                .timestamp_ms(),
+            9
+        );
     }
 }

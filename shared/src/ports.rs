@@ -42,7 +42,11 @@ pub trait SubscriptionStore: Send + Sync {
     async fn create(&self, sub: &Subscription, max_per_owner: u32) -> Result<(), StoreError>;
     async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError>;
     /// The owner's subscriptions, oldest first.
-    async fn list_by_owner(&self, owner_id: &str, page: &PageRequest) -> Result<Page<Subscription>, StoreError>;
+    async fn list_by_owner(
+        &self,
+        owner_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Subscription>, StoreError>;
     /// Every subscription bound to the org (fan-out).
     async fn list_by_org(&self, org_id: &str) -> Result<Vec<Subscription>, StoreError>;
     /// Replaces the stored subscription if its version is still `sub.version - 1`
@@ -83,7 +87,13 @@ pub enum Claim {
 /// Ingest deduplication: claim → (work) → complete, or release on failure so a retry can claim.
 #[async_trait]
 pub trait DedupeStore: Send + Sync {
-    async fn claim(&self, key: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<Claim, StoreError>;
+    async fn claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
     async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn release(&self, key: &str) -> Result<(), StoreError>;
 }
@@ -111,7 +121,13 @@ pub trait PresenceStore: Send + Sync {
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// Takes the lease if free, expired, or already held by `holder`.
-    async fn acquire(&self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
@@ -123,17 +139,36 @@ pub struct AttemptFilter {
 /// The delivery attempt log (records expire after a TTL).
 #[async_trait]
 pub trait AttemptLog: Send + Sync {
-    async fn record(&self, attempt: &AttemptRecord, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn record(
+        &self,
+        attempt: &AttemptRecord,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Newest first.
-    async fn list(&self, subscription_id: &SubscriptionId, filter: AttemptFilter, page: &PageRequest) -> Result<Page<AttemptRecord>, StoreError>;
+    async fn list(
+        &self,
+        subscription_id: &SubscriptionId,
+        filter: AttemptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AttemptRecord>, StoreError>;
 }
 
 /// Outbound events kept for replay (records expire after a TTL).
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    async fn append(&self, event: &OutboundEvent, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn append(
+        &self,
+        event: &OutboundEvent,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// The org's events created in `[since, until)`, oldest first, at most `limit`.
-    async fn list(&self, org_id: &str, since: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<OutboundEvent>, StoreError>;
+    async fn list(
+        &self,
+        org_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboundEvent>, StoreError>;
 }
 
 /// A per-subscription fixed-window counter shared by every worker instance.
@@ -141,7 +176,12 @@ pub trait EventLog: Send + Sync {
 pub trait RateLimiter: Send + Sync {
     /// Counts one delivery in the minute window starting at `window_start`; `false` when `limit`
     /// deliveries were already counted in it.
-    async fn try_acquire(&self, subscription_id: &SubscriptionId, window_start: DateTime<Utc>, limit: u32) -> Result<bool, StoreError>;
+    async fn try_acquire(
+        &self,
+        subscription_id: &SubscriptionId,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A stored API response for `Idempotency-Key`.
@@ -154,9 +194,18 @@ pub struct IdempotentResponse {
 
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    async fn get(&self, scope_key: &str, now: DateTime<Utc>) -> Result<Option<IdempotentResponse>, StoreError>;
+    async fn get(
+        &self,
+        scope_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotentResponse>, StoreError>;
     /// Stores the first response; `Conflict` if one is stored already.
-    async fn put(&self, scope_key: &str, response: &IdempotentResponse, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn put(
+        &self,
+        scope_key: &str,
+        response: &IdempotentResponse,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// A job to enqueue, visible after `delay_seconds` (0–900).
@@ -244,11 +293,26 @@ pub struct PeoplePage {
 #[async_trait]
 pub trait WebexClient: Send + Sync {
     /// `GET /v1/people` (first page from the query; later pages from `next`).
-    async fn list_people(&self, query: &[(String, String)], next: Option<&str>) -> Result<PeoplePage, webex_api::WebexApiError>;
-    async fn list_webhooks(&self) -> Result<Vec<webex_api::WebexWebhook>, webex_api::WebexApiError>;
-    async fn create_webhook(&self, req: &webex_api::WebhookCreate) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
-    async fn update_webhook(&self, id: &str, req: &webex_api::WebhookUpdate) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
-    async fn get_webhook(&self, id: &str) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
+    async fn list_people(
+        &self,
+        query: &[(String, String)],
+        next: Option<&str>,
+    ) -> Result<PeoplePage, webex_api::WebexApiError>;
+    async fn list_webhooks(&self)
+        -> Result<Vec<webex_api::WebexWebhook>, webex_api::WebexApiError>;
+    async fn create_webhook(
+        &self,
+        req: &webex_api::WebhookCreate,
+    ) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
+    async fn update_webhook(
+        &self,
+        id: &str,
+        req: &webex_api::WebhookUpdate,
+    ) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
+    async fn get_webhook(
+        &self,
+        id: &str,
+    ) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
     async fn delete_webhook(&self, id: &str) -> Result<(), webex_api::WebexApiError>;
 }
 

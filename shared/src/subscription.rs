@@ -51,23 +51,37 @@ pub struct Subscription {
 impl Subscription {
     /// Does an event of this type go to this subscription?
     pub fn wants(&self, event_type: EventType) -> bool {
-        self.enabled && (event_type == EventType::WebhookTest || self.event_types.contains(&event_type))
+        self.enabled
+            && (event_type == EventType::WebhookTest || self.event_types.contains(&event_type))
     }
 
     /// The secrets that sign a delivery at `now`: the current one first, then those still in
     /// their rotation grace period.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<SigningSecret> {
         std::iter::once(SigningSecret::new(self.secret.clone()))
-            .chain(self.retiring_secrets.iter().filter(|r| r.expires_at > now).map(|r| SigningSecret::new(r.secret.clone())))
+            .chain(
+                self.retiring_secrets
+                    .iter()
+                    .filter(|r| r.expires_at > now)
+                    .map(|r| SigningSecret::new(r.secret.clone())),
+            )
             .collect()
     }
 
     /// Replaces the secret, keeping the old one valid for `grace`.
-    pub fn rotate_secret(&mut self, new_secret: String, now: DateTime<Utc>, grace: chrono::Duration) {
+    pub fn rotate_secret(
+        &mut self,
+        new_secret: String,
+        now: DateTime<Utc>,
+        grace: chrono::Duration,
+    ) {
         self.retiring_secrets.retain(|r| r.expires_at > now);
         let old = std::mem::replace(&mut self.secret, new_secret);
         if grace > chrono::Duration::zero() {
-            self.retiring_secrets.push(RetiringSecret { secret: old, expires_at: now + grace });
+            self.retiring_secrets.push(RetiringSecret {
+                secret: old,
+                expires_at: now + grace,
+            });
         }
         self.updated_at = now;
     }

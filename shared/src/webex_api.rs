@@ -71,7 +71,10 @@ pub enum WebexApiError {
     #[error("Webex rejected the token (401)")]
     Unauthorized,
     #[error("Webex rate limit (HTTP {status}); retry after {retry_after_seconds:?} s")]
-    RateLimited { status: u16, retry_after_seconds: Option<u64> },
+    RateLimited {
+        status: u16,
+        retry_after_seconds: Option<u64>,
+    },
     #[error("Webex answered HTTP {status}: {message}")]
     Status { status: u16, message: String },
     #[error("could not reach Webex: {0}")]

@@ -303,11 +303,13 @@ impl Worker {
                     reason: format!("attempt {attempt} was already made (duplicate queue message)"),
                 };
             }
-            Ok(Claim::InProgress) => return Outcome::Failed {
-                error: format!(
+            Ok(Claim::InProgress) => {
+                return Outcome::Failed {
+                    error: format!(
                     "attempt {attempt} is being made by another worker; this copy comes back later"
                 ),
-            },
+                }
+            }
             Err(e) => {
                 return Outcome::Failed {
                     error: format!("claiming attempt {attempt}: {e}"),

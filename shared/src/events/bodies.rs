@@ -41,6 +41,9 @@ pub fn telephony_body(envelope: &TelephonyEnvelope, now: DateTime<Utc>) -> Strin
 
 /// The compact JSON body delivered for a set of presence changes.
 pub fn presence_body(people: &[Person]) -> String {
-    serde_json::to_string(&PresenceBody { payload: "user-presence", items: people })
-        .expect("serialising owned JSON values cannot fail")
+    serde_json::to_string(&PresenceBody {
+        payload: "user-presence",
+        items: people,
+    })
+    .expect("serialising owned JSON values cannot fail")
 }

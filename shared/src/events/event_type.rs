@@ -36,11 +36,21 @@ impl EventType {
 
     pub fn description(self) -> &'static str {
         match self {
-            EventType::TelephonyCreated => "A Webex call appeared (Webex `telephony_calls` webhook, event `created`).",
-            EventType::TelephonyUpdated => "A Webex call changed state (Webex `telephony_calls` webhook, event `updated`).",
-            EventType::TelephonyDeleted => "A Webex call ended (Webex `telephony_calls` webhook, event `deleted`).",
-            EventType::PresenceChanged => "One or more people's Webex presence status changed since the last poll.",
-            EventType::WebhookTest => "A test event sent on request through the normal delivery path.",
+            EventType::TelephonyCreated => {
+                "A Webex call appeared (Webex `telephony_calls` webhook, event `created`)."
+            }
+            EventType::TelephonyUpdated => {
+                "A Webex call changed state (Webex `telephony_calls` webhook, event `updated`)."
+            }
+            EventType::TelephonyDeleted => {
+                "A Webex call ended (Webex `telephony_calls` webhook, event `deleted`)."
+            }
+            EventType::PresenceChanged => {
+                "One or more people's Webex presence status changed since the last poll."
+            }
+            EventType::WebhookTest => {
+                "A test event sent on request through the normal delivery path."
+            }
         }
     }
 

@@ -43,7 +43,10 @@ pub fn delivery_headers(input: &SignatureInput<'_>) -> Vec<(&'static str, String
     ];
     if let Some(current) = input.secrets.first() {
         headers.push(("x-hook-signature", hook_signature(current, input.body)));
-        headers.push(("x-servicehook-signature", service_hook_signature(current, input.body)));
+        headers.push((
+            "x-servicehook-signature",
+            service_hook_signature(current, input.body),
+        ));
     }
     headers.push(("x-servicehook-event", input.event_type.as_str().to_owned()));
     headers.push((

@@ -8,7 +8,8 @@ use sha2::Sha256;
 use super::SigningSecret;
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     for part in parts {
         mac.update(part);
     }
@@ -16,9 +17,17 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Standard Webhooks: `v1,` + base64 HMAC-SHA256 of `"{id}.{timestamp}.{body}"`.
-pub fn standard_webhooks_signature(secret: &SigningSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+pub fn standard_webhooks_signature(
+    secret: &SigningSecret,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
     let ts = timestamp.to_string();
-    let mac = hmac_sha256(secret.standard_key(), &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+    let mac = hmac_sha256(
+        secret.standard_key(),
+        &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", body],
+    );
     format!("v1,{}", STANDARD.encode(mac))
 }
 

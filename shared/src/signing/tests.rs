@@ -7,7 +7,12 @@ use crate::events::EventType;
 #[test]
 fn standard_webhooks_official_vector_1() {
     let secret = SigningSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-    let sig = standard_webhooks_signature(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+    let sig = standard_webhooks_signature(
+        &secret,
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        1614265330,
+        br#"{"test": 2432232314}"#,
+    );
     assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
@@ -15,7 +20,8 @@ fn standard_webhooks_official_vector_1() {
 fn standard_webhooks_official_vector_2() {
     let secret = SigningSecret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
     let body = br#"{"email":"test@example.com","username":"test_user"}"#;
-    let sig = standard_webhooks_signature(&secret, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553, body);
+    let sig =
+        standard_webhooks_signature(&secret, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553, body);
     assert_eq!(sig, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
 }
 
@@ -29,12 +35,23 @@ struct HexVector {
 
 #[test]
 fn hex_schemes_match_python_hmac_vectors() {
-    let vectors: Vec<HexVector> = serde_json::from_str(include_str!("../../testdata/signing_vectors.json")).unwrap();
+    let vectors: Vec<HexVector> =
+        serde_json::from_str(include_str!("../../testdata/signing_vectors.json")).unwrap();
     assert_eq!(vectors.len(), 4);
     for v in vectors {
         let secret = SigningSecret::new(v.secret.clone());
-        assert_eq!(service_hook_signature(&secret, v.body.as_bytes()), v.x_servicehook_signature, "{}", v.secret);
-        assert_eq!(hook_signature(&secret, v.body.as_bytes()), v.x_hook_signature, "{}", v.secret);
+        assert_eq!(
+            service_hook_signature(&secret, v.body.as_bytes()),
+            v.x_servicehook_signature,
+            "{}",
+            v.secret
+        );
+        assert_eq!(
+            hook_signature(&secret, v.body.as_bytes()),
+            v.x_hook_signature,
+            "{}",
+            v.secret
+        );
     }
 }
 
@@ -43,7 +60,10 @@ fn unprefixed_secret_is_utf8_bytes_for_standard_webhooks_too() {
     let a = standard_webhooks_signature(&SigningSecret::new("plain-secret"), "m", 1, b"{}");
     let b = standard_webhooks_signature(&SigningSecret::new("plain-secret"), "m", 1, b"{}");
     assert_eq!(a, b);
-    assert_ne!(a, standard_webhooks_signature(&SigningSecret::new("plain-secreT"), "m", 1, b"{}"));
+    assert_ne!(
+        a,
+        standard_webhooks_signature(&SigningSecret::new("plain-secreT"), "m", 1, b"{}")
+    );
 }
 
 #[test]
@@ -57,7 +77,10 @@ fn generated_secret_is_whsec_32_bytes() {
 
 #[test]
 fn headers_carry_every_scheme_and_one_signature_per_valid_secret() {
-    let secrets = [SigningSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), SigningSecret::new("old-secret-old-secret-0001")];
+    let secrets = [
+        SigningSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        SigningSecret::new("old-secret-old-secret-0001"),
+    ];
     let at = Utc.timestamp_opt(1614265330, 0).unwrap();
     let body = br#"{"payload":"user-presence","items":[]}"#;
     let headers = delivery_headers(&SignatureInput {
@@ -69,15 +92,43 @@ fn headers_carry_every_scheme_and_one_signature_per_valid_secret() {
         secrets: &secrets,
         body,
     });
-    let get = |n: &str| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone()).unwrap();
-    let sigs: Vec<String> = get("webhook-signature").split(' ').map(str::to_owned).collect();
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let sigs: Vec<String> = get("webhook-signature")
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
     assert_eq!(sigs.len(), 2);
-    assert_eq!(sigs[0], standard_webhooks_signature(&secrets[0], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body));
-    assert_eq!(sigs[1], standard_webhooks_signature(&secrets[1], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body));
+    assert_eq!(
+        sigs[0],
+        standard_webhooks_signature(
+            &secrets[0],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            body
+        )
+    );
+    assert_eq!(
+        sigs[1],
+        standard_webhooks_signature(
+            &secrets[1],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            body
+        )
+    );
     assert_eq!(get("webhook-timestamp"), "1614265330");
     assert_eq!(get("x-servicehook-timestamp"), "2021-02-25T15:02:10Z");
     assert_eq!(get("x-hook-signature"), hook_signature(&secrets[0], body));
-    assert_eq!(get("x-servicehook-signature"), service_hook_signature(&secrets[0], body));
+    assert_eq!(
+        get("x-servicehook-signature"),
+        service_hook_signature(&secrets[0], body)
+    );
     assert_eq!(get("x-servicehook-event"), "presence:changed");
     assert_eq!(get("x-servicehook-uuid"), "wh_x");
     assert_eq!(get("x-org-id"), "org-1");

@@ -13,9 +13,11 @@ pub use envelope::{EnvelopeHead, WebhookEnvelope};
 pub use parse::{parse_json, ParseError};
 pub use presence::{Person, SipAddress};
 pub use signature::{
-    verify_webex_signature, webex_signature, SignatureError, SPARK_SIGNATURE_HEADER, WEBEX_SIGNATURE_HEADER,
+    verify_webex_signature, webex_signature, SignatureError, SPARK_SIGNATURE_HEADER,
+    WEBEX_SIGNATURE_HEADER,
 };
 pub use telephony::{
-    CallEventType, CallParty, CallState, Redirection, TelephonyCallData, TelephonyEnvelope, TELEPHONY_RESOURCE,
+    CallEventType, CallParty, CallState, Redirection, TelephonyCallData, TelephonyEnvelope,
+    TELEPHONY_RESOURCE,
 };
 pub use timestamp::WebexTime;

@@ -5,7 +5,11 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("body is not valid JSON: {message} (line {line}, column {column})")]
-    InvalidJson { message: String, line: usize, column: usize },
+    InvalidJson {
+        message: String,
+        line: usize,
+        column: usize,
+    },
     #[error("invalid value at `{path}`: {message}")]
     InvalidField { path: String, message: String },
 }
@@ -39,13 +43,21 @@ fn classify(e: serde_json::Error, path: String) -> ParseError {
             // serde_json appends " at line L column C"; the path says where more usefully.
             let full = e.to_string();
             let message = full.split(" at line ").next().unwrap_or(&full).to_owned();
-            let path = if path.is_empty() || path == "." { "$".to_owned() } else { format!("$.{path}") };
+            let path = if path.is_empty() || path == "." {
+                "$".to_owned()
+            } else {
+                format!("$.{path}")
+            };
             ParseError::InvalidField { path, message }
         }
         Category::Syntax | Category::Eof | Category::Io => {
             let full = e.to_string();
             let message = full.split(" at line ").next().unwrap_or(&full).to_owned();
-            ParseError::InvalidJson { message, line: e.line(), column: e.column() }
+            ParseError::InvalidJson {
+                message,
+                line: e.line(),
+                column: e.column(),
+            }
         }
     }
 }

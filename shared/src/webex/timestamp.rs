@@ -14,7 +14,10 @@ pub struct WebexTime {
 impl WebexTime {
     pub fn parse(raw: &str) -> Result<Self, chrono::ParseError> {
         let at = DateTime::parse_from_rfc3339(raw)?.with_timezone(&Utc);
-        Ok(Self { raw: raw.to_owned(), at })
+        Ok(Self {
+            raw: raw.to_owned(),
+            at,
+        })
     }
     pub fn at(&self) -> DateTime<Utc> {
         self.at
@@ -31,7 +34,9 @@ impl PartialOrd for WebexTime {
 }
 impl Ord for WebexTime {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.at.cmp(&other.at).then_with(|| self.raw.cmp(&other.raw))
+        self.at
+            .cmp(&other.at)
+            .then_with(|| self.raw.cmp(&other.raw))
     }
 }
 
@@ -50,7 +55,8 @@ impl Serialize for WebexTime {
 impl<'de> Deserialize<'de> for WebexTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        WebexTime::parse(&raw)
-            .map_err(|e| serde::de::Error::custom(format!("invalid RFC 3339 timestamp `{raw}`: {e}")))
+        WebexTime::parse(&raw).map_err(|e| {
+            serde::de::Error::custom(format!("invalid RFC 3339 timestamp `{raw}`: {e}"))
+        })
     }
 }

@@ -18,7 +18,11 @@ pub struct MemoryAttemptLog {
 
 #[async_trait]
 impl AttemptLog for MemoryAttemptLog {
-    async fn record(&self, attempt: &AttemptRecord, _expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        attempt: &AttemptRecord,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.items
             .lock()
             .unwrap()
@@ -28,12 +32,20 @@ impl AttemptLog for MemoryAttemptLog {
         Ok(())
     }
 
-    async fn list(&self, subscription_id: &SubscriptionId, filter: AttemptFilter, page: &PageRequest) -> Result<Page<AttemptRecord>, StoreError> {
+    async fn list(
+        &self,
+        subscription_id: &SubscriptionId,
+        filter: AttemptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AttemptRecord>, StoreError> {
         let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
         let items = self.items.lock().unwrap();
         let limit = page.limit.max(1) as usize;
         let Some(log) = items.get(subscription_id) else {
-            return Ok(Page { items: vec![], next_cursor: None });
+            return Ok(Page {
+                items: vec![],
+                next_cursor: None,
+            });
         };
         let mut out: Vec<AttemptRecord> = log
             .iter()
@@ -49,6 +61,9 @@ impl AttemptLog for MemoryAttemptLog {
         } else {
             None
         };
-        Ok(Page { items: out, next_cursor })
+        Ok(Page {
+            items: out,
+            next_cursor,
+        })
     }
 }

@@ -22,7 +22,10 @@ impl CallStateStore for MemoryCallStates {
         let mut items = self.items.lock().unwrap();
         let stored_version = items.get(&record.call_id).map_or(0, |r| r.version);
         if stored_version + 1 != record.version {
-            return Err(StoreError::Conflict(format!("call {} changed (version {stored_version})", record.call_id)));
+            return Err(StoreError::Conflict(format!(
+                "call {} changed (version {stored_version})",
+                record.call_id
+            )));
         }
         items.insert(record.call_id.clone(), record.clone());
         Ok(())

@@ -8,8 +8,13 @@ use crate::error::StoreError;
 use crate::ports::{Claim, DedupeStore};
 
 enum Entry {
-    Pending { lease_until: DateTime<Utc>, expires_at: DateTime<Utc> },
-    Done { expires_at: DateTime<Utc> },
+    Pending {
+        lease_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    },
+    Done {
+        expires_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Default)]
@@ -19,19 +24,37 @@ pub struct MemoryDedupe {
 
 #[async_trait]
 impl DedupeStore for MemoryDedupe {
-    async fn claim(&self, key: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         let mut items = self.items.lock().unwrap();
         match items.get(key) {
             Some(Entry::Done { expires_at }) if *expires_at > now => return Ok(Claim::Done),
-            Some(Entry::Pending { lease_until, expires_at }) if *lease_until > now && *expires_at > now => return Ok(Claim::InProgress),
+            Some(Entry::Pending {
+                lease_until,
+                expires_at,
+            }) if *lease_until > now && *expires_at > now => return Ok(Claim::InProgress),
             _ => {}
         }
-        items.insert(key.to_owned(), Entry::Pending { lease_until, expires_at });
+        items.insert(
+            key.to_owned(),
+            Entry::Pending {
+                lease_until,
+                expires_at,
+            },
+        );
         Ok(Claim::Claimed)
     }
 
     async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.items.lock().unwrap().insert(key.to_owned(), Entry::Done { expires_at });
+        self.items
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), Entry::Done { expires_at });
         Ok(())
     }
 

@@ -15,12 +15,27 @@ pub struct MemoryEventLog {
 
 #[async_trait]
 impl EventLog for MemoryEventLog {
-    async fn append(&self, event: &OutboundEvent, _expires_at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.items.lock().unwrap().entry(event.org_id.clone()).or_default().insert(event.id.to_string(), event.clone());
+    async fn append(
+        &self,
+        event: &OutboundEvent,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.items
+            .lock()
+            .unwrap()
+            .entry(event.org_id.clone())
+            .or_default()
+            .insert(event.id.to_string(), event.clone());
         Ok(())
     }
 
-    async fn list(&self, org_id: &str, since: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<OutboundEvent>, StoreError> {
+    async fn list(
+        &self,
+        org_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboundEvent>, StoreError> {
         let items = self.items.lock().unwrap();
         Ok(items
             .get(org_id)

@@ -14,7 +14,13 @@ pub struct MemoryLeases {
 
 #[async_trait]
 impl LeaseStore for MemoryLeases {
-    async fn acquire(&self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut items = self.items.lock().unwrap();
         match items.get(name) {
             Some((h, u)) if h != holder && *u > now => Ok(false),

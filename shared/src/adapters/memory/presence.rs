@@ -14,7 +14,13 @@ pub struct MemoryPresence {
 #[async_trait]
 impl PresenceStore for MemoryPresence {
     async fn load(&self, org_id: &str) -> Result<Vec<PresenceRecord>, StoreError> {
-        Ok(self.orgs.lock().unwrap().get(org_id).map(|m| m.values().cloned().collect()).unwrap_or_default())
+        Ok(self
+            .orgs
+            .lock()
+            .unwrap()
+            .get(org_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn write(&self, org_id: &str, records: &[PresenceRecord]) -> Result<(), StoreError> {

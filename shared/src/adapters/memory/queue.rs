@@ -32,7 +32,15 @@ pub struct MemoryQueue {
 
 impl MemoryQueue {
     pub fn new(visibility: Duration) -> Self {
-        Self { inner: Mutex::new(Inner { messages: VecDeque::new(), next_id: 0 }), notify: Notify::new(), visibility, redrive: None }
+        Self {
+            inner: Mutex::new(Inner {
+                messages: VecDeque::new(),
+                next_id: 0,
+            }),
+            notify: Notify::new(),
+            visibility,
+            redrive: None,
+        }
     }
 
     /// Like SQS's redrive policy: a message received `max_receive_count` times without an ack
@@ -46,7 +54,13 @@ impl MemoryQueue {
         let mut inner = self.inner.lock().unwrap();
         let id = inner.next_id;
         inner.next_id += 1;
-        inner.messages.push_back(Message { id, body, visible_at: Instant::now() + delay, receive_count: 0, receipt: None });
+        inner.messages.push_back(Message {
+            id,
+            body,
+            visible_at: Instant::now() + delay,
+            receive_count: 0,
+            receipt: None,
+        });
         drop(inner);
         self.notify.notify_waiters();
     }
@@ -62,7 +76,13 @@ impl MemoryQueue {
 
     /// The bodies of every message, in order (tests and the admin view).
     pub fn bodies(&self) -> Vec<String> {
-        self.inner.lock().unwrap().messages.iter().map(|m| m.body.clone()).collect()
+        self.inner
+            .lock()
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.body.clone())
+            .collect()
     }
 
     fn try_receive(&self, max: u32) -> Vec<ReceivedJob> {
@@ -87,7 +107,11 @@ impl MemoryQueue {
             m.visible_at = now + self.visibility;
             let receipt = format!("{}:{}", m.id, m.receive_count);
             m.receipt = Some(receipt.clone());
-            out.push(ReceivedJob { body: m.body.clone(), receipt, receive_count: m.receive_count });
+            out.push(ReceivedJob {
+                body: m.body.clone(),
+                receipt,
+                receive_count: m.receive_count,
+            });
             i += 1;
         }
         drop(inner);
@@ -104,8 +128,12 @@ impl MemoryQueue {
 impl DeliveryQueue for MemoryQueue {
     async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
         for q in jobs {
-            let body = serde_json::to_string(&q.job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
-            self.push_raw(body, Duration::from_secs(u64::from(q.delay_seconds.min(900))));
+            let body = serde_json::to_string(&q.job)
+                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+            self.push_raw(
+                body,
+                Duration::from_secs(u64::from(q.delay_seconds.min(900))),
+            );
         }
         Ok(())
     }
@@ -122,19 +150,29 @@ impl QueueConsumer for MemoryQueue {
                 return Ok(got);
             }
             // Wake on a new message, or poll again shortly for delayed ones becoming visible.
-            let _ = tokio::time::timeout(Duration::from_millis(50).min(deadline - Instant::now()), notified).await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(50).min(deadline - Instant::now()),
+                notified,
+            )
+            .await;
         }
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
         let mut inner = self.inner.lock().unwrap();
-        inner.messages.retain(|m| m.receipt.as_deref() != Some(receipt));
+        inner
+            .messages
+            .retain(|m| m.receipt.as_deref() != Some(receipt));
         Ok(())
     }
 
     async fn retry_after(&self, receipt: &str, seconds: u32) -> Result<(), QueueError> {
         let mut inner = self.inner.lock().unwrap();
-        if let Some(m) = inner.messages.iter_mut().find(|m| m.receipt.as_deref() == Some(receipt)) {
+        if let Some(m) = inner
+            .messages
+            .iter_mut()
+            .find(|m| m.receipt.as_deref() == Some(receipt))
+        {
             m.visible_at = Instant::now() + Duration::from_secs(u64::from(seconds));
         }
         drop(inner);

@@ -15,7 +15,12 @@ pub struct MemoryRateLimiter {
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn try_acquire(&self, subscription_id: &SubscriptionId, window_start: DateTime<Utc>, limit: u32) -> Result<bool, StoreError> {
+    async fn try_acquire(
+        &self,
+        subscription_id: &SubscriptionId,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
         let mut counts = self.counts.lock().unwrap();
         let window = window_start.timestamp();
         counts.retain(|(_, w), _| *w >= window - 120);

@@ -19,9 +19,14 @@ pub struct MemorySubscriptions {
 impl SubscriptionStore for MemorySubscriptions {
     async fn create(&self, sub: &Subscription, max_per_owner: u32) -> Result<(), StoreError> {
         let mut items = self.items.lock().unwrap();
-        let owned = items.values().filter(|s| s.owner_id == sub.owner_id).count();
+        let owned = items
+            .values()
+            .filter(|s| s.owner_id == sub.owner_id)
+            .count();
         if owned >= max_per_owner as usize {
-            return Err(StoreError::LimitReached { limit: max_per_owner });
+            return Err(StoreError::LimitReached {
+                limit: max_per_owner,
+            });
         }
         let key = sub.id.to_string();
         if items.contains_key(&key) {
@@ -35,13 +40,19 @@ impl SubscriptionStore for MemorySubscriptions {
         Ok(self.items.lock().unwrap().get(&id.to_string()).cloned())
     }
 
-    async fn list_by_owner(&self, owner_id: &str, page: &PageRequest) -> Result<Page<Subscription>, StoreError> {
+    async fn list_by_owner(
+        &self,
+        owner_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Subscription>, StoreError> {
         let after = page.cursor.as_deref().map(decode_cursor).transpose()?;
         let items = self.items.lock().unwrap();
         let limit = page.limit.max(1) as usize;
         let mut out: Vec<Subscription> = items
             .iter()
-            .filter(|(k, s)| s.owner_id == owner_id && after.as_ref().is_none_or(|a| k.as_str() > a.as_str()))
+            .filter(|(k, s)| {
+                s.owner_id == owner_id && after.as_ref().is_none_or(|a| k.as_str() > a.as_str())
+            })
             .map(|(_, s)| s.clone())
             .take(limit + 1)
             .collect();
@@ -51,18 +62,33 @@ impl SubscriptionStore for MemorySubscriptions {
         } else {
             None
         };
-        Ok(Page { items: out, next_cursor })
+        Ok(Page {
+            items: out,
+            next_cursor,
+        })
     }
 
     async fn list_by_org(&self, org_id: &str) -> Result<Vec<Subscription>, StoreError> {
-        Ok(self.items.lock().unwrap().values().filter(|s| s.org_id == org_id).cloned().collect())
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.org_id == org_id)
+            .cloned()
+            .collect())
     }
 
     async fn update(&self, sub: &Subscription) -> Result<(), StoreError> {
         let mut items = self.items.lock().unwrap();
-        let stored = items.get_mut(&sub.id.to_string()).ok_or(StoreError::NotFound)?;
+        let stored = items
+            .get_mut(&sub.id.to_string())
+            .ok_or(StoreError::NotFound)?;
         if stored.version + 1 != sub.version {
-            return Err(StoreError::Conflict(format!("{} changed (version {})", sub.id, stored.version)));
+            return Err(StoreError::Conflict(format!(
+                "{} changed (version {})",
+                sub.id, stored.version
+            )));
         }
         *stored = sub.clone();
         Ok(())
