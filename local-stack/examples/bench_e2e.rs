@@ -65,6 +65,11 @@ async fn main() {
     let full: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(20_000);
     let paced: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(10_000);
 
+    let template: Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/seed001/created.json")).unwrap();
+    let template = Arc::new(template["items"].clone());
+    // Subscriptions only receive their owner's org's events: the key's org is the seed's.
+    let org = template["orgId"].as_str().unwrap().to_owned();
     let arrivals: Arrivals = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let receiver_url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -83,7 +88,7 @@ async fn main() {
             "--max-rate-limit",
             "100000000",
         ])
-        .args(["--api-key", &format!("{KEY}=bench-user:bench-org")])
+        .args(["--api-key", &format!("{KEY}=bench-user:{org}")])
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -161,7 +161,9 @@ pub trait EventLog: Send + Sync {
         event: &OutboundEvent,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// The org's events created in `[since, until)`, oldest first, at most `limit`.
+    /// The org's events whose `created_at` is in `[since, until)`, at most `limit`, roughly oldest
+    /// first. (An event id's own timestamp may precede `created_at` by up to a day: ingest stamps
+    /// ids with Webex's `eventTimestamp`.)
     async fn list(
         &self,
         org_id: &str,

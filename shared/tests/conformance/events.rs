@@ -51,3 +51,32 @@ pub async fn window_query(env: StoreEnv) {
         .unwrap()
         .is_empty());
 }
+
+/// Ingest stamps event ids with Webex's `eventTimestamp`, which precedes the ingest time (a late
+/// or retried webhook): the window is on `created_at`, so such an event is still found.
+pub async fn window_is_on_created_at_not_id_time(env: StoreEnv) {
+    let log = &env.stores.events;
+    let t = now();
+    let mut late = event("org-late", t);
+    late.id =
+        relay_shared::ids::EventId::new_at((t - Duration::hours(2)).timestamp_millis() as u64);
+    late.created_at = t + Duration::seconds(30);
+    log.append(&late, t + Duration::days(1)).await.unwrap();
+    let found = log
+        .list(
+            "org-late",
+            t + Duration::seconds(20),
+            t + Duration::seconds(40),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, vec![late.clone()]);
+    assert!(
+        log.list("org-late", t - Duration::hours(3), t, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not by the id's time"
+    );
+}

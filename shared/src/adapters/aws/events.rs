@@ -1,6 +1,7 @@
 //! Outbound events kept for replay: `EVENTS#<orgId>`/`<evt_id>` (ULID: time-ordered) with `doc` and
-//! `expires_at`. A time window is a `sk BETWEEN` range over the ids' millisecond timestamps,
-//! refined on `createdAt`.
+//! `expires_at`. A time window (on `createdAt`) is a `sk BETWEEN` range over the ids' millisecond
+//! timestamps, widened by how far an id's time may stray from its `createdAt`, refined on
+//! `createdAt`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,6 +15,13 @@ use crate::error::StoreError;
 use crate::events::OutboundEvent;
 use crate::ids::EventId;
 use crate::ports::EventLog;
+
+/// How much earlier than its `createdAt` an event id's timestamp may be: ingest stamps ids with
+/// Webex's `eventTimestamp` (so a retried webhook keeps its id), which precedes the ingest time by
+/// Webex's delivery delay, retries included.
+const ID_MAY_PRECEDE_CREATION: chrono::Duration = chrono::Duration::hours(24);
+/// And how much later (clock skew between Webex and us).
+const ID_MAY_FOLLOW_CREATION: chrono::Duration = chrono::Duration::minutes(5);
 
 fn pk(org_id: &str) -> String {
     format!("EVENTS#{org_id}")
@@ -64,7 +72,12 @@ impl EventLog for DynamoTable {
         if limit == 0 || since >= until {
             return Ok(vec![]);
         }
-        let (lo, hi) = id_range(since, until);
+        // The window is on `createdAt`; the key range is widened by how far an id's timestamp can
+        // stray from it, and `createdAt` is then applied exactly.
+        let (lo, hi) = id_range(
+            since - ID_MAY_PRECEDE_CREATION,
+            until + ID_MAY_FOLLOW_CREATION,
+        );
         let spec = QuerySpec {
             index: None,
             key_condition: "pk = :pk AND sk BETWEEN :lo AND :hi",
