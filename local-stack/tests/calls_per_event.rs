@@ -1,0 +1,184 @@
+//! How many DynamoDB and SQS calls one telephony event costs, ingest plus one delivery, counted
+//! with SDK interceptors against DynamoDB Local + moto. The figures feed the cost model in
+//! docs/performance.md; the exact assertions make any change to them a deliberate one.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use chrono::Utc;
+use delivery_worker::http_sender::ReqwestSender;
+use delivery_worker::{Outcome, Ports, Worker, WorkerConfig};
+use relay_shared::adapters::aws::{aws_stores, create_queues, create_table, DynamoTable, SqsQueue};
+use relay_shared::clock::SystemClock;
+use relay_shared::events::EventType;
+use relay_shared::ids::SubscriptionId;
+use relay_shared::ports::QueueConsumer;
+use relay_shared::subscription::{Health, Subscription};
+use relay_shared::webex::webex_signature;
+use telephony_ingest::{Ingest, IngestConfig, WebhookAuth};
+
+#[derive(Debug, Default, Clone)]
+struct OpCounter(Arc<Mutex<BTreeMap<String, u32>>>);
+
+impl OpCounter {
+    fn take(&self) -> BTreeMap<String, u32> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for OpCounter {
+    fn name(&self) -> &'static str {
+        "OpCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(target) = ctx.request().headers().get("x-amz-target") {
+            let op = target.rsplit('.').next().unwrap_or(target).to_owned();
+            *self.0.lock().unwrap().entry(op).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_and_sqs_calls_per_telephony_event() {
+    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none()
+        || std::env::var_os("AWS_ENDPOINT_URL_SQS").is_none()
+    {
+        assert!(
+            std::env::var("RELAY_REQUIRE_AWS").as_deref() != Ok("1"),
+            "RELAY_REQUIRE_AWS=1 but the AWS endpoints are not set"
+        );
+        println!("skipped: dynamodb_and_sqs_calls_per_telephony_event needs DynamoDB Local + moto — run scripts/test");
+        return;
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let (ddb_ops, sqs_ops) = (OpCounter::default(), OpCounter::default());
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(ddb_ops.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .interceptor(sqs_ops.clone())
+            .build(),
+    );
+    let name = format!("calls-{}", ulid::Ulid::new().to_string().to_lowercase());
+    create_table(&ddb, &name).await.unwrap();
+    let (queue_url, dlq_url) = create_queues(&sqs, &name).await.unwrap();
+    let stores = aws_stores(DynamoTable::new(ddb.clone(), name.clone()));
+    let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
+    let dlq = Arc::new(SqsQueue::new(sqs.clone(), dlq_url));
+
+    // A receiver and one subscription of the seed's org.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" })),
+        )
+        .await
+    });
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/seed001/created.json")).unwrap();
+    let envelope = fixture["items"].to_string();
+    let org = fixture["items"]["orgId"].as_str().unwrap().to_owned();
+    let now = Utc::now();
+    let sub = Subscription {
+        id: SubscriptionId::new_at(now.timestamp_millis() as u64),
+        owner_id: "u".into(),
+        org_id: org,
+        name: "count".into(),
+        url,
+        event_types: vec![EventType::TelephonyCreated],
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        retiring_secrets: vec![],
+        enabled: true,
+        health: Health::Healthy,
+        disabled_reason: None,
+        rate_limit_per_minute: 100,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    stores.subscriptions.create(&sub, 10).await.unwrap();
+    let (_, _) = (ddb_ops.take(), sqs_ops.take());
+
+    // Ingest one event.
+    let ingest = Ingest::new(
+        stores.clone(),
+        queue.clone(),
+        Arc::new(SystemClock),
+        IngestConfig::new(WebhookAuth::secret("s")),
+    );
+    let response = ingest
+        .handle(
+            envelope.as_bytes(),
+            Some(&webex_signature(b"s", envelope.as_bytes())),
+        )
+        .await;
+    assert_eq!(response.status.as_u16(), 200);
+    let ingest_ddb = ddb_ops.take();
+    let ingest_sqs = sqs_ops.take();
+
+    // Deliver it (the SQS event source does the receive and delete on Lambda; counted apart).
+    let env: std::collections::HashMap<String, String> = [
+        ("ALLOW_PRIVATE_TARGETS", "true"),
+        ("ALLOW_HTTP_TARGETS", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let config = WorkerConfig::from_env(&env).unwrap();
+    let http =
+        Arc::new(ReqwestSender::new(config.targets.clone(), config.max_response_bytes).unwrap());
+    let worker = Worker::new(
+        Ports {
+            stores: stores.clone(),
+            http,
+            queue: queue.clone(),
+            dlq,
+            clock: Arc::new(SystemClock),
+        },
+        config,
+    );
+    let received = queue.receive(10, 1).await.unwrap();
+    assert_eq!(received.len(), 1);
+    let _ = sqs_ops.take();
+    let outcome = worker.process_message(&received[0].body, 1).await;
+    assert!(matches!(outcome, Outcome::Delivered { .. }), "{outcome:?}");
+    let worker_ddb = ddb_ops.take();
+    let worker_sqs = sqs_ops.take();
+
+    println!("ingest  DynamoDB {ingest_ddb:?}  SQS {ingest_sqs:?}");
+    println!("deliver DynamoDB {worker_ddb:?}  SQS {worker_sqs:?}");
+    // Ingest: call-state read; dedupe claim, call-state conditional write, event-log append and
+    // dedupe completion (4 puts); subscriptions of the org (one GSI query); one SendMessageBatch.
+    assert_eq!(
+        ingest_ddb,
+        counts(&[("GetItem", 1), ("PutItem", 4), ("Query", 1)])
+    );
+    assert_eq!(ingest_sqs, counts(&[("SendMessageBatch", 1)]));
+    // Delivery (cold subscription cache): subscription read; rate-limit counter (update); attempt
+    // claim, attempt record and claim completion (3 puts); no SQS call besides the event source's
+    // receive/delete.
+    assert_eq!(
+        worker_ddb,
+        counts(&[("GetItem", 1), ("PutItem", 3), ("UpdateItem", 1)])
+    );
+    assert!(worker_sqs.is_empty(), "{worker_sqs:?}");
+}
