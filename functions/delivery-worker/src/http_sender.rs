@@ -101,7 +101,17 @@ fn classify(err: &reqwest::Error) -> SendError {
     if lower.contains("dns error") || lower.contains("failed to lookup address") {
         return send_error(ErrorClass::Dns, text, false);
     }
-    if err.is_connect() {
+    // The connection failed after it was made (reset, closed mid-request by a restarting
+    // receiver): a connection-level failure like a refused connect.
+    const DROPPED_MARKERS: [&str; 6] = [
+        "connection closed",
+        "connection reset",
+        "connection aborted",
+        "broken pipe",
+        "incomplete message",
+        "unexpected eof",
+    ];
+    if err.is_connect() || DROPPED_MARKERS.iter().any(|m| lower.contains(m)) {
         return send_error(ErrorClass::Connect, text, false);
     }
     if err.is_redirect() {
