@@ -91,6 +91,10 @@ pub struct Args {
     #[arg(long, env = "PRESENCE_ORG_ID")]
     pub presence_org: Option<String>,
 
+    /// Embedded store: events kept per org for replay (the oldest are dropped beyond this).
+    #[arg(long, env = "LOCAL_STACK_EVENT_LOG_CAPACITY", default_value_t = 5000)]
+    pub event_log_capacity: usize,
+
     /// Start a verifying receiver, subscribe it, replay the seed 001 events and show the deliveries.
     #[arg(long)]
     pub demo: bool,

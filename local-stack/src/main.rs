@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let backend = if aws {
         backend::aws(&args).await?
     } else {
-        backend::memory()
+        backend::memory(args.event_log_capacity)
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let env = function_env(&args);

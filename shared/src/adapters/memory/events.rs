@@ -8,9 +8,21 @@ use crate::error::StoreError;
 use crate::events::OutboundEvent;
 use crate::ports::EventLog;
 
+/// The event log in memory. Unbounded by default; `with_capacity` keeps only the newest events of
+/// each org (the local stack's embedded store, so a long run does not grow without limit).
 #[derive(Default)]
 pub struct MemoryEventLog {
     items: Mutex<HashMap<String, BTreeMap<String, OutboundEvent>>>,
+    capacity_per_org: Option<usize>,
+}
+
+impl MemoryEventLog {
+    pub fn with_capacity(capacity_per_org: usize) -> Self {
+        Self {
+            items: Mutex::default(),
+            capacity_per_org: Some(capacity_per_org.max(1)),
+        }
+    }
 }
 
 #[async_trait]
@@ -20,12 +32,14 @@ impl EventLog for MemoryEventLog {
         event: &OutboundEvent,
         _expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.items
-            .lock()
-            .unwrap()
-            .entry(event.org_id.clone())
-            .or_default()
-            .insert(event.id.to_string(), event.clone());
+        let mut items = self.items.lock().unwrap();
+        let log = items.entry(event.org_id.clone()).or_default();
+        log.insert(event.id.to_string(), event.clone());
+        if let Some(cap) = self.capacity_per_org {
+            while log.len() > cap {
+                log.pop_first();
+            }
+        }
         Ok(())
     }
 
@@ -47,5 +61,36 @@ impl EventLog for MemoryEventLog {
                     .collect()
             })
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventType;
+    use crate::ids::EventId;
+
+    #[tokio::test]
+    async fn capacity_keeps_the_newest_events_per_org() {
+        let log = MemoryEventLog::with_capacity(3);
+        let t = Utc::now();
+        for i in 0..5u64 {
+            let e = OutboundEvent {
+                id: EventId::new_at(1_000 + i),
+                event_type: EventType::PresenceChanged,
+                org_id: "o".into(),
+                created_at: t,
+                body: i.to_string(),
+            };
+            log.append(&e, t).await.unwrap();
+        }
+        let kept = log
+            .list("o", t, t + chrono::Duration::seconds(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            kept.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(),
+            ["2", "3", "4"]
+        );
     }
 }
