@@ -91,9 +91,15 @@ pub struct Args {
     #[arg(long, env = "PRESENCE_ORG_ID")]
     pub presence_org: Option<String>,
 
-    /// Embedded store: events kept per org for replay (the oldest are dropped beyond this).
-    #[arg(long, env = "LOCAL_STACK_EVENT_LOG_CAPACITY", default_value_t = 5000)]
-    pub event_log_capacity: usize,
+    /// Embedded store bound: events kept per org (replay), attempts per subscription (delivery
+    /// log), calls' state, and twice as many dedupe keys; the oldest are forgotten beyond this.
+    #[arg(
+        long,
+        alias = "event-log-capacity",
+        env = "LOCAL_STACK_STORE_CAPACITY",
+        default_value_t = 2000
+    )]
+    pub store_capacity: usize,
 
     /// Start a verifying receiver, subscribe it, replay the seed 001 events and show the deliveries.
     #[arg(long)]
@@ -160,5 +166,17 @@ mod tests {
         assert!("wrk_0123456789abcdef=u1:o1:root"
             .parse::<ApiKeySpec>()
             .is_err());
+    }
+
+    #[test]
+    fn store_capacity_flag_and_its_old_name() {
+        use clap::Parser;
+        let a = Args::try_parse_from(["local-stack"]).unwrap();
+        assert_eq!(a.store_capacity, 2000);
+        let a = Args::try_parse_from(["local-stack", "--store-capacity", "300"]).unwrap();
+        assert_eq!(a.store_capacity, 300);
+        let a = Args::try_parse_from(["local-stack", "--event-log-capacity", "400"]).unwrap();
+        assert_eq!(a.store_capacity, 400);
+        assert!(Args::try_parse_from(["local-stack", "--store-capacity", "lots"]).is_err());
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use relay_shared::adapters::aws::{
     aws_clients, aws_stores, create_queues, create_table, DynamoTable, SqsQueue,
 };
-use relay_shared::adapters::memory::{memory_stores, MemoryEventLog, MemoryQueue};
+use relay_shared::adapters::memory::{bounded_memory_stores, MemoryQueue};
 use relay_shared::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, Stores};
 
 use crate::args::Args;
@@ -21,17 +21,15 @@ pub struct Backend {
     pub description: String,
 }
 
-pub fn memory(event_log_capacity: usize) -> Backend {
+pub fn memory(store_capacity: usize) -> Backend {
     let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     // Like the template's redrive policy: five receives without an ack park the message.
     let queue =
         Arc::new(MemoryQueue::new(Duration::from_secs(360)).with_dead_letter(dlq.clone(), 5));
     Backend {
-        stores: Stores {
-            // Bounded, so a long local run does not keep every event body for replay.
-            events: Arc::new(MemoryEventLog::with_capacity(event_log_capacity)),
-            ..memory_stores()
-        },
+        // Bounded: no TTL sweeper runs here, so a long local run would otherwise keep every
+        // event body, call, dedupe key and attempt.
+        stores: bounded_memory_stores(store_capacity),
         queue: queue.clone(),
         consumer: queue,
         dlq: dlq.clone(),

@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let backend = if aws {
         backend::aws(&args).await?
     } else {
-        backend::memory(args.event_log_capacity)
+        backend::memory(args.store_capacity)
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let env = function_env(&args);

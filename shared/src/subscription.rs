@@ -49,6 +49,38 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// The rate limit a subscription gets when its creator does not choose one.
+    pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 100;
+
+    /// A new subscription: enabled, healthy, unnamed, at version 1, its id stamped `now` (ids sort
+    /// by creation time). Set the other fields with struct-update syntax.
+    pub fn new(
+        owner_id: impl Into<String>,
+        org_id: impl Into<String>,
+        url: impl Into<String>,
+        event_types: Vec<EventType>,
+        secret: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: SubscriptionId::new_at(now.timestamp_millis().max(0) as u64),
+            owner_id: owner_id.into(),
+            org_id: org_id.into(),
+            name: String::new(),
+            url: url.into(),
+            event_types,
+            secret: secret.into(),
+            retiring_secrets: Vec::new(),
+            enabled: true,
+            health: Health::Healthy,
+            disabled_reason: None,
+            rate_limit_per_minute: Self::DEFAULT_RATE_LIMIT_PER_MINUTE,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
     /// Does an event of this type go to this subscription?
     pub fn wants(&self, event_type: EventType) -> bool {
         self.enabled

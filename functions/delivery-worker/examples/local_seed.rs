@@ -14,7 +14,7 @@ use relay_shared::adapters::aws::{
     aws_clients, aws_stores, create_queues, create_table, DynamoTable,
 };
 use relay_shared::events::EventType;
-use relay_shared::subscription::{Health, Subscription};
+use relay_shared::subscription::Subscription;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,23 +40,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     create_table(&dynamodb, &table).await?;
     let (queue_url, dlq_url) = create_queues(&sqs, &prefix).await?;
     let stores = aws_stores(DynamoTable::new(dynamodb, table.clone()));
-    let now = Utc::now();
     let sub = Subscription {
         id: job.subscription_id,
-        owner_id: "local-user".into(),
-        org_id: job.org_id.clone(),
         name: "local demo".into(),
-        url: target,
-        event_types: EventType::ALL.to_vec(),
-        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-        retiring_secrets: vec![],
-        enabled: true,
-        health: Health::Healthy,
-        disabled_reason: None,
-        rate_limit_per_minute: 100,
-        created_at: now,
-        updated_at: now,
-        version: 1,
+        ..Subscription::new(
+            "local-user",
+            job.org_id.clone(),
+            target,
+            EventType::ALL.to_vec(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            Utc::now(),
+        )
     };
     match stores.subscriptions.create(&sub, 100).await {
         Ok(()) | Err(relay_shared::error::StoreError::Conflict(_)) => {}

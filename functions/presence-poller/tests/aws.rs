@@ -8,58 +8,21 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
 use presence_poller::token::StaticToken;
 use presence_poller::{Poller, RunOptions, RunStatus};
-use relay_shared::adapters::aws::{aws_stores, create_queues, create_table, DynamoTable, SqsQueue};
+use relay_shared::adapters::aws::{
+    aws_stores, create_queues, create_table, DynamoTable, OpCounter, SqsQueue,
+};
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::events::EventType;
 use relay_shared::ports::{DeliveryQueue, QueueConsumer, Stores};
 use serde_json::Value;
-
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
-
-/// Counts DynamoDB calls by operation (`x-amz-target: DynamoDB_20120810.<Op>`), retries included.
-#[derive(Debug, Clone, Default)]
-struct OpCounter(Arc<Mutex<HashMap<String, u32>>>);
-
-impl OpCounter {
-    fn get(&self, op: &str) -> u32 {
-        self.0.lock().unwrap().get(op).copied().unwrap_or(0)
-    }
-}
-
-impl Intercept for OpCounter {
-    fn name(&self) -> &'static str {
-        "OpCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let Some(target) = ctx.request().headers().get("x-amz-target") {
-            let mut op = target.rsplit('.').next().unwrap_or(target).to_owned();
-            // Index queries (subscriptions by org) are counted apart from table queries.
-            let body = ctx.request().body().bytes().unwrap_or_default();
-            if body.windows(11).any(|w| w == b"\"IndexName\"") {
-                op.push_str("(index)");
-            }
-            *self.0.lock().unwrap().entry(op).or_default() += 1;
-        }
-        Ok(())
-    }
-}
 
 fn endpoint(service: &str) -> Option<String> {
     std::env::var(format!("AWS_ENDPOINT_URL_{service}"))

@@ -21,7 +21,7 @@ use relay_shared::error::QueueError;
 use relay_shared::events::{rfc3339_millis, EventType};
 use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{Claim, DeliveryQueue, QueueConsumer, QueuedJob, Stores};
-use relay_shared::subscription::{Health, Subscription};
+use relay_shared::subscription::Subscription;
 use relay_shared::webex::{parse_json, webex_signature, TelephonyEnvelope};
 use telephony_ingest::{dedupe_key, event_millis, router, Ingest, IngestConfig, WebhookAuth};
 
@@ -185,24 +185,14 @@ fn signed(body: &str, header: &str, secret: &str) -> Request<Body> {
 }
 
 fn sub(org: &str, types: &[EventType]) -> Subscription {
-    let now = Utc::now();
-    Subscription {
-        id: SubscriptionId::new_at(now.timestamp_millis() as u64),
-        owner_id: "user-1".into(),
-        org_id: org.into(),
-        name: "test".into(),
-        url: "https://receiver.example/hook".into(),
-        event_types: types.to_vec(),
-        secret: "whsec_dGVzdA==".into(),
-        retiring_secrets: vec![],
-        enabled: true,
-        health: Health::Healthy,
-        disabled_reason: None,
-        rate_limit_per_minute: 100,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    }
+    Subscription::new(
+        "user-1",
+        org,
+        "https://receiver.example/hook",
+        types.to_vec(),
+        "whsec_dGVzdA==",
+        Utc::now(),
+    )
 }
 
 const TELEPHONY: [EventType; 3] = [

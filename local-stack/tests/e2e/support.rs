@@ -60,6 +60,10 @@ impl Stack {
             "--allow-private-targets".into(),
             "--max-rate-limit".into(),
             "1000000".into(),
+            // The chaos test reads back every attempt of its 2,000 events (retries included), so
+            // the embedded store must keep them all.
+            "--store-capacity".into(),
+            "20000".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         if aws {

@@ -6,7 +6,7 @@ use relay_shared::call_state::{CallObservation, CallRecord};
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use relay_shared::events::{EventType, OutboundEvent};
 use relay_shared::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
-use relay_shared::subscription::{Health, Subscription};
+use relay_shared::subscription::Subscription;
 
 /// Now, on a whole second (stores keep `expires_at` in seconds).
 pub fn now() -> DateTime<Utc> {
@@ -23,21 +23,15 @@ pub fn millis(at: DateTime<Utc>) -> u64 {
 pub fn subscription(owner: &str, org: &str, ms: u64) -> Subscription {
     let at = DateTime::from_timestamp_millis(ms as i64).expect("time");
     Subscription {
-        id: SubscriptionId::new_at(ms),
-        owner_id: owner.into(),
-        org_id: org.into(),
         name: format!("hook {ms}"),
-        url: "https://receiver.example/hook".into(),
-        event_types: vec![EventType::TelephonyCreated, EventType::PresenceChanged],
-        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-        retiring_secrets: vec![],
-        enabled: true,
-        health: Health::Healthy,
-        disabled_reason: None,
-        rate_limit_per_minute: 100,
-        created_at: at,
-        updated_at: at,
-        version: 1,
+        ..Subscription::new(
+            owner,
+            org,
+            "https://receiver.example/hook",
+            vec![EventType::TelephonyCreated, EventType::PresenceChanged],
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            at,
+        )
     }
 }
 

@@ -13,6 +13,7 @@ mod harness;
 
 mod api_keys;
 mod attempts;
+mod bounded;
 mod calls;
 mod dedupe;
 mod events;

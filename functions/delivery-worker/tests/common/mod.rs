@@ -21,7 +21,7 @@ use relay_shared::ports::{
     AttemptFilter, Clock, DeadLetterQueue, DeliveryQueue, HttpSender, PageRequest, QueuedJob,
     Stores,
 };
-use relay_shared::subscription::{Health, Subscription};
+use relay_shared::subscription::Subscription;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -30,23 +30,16 @@ pub fn now_ms() -> u64 {
 }
 
 pub fn subscription(url: &str) -> Subscription {
-    let now = Utc::now();
     Subscription {
-        id: SubscriptionId::new_at(now_ms()),
-        owner_id: "user-1".into(),
-        org_id: "org-1".into(),
         name: "test".into(),
-        url: url.into(),
-        event_types: EventType::ALL.to_vec(),
-        secret: SECRET.into(),
-        retiring_secrets: vec![],
-        enabled: true,
-        health: Health::Healthy,
-        disabled_reason: None,
-        rate_limit_per_minute: 100,
-        created_at: now,
-        updated_at: now,
-        version: 1,
+        ..Subscription::new(
+            "user-1",
+            "org-1",
+            url,
+            EventType::ALL.to_vec(),
+            SECRET,
+            Utc::now(),
+        )
     }
 }
 

@@ -24,7 +24,7 @@ use relay_shared::error::StoreError;
 use relay_shared::events::EventType;
 use relay_shared::ids::SubscriptionId;
 use relay_shared::ports::{DeliveryQueue, PresenceRecord, PresenceStore, Stores, WebexClient};
-use relay_shared::subscription::{Health, Subscription};
+use relay_shared::subscription::Subscription;
 use serde_json::{json, Value};
 
 pub const ORG: &str = "org-12345";
@@ -294,23 +294,16 @@ impl PresenceStore for CountingPresence {
 }
 
 pub fn subscription(org: &str, types: &[EventType], enabled: bool) -> Subscription {
-    let now = Utc::now();
     Subscription {
-        id: SubscriptionId::new_at(now.timestamp_millis() as u64),
-        owner_id: "user-1".into(),
-        org_id: org.into(),
-        name: "test".into(),
-        url: "https://receiver.example/hook".into(),
-        event_types: types.to_vec(),
-        secret: "whsec_dGVzdA==".into(),
-        retiring_secrets: vec![],
         enabled,
-        health: Health::Healthy,
-        disabled_reason: None,
-        rate_limit_per_minute: 100,
-        created_at: now,
-        updated_at: now,
-        version: 1,
+        ..Subscription::new(
+            "user-1",
+            org,
+            "https://receiver.example/hook",
+            types.to_vec(),
+            "whsec_dGVzdA==",
+            Utc::now(),
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use relay_shared::events::{rfc3339_millis, EventType, OutboundEvent};
 use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::QueuedJob;
 use relay_shared::signing::SigningSecret;
-use relay_shared::subscription::{Health, Subscription};
+use relay_shared::subscription::Subscription;
 
 use super::PageQuery;
 use crate::auth::Caller;
@@ -93,21 +93,17 @@ pub async fn create(
     )?;
     let now = state.clock.now();
     let sub = Subscription {
-        id: SubscriptionId::new_at(now.timestamp_millis().max(0) as u64),
-        owner_id: caller.user_id.clone(),
-        org_id: caller.org_id.clone(),
         name,
-        url,
-        event_types,
-        secret,
-        retiring_secrets: Vec::new(),
         enabled: req.enabled.unwrap_or(true),
-        health: Health::Healthy,
-        disabled_reason: None,
         rate_limit_per_minute,
-        created_at: now,
-        updated_at: now,
-        version: 1,
+        ..Subscription::new(
+            caller.user_id.clone(),
+            caller.org_id.clone(),
+            url,
+            event_types,
+            secret,
+            now,
+        )
     };
     state.stores.subscriptions.create(&sub, cfg.max_webhooks_per_user).await.map_err(|e| match e {
         StoreError::LimitReached { .. } => ApiError::conflict(

@@ -27,6 +27,7 @@ mod dedupe;
 mod events;
 mod idempotency;
 mod leases;
+mod op_counter;
 mod presence;
 mod rate_limits;
 mod sqs;
@@ -35,6 +36,7 @@ mod table;
 
 use std::sync::Arc;
 
+pub use op_counter::OpCounter;
 pub use sqs::{create_queues, SqsQueue, MAX_RECEIVE_COUNT};
 pub use table::{create_table, TTL_ATTRIBUTE};
 

@@ -10,10 +10,22 @@ use crate::error::StoreError;
 use crate::ids::SubscriptionId;
 use crate::ports::{AttemptFilter, AttemptLog, Page, PageRequest};
 
+/// The delivery-attempt log in memory. Unbounded by default; `with_capacity` keeps only the newest
+/// attempts of each subscription (the local stack's embedded store).
 #[derive(Default)]
 pub struct MemoryAttemptLog {
     // Per subscription, keyed by attempt id (ULID: time-ordered).
     items: Mutex<HashMap<SubscriptionId, BTreeMap<String, AttemptRecord>>>,
+    capacity_per_subscription: Option<usize>,
+}
+
+impl MemoryAttemptLog {
+    pub fn with_capacity(capacity_per_subscription: usize) -> Self {
+        Self {
+            items: Mutex::default(),
+            capacity_per_subscription: Some(capacity_per_subscription.max(1)),
+        }
+    }
 }
 
 #[async_trait]
@@ -23,12 +35,14 @@ impl AttemptLog for MemoryAttemptLog {
         attempt: &AttemptRecord,
         _expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.items
-            .lock()
-            .unwrap()
-            .entry(attempt.subscription_id)
-            .or_default()
-            .insert(attempt.id.to_string(), attempt.clone());
+        let mut items = self.items.lock().unwrap();
+        let log = items.entry(attempt.subscription_id).or_default();
+        log.insert(attempt.id.to_string(), attempt.clone());
+        if let Some(cap) = self.capacity_per_subscription {
+            while log.len() > cap {
+                log.pop_first();
+            }
+        }
         Ok(())
     }
 

@@ -1,15 +1,25 @@
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::bounded::BoundedMap;
 use crate::call_state::CallRecord;
 use crate::error::StoreError;
 use crate::ports::CallStateStore;
 
+/// Call state in memory. Unbounded by default; `with_capacity` keeps the most recently written
+/// calls only (the local stack's embedded store).
 #[derive(Default)]
 pub struct MemoryCallStates {
-    items: Mutex<HashMap<String, CallRecord>>,
+    items: Mutex<BoundedMap<CallRecord>>,
+}
+
+impl MemoryCallStates {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            items: Mutex::new(BoundedMap::with_capacity(capacity)),
+        }
+    }
 }
 
 #[async_trait]
@@ -27,7 +37,7 @@ impl CallStateStore for MemoryCallStates {
                 record.call_id
             )));
         }
-        items.insert(record.call_id.clone(), record.clone());
+        items.insert(&record.call_id, record.clone());
         Ok(())
     }
 }

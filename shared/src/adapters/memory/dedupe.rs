@@ -1,9 +1,9 @@
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::bounded::BoundedMap;
 use crate::error::StoreError;
 use crate::ports::{Claim, DedupeStore};
 
@@ -17,9 +17,19 @@ enum Entry {
     },
 }
 
+/// Dedupe claims in memory. Unbounded by default; `with_capacity` keeps the most recently written
+/// keys only (the local stack's embedded store, where nothing else expires them).
 #[derive(Default)]
 pub struct MemoryDedupe {
-    items: Mutex<HashMap<String, Entry>>,
+    items: Mutex<BoundedMap<Entry>>,
+}
+
+impl MemoryDedupe {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            items: Mutex::new(BoundedMap::with_capacity(capacity)),
+        }
+    }
 }
 
 #[async_trait]
@@ -41,7 +51,7 @@ impl DedupeStore for MemoryDedupe {
             _ => {}
         }
         items.insert(
-            key.to_owned(),
+            key,
             Entry::Pending {
                 lease_until,
                 expires_at,
@@ -54,7 +64,7 @@ impl DedupeStore for MemoryDedupe {
         self.items
             .lock()
             .unwrap()
-            .insert(key.to_owned(), Entry::Done { expires_at });
+            .insert(key, Entry::Done { expires_at });
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod attempts;
+mod bounded;
 mod calls;
 mod dedupe;
 mod events;
@@ -29,7 +30,7 @@ pub use subscriptions::MemorySubscriptions;
 
 use crate::ports::Stores;
 
-/// Every store, in memory.
+/// Every store, in memory, unbounded: the test double.
 pub fn memory_stores() -> Stores {
     Stores {
         subscriptions: Arc::new(MemorySubscriptions::default()),
@@ -42,6 +43,21 @@ pub fn memory_stores() -> Stores {
         events: Arc::new(MemoryEventLog::default()),
         rate_limits: Arc::new(MemoryRateLimiter::default()),
         idempotency: Arc::new(MemoryIdempotency::default()),
+    }
+}
+
+/// Every store, in memory, with the growing ones bounded: the local stack's embedded store, where
+/// no TTL sweeper runs. Keeps the newest `capacity` events per org (replay) and attempts per
+/// subscription (delivery log), the `capacity` most recently written calls, and `2 × capacity`
+/// dedupe keys (an ingest claim and an attempt claim per event); older entries are forgotten.
+pub fn bounded_memory_stores(capacity: usize) -> Stores {
+    let capacity = capacity.max(1);
+    Stores {
+        calls: Arc::new(MemoryCallStates::with_capacity(capacity)),
+        dedupe: Arc::new(MemoryDedupe::with_capacity(capacity.saturating_mul(2))),
+        attempts: Arc::new(MemoryAttemptLog::with_capacity(capacity)),
+        events: Arc::new(MemoryEventLog::with_capacity(capacity)),
+        ..memory_stores()
     }
 }
 
