@@ -2,6 +2,7 @@
 //! receiver on 127.0.0.1. Each scenario runs on the embedded store and, when DynamoDB Local + moto
 //! are up (the test command starts them), in `--aws` mode.
 
+mod presence;
 mod support;
 
 use std::collections::HashSet;
@@ -82,7 +83,7 @@ async fn seed_events_are_delivered_and_verify_on_aws_adapters() {
 
 /// Runs the Python `standardwebhooks` package and the seed 003 (Python) and seed 004 (Node)
 /// verifiers, as printed in the seeds, over every capture.
-fn run_external_verifiers(captures: &[Capture], secret: &str) {
+pub(crate) fn run_external_verifiers(captures: &[Capture], secret: &str) {
     let python = std::env::var("RELAY_PYTHON").ok();
     let node = std::env::var("RELAY_NODE").ok();
     let (Some(python), Some(node)) = (python, node) else {

@@ -48,6 +48,11 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(extra: &[&str], aws: bool) -> Stack {
+        Self::start_with_env(extra, &[], aws).await
+    }
+
+    /// Like `start`, with extra environment variables (e.g. the presence poller's knobs).
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)], aws: bool) -> Stack {
         let mut args: Vec<String> = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
@@ -78,6 +83,7 @@ impl Stack {
         let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
             .args(&args)
             .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
             .env_remove("AWS_ENDPOINT_URL")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
