@@ -3,6 +3,11 @@
 //! queue in-process, and the presence loop when configured — on the embedded in-memory store or
 //! on any AWS-compatible endpoint.
 
+// Allocation-heavy (a JSON body per event, per queue message, per attempt): glibc's malloc cost
+// about a quarter of the CPU under bench-e2e.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod backend;
 mod demo;

@@ -1,4 +1,5 @@
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,16 +10,51 @@ use crate::error::QueueError;
 use crate::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
 
 struct Message {
-    id: u64,
     body: String,
     visible_at: Instant,
     receive_count: u32,
     receipt: Option<String>,
 }
 
+/// Messages by id, plus two indexes so every operation is O(log n) whatever the backlog: the ids
+/// visible now (FIFO) and a min-heap of (instant it becomes visible, id) for delayed and in-flight
+/// ones. Index entries can go stale (message acked, visibility changed); each is checked against
+/// the message when used.
+#[derive(Default)]
 struct Inner {
-    messages: VecDeque<Message>,
+    messages: HashMap<u64, Message>,
+    ready: VecDeque<u64>,
+    hidden: BinaryHeap<Reverse<(Instant, u64)>>,
     next_id: u64,
+}
+
+impl Inner {
+    fn hide_until(&mut self, id: u64, at: Instant) {
+        if let Some(m) = self.messages.get_mut(&id) {
+            m.visible_at = at;
+            self.hidden.push(Reverse((at, id)));
+        }
+    }
+
+    /// Moves the messages whose hiding ended by `now` to the ready queue.
+    fn reveal(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.hidden.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.hidden.pop();
+            if self.messages.get(&id).is_some_and(|m| m.visible_at == at) {
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    /// The id and message a receipt names, if that receipt is still the message's latest.
+    fn by_receipt(&mut self, receipt: &str) -> Option<(u64, &mut Message)> {
+        let id: u64 = receipt.split(':').next()?.parse().ok()?;
+        let m = self.messages.get_mut(&id)?;
+        (m.receipt.as_deref() == Some(receipt)).then_some((id, m))
+    }
 }
 
 /// An SQS-like queue in memory: delays, visibility timeouts, receive counts, and a redrive to a
@@ -33,10 +69,7 @@ pub struct MemoryQueue {
 impl MemoryQueue {
     pub fn new(visibility: Duration) -> Self {
         Self {
-            inner: Mutex::new(Inner {
-                messages: VecDeque::new(),
-                next_id: 0,
-            }),
+            inner: Mutex::default(),
             notify: Notify::new(),
             visibility,
             redrive: None,
@@ -54,15 +87,24 @@ impl MemoryQueue {
         let mut inner = self.inner.lock().unwrap();
         let id = inner.next_id;
         inner.next_id += 1;
-        inner.messages.push_back(Message {
+        let now = Instant::now();
+        inner.messages.insert(
             id,
-            body,
-            visible_at: Instant::now() + delay,
-            receive_count: 0,
-            receipt: None,
-        });
-        drop(inner);
-        self.notify.notify_waiters();
+            Message {
+                body,
+                visible_at: now,
+                receive_count: 0,
+                receipt: None,
+            },
+        );
+        if delay.is_zero() {
+            inner.ready.push_back(id);
+            drop(inner);
+            // One waiting consumer per message (a stored permit if none waits yet).
+            self.notify.notify_one();
+        } else {
+            inner.hide_until(id, now + delay);
+        }
     }
 
     /// Messages in the queue, visible or not.
@@ -74,14 +116,13 @@ impl MemoryQueue {
         self.len() == 0
     }
 
-    /// The bodies of every message, in order (tests and the admin view).
+    /// The bodies of every message, oldest first (tests and the admin view).
     pub fn bodies(&self) -> Vec<String> {
-        self.inner
-            .lock()
-            .unwrap()
-            .messages
-            .iter()
-            .map(|m| m.body.clone())
+        let inner = self.inner.lock().unwrap();
+        let mut ids: Vec<&u64> = inner.messages.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| inner.messages[id].body.clone())
             .collect()
     }
 
@@ -90,29 +131,32 @@ impl MemoryQueue {
         let mut out = Vec::new();
         let mut dead = Vec::new();
         let mut inner = self.inner.lock().unwrap();
-        let mut i = 0;
-        while i < inner.messages.len() && out.len() < max as usize {
-            let m = &mut inner.messages[i];
+        inner.reveal(now);
+        while out.len() < max as usize {
+            let Some(id) = inner.ready.pop_front() else {
+                break;
+            };
+            let Some(m) = inner.messages.get_mut(&id) else {
+                continue; // acked meanwhile
+            };
             if m.visible_at > now {
-                i += 1;
-                continue;
+                continue; // hidden again meanwhile; its heap entry brings it back
             }
             if let Some((_, max_receives)) = &self.redrive {
                 if m.receive_count >= *max_receives {
-                    dead.push(inner.messages.remove(i).expect("index in range").body);
+                    dead.push(inner.messages.remove(&id).expect("present").body);
                     continue;
                 }
             }
             m.receive_count += 1;
-            m.visible_at = now + self.visibility;
-            let receipt = format!("{}:{}", m.id, m.receive_count);
+            let receipt = format!("{id}:{}", m.receive_count);
             m.receipt = Some(receipt.clone());
             out.push(ReceivedJob {
                 body: m.body.clone(),
                 receipt,
                 receive_count: m.receive_count,
             });
-            i += 1;
+            inner.hide_until(id, now + self.visibility);
         }
         drop(inner);
         if let Some((dlq, _)) = &self.redrive {
@@ -160,23 +204,22 @@ impl QueueConsumer for MemoryQueue {
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
         let mut inner = self.inner.lock().unwrap();
-        inner
-            .messages
-            .retain(|m| m.receipt.as_deref() != Some(receipt));
+        if let Some((id, _)) = inner.by_receipt(receipt) {
+            inner.messages.remove(&id);
+        }
         Ok(())
     }
 
     async fn retry_after(&self, receipt: &str, seconds: u32) -> Result<(), QueueError> {
         let mut inner = self.inner.lock().unwrap();
-        if let Some(m) = inner
-            .messages
-            .iter_mut()
-            .find(|m| m.receipt.as_deref() == Some(receipt))
-        {
-            m.visible_at = Instant::now() + Duration::from_secs(u64::from(seconds));
-        }
+        let Some((id, _)) = inner.by_receipt(receipt) else {
+            return Ok(());
+        };
+        inner.hide_until(id, Instant::now() + Duration::from_secs(u64::from(seconds)));
         drop(inner);
-        self.notify.notify_waiters();
+        if seconds == 0 {
+            self.notify.notify_one();
+        }
         Ok(())
     }
 }
@@ -186,5 +229,78 @@ impl DeadLetterQueue for MemoryQueue {
     async fn park(&self, raw_body: &str) -> Result<(), QueueError> {
         self.push_raw(raw_body.to_owned(), Duration::ZERO);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn receive_all(q: &MemoryQueue) -> Vec<ReceivedJob> {
+        q.receive(10, 0).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn repeated_visibility_changes_never_duplicate_a_message() {
+        let q = MemoryQueue::new(Duration::from_secs(60));
+        q.push_raw("a".into(), Duration::ZERO);
+        let first = receive_all(&q).await;
+        assert_eq!(first.len(), 1);
+        q.retry_after(&first[0].receipt, 0).await.unwrap();
+        q.retry_after(&first[0].receipt, 0).await.unwrap();
+        let again = receive_all(&q).await;
+        assert_eq!(
+            again.len(),
+            1,
+            "one copy, however often it was made visible"
+        );
+        assert_eq!(again[0].receive_count, 2);
+        assert!(receive_all(&q).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_superseded_receipt_neither_acks_nor_hides() {
+        let q = MemoryQueue::new(Duration::from_millis(20));
+        q.push_raw("a".into(), Duration::ZERO);
+        let old = receive_all(&q).await.remove(0);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let new = receive_all(&q).await.remove(0);
+        assert_eq!(new.receive_count, 2);
+        q.ack(&old.receipt).await.unwrap();
+        q.retry_after(&old.receipt, 3600).await.unwrap();
+        assert_eq!(q.len(), 1, "the old receipt did not delete it");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(receive_all(&q).await.len(), 1, "nor hide it for an hour");
+    }
+
+    #[tokio::test]
+    async fn ack_of_a_message_already_visible_again_removes_it() {
+        let q = MemoryQueue::new(Duration::from_millis(20));
+        q.push_raw("a".into(), Duration::ZERO);
+        q.push_raw("b".into(), Duration::ZERO);
+        let got = receive_all(&q).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        q.ack(&got[0].receipt).await.unwrap();
+        let again = receive_all(&q).await;
+        assert_eq!(
+            again.iter().map(|j| j.body.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(q.bodies(), ["b"]);
+    }
+
+    #[tokio::test]
+    async fn delayed_messages_come_out_in_visibility_order_after_ready_ones() {
+        let q = MemoryQueue::new(Duration::from_secs(60));
+        q.push_raw("late".into(), Duration::from_millis(80));
+        q.push_raw("soon".into(), Duration::from_millis(30));
+        q.push_raw("now".into(), Duration::ZERO);
+        assert_eq!(receive_all(&q).await[0].body, "now");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let got = receive_all(&q).await;
+        assert_eq!(
+            got.iter().map(|j| j.body.as_str()).collect::<Vec<_>>(),
+            ["soon", "late"]
+        );
     }
 }
