@@ -21,11 +21,27 @@ pub struct Backend {
     pub description: String,
 }
 
-pub fn memory(store_capacity: usize) -> Backend {
+/// The delivery queue's visibility timeout: a received batch is worked on concurrently, each
+/// delivery bounded by the delivery timeout, so 12× that (template.yaml's 360 s for 30 s) is a
+/// wide margin; at least 30 s. Short delivery timeouts (tests, demos) thus also bring back a
+/// message whose consumer could not settle it without a six-minute wait.
+pub fn visibility_seconds(delivery_timeout: &str) -> u32 {
+    let t = delivery_timeout
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .unwrap_or(30.0);
+    ((t * 12.0).ceil().min(43_200.0) as u32).max(30)
+}
+
+pub fn memory(store_capacity: usize, visibility_seconds: u32) -> Backend {
     let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     // Like the template's redrive policy: five receives without an ack park the message.
-    let queue =
-        Arc::new(MemoryQueue::new(Duration::from_secs(360)).with_dead_letter(dlq.clone(), 5));
+    let queue = Arc::new(
+        MemoryQueue::new(Duration::from_secs(visibility_seconds.into()))
+            .with_dead_letter(dlq.clone(), 5),
+    );
     Backend {
         // Bounded: no TTL sweeper runs here, so a long local run would otherwise keep every
         // event body, call, dedupe key and attempt.
@@ -51,13 +67,13 @@ pub async fn aws(args: &Args) -> anyhow::Result<Backend> {
             let (q, d) = create_queues(&sqs, &args.table)
                 .await
                 .context("creating the SQS queues")?;
-            // As in template.yaml: visibility well above the delivery timeout, so a slow
-            // delivery is not handed to a second consumer mid-attempt.
+            // Well above the delivery timeout, so a slow delivery is not handed to a second
+            // consumer mid-attempt.
             sqs.set_queue_attributes()
                 .queue_url(&q)
                 .attributes(
                     aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                    "360",
+                    visibility_seconds(&args.delivery_timeout).to_string(),
                 )
                 .send()
                 .await
@@ -78,4 +94,21 @@ pub async fn aws(args: &Args) -> anyhow::Result<Backend> {
         dlq_consumer: dlq,
         description: format!("DynamoDB table {} and SQS queue {queue_url}", args.table),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visibility_seconds;
+
+    #[test]
+    fn visibility_follows_the_delivery_timeout() {
+        assert_eq!(visibility_seconds("30"), 360);
+        assert_eq!(visibility_seconds("1"), 30);
+        assert_eq!(visibility_seconds("2.5"), 30);
+        assert_eq!(visibility_seconds("10"), 120);
+        assert_eq!(visibility_seconds("100000"), 43_200);
+        // Invalid values are WorkerConfig's to reject; here they mean the default.
+        assert_eq!(visibility_seconds("soon"), 360);
+        assert_eq!(visibility_seconds("-1"), 360);
+    }
 }

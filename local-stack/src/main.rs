@@ -21,7 +21,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::{run_consumer, Ports, Worker, WorkerConfig};
+use delivery_worker::{run_consumer, MetricsSink, Ports, Worker, WorkerConfig};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
 use relay_shared::error::StoreError;
@@ -56,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
     let backend = if aws {
         backend::aws(&args).await?
     } else {
-        backend::memory(args.store_capacity)
+        backend::memory(
+            args.store_capacity,
+            backend::visibility_seconds(&args.delivery_timeout),
+        )
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let env = function_env(&args);
@@ -102,7 +105,14 @@ async fn main() -> anyhow::Result<()> {
         worker_config.targets.clone(),
         worker_config.max_response_bytes,
     )?);
-    let worker = Arc::new(Worker::new(
+    // CloudWatch EMF metric lines on stdout as on Lambda with --log-json; they would only clutter
+    // the human-readable output otherwise.
+    let metrics = if args.log_json {
+        MetricsSink::Stdout
+    } else {
+        MetricsSink::Off
+    };
+    let worker = Arc::new(Worker::with_metrics(
         Ports {
             stores: backend.stores.clone(),
             http,
@@ -111,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             clock: clock.clone(),
         },
         worker_config,
+        Arc::new(metrics),
     ));
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -225,6 +225,20 @@ async fn chaos(aws: bool, events: usize) {
         attempts.len(),
     );
     println!("{} passed, {} failed", delivered, events - delivered);
+    if delivered < events {
+        // What the relay recorded for the undelivered ones, to tell a lost job from a slow one.
+        let received = receiver.log.lock().unwrap().successes.clone();
+        for (id, tries) in &by_id {
+            if !received.contains_key(*id) {
+                println!("undelivered {id}: {tries:?}");
+            }
+        }
+        println!(
+            "{} event(s) have no attempt logged at all",
+            events.saturating_sub(by_id.len())
+        );
+        println!("the stack's log (tail):\n{}", stack.log(200));
+    }
     assert_eq!(delivered, events, "every event delivered at least once");
     assert_eq!(by_id.len(), events, "every event has attempts logged");
     assert_eq!(

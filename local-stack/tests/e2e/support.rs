@@ -43,6 +43,7 @@ pub fn aws_available(test: &str) -> bool {
 pub struct Stack {
     pub base: String,
     child: Child,
+    log_path: std::path::PathBuf,
     pub http: reqwest::Client,
 }
 
@@ -80,13 +81,18 @@ impl Stack {
                 table,
             ]);
         }
+        // Warnings and errors go to a file, shown when a test fails (`Stack::log`).
+        let log_path = std::env::temp_dir().join(format!(
+            "e2e-local-stack-{}.log",
+            ulid::Ulid::new().to_string().to_lowercase()
+        ));
         let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
             .args(&args)
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .env_remove("AWS_ENDPOINT_URL")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log_path).expect("stack log file"))
             .kill_on_drop(true)
             .spawn()
             .expect("spawn local-stack");
@@ -106,6 +112,7 @@ impl Stack {
         Stack {
             base,
             child,
+            log_path,
             http: reqwest::Client::new(),
         }
     }
@@ -167,6 +174,13 @@ impl Stack {
             .as_u16()
     }
 
+    /// The last `lines` lines the stack logged (warnings and errors).
+    pub fn log(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// SIGTERM and wait: the stack must stop by itself.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
@@ -179,8 +193,10 @@ impl Stack {
             .expect("stops within 30 s after SIGTERM");
         assert!(
             status.expect("wait").success(),
-            "local-stack exits cleanly on SIGTERM"
+            "local-stack exits cleanly on SIGTERM; its log:\n{}",
+            self.log(50)
         );
+        let _ = std::fs::remove_file(&self.log_path);
     }
 }
 
