@@ -4,6 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::bounded::keep_newest;
 use super::{decode_cursor, encode_cursor};
 use crate::delivery::AttemptRecord;
 use crate::error::StoreError;
@@ -38,11 +39,7 @@ impl AttemptLog for MemoryAttemptLog {
         let mut items = self.items.lock().unwrap();
         let log = items.entry(attempt.subscription_id).or_default();
         log.insert(attempt.id.to_string(), attempt.clone());
-        if let Some(cap) = self.capacity_per_subscription {
-            while log.len() > cap {
-                log.pop_first();
-            }
-        }
+        keep_newest(log, self.capacity_per_subscription);
         Ok(())
     }
 

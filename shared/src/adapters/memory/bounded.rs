@@ -70,6 +70,15 @@ impl<V> BoundedMap<V> {
     }
 }
 
+/// Drops the first (oldest: keys are time-ordered ids) entries of `log` beyond `capacity`.
+pub(crate) fn keep_newest<V>(log: &mut BTreeMap<String, V>, capacity: Option<usize>) {
+    if let Some(capacity) = capacity {
+        while log.len() > capacity {
+            log.pop_first();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::bounded::keep_newest;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
 use crate::ports::EventLog;
@@ -35,11 +36,7 @@ impl EventLog for MemoryEventLog {
         let mut items = self.items.lock().unwrap();
         let log = items.entry(event.org_id.clone()).or_default();
         log.insert(event.id.to_string(), event.clone());
-        if let Some(cap) = self.capacity_per_org {
-            while log.len() > cap {
-                log.pop_first();
-            }
-        }
+        keep_newest(log, self.capacity_per_org);
         Ok(())
     }
 

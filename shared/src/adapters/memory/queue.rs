@@ -49,11 +49,11 @@ impl Inner {
         }
     }
 
-    /// The id and message a receipt names, if that receipt is still the message's latest.
-    fn by_receipt(&mut self, receipt: &str) -> Option<(u64, &mut Message)> {
+    /// The id of the message a receipt names, if that receipt is still the message's latest.
+    fn id_of_receipt(&self, receipt: &str) -> Option<u64> {
         let id: u64 = receipt.split(':').next()?.parse().ok()?;
-        let m = self.messages.get_mut(&id)?;
-        (m.receipt.as_deref() == Some(receipt)).then_some((id, m))
+        let m = self.messages.get(&id)?;
+        (m.receipt.as_deref() == Some(receipt)).then_some(id)
     }
 }
 
@@ -209,7 +209,7 @@ impl QueueConsumer for MemoryQueue {
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
         let mut inner = self.inner.lock().unwrap();
-        if let Some((id, _)) = inner.by_receipt(receipt) {
+        if let Some(id) = inner.id_of_receipt(receipt) {
             inner.messages.remove(&id);
         }
         Ok(())
@@ -217,7 +217,7 @@ impl QueueConsumer for MemoryQueue {
 
     async fn retry_after(&self, receipt: &str, seconds: u32) -> Result<(), QueueError> {
         let mut inner = self.inner.lock().unwrap();
-        let Some((id, _)) = inner.by_receipt(receipt) else {
+        let Some(id) = inner.id_of_receipt(receipt) else {
             return Ok(());
         };
         inner.hide_until(id, Instant::now() + Duration::from_secs(u64::from(seconds)));
