@@ -25,14 +25,8 @@ pub struct Backend {
 /// delivery bounded by the delivery timeout, so 12× that (template.yaml's 360 s for 30 s) is a
 /// wide margin; at least 30 s. Short delivery timeouts (tests, demos) thus also bring back a
 /// message whose consumer could not settle it without a six-minute wait.
-pub fn visibility_seconds(delivery_timeout: &str) -> u32 {
-    let t = delivery_timeout
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|t| t.is_finite() && *t > 0.0)
-        .unwrap_or(30.0);
-    ((t * 12.0).ceil().min(43_200.0) as u32).max(30)
+pub fn visibility_seconds(delivery_timeout: Duration) -> u32 {
+    ((delivery_timeout.as_secs_f64() * 12.0).ceil().min(43_200.0) as u32).max(30)
 }
 
 pub fn memory(store_capacity: usize, visibility_seconds: u32) -> Backend {
@@ -54,7 +48,7 @@ pub fn memory(store_capacity: usize, visibility_seconds: u32) -> Backend {
     }
 }
 
-pub async fn aws(args: &Args) -> anyhow::Result<Backend> {
+pub async fn aws(args: &Args, visibility_seconds: u32) -> anyhow::Result<Backend> {
     let (dynamodb, sqs) = aws_clients().await;
     if args.create_resources {
         create_table(&dynamodb, &args.table)
@@ -73,7 +67,7 @@ pub async fn aws(args: &Args) -> anyhow::Result<Backend> {
                 .queue_url(&q)
                 .attributes(
                     aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                    visibility_seconds(&args.delivery_timeout).to_string(),
+                    visibility_seconds.to_string(),
                 )
                 .send()
                 .await
@@ -99,16 +93,15 @@ pub async fn aws(args: &Args) -> anyhow::Result<Backend> {
 #[cfg(test)]
 mod tests {
     use super::visibility_seconds;
+    use std::time::Duration;
 
     #[test]
     fn visibility_follows_the_delivery_timeout() {
-        assert_eq!(visibility_seconds("30"), 360);
-        assert_eq!(visibility_seconds("1"), 30);
-        assert_eq!(visibility_seconds("2.5"), 30);
-        assert_eq!(visibility_seconds("10"), 120);
-        assert_eq!(visibility_seconds("100000"), 43_200);
-        // Invalid values are WorkerConfig's to reject; here they mean the default.
-        assert_eq!(visibility_seconds("soon"), 360);
-        assert_eq!(visibility_seconds("-1"), 360);
+        let secs = Duration::from_secs_f64;
+        assert_eq!(visibility_seconds(secs(30.0)), 360);
+        assert_eq!(visibility_seconds(secs(1.0)), 30);
+        assert_eq!(visibility_seconds(secs(2.5)), 30);
+        assert_eq!(visibility_seconds(secs(10.0)), 120);
+        assert_eq!(visibility_seconds(secs(100000.0)), 43_200);
     }
 }

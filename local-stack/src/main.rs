@@ -53,16 +53,15 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    let env = function_env(&args);
+    let worker_config = WorkerConfig::from_env(&env)?;
+    let visibility = backend::visibility_seconds(worker_config.delivery_timeout);
     let backend = if aws {
-        backend::aws(&args).await?
+        backend::aws(&args, visibility).await?
     } else {
-        backend::memory(
-            args.store_capacity,
-            backend::visibility_seconds(&args.delivery_timeout),
-        )
+        backend::memory(args.store_capacity, visibility)
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let env = function_env(&args);
 
     for spec in &args.api_keys {
         let spec: ApiKeySpec = spec
@@ -100,7 +99,6 @@ async fn main() -> anyhow::Result<()> {
     );
     let app = telephony_ingest::router(ingest).merge(webhooks_api::router(api_state));
 
-    let worker_config = WorkerConfig::from_env(&env)?;
     let http = Arc::new(ReqwestSender::new(
         worker_config.targets.clone(),
         worker_config.max_response_bytes,
