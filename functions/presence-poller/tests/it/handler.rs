@@ -1,10 +1,9 @@
 //! The Lambda handler: any JSON input, deadline from the context, JSON summary out.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use lambda_runtime::{Context, LambdaEvent};
 use presence_poller::{handler, RunStatus};
 use serde_json::{json, Value};
@@ -26,9 +25,9 @@ async fn every_trigger_shape_polls_until_the_deadline_minus_the_margin() {
     config.safety_margin = Duration::from_millis(100);
     let rig = Rig::new(people(12, "active"), config).await;
     let inputs: Vec<Value> = vec![
-        serde_json::from_str(include_str!("../../../events/presence-scheduler.json")).unwrap(),
+        serde_json::from_str(include_str!("../../../../events/presence-scheduler.json")).unwrap(),
         serde_json::from_str(include_str!(
-            "../../../events/presence-scheduled-event.json"
+            "../../../../events/presence-scheduled-event.json"
         ))
         .unwrap(),
         json!({}),

@@ -5,6 +5,9 @@
 mod presence;
 mod support;
 
+// Not an end-to-end scenario: the AWS calls one event costs, counted in-process.
+mod calls_per_event;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;

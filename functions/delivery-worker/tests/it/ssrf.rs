@@ -1,7 +1,6 @@
 //! The SSRF guard through the real sender and the worker: refused targets are permanent failures
 //! (`ssrf_blocked`, no retries, DLQ with the reason) and nothing reaches the receiver.
 
-mod common;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,7 +8,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::ssrf::{Lookup, StaticLookup, SystemLookup, TargetPolicy};
 use delivery_worker::Outcome;

@@ -3,11 +3,10 @@
 //! (DynamoDB Local, moto, LocalStack, real AWS), on a fresh table and fresh queues per test.
 //! Unset → skipped with a reason, unless `RELAY_REQUIRE_AWS=1`.
 
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use delivery_worker::handler::poll_once;
 use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::{DeferReason, MetricsSink, Outcome, Ports, Worker, WorkerConfig};

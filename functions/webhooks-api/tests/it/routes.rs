@@ -3,13 +3,12 @@
 //! adapters (DynamoDB Local + moto); unset, the AWS run is skipped with a printed reason, unless
 //! `RELAY_REQUIRE_AWS=1`, which makes it fail.
 
-mod common;
 
 use std::collections::HashSet;
 
 use base64::Engine;
 use chrono::Duration;
-use common::{unique, Backend, Harness};
+use crate::common::{unique, Backend, Harness};
 use relay_shared::auth::Role;
 use relay_shared::delivery::{
     AttemptRecord, AttemptStatus, AttemptSummary, DeliveryJob, ErrorClass,

@@ -1,13 +1,12 @@
 //! The presence poller against a fake Webex on 127.0.0.1, with the in-memory adapters.
 
-mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use common::*;
+use crate::common::*;
 use presence_poller::token::TokenSource;
 use presence_poller::{RunOptions, RunStatus};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};

@@ -64,7 +64,7 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
         .await
     });
     let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("../../tests/fixtures/seed001/created.json")).unwrap();
+        serde_json::from_str(include_str!("../../../tests/fixtures/seed001/created.json")).unwrap();
     let envelope = fixture["items"].to_string();
     let org = fixture["items"]["orgId"].as_str().unwrap().to_owned();
     let sub = Subscription::new(

@@ -26,9 +26,9 @@ use relay_shared::webex::{parse_json, webex_signature, TelephonyEnvelope};
 use telephony_ingest::{dedupe_key, event_millis, router, Ingest, IngestConfig, WebhookAuth};
 
 const SECRET: &str = "local-webex-secret";
-const SEED_UPDATED: &str = include_str!("../../../tests/fixtures/seed001/updated.json");
-const SEED_CREATED: &str = include_str!("../../../tests/fixtures/seed001/created.json");
-const SEED_DELETED: &str = include_str!("../../../tests/fixtures/seed001/deleted.json");
+const SEED_UPDATED: &str = include_str!("../../../../tests/fixtures/seed001/updated.json");
+const SEED_CREATED: &str = include_str!("../../../../tests/fixtures/seed001/created.json");
+const SEED_DELETED: &str = include_str!("../../../../tests/fixtures/seed001/deleted.json");
 const SEED_ORG: &str =
     "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
 const SEED_CALL: &str = "Y2lzY29zcGFyazovL3VzL0NBTEwvY2FsbGhhbGYtOTgyNzEzMjM3MDow";

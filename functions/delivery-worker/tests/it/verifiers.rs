@@ -3,14 +3,13 @@
 //! `tests/verifiers/`). `RELAY_PYTHON` (a python with `standardwebhooks`) and `RELAY_NODE` select
 //! the interpreters; unset → the check is skipped with a reason, unless `RELAY_REQUIRE_AWS=1`.
 
-mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use base64::Engine;
 use chrono::Utc;
-use common::*;
+use crate::common::*;
 use delivery_worker::Outcome;
 use relay_shared::events::EventType;
 use wiremock::matchers::method;

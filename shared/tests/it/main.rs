@@ -26,6 +26,9 @@ mod rate_limits;
 mod setup;
 mod subscriptions;
 
+// Not part of the conformance suite: the seeds' byte-for-byte round trip through the model.
+mod seed_roundtrip;
+
 /// Generates `memory::<module>::<test>` and `aws::<module>::<test>` from one list. Each `kind`
 /// names a module of `harness` with `memory()` and `aws(test_name)` constructors of the
 /// environment the tests take.

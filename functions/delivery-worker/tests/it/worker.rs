@@ -1,12 +1,11 @@
 //! The delivery core end to end: memory adapters + a real HTTP receiver on 127.0.0.1 (wiremock).
 
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::*;
+use crate::common::*;
 use delivery_worker::handler::{function_handler, poll_once, run_consumer};
 use delivery_worker::{DeferReason, Metric, Outcome};
 use relay_shared::clock::ManualClock;

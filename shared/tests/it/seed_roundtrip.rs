@@ -15,19 +15,19 @@ use serde_json::Value;
 const SEED001: [(&str, &str); 3] = [
     (
         "updated",
-        include_str!("../../tests/fixtures/seed001/updated.json"),
+        include_str!("../../../tests/fixtures/seed001/updated.json"),
     ),
     (
         "created",
-        include_str!("../../tests/fixtures/seed001/created.json"),
+        include_str!("../../../tests/fixtures/seed001/created.json"),
     ),
     (
         "deleted",
-        include_str!("../../tests/fixtures/seed001/deleted.json"),
+        include_str!("../../../tests/fixtures/seed001/deleted.json"),
     ),
 ];
-const SEED001_CAPTURE: &str = include_str!("../../tests/fixtures/seed001/capture.json");
-const SEED000: &str = include_str!("../../tests/fixtures/seed000.json");
+const SEED001_CAPTURE: &str = include_str!("../../../tests/fixtures/seed001/capture.json");
+const SEED000: &str = include_str!("../../../tests/fixtures/seed000.json");
 
 fn compact(v: &Value) -> String {
     serde_json::to_string(v).unwrap()

@@ -6,13 +6,12 @@
 //! DynamoDB calls are counted by operation with an SDK interceptor, so "250 changed people → 10
 //! BatchWriteItem calls" and "one Query per load" are checked against the real adapter.
 
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::*;
+use crate::common::*;
 use presence_poller::token::StaticToken;
 use presence_poller::{Poller, RunOptions, RunStatus};
 use relay_shared::adapters::aws::{

@@ -1,0 +1,8 @@
+//! The delivery worker's integration tests, one binary (each test binary links the AWS SDK).
+
+mod common;
+
+mod aws;
+mod ssrf;
+mod verifiers;
+mod worker;

@@ -1,0 +1,8 @@
+//! The presence poller's integration tests, one binary (each test binary links the AWS SDK).
+
+mod common;
+
+mod aws;
+mod handler;
+mod poller;
+mod ticker;

@@ -1,0 +1,3 @@
+//! relayctl's integration tests, one binary.
+
+mod webex_client;

@@ -1,0 +1,3 @@
+//! The telephony ingest's integration tests, one binary.
+
+mod ingest;
