@@ -1,6 +1,20 @@
-//! Reading configuration from the environment, with errors that name the variable.
+//! Configuration: every setting is a clap argument bound to its environment variable
+//! (`#[arg(long, env = "VAR", value_name = "VAR")]`), so a function is configured from the
+//! environment on Lambda ([`from_process_env`]) and the local stack flattens the same `Args`
+//! structs into its command line. `value_name` is the variable, so every error names it.
+//!
+//! Each setting is defined once, with its default: in the function's `Args` (`default_value_t`),
+//! or here when several functions read it ([`Resources`], [`DefaultRateLimit`], [`WebexArgs`];
+//! the target policy's in [`crate::targets::TargetArgs`]). An empty variable counts as unset.
 
+use std::ffi::OsString;
+use std::fmt::Display;
+use std::ops::{Bound, RangeBounds};
 use std::str::FromStr;
+
+use clap::{ArgMatches, Args, Command, FromArgMatches};
+
+use crate::adapters::webex_http::DEFAULT_BASE_URL;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -12,6 +26,27 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// What clap refused (`invalid value 'x' for '--flag <VARIABLE>': …`).
+    #[error("{0}")]
+    Parse(String),
+}
+
+/// The one constructor of [`ConfigError::Invalid`].
+pub fn invalid(name: &str, value: impl Display, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.into(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl From<clap::Error> for ConfigError {
+    fn from(e: clap::Error) -> Self {
+        // The first line is the message; the rest is usage, which means nothing on Lambda.
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        ConfigError::Parse(first.trim_start_matches("error: ").to_owned())
+    }
 }
 
 /// A source of variables: the process environment, or a map in tests.
@@ -53,53 +88,264 @@ pub fn required(env: &dyn Env, name: &str, hint: &str) -> Result<String, ConfigE
 /// A parsed variable with a default when unset.
 pub fn parsed_or<T: FromStr>(env: &dyn Env, name: &str, default: T) -> Result<T, ConfigError>
 where
-    T::Err: std::fmt::Display,
+    T::Err: Display,
 {
     match env.var(name) {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name: name.into(),
-            value: v,
-            reason: e.to_string(),
-        }),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| invalid(name, &v, e.to_string())),
     }
 }
 
-/// `true`/`false`/`1`/`0`/`yes`/`no`, default when unset.
+/// A boolean variable ([`parse_flag`]), default when unset.
 pub fn flag(env: &dyn Env, name: &str, default: bool) -> Result<bool, ConfigError> {
     match env.var(name) {
         None => Ok(default),
-        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::Invalid {
-                name: name.into(),
-                value: v,
-                reason: "expected true or false".into(),
-            }),
-        },
+        Some(v) => parse_flag(&v).map_err(|reason| invalid(name, &v, reason)),
     }
+}
+
+/// `true`/`false`/`1`/`0`/`yes`/`no`/`on`/`off` (any case): the clap value parser of every
+/// boolean setting.
+pub fn parse_flag(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// A clap value parser: the trimmed value parsed as `T` and checked against `range`
+/// (`parsed_in_range(1..)`, `parsed_in_range(0..=100)`,
+/// `parsed_in_range((Bound::Excluded(0.0), Bound::Included(900.0)))`).
+pub fn parsed_in_range<T, R>(range: R) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: FromStr + PartialOrd + Display + Clone + Send + Sync + 'static,
+    T::Err: Display,
+    R: RangeBounds<T> + Clone + Send + Sync + 'static,
+{
+    move |v: &str| {
+        let n: T = v.trim().parse().map_err(|e: T::Err| e.to_string())?;
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(describe(&range))
+        }
+    }
+}
+
+fn describe<T: Display, R: RangeBounds<T>>(range: &R) -> String {
+    match (range.start_bound(), range.end_bound()) {
+        (Bound::Included(lo), Bound::Unbounded) => format!("must be at least {lo}"),
+        (Bound::Excluded(lo), Bound::Unbounded) => format!("must be more than {lo}"),
+        (Bound::Included(lo), Bound::Included(hi)) => format!("expected {lo}..={hi}"),
+        (Bound::Excluded(lo), Bound::Included(hi)) => format!("expected a value in ({lo}, {hi}]"),
+        _ => "out of range".into(),
+    }
+}
+
+/// An empty variable counts as unset (the template sets `PRESENCE_ORG_ID` to `""` by default):
+/// clap would otherwise parse the empty string.
+fn skip_empty_variables(cmd: Command) -> Command {
+    cmd.mut_args(|a| match a.get_env() {
+        Some(name) if std::env::var_os(name).is_some_and(|v| v.is_empty()) => {
+            a.env(None::<&'static str>)
+        }
+        _ => a,
+    })
+}
+
+fn from_matches<A: FromArgMatches>(m: &ArgMatches) -> Result<A, ConfigError> {
+    Ok(A::from_arg_matches(m)?)
+}
+
+/// `A` from the process environment alone: how a Lambda function reads its settings (the runtime
+/// passes no arguments).
+pub fn from_process_env<A: Args>(bin: &'static str) -> Result<A, ConfigError> {
+    let cmd = skip_empty_variables(A::augment_args(Command::new(bin)));
+    from_matches(&cmd.try_get_matches_from([bin])?)
+}
+
+/// A command line program's arguments and environment, with an empty variable counting as unset
+/// as in [`from_process_env`]; exits with clap's message (or `--help`) when they do not parse.
+pub fn parse_command_line<P: clap::Parser>() -> P {
+    let m = skip_empty_variables(P::command()).get_matches();
+    P::from_arg_matches(&m).unwrap_or_else(|e| e.exit())
+}
+
+/// `A` from `(variable, value)` pairs standing in for the environment (tests, and each config's
+/// defaults with no pairs): the process environment is not read. Each pair is given as the flag
+/// bound to its variable; empty values count as unset.
+pub fn from_env_pairs<A: Args>(pairs: &[(&str, &str)]) -> Result<A, ConfigError> {
+    let cmd = A::augment_args(Command::new("config"));
+    let mut argv: Vec<OsString> = vec!["config".into()];
+    for (name, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == *name));
+        // A variable no setting reads is ignored, as in the real environment.
+        if let Some(long) = arg.and_then(|a| a.get_long()) {
+            argv.push(format!("--{long}={value}").into());
+        }
+    }
+    let cmd = cmd.mut_args(|a| a.env(None::<&'static str>));
+    from_matches(&cmd.try_get_matches_from(argv)?)
+}
+
+/// Every default of `A` (the environment is not read).
+pub fn defaults<A: Args>() -> A {
+    from_env_pairs(&[]).expect("every default parses")
+}
+
+pub const ENV_TABLE_NAME: &str = "TABLE_NAME";
+pub const ENV_DELIVERY_QUEUE_URL: &str = "DELIVERY_QUEUE_URL";
+pub const ENV_DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
+
+/// Where the relay keeps its state and its queues: the one reader of `TABLE_NAME`,
+/// `DELIVERY_QUEUE_URL` and `DEAD_LETTER_QUEUE_URL`. Each function asks for the ones it needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct Resources {
+    /// The DynamoDB table.
+    #[arg(long = "table", env = ENV_TABLE_NAME, value_name = ENV_TABLE_NAME)]
+    pub table_name: Option<String>,
+    /// The delivery SQS queue URL.
+    #[arg(long = "queue-url", env = ENV_DELIVERY_QUEUE_URL, value_name = ENV_DELIVERY_QUEUE_URL)]
+    pub delivery_queue_url: Option<String>,
+    /// The dead-letter SQS queue URL.
+    #[arg(long = "dlq-url", env = ENV_DEAD_LETTER_QUEUE_URL, value_name = ENV_DEAD_LETTER_QUEUE_URL)]
+    pub dead_letter_queue_url: Option<String>,
+}
+
+impl Resources {
+    pub fn table_name(&self) -> Result<&str, ConfigError> {
+        present(&self.table_name, ENV_TABLE_NAME, "the DynamoDB table")
+    }
+
+    pub fn delivery_queue_url(&self) -> Result<&str, ConfigError> {
+        present(
+            &self.delivery_queue_url,
+            ENV_DELIVERY_QUEUE_URL,
+            "the delivery SQS queue URL",
+        )
+    }
+
+    pub fn dead_letter_queue_url(&self) -> Result<&str, ConfigError> {
+        present(
+            &self.dead_letter_queue_url,
+            ENV_DEAD_LETTER_QUEUE_URL,
+            "the dead-letter SQS queue URL",
+        )
+    }
+}
+
+fn present<'a>(v: &'a Option<String>, name: &str, hint: &str) -> Result<&'a str, ConfigError> {
+    v.as_deref().ok_or_else(|| ConfigError::Missing {
+        name: name.into(),
+        hint: hint.into(),
+    })
+}
+
+/// `DEFAULT_RATE_LIMIT_PER_MINUTE`, read by the API (a create without `rateLimitPerMinute`) and the
+/// worker (a stored subscription whose limit is 0).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct DefaultRateLimit {
+    /// Deliveries per minute of a subscription that sets no `rateLimitPerMinute`.
+    #[arg(
+        long = "default-rate-limit",
+        env = "DEFAULT_RATE_LIMIT_PER_MINUTE",
+        value_name = "DEFAULT_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 100,
+        value_parser = parsed_in_range::<u32, _>(1..)
+    )]
+    pub per_minute: u32,
+}
+
+impl Default for DefaultRateLimit {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+/// The Webex REST API and the access token, as the presence poller and the local stack read them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebexArgs {
+    /// Webex REST API base URL (a fake Webex for tests).
+    #[arg(
+        long = "webex-base-url",
+        env = "WEBEX_API_BASE_URL",
+        value_name = "WEBEX_API_BASE_URL",
+        default_value = DEFAULT_BASE_URL
+    )]
+    pub base_url: String,
+    /// The Webex access token itself (local runs; on AWS the poller reads it from Secrets Manager).
+    #[arg(
+        long = "webex-token",
+        env = "WEBEX_TOKEN",
+        value_name = "WEBEX_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[derive(Debug, clap::Args)]
+    struct Sample {
+        #[arg(long, env = "A", value_name = "A", default_value_t = 1, value_parser = parsed_in_range::<u32, _>(1..=20))]
+        a: u32,
+        #[arg(long, env = "C", value_name = "C", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_flag)]
+        c: bool,
+        #[command(flatten)]
+        resources: Resources,
+    }
+
     #[test]
     fn errors_name_the_variable() {
-        let env = [("A", "12"), ("B", "x"), ("C", "maybe")];
-        assert_eq!(parsed_or::<u32>(&env, "A", 1).unwrap(), 12);
-        assert_eq!(parsed_or::<u32>(&env, "Z", 7).unwrap(), 7);
-        let e = parsed_or::<u32>(&env, "B", 1).unwrap_err();
-        assert!(e.to_string().contains("B=`x`"), "{e}");
-        assert!(flag(&env, "C", false)
+        let s: Sample = from_env_pairs(&[("A", "12"), ("C", "yes"), ("OTHER", "x")]).unwrap();
+        assert_eq!((s.a, s.c), (12, true));
+        let s: Sample = defaults();
+        assert_eq!((s.a, s.c), (1, false));
+        let e = from_env_pairs::<Sample>(&[("A", "x")]).unwrap_err();
+        assert!(e.to_string().contains("<A>"), "{e}");
+        let e = from_env_pairs::<Sample>(&[("A", "30")]).unwrap_err();
+        assert!(e.to_string().contains("expected 1..=20"), "{e}");
+        assert!(from_env_pairs::<Sample>(&[("C", "maybe")])
             .unwrap_err()
             .to_string()
-            .contains("C="));
-        let e = required(&env, "TABLE_NAME", "the DynamoDB table").unwrap_err();
+            .contains("<C>"));
+        let e = s.resources.table_name().unwrap_err();
         assert_eq!(
             e.to_string(),
             "environment variable TABLE_NAME is required (the DynamoDB table)"
+        );
+        let s: Sample = from_env_pairs(&[("TABLE_NAME", "t"), ("DELIVERY_QUEUE_URL", "")]).unwrap();
+        assert_eq!(s.resources.table_name().unwrap(), "t");
+        assert!(s.resources.delivery_queue_url().is_err(), "empty is unset");
+        assert_eq!(
+            invalid("X", 0, "must be at least 1").to_string(),
+            "environment variable X=`0` is invalid: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn flags_and_ranges() {
+        for v in ["1", "true", "YES", " on "] {
+            assert_eq!(parse_flag(v), Ok(true), "{v}");
+        }
+        for v in ["0", "false", "No", "off"] {
+            assert_eq!(parse_flag(v), Ok(false), "{v}");
+        }
+        assert!(parse_flag("maybe").is_err());
+        let p = parsed_in_range::<f64, _>((Bound::Excluded(0.0), Bound::Included(900.0)));
+        assert_eq!(p(" 0.2 "), Ok(0.2));
+        assert_eq!(p("0").unwrap_err(), "expected a value in (0, 900]");
+        assert_eq!(
+            parsed_in_range::<u32, _>(1..)("0").unwrap_err(),
+            "must be at least 1"
         );
     }
 }

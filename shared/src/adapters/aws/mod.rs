@@ -3,6 +3,8 @@
 //! * [`DynamoTable`] implements every storage port on the single table; [`aws_stores`] wraps it
 //!   into [`Stores`]. [`create_table`] creates the table (tests, the local stack's
 //!   `--create-resources`).
+//! * [`secrets::SecretsManager`] reads the relay's secrets; [`secrets::parse_secret_string`] is
+//!   the one `SecretString` rule.
 //! * [`SqsQueue`] implements [`DeliveryQueue`](crate::ports::DeliveryQueue),
 //!   [`QueueConsumer`](crate::ports::QueueConsumer) and
 //!   [`DeadLetterQueue`](crate::ports::DeadLetterQueue); [`create_queues`] creates a queue and its
@@ -30,6 +32,7 @@ mod leases;
 mod op_counter;
 mod presence;
 mod rate_limits;
+pub mod secrets;
 mod sqs;
 mod subscriptions;
 mod table;
