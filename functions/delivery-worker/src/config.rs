@@ -1,13 +1,14 @@
 //! The worker's configuration, read from the environment once per cold start.
 
+use std::ops::Bound;
 use std::time::Duration;
 
-use ipnet::IpNet;
-use relay_shared::config::{flag, parsed_or, ConfigError, Env};
+use relay_shared::config::{
+    defaults, from_env_pairs, parsed_in_range, ConfigError, DefaultRateLimit, Resources,
+};
+use relay_shared::targets::{TargetArgs, TargetPolicy};
 
 use crate::schedule::RetrySchedule;
-use crate::ssrf::TargetPolicy;
-
 /// Everything the core `Worker` needs to know besides its ports.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -32,108 +33,139 @@ pub struct WorkerConfig {
     pub concurrency: usize,
 }
 
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            delivery_timeout: Duration::from_secs(30),
-            schedule: RetrySchedule::default(),
-            targets: TargetPolicy::default(),
-            attempt_ttl: chrono::Duration::days(30),
-            subscription_cache: Duration::from_secs(10),
-            default_rate_limit_per_minute: 100,
-            max_response_bytes: 64 * 1024,
-            snippet_bytes: 1024,
-            concurrency: 10,
+/// How much of a response body is stored in the attempt log.
+const SNIPPET_BYTES: usize = 1024;
+
+/// One `RETRY_SCHEDULE_SECONDS` value (an alias, so clap takes it as one value, not a list).
+pub type Delays = Vec<u64>;
+
+/// The worker's own settings (flattened into the local stack's flags); the ones it shares with
+/// the API are [`TargetArgs`] and [`DefaultRateLimit`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Per-attempt delivery timeout in seconds (fractions allowed); keep it below the function timeout.
+    #[arg(
+        long = "delivery-timeout",
+        env = "DELIVERY_TIMEOUT_SECONDS",
+        value_name = "DELIVERY_TIMEOUT_SECONDS",
+        default_value_t = 30.0,
+        value_parser = parsed_in_range::<f64, _>((Bound::Excluded(0.0), Bound::Included(900.0)))
+    )]
+    pub delivery_timeout_seconds: f64,
+    /// Seconds before each attempt, e.g. `0,1,2,3,4` for demos and tests (default: RetrySchedule's
+    /// `0,60,300,1800,7200`).
+    #[arg(
+        long = "retry-schedule",
+        env = "RETRY_SCHEDULE_SECONDS",
+        value_name = "RETRY_SCHEDULE_SECONDS",
+        value_parser = RetrySchedule::parse_delays
+    )]
+    pub retry_schedule: Option<Delays>,
+    /// ± jitter on every retry delay, in percent (default: RetrySchedule's 20).
+    #[arg(
+        long = "retry-jitter-percent",
+        env = "RETRY_JITTER_PERCENT",
+        value_name = "RETRY_JITTER_PERCENT",
+        value_parser = parsed_in_range::<u32, _>(0..=100)
+    )]
+    pub retry_jitter_percent: Option<u32>,
+    /// Attempt log retention in days.
+    #[arg(
+        long = "attempt-ttl-days",
+        env = "ATTEMPT_TTL_DAYS",
+        value_name = "ATTEMPT_TTL_DAYS",
+        default_value_t = 30,
+        value_parser = parsed_in_range::<i64, _>(1..)
+    )]
+    pub attempt_ttl_days: i64,
+    /// How long a warm container trusts a loaded subscription, in seconds (0 disables).
+    #[arg(
+        long = "subscription-cache-seconds",
+        env = "SUBSCRIPTION_CACHE_SECONDS",
+        value_name = "SUBSCRIPTION_CACHE_SECONDS",
+        default_value_t = 10,
+        value_parser = parsed_in_range::<u64, _>(0..)
+    )]
+    pub subscription_cache_seconds: u64,
+    /// Response bytes read at most.
+    #[arg(
+        long = "max-response-bytes",
+        env = "MAX_RESPONSE_BYTES",
+        value_name = "MAX_RESPONSE_BYTES",
+        default_value_t = 64 * 1024,
+        value_parser = parsed_in_range::<usize, _>(0..)
+    )]
+    pub max_response_bytes: usize,
+    /// Messages per receive in the local consumer loop (Lambda: the batch size decides).
+    #[arg(
+        long = "worker-concurrency",
+        env = "WORKER_CONCURRENCY",
+        value_name = "WORKER_CONCURRENCY",
+        default_value_t = 10,
+        value_parser = parsed_in_range::<usize, _>(0..)
+    )]
+    pub worker_concurrency: usize,
+}
+
+impl WorkerArgs {
+    /// The worker's configuration under `targets`, with `default_rate_limit_per_minute` for
+    /// subscriptions that carry 0.
+    pub fn config(
+        &self,
+        targets: TargetPolicy,
+        default_rate_limit_per_minute: u32,
+    ) -> WorkerConfig {
+        let d = RetrySchedule::default();
+        let max_response_bytes = self.max_response_bytes.max(1);
+        WorkerConfig {
+            delivery_timeout: Duration::from_secs_f64(self.delivery_timeout_seconds),
+            schedule: RetrySchedule::new(
+                self.retry_schedule.clone().unwrap_or(d.delays),
+                self.retry_jitter_percent.unwrap_or(d.jitter_percent),
+            ),
+            targets,
+            attempt_ttl: chrono::Duration::days(self.attempt_ttl_days),
+            subscription_cache: Duration::from_secs(self.subscription_cache_seconds),
+            default_rate_limit_per_minute,
+            max_response_bytes,
+            snippet_bytes: SNIPPET_BYTES.min(max_response_bytes),
+            concurrency: self.worker_concurrency.max(1),
         }
     }
 }
 
-fn invalid(name: &str, value: String, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        name: name.into(),
-        value,
-        reason: reason.into(),
+/// Everything the Lambda function reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FunctionArgs {
+    #[command(flatten)]
+    pub resources: Resources,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub rate: DefaultRateLimit,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+impl FunctionArgs {
+    pub fn config(&self) -> WorkerConfig {
+        self.worker
+            .config(self.targets.policy(), self.rate.per_minute)
+    }
+}
+
+impl Default for WorkerConfig {
+    /// Every default: the strict target policy.
+    fn default() -> Self {
+        defaults::<FunctionArgs>().config()
     }
 }
 
 impl WorkerConfig {
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let d = Self::default();
-        let timeout_s: f64 = parsed_or(env, "DELIVERY_TIMEOUT_SECONDS", 30.0)?;
-        if !(timeout_s > 0.0 && timeout_s <= 900.0) {
-            return Err(invalid(
-                "DELIVERY_TIMEOUT_SECONDS",
-                timeout_s.to_string(),
-                "expected seconds in (0, 900]",
-            ));
-        }
-        let schedule_delays = match env.var("RETRY_SCHEDULE_SECONDS") {
-            None => d.schedule.delays.clone(),
-            Some(v) => RetrySchedule::parse_delays(&v)
-                .map_err(|reason| invalid("RETRY_SCHEDULE_SECONDS", v.clone(), reason))?,
-        };
-        let jitter: u32 = parsed_or(env, "RETRY_JITTER_PERCENT", 20)?;
-        if jitter > 100 {
-            return Err(invalid(
-                "RETRY_JITTER_PERCENT",
-                jitter.to_string(),
-                "expected 0..=100",
-            ));
-        }
-        let allow_cidrs = match env.var("TARGET_ALLOW_CIDRS") {
-            None => Vec::new(),
-            Some(v) => parse_cidrs(&v)
-                .map_err(|reason| invalid("TARGET_ALLOW_CIDRS", v.clone(), reason))?,
-        };
-        let ttl_days: i64 = parsed_or(env, "ATTEMPT_TTL_DAYS", 30)?;
-        if ttl_days <= 0 {
-            return Err(invalid(
-                "ATTEMPT_TTL_DAYS",
-                ttl_days.to_string(),
-                "expected a positive number of days",
-            ));
-        }
-        let cache_s: u64 = parsed_or(env, "SUBSCRIPTION_CACHE_SECONDS", 10)?;
-        let rate: u32 = parsed_or(env, "DEFAULT_RATE_LIMIT_PER_MINUTE", 100)?;
-        if rate == 0 {
-            return Err(invalid(
-                "DEFAULT_RATE_LIMIT_PER_MINUTE",
-                "0".into(),
-                "expected at least 1",
-            ));
-        }
-        let max_bytes: usize = parsed_or(env, "MAX_RESPONSE_BYTES", 64 * 1024)?;
-        let concurrency: usize = parsed_or(env, "WORKER_CONCURRENCY", 10)?;
-        Ok(Self {
-            delivery_timeout: Duration::from_secs_f64(timeout_s),
-            schedule: RetrySchedule::new(schedule_delays, jitter),
-            targets: TargetPolicy {
-                allow_http: flag(env, "ALLOW_HTTP_TARGETS", false)?,
-                allow_private: flag(env, "ALLOW_PRIVATE_TARGETS", false)?,
-                allow_cidrs,
-            },
-            attempt_ttl: chrono::Duration::days(ttl_days),
-            subscription_cache: Duration::from_secs(cache_s),
-            default_rate_limit_per_minute: rate,
-            max_response_bytes: max_bytes.max(1),
-            snippet_bytes: d.snippet_bytes.min(max_bytes.max(1)),
-            concurrency: concurrency.max(1),
-        })
+    /// The configuration the Lambda function would read from these variables (tests).
+    pub fn from_env_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Ok(from_env_pairs::<FunctionArgs>(pairs)?.config())
     }
-}
-
-/// `10.0.0.0/8, 192.168.1.7` (a bare address is a /32 or /128).
-pub fn parse_cidrs(v: &str) -> Result<Vec<IpNet>, String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map(|n| n.trunc())
-                .map_err(|_| format!("`{s}` is not a CIDR block or an IP address"))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -142,7 +174,7 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let c = WorkerConfig::from_env(&[("X", "1")]).unwrap();
+        let c = WorkerConfig::from_env_pairs(&[("X", "1")]).unwrap();
         assert_eq!(c.delivery_timeout, Duration::from_secs(30));
         assert_eq!(c.schedule.delays, vec![0, 60, 300, 1800, 7200]);
         assert_eq!(c.schedule.jitter_percent, 20);
@@ -152,7 +184,7 @@ mod tests {
         assert_eq!(c.max_response_bytes, 65536);
         assert_eq!(c.snippet_bytes, 1024);
 
-        let c = WorkerConfig::from_env(&[
+        let c = WorkerConfig::from_env_pairs(&[
             ("DELIVERY_TIMEOUT_SECONDS", "0.2"),
             ("RETRY_SCHEDULE_SECONDS", "0, 0,0"),
             ("RETRY_JITTER_PERCENT", "0"),
@@ -178,9 +210,11 @@ mod tests {
             ("DELIVERY_TIMEOUT_SECONDS", "0"),
             ("RETRY_JITTER_PERCENT", "150"),
             ("ALLOW_HTTP_TARGETS", "maybe"),
+            ("ATTEMPT_TTL_DAYS", "0"),
+            ("DEFAULT_RATE_LIMIT_PER_MINUTE", "0"),
         ] {
             let env = [(k, v)];
-            match WorkerConfig::from_env(&env) {
+            match WorkerConfig::from_env_pairs(&env) {
                 Ok(_) if v.is_empty() => {}
                 Ok(_) => panic!("{k}={v} accepted"),
                 Err(e) => assert!(e.to_string().contains(k), "{e}"),

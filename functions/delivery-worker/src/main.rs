@@ -5,25 +5,22 @@
 
 use std::sync::Arc;
 
+use delivery_worker::config::FunctionArgs;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::{function_handler, Ports, Worker, WorkerConfig};
+use delivery_worker::{function_handler, Ports, Worker};
 use lambda_runtime::{service_fn, LambdaEvent};
 use relay_shared::adapters::aws::{aws_clients, aws_stores, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
-use relay_shared::config::{required, ProcessEnv};
+use relay_shared::config::from_process_env;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     relay_shared::logging::init_json_logging();
-    let env = ProcessEnv;
-    let config = WorkerConfig::from_env(&env)?;
-    let table = required(&env, "TABLE_NAME", "the DynamoDB table")?;
-    let queue_url = required(
-        &env,
-        "DELIVERY_QUEUE_URL",
-        "the delivery queue, for retries and deferrals",
-    )?;
-    let dlq_url = required(&env, "DEAD_LETTER_QUEUE_URL", "the dead-letter queue")?;
+    let args: FunctionArgs = from_process_env("delivery-worker")?;
+    let config = args.config();
+    let table = args.resources.table_name()?.to_owned();
+    let queue_url = args.resources.delivery_queue_url()?.to_owned();
+    let dlq_url = args.resources.dead_letter_queue_url()?.to_owned();
     tracing::info!(
         timeout_ms = config.delivery_timeout.as_millis() as u64,
         schedule = ?config.schedule.delays,
