@@ -16,6 +16,7 @@ pub mod events;
 pub mod ids;
 pub mod logging;
 pub mod ports;
+pub mod retry;
 pub mod signing;
 pub mod subscription;
 pub mod webex;

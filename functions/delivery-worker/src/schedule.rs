@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use rand::Rng;
 
 /// `delays[i]` is the wait before attempt `i + 1`, counted from the failure of attempt `i`
@@ -93,15 +92,8 @@ pub fn honour_retry_after(scheduled: Duration, retry_after: Option<Duration>) ->
     }
 }
 
-/// `Retry-After: <seconds>` or `Retry-After: <HTTP-date>`, as a wait from `now`.
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
-}
+/// The one `Retry-After` parser (seconds or HTTP-date), shared with the Webex client.
+pub use relay_shared::retry::parse_retry_after;
 
 /// Whole seconds for SQS `DelaySeconds`: rounded up, capped at 15 minutes.
 pub fn sqs_delay_seconds(d: Duration) -> u32 {
@@ -147,26 +139,6 @@ mod tests {
             honour_retry_after(s, Some(Duration::from_secs(3600))),
             Duration::from_secs(120)
         );
-    }
-
-    #[test]
-    fn parses_retry_after_forms() {
-        let now = DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

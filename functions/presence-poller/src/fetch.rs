@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use relay_shared::ports::{PeoplePage, WebexClient};
+use relay_shared::retry::Backoff;
 use relay_shared::webex::Person;
 use relay_shared::webex_api::WebexApiError;
 use tokio::time::Instant;
@@ -151,7 +152,9 @@ async fn fetch_page(
             Ok(Ok(p)) => return Ok(p),
             Ok(Err(e)) => e,
         };
-        let backoff = cfg.backoff_base.saturating_mul(1 << retries.min(16));
+        // Within a cycle the back-off is not capped by `backoff_max` (that caps the pause
+        // between cycles); `max_retries` and `stop_at` bound it.
+        let backoff = Backoff::new(cfg.backoff_base).delay(retries);
         let (wait, fail) = match &err {
             WebexApiError::RateLimited {
                 status,

@@ -27,6 +27,7 @@ use relay_shared::ports::{
     Clock, DeliveryQueue, EventLog, LeaseStore, PresenceRecord, PresenceStore, Stores,
     SubscriptionStore, WebexClient,
 };
+use relay_shared::retry::Backoff;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -343,10 +344,9 @@ impl Poller {
             let report = session.cycle(opts.stop_at).await;
             if let Some(e) = &report.error {
                 failures += 1;
-                let backoff = cfg
-                    .backoff_base
-                    .saturating_mul(1 << (failures - 1).min(16))
-                    .min(cfg.backoff_max);
+                let backoff = Backoff::new(cfg.backoff_base)
+                    .capped(cfg.backoff_max)
+                    .delay(failures - 1);
                 let wait = e.retry_after().unwrap_or_default().max(backoff);
                 tracing::warn!(error = %e, consecutive_failures = failures, wait_ms = wait.as_millis() as u64, "presence cycle skipped");
                 resume_at = Some(Instant::now() + wait);

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::DynamoTable;
 use crate::error::StoreError;
+use crate::retry::{Backoff, Jitter};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -267,11 +268,13 @@ impl DynamoTable {
 }
 
 /// Short, growing, jittered pauses between retries of refused work (transaction conflicts,
-/// unprocessed batch items).
+/// unprocessed batch items): 10 ms doubling to 640 ms, each spread over up to twice itself.
+const REFUSED_WORK: Backoff = Backoff::new(Duration::from_millis(10))
+    .capped(Duration::from_millis(640))
+    .jittered(Jitter::UpToDouble);
+
 pub(crate) async fn backoff(attempt: u32) {
-    let base = 10u64 << attempt.min(6);
-    let jitter = rand::random::<u64>() % (base + 1);
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+    REFUSED_WORK.sleep(attempt).await;
 }
 
 /// Results of a page query: at most `limit` items and, if more follow, a cursor after the last.

@@ -11,11 +11,14 @@ use aws_sdk_sqs::Client;
 
 use crate::error::QueueError;
 use crate::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
+use crate::retry::Backoff;
 
 /// `SendMessageBatch`'s limit.
 const BATCH_SIZE: usize = 10;
 /// Refused entries are retried this many times (after the first try) before `QueueError::Partial`.
 const SEND_RETRIES: u32 = 3;
+/// The pause before each retry of refused entries: 50, 100, 200 ms.
+const SEND_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50));
 /// SQS's `DelaySeconds` maximum.
 const MAX_DELAY_SECONDS: u32 = 900;
 /// SQS's visibility timeout maximum (12 h).
@@ -81,7 +84,7 @@ impl SqsQueue {
         let mut reason = String::new();
         for attempt in 0..=SEND_RETRIES {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt - 1))).await;
+                SEND_BACKOFF.sleep(attempt - 1).await;
             }
             let mut entries = Vec::with_capacity(pending.len());
             for &i in &pending {

@@ -25,6 +25,7 @@ pub use link::next_link;
 
 use crate::config::{required, ConfigError, Env};
 use crate::ports::{PeoplePage, WebexClient};
+use crate::retry::parse_retry_after;
 use crate::webex::Person;
 use crate::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
 
@@ -169,7 +170,9 @@ impl WebexHttpClient {
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+                .and_then(|v| parse_retry_after(v, chrono::Utc::now()))
+                // Whole seconds, rounded up so an HTTP-date is never waited for too briefly.
+                .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
             let limited = status == StatusCode::TOO_MANY_REQUESTS
                 || status == StatusCode::LOCKED
                 || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
@@ -314,16 +317,6 @@ impl WebexHttpClient {
     }
 }
 
-/// `Retry-After`: delay-seconds, or an HTTP date (seconds from now, at least 0).
-pub fn parse_retry_after(v: &str) -> Option<u64> {
-    let v = v.trim();
-    if let Ok(n) = v.parse::<u64>() {
-        return Some(n);
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    Some((at.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64)
-}
-
 /// Webex's error body `{"message": …, "trackingId": …}`, else the first bytes of the text.
 fn error_message(text: &str) -> String {
     #[derive(Deserialize)]
@@ -389,13 +382,6 @@ mod tests {
             .is_ok());
         assert!(c.same_origin("https://evil.example/v1/people").is_err());
         assert!(c.same_origin("http://webexapis.com/v1/people").is_err());
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("7"), Some(7));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
-        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]
