@@ -29,6 +29,42 @@ pub struct PageRequest {
     pub cursor: Option<String>,
 }
 
+impl PageRequest {
+    /// How many items the page holds at most (a limit of 0 is read as 1).
+    pub fn size(&self) -> usize {
+        self.limit.max(1) as usize
+    }
+}
+
+impl<T> Page<T> {
+    /// The page of a listing that read one item more than `size` (when there was one): at most
+    /// `size` items and, when more follow, the cursor `cursor_of` makes from the last item kept.
+    pub fn from_lookahead(
+        mut items: Vec<T>,
+        size: usize,
+        cursor_of: impl FnOnce(&T) -> Result<String, StoreError>,
+    ) -> Result<Self, StoreError> {
+        let next_cursor = if items.len() > size {
+            items.truncate(size);
+            items.last().map(cursor_of).transpose()?
+        } else {
+            None
+        };
+        Ok(Self { items, next_cursor })
+    }
+
+    /// The same page with every item converted by `f`.
+    pub fn try_map<U>(
+        self,
+        f: impl FnMut(&T) -> Result<U, StoreError>,
+    ) -> Result<Page<U>, StoreError> {
+        Ok(Page {
+            items: self.items.iter().map(f).collect::<Result<_, _>>()?,
+            next_cursor: self.next_cursor,
+        })
+    }
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use super::common::{doc, is_conditional_failure, key, store_error, to_doc};
+use super::common::{doc, doc_item, key, store_error, Condition, Conditional};
 use super::DynamoTable;
 use crate::auth::ApiKeyRecord;
 use crate::error::StoreError;
@@ -18,22 +18,11 @@ fn pk(key_hash: &str) -> String {
 #[async_trait]
 impl ApiKeyStore for DynamoTable {
     async fn put(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
-        let mut item = key(pk(&record.key_hash), SK);
-        item.insert("doc".into(), to_doc(record)?);
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => {
-                Err(StoreError::Conflict("api key exists".into()))
-            }
-            Err(e) => Err(store_error("PutItem", e)),
+        let item = doc_item(pk(&record.key_hash), SK, record)?;
+        let absent = Condition::new("attribute_not_exists(pk)");
+        match self.put_if(item, absent).await? {
+            Conditional::Written => Ok(()),
+            Conditional::Refused(_) => Err(StoreError::Conflict("api key exists".into())),
         }
     }
 

@@ -5,10 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::common::{
-    decode_cursor, doc, is_expired, key, n, paginate, s, secs, store_error, to_doc, Collect, Item,
-    QuerySpec,
-};
+use super::common::{expiring_doc, is_expired, s, Item, QuerySpec};
 use super::DynamoTable;
 use crate::delivery::{AttemptRecord, AttemptStatus};
 use crate::error::StoreError;
@@ -34,18 +31,10 @@ impl AttemptLog for DynamoTable {
         attempt: &AttemptRecord,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut item = key(pk(&attempt.subscription_id), attempt.id.to_string());
-        item.insert("doc".into(), to_doc(attempt)?);
+        let sk = attempt.id.to_string();
+        let mut item = expiring_doc(pk(&attempt.subscription_id), sk, attempt, expires_at)?;
         item.insert("status".into(), s(status_str(attempt.status)));
-        item.insert("expires_at".into(), n(secs(expires_at)));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem", e))?;
-        Ok(())
+        self.put(item).await
     }
 
     async fn list(
@@ -55,12 +44,6 @@ impl AttemptLog for DynamoTable {
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>, StoreError> {
         let partition = pk(subscription_id);
-        let start = page
-            .cursor
-            .as_deref()
-            .map(|c| decode_cursor(c, &[("pk", Some(&partition)), ("sk", None)]))
-            .transpose()?;
-        let limit = page.limit.max(1) as usize;
         let mut spec = QuerySpec::partition(partition.clone());
         spec.forward = false;
         if let Some(status) = filter.status {
@@ -70,16 +53,7 @@ impl AttemptLog for DynamoTable {
         }
         let now = Utc::now();
         let live = move |item: &Item| !is_expired(item, now);
-        let items = self
-            .query_collect(
-                &spec,
-                Collect {
-                    start,
-                    want: Some(limit + 1),
-                    keep: &live,
-                },
-            )
-            .await?;
-        paginate(items, limit, &["pk", "sk"], doc)
+        let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
+        self.query_page(&spec, page, &cursor_key, &live).await
     }
 }

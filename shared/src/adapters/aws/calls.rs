@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::common::{doc, is_conditional_failure, is_expired, key, n, secs, store_error, to_doc};
+use super::common::{doc, doc_item, n, secs, Condition, Conditional, EXPIRES_AT};
 use super::DynamoTable;
 use crate::call_state::CallRecord;
 use crate::error::StoreError;
@@ -19,10 +19,11 @@ fn pk(call_id: &str) -> String {
 #[async_trait]
 impl CallStateStore for DynamoTable {
     async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
-        match self.get_item(pk(call_id), SK).await? {
-            Some(item) if !is_expired(&item, Utc::now()) => doc(&item).map(Some),
-            _ => Ok(None),
-        }
+        self.get_live(pk(call_id), SK, Utc::now())
+            .await?
+            .as_ref()
+            .map(doc)
+            .transpose()
     }
 
     async fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
@@ -32,31 +33,25 @@ impl CallStateStore for DynamoTable {
                 record.call_id
             )));
         };
-        let mut item = key(pk(&record.call_id), SK);
-        item.insert("doc".into(), to_doc(record)?);
+        // The record carries its own expiry (Unix seconds), extended as the call goes on.
+        let mut item = doc_item(pk(&record.call_id), SK, record)?;
+        item.insert(EXPIRES_AT.into(), n(record.expires_at));
         item.insert("version".into(), n(record.version));
-        item.insert("expires_at".into(), n(record.expires_at));
-        let req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
         // An expired item that TTL has not removed yet counts as absent (`get` does not return it).
-        let req = if prev == 0 {
-            req.condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-                .expression_attribute_values(":now", n(secs(Utc::now())))
+        let unchanged = if prev == 0 {
+            Condition::new("attribute_not_exists(pk) OR expires_at <= :now")
+                .value(":now", n(secs(Utc::now())))
         } else {
-            req.condition_expression("#v = :prev")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":prev", n(prev))
+            Condition::new("#v = :prev")
+                .name("#v", "version")
+                .value(":prev", n(prev))
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict(format!(
+        match self.put_if(item, unchanged).await? {
+            Conditional::Written => Ok(()),
+            Conditional::Refused(_) => Err(StoreError::Conflict(format!(
                 "call {} changed",
                 record.call_id
             ))),
-            Err(e) => Err(store_error("PutItem", e)),
         }
     }
 }

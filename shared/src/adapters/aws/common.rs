@@ -5,7 +5,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use super::DynamoTable;
 use crate::error::StoreError;
+use crate::ports::{Page, PageRequest};
 use crate::retry::{Backoff, Jitter};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -90,6 +92,99 @@ pub(crate) fn to_doc<T: Serialize>(value: &T) -> Result<AttributeValue, StoreErr
     serde_json::to_string(value)
         .map(s)
         .map_err(|e| StoreError::Corrupt(format!("cannot encode document: {e}")))
+}
+
+/// A new item that expires: its key and `expires_at` (the table's TTL attribute).
+pub(crate) fn expiring_item(
+    pk: impl Into<String>,
+    sk: impl Into<String>,
+    expires_at: DateTime<Utc>,
+) -> Item {
+    let mut item = key(pk, sk);
+    item.insert(EXPIRES_AT.to_owned(), n(secs(expires_at)));
+    item
+}
+
+/// A new item holding `value` as its JSON `doc`.
+pub(crate) fn doc_item<T: Serialize>(
+    pk: impl Into<String>,
+    sk: impl Into<String>,
+    value: &T,
+) -> Result<Item, StoreError> {
+    let mut item = key(pk, sk);
+    item.insert(DOC.to_owned(), to_doc(value)?);
+    Ok(item)
+}
+
+/// A new expiring item holding `value` as its JSON `doc` (attempts, events, idempotent responses).
+pub(crate) fn expiring_doc<T: Serialize>(
+    pk: impl Into<String>,
+    sk: impl Into<String>,
+    value: &T,
+    expires_at: DateTime<Utc>,
+) -> Result<Item, StoreError> {
+    let mut item = doc_item(pk, sk, value)?;
+    item.insert(EXPIRES_AT.to_owned(), n(secs(expires_at)));
+    Ok(item)
+}
+
+/// Placeholder pairs as the map a request takes; `None` for none (DynamoDB refuses an empty map).
+fn placeholders<V: Clone + Into<T>, T>(pairs: &[(&str, V)]) -> Option<HashMap<String, T>> {
+    (!pairs.is_empty()).then(|| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone().into()))
+            .collect()
+    })
+}
+
+/// A `ConditionExpression` with the attribute names and values its placeholders stand for.
+pub(crate) struct Condition<'a> {
+    expression: &'a str,
+    names: Vec<(&'a str, &'a str)>,
+    values: Vec<(&'a str, AttributeValue)>,
+    /// Ask for the item as it stood when the condition fails (`Conditional::Refused`).
+    return_old: bool,
+}
+
+impl<'a> Condition<'a> {
+    pub fn new(expression: &'a str) -> Self {
+        Self {
+            expression,
+            names: vec![],
+            values: vec![],
+            return_old: false,
+        }
+    }
+
+    pub fn name(mut self, placeholder: &'a str, attribute: &'a str) -> Self {
+        self.names.push((placeholder, attribute));
+        self
+    }
+
+    pub fn value(mut self, placeholder: &'a str, value: AttributeValue) -> Self {
+        self.values.push((placeholder, value));
+        self
+    }
+
+    pub fn returning_old(mut self) -> Self {
+        self.return_old = true;
+        self
+    }
+}
+
+/// How a conditional write ended.
+pub(crate) enum Conditional {
+    Written,
+    /// The condition failed. With the item as it stood, if the condition asked for it and the
+    /// server returned it.
+    Refused(Option<Item>),
+}
+
+impl Conditional {
+    pub fn written(&self) -> bool {
+        matches!(self, Conditional::Written)
+    }
 }
 
 /// The DynamoDB error code of a failed call, if the service answered.
@@ -184,6 +279,18 @@ impl<'a> QuerySpec<'a> {
             forward: true,
         }
     }
+
+    /// `<index>pk = :p` (`key_condition`) on a GSI, in index order.
+    pub fn index(index: &'a str, key_condition: &'a str, partition: String) -> Self {
+        Self {
+            index: Some(index),
+            key_condition,
+            names: vec![],
+            values: vec![(":p", s(partition))],
+            filter: None,
+            forward: true,
+        }
+    }
 }
 
 /// Which items to collect and how many.
@@ -206,16 +313,6 @@ impl DynamoTable {
         let mut out = Vec::new();
         let mut start = collect.start;
         loop {
-            let names: HashMap<String, String> = spec
-                .names
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect();
-            let values: HashMap<String, AttributeValue> = spec
-                .values
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect();
             // Without a filter, ask for exactly what is still missing (+0: callers already asked for
             // one more than they return); with one, read full pages.
             let limit = match (collect.want, spec.filter) {
@@ -230,8 +327,8 @@ impl DynamoTable {
                 .table_name(&self.table)
                 .set_index_name(spec.index.map(str::to_owned))
                 .key_condition_expression(spec.key_condition)
-                .set_expression_attribute_names((!names.is_empty()).then_some(names))
-                .set_expression_attribute_values(Some(values))
+                .set_expression_attribute_names(placeholders(&spec.names))
+                .set_expression_attribute_values(placeholders(&spec.values))
                 .set_filter_expression(spec.filter.map(str::to_owned))
                 .scan_index_forward(spec.forward)
                 // Strongly consistent on the table; GSIs only offer eventual consistency.
@@ -265,6 +362,110 @@ impl DynamoTable {
             .map_err(|e| store_error("GetItem", e))?;
         Ok(res.item().filter(|i| !i.is_empty()).cloned())
     }
+
+    /// [`get_item`](Self::get_item), if the item's `expires_at` has not passed at `now`.
+    pub(crate) async fn get_live(
+        &self,
+        pk: String,
+        sk: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Item>, StoreError> {
+        Ok(self.get_item(pk, sk).await?.filter(|i| !is_expired(i, now)))
+    }
+
+    /// One page of the JSON documents of `spec`'s items that `keep` accepts, after `page.cursor`.
+    /// `cursor_key` lists the key attributes a cursor holds, each with the value it must have
+    /// where that is known (see [`decode_cursor`]).
+    pub(crate) async fn query_page<T: DeserializeOwned>(
+        &self,
+        spec: &QuerySpec<'_>,
+        page: &PageRequest,
+        cursor_key: &[(&str, Option<&str>)],
+        keep: &(dyn Fn(&Item) -> bool + Sync),
+    ) -> Result<Page<T>, StoreError> {
+        let start = page
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, cursor_key))
+            .transpose()?;
+        let want = Some(page.size() + 1);
+        let items = self
+            .query_collect(spec, Collect { start, want, keep })
+            .await?;
+        let key_attrs: Vec<&str> = cursor_key.iter().map(|(name, _)| *name).collect();
+        Page::from_lookahead(items, page.size(), |last| encode_cursor(last, &key_attrs))?
+            .try_map(doc)
+    }
+
+    /// An unconditional PutItem.
+    pub(crate) async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
+    }
+
+    /// A PutItem of `item` if `condition` holds.
+    pub(crate) async fn put_if(
+        &self,
+        item: Item,
+        condition: Condition<'_>,
+    ) -> Result<Conditional, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition.expression)
+            .set_expression_attribute_names(placeholders(&condition.names))
+            .set_expression_attribute_values(placeholders(&condition.values))
+            .set_return_values_on_condition_check_failure(
+                condition
+                    .return_old
+                    .then_some(ReturnValuesOnConditionCheckFailure::AllOld),
+            )
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Conditional::Written),
+            Err(e) if is_conditional_failure(&e) => {
+                Ok(Conditional::Refused(match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                        c.item().filter(|i| !i.is_empty()).cloned()
+                    }
+                    _ => None,
+                }))
+            }
+            Err(e) => Err(store_error("PutItem", e)),
+        }
+    }
+
+    /// A DeleteItem of `key` if `condition` holds; `false` when it did not.
+    pub(crate) async fn delete_if(
+        &self,
+        key: Item,
+        condition: Condition<'_>,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression(condition.expression)
+            .set_expression_attribute_names(placeholders(&condition.names))
+            .set_expression_attribute_values(placeholders(&condition.values))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(store_error("DeleteItem", e)),
+        }
+    }
 }
 
 /// Short, growing, jittered pauses between retries of refused work (transaction conflicts,
@@ -275,26 +476,6 @@ const REFUSED_WORK: Backoff = Backoff::new(Duration::from_millis(10))
 
 pub(crate) async fn backoff(attempt: u32) {
     REFUSED_WORK.sleep(attempt).await;
-}
-
-/// Results of a page query: at most `limit` items and, if more follow, a cursor after the last.
-pub(crate) fn paginate<T>(
-    mut items: Vec<Item>,
-    limit: usize,
-    key_attrs: &[&str],
-    decode: impl Fn(&Item) -> Result<T, StoreError>,
-) -> Result<crate::ports::Page<T>, StoreError> {
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .map(|last| encode_cursor(last, key_attrs))
-            .transpose()?
-    } else {
-        None
-    };
-    let items = items.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-    Ok(crate::ports::Page { items, next_cursor })
 }
 
 #[cfg(test)]

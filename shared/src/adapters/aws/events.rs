@@ -7,9 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
-use super::common::{
-    doc, is_expired, key, n, s, secs, store_error, to_doc, Collect, Item, QuerySpec,
-};
+use super::common::{doc, expiring_doc, is_expired, s, Collect, Item, QuerySpec};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
@@ -49,17 +47,9 @@ impl EventLog for DynamoTable {
         event: &OutboundEvent,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut item = key(pk(&event.org_id), event.id.to_string());
-        item.insert("doc".into(), to_doc(event)?);
-        item.insert("expires_at".into(), n(secs(expires_at)));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
+        let sk = event.id.to_string();
+        self.put(expiring_doc(pk(&event.org_id), sk, event, expires_at)?)
             .await
-            .map_err(|e| store_error("PutItem", e))?;
-        Ok(())
     }
 
     async fn list(

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::common::{doc, is_conditional_failure, is_expired, key, n, secs, store_error, to_doc};
+use super::common::{doc, expiring_doc, n, secs, Condition, Conditional};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::ports::{IdempotencyStore, IdempotentResponse};
@@ -22,10 +22,11 @@ impl IdempotencyStore for DynamoTable {
         scope_key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotentResponse>, StoreError> {
-        match self.get_item(pk(scope_key), SK).await? {
-            Some(item) if !is_expired(&item, now) => doc(&item).map(Some),
-            _ => Ok(None),
-        }
+        self.get_live(pk(scope_key), SK, now)
+            .await?
+            .as_ref()
+            .map(doc)
+            .transpose()
     }
 
     async fn put(
@@ -34,24 +35,12 @@ impl IdempotencyStore for DynamoTable {
         response: &IdempotentResponse,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut item = key(pk(scope_key), SK);
-        item.insert("doc".into(), to_doc(response)?);
-        item.insert("expires_at".into(), n(secs(expires_at)));
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_values(":now", n(secs(Utc::now())))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => {
-                Err(StoreError::Conflict("idempotency key used".into()))
-            }
-            Err(e) => Err(store_error("PutItem", e)),
+        let item = expiring_doc(pk(scope_key), SK, response, expires_at)?;
+        let unused = Condition::new("attribute_not_exists(pk) OR expires_at <= :now")
+            .value(":now", n(secs(Utc::now())));
+        match self.put_if(item, unused).await? {
+            Conditional::Written => Ok(()),
+            Conditional::Refused(_) => Err(StoreError::Conflict("idempotency key used".into())),
         }
     }
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use super::common::{is_conditional_failure, key, millis, n, s, secs, store_error};
+use super::common::{expiring_item, key, millis, n, s, Condition};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::ports::LeaseStore;
@@ -24,43 +24,21 @@ impl LeaseStore for DynamoTable {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut item = key(pk(name), SK);
+        // Let TTL sweep abandoned lease rows eventually; readers go by `until`.
+        let mut item = expiring_item(pk(name), SK, until + Duration::days(1));
         item.insert("holder".into(), s(holder));
         item.insert("until".into(), n(millis(until)));
-        // Let TTL sweep abandoned lease rows eventually; readers go by `until`.
-        item.insert("expires_at".into(), n(secs(until + Duration::days(1))));
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR #u <= :now OR holder = :h")
-            .expression_attribute_names("#u", "until")
-            .expression_attribute_values(":now", n(millis(now)))
-            .expression_attribute_values(":h", s(holder))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(store_error("PutItem", e)),
-        }
+        let free_or_ours = Condition::new("attribute_not_exists(pk) OR #u <= :now OR holder = :h")
+            .name("#u", "until")
+            .value(":now", n(millis(now)))
+            .value(":h", s(holder));
+        Ok(self.put_if(item, free_or_ours).await?.written())
     }
 
     async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let res = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk(name), SK)))
-            .condition_expression("holder = :h")
-            .expression_attribute_values(":h", s(holder))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(store_error("DeleteItem", e)),
-        }
+        // Someone else's lease (or none) is left alone.
+        let ours = Condition::new("holder = :h").value(":h", s(holder));
+        self.delete_if(key(pk(name), SK), ours).await?;
+        Ok(())
     }
 }

@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::common::{
-    backoff, build_error, decode_cursor, doc, is_conditional_failure, key, n, paginate, s,
-    store_error, to_doc, Collect, Item, QuerySpec,
+    backoff, build_error, doc, doc_item, key, n, s, store_error, Collect, Condition, Item,
+    QuerySpec,
 };
 use super::DynamoTable;
 use crate::error::StoreError;
@@ -30,8 +30,7 @@ fn owner_pk(owner_id: &str) -> String {
 
 fn item(sub: &Subscription) -> Result<Item, StoreError> {
     let id = sub.id.to_string();
-    let mut item = key(pk(&sub.id), SK);
-    item.insert("doc".into(), to_doc(sub)?);
+    let mut item = doc_item(pk(&sub.id), SK, sub)?;
     item.insert("version".into(), n(sub.version));
     item.insert("owner_id".into(), s(sub.owner_id.clone()));
     item.insert("gsi1pk".into(), s(owner_pk(&sub.owner_id)));
@@ -160,62 +159,24 @@ impl SubscriptionStore for DynamoTable {
         page: &PageRequest,
     ) -> Result<Page<Subscription>, StoreError> {
         let gsi1pk = owner_pk(owner_id);
-        let start = page
-            .cursor
-            .as_deref()
-            .map(|c| {
-                decode_cursor(
-                    c,
-                    &[
-                        ("pk", None),
-                        ("sk", Some(SK)),
-                        ("gsi1pk", Some(&gsi1pk)),
-                        ("gsi1sk", None),
-                    ],
-                )
-            })
-            .transpose()?;
-        let limit = page.limit.max(1) as usize;
-        let spec = QuerySpec {
-            index: Some("gsi1"),
-            key_condition: "gsi1pk = :p",
-            names: vec![],
-            values: vec![(":p", s(gsi1pk.clone()))],
-            filter: None,
-            forward: true,
-        };
-        let items = self
-            .query_collect(
-                &spec,
-                Collect {
-                    start,
-                    want: Some(limit + 1),
-                    keep: &always,
-                },
-            )
-            .await?;
-        paginate(items, limit, &["pk", "sk", "gsi1pk", "gsi1sk"], doc)
+        let spec = QuerySpec::index("gsi1", "gsi1pk = :p", gsi1pk.clone());
+        let cursor_key = [
+            ("pk", None),
+            ("sk", Some(SK)),
+            ("gsi1pk", Some(gsi1pk.as_str())),
+            ("gsi1sk", None),
+        ];
+        self.query_page(&spec, page, &cursor_key, &always).await
     }
 
     async fn list_by_org(&self, org_id: &str) -> Result<Vec<Subscription>, StoreError> {
-        let spec = QuerySpec {
-            index: Some("gsi2"),
-            key_condition: "gsi2pk = :p",
-            names: vec![],
-            values: vec![(":p", s(format!("ORG#{org_id}")))],
-            filter: None,
-            forward: true,
+        let spec = QuerySpec::index("gsi2", "gsi2pk = :p", format!("ORG#{org_id}"));
+        let every = Collect {
+            start: None,
+            want: None,
+            keep: &always,
         };
-        let items = self
-            .query_collect(
-                &spec,
-                Collect {
-                    start: None,
-                    want: None,
-                    keep: &always,
-                },
-            )
-            .await?;
+        let items = self.query_collect(&spec, every).await?;
         items.iter().map(doc).collect()
     }
 
@@ -226,28 +187,18 @@ impl SubscriptionStore for DynamoTable {
                 sub.id
             )));
         };
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item(sub)?))
-            .condition_expression("attribute_exists(pk) AND #v = :prev")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":prev", n(prev))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => {
-                match SubscriptionStore::get(self, &sub.id).await? {
-                    None => Err(StoreError::NotFound),
-                    Some(stored) => Err(StoreError::Conflict(format!(
-                        "{} changed (version {})",
-                        sub.id, stored.version
-                    ))),
-                }
-            }
-            Err(e) => Err(store_error("PutItem", e)),
+        let unchanged = Condition::new("attribute_exists(pk) AND #v = :prev")
+            .name("#v", "version")
+            .value(":prev", n(prev));
+        if self.put_if(item(sub)?, unchanged).await?.written() {
+            return Ok(());
+        }
+        match SubscriptionStore::get(self, &sub.id).await? {
+            None => Err(StoreError::NotFound),
+            Some(stored) => Err(StoreError::Conflict(format!(
+                "{} changed (version {})",
+                sub.id, stored.version
+            ))),
         }
     }
 

@@ -51,30 +51,23 @@ impl AttemptLog for MemoryAttemptLog {
     ) -> Result<Page<AttemptRecord>, StoreError> {
         let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
         let items = self.items.lock().unwrap();
-        let limit = page.limit.max(1) as usize;
         let Some(log) = items.get(subscription_id) else {
             return Ok(Page {
                 items: vec![],
                 next_cursor: None,
             });
         };
-        let mut out: Vec<AttemptRecord> = log
+        // Newest first, from just before the cursor, one more than the page for the lookahead.
+        let newest_first: Vec<AttemptRecord> = log
             .iter()
             .rev()
             .filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()))
             .filter(|(_, a)| filter.status.is_none_or(|s| a.status == s))
             .map(|(_, a)| a.clone())
-            .take(limit + 1)
+            .take(page.size() + 1)
             .collect();
-        let next_cursor = if out.len() > limit {
-            out.truncate(limit);
-            out.last().map(|a| encode_cursor(&a.id.to_string()))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: out,
-            next_cursor,
+        Page::from_lookahead(newest_first, page.size(), |a| {
+            Ok(encode_cursor(&a.id.to_string()))
         })
     }
 }

@@ -47,24 +47,16 @@ impl SubscriptionStore for MemorySubscriptions {
     ) -> Result<Page<Subscription>, StoreError> {
         let after = page.cursor.as_deref().map(decode_cursor).transpose()?;
         let items = self.items.lock().unwrap();
-        let limit = page.limit.max(1) as usize;
-        let mut out: Vec<Subscription> = items
+        let oldest_first: Vec<Subscription> = items
             .iter()
             .filter(|(k, s)| {
                 s.owner_id == owner_id && after.as_ref().is_none_or(|a| k.as_str() > a.as_str())
             })
             .map(|(_, s)| s.clone())
-            .take(limit + 1)
+            .take(page.size() + 1)
             .collect();
-        let next_cursor = if out.len() > limit {
-            out.truncate(limit);
-            out.last().map(|s| encode_cursor(&s.id.to_string()))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: out,
-            next_cursor,
+        Page::from_lookahead(oldest_first, page.size(), |s| {
+            Ok(encode_cursor(&s.id.to_string()))
         })
     }
 
