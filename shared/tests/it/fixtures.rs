@@ -22,16 +22,11 @@ pub fn millis(at: DateTime<Utc>) -> u64 {
 /// A subscription whose id is stamped `ms`, so ids sort in creation order.
 pub fn subscription(owner: &str, org: &str, ms: u64) -> Subscription {
     let at = DateTime::from_timestamp_millis(ms as i64).expect("time");
+    let types = [EventType::TelephonyCreated, EventType::PresenceChanged];
     Subscription {
+        owner_id: owner.into(),
         name: format!("hook {ms}"),
-        ..Subscription::new(
-            owner,
-            org,
-            "https://receiver.example/hook",
-            vec![EventType::TelephonyCreated, EventType::PresenceChanged],
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            at,
-        )
+        ..testkit::fixtures::subscription_at(org, &types, at)
     }
 }
 

@@ -1,9 +1,10 @@
 //! The environments the conformance tests run in: in memory, or on AWS-compatible endpoints.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use relay_shared::ports::Stores;
+pub use testkit::aws::unique;
+use testkit::aws::Service;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -11,71 +12,16 @@ pub enum Backend {
     Aws,
 }
 
-fn require_aws() -> bool {
-    std::env::var("RELAY_REQUIRE_AWS").is_ok_and(|v| v.trim() == "1")
+/// A DynamoDB client on local AWS, or `None` when `test` skips (`testkit::aws`'s gate).
+pub async fn dynamodb(test: &str) -> Option<aws_sdk_dynamodb::Client> {
+    let sdk = testkit::aws::local(test, &[Service::DynamoDb]).await?;
+    Some(aws_sdk_dynamodb::Client::new(&sdk))
 }
 
-/// The endpoint for a service, or `None` after printing why the test is skipped (a panic under
-/// `RELAY_REQUIRE_AWS=1`).
-fn endpoint(var: &str, test: &str, what: &str) -> Option<String> {
-    let found = [var, "AWS_ENDPOINT_URL"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
-    if found.is_none() {
-        if require_aws() {
-            panic!("{test} needs {what}, but {var} is not set and RELAY_REQUIRE_AWS=1");
-        }
-        // Straight to stderr, past the test harness's capture, so the skip is visible.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: {test} needs {what} — run scripts/test, or set {var}"
-        );
-    }
-    found
-}
-
-/// SDK config from the environment, with local-testing defaults for region and credentials.
-async fn sdk_config() -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-    {
-        loader = loader.region(aws_config::Region::new("us-east-1"));
-    }
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none()
-    {
-        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "conformance",
-        ));
-    }
-    loader.load().await
-}
-
-/// A DynamoDB client on the configured endpoint, or `None` (skipped).
-pub async fn dynamodb(test: &str) -> Option<(aws_sdk_dynamodb::Client, String)> {
-    let url = endpoint("AWS_ENDPOINT_URL_DYNAMODB", test, "DynamoDB Local")?;
-    Some((aws_sdk_dynamodb::Client::new(&sdk_config().await), url))
-}
-
-/// An SQS client on the configured endpoint, or `None` (skipped).
-pub async fn sqs(test: &str) -> Option<(aws_sdk_sqs::Client, String)> {
-    let url = endpoint(
-        "AWS_ENDPOINT_URL_SQS",
-        test,
-        "an SQS endpoint (moto server)",
-    )?;
-    Some((aws_sdk_sqs::Client::new(&sdk_config().await), url))
-}
-
-/// A name no other test (or earlier run) uses.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        ulid::Ulid::new().to_string().to_ascii_lowercase()
-    )
+/// An SQS client on local AWS, or `None` when `test` skips.
+pub async fn sqs(test: &str) -> Option<aws_sdk_sqs::Client> {
+    let sdk = testkit::aws::local(test, &[Service::Sqs]).await?;
+    Some(aws_sdk_sqs::Client::new(&sdk))
 }
 
 pub struct StoreEnv {
@@ -85,7 +31,6 @@ pub struct StoreEnv {
 
 pub mod stores {
     use super::*;
-    use relay_shared::adapters::aws::{aws_stores, create_table, DynamoTable};
     use relay_shared::adapters::memory::memory_stores;
 
     pub fn memory() -> StoreEnv {
@@ -96,13 +41,10 @@ pub mod stores {
     }
 
     pub async fn aws(test: &str) -> Option<StoreEnv> {
-        let (client, url) = dynamodb(test).await?;
-        let table = unique("relay-conformance");
-        if let Err(e) = create_table(&client, &table).await {
-            panic!("{test}: cannot create table {table} at {url}: {e}");
-        }
+        let (stores, _) =
+            testkit::aws::fresh_stores(dynamodb(test).await?, "relay-conformance").await;
         Some(StoreEnv {
-            stores: aws_stores(DynamoTable::new(client, table)),
+            stores,
             backend: Backend::Aws,
         })
     }
@@ -136,7 +78,7 @@ pub mod queues {
     use std::time::Duration;
 
     use super::*;
-    use relay_shared::adapters::aws::{create_queues, SqsQueue, MAX_RECEIVE_COUNT};
+    use relay_shared::adapters::aws::MAX_RECEIVE_COUNT;
     use relay_shared::adapters::memory::MemoryQueue;
 
     pub fn memory() -> QueueEnv {
@@ -156,14 +98,7 @@ pub mod queues {
     }
 
     pub async fn aws(test: &str) -> Option<QueueEnv> {
-        let (client, url) = sqs(test).await?;
-        let prefix = unique("relay-conformance");
-        let (queue_url, dlq_url) = match create_queues(&client, &prefix).await {
-            Ok(urls) => urls,
-            Err(e) => panic!("{test}: cannot create queues {prefix} at {url}: {e}"),
-        };
-        let queue = SqsQueue::new(client.clone(), queue_url);
-        let dlq = SqsQueue::new(client, dlq_url);
+        let (queue, dlq) = testkit::aws::fresh_queues(sqs(test).await?, "relay-conformance").await;
         Some(QueueEnv {
             backend: Backend::Aws,
             queue: Arc::new(queue.clone()),

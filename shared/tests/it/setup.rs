@@ -7,7 +7,7 @@ use crate::harness;
 
 #[tokio::test]
 async fn create_table_is_idempotent_and_matches_the_layout() {
-    let Some((client, _)) =
+    let Some(client) =
         harness::dynamodb("aws::setup::create_table_is_idempotent_and_matches_the_layout").await
     else {
         return;
@@ -98,8 +98,7 @@ async fn create_table_is_idempotent_and_matches_the_layout() {
 
 #[tokio::test]
 async fn create_queues_is_idempotent_and_redrives() {
-    let Some((client, _)) =
-        harness::sqs("aws::setup::create_queues_is_idempotent_and_redrives").await
+    let Some(client) = harness::sqs("aws::setup::create_queues_is_idempotent_and_redrives").await
     else {
         return;
     };
