@@ -11,13 +11,20 @@ use lambda_runtime::LambdaEvent;
 use relay_shared::error::QueueError;
 use relay_shared::ports::QueueConsumer;
 
-use crate::{Outcome, Worker};
+use crate::outcome::DeliveryOutcome;
+use crate::worker::Worker;
 
-/// Runs one message on its own task, so a panic costs only that message (reported as a failure).
-async fn isolated(worker: Arc<Worker>, body: String, receive_count: u32) -> Outcome {
+/// Runs one message on its own task. Where panics unwind (debug builds, the tests) a panic costs
+/// only that message, reported as `Failed`. The release profile (Lambda, `--release` local stack)
+/// has `panic = "abort"`: a panic ends the whole process, so the invocation fails and SQS hands
+/// out again, after the visibility timeout, every message of the batch not yet deleted. That is
+/// safe because attempts are claimed (`Worker::process_message`): a copy whose attempt was already
+/// made and settled is dropped as a duplicate; only an attempt cut off mid-flight is made again
+/// (receivers dedupe on `webhook-id`).
+async fn isolated(worker: Arc<Worker>, body: String, receive_count: u32) -> DeliveryOutcome {
     match tokio::spawn(async move { worker.process_message(&body, receive_count).await }).await {
         Ok(outcome) => outcome,
-        Err(e) => Outcome::Failed {
+        Err(e) => DeliveryOutcome::Failed {
             error: format!("delivery task failed: {e}"),
         },
     }
@@ -69,7 +76,7 @@ pub async fn poll_once(
     worker: &Arc<Worker>,
     consumer: &dyn QueueConsumer,
     wait_seconds: u32,
-) -> Result<Vec<Outcome>, QueueError> {
+) -> Result<Vec<DeliveryOutcome>, QueueError> {
     let max = worker.config().concurrency.clamp(1, 10) as u32;
     let received = consumer.receive(max, wait_seconds).await?;
     let outcomes = join_all(

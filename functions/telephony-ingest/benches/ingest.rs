@@ -3,7 +3,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use relay_shared::events::telephony_body;
 use relay_shared::webex::{verify_webex_signature, webex_signature};
-use telephony_ingest::parse_envelope;
+use telephony_ingest::envelope::parse_envelope;
 
 const SEED: &str = include_str!("../../../tests/fixtures/seed001/updated.json");
 

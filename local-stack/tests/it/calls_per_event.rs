@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::{Outcome, Ports, Worker, WorkerConfig};
+use delivery_worker::{DeliveryOutcome, Ports, Worker, WorkerConfig};
 use relay_shared::adapters::aws::{
     aws_stores, create_queues, create_table, DynamoTable, OpCounter, SqsQueue,
 };
@@ -120,7 +120,7 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
     assert_eq!(received.len(), 1);
     let _ = sqs_ops.take();
     let outcome = worker.process_message(&received[0].body, 1).await;
-    assert!(matches!(outcome, Outcome::Delivered { .. }), "{outcome:?}");
+    assert!(matches!(outcome, DeliveryOutcome::Delivered { .. }), "{outcome:?}");
     let worker_ddb = ddb_ops.take();
     let worker_sqs = sqs_ops.take();
 

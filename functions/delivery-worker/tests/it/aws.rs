@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::common::*;
 use delivery_worker::handler::poll_once;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::{DeferReason, MetricsSink, Outcome, Ports, Worker, WorkerConfig};
+use delivery_worker::{DeferReason, MetricsSink, DeliveryOutcome, Ports, Worker, WorkerConfig};
 use relay_shared::adapters::aws::{
     aws_clients, aws_stores, create_queues, create_table, DynamoTable, SqsQueue,
 };
@@ -90,7 +90,7 @@ impl AwsHarness {
     }
 
     /// Polls until `want` outcomes came back (bounded: at most 30 receives of ≤ 1 s each).
-    async fn run_until(&self, want: usize) -> Vec<Outcome> {
+    async fn run_until(&self, want: usize) -> Vec<DeliveryOutcome> {
         let mut all = Vec::new();
         for _ in 0..30 {
             all.extend(poll_once(&self.worker, &self.queue, 1).await.unwrap());
@@ -144,12 +144,12 @@ async fn aws_success_and_retry_then_success() {
 
     let outcomes = h.run_until(2).await;
     assert!(
-        matches!(outcomes[0], Outcome::Retrying { attempt: 1, .. }),
+        matches!(outcomes[0], DeliveryOutcome::Retrying { attempt: 1, .. }),
         "{outcomes:?}"
     );
     assert_eq!(
         outcomes[1],
-        Outcome::Delivered {
+        DeliveryOutcome::Delivered {
             attempt: 2,
             status: 200
         }
@@ -186,7 +186,7 @@ async fn aws_exhausted_job_goes_to_the_dlq_and_marks_failing() {
     let outcomes = h.run_until(3).await;
     assert_eq!(outcomes.len(), 3, "{outcomes:?}");
     assert!(
-        matches!(&outcomes[2], Outcome::DeadLettered { .. }),
+        matches!(&outcomes[2], DeliveryOutcome::DeadLettered { .. }),
         "{outcomes:?}"
     );
     let parked = h.dlq.receive(10, 2).await.unwrap();
@@ -223,15 +223,15 @@ async fn aws_rate_limit_defers_without_an_attempt() {
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
     // A minute boundary can fall between the two: then both go out, which is also correct.
-    if matches!(second, Outcome::Delivered { .. }) {
+    if matches!(second, DeliveryOutcome::Delivered { .. }) {
         eprintln!("note: a minute boundary fell between the two deliveries; deferral not exercised this run");
         return;
     }
-    assert!(matches!(first, Outcome::Delivered { .. }), "{first:?}");
+    assert!(matches!(first, DeliveryOutcome::Delivered { .. }), "{first:?}");
     assert!(
         matches!(
             second,
-            Outcome::Deferred {
+            DeliveryOutcome::Deferred {
                 reason: DeferReason::RateLimited,
                 ..
             }

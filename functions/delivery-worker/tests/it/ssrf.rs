@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::common::*;
 use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::ssrf::{Lookup, StaticLookup, SystemLookup, TargetPolicy};
-use delivery_worker::Outcome;
+use delivery_worker::DeliveryOutcome;
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::{AttemptStatus, ErrorClass};
 use relay_shared::events::EventType;
@@ -86,7 +86,7 @@ async fn assert_blocked(h: &Harness, url: &str) {
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
     match &o {
-        Outcome::DeadLettered { reason } => {
+        DeliveryOutcome::DeadLettered { reason } => {
             assert!(reason.contains("ssrf_blocked"), "{url}: {reason}")
         }
         other => panic!("{url}: expected a dead-lettered job, got {other:?}"),
@@ -188,7 +188,7 @@ async fn allow_list_overrides_for_literals_and_names() {
             .worker
             .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
             .await;
-        assert!(matches!(o, Outcome::Delivered { .. }), "{url}: {o:?}");
+        assert!(matches!(o, DeliveryOutcome::Delivered { .. }), "{url}: {o:?}");
     }
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
     // Outside the allow-list: still refused.
@@ -211,7 +211,7 @@ async fn allow_private_targets_disables_the_address_check() {
         .worker
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
-    assert!(matches!(o, Outcome::Delivered { .. }), "{o:?}");
+    assert!(matches!(o, DeliveryOutcome::Delivered { .. }), "{o:?}");
 }
 
 #[tokio::test]

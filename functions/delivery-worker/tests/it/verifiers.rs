@@ -10,7 +10,7 @@ use std::process::Command;
 use base64::Engine;
 use chrono::Utc;
 use crate::common::*;
-use delivery_worker::Outcome;
+use delivery_worker::DeliveryOutcome;
 use relay_shared::events::EventType;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -100,7 +100,7 @@ async fn deliver(body: &str) -> (wiremock::Request, String, String) {
     job.body = body.to_owned();
     assert!(matches!(
         h.worker.process_message(&raw(&job), 1).await,
-        Outcome::Delivered { .. }
+        DeliveryOutcome::Delivered { .. }
     ));
     let req = server.received_requests().await.unwrap().remove(0);
     assert_eq!(req.body, body.as_bytes());

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use crate::common::*;
 use delivery_worker::handler::{function_handler, poll_once, run_consumer};
-use delivery_worker::{DeferReason, Metric, Outcome};
+use delivery_worker::{DeferReason, Metric, DeliveryOutcome};
 use relay_shared::clock::ManualClock;
 use relay_shared::delivery::{AttemptStatus, ErrorClass};
 use relay_shared::events::EventType;
@@ -41,7 +41,7 @@ async fn success_delivers_signed_exact_body() {
     let outcome = h.worker.process_message(&raw(&job), 1).await;
     assert_eq!(
         outcome,
-        Outcome::Delivered {
+        DeliveryOutcome::Delivered {
             attempt: 1,
             status: 200
         }
@@ -99,7 +99,7 @@ async fn presence_events_carry_the_org_header() {
     job.body = r#"{"payload":"user-presence","items":[{"id":"p1","status":"active"}]}"#.into();
     assert_eq!(
         h.worker.process_message(&raw(&job), 1).await,
-        Outcome::Delivered {
+        DeliveryOutcome::Delivered {
             attempt: 1,
             status: 204
         }
@@ -127,7 +127,7 @@ async fn server_error_then_success_with_stable_webhook_id() {
 
     let first = h.worker.process_message(&raw(&job), 1).await;
     assert!(
-        matches!(first, Outcome::Retrying { attempt: 1, .. }),
+        matches!(first, DeliveryOutcome::Retrying { attempt: 1, .. }),
         "{first:?}"
     );
     let queued = h.queued_jobs();
@@ -140,7 +140,7 @@ async fn server_error_then_success_with_stable_webhook_id() {
     let outcomes = poll_once(&h.worker, h.queue.as_ref(), 0).await.unwrap();
     assert_eq!(
         outcomes,
-        vec![Outcome::Delivered {
+        vec![DeliveryOutcome::Delivered {
             attempt: 2,
             status: 200
         }]
@@ -187,7 +187,7 @@ async fn timeout_is_a_retryable_failure() {
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
     assert!(
-        matches!(outcome, Outcome::Retrying { attempt: 1, .. }),
+        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
         "{outcome:?}"
     );
     let log = h.attempts(&sub.id).await;
@@ -213,7 +213,7 @@ async fn connection_refused_is_a_retryable_failure() {
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
     assert!(
-        matches!(outcome, Outcome::Retrying { attempt: 1, .. }),
+        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
         "{outcome:?}"
     );
     assert_eq!(
@@ -247,7 +247,7 @@ async fn redirect_is_not_followed_and_fails() {
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
     assert!(
-        matches!(outcome, Outcome::Retrying { attempt: 1, .. }),
+        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
         "{outcome:?}"
     );
     let log = h.attempts(&sub.id).await;
@@ -273,7 +273,7 @@ async fn gone_disables_the_subscription() {
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
     assert!(
-        matches!(outcome, Outcome::DeadLettered { .. }),
+        matches!(outcome, DeliveryOutcome::DeadLettered { .. }),
         "{outcome:?}"
     );
     let stored = h.sub(&sub.id).await.unwrap();
@@ -294,7 +294,7 @@ async fn gone_disables_the_subscription() {
         .worker
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
-    assert!(matches!(outcome, Outcome::Skipped { .. }), "{outcome:?}");
+    assert!(matches!(outcome, DeliveryOutcome::Skipped { .. }), "{outcome:?}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     let log = h.attempts(&sub.id).await;
     assert_eq!(
@@ -354,7 +354,7 @@ async fn too_many_requests_honours_retry_after_within_bounds() {
     let o = h.worker.process_message(&raw(&job), 1).await;
     assert_eq!(
         o,
-        Outcome::Retrying {
+        DeliveryOutcome::Retrying {
             attempt: 1,
             delay: Duration::from_secs(15)
         }
@@ -366,7 +366,7 @@ async fn too_many_requests_honours_retry_after_within_bounds() {
         .await;
     assert_eq!(
         o,
-        Outcome::Retrying {
+        DeliveryOutcome::Retrying {
             attempt: 1,
             delay: Duration::from_secs(20)
         }
@@ -378,7 +378,7 @@ async fn too_many_requests_honours_retry_after_within_bounds() {
         .await;
     assert_eq!(
         o,
-        Outcome::Retrying {
+        DeliveryOutcome::Retrying {
             attempt: 1,
             delay: Duration::from_secs(10)
         }
@@ -406,10 +406,10 @@ async fn rate_limit_defers_without_counting_an_attempt() {
     let second = job_for(&sub, EventType::TelephonyUpdated);
     assert!(matches!(
         h.worker.process_message(&raw(&first), 1).await,
-        Outcome::Delivered { .. }
+        DeliveryOutcome::Delivered { .. }
     ));
     let o = h.worker.process_message(&raw(&second), 1).await;
-    let Outcome::Deferred {
+    let DeliveryOutcome::Deferred {
         reason: DeferReason::RateLimited,
         delay,
     } = o
@@ -437,7 +437,7 @@ async fn rate_limit_defers_without_counting_an_attempt() {
     assert!(
         matches!(
             o,
-            Outcome::Deferred {
+            DeliveryOutcome::Deferred {
                 reason: DeferReason::NotYetDue,
                 ..
             }
@@ -451,7 +451,7 @@ async fn rate_limit_defers_without_counting_an_attempt() {
     let o = h.worker.process_message(&h.queue.bodies()[0], 3).await;
     assert_eq!(
         o,
-        Outcome::Delivered {
+        DeliveryOutcome::Delivered {
             attempt: 1,
             status: 200
         }
@@ -473,7 +473,7 @@ async fn not_yet_due_job_is_resent_with_the_remaining_delay() {
     let o = h.worker.process_message(&raw(&job), 1).await;
     assert_eq!(
         o,
-        Outcome::Deferred {
+        DeliveryOutcome::Deferred {
             reason: DeferReason::NotYetDue,
             delay: Duration::from_secs(7200)
         }
@@ -504,7 +504,7 @@ async fn long_backoff_is_carried_by_not_before() {
     let o = h.worker.process_message(&raw(&job), 1).await;
     assert_eq!(
         o,
-        Outcome::Retrying {
+        DeliveryOutcome::Retrying {
             attempt: 4,
             delay: Duration::from_secs(7200)
         }
@@ -545,9 +545,9 @@ async fn full_schedule_ends_in_the_dlq_and_success_clears_failing() {
     assert_eq!(all.len(), 5, "{all:?}");
     assert!(all[..4]
         .iter()
-        .all(|o| matches!(o, Outcome::Retrying { .. })));
+        .all(|o| matches!(o, DeliveryOutcome::Retrying { .. })));
     assert!(
-        matches!(&all[4], Outcome::DeadLettered { reason } if reason.contains("all 5 attempts")),
+        matches!(&all[4], DeliveryOutcome::DeadLettered { reason } if reason.contains("all 5 attempts")),
         "{:?}",
         all[4]
     );
@@ -580,7 +580,7 @@ async fn full_schedule_ends_in_the_dlq_and_success_clears_failing() {
         .worker
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
-    assert!(matches!(o, Outcome::Delivered { .. }));
+    assert!(matches!(o, DeliveryOutcome::Delivered { .. }));
     assert_eq!(h.sub(&sub.id).await.unwrap().health, Health::Healthy);
 }
 
@@ -592,7 +592,7 @@ async fn deleted_subscription_drops_the_job() {
         .worker
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
-    assert!(matches!(o, Outcome::Dropped { .. }), "{o:?}");
+    assert!(matches!(o, DeliveryOutcome::Dropped { .. }), "{o:?}");
     assert!(o.acknowledged());
     assert!(h.queue.is_empty() && h.dlq.is_empty());
 }
@@ -601,7 +601,7 @@ async fn deleted_subscription_drops_the_job() {
 async fn unparseable_job_goes_to_the_dlq_with_its_reason() {
     let h = Harness::new(test_config(5));
     let o = h.worker.process_message("{not json", 1).await;
-    assert!(matches!(o, Outcome::DeadLettered { .. }), "{o:?}");
+    assert!(matches!(o, DeliveryOutcome::DeadLettered { .. }), "{o:?}");
     let parked: serde_json::Value = serde_json::from_str(&h.dlq.bodies()[0]).unwrap();
     assert!(parked["deadLetterReason"]
         .as_str()
@@ -621,7 +621,7 @@ async fn secret_rotation_signs_with_both_secrets() {
     let job = job_for(&sub, EventType::TelephonyCreated);
     assert!(matches!(
         h.worker.process_message(&raw(&job), 1).await,
-        Outcome::Delivered { .. }
+        DeliveryOutcome::Delivered { .. }
     ));
     let r = &server.received_requests().await.unwrap()[0];
     let sigs: Vec<&str> = header(r, "webhook-signature").unwrap().split(' ').collect();
@@ -867,7 +867,7 @@ async fn tls_failure_is_classified() {
         .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
         .await;
     assert!(
-        matches!(outcome, Outcome::Retrying { attempt: 1, .. }),
+        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
         "{outcome:?}"
     );
     let log = h.attempts(&sub.id).await;
@@ -891,12 +891,12 @@ async fn duplicate_queue_messages_never_post_twice() {
     );
     let delivered = [&a, &b]
         .iter()
-        .filter(|o| matches!(o, Outcome::Delivered { .. }))
+        .filter(|o| matches!(o, DeliveryOutcome::Delivered { .. }))
         .count();
     assert_eq!(delivered, 1, "one copy delivers: {a:?} / {b:?}");
     let late = h.worker.process_message(&body, 2).await;
     assert!(
-        matches!(late, Outcome::Dropped { .. }),
+        matches!(late, DeliveryOutcome::Dropped { .. }),
         "a copy after the success is dropped: {late:?}"
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);

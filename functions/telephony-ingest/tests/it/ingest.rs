@@ -23,7 +23,8 @@ use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{Claim, DeliveryQueue, QueueConsumer, QueuedJob, Stores};
 use relay_shared::subscription::Subscription;
 use relay_shared::webex::{parse_json, webex_signature, TelephonyEnvelope};
-use telephony_ingest::{dedupe_key, event_millis, router, Ingest, IngestConfig, WebhookAuth};
+use telephony_ingest::envelope::{dedupe_key, event_millis};
+use telephony_ingest::{router, Ingest, IngestConfig, WebhookAuth};
 
 const SECRET: &str = "local-webex-secret";
 const SEED_UPDATED: &str = include_str!("../../../../tests/fixtures/seed001/updated.json");

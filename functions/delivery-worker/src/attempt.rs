@@ -1,0 +1,226 @@
+//! One delivery attempt: the signed POST, what its result means (delivered, retryable, permanent,
+//! gone), and the attempt-log row it leaves.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use relay_shared::delivery::{
+    AttemptRecord, AttemptStatus, AttemptSummary, DeliveryJob, ErrorClass,
+};
+use relay_shared::ids::AttemptId;
+use relay_shared::ports::{HttpSender, OutboundRequest, OutboundResponse, SendError};
+use relay_shared::signing::{delivery_headers, SignatureInput};
+use relay_shared::subscription::Subscription;
+
+use crate::config::WorkerConfig;
+
+/// What one attempt came to (or, for a disabled subscription, why none was made).
+pub(crate) struct AttemptResult {
+    pub status: AttemptStatus,
+    pub status_code: Option<u16>,
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub snippet: Option<String>,
+    pub retry_after: Option<String>,
+    /// Retrying cannot help (the target is refused or malformed): straight to the DLQ.
+    pub permanent: bool,
+    /// The receiver answered 410: the subscription is disabled.
+    pub gone: bool,
+    pub duration_ms: u64,
+}
+
+impl AttemptResult {
+    /// No attempt was made: the subscription is disabled.
+    pub fn skipped(reason: String) -> Self {
+        Self {
+            status: AttemptStatus::Skipped,
+            status_code: None,
+            error_class: None,
+            error: Some(reason),
+            snippet: None,
+            retry_after: None,
+            permanent: false,
+            gone: false,
+            duration_ms: 0,
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.status == AttemptStatus::Succeeded
+    }
+
+    /// Classifies an HTTP answer: 2xx delivered, 3xx a redirect (never followed), anything else
+    /// an HTTP-status failure; 410 also means gone.
+    fn from_response(resp: OutboundResponse, snippet_bytes: usize, duration_ms: u64) -> Self {
+        let status = resp.status;
+        let (attempt_status, class, error) = match status {
+            200..=299 => (AttemptStatus::Succeeded, None, None),
+            300..=399 => (
+                AttemptStatus::Failed,
+                Some(ErrorClass::Redirect),
+                Some(format!("HTTP {status}: redirects are not followed")),
+            ),
+            _ => (
+                AttemptStatus::Failed,
+                Some(ErrorClass::HttpStatus),
+                Some(format!("HTTP {status}")),
+            ),
+        };
+        Self {
+            status: attempt_status,
+            status_code: Some(status),
+            error_class: class,
+            error,
+            snippet: (!resp.body_snippet.is_empty())
+                .then(|| truncate_utf8(&resp.body_snippet, snippet_bytes).to_owned()),
+            retry_after: resp.retry_after,
+            permanent: false,
+            gone: status == 410,
+            duration_ms,
+        }
+    }
+
+    /// A request that got no HTTP answer: permanent when the sender says so or the target itself
+    /// is refused.
+    fn from_error(e: SendError, duration_ms: u64) -> Self {
+        Self {
+            status: AttemptStatus::Failed,
+            status_code: None,
+            error_class: Some(e.class),
+            error: Some(truncate_utf8(&e.message, 1024).to_owned()),
+            snippet: None,
+            retry_after: None,
+            permanent: e.permanent
+                || matches!(e.class, ErrorClass::SsrfBlocked | ErrorClass::InvalidUrl),
+            gone: false,
+            duration_ms,
+        }
+    }
+
+    /// The attempt-log row for attempt `attempt` of `job`, made at `at`.
+    pub fn record(&self, job: &DeliveryJob, attempt: u32, at: DateTime<Utc>) -> AttemptRecord {
+        AttemptRecord {
+            id: AttemptId::new_at(at.timestamp_millis().max(0) as u64),
+            delivery_id: job.webhook_id(),
+            event_id: job.event_id,
+            subscription_id: job.subscription_id,
+            event_type: job.event_type,
+            attempt,
+            at,
+            duration_ms: self.duration_ms,
+            status: self.status,
+            status_code: self.status_code,
+            error_class: self.error_class,
+            error: self.error.clone(),
+            response_snippet: self.snippet.clone(),
+        }
+    }
+
+    /// What the job itself carries about this attempt.
+    pub fn summary(&self, attempt: u32, at: DateTime<Utc>) -> AttemptSummary {
+        AttemptSummary {
+            attempt,
+            at,
+            status_code: self.status_code,
+            error_class: self.error_class,
+        }
+    }
+
+    /// The failure in a few words, for a dead-letter reason: `HTTP 500`, `timeout`, …
+    pub fn failure_summary(&self) -> String {
+        match (self.status_code, self.error_class) {
+            (Some(code), _) => format!("HTTP {code}"),
+            (None, Some(class)) => class_name(class).to_owned(),
+            (None, None) => "failure".to_owned(),
+        }
+    }
+}
+
+/// One signed POST of `job` to `sub`'s URL.
+pub(crate) async fn post_signed(
+    http: &dyn HttpSender,
+    config: &WorkerConfig,
+    job: &DeliveryJob,
+    sub: &Subscription,
+    now: DateTime<Utc>,
+) -> AttemptResult {
+    let secrets = sub.signing_secrets(now);
+    let webhook_id = job.webhook_id();
+    let sub_id = sub.id.to_string();
+    let headers = delivery_headers(&SignatureInput {
+        webhook_id: &webhook_id,
+        timestamp: now,
+        event_type: job.event_type,
+        subscription_id: &sub_id,
+        org_id: &job.org_id,
+        secrets: &secrets,
+        body: job.body.as_bytes(),
+    });
+    let request = OutboundRequest {
+        url: sub.url.clone(),
+        headers,
+        body: Arc::from(job.body.as_str()),
+        timeout: config.delivery_timeout,
+    };
+    let started = Instant::now();
+    let sent = http.post(request).await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match sent {
+        Ok(resp) => AttemptResult::from_response(resp, config.snippet_bytes, duration_ms),
+        Err(e) => AttemptResult::from_error(e, duration_ms),
+    }
+}
+
+/// `s` cut to at most `max` bytes, on a char boundary.
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The snake_case name of an error class (as stored in the attempt log).
+pub(crate) fn class_name(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Timeout => "timeout",
+        ErrorClass::Connect => "connect",
+        ErrorClass::Dns => "dns",
+        ErrorClass::Tls => "tls",
+        ErrorClass::SsrfBlocked => "ssrf_blocked",
+        ErrorClass::Redirect => "redirect",
+        ErrorClass::HttpStatus => "http_status",
+        ErrorClass::InvalidUrl => "invalid_url",
+        ErrorClass::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate_utf8("héllo", 2), "h");
+        assert_eq!(truncate_utf8("abc", 10), "abc");
+    }
+
+    #[test]
+    fn class_names_match_serde() {
+        for c in [
+            ErrorClass::Timeout,
+            ErrorClass::SsrfBlocked,
+            ErrorClass::Redirect,
+            ErrorClass::HttpStatus,
+        ] {
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::json!(class_name(c))
+            );
+        }
+    }
+}

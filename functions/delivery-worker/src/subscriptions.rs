@@ -1,0 +1,145 @@
+//! The worker's view of subscriptions: a warm-container cache, so a burst of jobs for one
+//! subscription reads it once, and the health and disable updates, which go through the cache so
+//! the next job sees them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use relay_shared::error::StoreError;
+use relay_shared::ids::SubscriptionId;
+use relay_shared::ports::{Clock, SubscriptionStore};
+use relay_shared::subscription::{Health, Subscription};
+
+/// Beyond this many cached subscriptions the cache starts over (bounds a warm container's memory).
+const MAX_CACHED: usize = 10_000;
+
+struct Cached {
+    loaded: Instant,
+    sub: Option<Subscription>,
+}
+
+pub(crate) struct SubscriptionCache {
+    store: Arc<dyn SubscriptionStore>,
+    clock: Arc<dyn Clock>,
+    /// How long a read is trusted; zero turns the cache off.
+    ttl: Duration,
+    entries: Mutex<HashMap<SubscriptionId, Cached>>,
+}
+
+impl SubscriptionCache {
+    pub fn new(store: Arc<dyn SubscriptionStore>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The subscription (`None`: deleted), from the cache when fresh enough.
+    pub async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        if !self.ttl.is_zero() {
+            if let Some(c) = self.entries.lock().unwrap().get(id) {
+                if c.loaded.elapsed() < self.ttl {
+                    return Ok(c.sub.clone());
+                }
+            }
+        }
+        let sub = self.store.get(id).await?;
+        self.remember(*id, sub.clone());
+        Ok(sub)
+    }
+
+    fn remember(&self, id: SubscriptionId, sub: Option<Subscription>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap();
+        if entries.len() > MAX_CACHED {
+            entries.clear();
+        }
+        entries.insert(
+            id,
+            Cached {
+                loaded: Instant::now(),
+                sub,
+            },
+        );
+    }
+
+    /// Get → change → conditional update, retried on a lost race. `change` returns `false` when
+    /// there is nothing to do.
+    async fn update(
+        &self,
+        id: &SubscriptionId,
+        change: impl Fn(&mut Subscription) -> bool,
+    ) -> Result<(), StoreError> {
+        for _ in 0..8 {
+            let Some(mut sub) = self.store.get(id).await? else {
+                self.remember(*id, None);
+                return Ok(());
+            };
+            if !change(&mut sub) {
+                self.remember(*id, Some(sub));
+                return Ok(());
+            }
+            sub.version += 1;
+            sub.updated_at = self.clock.now();
+            match self.store.update(&sub).await {
+                Ok(()) => {
+                    self.remember(*id, Some(sub));
+                    return Ok(());
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::NotFound) => {
+                    self.remember(*id, None);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(format!("{id} kept changing")))
+    }
+
+    /// Marks the subscription healthy or failing (logged, never fails the job).
+    pub async fn set_health(&self, id: &SubscriptionId, health: Health) {
+        let result = self
+            .update(id, |s| {
+                if s.health == health {
+                    return false;
+                }
+                s.health = health;
+                true
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(subscription_id = %id, health = ?health, "subscription health updated")
+            }
+            Err(e) => {
+                tracing::error!(subscription_id = %id, health = ?health, error = %e, "could not update subscription health")
+            }
+        }
+    }
+
+    /// Disables the subscription with `reason` (logged, never fails the job).
+    pub async fn disable(&self, id: &SubscriptionId, reason: &str) {
+        let result = self
+            .update(id, |s| {
+                if !s.enabled {
+                    return false;
+                }
+                s.enabled = false;
+                s.disabled_reason = Some(reason.to_owned());
+                true
+            })
+            .await;
+        match result {
+            Ok(()) => tracing::warn!(subscription_id = %id, reason, "subscription disabled"),
+            Err(e) => {
+                tracing::error!(subscription_id = %id, error = %e, "could not disable the subscription")
+            }
+        }
+    }
+}

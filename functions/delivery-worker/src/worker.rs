@@ -1,0 +1,404 @@
+//! The delivery pipeline: one raw queue message in, one [`DeliveryOutcome`] out. Parse → not yet
+//! due? → subscription (deleted, disabled) → rate limit → claim the attempt → POST → settle
+//! (delivered, re-sent for the next attempt, or parked in the dead-letter queue).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, Utc};
+use relay_shared::delivery::{AttemptRecord, DeliveryJob};
+use relay_shared::ids::SubscriptionId;
+use relay_shared::ports::{
+    Claim, Clock, DeadLetterQueue, DeliveryQueue, HttpSender, QueuedJob, Stores,
+};
+use relay_shared::subscription::{Health, Subscription};
+
+use crate::attempt::{class_name, post_signed, truncate_utf8, AttemptResult};
+use crate::config::WorkerConfig;
+use crate::metrics::{Metric, MetricsSink};
+use crate::outcome::{DeferReason, DeliveryOutcome};
+use crate::schedule;
+use crate::subscriptions::SubscriptionCache;
+
+/// The worker's ports: built once per cold start.
+#[derive(Clone)]
+pub struct Ports {
+    pub stores: Stores,
+    pub http: Arc<dyn HttpSender>,
+    /// For re-sends (retries, deferrals).
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub dlq: Arc<dyn DeadLetterQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The delivery core: see [`Worker::process_message`].
+pub struct Worker {
+    ports: Ports,
+    config: WorkerConfig,
+    metrics: Arc<MetricsSink>,
+    subscriptions: SubscriptionCache,
+}
+
+/// How much of an unparseable body is kept in the DLQ envelope.
+const MAX_PARKED_RAW: usize = 200 * 1024;
+/// How long a made attempt is remembered, so a late duplicate queue message is recognised (longer
+/// than the delivery queue keeps messages).
+const ATTEMPT_CLAIM_DAYS: i64 = 5;
+
+impl Worker {
+    pub fn new(ports: Ports, config: WorkerConfig) -> Self {
+        Self::with_metrics(ports, config, Arc::new(MetricsSink::Stdout))
+    }
+
+    pub fn with_metrics(ports: Ports, config: WorkerConfig, metrics: Arc<MetricsSink>) -> Self {
+        let subscriptions = SubscriptionCache::new(
+            ports.stores.subscriptions.clone(),
+            ports.clock.clone(),
+            config.subscription_cache,
+        );
+        Self {
+            ports,
+            config,
+            metrics,
+            subscriptions,
+        }
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &MetricsSink {
+        &self.metrics
+    }
+
+    fn emit(&self, metric: Metric, latency_ms: Option<u64>, sub: &SubscriptionId) {
+        self.metrics.emit(
+            metric,
+            latency_ms,
+            &sub.to_string(),
+            self.ports.clock.now().timestamp_millis(),
+        );
+    }
+
+    /// Handles one queue message (the raw body of a `DeliveryJob`). `receive_count` is how many
+    /// times the queue has handed this message out (for logs: SQS's redrive policy is the backstop).
+    pub async fn process_message(&self, raw_body: &str, receive_count: u32) -> DeliveryOutcome {
+        let job: DeliveryJob = match serde_json::from_str(raw_body) {
+            Ok(job) => job,
+            Err(e) => return self.park_unparseable(raw_body, &e.to_string()).await,
+        };
+        let (event_id, subscription_id, webhook_id) =
+            (job.event_id, job.subscription_id, job.webhook_id());
+        let outcome = self.process_job(job).await;
+        match &outcome {
+            DeliveryOutcome::Failed { error } => tracing::error!(
+                %event_id, %subscription_id, %webhook_id, receive_count, %error,
+                "delivery job not acknowledged; the queue will hand it out again"
+            ),
+            other => {
+                tracing::info!(%event_id, %subscription_id, %webhook_id, receive_count, outcome = ?other, "delivery job processed")
+            }
+        }
+        outcome
+    }
+
+    async fn park_unparseable(&self, raw_body: &str, error: &str) -> DeliveryOutcome {
+        let reason = format!("unparseable delivery job: {error}");
+        let envelope = serde_json::json!({
+            "deadLetterReason": reason,
+            "receivedBody": truncate_utf8(raw_body, MAX_PARKED_RAW),
+        })
+        .to_string();
+        tracing::warn!(reason = %reason, "parking an unparseable delivery job");
+        match self.ports.dlq.park(&envelope).await {
+            Ok(()) => DeliveryOutcome::DeadLettered { reason },
+            Err(e) => DeliveryOutcome::Failed {
+                error: format!("could not park an unparseable job: {e}"),
+            },
+        }
+    }
+
+    async fn process_job(&self, job: DeliveryJob) -> DeliveryOutcome {
+        let now = self.ports.clock.now();
+
+        // Too early (a backoff longer than SQS can delay): back on the queue, no attempt.
+        // (Up to a second early counts as due: SQS delays are whole seconds and clocks differ.)
+        if let Some(nb) = job.not_before {
+            if nb - now > chrono::Duration::seconds(1) {
+                let remaining = (nb - now).to_std().unwrap_or(Duration::ZERO);
+                return self.defer(&job, DeferReason::NotYetDue, remaining).await;
+            }
+        }
+
+        let sub = match self.subscriptions.get(&job.subscription_id).await {
+            Ok(Some(sub)) => sub,
+            Ok(None) => {
+                tracing::info!(subscription_id = %job.subscription_id, event_id = %job.event_id, "subscription deleted: dropping the job");
+                return DeliveryOutcome::Dropped {
+                    reason: "subscription deleted".into(),
+                };
+            }
+            Err(e) => {
+                return DeliveryOutcome::Failed {
+                    error: format!("loading the subscription: {e}"),
+                }
+            }
+        };
+        if !sub.enabled {
+            let reason = match &sub.disabled_reason {
+                Some(r) => format!("subscription disabled: {r}"),
+                None => "subscription disabled".to_owned(),
+            };
+            tracing::info!(subscription_id = %sub.id, event_id = %job.event_id, reason = %reason, "dropping the job");
+            let skipped = AttemptResult::skipped(reason.clone());
+            self.record_attempt(&skipped.record(&job, job.next_attempt(), now), now)
+                .await;
+            return DeliveryOutcome::Skipped { reason };
+        }
+
+        // Per-subscription rate limit, shared by every instance (fixed minute windows).
+        let limit = if sub.rate_limit_per_minute == 0 {
+            self.config.default_rate_limit_per_minute
+        } else {
+            sub.rate_limit_per_minute
+        };
+        let window = now
+            .duration_trunc(chrono::Duration::minutes(1))
+            .unwrap_or(now);
+        match self
+            .ports
+            .stores
+            .rate_limits
+            .try_acquire(&sub.id, window, limit)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let spread = chrono::Duration::milliseconds(rand::random_range(0..5_000));
+                let wait = (window + chrono::Duration::minutes(1) + spread - now)
+                    .to_std()
+                    .unwrap_or(Duration::from_secs(1));
+                tracing::info!(subscription_id = %sub.id, limit, "rate limit reached: deferring to the next window");
+                return self.defer(&job, DeferReason::RateLimited, wait).await;
+            }
+            Err(e) => {
+                return DeliveryOutcome::Failed {
+                    error: format!("rate limiter: {e}"),
+                }
+            }
+        }
+
+        // Exactly one worker makes a given attempt: SQS may hand one message to two consumers,
+        // and a copy that arrives after the attempt was made must not POST again.
+        let attempt = job.next_attempt();
+        let claim_key = job.attempt_claim_key();
+        let lease = chrono::Duration::from_std(self.config.delivery_timeout)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30))
+            + chrono::Duration::seconds(30);
+        let remember_until = now + chrono::Duration::days(ATTEMPT_CLAIM_DAYS);
+        match self
+            .ports
+            .stores
+            .dedupe
+            .claim(&claim_key, now, now + lease, remember_until)
+            .await
+        {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Done) => {
+                tracing::info!(webhook_id = %job.webhook_id(), attempt, "attempt already made: dropping a duplicate queue message");
+                return DeliveryOutcome::Dropped {
+                    reason: format!("attempt {attempt} was already made (duplicate queue message)"),
+                };
+            }
+            Ok(Claim::InProgress) => {
+                return DeliveryOutcome::Failed {
+                    error: format!(
+                    "attempt {attempt} is being made by another worker; this copy comes back later"
+                ),
+                }
+            }
+            Err(e) => {
+                return DeliveryOutcome::Failed {
+                    error: format!("claiming attempt {attempt}: {e}"),
+                }
+            }
+        }
+        let outcome = self.attempt_and_settle(job, &sub, attempt, now).await;
+        let settled = if outcome.acknowledged() {
+            self.ports
+                .stores
+                .dedupe
+                .complete(&claim_key, remember_until)
+                .await
+        } else {
+            // Nothing durable happened for the next attempt: let the redelivered copy retry.
+            self.ports.stores.dedupe.release(&claim_key).await
+        };
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, claim = %claim_key, "could not settle the attempt claim (its lease expires by itself)");
+        }
+        outcome
+    }
+
+    /// Makes attempt `attempt` and settles the job: delivered, re-sent for the next attempt, or
+    /// parked in the DLQ.
+    async fn attempt_and_settle(
+        &self,
+        mut job: DeliveryJob,
+        sub: &Subscription,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> DeliveryOutcome {
+        let result = post_signed(self.ports.http.as_ref(), &self.config, &job, sub, now).await;
+        self.record_attempt(&result.record(&job, attempt, now), now)
+            .await;
+        job.attempts.push(result.summary(attempt, now));
+
+        if result.succeeded() {
+            self.emit(Metric::Delivered, Some(result.duration_ms), &sub.id);
+            if sub.health == Health::Failing {
+                self.subscriptions
+                    .set_health(&sub.id, Health::Healthy)
+                    .await;
+            }
+            return DeliveryOutcome::Delivered {
+                attempt,
+                status: result.status_code.unwrap_or(200),
+            };
+        }
+        self.emit(Metric::Failed, Some(result.duration_ms), &sub.id);
+
+        if result.gone {
+            self.subscriptions
+                .disable(&sub.id, "the receiver answered 410 Gone")
+                .await;
+            return self
+                .dead_letter(
+                    job,
+                    "the receiver answered 410 Gone: subscription disabled".into(),
+                    false,
+                )
+                .await;
+        }
+        if result.permanent {
+            let reason = format!(
+                "permanent failure ({}): {}",
+                result.error_class.map(class_name).unwrap_or("other"),
+                result.error.as_deref().unwrap_or("")
+            );
+            return self.dead_letter(job, reason, true).await;
+        }
+        let Some(scheduled) = self.config.schedule.delay_after(attempt) else {
+            let reason = format!(
+                "all {attempt} attempts failed (last: {})",
+                result.failure_summary()
+            );
+            return self.dead_letter(job, reason, true).await;
+        };
+        let delay = match result.status_code {
+            Some(429 | 503) => {
+                let ra = result
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| schedule::parse_retry_after(v, now));
+                schedule::honour_retry_after(scheduled, ra)
+            }
+            _ => scheduled,
+        };
+        job.not_before =
+            Some(now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()));
+        let queued = QueuedJob {
+            job,
+            delay_seconds: schedule::sqs_delay_seconds(delay),
+        };
+        match self.ports.queue.send(std::slice::from_ref(&queued)).await {
+            Ok(()) => {
+                self.emit(Metric::Retried, None, &sub.id);
+                DeliveryOutcome::Retrying { attempt, delay }
+            }
+            Err(e) => DeliveryOutcome::Failed {
+                error: format!("re-sending for the next attempt: {e}"),
+            },
+        }
+    }
+
+    /// Re-sends the job unchanged (no attempt counted) to come back after `wait`.
+    async fn defer(
+        &self,
+        job: &DeliveryJob,
+        reason: DeferReason,
+        wait: Duration,
+    ) -> DeliveryOutcome {
+        let mut job = job.clone();
+        let now = self.ports.clock.now();
+        if reason == DeferReason::RateLimited {
+            job.not_before =
+                Some(now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero()));
+        }
+        let delay_seconds = schedule::sqs_delay_seconds(wait).max(1);
+        let sub_id = job.subscription_id;
+        match self
+            .ports
+            .queue
+            .send(&[QueuedJob { job, delay_seconds }])
+            .await
+        {
+            Ok(()) => {
+                self.emit(Metric::Deferred, None, &sub_id);
+                DeliveryOutcome::Deferred {
+                    reason,
+                    delay: wait,
+                }
+            }
+            Err(e) => DeliveryOutcome::Failed {
+                error: format!("re-sending a deferred job: {e}"),
+            },
+        }
+    }
+
+    /// Parks the job with its attempt history; marks the subscription failing.
+    async fn dead_letter(
+        &self,
+        mut job: DeliveryJob,
+        reason: String,
+        mark_failing: bool,
+    ) -> DeliveryOutcome {
+        job.dead_letter_reason = Some(reason.clone());
+        job.not_before = None;
+        let body = match serde_json::to_string(&job) {
+            Ok(b) => b,
+            Err(e) => {
+                return DeliveryOutcome::Failed {
+                    error: format!("serialising the job: {e}"),
+                }
+            }
+        };
+        if let Err(e) = self.ports.dlq.park(&body).await {
+            return DeliveryOutcome::Failed {
+                error: format!("parking the job in the dead-letter queue: {e}"),
+            };
+        }
+        tracing::warn!(subscription_id = %job.subscription_id, event_id = %job.event_id, reason = %reason, "delivery job dead-lettered");
+        self.emit(Metric::DeadLettered, None, &job.subscription_id);
+        if mark_failing {
+            self.subscriptions
+                .set_health(&job.subscription_id, Health::Failing)
+                .await;
+        }
+        DeliveryOutcome::DeadLettered { reason }
+    }
+
+    async fn record_attempt(&self, record: &AttemptRecord, now: DateTime<Utc>) {
+        if let Err(e) = self
+            .ports
+            .stores
+            .attempts
+            .record(record, now + self.config.attempt_ttl)
+            .await
+        {
+            // The job itself carries its attempt history; a lost log row must not cause a duplicate delivery.
+            tracing::error!(subscription_id = %record.subscription_id, attempt = record.attempt, error = %e, "could not write the attempt log");
+        }
+    }
+}

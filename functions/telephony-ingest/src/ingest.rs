@@ -1,0 +1,303 @@
+//! The ingest core over the ports: size → signature → parse → dedupe claim → call state →
+//! event log → one delivery job per matching subscription. Any storage or queue failure after
+//! the claim releases it and answers 503, so Webex's retry succeeds.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use relay_shared::call_state::{ApplyOutcome, CallObservation, CallRecord};
+use relay_shared::delivery::DeliveryJob;
+use relay_shared::error::StoreError;
+use relay_shared::events::{telephony_body, EventType, OutboundEvent};
+use relay_shared::ids::EventId;
+use relay_shared::ports::{Claim, Clock, DeliveryQueue, QueuedJob, Stores};
+use relay_shared::retry::Backoff;
+use relay_shared::webex::{verify_webex_signature, TelephonyEnvelope, TELEPHONY_RESOURCE};
+
+use crate::config::{IngestConfig, WebhookAuth};
+use crate::envelope::{dedupe_key, event_millis, parse_envelope, Unparsed};
+use crate::response::{truncate, IngestOutcome, IngestResponse};
+
+/// The wait before re-reading a call record whose conditional write lost a race (5, 10, 20 ms…).
+const CALL_WRITE_BACKOFF: Backoff = Backoff::new(std::time::Duration::from_millis(5));
+
+/// A failure after the dedupe claim: the claim is released and the caller answers 503.
+#[derive(Debug, thiserror::Error)]
+enum Unavailable {
+    #[error("call state: {0}")]
+    CallState(StoreError),
+    #[error("subscriptions: {0}")]
+    Subscriptions(StoreError),
+    #[error("event log: {0}")]
+    EventLog(StoreError),
+    #[error("delivery queue: {0}")]
+    Queue(relay_shared::error::QueueError),
+}
+
+/// The ingest core, over the ports.
+pub struct Ingest {
+    stores: Stores,
+    queue: Arc<dyn DeliveryQueue>,
+    clock: Arc<dyn Clock>,
+    config: IngestConfig,
+}
+
+impl Ingest {
+    pub fn new(
+        stores: Stores,
+        queue: Arc<dyn DeliveryQueue>,
+        clock: Arc<dyn Clock>,
+        config: IngestConfig,
+    ) -> Self {
+        Self {
+            stores,
+            queue,
+            clock,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// Handles one webhook: the raw body bytes exactly as received and the signature header.
+    pub async fn handle(&self, body: &[u8], signature: Option<&str>) -> IngestResponse {
+        // 1. Size.
+        if body.len() > self.config.max_body_bytes {
+            return IngestResponse::too_large(self.config.max_body_bytes);
+        }
+        // 2. Signature over the raw bytes.
+        if let WebhookAuth::Secret(secret) = &self.config.auth {
+            if let Err(e) = verify_webex_signature(secret, body, signature) {
+                return IngestResponse::client_error(
+                    StatusCode::UNAUTHORIZED,
+                    IngestOutcome::Unauthorized,
+                    "invalid_signature",
+                    e.to_string(),
+                );
+            }
+        }
+        // 3. Parse: route on resource/event first, then the typed envelope.
+        let envelope = match parse_envelope(body) {
+            Ok(e) => e,
+            Err(Unparsed::OtherResource(resource)) => {
+                let resource = truncate(&resource, 64);
+                let mut r = IngestResponse::new(
+                    StatusCode::ACCEPTED,
+                    IngestOutcome::Ignored,
+                    json!({ "status": "ignored", "note": format!("resource `{resource}` is not handled here: this endpoint relays `{TELEPHONY_RESOURCE}` only") }),
+                );
+                r.detail = Some(format!("resource {resource}"));
+                return r;
+            }
+            Err(Unparsed::Invalid(e)) => return IngestResponse::bad_request(&e),
+        };
+        let call_id = envelope.data.call_id.clone();
+        let Some(event_type) = EventType::from_telephony_event(&envelope.event) else {
+            let mut r = IngestResponse::new(
+                StatusCode::ACCEPTED,
+                IngestOutcome::Ignored,
+                json!({ "status": "ignored", "note": format!("event `{}` is not one of created, updated, deleted", truncate(&envelope.event, 64)) }),
+            );
+            r.call_id = Some(call_id);
+            return r;
+        };
+
+        let key = dedupe_key(&envelope.data);
+        let event_id = EventId::derived(event_millis(&envelope.data), key.as_bytes());
+        let mut resp = self.process(&envelope, event_type, &key, event_id).await;
+        resp.call_id = Some(call_id);
+        resp.event_type = Some(event_type);
+        resp.event_id = Some(event_id);
+        resp
+    }
+
+    async fn process(
+        &self,
+        envelope: &TelephonyEnvelope,
+        event_type: EventType,
+        key: &str,
+        event_id: EventId,
+    ) -> IngestResponse {
+        let now = self.clock.now();
+        // 4. Dedupe claim.
+        let claim = self
+            .stores
+            .dedupe
+            .claim(
+                key,
+                now,
+                now + self.config.dedupe_lease,
+                now + self.config.dedupe_ttl,
+            )
+            .await;
+        match claim {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Done) => {
+                return IngestResponse::new(
+                    StatusCode::OK,
+                    IngestOutcome::Duplicate,
+                    json!({ "status": "duplicate", "eventId": event_id }),
+                );
+            }
+            Ok(Claim::InProgress) => {
+                let mut r = IngestResponse::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    IngestOutcome::InProgress,
+                    json!({ "error": "in_progress", "detail": "this event is being processed by another request; retry later" }),
+                );
+                r.retry_after_seconds = Some(self.config.retry_after_seconds);
+                return r;
+            }
+            Err(e) => return self.unavailable(format!("dedupe: {e}")),
+        }
+
+        match self.deliver(envelope, event_type, event_id, now).await {
+            Ok(deliveries) => {
+                if let Err(e) = self
+                    .stores
+                    .dedupe
+                    .complete(key, now + self.config.dedupe_ttl)
+                    .await
+                {
+                    // The jobs are queued: answering 503 would only make Webex send it again. The
+                    // claim's lease runs out and a later duplicate would be re-queued with the same
+                    // event id (receivers dedupe on `webhook-id`).
+                    tracing::warn!(error = %e, "could not mark the dedupe record done; the event is queued");
+                }
+                let mut r = IngestResponse::new(
+                    StatusCode::OK,
+                    IngestOutcome::Queued,
+                    json!({ "status": "queued", "deliveries": deliveries, "eventId": event_id }),
+                );
+                r.deliveries = deliveries;
+                r
+            }
+            Err(e) => {
+                if let Err(re) = self.stores.dedupe.release(key).await {
+                    tracing::warn!(error = %re, "could not release the dedupe claim; it expires with its lease");
+                }
+                self.unavailable(e.to_string())
+            }
+        }
+    }
+
+    /// Steps 5–7: call state, event log, fan-out. Returns the number of delivery jobs queued.
+    async fn deliver(
+        &self,
+        envelope: &TelephonyEnvelope,
+        event_type: EventType,
+        event_id: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<usize, Unavailable> {
+        self.record_call_state(envelope, now)
+            .await
+            .map_err(Unavailable::CallState)?;
+
+        let event = OutboundEvent {
+            id: event_id,
+            event_type,
+            org_id: envelope.org_id.clone(),
+            created_at: now,
+            body: telephony_body(envelope, now),
+        };
+        match self
+            .stores
+            .events
+            .append(&event, now + self.config.event_retention)
+            .await
+        {
+            // A retry of an event already logged (same derived id).
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(Unavailable::EventLog(e)),
+        }
+
+        let subs = self
+            .stores
+            .subscriptions
+            .list_by_org(&envelope.org_id)
+            .await
+            .map_err(Unavailable::Subscriptions)?;
+        let jobs: Vec<QueuedJob> = subs
+            .iter()
+            .filter(|s| s.org_id == envelope.org_id && s.wants(event_type))
+            .map(|s| QueuedJob {
+                job: DeliveryJob::for_event(&event, s.id),
+                delay_seconds: 0,
+            })
+            .collect();
+        if !jobs.is_empty() {
+            self.queue.send(&jobs).await.map_err(Unavailable::Queue)?;
+        }
+        Ok(jobs.len())
+    }
+
+    /// Step 5: the call's lifecycle record, with bounded optimistic-concurrency retries.
+    async fn record_call_state(
+        &self,
+        envelope: &TelephonyEnvelope,
+        now: DateTime<Utc>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let data = &envelope.data;
+        let obs = CallObservation {
+            stage: envelope.event.clone(),
+            event_type: data.event_type.as_str().to_owned(),
+            state: data.state.as_ref().map(|s| s.as_str().to_owned()),
+            event_timestamp: data.event_timestamp.as_str().to_owned(),
+            event_time: data.event_timestamp.at(),
+        };
+        let expires_at = (now + self.config.call_state_ttl).timestamp();
+        let attempts = self.config.max_call_state_attempts.max(1);
+        for attempt in 1..=attempts {
+            let (mut record, outcome) = match self.stores.calls.get(&data.call_id).await? {
+                None => (
+                    CallRecord::new(
+                        data.call_id.clone(),
+                        data.call_session_id.clone(),
+                        envelope.org_id.clone(),
+                        obs.clone(),
+                        expires_at,
+                    ),
+                    ApplyOutcome::Advanced,
+                ),
+                Some(mut r) => {
+                    let o = r.apply(obs.clone(), expires_at);
+                    if r.call_session_id.is_none() {
+                        r.call_session_id = data.call_session_id.clone();
+                    }
+                    (r, o)
+                }
+            };
+            if outcome == ApplyOutcome::AlreadySeen {
+                return Ok(outcome);
+            }
+            record.version += 1;
+            match self.stores.calls.put(&record).await {
+                Ok(()) => return Ok(outcome),
+                Err(StoreError::Conflict(msg)) if attempt < attempts => {
+                    tracing::debug!(attempt, conflict = %msg, "call state write raced; retrying");
+                    CALL_WRITE_BACKOFF.sleep(attempt - 1).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "call state still contended after {attempts} attempts"
+        )))
+    }
+
+    fn unavailable(&self, detail: String) -> IngestResponse {
+        let mut r = IngestResponse::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            IngestOutcome::Unavailable,
+            json!({ "error": "unavailable", "detail": "the event could not be stored or queued; retry later" }),
+        );
+        r.retry_after_seconds = Some(self.config.retry_after_seconds);
+        r.detail = Some(detail);
+        r
+    }
+}

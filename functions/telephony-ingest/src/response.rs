@@ -1,0 +1,107 @@
+//! The answer to one webhook ([`IngestResponse`]) and what became of it ([`IngestOutcome`], the
+//! `outcome` log field), with the client-error answers every path shares.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use relay_shared::events::EventType;
+use relay_shared::ids::EventId;
+use relay_shared::webex::ParseError;
+
+use crate::envelope::parse_detail;
+
+/// What happened to one request (the `outcome` log field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Queued,
+    Duplicate,
+    InProgress,
+    Ignored,
+    TooLarge,
+    Unauthorized,
+    BadRequest,
+    Unavailable,
+}
+
+impl IngestOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestOutcome::Queued => "queued",
+            IngestOutcome::Duplicate => "duplicate",
+            IngestOutcome::InProgress => "in_progress",
+            IngestOutcome::Ignored => "ignored",
+            IngestOutcome::TooLarge => "too_large",
+            IngestOutcome::Unauthorized => "unauthorized",
+            IngestOutcome::BadRequest => "bad_request",
+            IngestOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The answer to one webhook, with what the request log line needs.
+#[derive(Debug, Clone)]
+pub struct IngestResponse {
+    pub status: StatusCode,
+    pub body: Value,
+    pub retry_after_seconds: Option<u32>,
+    pub outcome: IngestOutcome,
+    pub call_id: Option<String>,
+    pub event_type: Option<EventType>,
+    pub event_id: Option<EventId>,
+    pub deliveries: usize,
+    /// Why it failed (error descriptions only: never the body or a secret).
+    pub detail: Option<String>,
+}
+
+impl IngestResponse {
+    pub(crate) fn new(status: StatusCode, outcome: IngestOutcome, body: Value) -> Self {
+        Self {
+            status,
+            body,
+            retry_after_seconds: None,
+            outcome,
+            call_id: None,
+            event_type: None,
+            event_id: None,
+            deliveries: 0,
+            detail: None,
+        }
+    }
+
+    /// `{"error": error, "detail": detail}`, the detail also logged.
+    pub(crate) fn client_error(
+        status: StatusCode,
+        outcome: IngestOutcome,
+        error: &str,
+        detail: String,
+    ) -> Self {
+        let mut r = Self::new(status, outcome, json!({ "error": error, "detail": detail }));
+        r.detail = Some(detail);
+        r
+    }
+
+    /// 413: the body exceeds `max` bytes.
+    pub(crate) fn too_large(max: usize) -> Self {
+        Self::client_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            IngestOutcome::TooLarge,
+            "payload_too_large",
+            format!("the body exceeds {max} bytes"),
+        )
+    }
+
+    /// 400 naming what is wrong with the body and where.
+    pub(crate) fn bad_request(e: &ParseError) -> Self {
+        Self::client_error(
+            StatusCode::BAD_REQUEST,
+            IngestOutcome::BadRequest,
+            e.code(),
+            parse_detail(e),
+        )
+    }
+}
+
+/// Untrusted text quoted in an answer or a log line, cut to `max_chars`.
+pub(crate) fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
