@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use relay_shared::config::{flag, parsed_or, ConfigError, Env};
+use relay_shared::adapters::aws::secrets::{SecretError, SecretsManager, WEBHOOK_SECRET};
+use relay_shared::config::{defaults, parse_flag, parsed_in_range, ConfigError, Resources};
+use secrecy::ExposeSecret;
 
 /// Env: ARN of the Secrets Manager secret holding the Webex webhook secret (Lambda).
 pub const ENV_SECRET_ARN: &str = "WEBEX_WEBHOOK_SECRET_ARN";
@@ -65,44 +67,17 @@ pub enum SecretSource {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Redacted(pub String);
 
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Redacted(s.to_owned()))
+    }
+}
+
 impl std::fmt::Debug for Redacted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
     }
-}
-
-/// `WEBEX_WEBHOOK_SECRET_ARN` wins, then `WEBEX_WEBHOOK_SECRET`; with neither the function refuses
-/// to start unless `ALLOW_UNSIGNED_WEBHOOKS=true`.
-pub fn secret_source(env: &dyn Env) -> Result<SecretSource, ConfigError> {
-    if let Some(arn) = env.var(ENV_SECRET_ARN) {
-        return Ok(SecretSource::SecretsManager(arn));
-    }
-    if let Some(secret) = env.var(ENV_SECRET) {
-        return Ok(SecretSource::Plain(Redacted(secret)));
-    }
-    if flag(env, ENV_ALLOW_UNSIGNED, false)? {
-        return Ok(SecretSource::InsecureUnsigned);
-    }
-    Err(ConfigError::Missing {
-        name: ENV_SECRET_ARN.into(),
-        hint: format!(
-            "the Webex webhook secret: set {ENV_SECRET_ARN} (Secrets Manager) or {ENV_SECRET}; \
-             {ENV_ALLOW_UNSIGNED}=true accepts unsigned webhooks, for local use only"
-        ),
-    })
-}
-
-/// A Secrets Manager `SecretString` is either the secret itself or a JSON object holding it under
-/// `secret` (or `webhookSecret` / `WEBEX_WEBHOOK_SECRET`), as console-created secrets are.
-pub fn secret_from_secret_string(raw: &str) -> String {
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(raw) {
-        for key in ["secret", "webhookSecret", ENV_SECRET] {
-            if let Some(serde_json::Value::String(s)) = map.get(key) {
-                return s.clone();
-            }
-        }
-    }
-    raw.trim_end_matches(['\r', '\n']).to_owned()
 }
 
 /// Everything the ingest service needs besides its ports.
@@ -122,46 +97,150 @@ pub struct IngestConfig {
     pub max_call_state_attempts: u32,
 }
 
-impl IngestConfig {
-    pub fn new(auth: WebhookAuth) -> Self {
-        Self {
+/// Retention is bounded by ten years (in the unit of the setting).
+const MAX_RETENTION: i64 = 24 * 3650;
+
+/// The ingest function's settings (flattened into the local stack's flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// ARN of the Secrets Manager secret holding the Webex webhook secret (read once per cold start).
+    #[arg(long = "webex-secret-arn", env = ENV_SECRET_ARN, value_name = ENV_SECRET_ARN)]
+    pub webex_secret_arn: Option<String>,
+    /// The Webex webhook secret itself, that X-Spark-Signature is verified with (local runs and tests).
+    #[arg(
+        long = "webex-secret",
+        env = ENV_SECRET,
+        value_name = ENV_SECRET,
+        hide_env_values = true
+    )]
+    pub webex_secret: Option<Redacted>,
+    /// With no secret configured: accept unsigned webhooks (local use only; logged loudly).
+    #[arg(
+        long = "allow-unsigned-webhooks",
+        env = ENV_ALLOW_UNSIGNED,
+        value_name = ENV_ALLOW_UNSIGNED,
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = parse_flag
+    )]
+    pub allow_unsigned_webhooks: bool,
+    /// How long a processed event is remembered, in hours (Webex retries within minutes).
+    #[arg(
+        long = "dedupe-ttl-hours",
+        env = ENV_DEDUPE_TTL_HOURS,
+        value_name = ENV_DEDUPE_TTL_HOURS,
+        default_value_t = 24,
+        value_parser = parsed_in_range::<i64, _>(1..=MAX_RETENTION)
+    )]
+    pub dedupe_ttl_hours: i64,
+    /// How long outbound events are kept for replay, in days.
+    #[arg(
+        long = "event-retention-days",
+        env = ENV_EVENT_RETENTION_DAYS,
+        value_name = ENV_EVENT_RETENTION_DAYS,
+        default_value_t = 14,
+        value_parser = parsed_in_range::<i64, _>(1..=MAX_RETENTION)
+    )]
+    pub event_retention_days: i64,
+    /// How long a call's lifecycle record lives after its last event, in hours.
+    #[arg(
+        long = "call-state-ttl-hours",
+        env = ENV_CALL_STATE_TTL_HOURS,
+        value_name = ENV_CALL_STATE_TTL_HOURS,
+        default_value_t = 24,
+        value_parser = parsed_in_range::<i64, _>(1..=MAX_RETENTION)
+    )]
+    pub call_state_ttl_hours: i64,
+}
+
+impl IngestArgs {
+    /// `WEBEX_WEBHOOK_SECRET_ARN` wins, then `WEBEX_WEBHOOK_SECRET`; with neither the function
+    /// refuses to start unless `ALLOW_UNSIGNED_WEBHOOKS=true`.
+    pub fn secret_source(&self) -> Result<SecretSource, ConfigError> {
+        if let Some(arn) = &self.webex_secret_arn {
+            return Ok(SecretSource::SecretsManager(arn.clone()));
+        }
+        if let Some(secret) = &self.webex_secret {
+            return Ok(SecretSource::Plain(secret.clone()));
+        }
+        if self.allow_unsigned_webhooks {
+            return Ok(SecretSource::InsecureUnsigned);
+        }
+        Err(ConfigError::Missing {
+            name: ENV_SECRET_ARN.into(),
+            hint: format!(
+                "the Webex webhook secret: set {ENV_SECRET_ARN} (Secrets Manager) or {ENV_SECRET}; \
+                 {ENV_ALLOW_UNSIGNED}=true accepts unsigned webhooks, for local use only"
+            ),
+        })
+    }
+
+    pub fn config(&self, auth: WebhookAuth) -> IngestConfig {
+        IngestConfig {
             auth,
             max_body_bytes: MAX_BODY_BYTES,
-            dedupe_ttl: chrono::Duration::hours(24),
+            dedupe_ttl: chrono::Duration::hours(self.dedupe_ttl_hours),
             dedupe_lease: chrono::Duration::seconds(60),
-            call_state_ttl: chrono::Duration::hours(24),
-            event_retention: chrono::Duration::days(14),
+            call_state_ttl: chrono::Duration::hours(self.call_state_ttl_hours),
+            event_retention: chrono::Duration::days(self.event_retention_days),
             retry_after_seconds: 5,
             max_call_state_attempts: 5,
         }
     }
+}
 
-    /// Defaults overridden by the optional `DEDUPE_TTL_HOURS`, `EVENT_RETENTION_DAYS`,
-    /// `CALL_STATE_TTL_HOURS`.
-    pub fn from_env(env: &dyn Env, auth: WebhookAuth) -> Result<Self, ConfigError> {
-        let mut c = Self::new(auth);
-        c.dedupe_ttl = chrono::Duration::hours(positive(env, ENV_DEDUPE_TTL_HOURS, 24)?);
-        c.event_retention = chrono::Duration::days(positive(env, ENV_EVENT_RETENTION_DAYS, 14)?);
-        c.call_state_ttl = chrono::Duration::hours(positive(env, ENV_CALL_STATE_TTL_HOURS, 24)?);
-        Ok(c)
+impl SecretSource {
+    /// The webhook authentication: a Secrets Manager secret is read now (once per cold start).
+    pub async fn load(self) -> Result<WebhookAuth, SecretError> {
+        Ok(match self {
+            SecretSource::SecretsManager(arn) => {
+                let secret = SecretsManager::from_env()
+                    .await
+                    .read(&arn, &WEBHOOK_SECRET)
+                    .await?;
+                WebhookAuth::secret(secret.expose_secret())
+            }
+            SecretSource::Plain(secret) => WebhookAuth::secret(secret.0),
+            SecretSource::InsecureUnsigned => {
+                tracing::error!(
+                    "ALLOW_UNSIGNED_WEBHOOKS=true and no webhook secret: every request is accepted WITHOUT signature \
+                     verification. This is for local development only; never deploy it."
+                );
+                WebhookAuth::InsecureUnsigned
+            }
+        })
     }
 }
 
-fn positive(env: &dyn Env, name: &str, default: i64) -> Result<i64, ConfigError> {
-    let v = parsed_or::<i64>(env, name, default)?;
-    if v <= 0 || v > 24 * 3650 {
-        return Err(ConfigError::Invalid {
-            name: name.into(),
-            value: v.to_string(),
-            reason: "must be a positive number".into(),
-        });
+/// Everything the Lambda function reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FunctionArgs {
+    #[command(flatten)]
+    pub resources: Resources,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+impl IngestConfig {
+    /// Every default, with `auth`.
+    pub fn new(auth: WebhookAuth) -> Self {
+        defaults::<IngestArgs>().config(auth)
     }
-    Ok(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relay_shared::config::from_env_pairs;
+
+    fn source(env: &[(&str, &str)]) -> Result<SecretSource, ConfigError> {
+        from_env_pairs::<IngestArgs>(env)?.secret_source()
+    }
+
+    fn config(env: &[(&str, &str)], auth: WebhookAuth) -> Result<IngestConfig, ConfigError> {
+        Ok(from_env_pairs::<IngestArgs>(env)?.config(auth))
+    }
 
     #[test]
     fn secret_source_precedence_and_refusal() {
@@ -170,35 +249,24 @@ mod tests {
             (ENV_SECRET, "plain"),
         ];
         assert_eq!(
-            secret_source(&env).unwrap(),
+            source(&env).unwrap(),
             SecretSource::SecretsManager("arn:aws:secretsmanager:x".into())
         );
         let env = [(ENV_SECRET, "plain")];
         assert_eq!(
-            secret_source(&env).unwrap(),
+            source(&env).unwrap(),
             SecretSource::Plain(Redacted("plain".into()))
         );
         let env = [(ENV_ALLOW_UNSIGNED, "true")];
-        assert_eq!(secret_source(&env).unwrap(), SecretSource::InsecureUnsigned);
+        assert_eq!(source(&env).unwrap(), SecretSource::InsecureUnsigned);
         let env = [(ENV_ALLOW_UNSIGNED, "false")];
-        let e = secret_source(&env).unwrap_err().to_string();
+        let e = source(&env).unwrap_err().to_string();
         assert!(
             e.contains(ENV_SECRET_ARN) && e.contains(ENV_ALLOW_UNSIGNED),
             "{e}"
         );
         let env: [(&str, &str); 0] = [];
-        assert!(secret_source(&env).is_err());
-    }
-
-    #[test]
-    fn secret_string_plain_or_json() {
-        assert_eq!(secret_from_secret_string("abc\n"), "abc");
-        assert_eq!(secret_from_secret_string(r#"{"secret":"s3"}"#), "s3");
-        assert_eq!(secret_from_secret_string(r#"{"webhookSecret":"s4"}"#), "s4");
-        assert_eq!(
-            secret_from_secret_string(r#"{"other":"x"}"#),
-            r#"{"other":"x"}"#
-        );
+        assert!(source(&env).is_err());
     }
 
     #[test]
@@ -209,16 +277,25 @@ mod tests {
         assert!(
             !format!("{:?}", SecretSource::Plain(Redacted("hunter2".into()))).contains("hunter2")
         );
+        let args = from_env_pairs::<IngestArgs>(&[(ENV_SECRET, "hunter2")]).unwrap();
+        assert!(!format!("{args:?}").contains("hunter2"));
     }
 
     #[test]
     fn ttl_overrides() {
         let env = [(ENV_DEDUPE_TTL_HOURS, "2"), (ENV_EVENT_RETENTION_DAYS, "3")];
-        let c = IngestConfig::from_env(&env, WebhookAuth::InsecureUnsigned).unwrap();
+        let c = config(&env, WebhookAuth::InsecureUnsigned).unwrap();
         assert_eq!(c.dedupe_ttl, chrono::Duration::hours(2));
         assert_eq!(c.event_retention, chrono::Duration::days(3));
         assert_eq!(c.call_state_ttl, chrono::Duration::hours(24));
-        let env = [(ENV_DEDUPE_TTL_HOURS, "0")];
-        assert!(IngestConfig::from_env(&env, WebhookAuth::InsecureUnsigned).is_err());
+        for (k, v) in [
+            (ENV_DEDUPE_TTL_HOURS, "0"),
+            (ENV_EVENT_RETENTION_DAYS, "87601"),
+            (ENV_CALL_STATE_TTL_HOURS, "x"),
+            (ENV_ALLOW_UNSIGNED, "maybe"),
+        ] {
+            let e = config(&[(k, v)], WebhookAuth::InsecureUnsigned).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
     }
 }

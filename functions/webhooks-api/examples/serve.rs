@@ -7,7 +7,7 @@
 //!
 //! Env: `PORT` (0 = any free port; the chosen address is printed as `listening on http://…`),
 //! `RELAY_API_KEY` (default `wrk_local_admin_key_for_tests_only_000000`), `RELAY_API_USER`,
-//! `RELAY_API_ORG`, plus every limit `ApiConfig::from_env` reads (e.g. `MAX_WEBHOOKS_PER_USER`).
+//! `RELAY_API_ORG`, plus every setting of `webhooks_api::config::FunctionArgs` (e.g. `MAX_WEBHOOKS_PER_USER`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,8 @@ use std::time::Duration;
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
-use relay_shared::config::{Env, ProcessEnv};
+use relay_shared::config::{from_process_env, Env, ProcessEnv};
+use webhooks_api::config::FunctionArgs;
 use webhooks_api::{router, store_api_key, ApiConfig, AppState};
 
 pub const DEFAULT_KEY: &str = "wrk_local_admin_key_for_tests_only_000000";
@@ -23,7 +24,9 @@ pub const DEFAULT_KEY: &str = "wrk_local_admin_key_for_tests_only_000000";
 #[tokio::main]
 async fn main() {
     let env = ProcessEnv;
-    let config = ApiConfig::from_env(&env).unwrap_or_else(|e| panic!("{e}"));
+    let config = from_process_env::<FunctionArgs>("serve")
+        .and_then(|a| a.config())
+        .unwrap_or_else(|e| panic!("{e}"));
     let key = env
         .var("RELAY_API_KEY")
         .unwrap_or_else(|| DEFAULT_KEY.to_owned());

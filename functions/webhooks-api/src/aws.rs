@@ -4,30 +4,26 @@ use std::sync::Arc;
 
 use relay_shared::adapters::aws::{aws_clients, aws_stores, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
-use relay_shared::config::{required, ConfigError, Env};
+use relay_shared::config::{ConfigError, Resources};
 use relay_shared::ports::Stores;
 
-use crate::config::ApiConfig;
+use crate::config::FunctionArgs;
 use crate::state::AppState;
 
 /// The stores on the DynamoDB table named by `TABLE_NAME`.
-pub async fn stores_from_env(env: &dyn Env) -> Result<Stores, ConfigError> {
-    let table = required(env, "TABLE_NAME", "the DynamoDB table")?;
+pub async fn stores(resources: &Resources) -> Result<Stores, ConfigError> {
+    let table = resources.table_name()?.to_owned();
     let (ddb, _) = aws_clients().await;
     Ok(aws_stores(DynamoTable::new(ddb, table)))
 }
 
-/// The whole state from the environment: `TABLE_NAME`, `DELIVERY_QUEUE_URL`,
-/// `DEAD_LETTER_QUEUE_URL`, plus the limits of [`ApiConfig::from_env`].
-pub async fn state_from_env(env: &dyn Env) -> Result<AppState, ConfigError> {
-    let config = ApiConfig::from_env(env)?;
-    let table = required(env, "TABLE_NAME", "the DynamoDB table")?;
-    let queue_url = required(env, "DELIVERY_QUEUE_URL", "the SQS delivery queue URL")?;
-    let dlq_url = required(
-        env,
-        "DEAD_LETTER_QUEUE_URL",
-        "the SQS dead-letter queue URL",
-    )?;
+/// The whole state: `TABLE_NAME`, `DELIVERY_QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`, plus the limits
+/// of [`FunctionArgs::config`].
+pub async fn state(args: &FunctionArgs) -> Result<AppState, ConfigError> {
+    let config = args.config()?;
+    let table = args.resources.table_name()?.to_owned();
+    let queue_url = args.resources.delivery_queue_url()?.to_owned();
+    let dlq_url = args.resources.dead_letter_queue_url()?.to_owned();
     let (ddb, sqs) = aws_clients().await;
     let stores = aws_stores(DynamoTable::new(ddb, table));
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));

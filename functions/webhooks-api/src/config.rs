@@ -1,17 +1,19 @@
 //! Configuration of the management API, read once per cold start.
 
-use relay_shared::config::{flag, parsed_or, ConfigError, Env};
+use relay_shared::config::{
+    defaults, from_env_pairs, invalid, parsed_in_range, ConfigError, DefaultRateLimit, Resources,
+};
+use relay_shared::targets::{TargetArgs, TargetPolicy};
 
 /// Limits and switches of the API (see `docs/webhooks-api.md` for the environment variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     /// `MAX_WEBHOOKS_PER_USER` (10): enforced atomically by the subscription store.
     pub max_webhooks_per_user: u32,
-    /// `ALLOW_HTTP_TARGETS` (false): accept `http://` target URLs (local testing only).
-    pub allow_http_targets: bool,
-    /// `ALLOW_PRIVATE_TARGETS` (false): accept literal loopback/private hosts and `localhost`
-    /// (the local stack's demo receiver; never in a deployment).
-    pub allow_private_targets: bool,
+    /// Which target URLs a subscription may have: the delivery worker's policy, read from the same
+    /// `ALLOW_HTTP_TARGETS`, `ALLOW_PRIVATE_TARGETS` and `TARGET_ALLOW_CIDRS`, so the API accepts
+    /// exactly the literal targets the worker will call.
+    pub targets: TargetPolicy,
     /// `MAX_BODY_BYTES` (262144): larger request bodies get `413`.
     pub max_body_bytes: usize,
     /// `IDEMPOTENCY_TTL_HOURS` (24): how long an `Idempotency-Key` answer is replayed.
@@ -28,111 +30,136 @@ pub struct ApiConfig {
     pub redrive_max_per_call: u32,
 }
 
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            max_webhooks_per_user: 10,
-            allow_http_targets: false,
-            allow_private_targets: false,
-            max_body_bytes: 256 * 1024,
-            idempotency_ttl_hours: 24,
-            default_rate_limit_per_minute: 100,
-            max_rate_limit_per_minute: 100,
-            replay_max_events: 10_000,
-            replay_max_window_days: 14,
-            redrive_max_per_call: 1_000,
+/// The API's own settings (flattened into the local stack's flags); the ones it shares with the
+/// worker are [`TargetArgs`] and [`DefaultRateLimit`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Subscriptions one user may own.
+    #[arg(
+        long = "max-webhooks-per-user",
+        env = "MAX_WEBHOOKS_PER_USER",
+        value_name = "MAX_WEBHOOKS_PER_USER",
+        default_value_t = 10,
+        value_parser = parsed_in_range::<u32, _>(1..)
+    )]
+    pub max_webhooks_per_user: u32,
+    /// Largest request body in bytes (larger ones get 413).
+    #[arg(
+        long = "max-body-bytes",
+        env = "MAX_BODY_BYTES",
+        value_name = "MAX_BODY_BYTES",
+        default_value_t = 256 * 1024,
+        value_parser = parsed_in_range::<usize, _>(1024..)
+    )]
+    pub max_body_bytes: usize,
+    /// How long an `Idempotency-Key` answer is replayed, in hours.
+    #[arg(
+        long = "idempotency-ttl-hours",
+        env = "IDEMPOTENCY_TTL_HOURS",
+        value_name = "IDEMPOTENCY_TTL_HOURS",
+        default_value_t = 24,
+        value_parser = parsed_in_range::<u32, _>(1..)
+    )]
+    pub idempotency_ttl_hours: u32,
+    /// Highest `rateLimitPerMinute` the API accepts (seed 004's 100 by default; raise it for load tests).
+    #[arg(
+        long = "max-rate-limit",
+        env = "MAX_RATE_LIMIT_PER_MINUTE",
+        value_name = "MAX_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 100,
+        value_parser = parsed_in_range::<u32, _>(1..)
+    )]
+    pub max_rate_limit_per_minute: u32,
+    /// Events re-queued by one replay call at most.
+    #[arg(
+        long = "replay-max-events",
+        env = "REPLAY_MAX_EVENTS",
+        value_name = "REPLAY_MAX_EVENTS",
+        default_value_t = 10_000,
+        value_parser = parsed_in_range::<u32, _>(1..)
+    )]
+    pub replay_max_events: u32,
+    /// The longest replay window, in days.
+    #[arg(
+        long = "replay-max-window-days",
+        env = "REPLAY_MAX_WINDOW_DAYS",
+        value_name = "REPLAY_MAX_WINDOW_DAYS",
+        default_value_t = 14,
+        value_parser = parsed_in_range::<u32, _>(1..)
+    )]
+    pub replay_max_window_days: u32,
+    /// Dead-lettered jobs moved by one redrive call at most.
+    #[arg(
+        long = "redrive-max-per-call",
+        env = "REDRIVE_MAX_PER_CALL",
+        value_name = "REDRIVE_MAX_PER_CALL",
+        default_value_t = 1_000,
+        value_parser = parsed_in_range::<u32, _>(1..)
+    )]
+    pub redrive_max_per_call: u32,
+}
+
+impl ApiArgs {
+    /// The API's configuration under `targets`, with `default_rate_limit_per_minute` for creates
+    /// that omit `rateLimitPerMinute` (at most `MAX_RATE_LIMIT_PER_MINUTE`).
+    pub fn config(
+        &self,
+        targets: TargetPolicy,
+        default_rate_limit_per_minute: u32,
+    ) -> Result<ApiConfig, ConfigError> {
+        if default_rate_limit_per_minute > self.max_rate_limit_per_minute {
+            return Err(invalid(
+                "DEFAULT_RATE_LIMIT_PER_MINUTE",
+                default_rate_limit_per_minute,
+                "must be between 1 and MAX_RATE_LIMIT_PER_MINUTE",
+            ));
         }
+        Ok(ApiConfig {
+            max_webhooks_per_user: self.max_webhooks_per_user,
+            targets,
+            max_body_bytes: self.max_body_bytes,
+            idempotency_ttl_hours: self.idempotency_ttl_hours,
+            default_rate_limit_per_minute,
+            max_rate_limit_per_minute: self.max_rate_limit_per_minute,
+            replay_max_events: self.replay_max_events,
+            replay_max_window_days: self.replay_max_window_days,
+            redrive_max_per_call: self.redrive_max_per_call,
+        })
+    }
+}
+
+/// Everything the Lambda function reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FunctionArgs {
+    #[command(flatten)]
+    pub resources: Resources,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub rate: DefaultRateLimit,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+impl FunctionArgs {
+    pub fn config(&self) -> Result<ApiConfig, ConfigError> {
+        self.api.config(self.targets.policy(), self.rate.per_minute)
+    }
+}
+
+impl Default for ApiConfig {
+    /// Every default: the strict target policy.
+    fn default() -> Self {
+        defaults::<FunctionArgs>()
+            .config()
+            .expect("the defaults are consistent")
     }
 }
 
 impl ApiConfig {
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let d = Self::default();
-        let cfg = Self {
-            max_webhooks_per_user: parsed_or(
-                env,
-                "MAX_WEBHOOKS_PER_USER",
-                d.max_webhooks_per_user,
-            )?,
-            allow_http_targets: flag(env, "ALLOW_HTTP_TARGETS", d.allow_http_targets)?,
-            allow_private_targets: flag(env, "ALLOW_PRIVATE_TARGETS", d.allow_private_targets)?,
-            max_body_bytes: parsed_or(env, "MAX_BODY_BYTES", d.max_body_bytes)?,
-            idempotency_ttl_hours: parsed_or(
-                env,
-                "IDEMPOTENCY_TTL_HOURS",
-                d.idempotency_ttl_hours,
-            )?,
-            default_rate_limit_per_minute: parsed_or(
-                env,
-                "DEFAULT_RATE_LIMIT_PER_MINUTE",
-                d.default_rate_limit_per_minute,
-            )?,
-            max_rate_limit_per_minute: parsed_or(
-                env,
-                "MAX_RATE_LIMIT_PER_MINUTE",
-                d.max_rate_limit_per_minute,
-            )?,
-            replay_max_events: parsed_or(env, "REPLAY_MAX_EVENTS", d.replay_max_events)?,
-            replay_max_window_days: parsed_or(
-                env,
-                "REPLAY_MAX_WINDOW_DAYS",
-                d.replay_max_window_days,
-            )?,
-            redrive_max_per_call: parsed_or(env, "REDRIVE_MAX_PER_CALL", d.redrive_max_per_call)?,
-        };
-        let invalid = |name: &str, value: String, reason: &str| ConfigError::Invalid {
-            name: name.into(),
-            value,
-            reason: reason.into(),
-        };
-        if cfg.max_webhooks_per_user == 0 {
-            return Err(invalid(
-                "MAX_WEBHOOKS_PER_USER",
-                "0".into(),
-                "must be at least 1",
-            ));
-        }
-        if cfg.max_body_bytes < 1024 {
-            return Err(invalid(
-                "MAX_BODY_BYTES",
-                cfg.max_body_bytes.to_string(),
-                "must be at least 1024",
-            ));
-        }
-        if cfg.max_rate_limit_per_minute == 0 {
-            return Err(invalid(
-                "MAX_RATE_LIMIT_PER_MINUTE",
-                "0".into(),
-                "must be at least 1",
-            ));
-        }
-        if cfg.default_rate_limit_per_minute == 0
-            || cfg.default_rate_limit_per_minute > cfg.max_rate_limit_per_minute
-        {
-            return Err(invalid(
-                "DEFAULT_RATE_LIMIT_PER_MINUTE",
-                cfg.default_rate_limit_per_minute.to_string(),
-                "must be between 1 and MAX_RATE_LIMIT_PER_MINUTE",
-            ));
-        }
-        if cfg.idempotency_ttl_hours == 0 {
-            return Err(invalid(
-                "IDEMPOTENCY_TTL_HOURS",
-                "0".into(),
-                "must be at least 1",
-            ));
-        }
-        if cfg.replay_max_events == 0
-            || cfg.replay_max_window_days == 0
-            || cfg.redrive_max_per_call == 0
-        {
-            return Err(invalid(
-                "REPLAY_MAX_EVENTS/REPLAY_MAX_WINDOW_DAYS/REDRIVE_MAX_PER_CALL",
-                "0".into(),
-                "must be at least 1",
-            ));
-        }
-        Ok(cfg)
+    /// The configuration the Lambda function would read from these variables (tests).
+    pub fn from_env_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        from_env_pairs::<FunctionArgs>(pairs)?.config()
     }
 }
 
@@ -142,28 +169,44 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let env: [(&str, &str); 0] = [];
-        assert_eq!(ApiConfig::from_env(&env).unwrap(), ApiConfig::default());
+        assert_eq!(
+            ApiConfig::from_env_pairs(&[]).unwrap(),
+            ApiConfig::default()
+        );
+        assert_eq!(ApiConfig::default().max_body_bytes, 262_144);
+        assert_eq!(ApiConfig::default().max_rate_limit_per_minute, 100);
         let env = [
             ("MAX_WEBHOOKS_PER_USER", "3"),
             ("ALLOW_HTTP_TARGETS", "true"),
             ("MAX_BODY_BYTES", "2048"),
             ("IDEMPOTENCY_TTL_HOURS", "1"),
         ];
-        let c = ApiConfig::from_env(&env).unwrap();
+        let c = ApiConfig::from_env_pairs(&env).unwrap();
         assert_eq!(
             (
                 c.max_webhooks_per_user,
-                c.allow_http_targets,
+                c.targets.allow_http,
                 c.max_body_bytes,
                 c.idempotency_ttl_hours
             ),
             (3, true, 2048, 1)
         );
-        assert!(ApiConfig::from_env(&[("MAX_WEBHOOKS_PER_USER", "0")]).is_err());
-        assert!(ApiConfig::from_env(&[("ALLOW_HTTP_TARGETS", "maybe")])
-            .unwrap_err()
-            .to_string()
-            .contains("ALLOW_HTTP_TARGETS"));
+        assert!(ApiConfig::from_env_pairs(&[("MAX_WEBHOOKS_PER_USER", "0")]).is_err());
+        for (k, v) in [
+            ("MAX_BODY_BYTES", "1000"),
+            ("IDEMPOTENCY_TTL_HOURS", "0"),
+            ("REPLAY_MAX_EVENTS", "0"),
+            ("DEFAULT_RATE_LIMIT_PER_MINUTE", "0"),
+            ("DEFAULT_RATE_LIMIT_PER_MINUTE", "101"),
+        ] {
+            let e = ApiConfig::from_env_pairs(&[(k, v)]).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+        assert!(
+            ApiConfig::from_env_pairs(&[("ALLOW_HTTP_TARGETS", "maybe")])
+                .unwrap_err()
+                .to_string()
+                .contains("ALLOW_HTTP_TARGETS")
+        );
     }
 }

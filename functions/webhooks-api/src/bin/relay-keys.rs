@@ -11,7 +11,7 @@
 
 use clap::{ArgGroup, Parser, Subcommand};
 use relay_shared::auth::{hash_api_key, Role};
-use relay_shared::config::{Env, ProcessEnv};
+use relay_shared::config::{parse_command_line, Resources};
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +19,8 @@ use relay_shared::config::{Env, ProcessEnv};
     about = "Create and revoke webhooks API keys (stored as SHA-256 hashes in TABLE_NAME)"
 )]
 struct Cli {
+    #[command(flatten)]
+    resources: Resources,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,13 +55,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = parse_command_line();
     if let Command::CreateTable = cli.command {
-        let Some(table) = ProcessEnv.var("TABLE_NAME") else {
-            eprintln!(
-                "relay-keys: environment variable TABLE_NAME is required (the DynamoDB table)"
-            );
-            std::process::exit(2);
+        let table = match cli.resources.table_name() {
+            Ok(t) => t.to_owned(),
+            Err(e) => {
+                eprintln!("relay-keys: {e}");
+                std::process::exit(2);
+            }
         };
         let (ddb, _) = relay_shared::adapters::aws::aws_clients().await;
         match relay_shared::adapters::aws::create_table(&ddb, &table).await {
@@ -71,7 +74,7 @@ async fn main() {
         }
         return;
     }
-    let stores = match webhooks_api::aws::stores_from_env(&ProcessEnv).await {
+    let stores = match webhooks_api::aws::stores(&cli.resources).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("relay-keys: {e}");
