@@ -19,5 +19,6 @@ pub mod ports;
 pub mod retry;
 pub mod signing;
 pub mod subscription;
+pub mod targets;
 pub mod webex;
 pub mod webex_api;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use relay_shared::delivery::ErrorClass;
 use relay_shared::ports::{HttpSender, OutboundRequest, OutboundResponse, SendError};
+use relay_shared::targets::TargetPolicy;
 
-use crate::ssrf::{GuardedResolver, Lookup, ResolveFailure, SystemLookup, TargetPolicy};
+use crate::ssrf::{GuardedResolver, Lookup, ResolveFailure, SystemLookup};
 
 /// Built once per cold start and shared (one connection pool).
 pub struct ReqwestSender {
@@ -127,7 +128,7 @@ impl HttpSender for ReqwestSender {
         let url = self
             .policy
             .check_url(&request.url)
-            .map_err(|r| send_error(r.class, r.reason, true))?;
+            .map_err(|r| send_error(r.reason.error_class(), r.to_string(), true))?;
         let mut builder = self.client.post(url).timeout(request.timeout);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value.as_str());

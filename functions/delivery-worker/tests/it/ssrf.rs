@@ -1,7 +1,6 @@
 //! The SSRF guard through the real sender and the worker: refused targets are permanent failures
 //! (`ssrf_blocked`, no retries, DLQ with the reason) and nothing reaches the receiver.
 
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
@@ -10,12 +9,13 @@ use std::sync::Arc;
 
 use crate::common::*;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::ssrf::{Lookup, StaticLookup, SystemLookup, TargetPolicy};
-use delivery_worker::DeliveryOutcome;
+use delivery_worker::ssrf::{Lookup, StaticLookup, SystemLookup};
+use delivery_worker::{DeliveryOutcome, WorkerConfig};
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::{AttemptStatus, ErrorClass};
 use relay_shared::events::EventType;
 use relay_shared::ports::{HttpSender, OutboundRequest};
+use relay_shared::targets::TargetPolicy;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -150,6 +150,11 @@ async fn refuses_every_internal_target_form() {
         "http://[2002:7f00:1::1]/hook".to_owned(),
         "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook".to_owned(),
         "http://[ff02::1]/hook".to_owned(),
+        "https://[2002:7f00:1::]/hook".to_owned(),
+        "https://[64:ff9b:1::7f00:1]/hook".to_owned(),
+        "https://[::ffff:0:7f00:1]/hook".to_owned(),
+        "https://[100::1]/hook".to_owned(),
+        "https://[4000::1]/hook".to_owned(),
     ];
     for url in &urls {
         assert_blocked(&h, url).await;
@@ -171,11 +176,13 @@ async fn https_only_by_default() {
 async fn allow_list_overrides_for_literals_and_names() {
     let server = receiver().await;
     let port = server.address().port();
-    let policy = TargetPolicy {
-        allow_http: true,
-        allow_private: false,
-        allow_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
-    };
+    // Read as the deployed worker reads it (the same variables the webhooks API reads).
+    let policy = WorkerConfig::from_env_pairs(&[
+        ("TARGET_ALLOW_CIDRS", "127.0.0.1/32"),
+        ("ALLOW_HTTP_TARGETS", "true"),
+    ])
+    .unwrap()
+    .targets;
     let h = harness(policy);
     for url in [
         format!("http://127.0.0.1:{port}/hook"),
@@ -188,7 +195,10 @@ async fn allow_list_overrides_for_literals_and_names() {
             .worker
             .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
             .await;
-        assert!(matches!(o, DeliveryOutcome::Delivered { .. }), "{url}: {o:?}");
+        assert!(
+            matches!(o, DeliveryOutcome::Delivered { .. }),
+            "{url}: {o:?}"
+        );
     }
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
     // Outside the allow-list: still refused.

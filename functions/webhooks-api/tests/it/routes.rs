@@ -3,12 +3,11 @@
 //! adapters (DynamoDB Local + moto); unset, the AWS run is skipped with a printed reason, unless
 //! `RELAY_REQUIRE_AWS=1`, which makes it fail.
 
-
 use std::collections::HashSet;
 
+use crate::common::{unique, Backend, Harness};
 use base64::Engine;
 use chrono::Duration;
-use crate::common::{unique, Backend, Harness};
 use relay_shared::auth::Role;
 use relay_shared::delivery::{
     AttemptRecord, AttemptStatus, AttemptSummary, DeliveryJob, ErrorClass,
@@ -320,6 +319,27 @@ async fn url_validation(b: Backend) {
             .assert_error(422, "validation_failed");
         assert_eq!(e["field"], "url", "{bad}");
     }
+    // The literal addresses the delivery worker refuses are refused here too, naming the class.
+    for (bad, class) in [
+        ("https://[2002:7f00:1::]/", "(6to4)"),
+        (
+            "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+            "(teredo)",
+        ),
+        ("https://[64:ff9b:1::7f00:1]/", "(local-use-nat64)"),
+        ("https://[100::1]/", "(discard-only)"),
+        ("https://[::ffff:0:808:808]/", "(siit)"),
+        ("https://[4000::1]/", "(not-global-unicast)"),
+    ] {
+        let mut body = valid_body();
+        body["url"] = json!(bad);
+        let e = h
+            .call("POST", HOOKS, Some(&key), Some(body))
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(e["field"], "url", "{bad}");
+        assert!(e["detail"].as_str().unwrap().contains(class), "{bad}: {e}");
+    }
     // And on update.
     let c = h.create(&key, "a").await;
     let e = h
@@ -334,16 +354,32 @@ async fn url_validation(b: Backend) {
     assert_eq!(e["field"], "url");
     // http is accepted only when configured.
     if b == Backend::Memory {
-        let h2 = Harness::memory(ApiConfig {
-            allow_http_targets: true,
-            ..ApiConfig::default()
-        });
+        let h2 =
+            Harness::memory(ApiConfig::from_env_pairs(&[("ALLOW_HTTP_TARGETS", "true")]).unwrap());
         let key2 = h2.user().await;
         let mut body = valid_body();
         body["url"] = json!("http://example.com/hook");
         h2.call("POST", HOOKS, Some(&key2), Some(body))
             .await
             .assert_status(201);
+        // An operator allow-list admits its ranges (the worker reads the same variable).
+        let h3 = Harness::memory(
+            ApiConfig::from_env_pairs(&[("TARGET_ALLOW_CIDRS", "10.20.0.0/16, 2002:7f00:1::/48")])
+                .unwrap(),
+        );
+        let key3 = h3.user().await;
+        for url in ["https://10.20.3.4/hook", "https://[2002:7f00:1::]/"] {
+            let mut body = valid_body();
+            body["url"] = json!(url);
+            h3.call("POST", HOOKS, Some(&key3), Some(body))
+                .await
+                .assert_status(201);
+        }
+        let mut body = valid_body();
+        body["url"] = json!("https://10.21.0.1/hook");
+        h3.call("POST", HOOKS, Some(&key3), Some(body))
+            .await
+            .assert_error(422, "validation_failed");
     }
 }
 

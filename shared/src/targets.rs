@@ -1,0 +1,420 @@
+//! The target policy: which subscriber URLs the relay may call. One policy, used by the webhooks
+//! API when a subscription is created or updated (`422` naming the [`Reason`]) and by the delivery
+//! worker before every request and in its DNS resolver (`ssrf_blocked`), so a target the API
+//! accepts is one the worker will call. The contract is in docs/delivery-worker.md ("Targets").
+//!
+//! * Scheme: `https` only, unless `ALLOW_HTTP_TARGETS`. No `user:password@` in the URL.
+//! * Host: `localhost`/`*.localhost` is loopback by definition (RFC 6761), so it is checked as
+//!   `127.0.0.1`/`::1`. A literal IP host must be public ([`RULES`]); the `url` crate has already
+//!   normalised decimal/hex/octal IPv4 spellings (`http://2130706433/`, `http://0x7f.1/`) to
+//!   `127.0.0.1`. Other names are the worker resolver's job (DNS can change after creation).
+//! * IPv4-in-IPv6 transition addresses (mapped, SIIT, compatible, NAT64, 6to4, Teredo) are refused
+//!   whatever they embed: a gateway on the path could turn them into the embedded IPv4 address.
+//! * `TARGET_ALLOW_CIDRS` (operator allow-list) wins over the address rules; an IPv6 address matches
+//!   it by its canonical form and by the IPv4 address it embeds. `ALLOW_PRIVATE_TARGETS` (local use
+//!   only) switches the address rules off.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use url::{Host, Url};
+
+use crate::delivery::ErrorClass;
+
+/// `true` accepts `http://` targets (local testing only).
+pub const ENV_ALLOW_HTTP: &str = "ALLOW_HTTP_TARGETS";
+/// `true` switches the address rules off (the local stack's demo receiver; never deployed).
+pub const ENV_ALLOW_PRIVATE: &str = "ALLOW_PRIVATE_TARGETS";
+/// Comma-separated CIDR blocks or addresses allowed even when they are not public.
+pub const ENV_ALLOW_CIDRS: &str = "TARGET_ALLOW_CIDRS";
+
+/// Which targets may be called. `Default` is the strict policy of a deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPolicy {
+    /// `ALLOW_HTTP_TARGETS`.
+    pub allow_http: bool,
+    /// `ALLOW_PRIVATE_TARGETS`: disables the address rules entirely (logged loudly by the worker).
+    pub allow_private: bool,
+    /// `TARGET_ALLOW_CIDRS`: addresses in these blocks are allowed even when they are not public.
+    pub allow_cidrs: Vec<IpNet>,
+}
+
+/// The class of a refusal: what the API's `422` names and what the worker's reason starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    InvalidUrl,
+    Scheme,
+    Credentials,
+    Localhost,
+    Unspecified,
+    Loopback,
+    Private,
+    SharedAddressSpace,
+    LinkLocal,
+    ProtocolAssignments,
+    Documentation,
+    RelayAnycast,
+    Benchmarking,
+    Multicast,
+    Broadcast,
+    Reserved,
+    UniqueLocal,
+    SiteLocal,
+    DiscardOnly,
+    Orchid,
+    NotGlobalUnicast,
+    Ipv4Mapped,
+    Siit,
+    Ipv4Compatible,
+    Nat64,
+    LocalUseNat64,
+    SixToFour,
+    Teredo,
+}
+
+impl Reason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidUrl => "invalid-url",
+            Self::Scheme => "scheme",
+            Self::Credentials => "credentials",
+            Self::Localhost => "localhost",
+            Self::Unspecified => "unspecified",
+            Self::Loopback => "loopback",
+            Self::Private => "private",
+            Self::SharedAddressSpace => "shared-address-space",
+            Self::LinkLocal => "link-local",
+            Self::ProtocolAssignments => "protocol-assignments",
+            Self::Documentation => "documentation",
+            Self::RelayAnycast => "6to4-relay-anycast",
+            Self::Benchmarking => "benchmarking",
+            Self::Multicast => "multicast",
+            Self::Broadcast => "broadcast",
+            Self::Reserved => "reserved",
+            Self::UniqueLocal => "unique-local",
+            Self::SiteLocal => "site-local",
+            Self::DiscardOnly => "discard-only",
+            Self::Orchid => "orchid",
+            Self::NotGlobalUnicast => "not-global-unicast",
+            Self::Ipv4Mapped => "ipv4-mapped",
+            Self::Siit => "siit",
+            Self::Ipv4Compatible => "ipv4-compatible",
+            Self::Nat64 => "nat64",
+            Self::LocalUseNat64 => "local-use-nat64",
+            Self::SixToFour => "6to4",
+            Self::Teredo => "teredo",
+        }
+    }
+
+    /// The worker's attempt-log class: a URL that cannot be used as one is `invalid_url`, every
+    /// policy refusal `ssrf_blocked`. Both are permanent.
+    pub const fn error_class(self) -> ErrorClass {
+        match self {
+            Self::InvalidUrl | Self::Credentials => ErrorClass::InvalidUrl,
+            _ => ErrorClass::SsrfBlocked,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a target was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub reason: Reason,
+    /// A sentence naming the address and the range, e.g. `127.0.0.1 is loopback (127.0.0.0/8)`.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where an IPv4-in-IPv6 transition address carries its IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Embedding {
+    /// The low 32 bits (mapped, SIIT, compatible, NAT64).
+    Low32,
+    /// Bits 16..48 (6to4, RFC 3056).
+    SixToFour,
+    /// The low 32 bits inverted (the Teredo client address, RFC 4380).
+    TeredoClient,
+}
+
+/// One non-public range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub net: IpNet,
+    pub reason: Reason,
+    /// The range's name in messages.
+    pub label: &'static str,
+    /// Set for the transition ranges, which are refused whatever they embed.
+    pub embeds: Option<Embedding>,
+}
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8) -> IpNet {
+    IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), len))
+}
+
+const fn v6(s: [u16; 8], len: u8) -> IpNet {
+    IpNet::V6(Ipv6Net::new_assert(
+        Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
+        len,
+    ))
+}
+
+const fn rule(net: IpNet, reason: Reason, label: &'static str) -> Rule {
+    Rule {
+        net,
+        reason,
+        label,
+        embeds: None,
+    }
+}
+
+const fn embedding(net: IpNet, reason: Reason, label: &'static str, how: Embedding) -> Rule {
+    Rule {
+        net,
+        reason,
+        label,
+        embeds: Some(how),
+    }
+}
+
+/// Every address that is not a public internet address, first match wins (so the more specific
+/// ranges come before the blocks that contain them, e.g. `::1` before `::/96` before `::/3`).
+#[rustfmt::skip]
+pub const RULES: &[Rule] = &[
+    // IPv4 (RFC 6890 special-purpose registry).
+    rule(v4(255, 255, 255, 255, 32), Reason::Broadcast, "the broadcast address"),
+    rule(v4(0, 0, 0, 0, 8), Reason::Unspecified, "unspecified / this network"),
+    rule(v4(10, 0, 0, 0, 8), Reason::Private, "private"),
+    rule(v4(100, 64, 0, 0, 10), Reason::SharedAddressSpace, "shared address space / CGNAT"),
+    rule(v4(127, 0, 0, 0, 8), Reason::Loopback, "loopback"),
+    rule(v4(169, 254, 0, 0, 16), Reason::LinkLocal, "link-local, incl. the instance metadata service"),
+    rule(v4(172, 16, 0, 0, 12), Reason::Private, "private"),
+    rule(v4(192, 0, 0, 0, 24), Reason::ProtocolAssignments, "IETF protocol assignments"),
+    rule(v4(192, 0, 2, 0, 24), Reason::Documentation, "documentation"),
+    rule(v4(192, 88, 99, 0, 24), Reason::RelayAnycast, "6to4 relay anycast"),
+    rule(v4(192, 168, 0, 0, 16), Reason::Private, "private"),
+    rule(v4(198, 18, 0, 0, 15), Reason::Benchmarking, "benchmarking"),
+    rule(v4(198, 51, 100, 0, 24), Reason::Documentation, "documentation"),
+    rule(v4(203, 0, 113, 0, 24), Reason::Documentation, "documentation"),
+    rule(v4(224, 0, 0, 0, 4), Reason::Multicast, "multicast"),
+    rule(v4(240, 0, 0, 0, 4), Reason::Reserved, "reserved"),
+    // IPv6.
+    rule(v6([0; 8], 128), Reason::Unspecified, "unspecified"),
+    rule(v6([0, 0, 0, 0, 0, 0, 0, 1], 128), Reason::Loopback, "loopback"),
+    embedding(v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96), Reason::Ipv4Mapped, "IPv4-mapped", Embedding::Low32),
+    embedding(v6([0, 0, 0, 0, 0xffff, 0, 0, 0], 96), Reason::Siit, "SIIT IPv4-translated", Embedding::Low32),
+    embedding(v6([0; 8], 96), Reason::Ipv4Compatible, "IPv4-compatible", Embedding::Low32),
+    embedding(v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96), Reason::Nat64, "NAT64", Embedding::Low32),
+    embedding(v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), Reason::LocalUseNat64, "local-use NAT64", Embedding::Low32),
+    rule(v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), Reason::DiscardOnly, "discard-only"),
+    rule(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), Reason::Documentation, "documentation"),
+    embedding(v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), Reason::Teredo, "Teredo", Embedding::TeredoClient),
+    rule(v6([0x2001, 0x10, 0, 0, 0, 0, 0, 0], 28), Reason::Orchid, "ORCHID"),
+    rule(v6([0x2001, 0x20, 0, 0, 0, 0, 0, 0], 28), Reason::Orchid, "ORCHIDv2"),
+    embedding(v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), Reason::SixToFour, "6to4", Embedding::SixToFour),
+    rule(v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), Reason::Documentation, "documentation"),
+    rule(v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), Reason::UniqueLocal, "unique-local"),
+    rule(v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), Reason::LinkLocal, "link-local"),
+    rule(v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), Reason::SiteLocal, "site-local"),
+    rule(v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), Reason::Multicast, "multicast"),
+    // Everything outside global unicast 2000::/3 that no rule above named.
+    rule(v6([0; 8], 3), Reason::NotGlobalUnicast, "not global unicast (outside 2000::/3)"),
+    rule(v6([0x4000, 0, 0, 0, 0, 0, 0, 0], 2), Reason::NotGlobalUnicast, "not global unicast (outside 2000::/3)"),
+    rule(v6([0x8000, 0, 0, 0, 0, 0, 0, 0], 1), Reason::NotGlobalUnicast, "not global unicast (outside 2000::/3)"),
+];
+
+/// The rule an address falls under, if it is not a public address.
+pub fn rule_for(ip: IpAddr) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.net.contains(&ip))
+}
+
+/// The IPv4 address an IPv6 transition address carries (mapped, SIIT, compatible, NAT64, 6to4,
+/// Teredo client).
+pub fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(ip);
+    match rule_for(IpAddr::V6(ip))?.embeds? {
+        Embedding::Low32 => Some(Ipv4Addr::from(bits as u32)),
+        Embedding::SixToFour => Some(Ipv4Addr::from((bits >> 80) as u32)),
+        Embedding::TeredoClient => Some(Ipv4Addr::from(!(bits as u32))),
+    }
+}
+
+/// Why an address is not a public internet address, if it is not (the address rules alone,
+/// without the allow-list or the permissive switch).
+pub fn forbidden(ip: IpAddr) -> Option<Refusal> {
+    let rule = rule_for(ip)?;
+    let mut message = format!("{ip} is {} ({})", rule.label, rule.net);
+    if let IpAddr::V6(v6) = ip {
+        if let Some(inner) = embedded_ipv4(v6) {
+            let verdict = rule_for(IpAddr::V4(inner)).map_or("public", |r| r.reason.as_str());
+            message.push_str(&format!(
+                ", embedding {inner} ({verdict}); IPv4-in-IPv6 transition addresses are never allowed"
+            ));
+        }
+    }
+    Some(Refusal::new(rule.reason, message))
+}
+
+/// `10.0.0.0/8, 192.168.1.7` (a bare address is a /32 or /128; host bits are dropped).
+pub fn parse_cidrs(v: &str) -> Result<Vec<IpNet>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| format!("`{s}` is not a CIDR block or an IP address"))
+        })
+        .collect()
+}
+
+impl TargetPolicy {
+    /// Is the address in `TARGET_ALLOW_CIDRS` (as itself, its canonical IPv4 form, or the IPv4
+    /// address it embeds)?
+    pub fn is_allow_listed(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        let embedded = match ip {
+            IpAddr::V6(v6) => embedded_ipv4(v6).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.allow_cidrs
+            .iter()
+            .any(|net| net.contains(&ip) || embedded.is_some_and(|e| net.contains(&e)))
+    }
+
+    /// `Ok` if the address may be called under this policy, else why not.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+        if self.allow_private || self.is_allow_listed(ip) {
+            return Ok(());
+        }
+        forbidden(ip).map_or(Ok(()), Err)
+    }
+
+    pub fn is_allowed(&self, ip: IpAddr) -> bool {
+        self.check_ip(ip).is_ok()
+    }
+
+    /// Parses the URL and checks everything that can be checked without DNS: scheme, credentials,
+    /// `localhost` names and a literal IP host. Other names are checked when they are resolved.
+    pub fn check_url(&self, raw: &str) -> Result<Url, Refusal> {
+        let url = Url::parse(raw)
+            .map_err(|e| Refusal::new(Reason::InvalidUrl, format!("not an absolute URL ({e})")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            "http" => {
+                return Err(Refusal::new(
+                    Reason::Scheme,
+                    "plain http targets are not allowed (https only)",
+                ))
+            }
+            other => {
+                return Err(Refusal::new(
+                    Reason::Scheme,
+                    format!("scheme `{other}` is not allowed (https only)"),
+                ))
+            }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Refusal::new(
+                Reason::Credentials,
+                "credentials (user:password@) are not allowed in a target URL",
+            ));
+        }
+        match url.host() {
+            None => return Err(Refusal::new(Reason::InvalidUrl, "the URL has no host")),
+            Some(Host::Ipv4(v4)) => self.check_ip(IpAddr::V4(v4))?,
+            Some(Host::Ipv6(v6)) => self.check_ip(IpAddr::V6(v6))?,
+            Some(Host::Domain(d)) => {
+                let name = d.trim_end_matches('.').to_ascii_lowercase();
+                if name.is_empty() {
+                    return Err(Refusal::new(
+                        Reason::InvalidUrl,
+                        "the URL has an empty host",
+                    ));
+                }
+                let loopback = [
+                    IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ];
+                if (name == "localhost" || name.ends_with(".localhost"))
+                    && !loopback.iter().any(|ip| self.is_allowed(*ip))
+                {
+                    return Err(Refusal::new(
+                        Reason::Localhost,
+                        format!("`{d}` is localhost (loopback)"),
+                    ));
+                }
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// One parsed `TARGET_ALLOW_CIDRS` value (an alias, so clap takes it as one value, not a list).
+pub type AllowCidrs = Vec<IpNet>;
+
+/// The target settings as clap arguments: read by the API and the worker alike (flattened once into
+/// the local stack's flags); `policy()` is the [`TargetPolicy`] both enforce.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct TargetArgs {
+    /// Accept `http://` target URLs (local testing only).
+    #[arg(
+        long = "allow-http-targets",
+        env = ENV_ALLOW_HTTP,
+        value_name = ENV_ALLOW_HTTP,
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = crate::config::parse_flag
+    )]
+    pub allow_http: bool,
+    /// Switch the address rules off: loopback/private targets (local receivers; never deployed).
+    #[arg(
+        long = "allow-private-targets",
+        env = ENV_ALLOW_PRIVATE,
+        value_name = ENV_ALLOW_PRIVATE,
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = crate::config::parse_flag
+    )]
+    pub allow_private: bool,
+    /// Comma-separated CIDR blocks or addresses allowed even when they are not public.
+    #[arg(
+        long = "target-allow-cidrs",
+        env = ENV_ALLOW_CIDRS,
+        value_name = ENV_ALLOW_CIDRS,
+        value_parser = parse_cidrs
+    )]
+    pub allow_cidrs: Option<AllowCidrs>,
+}
+
+impl TargetArgs {
+    pub fn policy(&self) -> TargetPolicy {
+        TargetPolicy {
+            allow_http: self.allow_http,
+            allow_private: self.allow_private,
+            allow_cidrs: self.allow_cidrs.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
