@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use relay_shared::config::{flag, parsed_or, required, ConfigError, Env};
+use relay_shared::config::{
+    defaults, parse_flag, parsed_in_range, ConfigError, Resources, WebexArgs,
+};
 
 use crate::diff::DiffFields;
 
@@ -48,104 +50,190 @@ pub struct PollerConfig {
     pub event_ttl: chrono::Duration,
 }
 
+/// `PRESENCE_PAGE_SIZE`: 1..=1000, or `max` (Webex's maximum).
+fn parse_page_size(v: &str) -> Result<u32, String> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("max") {
+        return Ok(WEBEX_MAX_PAGE_SIZE);
+    }
+    match v.parse::<u32>() {
+        Ok(n) if (1..=WEBEX_MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        _ => Err("expected 1..=1000 or `max`".into()),
+    }
+}
+
+/// The poller's settings (flattened into the local stack's flags); durations in milliseconds.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PollerArgs {
+    /// The org to poll; empty: the token's own org.
+    #[arg(
+        long = "presence-org",
+        env = "PRESENCE_ORG_ID",
+        value_name = "PRESENCE_ORG_ID"
+    )]
+    pub org_id: Option<String>,
+    /// Only people of this location.
+    #[arg(
+        long = "presence-location",
+        env = "PRESENCE_LOCATION_ID",
+        value_name = "PRESENCE_LOCATION_ID"
+    )]
+    pub location_id: Option<String>,
+    /// Cycle period.
+    #[arg(
+        long = "presence-poll-interval-ms",
+        env = "PRESENCE_POLL_INTERVAL_MS",
+        value_name = "PRESENCE_POLL_INTERVAL_MS",
+        default_value_t = 2000,
+        value_parser = parsed_in_range::<u64, _>(100..)
+    )]
+    pub poll_interval_ms: u64,
+    /// Stop polling this long before the invocation deadline.
+    #[arg(
+        long = "presence-safety-margin-ms",
+        env = "PRESENCE_SAFETY_MARGIN_MS",
+        value_name = "PRESENCE_SAFETY_MARGIN_MS",
+        default_value_t = 5000,
+        value_parser = parsed_in_range::<u64, _>(0..)
+    )]
+    pub safety_margin_ms: u64,
+    /// Emit everybody on a first run with empty state.
+    #[arg(
+        long = "presence-emit-baseline",
+        env = "PRESENCE_EMIT_BASELINE",
+        value_name = "PRESENCE_EMIT_BASELINE",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = parse_flag
+    )]
+    pub emit_baseline: bool,
+    /// Comma-separated Webex person fields compared (default: `status`).
+    #[arg(
+        long = "presence-diff-fields",
+        env = "PRESENCE_DIFF_FIELDS",
+        value_name = "PRESENCE_DIFF_FIELDS",
+        value_parser = DiffFields::parse
+    )]
+    pub diff_fields: Option<DiffFields>,
+    /// The `max` query parameter: 1-1000 or `max`.
+    #[arg(
+        long = "presence-page-size",
+        env = "PRESENCE_PAGE_SIZE",
+        value_name = "PRESENCE_PAGE_SIZE",
+        default_value = "max",
+        value_parser = parse_page_size
+    )]
+    pub page_size: u32,
+    /// Retries of one page after a 429/423/5xx/transport error.
+    #[arg(
+        long = "presence-max-retries",
+        env = "PRESENCE_MAX_RETRIES",
+        value_name = "PRESENCE_MAX_RETRIES",
+        default_value_t = 2,
+        value_parser = parsed_in_range::<u32, _>(0..)
+    )]
+    pub max_retries: u32,
+    /// Cap on an honoured `Retry-After`.
+    #[arg(
+        long = "presence-max-retry-after-ms",
+        env = "PRESENCE_MAX_RETRY_AFTER_MS",
+        value_name = "PRESENCE_MAX_RETRY_AFTER_MS",
+        default_value_t = 60_000,
+        value_parser = parsed_in_range::<u64, _>(0..)
+    )]
+    pub max_retry_after_ms: u64,
+    /// First 5xx back-off, doubled per retry and per failed cycle.
+    #[arg(
+        long = "presence-backoff-base-ms",
+        env = "PRESENCE_BACKOFF_BASE_MS",
+        value_name = "PRESENCE_BACKOFF_BASE_MS",
+        default_value_t = 500,
+        value_parser = parsed_in_range::<u64, _>(0..)
+    )]
+    pub backoff_base_ms: u64,
+    /// Cap of the 5xx back-off between cycles.
+    #[arg(
+        long = "presence-backoff-max-ms",
+        env = "PRESENCE_BACKOFF_MAX_MS",
+        value_name = "PRESENCE_BACKOFF_MAX_MS",
+        default_value_t = 16_000,
+        value_parser = parsed_in_range::<u64, _>(0..)
+    )]
+    pub backoff_max_ms: u64,
+    /// Largest event (and SQS job) in bytes.
+    #[arg(
+        long = "presence-max-event-bytes",
+        env = "PRESENCE_MAX_EVENT_BYTES",
+        value_name = "PRESENCE_MAX_EVENT_BYTES",
+        default_value_t = MAX_EVENT_BYTES,
+        value_parser = parsed_in_range::<usize, _>(4096..=MAX_EVENT_BYTES)
+    )]
+    pub max_event_bytes: usize,
+    /// The lease outlives the polling loop by this much.
+    #[arg(
+        long = "presence-lease-grace-ms",
+        env = "PRESENCE_LEASE_GRACE_MS",
+        value_name = "PRESENCE_LEASE_GRACE_MS",
+        default_value_t = 10_000,
+        value_parser = parsed_in_range::<u64, _>(0..)
+    )]
+    pub lease_grace_ms: u64,
+    /// Stop polling after this long even if the invocation could go on.
+    #[arg(
+        long = "presence-max-run-ms",
+        env = "PRESENCE_MAX_RUN_MS",
+        value_name = "PRESENCE_MAX_RUN_MS",
+        value_parser = parsed_in_range::<u64, _>(0..)
+    )]
+    pub max_run_ms: Option<u64>,
+    /// How long events stay in the replay log, in days.
+    #[arg(
+        long = "event-ttl-days",
+        env = "EVENT_TTL_DAYS",
+        value_name = "EVENT_TTL_DAYS",
+        default_value_t = 7,
+        value_parser = parsed_in_range::<u32, _>(0..)
+    )]
+    pub event_ttl_days: u32,
+}
+
+impl PollerArgs {
+    pub fn config(&self) -> PollerConfig {
+        let ms = Duration::from_millis;
+        PollerConfig {
+            // Empty: the token's own org, resolved at cold start (`org::own_org_id`).
+            org_id: self
+                .org_id
+                .as_deref()
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned(),
+            location_id: self.location_id.clone(),
+            poll_interval: ms(self.poll_interval_ms),
+            safety_margin: ms(self.safety_margin_ms),
+            emit_baseline: self.emit_baseline,
+            diff_fields: self.diff_fields.clone().unwrap_or_default(),
+            page_size: self.page_size,
+            max_retries: self.max_retries,
+            max_retry_after: ms(self.max_retry_after_ms),
+            backoff_base: ms(self.backoff_base_ms),
+            backoff_max: ms(self.backoff_max_ms),
+            max_event_bytes: self.max_event_bytes,
+            lease_grace: ms(self.lease_grace_ms),
+            max_run: self.max_run_ms.map(ms),
+            event_ttl: chrono::Duration::days(i64::from(self.event_ttl_days)),
+        }
+    }
+}
+
 impl PollerConfig {
     /// A config for `org_id` with every default (tests and the local stack).
     pub fn new(org_id: impl Into<String>) -> Self {
         Self {
             org_id: org_id.into(),
-            location_id: None,
-            poll_interval: Duration::from_millis(2000),
-            safety_margin: Duration::from_millis(5000),
-            emit_baseline: false,
-            diff_fields: DiffFields::default(),
-            page_size: WEBEX_MAX_PAGE_SIZE,
-            max_retries: 2,
-            max_retry_after: Duration::from_secs(60),
-            backoff_base: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(16),
-            max_event_bytes: MAX_EVENT_BYTES,
-            lease_grace: Duration::from_secs(10),
-            max_run: None,
-            event_ttl: chrono::Duration::days(7),
+            ..defaults::<PollerArgs>().config()
         }
-    }
-
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        // Empty: the token's own org, resolved at cold start (`org::own_org_id`).
-        let d = Self::new(
-            env.var("PRESENCE_ORG_ID")
-                .map(|o| o.trim().to_owned())
-                .unwrap_or_default(),
-        );
-        let ms = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
-            parsed_or::<u64>(env, name, default.as_millis() as u64).map(Duration::from_millis)
-        };
-        let invalid = |name: &str, value: String, reason: &str| ConfigError::Invalid {
-            name: name.into(),
-            value,
-            reason: reason.into(),
-        };
-
-        let poll_interval = ms("PRESENCE_POLL_INTERVAL_MS", d.poll_interval)?;
-        if poll_interval < Duration::from_millis(100) {
-            return Err(invalid(
-                "PRESENCE_POLL_INTERVAL_MS",
-                poll_interval.as_millis().to_string(),
-                "must be at least 100",
-            ));
-        }
-        let diff_fields = match env.var("PRESENCE_DIFF_FIELDS") {
-            None => d.diff_fields,
-            Some(v) => DiffFields::parse(&v).map_err(|reason| ConfigError::Invalid {
-                name: "PRESENCE_DIFF_FIELDS".into(),
-                value: v,
-                reason,
-            })?,
-        };
-        let page_size = match env.var("PRESENCE_PAGE_SIZE") {
-            None => d.page_size,
-            Some(v) if v.trim().eq_ignore_ascii_case("max") => WEBEX_MAX_PAGE_SIZE,
-            Some(v) => match v.trim().parse::<u32>() {
-                Ok(n) if (1..=WEBEX_MAX_PAGE_SIZE).contains(&n) => n,
-                _ => {
-                    return Err(invalid(
-                        "PRESENCE_PAGE_SIZE",
-                        v,
-                        "expected 1..=1000 or `max`",
-                    ))
-                }
-            },
-        };
-        let max_event_bytes =
-            parsed_or::<usize>(env, "PRESENCE_MAX_EVENT_BYTES", d.max_event_bytes)?;
-        if !(4096..=MAX_EVENT_BYTES).contains(&max_event_bytes) {
-            return Err(invalid(
-                "PRESENCE_MAX_EVENT_BYTES",
-                max_event_bytes.to_string(),
-                "expected 4096..=262144",
-            ));
-        }
-        let ttl_days = parsed_or::<u32>(env, "EVENT_TTL_DAYS", 7)?;
-        Ok(Self {
-            location_id: env.var("PRESENCE_LOCATION_ID"),
-            poll_interval,
-            safety_margin: ms("PRESENCE_SAFETY_MARGIN_MS", d.safety_margin)?,
-            emit_baseline: flag(env, "PRESENCE_EMIT_BASELINE", d.emit_baseline)?,
-            diff_fields,
-            page_size,
-            max_retries: parsed_or(env, "PRESENCE_MAX_RETRIES", d.max_retries)?,
-            max_retry_after: ms("PRESENCE_MAX_RETRY_AFTER_MS", d.max_retry_after)?,
-            backoff_base: ms("PRESENCE_BACKOFF_BASE_MS", d.backoff_base)?,
-            backoff_max: ms("PRESENCE_BACKOFF_MAX_MS", d.backoff_max)?,
-            max_event_bytes,
-            lease_grace: ms("PRESENCE_LEASE_GRACE_MS", d.lease_grace)?,
-            max_run: env
-                .var("PRESENCE_MAX_RUN_MS")
-                .map(|_| ms("PRESENCE_MAX_RUN_MS", Duration::ZERO))
-                .transpose()?,
-            event_ttl: chrono::Duration::days(i64::from(ttl_days)),
-            ..d
-        })
     }
 
     /// The query of the first `GET /v1/people` page.
@@ -192,28 +280,49 @@ pub struct RuntimeConfig {
     pub webex_base_url: String,
 }
 
-impl RuntimeConfig {
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let memory = flag(env, "PRESENCE_MEMORY_STORES", false)?;
-        let (table_name, queue_url) = if memory {
-            (env.var("TABLE_NAME"), env.var("DELIVERY_QUEUE_URL"))
+/// What the Lambda function reads besides [`PollerArgs`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
+    #[command(flatten)]
+    pub resources: Resources,
+    #[command(flatten)]
+    pub webex: WebexArgs,
+    /// The Secrets Manager secret holding the Webex token (wins over WEBEX_TOKEN).
+    #[arg(
+        long = "webex-token-secret-arn",
+        env = "WEBEX_TOKEN_SECRET_ARN",
+        value_name = "WEBEX_TOKEN_SECRET_ARN"
+    )]
+    pub token_secret_arn: Option<String>,
+    /// In-memory stores and queue (local runs without AWS).
+    #[arg(
+        long = "presence-memory-stores",
+        env = "PRESENCE_MEMORY_STORES",
+        value_name = "PRESENCE_MEMORY_STORES",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = parse_flag
+    )]
+    pub memory: bool,
+}
+
+impl RuntimeArgs {
+    pub fn config(&self) -> Result<RuntimeConfig, ConfigError> {
+        let (table_name, queue_url) = if self.memory {
+            (
+                self.resources.table_name.clone(),
+                self.resources.delivery_queue_url.clone(),
+            )
         } else {
             (
-                Some(required(
-                    env,
-                    "TABLE_NAME",
-                    "the DynamoDB table; or PRESENCE_MEMORY_STORES=true for a local run",
-                )?),
-                Some(required(
-                    env,
-                    "DELIVERY_QUEUE_URL",
-                    "the delivery SQS queue",
-                )?),
+                Some(self.resources.table_name()?.to_owned()),
+                Some(self.resources.delivery_queue_url()?.to_owned()),
             )
         };
-        let token = match (env.var("WEBEX_TOKEN_SECRET_ARN"), env.var("WEBEX_TOKEN")) {
-            (Some(arn), _) => TokenConfig::Secret(arn),
-            (None, Some(t)) => TokenConfig::Plain(t),
+        let token = match (&self.token_secret_arn, &self.webex.token) {
+            (Some(arn), _) => TokenConfig::Secret(arn.clone()),
+            (None, Some(t)) => TokenConfig::Plain(t.clone()),
             (None, None) => {
                 return Err(ConfigError::Missing {
                     name: "WEBEX_TOKEN_SECRET_ARN".into(),
@@ -221,22 +330,41 @@ impl RuntimeConfig {
                 })
             }
         };
-        let webex_base_url = env
-            .var("WEBEX_API_BASE_URL")
-            .unwrap_or_else(|| "https://webexapis.com/v1".into());
-        Ok(Self {
-            memory,
+        Ok(RuntimeConfig {
+            memory: self.memory,
             table_name,
             queue_url,
             token,
-            webex_base_url,
+            webex_base_url: self.webex.base_url.clone(),
         })
     }
+}
+
+/// Everything the Lambda function reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FunctionArgs {
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub poller: PollerArgs,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relay_shared::config::from_env_pairs;
+
+    impl PollerConfig {
+        fn from_env(env: &[(&str, &str)]) -> Result<Self, ConfigError> {
+            Ok(from_env_pairs::<PollerArgs>(env)?.config())
+        }
+    }
+
+    impl RuntimeConfig {
+        fn from_env(env: &[(&str, &str)]) -> Result<Self, ConfigError> {
+            from_env_pairs::<RuntimeArgs>(env)?.config()
+        }
+    }
 
     #[test]
     fn defaults() {

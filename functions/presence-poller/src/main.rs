@@ -5,25 +5,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use presence_poller::config::{PollerConfig, RuntimeConfig, TokenConfig};
+use presence_poller::config::{FunctionArgs, TokenConfig};
 use presence_poller::org::own_org_id;
 use presence_poller::token::{
     ClientFactory, RefreshingWebex, SecretsManagerToken, StaticToken, TokenSource,
 };
 use presence_poller::{handler, Poller};
+use relay_shared::adapters::aws::secrets::SecretsManager;
 use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::clock::SystemClock;
-use relay_shared::config::ProcessEnv;
+use relay_shared::config::from_process_env;
 use relay_shared::ports::{DeliveryQueue, Stores, WebexClient};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     relay_shared::logging::init_json_logging();
-    let mut config = PollerConfig::from_env(&ProcessEnv)?;
-    let rt = RuntimeConfig::from_env(&ProcessEnv)?;
+    let args: FunctionArgs = from_process_env("presence-poller")?;
+    let mut config = args.poller.config();
+    let rt = args.runtime.config()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
 
     let (stores, queue): (Stores, Arc<dyn DeliveryQueue>) =
@@ -45,7 +47,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     let tokens: Arc<dyn TokenSource> = match &rt.token {
         TokenConfig::Secret(arn) => Arc::new(SecretsManagerToken::new(
-            aws_sdk_secretsmanager::Client::new(&sdk),
+            SecretsManager::from_sdk_config(&sdk),
             arn,
         )),
         TokenConfig::Plain(token) => Arc::new(StaticToken(token.clone())),

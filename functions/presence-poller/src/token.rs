@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use relay_shared::adapters::aws::secrets::{SecretsManager, WEBEX_TOKEN};
 use relay_shared::ports::{PeoplePage, WebexClient};
 use relay_shared::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
+use secrecy::ExposeSecret;
 use tokio::sync::RwLock;
 
 /// Reads the current Webex token (every call reads it afresh).
@@ -26,16 +28,17 @@ impl TokenSource for StaticToken {
     }
 }
 
-/// A token kept in Secrets Manager (`WEBEX_TOKEN_SECRET_ARN`).
+/// A token kept in Secrets Manager (`WEBEX_TOKEN_SECRET_ARN`): the plain token, or JSON with
+/// `token` / `accessToken` / `access_token` / `WEBEX_TOKEN` ([`WEBEX_TOKEN`]).
 pub struct SecretsManagerToken {
-    client: aws_sdk_secretsmanager::Client,
+    secrets: SecretsManager,
     secret_id: String,
 }
 
 impl SecretsManagerToken {
-    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
+    pub fn new(secrets: SecretsManager, secret_id: impl Into<String>) -> Self {
         Self {
-            client,
+            secrets,
             secret_id: secret_id.into(),
         }
     }
@@ -44,47 +47,12 @@ impl SecretsManagerToken {
 #[async_trait]
 impl TokenSource for SecretsManagerToken {
     async fn token(&self) -> Result<String, String> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
+        self.secrets
+            .read(&self.secret_id, &WEBEX_TOKEN)
             .await
-            .map_err(|e| {
-                format!(
-                    "GetSecretValue failed: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                )
-            })?;
-        let raw = out
-            .secret_string()
-            .ok_or("the Webex token secret has no SecretString")?;
-        token_from_secret_string(raw)
+            .map(|t| t.expose_secret().to_owned())
+            .map_err(|e| e.to_string())
     }
-}
-
-/// A secret is either the token itself or a JSON object with `token`, `accessToken`,
-/// `access_token` or `WEBEX_TOKEN`.
-pub fn token_from_secret_string(raw: &str) -> Result<String, String> {
-    let raw = raw.trim();
-    if raw.starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| format!("the Webex token secret is not valid JSON: {e}"))?;
-        for key in ["token", "accessToken", "access_token", "WEBEX_TOKEN"] {
-            if let Some(t) = v
-                .get(key)
-                .and_then(|t| t.as_str())
-                .filter(|t| !t.trim().is_empty())
-            {
-                return Ok(t.trim().to_owned());
-            }
-        }
-        return Err("the Webex token secret is JSON without a `token`/`accessToken` field".into());
-    }
-    if raw.is_empty() {
-        return Err("the Webex token secret is empty".into());
-    }
-    Ok(raw.to_owned())
 }
 
 /// Builds a Webex client for a token.
@@ -208,18 +176,6 @@ impl WebexClient for RefreshingWebex {
 mod tests {
     use super::*;
     use std::sync::Mutex;
-
-    #[test]
-    fn secret_string_forms() {
-        assert_eq!(token_from_secret_string(" abc \n").unwrap(), "abc");
-        assert_eq!(token_from_secret_string(r#"{"token":"t1"}"#).unwrap(), "t1");
-        assert_eq!(
-            token_from_secret_string(r#"{"accessToken":"t2","x":1}"#).unwrap(),
-            "t2"
-        );
-        assert!(token_from_secret_string(r#"{"nope":"t"}"#).is_err());
-        assert!(token_from_secret_string("  ").is_err());
-    }
 
     /// Answers 401 unless built with the token "good".
     struct Fake(String);

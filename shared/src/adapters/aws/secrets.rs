@@ -69,12 +69,7 @@ pub fn parse_secret_string(raw: &str, kind: &SecretKind) -> Result<SecretString,
                     kind.what
                 )))
             }
-            Err(e) => {
-                return Err(SecretError(format!(
-                    "{} is not valid JSON: {e}",
-                    kind.what
-                )))
-            }
+            Err(e) => return Err(SecretError(format!("{} is not valid JSON: {e}", kind.what))),
         }
     }
     if raw.is_empty() {
@@ -97,7 +92,12 @@ impl SecretsManager {
     /// A client from the environment (region, credentials, `AWS_ENDPOINT_URL_SECRETS_MANAGER`).
     pub async fn from_env() -> Self {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(aws_sdk_secretsmanager::Client::new(&sdk))
+        Self::from_sdk_config(&sdk)
+    }
+
+    /// A client from an already loaded SDK configuration.
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_secretsmanager::Client::new(sdk))
     }
 
     /// `GetSecretValue` of `secret_id`, parsed by [`parse_secret_string`].
@@ -120,10 +120,7 @@ impl SecretsManager {
                 ))
             })?;
         let raw = out.secret_string().ok_or_else(|| {
-            SecretError(format!(
-                "{} ({secret_id}) has no SecretString",
-                kind.what
-            ))
+            SecretError(format!("{} ({secret_id}) has no SecretString", kind.what))
         })?;
         parse_secret_string(raw, kind)
     }
@@ -150,7 +147,10 @@ mod tests {
         assert_eq!(parse(r#"{"other":"x"}"#, k).unwrap(), r#"{"other":"x"}"#);
         assert_eq!(parse("{not json", k).unwrap(), "{not json");
         assert!(parse(" \n", k).unwrap_err().0.contains("is empty"));
-        assert!(parse(r#"{"secret":""}"#, k).unwrap_err().0.contains("is empty"));
+        assert!(parse(r#"{"secret":""}"#, k)
+            .unwrap_err()
+            .0
+            .contains("is empty"));
     }
 
     #[test]
@@ -160,9 +160,15 @@ mod tests {
         assert_eq!(parse(r#"{"token":"t1"}"#, k).unwrap(), "t1");
         assert_eq!(parse(r#"{"accessToken":"t2","x":1}"#, k).unwrap(), "t2");
         assert_eq!(parse(r#"{"access_token":" t3 "}"#, k).unwrap(), "t3");
-        assert_eq!(parse(r#"{"token":"","WEBEX_TOKEN":"t4"}"#, k).unwrap(), "t4");
+        assert_eq!(
+            parse(r#"{"token":"","WEBEX_TOKEN":"t4"}"#, k).unwrap(),
+            "t4"
+        );
         assert!(parse(r#"{"nope":"t"}"#, k).is_err());
-        assert!(parse("{broken", k).unwrap_err().0.contains("not valid JSON"));
+        assert!(parse("{broken", k)
+            .unwrap_err()
+            .0
+            .contains("not valid JSON"));
         assert!(parse("  ", k).is_err());
     }
 
@@ -170,6 +176,8 @@ mod tests {
     fn errors_never_show_the_secret() {
         let e = parse(r#"{"nope":"hunter2"}"#, &WEBEX_TOKEN).unwrap_err();
         assert!(!e.0.contains("hunter2"), "{e}");
-        assert!(!format!("{:?}", parse_secret_string("hunter2", &WEBHOOK_SECRET)).contains("hunter2"));
+        assert!(
+            !format!("{:?}", parse_secret_string("hunter2", &WEBHOOK_SECRET)).contains("hunter2")
+        );
     }
 }
