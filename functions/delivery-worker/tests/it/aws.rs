@@ -3,66 +3,35 @@
 //! (DynamoDB Local, moto, LocalStack, real AWS), on a fresh table and fresh queues per test.
 //! Unset → skipped with a reason, unless `RELAY_REQUIRE_AWS=1`.
 
-
 use std::sync::Arc;
 
 use crate::common::*;
 use delivery_worker::handler::poll_once;
-use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::{DeferReason, MetricsSink, DeliveryOutcome, Ports, Worker, WorkerConfig};
-use relay_shared::adapters::aws::{
-    aws_clients, aws_stores, create_queues, create_table, DynamoTable, SqsQueue,
-};
+use delivery_worker::{DeferReason, DeliveryOutcome, MetricsSink, Ports, Worker, WorkerConfig};
+use relay_shared::adapters::aws::SqsQueue;
 use relay_shared::clock::SystemClock;
-use relay_shared::delivery::{AttemptStatus, DeliveryJob};
+use relay_shared::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use relay_shared::events::EventType;
-use relay_shared::ports::{
-    AttemptFilter, DeliveryQueue, PageRequest, QueueConsumer, QueuedJob, Stores,
-};
+use relay_shared::ids::SubscriptionId;
+use relay_shared::ports::{DeliveryQueue, QueueConsumer, QueuedJob, Stores};
 use relay_shared::subscription::Health;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn endpoints_configured() -> bool {
-    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty());
-    if set("AWS_ENDPOINT_URL_DYNAMODB") && set("AWS_ENDPOINT_URL_SQS") {
-        return true;
-    }
-    assert!(
-        !std::env::var("RELAY_REQUIRE_AWS").is_ok_and(|v| v == "1"),
-        "RELAY_REQUIRE_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS are not both set"
-    );
-    eprintln!("SKIPPED: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS are not both set, so the AWS-adapter scenarios did not run");
-    false
-}
+use wiremock::{MockServer, ResponseTemplate};
 
 struct AwsHarness {
     worker: Arc<Worker>,
     stores: Stores,
-    queue: SqsQueue,
-    dlq: SqsQueue,
+    queue: Arc<SqsQueue>,
+    dlq: Arc<SqsQueue>,
 }
 
-async fn aws_harness(name: &str, config: WorkerConfig) -> AwsHarness {
-    let (dynamodb, sqs) = aws_clients().await;
-    let suffix = format!("{name}-{}-{}", std::process::id(), now_ms());
-    let table = format!("relay-dw-{suffix}");
-    create_table(&dynamodb, &table)
-        .await
-        .expect("create the table");
-    let (queue_url, dlq_url) = create_queues(&sqs, &format!("relay-dw-{suffix}"))
-        .await
-        .expect("create the queues");
-    let stores = aws_stores(DynamoTable::new(dynamodb, table));
-    let queue = SqsQueue::new(sqs.clone(), queue_url);
-    let dlq = SqsQueue::new(sqs, dlq_url);
-    let http =
-        Arc::new(ReqwestSender::new(config.targets.clone(), config.max_response_bytes).unwrap());
+/// A worker on a fresh table and queues, or `None` when `test` skips (`testkit::aws`).
+async fn aws_harness(test: &str, config: WorkerConfig) -> Option<AwsHarness> {
+    let aws = testkit::aws::Resources::for_test(test, "relay-dw").await?;
     let ports = Ports {
-        stores: stores.clone(),
-        http,
-        queue: Arc::new(queue.clone()),
-        dlq: Arc::new(dlq.clone()),
+        stores: aws.stores.clone(),
+        http: sender(&config),
+        queue: aws.queue.clone(),
+        dlq: aws.dlq.clone(),
         clock: Arc::new(SystemClock),
     };
     let worker = Arc::new(Worker::with_metrics(
@@ -70,12 +39,12 @@ async fn aws_harness(name: &str, config: WorkerConfig) -> AwsHarness {
         config,
         Arc::new(MetricsSink::Off),
     ));
-    AwsHarness {
+    Some(AwsHarness {
         worker,
-        stores,
-        queue,
-        dlq,
-    }
+        stores: aws.stores,
+        queue: aws.queue,
+        dlq: aws.dlq,
+    })
 }
 
 impl AwsHarness {
@@ -93,7 +62,11 @@ impl AwsHarness {
     async fn run_until(&self, want: usize) -> Vec<DeliveryOutcome> {
         let mut all = Vec::new();
         for _ in 0..30 {
-            all.extend(poll_once(&self.worker, &self.queue, 1).await.unwrap());
+            all.extend(
+                poll_once(&self.worker, self.queue.as_ref(), 1)
+                    .await
+                    .unwrap(),
+            );
             if all.len() >= want {
                 break;
             }
@@ -101,42 +74,19 @@ impl AwsHarness {
         all
     }
 
-    async fn attempts(
-        &self,
-        sub: &relay_shared::ids::SubscriptionId,
-    ) -> Vec<relay_shared::delivery::AttemptRecord> {
-        self.stores
-            .attempts
-            .list(
-                sub,
-                AttemptFilter::default(),
-                &PageRequest {
-                    limit: 50,
-                    cursor: None,
-                },
-            )
-            .await
-            .unwrap()
-            .items
+    async fn attempts(&self, sub: &SubscriptionId) -> Vec<AttemptRecord> {
+        attempts(&self.stores, sub).await
     }
 }
 
 #[tokio::test]
 async fn aws_success_and_retry_then_success() {
-    if !endpoints_configured() {
-        return;
-    }
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    let h = aws_harness("retry", test_config(5)).await;
+    respond(&server, ResponseTemplate::new(500), Some(1)).await;
+    respond(&server, ResponseTemplate::new(200), None).await;
+    let Some(h) = aws_harness("aws_success_and_retry_then_success", test_config(5)).await else {
+        return;
+    };
     let sub = subscription(&format!("{}/hook", server.uri()));
     h.stores.subscriptions.create(&sub, 10).await.unwrap();
     let job = job_for(&sub, EventType::TelephonyCreated);
@@ -147,13 +97,7 @@ async fn aws_success_and_retry_then_success() {
         matches!(outcomes[0], DeliveryOutcome::Retrying { attempt: 1, .. }),
         "{outcomes:?}"
     );
-    assert_eq!(
-        outcomes[1],
-        DeliveryOutcome::Delivered {
-            attempt: 2,
-            status: 200
-        }
-    );
+    assert_eq!(outcomes[1], delivered(2, 200));
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[1].body, job.body.as_bytes());
@@ -170,15 +114,16 @@ async fn aws_success_and_retry_then_success() {
 
 #[tokio::test]
 async fn aws_exhausted_job_goes_to_the_dlq_and_marks_failing() {
-    if !endpoints_configured() {
-        return;
-    }
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
-    let h = aws_harness("dlq", test_config(3)).await;
+    respond(&server, ResponseTemplate::new(503), None).await;
+    let Some(h) = aws_harness(
+        "aws_exhausted_job_goes_to_the_dlq_and_marks_failing",
+        test_config(3),
+    )
+    .await
+    else {
+        return;
+    };
     let sub = subscription(&format!("{}/hook", server.uri()));
     h.stores.subscriptions.create(&sub, 10).await.unwrap();
     h.enqueue(&job_for(&sub, EventType::TelephonyCreated)).await;
@@ -202,32 +147,26 @@ async fn aws_exhausted_job_goes_to_the_dlq_and_marks_failing() {
 
 #[tokio::test]
 async fn aws_rate_limit_defers_without_an_attempt() {
-    if !endpoints_configured() {
-        return;
-    }
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    let h = aws_harness("rate", test_config(5)).await;
+    respond(&server, ResponseTemplate::new(200), None).await;
+    let Some(h) = aws_harness("aws_rate_limit_defers_without_an_attempt", test_config(5)).await
+    else {
+        return;
+    };
     let mut sub = subscription(&format!("{}/hook", server.uri()));
     sub.rate_limit_per_minute = 1;
     h.stores.subscriptions.create(&sub, 10).await.unwrap();
-    let first = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
-    let second = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
+    let first = deliver_new(&h.worker, &sub).await;
+    let second = deliver_new(&h.worker, &sub).await;
     // A minute boundary can fall between the two: then both go out, which is also correct.
     if matches!(second, DeliveryOutcome::Delivered { .. }) {
         eprintln!("note: a minute boundary fell between the two deliveries; deferral not exercised this run");
         return;
     }
-    assert!(matches!(first, DeliveryOutcome::Delivered { .. }), "{first:?}");
+    assert!(
+        matches!(first, DeliveryOutcome::Delivered { .. }),
+        "{first:?}"
+    );
     assert!(
         matches!(
             second,

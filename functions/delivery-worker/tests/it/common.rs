@@ -1,45 +1,41 @@
 //! Shared test fixtures: subscriptions, jobs, a worker on memory adapters, failure-injecting queues.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
+use delivery_worker::handler::function_handler;
 use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::schedule::RetrySchedule;
-use delivery_worker::ssrf::TargetPolicy;
-use delivery_worker::{MetricsSink, Ports, Worker, WorkerConfig};
+use delivery_worker::{DeliveryOutcome, MetricsSink, Ports, Worker, WorkerConfig};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::clock::SystemClock;
-use relay_shared::delivery::{AttemptRecord, DeliveryJob};
-use relay_shared::error::QueueError;
+use relay_shared::delivery::{AttemptRecord, AttemptSummary, DeliveryJob};
 use relay_shared::events::EventType;
 use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{
-    AttemptFilter, Clock, DeadLetterQueue, DeliveryQueue, HttpSender, PageRequest, QueuedJob,
-    Stores,
+    AttemptFilter, Clock, DeadLetterQueue, DeliveryQueue, HttpSender, PageRequest, Stores,
 };
 use relay_shared::subscription::Subscription;
+use relay_shared::targets::TargetPolicy;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
-pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub use testkit::fixtures::SECRET;
+pub use testkit::FlakyQueue;
 
 pub fn now_ms() -> u64 {
     Utc::now().timestamp_millis() as u64
 }
 
+/// A subscription of `org-1` to every event type, delivered to `url`.
 pub fn subscription(url: &str) -> Subscription {
     Subscription {
         name: "test".into(),
-        ..Subscription::new(
-            "user-1",
-            "org-1",
-            url,
-            EventType::ALL.to_vec(),
-            SECRET,
-            Utc::now(),
-        )
+        url: url.into(),
+        ..testkit::fixtures::subscription("org-1", &EventType::ALL)
     }
 }
 
@@ -98,10 +94,7 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(config: WorkerConfig) -> Self {
-        let http = Arc::new(
-            ReqwestSender::new(config.targets.clone(), config.max_response_bytes).unwrap(),
-        );
-        Self::with(config, http, Arc::new(SystemClock))
+        Self::with(config.clone(), sender(&config), Arc::new(SystemClock))
     }
 
     pub fn with(config: WorkerConfig, http: Arc<dyn HttpSender>, clock: Arc<dyn Clock>) -> Self {
@@ -149,6 +142,25 @@ impl Harness {
         }
     }
 
+    /// A harness with a subscription to `url` stored.
+    pub async fn subscribed(config: WorkerConfig, url: &str) -> (Self, Subscription) {
+        let h = Self::new(config);
+        let sub = subscription(url);
+        h.add(&sub).await;
+        (h, sub)
+    }
+
+    /// The first receive of a fresh telephony-created job for `sub`.
+    pub async fn deliver_new(&self, sub: &Subscription) -> DeliveryOutcome {
+        deliver_new(&self.worker, sub).await
+    }
+
+    /// One SQS batch through the Lambda handler.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let event = lambda_runtime::LambdaEvent::new(event, Default::default());
+        function_handler(self.worker.clone(), event).await.unwrap()
+    }
+
     pub async fn add(&self, sub: &Subscription) {
         self.stores.subscriptions.create(sub, 100).await.unwrap();
     }
@@ -159,19 +171,7 @@ impl Harness {
 
     /// Newest first.
     pub async fn attempts(&self, id: &SubscriptionId) -> Vec<AttemptRecord> {
-        self.stores
-            .attempts
-            .list(
-                id,
-                AttemptFilter::default(),
-                &PageRequest {
-                    limit: 100,
-                    cursor: None,
-                },
-            )
-            .await
-            .unwrap()
-            .items
+        attempts(&self.stores, id).await
     }
 
     pub fn queued_jobs(&self) -> Vec<DeliveryJob> {
@@ -191,47 +191,6 @@ impl Harness {
     }
 }
 
-/// A queue that refuses the first `failures` sends/parks, then forwards to `inner`.
-pub struct FlakyQueue {
-    pub inner: Arc<MemoryQueue>,
-    pub failures: AtomicU32,
-}
-
-impl FlakyQueue {
-    pub fn new(inner: Arc<MemoryQueue>, failures: u32) -> Self {
-        Self {
-            inner,
-            failures: AtomicU32::new(failures),
-        }
-    }
-
-    fn fail(&self) -> bool {
-        self.failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    }
-}
-
-#[async_trait]
-impl DeliveryQueue for FlakyQueue {
-    async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
-        if self.fail() {
-            return Err(QueueError::Unavailable("injected: queue down".into()));
-        }
-        self.inner.send(jobs).await
-    }
-}
-
-#[async_trait]
-impl DeadLetterQueue for FlakyQueue {
-    async fn park(&self, raw_body: &str) -> Result<(), QueueError> {
-        if self.fail() {
-            return Err(QueueError::Unavailable("injected: dlq down".into()));
-        }
-        self.inner.park(raw_body).await
-    }
-}
-
 /// A port that nothing listens on (bound, then closed).
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -244,4 +203,62 @@ pub fn header<'a>(req: &'a wiremock::Request, name: &str) -> Option<&'a str> {
 
 pub fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// The real sender, with `config`'s target policy and response cap.
+pub fn sender(config: &WorkerConfig) -> Arc<ReqwestSender> {
+    Arc::new(ReqwestSender::new(config.targets.clone(), config.max_response_bytes).unwrap())
+}
+
+/// A subscription's attempt log, newest first (at most 100).
+pub async fn attempts(stores: &Stores, id: &SubscriptionId) -> Vec<AttemptRecord> {
+    let page = PageRequest {
+        limit: 100,
+        cursor: None,
+    };
+    let list = stores.attempts.list(id, AttemptFilter::default(), &page);
+    list.await.unwrap().items
+}
+
+/// Answers the receiver's POSTs with `template`: the next `times` of them, or all (`None`).
+pub async fn respond(server: &MockServer, template: ResponseTemplate, times: Option<u64>) {
+    let mock = Mock::given(method("POST")).respond_with(template);
+    match times {
+        Some(n) => mock.up_to_n_times(n).mount(server).await,
+        None => mock.mount(server).await,
+    }
+}
+
+pub fn delivered(attempt: u32, status: u16) -> DeliveryOutcome {
+    DeliveryOutcome::Delivered { attempt, status }
+}
+
+pub fn retrying(attempt: u32, delay_secs: u64) -> DeliveryOutcome {
+    let delay = Duration::from_secs(delay_secs);
+    DeliveryOutcome::Retrying { attempt, delay }
+}
+
+#[track_caller]
+pub fn assert_first_retry(outcome: &DeliveryOutcome) {
+    assert!(
+        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
+        "{outcome:?}"
+    );
+}
+
+/// Attempts 1..=`n`, each answered `status`: a job's history after `n` failures.
+pub fn failed_attempts(n: u32, status: u16) -> Vec<AttemptSummary> {
+    let summary = |attempt| AttemptSummary {
+        attempt,
+        at: Utc::now(),
+        status_code: Some(status),
+        error_class: None,
+    };
+    (1..=n).map(summary).collect()
+}
+
+/// The first receive of a fresh telephony-created job for `sub`.
+pub async fn deliver_new(worker: &Worker, sub: &Subscription) -> DeliveryOutcome {
+    let job = job_for(sub, EventType::TelephonyCreated);
+    worker.process_message(&raw(&job), 1).await
 }

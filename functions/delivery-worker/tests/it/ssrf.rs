@@ -13,18 +13,13 @@ use delivery_worker::ssrf::{Lookup, StaticLookup, SystemLookup};
 use delivery_worker::{DeliveryOutcome, WorkerConfig};
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::{AttemptStatus, ErrorClass};
-use relay_shared::events::EventType;
 use relay_shared::ports::{HttpSender, OutboundRequest};
 use relay_shared::targets::TargetPolicy;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 async fn receiver() -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    respond(&server, ResponseTemplate::new(200), None).await;
     server
 }
 
@@ -81,10 +76,7 @@ fn strict_http() -> TargetPolicy {
 async fn assert_blocked(h: &Harness, url: &str) {
     let sub = subscription(url);
     h.add(&sub).await;
-    let o = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
+    let o = h.deliver_new(&sub).await;
     match &o {
         DeliveryOutcome::DeadLettered { reason } => {
             assert!(reason.contains("ssrf_blocked"), "{url}: {reason}")
@@ -191,10 +183,7 @@ async fn allow_list_overrides_for_literals_and_names() {
     ] {
         let sub = subscription(&url);
         h.add(&sub).await;
-        let o = h
-            .worker
-            .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-            .await;
+        let o = h.deliver_new(&sub).await;
         assert!(
             matches!(o, DeliveryOutcome::Delivered { .. }),
             "{url}: {o:?}"
@@ -217,10 +206,7 @@ async fn allow_private_targets_disables_the_address_check() {
     });
     let sub = subscription(&format!("http://loopback.example.test:{port}/hook"));
     h.add(&sub).await;
-    let o = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
+    let o = h.deliver_new(&sub).await;
     assert!(matches!(o, DeliveryOutcome::Delivered { .. }), "{o:?}");
 }
 

@@ -3,17 +3,15 @@
 //! `tests/verifiers/`). `RELAY_PYTHON` (a python with `standardwebhooks`) and `RELAY_NODE` select
 //! the interpreters; unset → the check is skipped with a reason, unless `RELAY_REQUIRE_AWS=1`.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::common::*;
 use base64::Engine;
 use chrono::Utc;
-use crate::common::*;
 use delivery_worker::DeliveryOutcome;
 use relay_shared::events::EventType;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 fn verifiers_dir() -> PathBuf {
     std::fs::canonicalize(env!("CARGO_MANIFEST_DIR"))
@@ -86,10 +84,7 @@ fn run(interp: &str, script: &str, capture: &Capture) -> (bool, String) {
 /// One real delivery (with a rotated secret, so there are two webhook signatures) and its capture.
 async fn deliver(body: &str) -> (wiremock::Request, String, String) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    respond(&server, ResponseTemplate::new(200), None).await;
     let h = Harness::new(test_config(5));
     let mut sub = subscription(&format!("{}/hook", server.uri()));
     let old = sub.secret.clone();

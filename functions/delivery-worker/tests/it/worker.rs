@@ -1,13 +1,12 @@
 //! The delivery core end to end: memory adapters + a real HTTP receiver on 127.0.0.1 (wiremock).
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use crate::common::*;
-use delivery_worker::handler::{function_handler, poll_once, run_consumer};
-use delivery_worker::{DeferReason, Metric, DeliveryOutcome};
+use chrono::Utc;
+use delivery_worker::handler::{poll_once, run_consumer};
+use delivery_worker::{DeferReason, DeliveryOutcome, Metric};
 use relay_shared::clock::ManualClock;
 use relay_shared::delivery::{AttemptStatus, ErrorClass};
 use relay_shared::events::EventType;
@@ -33,19 +32,11 @@ fn url(server: &MockServer) -> String {
 #[tokio::test]
 async fn success_delivers_signed_exact_body() {
     let server = receiver(200).await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
     let job = job_for(&sub, EventType::TelephonyCreated);
 
     let outcome = h.worker.process_message(&raw(&job), 1).await;
-    assert_eq!(
-        outcome,
-        DeliveryOutcome::Delivered {
-            attempt: 1,
-            status: 200
-        }
-    );
+    assert_eq!(outcome, delivered(1, 200));
 
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(reqs.len(), 1);
@@ -92,17 +83,12 @@ async fn success_delivers_signed_exact_body() {
 #[tokio::test]
 async fn presence_events_carry_the_org_header() {
     let server = receiver(204).await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
     let mut job = job_for(&sub, EventType::PresenceChanged);
     job.body = r#"{"payload":"user-presence","items":[{"id":"p1","status":"active"}]}"#.into();
     assert_eq!(
         h.worker.process_message(&raw(&job), 1).await,
-        DeliveryOutcome::Delivered {
-            attempt: 1,
-            status: 204
-        }
+        delivered(1, 204)
     );
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(header(&reqs[0], "x-org-id"), Some("org-1"));
@@ -111,25 +97,23 @@ async fn presence_events_carry_the_org_header() {
 #[tokio::test]
 async fn server_error_then_success_with_stable_webhook_id() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
-        .mount(&server)
-        .await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
+    respond(
+        &server,
+        ResponseTemplate::new(500).set_body_string("boom"),
+        Some(1),
+    )
+    .await;
+    respond(
+        &server,
+        ResponseTemplate::new(200).set_body_string("ok"),
+        None,
+    )
+    .await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
     let job = job_for(&sub, EventType::TelephonyUpdated);
 
     let first = h.worker.process_message(&raw(&job), 1).await;
-    assert!(
-        matches!(first, DeliveryOutcome::Retrying { attempt: 1, .. }),
-        "{first:?}"
-    );
+    assert_first_retry(&first);
     let queued = h.queued_jobs();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].attempts.len(), 1);
@@ -138,13 +122,7 @@ async fn server_error_then_success_with_stable_webhook_id() {
     assert_eq!(queued[0].body, job.body);
 
     let outcomes = poll_once(&h.worker, h.queue.as_ref(), 0).await.unwrap();
-    assert_eq!(
-        outcomes,
-        vec![DeliveryOutcome::Delivered {
-            attempt: 2,
-            status: 200
-        }]
-    );
+    assert_eq!(outcomes, vec![delivered(2, 200)]);
     assert!(h.queue.is_empty(), "acked");
 
     let reqs = server.received_requests().await.unwrap();
@@ -173,23 +151,19 @@ async fn server_error_then_success_with_stable_webhook_id() {
 #[tokio::test]
 async fn timeout_is_a_retryable_failure() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
-        .mount(&server)
-        .await;
+    respond(
+        &server,
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(3)),
+        None,
+    )
+    .await;
     let mut config = test_config(3);
     config.delivery_timeout = Duration::from_millis(200);
     let h = Harness::new(config);
     let sub = subscription(&url(&server));
     h.add(&sub).await;
-    let outcome = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
-    assert!(
-        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
-        "{outcome:?}"
-    );
+    let outcome = h.deliver_new(&sub).await;
+    assert_first_retry(&outcome);
     let log = h.attempts(&sub.id).await;
     assert_eq!(
         log[0].error_class,
@@ -208,14 +182,8 @@ async fn connection_refused_is_a_retryable_failure() {
         closed_port()
     ));
     h.add(&sub).await;
-    let outcome = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
-    assert!(
-        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
-        "{outcome:?}"
-    );
+    let outcome = h.deliver_new(&sub).await;
+    assert_first_retry(&outcome);
     assert_eq!(
         h.attempts(&sub.id).await[0].error_class,
         Some(ErrorClass::Connect)
@@ -239,17 +207,9 @@ async fn redirect_is_not_followed_and_fails() {
         .expect(0)
         .mount(&server)
         .await;
-    let h = Harness::new(test_config(3));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
-    let outcome = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
-    assert!(
-        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
-        "{outcome:?}"
-    );
+    let (h, sub) = Harness::subscribed(test_config(3), &url(&server)).await;
+    let outcome = h.deliver_new(&sub).await;
+    assert_first_retry(&outcome);
     let log = h.attempts(&sub.id).await;
     assert_eq!(
         (log[0].status_code, log[0].error_class),
@@ -265,13 +225,8 @@ async fn redirect_is_not_followed_and_fails() {
 #[tokio::test]
 async fn gone_disables_the_subscription() {
     let server = receiver(410).await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
-    let outcome = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
+    let outcome = h.deliver_new(&sub).await;
     assert!(
         matches!(outcome, DeliveryOutcome::DeadLettered { .. }),
         "{outcome:?}"
@@ -290,11 +245,11 @@ async fn gone_disables_the_subscription() {
         .contains("410"));
 
     // The next job for it is skipped, with an attempt record, and nothing is sent.
-    let outcome = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
-    assert!(matches!(outcome, DeliveryOutcome::Skipped { .. }), "{outcome:?}");
+    let outcome = h.deliver_new(&sub).await;
+    assert!(
+        matches!(outcome, DeliveryOutcome::Skipped { .. }),
+        "{outcome:?}"
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     let log = h.attempts(&sub.id).await;
     assert_eq!(
@@ -309,16 +264,12 @@ async fn gone_disables_the_subscription() {
 async fn disabling_retries_on_a_concurrent_update() {
     // Another writer bumps the version between our read and write: the optimistic update retries.
     let server = receiver(410).await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
     let mut renamed = sub.clone();
     renamed.name = "renamed".into();
     renamed.version += 1;
     h.stores.subscriptions.update(&renamed).await.unwrap();
-    h.worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
+    h.deliver_new(&sub).await;
     let stored = h.sub(&sub.id).await.unwrap();
     assert!(!stored.enabled);
     assert_eq!(stored.name, "renamed", "the concurrent change is kept");
@@ -328,20 +279,24 @@ async fn disabling_retries_on_a_concurrent_update() {
 #[tokio::test]
 async fn too_many_requests_honours_retry_after_within_bounds() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "15"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "3600"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
-        .mount(&server)
-        .await;
+    respond(
+        &server,
+        ResponseTemplate::new(429).insert_header("Retry-After", "15"),
+        Some(1),
+    )
+    .await;
+    respond(
+        &server,
+        ResponseTemplate::new(503).insert_header("Retry-After", "3600"),
+        Some(1),
+    )
+    .await;
+    respond(
+        &server,
+        ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+        None,
+    )
+    .await;
     let mut config = test_config(5);
     config.schedule = delivery_worker::schedule::RetrySchedule::new(vec![0, 10, 10, 10, 10], 0);
     let h = Harness::new(config);
@@ -352,37 +307,13 @@ async fn too_many_requests_honours_retry_after_within_bounds() {
     let job = job_for(&sub, EventType::TelephonyCreated);
     // 15 s is within [10, 20]: honoured.
     let o = h.worker.process_message(&raw(&job), 1).await;
-    assert_eq!(
-        o,
-        DeliveryOutcome::Retrying {
-            attempt: 1,
-            delay: Duration::from_secs(15)
-        }
-    );
+    assert_eq!(o, retrying(1, 15));
     // 3600 s is capped at twice the schedule.
-    let o = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
-    assert_eq!(
-        o,
-        DeliveryOutcome::Retrying {
-            attempt: 1,
-            delay: Duration::from_secs(20)
-        }
-    );
+    let o = h.deliver_new(&sub).await;
+    assert_eq!(o, retrying(1, 20));
     // 1 s never shortens the schedule.
-    let o = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
-    assert_eq!(
-        o,
-        DeliveryOutcome::Retrying {
-            attempt: 1,
-            delay: Duration::from_secs(10)
-        }
-    );
+    let o = h.deliver_new(&sub).await;
+    assert_eq!(o, retrying(1, 10));
     let first = &h.queued_jobs()[0];
     let wait = first.not_before.unwrap() - first.attempts[0].at;
     assert_eq!(wait.num_seconds(), 15);
@@ -394,9 +325,7 @@ async fn rate_limit_defers_without_counting_an_attempt() {
     let server = receiver(200).await;
     let clock = Arc::new(ManualClock::new(at("2026-11-23T12:00:30Z")));
     let config = test_config(5);
-    let http = Arc::new(
-        delivery_worker::http_sender::ReqwestSender::new(config.targets.clone(), 65536).unwrap(),
-    );
+    let http = sender(&config);
     let h = Harness::with(config, http, clock.clone());
     let mut sub = subscription(&url(&server));
     sub.rate_limit_per_minute = 1;
@@ -449,22 +378,14 @@ async fn rate_limit_defers_without_counting_an_attempt() {
     // In the next window it goes out as attempt 1.
     clock.set(at("2026-11-23T12:01:10Z"));
     let o = h.worker.process_message(&h.queue.bodies()[0], 3).await;
-    assert_eq!(
-        o,
-        DeliveryOutcome::Delivered {
-            attempt: 1,
-            status: 200
-        }
-    );
+    assert_eq!(o, delivered(1, 200));
 }
 
 #[tokio::test]
 async fn not_yet_due_job_is_resent_with_the_remaining_delay() {
     let clock = Arc::new(ManualClock::new(at("2026-11-23T12:00:00Z")));
     let config = test_config(5);
-    let http = Arc::new(
-        delivery_worker::http_sender::ReqwestSender::new(config.targets.clone(), 65536).unwrap(),
-    );
+    let http = sender(&config);
     let h = Harness::with(config, http, clock);
     let sub = subscription("https://example.invalid/hook");
     h.add(&sub).await;
@@ -493,22 +414,9 @@ async fn long_backoff_is_carried_by_not_before() {
     let sub = subscription(&url(&server));
     h.add(&sub).await;
     let mut job = job_for(&sub, EventType::TelephonyCreated);
-    for n in 1..=3 {
-        job.attempts.push(relay_shared::delivery::AttemptSummary {
-            attempt: n,
-            at: Utc::now(),
-            status_code: Some(500),
-            error_class: None,
-        });
-    }
+    job.attempts.extend(failed_attempts(3, 500));
     let o = h.worker.process_message(&raw(&job), 1).await;
-    assert_eq!(
-        o,
-        DeliveryOutcome::Retrying {
-            attempt: 4,
-            delay: Duration::from_secs(7200)
-        }
-    );
+    assert_eq!(o, retrying(4, 7200));
     let q = &h.queued_jobs()[0];
     assert_eq!(q.attempts.len(), 4);
     let wait = q.not_before.unwrap() - q.attempts[3].at;
@@ -518,18 +426,9 @@ async fn long_backoff_is_carried_by_not_before() {
 #[tokio::test]
 async fn full_schedule_ends_in_the_dlq_and_success_clears_failing() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(5)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
+    respond(&server, ResponseTemplate::new(502), Some(5)).await;
+    respond(&server, ResponseTemplate::new(200), None).await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
     h.queue.push_raw(
         raw(&job_for(&sub, EventType::TelephonyCreated)),
         Duration::ZERO,
@@ -576,10 +475,7 @@ async fn full_schedule_ends_in_the_dlq_and_success_clears_failing() {
     assert_eq!(h.metrics.count(Metric::DeadLettered), 1);
 
     // A later success clears it.
-    let o = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
+    let o = h.deliver_new(&sub).await;
     assert!(matches!(o, DeliveryOutcome::Delivered { .. }));
     assert_eq!(h.sub(&sub.id).await.unwrap().health, Health::Healthy);
 }
@@ -588,10 +484,7 @@ async fn full_schedule_ends_in_the_dlq_and_success_clears_failing() {
 async fn deleted_subscription_drops_the_job() {
     let h = Harness::new(test_config(5));
     let sub = subscription("https://example.invalid/hook");
-    let o = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
+    let o = h.deliver_new(&sub).await;
     assert!(matches!(o, DeliveryOutcome::Dropped { .. }), "{o:?}");
     assert!(o.acknowledged());
     assert!(h.queue.is_empty() && h.dlq.is_empty());
@@ -641,16 +534,14 @@ async fn secret_rotation_signs_with_both_secrets() {
 #[tokio::test]
 async fn response_body_is_capped_and_snippet_is_one_kib() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("é".repeat(100_000)))
-        .mount(&server)
-        .await;
-    let h = Harness::new(test_config(2));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
-    h.worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
+    respond(
+        &server,
+        ResponseTemplate::new(500).set_body_string("é".repeat(100_000)),
+        None,
+    )
+    .await;
+    let (h, sub) = Harness::subscribed(test_config(2), &url(&server)).await;
+    h.deliver_new(&sub).await;
     let snippet = h.attempts(&sub.id).await[0]
         .response_snippet
         .clone()
@@ -674,9 +565,7 @@ async fn crash_mid_batch_reports_only_the_failed_record() {
     let ok = receiver(200).await;
     let failing = receiver(500).await;
     let config = test_config(5);
-    let http = Arc::new(
-        delivery_worker::http_sender::ReqwestSender::new(config.targets.clone(), 65536).unwrap(),
-    );
+    let http = sender(&config);
     let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     let flaky_send = Arc::new(FlakyQueue::new(queue.clone(), 1));
@@ -698,16 +587,7 @@ async fn crash_mid_batch_reports_only_the_failed_record() {
     let good_job = job_for(&good, EventType::TelephonyCreated);
     let retry_job = job_for(&bad, EventType::TelephonyCreated);
     let mut last_job = job_for(&bad, EventType::TelephonyUpdated);
-    for n in 1..=4 {
-        last_job
-            .attempts
-            .push(relay_shared::delivery::AttemptSummary {
-                attempt: n,
-                at: Utc::now(),
-                status_code: Some(500),
-                error_class: None,
-            });
-    }
+    last_job.attempts.extend(failed_attempts(4, 500));
 
     let mut event = SqsEvent::default();
     for (id, body) in [
@@ -722,12 +602,7 @@ async fn crash_mid_batch_reports_only_the_failed_record() {
             .insert("ApproximateReceiveCount".into(), "1".into());
         event.records.push(m);
     }
-    let response = function_handler(
-        h.worker.clone(),
-        lambda_runtime::LambdaEvent::new(event.clone(), Default::default()),
-    )
-    .await
-    .unwrap();
+    let response = h.handle(event.clone()).await;
     let mut failed: Vec<String> = response
         .batch_item_failures
         .iter()
@@ -744,12 +619,7 @@ async fn crash_mid_batch_reports_only_the_failed_record() {
     event
         .records
         .retain(|m| m.message_id.as_deref() != Some("m-good"));
-    let response = function_handler(
-        h.worker.clone(),
-        lambda_runtime::LambdaEvent::new(event, Default::default()),
-    )
-    .await
-    .unwrap();
+    let response = h.handle(event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(h.queued_jobs().len(), 1, "the retry was re-sent");
     assert_eq!(h.parked_jobs().len(), 1, "the exhausted job was parked");
@@ -764,9 +634,7 @@ async fn crash_mid_batch_reports_only_the_failed_record() {
 async fn batch_is_delivered_concurrently_and_bad_records_do_not_fail_it() {
     use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
     let server = receiver(200).await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
     let mut event = SqsEvent::default();
     for i in 0..10 {
         let mut m = SqsMessage::default();
@@ -778,12 +646,7 @@ async fn batch_is_delivered_concurrently_and_bad_records_do_not_fail_it() {
         });
         event.records.push(m);
     }
-    let response = function_handler(
-        h.worker.clone(),
-        lambda_runtime::LambdaEvent::new(event, Default::default()),
-    )
-    .await
-    .unwrap();
+    let response = h.handle(event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(server.received_requests().await.unwrap().len(), 9);
     assert_eq!(h.dlq.len(), 1);
@@ -805,12 +668,7 @@ async fn sample_event_file_is_a_valid_batch() {
     let mut sub = subscription(&url(&server));
     sub.id = job.subscription_id;
     h.add(&sub).await;
-    let response = function_handler(
-        h.worker.clone(),
-        lambda_runtime::LambdaEvent::new(event, Default::default()),
-    )
-    .await
-    .unwrap();
+    let response = h.handle(event).await;
     assert!(response.batch_item_failures.is_empty());
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(reqs.len(), 1);
@@ -823,9 +681,7 @@ async fn sample_event_file_is_a_valid_batch() {
 #[tokio::test]
 async fn local_consumer_loop_delivers_and_stops() {
     let server = receiver(200).await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
     for _ in 0..3 {
         h.queue.push_raw(
             raw(&job_for(&sub, EventType::TelephonyCreated)),
@@ -862,14 +718,8 @@ async fn tls_failure_is_classified() {
         server.address().port()
     ));
     h.add(&sub).await;
-    let outcome = h
-        .worker
-        .process_message(&raw(&job_for(&sub, EventType::TelephonyCreated)), 1)
-        .await;
-    assert!(
-        matches!(outcome, DeliveryOutcome::Retrying { attempt: 1, .. }),
-        "{outcome:?}"
-    );
+    let outcome = h.deliver_new(&sub).await;
+    assert_first_retry(&outcome);
     let log = h.attempts(&sub.id).await;
     assert_eq!(log[0].error_class, Some(ErrorClass::Tls), "{:?}", log[0]);
 }
@@ -879,9 +729,7 @@ async fn duplicate_queue_messages_never_post_twice() {
     // SQS standard queues are at-least-once: the same message can reach two consumers at
     // once, or come back after it was handled. Either way the receiver sees one POST.
     let server = receiver(200).await;
-    let h = Harness::new(test_config(5));
-    let sub = subscription(&url(&server));
-    h.add(&sub).await;
+    let (h, sub) = Harness::subscribed(test_config(5), &url(&server)).await;
     let job = job_for(&sub, EventType::TelephonyCreated);
     let body = raw(&job);
 
