@@ -4,9 +4,10 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use relay_shared::ids::SubscriptionId;
-use serde::de::DeserializeOwned;
+use relay_shared::webex::ParseError;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
@@ -29,96 +30,97 @@ pub fn is_json_content_type(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Reads the whole body, refusing more than `max` bytes with `413`.
-pub async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        if len > max as u64 {
-            return Err(ApiError::payload_too_large(max));
+/// Reads the whole body through the router's `DefaultBodyLimit` (axum's `Bytes` extractor, i.e.
+/// `http_body_util::Limited`: the one body-limit approach, as in telephony-ingest): `413` over
+/// `max` bytes, recognised by the rejection's status; `400` for a body that cannot be read.
+pub async fn read_body(parts: &Parts, body: Body, max: usize) -> Result<Bytes, ApiError> {
+    // The limit travels as a request extension that the router's layer set.
+    let mut req = Request::new(body);
+    *req.extensions_mut() = parts.extensions.clone();
+    Bytes::from_request(req, &()).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(max)
+        } else {
+            ApiError::bad_request("unreadable_body", rejection.body_text())
         }
-    }
-    axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| ApiError::payload_too_large(max))
+    })
 }
 
 /// Parses JSON bytes: syntax errors are `400 malformed_json`; well-formed JSON of the wrong shape
 /// (unknown fields, wrong types, `null` for a non-nullable field, …) is `422` naming the field.
+/// The field path comes from the one JSON-path parser, `relay_shared::webex::parse_json`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // Syntax first (400), then the shape (422): a body must be a JSON object.
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| json_error(".", &e))?;
-    if !value.is_object() {
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "The request body must be a JSON object.",
-        ));
+    // Syntax first (400), then the shape (422): a body must be a JSON object. The syntax is
+    // checked on its own only when something is wrong, so a good body is parsed once.
+    let malformed = || {
+        serde_json::from_slice::<IgnoredAny>(bytes).err().map(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("The request body is not valid JSON: {e}."),
+            )
+        })
+    };
+    let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !is_object {
+        return Err(malformed().unwrap_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "The request body must be a JSON object.",
+            )
+        }));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        json_error(&path, &inner)
-    })?;
-    de.end().map_err(|e| json_error(".", &e))?;
-    Ok(value)
+    relay_shared::webex::parse_json(bytes).map_err(|e| {
+        malformed().unwrap_or_else(|| match e {
+            ParseError::InvalidField { path, message } => {
+                let path = path.strip_prefix('$').unwrap_or(&path);
+                field_error(path.strip_prefix('.').unwrap_or(path), &message)
+            }
+            // Not reached (the syntax check above answers first), but a 400 all the same.
+            ParseError::InvalidJson { .. } => ApiError::bad_request(
+                "malformed_json",
+                format!("The request body is not valid JSON: {e}."),
+            ),
+        })
+    })
 }
 
-fn json_error(path: &str, e: &serde_json::Error) -> ApiError {
-    use serde_json::error::Category;
-    let path = if path == "." { "" } else { path };
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
-            "malformed_json",
-            format!("The request body is not valid JSON: {e}."),
-        ),
-        Category::Data => {
-            // serde's messages end with " at line L column C"; the field path says more.
-            let msg = e.to_string();
-            let msg = msg
-                .rsplit_once(" at line ")
-                .map_or(msg.as_str(), |(m, _)| m)
-                .to_owned();
-            if let Some(name) = msg
-                .strip_prefix("unknown field `")
-                .and_then(|r| r.split('`').next())
-            {
-                let field = if path.is_empty() {
-                    name.to_owned()
-                } else if path == name || path.ends_with(&format!(".{name}")) {
-                    path.to_owned()
-                } else {
-                    format!("{path}.{name}")
-                };
-                let hint = if name == "secret" {
-                    " Use POST /api/hooks/webhooks/{id}/rotate-secret to change a secret."
-                } else {
-                    ""
-                };
-                return ApiError::new(
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "unknown_field",
-                    format!("{msg}.{hint}"),
-                )
-                .with_field(field);
-            }
-            let detail = if path.is_empty() {
-                format!("The request body is invalid: {msg}.")
-            } else {
-                format!("`{path}` is invalid: {msg}.")
-            };
-            ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                detail,
-            )
-            .with_field(path)
-        }
+/// A well-formed body of the wrong shape: `422`, naming the field at `path` (`""`: the body).
+fn field_error(path: &str, msg: &str) -> ApiError {
+    if let Some(name) = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    {
+        let field = if path.is_empty() {
+            name.to_owned()
+        } else if path == name || path.ends_with(&format!(".{name}")) {
+            path.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        let hint = if name == "secret" {
+            " Use POST /api/hooks/webhooks/{id}/rotate-secret to change a secret."
+        } else {
+            ""
+        };
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+            format!("{msg}.{hint}"),
+        )
+        .with_field(field);
     }
+    let detail = if path.is_empty() {
+        format!("The request body is invalid: {msg}.")
+    } else {
+        format!("`{path}` is invalid: {msg}.")
+    };
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        detail,
+    )
+    .with_field(path)
 }
 
 /// A JSON request body (required).
@@ -131,10 +133,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         let (parts, body) = req.into_parts();
         if !is_json_content_type(&parts.headers) {
             // Still refuse an oversized body first: the size is the bigger problem.
-            read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+            read_body(&parts, body, state.config.max_body_bytes).await?;
             return Err(ApiError::unsupported_media_type());
         }
-        let bytes = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+        let bytes = read_body(&parts, body, state.config.max_body_bytes).await?;
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -147,7 +149,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let bytes = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+        let bytes = read_body(&parts, body, state.config.max_body_bytes).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
@@ -204,4 +206,56 @@ pub fn non_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[allow(dead_code)]
+        inner: Inner,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        #[allow(dead_code)]
+        n: u32,
+    }
+
+    fn err(body: &str) -> (u16, &'static str, Option<String>, String) {
+        let e = parse_json::<Body>(body.as_bytes()).unwrap_err();
+        (e.status.as_u16(), e.error, e.field, e.detail)
+    }
+
+    #[test]
+    fn syntax_before_shape() {
+        assert_eq!(err("{").0, 400);
+        assert_eq!(err(r#"{"nope": 1, garbage"#).1, "malformed_json");
+        assert_eq!(err(r#"{"inner": {"n": 1}} x"#).1, "malformed_json");
+        assert_eq!(err("[1,").1, "malformed_json");
+        let (status, code, _, detail) = err("[1]");
+        assert_eq!((status, code), (422, "validation_failed"));
+        assert_eq!(detail, "The request body must be a JSON object.");
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let (status, code, field, _) = err(r#"{"inner": {"n": "x"}}"#);
+        assert_eq!((status, code), (422, "validation_failed"));
+        assert_eq!(field.as_deref(), Some("inner.n"));
+        let (_, code, field, detail) = err(r#"{"inner": {"n": 1, "m": 2}}"#);
+        assert_eq!(code, "unknown_field");
+        assert_eq!(field.as_deref(), Some("inner.m"));
+        assert!(!detail.contains(" at line "), "{detail}");
+        let (_, code, field, _) = err(r#"{"secret": "s"}"#);
+        assert_eq!((code, field.as_deref()), ("unknown_field", Some("secret")));
+        let (_, code, field, detail) = err("{}");
+        assert_eq!((code, field), ("validation_failed", None));
+        assert!(detail.starts_with("The request body is invalid: missing field `inner`"));
+        assert!(parse_json::<Body>(br#" {"inner": {"n": 1}} "#).is_ok());
+    }
 }

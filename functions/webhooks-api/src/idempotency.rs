@@ -101,7 +101,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let bytes = match read_body(&parts.headers, body, state.config.max_body_bytes).await {
+    let bytes = match read_body(&parts, body, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };

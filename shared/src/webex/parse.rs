@@ -40,9 +40,8 @@ fn classify(e: serde_json::Error, path: String) -> ParseError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Data => {
-            // serde_json appends " at line L column C"; the path says where more usefully.
-            let full = e.to_string();
-            let message = full.split(" at line ").next().unwrap_or(&full).to_owned();
+            // The path says where more usefully than serde_json's line and column.
+            let message = without_position(&e);
             let path = if path.is_empty() || path == "." {
                 "$".to_owned()
             } else {
@@ -51,8 +50,7 @@ fn classify(e: serde_json::Error, path: String) -> ParseError {
             ParseError::InvalidField { path, message }
         }
         Category::Syntax | Category::Eof | Category::Io => {
-            let full = e.to_string();
-            let message = full.split(" at line ").next().unwrap_or(&full).to_owned();
+            let message = without_position(&e);
             ParseError::InvalidJson {
                 message,
                 line: e.line(),
@@ -60,4 +58,12 @@ fn classify(e: serde_json::Error, path: String) -> ParseError {
             }
         }
     }
+}
+
+/// serde_json's message without the " at line L column C" it appends.
+fn without_position(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    full.rsplit_once(" at line ")
+        .map_or(full.as_str(), |(m, _)| m)
+        .to_owned()
 }

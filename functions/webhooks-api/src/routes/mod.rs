@@ -6,7 +6,7 @@ pub mod event_types;
 pub mod openapi;
 pub mod webhooks;
 
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -72,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hooks/event-types", get(event_types::list))
         .route("/api/hooks/openapi.json", get(openapi::document))
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency))
+        // Every body read (`extract::read_body`) is within this limit.
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .fallback(not_found)
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
