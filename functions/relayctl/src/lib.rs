@@ -10,8 +10,10 @@
 
 use std::fmt::Write as _;
 
+use relay_shared::adapters::aws::secrets::{SecretsManager, WEBHOOK_SECRET};
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
+use secrecy::ExposeSecret;
 
 pub const TELEPHONY_RESOURCE: &str = "telephony_calls";
 pub const EVENT_ALL: &str = "all";
@@ -69,19 +71,6 @@ impl std::str::FromStr for SecretFrom {
     }
 }
 
-/// A Secrets Manager `SecretString`: the secret itself, or a JSON object with `secret`
-/// (or `webhookSecret` / `WEBEX_WEBHOOK_SECRET`) — the same rule as the ingest function.
-pub fn secret_from_secret_string(raw: &str) -> String {
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(raw) {
-        for key in ["secret", "webhookSecret", "WEBEX_WEBHOOK_SECRET"] {
-            if let Some(serde_json::Value::String(s)) = map.get(key) {
-                return s.clone();
-            }
-        }
-    }
-    raw.trim_end_matches(['\r', '\n']).to_owned()
-}
-
 /// Reads the secret (env/file here; ARNs through Secrets Manager).
 pub async fn resolve_secret(from: &SecretFrom) -> Result<Secret, CtlError> {
     let value = match from {
@@ -90,24 +79,14 @@ pub async fn resolve_secret(from: &SecretFrom) -> Result<Secret, CtlError> {
         SecretFrom::File(path) => std::fs::read_to_string(path)
             .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
             .map_err(|e| CtlError::Secret(format!("reading {path}: {e}")))?,
-        SecretFrom::Arn(arn) => {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let out = aws_sdk_secretsmanager::Client::new(&sdk)
-                .get_secret_value()
-                .secret_id(arn)
-                .send()
-                .await
-                .map_err(|e| {
-                    CtlError::Secret(format!(
-                        "reading {arn}: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                    ))
-                })?;
-            secret_from_secret_string(
-                out.secret_string()
-                    .ok_or_else(|| CtlError::Secret(format!("{arn} has no SecretString")))?,
-            )
-        }
+        // The same reader and `SecretString` rule as the ingest function.
+        SecretFrom::Arn(arn) => SecretsManager::from_env()
+            .await
+            .read(arn, &WEBHOOK_SECRET)
+            .await
+            .map_err(|e| CtlError::Secret(e.to_string()))?
+            .expose_secret()
+            .to_owned(),
     };
     if value.is_empty() {
         return Err(CtlError::Secret("the secret is empty".into()));
@@ -320,11 +299,5 @@ mod tests {
         assert!("hunter2".parse::<SecretFrom>().is_err());
         assert!("env:".parse::<SecretFrom>().is_err());
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "<redacted>");
-    }
-
-    #[test]
-    fn secret_string_json_or_plain() {
-        assert_eq!(secret_from_secret_string(r#"{"secret":"a"}"#), "a");
-        assert_eq!(secret_from_secret_string("b\n"), "b");
     }
 }
