@@ -4,10 +4,8 @@
 //!   `AWS_ENDPOINT_URL_SQS` are set (fresh table and queues per test); skipped with a printed
 //!   reason otherwise, unless `RELAY_REQUIRE_AWS=1`, which makes a missing endpoint a failure.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
@@ -15,16 +13,18 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use relay_shared::call_state::CallRecord;
 use relay_shared::clock::ManualClock;
 use relay_shared::delivery::DeliveryJob;
-use relay_shared::error::QueueError;
 use relay_shared::events::{rfc3339_millis, EventType};
 use relay_shared::ids::{EventId, SubscriptionId};
-use relay_shared::ports::{Claim, DeliveryQueue, QueueConsumer, QueuedJob, Stores};
-use relay_shared::subscription::Subscription;
+use relay_shared::ports::{
+    Claim, CorePorts, DeliveryQueue, EventQuery, QueueConsumer, Stores, Term,
+};
 use relay_shared::webex::{parse_json, webex_signature, TelephonyEnvelope};
 use telephony_ingest::envelope::{dedupe_key, event_millis};
 use telephony_ingest::{router, Ingest, IngestConfig, WebhookAuth};
+use testkit::FlakyQueue;
 
 const SECRET: &str = "local-webex-secret";
 const SEED_UPDATED: &str = include_str!("../../../../tests/fixtures/seed001/updated.json");
@@ -46,32 +46,10 @@ fn with(fixture: &str, edit: impl FnOnce(&mut Value)) -> String {
     serde_json::to_string(&v).unwrap()
 }
 
-/// A queue that can be told to fail, over a real one.
-struct FlakyQueue {
-    inner: Arc<dyn DeliveryQueue>,
-    fail: AtomicBool,
-    sends: AtomicUsize,
-}
-
-#[async_trait]
-impl DeliveryQueue for FlakyQueue {
-    async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
-        self.sends.fetch_add(1, Ordering::SeqCst);
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(QueueError::Partial {
-                failed: jobs.len(),
-                total: jobs.len(),
-                reason: "injected failure".into(),
-            });
-        }
-        self.inner.send(jobs).await
-    }
-}
-
 struct Harness {
     router: Router,
     stores: Stores,
-    queue: Arc<FlakyQueue>,
+    queue: Arc<FlakyQueue<dyn DeliveryQueue>>,
     consumer: Arc<dyn QueueConsumer>,
     now: DateTime<Utc>,
     aws: bool,
@@ -93,15 +71,13 @@ impl Harness {
         // The real time (ms precision), so AWS readers that check `expires_at` against the wall
         // clock agree with the records written.
         let now = Utc::now().trunc_subsecs(3);
-        let queue = Arc::new(FlakyQueue {
-            inner: queue,
-            fail: AtomicBool::new(false),
-            sends: AtomicUsize::new(0),
-        });
+        let queue = Arc::new(FlakyQueue::new(queue, 0));
         let ingest = Ingest::new(
-            stores.clone(),
-            queue.clone(),
-            Arc::new(ManualClock::new(now)),
+            CorePorts {
+                stores: stores.clone(),
+                queue: queue.clone(),
+                clock: Arc::new(ManualClock::new(now)),
+            },
             IngestConfig::new(WebhookAuth::secret(SECRET)),
         );
         Self {
@@ -154,9 +130,15 @@ impl Harness {
     }
 
     async fn subscribe(&self, org: &str, types: &[EventType]) -> SubscriptionId {
-        let s = sub(org, types);
+        let s = testkit::fixtures::subscription(org, types);
         self.stores.subscriptions.create(&s, 1000).await.unwrap();
         s.id
+    }
+
+    /// The seed call's stored state (it must be there).
+    async fn seed_call(&self) -> CallRecord {
+        let call = self.stores.calls.get(SEED_CALL).await.unwrap();
+        call.expect("the seed call is stored")
     }
 
     /// Everything queued so far (acknowledged, so the next call sees only new jobs).
@@ -183,17 +165,6 @@ fn signed(body: &str, header: &str, secret: &str) -> Request<Body> {
         .header(header, webex_signature(secret.as_bytes(), body.as_bytes()))
         .body(Body::from(body.to_owned()))
         .unwrap()
-}
-
-fn sub(org: &str, types: &[EventType]) -> Subscription {
-    Subscription::new(
-        "user-1",
-        org,
-        "https://receiver.example/hook",
-        types.to_vec(),
-        "whsec_dGVzdA==",
-        Utc::now(),
-    )
 }
 
 const TELEPHONY: [EventType; 3] = [
@@ -278,7 +249,10 @@ async fn seed_sequence(h: Harness) {
     let logged = h
         .stores
         .events
-        .list(SEED_ORG, since, h.now + chrono::Duration::days(1), 10)
+        .list(
+            SEED_ORG,
+            EventQuery::new(since, h.now + chrono::Duration::days(1), 10),
+        )
         .await
         .unwrap();
     let logged_ids: Vec<EventId> = logged.iter().map(|e| e.id).collect();
@@ -323,8 +297,7 @@ async fn duplicate(h: Harness) {
             .dedupe
             .claim(
                 &key,
-                now,
-                now + chrono::Duration::seconds(60),
+                Term::new(now, now + chrono::Duration::seconds(60)),
                 now + chrono::Duration::hours(1)
             )
             .await
@@ -472,14 +445,14 @@ async fn queue_failure_then_retry(h: Harness) {
     h.subscribe(SEED_ORG, &TELEPHONY).await;
     h.subscribe(SEED_ORG, &TELEPHONY).await;
     let body = envelope(SEED_UPDATED);
-    h.queue.fail.store(true, Ordering::SeqCst);
+    h.queue.set_down(true);
     let r = h.post(&body).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.retry_after.as_deref(), Some("5"));
     assert_eq!(r.body["error"], "unavailable");
     assert!(h.drain().await.is_empty());
 
-    h.queue.fail.store(false, Ordering::SeqCst);
+    h.queue.set_down(false);
     let r = h.post(&body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["deliveries"], 2);
@@ -493,17 +466,7 @@ async fn queue_failure_then_retry(h: Harness) {
         .iter()
         .all(|j| j.event_id == expected_event_id(SEED_UPDATED)));
     // The call state was written once, not twice.
-    assert_eq!(
-        h.stores
-            .calls
-            .get(SEED_CALL)
-            .await
-            .unwrap()
-            .unwrap()
-            .history
-            .len(),
-        1
-    );
+    assert_eq!(h.seed_call().await.history.len(), 1);
     assert_eq!(h.post(&body).await.body["status"], "duplicate");
 }
 
@@ -520,7 +483,7 @@ async fn fan_out(h: Harness, n: usize) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n, "one job per subscription");
-    assert_eq!(h.queue.sends.load(Ordering::SeqCst), usize::from(n > 0));
+    assert_eq!(h.queue.calls(), usize::from(n > 0));
     // The call state is recorded whether or not anyone listens.
     assert!(h.stores.calls.get(SEED_CALL).await.unwrap().is_some());
 }
@@ -540,7 +503,7 @@ async fn filtering(h: Harness) {
     h.subscribe("another-org", &TELEPHONY).await;
     h.subscribe(SEED_ORG, &[EventType::PresenceChanged]).await;
     h.subscribe(SEED_ORG, &[EventType::TelephonyDeleted]).await;
-    let mut off = sub(SEED_ORG, &TELEPHONY);
+    let mut off = testkit::fixtures::subscription(SEED_ORG, &TELEPHONY);
     off.enabled = false;
     h.stores.subscriptions.create(&off, 1000).await.unwrap();
     let only_created = h.subscribe(SEED_ORG, &[EventType::TelephonyCreated]).await;
@@ -640,56 +603,16 @@ mod memory {
 mod aws {
     use super::*;
 
-    /// A harness on fresh AWS resources, or `None` (with a printed reason) when no local
-    /// endpoints are configured.
+    /// A harness on fresh AWS resources, or `None` when they are not configured (`testkit::aws`).
     pub(super) async fn harness() -> Option<Harness> {
-        let ddb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-            .ok()
-            .filter(|v| !v.is_empty());
-        let sqs = std::env::var("AWS_ENDPOINT_URL_SQS")
-            .ok()
-            .filter(|v| !v.is_empty());
-        if ddb.is_none() || sqs.is_none() {
-            let why = "AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS are not both set";
-            if std::env::var("RELAY_REQUIRE_AWS").as_deref() == Ok("1") {
-                panic!("RELAY_REQUIRE_AWS=1 but {why}");
-            }
-            eprintln!("skipping the AWS-adapter ingest scenario: {why}");
-            return None;
-        }
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
-            loader = loader.region(aws_config::Region::new("us-east-1"));
-        }
-        if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
-            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "ingest-tests",
-            ));
-        }
-        let sdk = loader.load().await;
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let suffix = EventId::new_at(Utc::now().timestamp_millis() as u64)
-            .to_string()
-            .to_ascii_lowercase()
-            .replace('_', "-");
-        let table = format!("ingest-{suffix}");
-        relay_shared::adapters::aws::create_table(&ddb, &table)
-            .await
-            .expect("create_table");
-        let (queue_url, _dlq) =
-            relay_shared::adapters::aws::create_queues(&sqs, &format!("ingest-{suffix}"))
-                .await
-                .expect("create_queues");
-        let stores = relay_shared::adapters::aws::aws_stores(
-            relay_shared::adapters::aws::DynamoTable::new(ddb, table),
-        );
-        let queue = Arc::new(relay_shared::adapters::aws::SqsQueue::new(sqs, queue_url));
-        Some(Harness::build(stores, queue.clone(), queue, true))
+        let aws =
+            testkit::aws::Resources::for_test("the aws::* ingest scenarios", "ingest").await?;
+        Some(Harness::build(
+            aws.stores,
+            aws.queue.clone(),
+            aws.queue,
+            true,
+        ))
     }
 
     scenarios!(harness().await);
@@ -722,13 +645,7 @@ async fn sample_events_answer_as_documented() {
     }
     assert_eq!(h.drain().await.len(), 3);
     assert_eq!(
-        h.stores
-            .calls
-            .get(SEED_CALL)
-            .await
-            .unwrap()
-            .unwrap()
-            .stages(),
+        h.seed_call().await.stages(),
         vec!["created", "updated", "deleted"]
     );
 }
@@ -762,13 +679,15 @@ async fn insecure_mode_accepts_unsigned() {
     let stores = relay_shared::adapters::memory::memory_stores();
     stores
         .subscriptions
-        .create(&sub(SEED_ORG, &TELEPHONY), 10)
+        .create(&testkit::fixtures::subscription(SEED_ORG, &TELEPHONY), 10)
         .await
         .unwrap();
     let ingest = Ingest::new(
-        stores,
-        q.clone(),
-        Arc::new(ManualClock::new(Utc::now())),
+        CorePorts {
+            stores,
+            queue: q.clone(),
+            clock: Arc::new(ManualClock::new(Utc::now())),
+        },
         IngestConfig::new(WebhookAuth::InsecureUnsigned),
     );
     let req = Request::post("/webex/telephony")
