@@ -1,47 +1,24 @@
 //! The core scenarios against the AWS adapters (DynamoDB + SQS), on whatever endpoints the
-//! environment names: `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS` (or `AWS_ENDPOINT_URL`),
-//! e.g. DynamoDB Local and moto. Skipped with a printed reason when unset, unless
-//! `RELAY_REQUIRE_AWS=1` (then they fail).
+//! environment names: `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS`, e.g. DynamoDB Local
+//! and moto. Skipped with a printed reason when unset, unless `RELAY_REQUIRE_AWS=1` (then they
+//! fail): `testkit::aws`.
 //!
 //! DynamoDB calls are counted by operation with an SDK interceptor, so "250 changed people → 10
 //! BatchWriteItem calls" and "one Query per load" are checked against the real adapter.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use crate::common::*;
+use chrono::Utc;
 use presence_poller::token::StaticToken;
 use presence_poller::{Poller, RunOptions, RunStatus};
-use relay_shared::adapters::aws::{
-    aws_stores, create_queues, create_table, DynamoTable, OpCounter, SqsQueue,
-};
+use relay_shared::adapters::aws::{OpCounter, SqsQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::events::EventType;
-use relay_shared::ports::{DeliveryQueue, QueueConsumer, Stores};
+use relay_shared::ports::{DeliveryQueue, EventQuery, QueueConsumer, Stores, Term};
 use serde_json::Value;
-
-fn endpoint(service: &str) -> Option<String> {
-    std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
-        .ok()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|v| !v.is_empty())
-}
-
-/// `None` (with the reason printed) when no AWS endpoints are configured.
-fn aws_available(test: &str) -> bool {
-    if endpoint("DYNAMODB").is_some() && endpoint("SQS").is_some() {
-        return true;
-    }
-    let reason = "AWS_ENDPOINT_URL_DYNAMODB/AWS_ENDPOINT_URL_SQS (or AWS_ENDPOINT_URL) are not set";
-    if std::env::var("RELAY_REQUIRE_AWS").as_deref() == Ok("1") {
-        panic!("{test}: RELAY_REQUIRE_AWS=1 but {reason}");
-    }
-    eprintln!("SKIPPED {test}: {reason} (start DynamoDB Local + moto and set them to run it)");
-    false
-}
 
 struct AwsRig {
     rig: Rig,
@@ -50,42 +27,22 @@ struct AwsRig {
     stores: Stores,
 }
 
-async fn aws_rig(served: Vec<Value>, config: presence_poller::PollerConfig) -> AwsRig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
-        loader = loader.region(aws_sdk_dynamodb::config::Region::new("us-east-1"));
-    }
-    if std::env::var("AWS_ACCESS_KEY_ID").is_err() && std::env::var("AWS_PROFILE").is_err() {
-        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "presence-poller-tests",
-        ));
-    }
-    let sdk = loader.load().await;
+/// The rig on a fresh table and queue (its DynamoDB calls counted), or `None` when `test` skips.
+async fn aws_rig(
+    test: &str,
+    served: Vec<Value>,
+    config: presence_poller::PollerConfig,
+) -> Option<AwsRig> {
+    let sdk = testkit::aws::local(test, testkit::aws::BOTH).await?;
     let ops = OpCounter::default();
     let ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
             .interceptor(ops.clone())
             .build(),
     );
-    let sqs_client = aws_sdk_sqs::Client::new(&sdk);
-    let unique = format!(
-        "pp{}",
-        relay_shared::ids::EventId::new_at(Utc::now().timestamp_millis() as u64)
-            .to_string()
-            .to_lowercase()
-            .replace('_', "")
-    );
-    let table = format!("relay-{unique}");
-    create_table(&ddb, &table).await.expect("create the table");
-    let (queue_url, _dlq) = create_queues(&sqs_client, &unique)
-        .await
-        .expect("create the queues");
-    let stores = aws_stores(DynamoTable::new(ddb, table));
-    let sqs = SqsQueue::new(sqs_client, queue_url);
+    let aws =
+        testkit::aws::Resources::with_clients(ddb, aws_sdk_sqs::Client::new(&sdk), "pp").await;
+    let (stores, sqs) = (aws.stores, aws.queue.as_ref().clone());
 
     let fake = FakeWebex::start(served).await;
     // The poller's queue is SQS here: build the rig's poller by hand over the AWS stores.
@@ -108,12 +65,12 @@ async fn aws_rig(served: Vec<Value>, config: presence_poller::PollerConfig) -> A
         Arc::new(SystemClock),
         config,
     );
-    AwsRig {
+    Some(AwsRig {
         rig,
         ops,
         sqs,
         stores,
-    }
+    })
 }
 
 impl AwsRig {
@@ -146,11 +103,16 @@ impl AwsRig {
 
 #[tokio::test]
 async fn aws_change_detection_fan_out_and_no_false_changes() {
-    if !aws_available("aws_change_detection_fan_out_and_no_false_changes") {
-        return;
-    }
     let mut served = people(150, "active");
-    let a = aws_rig(served.clone(), fast_config()).await;
+    let Some(a) = aws_rig(
+        "aws_change_detection_fan_out_and_no_false_changes",
+        served.clone(),
+        fast_config(),
+    )
+    .await
+    else {
+        return;
+    };
     let wanted = a.subscribe().await;
     let p = &a.rig.poller;
 
@@ -185,9 +147,11 @@ async fn aws_change_detection_fan_out_and_no_false_changes() {
         .events
         .list(
             ORG,
-            Utc::now() - chrono::Duration::hours(1),
-            Utc::now() + chrono::Duration::hours(1),
-            10,
+            EventQuery::new(
+                Utc::now() - chrono::Duration::hours(1),
+                Utc::now() + chrono::Duration::hours(1),
+                10,
+            ),
         )
         .await
         .unwrap();
@@ -213,10 +177,9 @@ async fn aws_change_detection_fan_out_and_no_false_changes() {
 
 #[tokio::test]
 async fn aws_lease_contention() {
-    if !aws_available("aws_lease_contention") {
+    let Some(a) = aws_rig("aws_lease_contention", people(5, "active"), fast_config()).await else {
         return;
-    }
-    let a = aws_rig(people(5, "active"), fast_config()).await;
+    };
     let now = Utc::now();
     let lease = fast_config().lease_name();
     assert!(a
@@ -225,8 +188,7 @@ async fn aws_lease_contention() {
         .acquire(
             &lease,
             "other-invocation",
-            now,
-            now + chrono::Duration::seconds(60)
+            Term::new(now, now + chrono::Duration::seconds(60))
         )
         .await
         .unwrap());
@@ -251,8 +213,7 @@ async fn aws_lease_contention() {
         .acquire(
             &lease,
             "third",
-            Utc::now(),
-            Utc::now() + chrono::Duration::seconds(5)
+            Term::new(Utc::now(), Utc::now() + chrono::Duration::seconds(5))
         )
         .await
         .unwrap());
@@ -260,13 +221,18 @@ async fn aws_lease_contention() {
 
 #[tokio::test]
 async fn aws_store_calls_250_changes_are_10_batch_writes() {
-    if !aws_available("aws_store_calls_250_changes_are_10_batch_writes") {
-        return;
-    }
     let mut config = fast_config();
     config.page_size = 1000;
     let mut served = people(1000, "active");
-    let a = aws_rig(served.clone(), config).await;
+    let Some(a) = aws_rig(
+        "aws_store_calls_250_changes_are_10_batch_writes",
+        served.clone(),
+        config,
+    )
+    .await
+    else {
+        return;
+    };
     let mut s = a.rig.poller.session();
     let r = s.cycle(far()).await;
     assert!(r.error.is_none() && r.write_error.is_none(), "{r:?}");

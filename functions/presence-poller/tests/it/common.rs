@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::Utc;
 use presence_poller::token::{ClientFactory, RefreshingWebex, StaticToken, TokenSource};
 use presence_poller::{Poller, PollerConfig};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
@@ -296,14 +295,7 @@ impl PresenceStore for CountingPresence {
 pub fn subscription(org: &str, types: &[EventType], enabled: bool) -> Subscription {
     Subscription {
         enabled,
-        ..Subscription::new(
-            "user-1",
-            org,
-            "https://receiver.example/hook",
-            types.to_vec(),
-            "whsec_dGVzdA==",
-            Utc::now(),
-        )
+        ..testkit::fixtures::subscription(org, types)
     }
 }
 

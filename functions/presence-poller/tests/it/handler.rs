@@ -1,6 +1,5 @@
 //! The Lambda handler: any JSON input, deadline from the context, JSON summary out.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -1,17 +1,16 @@
 //! The presence poller against a fake Webex on 127.0.0.1, with the in-memory adapters.
 
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use async_trait::async_trait;
 use chrono::Utc;
-use crate::common::*;
 use presence_poller::token::TokenSource;
 use presence_poller::{RunOptions, RunStatus};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::events::EventType;
-use relay_shared::ports::PresenceRecord;
+use relay_shared::ports::{EventQuery, PresenceRecord, Term};
 use serde_json::Value;
 
 fn cycle_ok(r: &presence_poller::CycleReport) {
@@ -43,9 +42,11 @@ async fn no_event_when_nothing_changes() {
         .events
         .list(
             ORG,
-            Utc::now() - chrono::Duration::hours(1),
-            Utc::now() + chrono::Duration::hours(1),
-            100,
+            EventQuery::new(
+                Utc::now() - chrono::Duration::hours(1),
+                Utc::now() + chrono::Duration::hours(1),
+                100,
+            ),
         )
         .await
         .unwrap();
@@ -115,7 +116,7 @@ async fn exactly_the_changed_people_are_emitted() {
     );
     // Signed as the delivery worker signs it: the seed-000 `x-org-id` header is there.
     let secrets = [relay_shared::signing::SigningSecret::new(
-        "whsec_dGVzdA==".to_string(),
+        testkit::fixtures::SECRET.to_string(),
     )];
     let headers = relay_shared::signing::delivery_headers(&relay_shared::signing::SignatureInput {
         webhook_id: &jobs[0].webhook_id(),
@@ -137,9 +138,11 @@ async fn exactly_the_changed_people_are_emitted() {
         .events
         .list(
             ORG,
-            Utc::now() - chrono::Duration::hours(1),
-            Utc::now() + chrono::Duration::hours(1),
-            100,
+            EventQuery::new(
+                Utc::now() - chrono::Duration::hours(1),
+                Utc::now() + chrono::Duration::hours(1),
+                100,
+            ),
         )
         .await
         .unwrap();
@@ -312,8 +315,10 @@ async fn lease_contention_between_two_pollers() {
         .acquire(
             &fast_config().lease_name(),
             "crashed",
-            now - chrono::Duration::minutes(5),
-            now - chrono::Duration::minutes(1)
+            Term::new(
+                now - chrono::Duration::minutes(5),
+                now - chrono::Duration::minutes(1)
+            )
         )
         .await
         .unwrap());
@@ -661,8 +666,7 @@ async fn the_loop_runs_until_the_deadline_and_reports() {
         .acquire(
             &fast_config().lease_name(),
             "someone-else",
-            now,
-            now + chrono::Duration::seconds(5)
+            Term::new(now, now + chrono::Duration::seconds(5))
         )
         .await
         .unwrap());
