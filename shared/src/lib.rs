@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod logging;
+pub mod metrics;
 pub mod ports;
 pub mod retry;
 pub mod signing;

@@ -1,11 +1,10 @@
-//! CloudWatch embedded-metric-format (EMF) lines: one JSON object per line on stdout, which
-//! CloudWatch Logs turns into metrics without any API call.
+//! The worker's CloudWatch metrics, written as EMF lines by `relay_shared::metrics::Emf`.
 
 use std::sync::Mutex;
 
-use serde_json::{json, Map, Value};
+use relay_shared::metrics::{Emf, Unit};
+use serde_json::Value;
 
-pub const NAMESPACE: &str = "WebexRelay";
 pub const FUNCTION: &str = "delivery-worker";
 
 /// The counters the worker emits.
@@ -89,36 +88,25 @@ impl MetricsSink {
     }
 }
 
-/// The EMF document (see the CloudWatch "Embedded metric format specification").
+/// The EMF document: `1` of `metric`, the attempt latency when there was one, and the
+/// subscription id as a property (a dimension per subscription would be a cardinality bomb).
 pub fn emf_line(
     metric: Metric,
     latency_ms: Option<u64>,
     subscription_id: &str,
     now_ms: i64,
 ) -> String {
-    let mut metrics = vec![json!({"Name": metric.name(), "Unit": "Count"})];
-    let mut doc = Map::new();
-    doc.insert("Function".into(), json!(FUNCTION));
-    doc.insert(metric.name().into(), json!(1));
+    let mut doc = Emf::new(FUNCTION).metric(metric.name(), Unit::Count, 1);
     if let Some(ms) = latency_ms {
-        metrics.push(json!({"Name": "DeliveryLatency", "Unit": "Milliseconds"}));
-        doc.insert("DeliveryLatency".into(), json!(ms));
+        doc = doc.metric("DeliveryLatency", Unit::Milliseconds, ms);
     }
-    // A property, not a dimension (dimensions per subscription would be a cardinality bomb).
-    doc.insert("subscriptionId".into(), json!(subscription_id));
-    doc.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": now_ms,
-            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["Function"]], "Metrics": metrics}]
-        }),
-    );
-    Value::Object(doc).to_string()
+    doc.property("subscriptionId", subscription_id).line(now_ms)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relay_shared::metrics::NAMESPACE;
 
     #[test]
     fn emf_document_shape() {

@@ -2,6 +2,7 @@
 //! scheduled-event envelope), the deadline from the context, a JSON summary back.
 
 use lambda_runtime::{Context, LambdaEvent};
+use relay_shared::metrics::{Emf, Unit};
 use serde_json::Value;
 
 use crate::{Poller, RunOptions, Summary};
@@ -47,9 +48,14 @@ pub async fn handle(
     Ok(summary)
 }
 
-/// One CloudWatch embedded-metric-format line (namespace `WebexRelay`, dimension `Function`) with
-/// the invocation's counters.
+/// One CloudWatch embedded-metric-format line (`relay_shared::metrics`) with the invocation's
+/// counters and the org id as a property.
 pub fn emf_line(s: &Summary, now_ms: i64) -> String {
+    let skipped = if s.status == crate::RunStatus::Skipped {
+        1.0
+    } else {
+        0.0
+    };
     let metrics = [
         ("PresenceCycles", f64::from(s.cycles)),
         ("PresenceFailedCycles", f64::from(s.failed_cycles)),
@@ -57,33 +63,15 @@ pub fn emf_line(s: &Summary, now_ms: i64) -> String {
         ("PresenceEvents", s.events as f64),
         ("PresenceJobs", s.jobs as f64),
         ("PresenceWebexCalls", f64::from(s.webex_calls)),
-        (
-            "PresenceSkippedInvocations",
-            if s.status == crate::RunStatus::Skipped {
-                1.0
-            } else {
-                0.0
-            },
-        ),
+        ("PresenceSkippedInvocations", skipped),
     ];
-    let mut doc = serde_json::Map::new();
-    doc.insert(
-        "_aws".into(),
-        serde_json::json!({
-            "Timestamp": now_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": "WebexRelay",
-                "Dimensions": [["Function"]],
-                "Metrics": metrics.iter().map(|(n, _)| serde_json::json!({"Name": n, "Unit": "Count"})).collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    doc.insert("Function".into(), "presence-poller".into());
-    doc.insert("orgId".into(), s.org_id.clone().into());
-    for (name, value) in metrics {
-        doc.insert(name.into(), value.into());
-    }
-    Value::Object(doc).to_string()
+    metrics
+        .into_iter()
+        .fold(Emf::new("presence-poller"), |doc, (name, value)| {
+            doc.metric(name, Unit::Count, value)
+        })
+        .property("orgId", s.org_id.as_str())
+        .line(now_ms)
 }
 
 #[cfg(test)]
