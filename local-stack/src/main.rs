@@ -25,7 +25,7 @@ use delivery_worker::{run_consumer, MetricsSink, Ports, Worker, WorkerConfig};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
 use relay_shared::error::StoreError;
-use relay_shared::ports::Clock;
+use relay_shared::ports::{Clock, CorePorts};
 use telephony_ingest::{Ingest, IngestConfig, WebhookAuth};
 use tokio::sync::watch;
 use webhooks_api::{store_api_key, ApiConfig, AppState};
@@ -84,12 +84,13 @@ async fn main() -> anyhow::Result<()> {
 
     let ingest_config =
         IngestConfig::from_env(&env, WebhookAuth::secret(args.webex_secret.as_bytes()))?;
-    let ingest = Arc::new(Ingest::new(
-        backend.stores.clone(),
-        backend.queue.clone(),
-        clock.clone(),
-        ingest_config,
-    ));
+    // The ports every function core shares in this one process.
+    let core = CorePorts {
+        stores: backend.stores.clone(),
+        queue: backend.queue.clone(),
+        clock: clock.clone(),
+    };
+    let ingest = Arc::new(Ingest::new(core.clone(), ingest_config));
     let api_state = AppState::new(
         backend.stores.clone(),
         backend.queue.clone(),
@@ -112,11 +113,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let worker = Arc::new(Worker::with_metrics(
         Ports {
-            stores: backend.stores.clone(),
+            core,
             http,
-            queue: backend.queue.clone(),
             dlq: backend.dlq.clone(),
-            clock: clock.clone(),
         },
         worker_config,
         Arc::new(metrics),

@@ -368,3 +368,13 @@ pub struct Stores {
     pub rate_limits: Arc<dyn RateLimiter>,
     pub idempotency: Arc<dyn IdempotencyStore>,
 }
+
+/// What every function core is built on (ingest, the worker, the API, the presence poller): the
+/// stores, the delivery queue its jobs go to, and the clock. Built once per cold start.
+#[derive(Clone)]
+pub struct CorePorts {
+    pub stores: Stores,
+    /// Where delivery jobs are sent (fan-out, re-sends, tests, replays).
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub clock: Arc<dyn Clock>,
+}

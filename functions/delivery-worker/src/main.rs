@@ -12,6 +12,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use relay_shared::adapters::aws::{aws_clients, aws_stores, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
+use relay_shared::ports::CorePorts;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -37,11 +38,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.max_response_bytes,
     )?);
     let ports = Ports {
-        stores: aws_stores(DynamoTable::new(dynamodb, table)),
+        core: CorePorts {
+            stores: aws_stores(DynamoTable::new(dynamodb, table)),
+            queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
+            clock: Arc::new(SystemClock),
+        },
         http,
-        queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
         dlq: Arc::new(SqsQueue::new(sqs, dlq_url)),
-        clock: Arc::new(SystemClock),
     };
     let worker = Arc::new(Worker::new(ports, config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {

@@ -8,9 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, Utc};
 use relay_shared::delivery::{AttemptRecord, DeliveryJob};
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{
-    Claim, Clock, DeadLetterQueue, DeliveryQueue, HttpSender, QueuedJob, Stores,
-};
+use relay_shared::ports::{Claim, CorePorts, DeadLetterQueue, HttpSender, QueuedJob};
 use relay_shared::subscription::{Health, Subscription};
 
 use crate::attempt::{class_name, post_signed, truncate_utf8, AttemptResult};
@@ -23,12 +21,10 @@ use crate::subscriptions::SubscriptionCache;
 /// The worker's ports: built once per cold start.
 #[derive(Clone)]
 pub struct Ports {
-    pub stores: Stores,
+    /// The stores, the delivery queue (for re-sends: retries, deferrals) and the clock.
+    pub core: CorePorts,
     pub http: Arc<dyn HttpSender>,
-    /// For re-sends (retries, deferrals).
-    pub queue: Arc<dyn DeliveryQueue>,
     pub dlq: Arc<dyn DeadLetterQueue>,
-    pub clock: Arc<dyn Clock>,
 }
 
 /// The delivery core: see [`Worker::process_message`].
@@ -52,8 +48,8 @@ impl Worker {
 
     pub fn with_metrics(ports: Ports, config: WorkerConfig, metrics: Arc<MetricsSink>) -> Self {
         let subscriptions = SubscriptionCache::new(
-            ports.stores.subscriptions.clone(),
-            ports.clock.clone(),
+            ports.core.stores.subscriptions.clone(),
+            ports.core.clock.clone(),
             config.subscription_cache,
         );
         Self {
@@ -77,7 +73,7 @@ impl Worker {
             metric,
             latency_ms,
             &sub.to_string(),
-            self.ports.clock.now().timestamp_millis(),
+            self.ports.core.clock.now().timestamp_millis(),
         );
     }
 
@@ -120,7 +116,7 @@ impl Worker {
     }
 
     async fn process_job(&self, job: DeliveryJob) -> DeliveryOutcome {
-        let now = self.ports.clock.now();
+        let now = self.ports.core.clock.now();
 
         // Too early (a backoff longer than SQS can delay): back on the queue, no attempt.
         // (Up to a second early counts as due: SQS delays are whole seconds and clocks differ.)
@@ -168,6 +164,7 @@ impl Worker {
             .unwrap_or(now);
         match self
             .ports
+            .core
             .stores
             .rate_limits
             .try_acquire(&sub.id, window, limit)
@@ -199,6 +196,7 @@ impl Worker {
         let remember_until = now + chrono::Duration::days(ATTEMPT_CLAIM_DAYS);
         match self
             .ports
+            .core
             .stores
             .dedupe
             .claim(&claim_key, now, now + lease, remember_until)
@@ -227,13 +225,14 @@ impl Worker {
         let outcome = self.attempt_and_settle(job, &sub, attempt, now).await;
         let settled = if outcome.acknowledged() {
             self.ports
+                .core
                 .stores
                 .dedupe
                 .complete(&claim_key, remember_until)
                 .await
         } else {
             // Nothing durable happened for the next attempt: let the redelivered copy retry.
-            self.ports.stores.dedupe.release(&claim_key).await
+            self.ports.core.stores.dedupe.release(&claim_key).await
         };
         if let Err(e) = settled {
             tracing::warn!(error = %e, claim = %claim_key, "could not settle the attempt claim (its lease expires by itself)");
@@ -312,7 +311,13 @@ impl Worker {
             job,
             delay_seconds: schedule::sqs_delay_seconds(delay),
         };
-        match self.ports.queue.send(std::slice::from_ref(&queued)).await {
+        match self
+            .ports
+            .core
+            .queue
+            .send(std::slice::from_ref(&queued))
+            .await
+        {
             Ok(()) => {
                 self.emit(Metric::Retried, None, &sub.id);
                 DeliveryOutcome::Retrying { attempt, delay }
@@ -331,7 +336,7 @@ impl Worker {
         wait: Duration,
     ) -> DeliveryOutcome {
         let mut job = job.clone();
-        let now = self.ports.clock.now();
+        let now = self.ports.core.clock.now();
         if reason == DeferReason::RateLimited {
             job.not_before =
                 Some(now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero()));
@@ -340,6 +345,7 @@ impl Worker {
         let sub_id = job.subscription_id;
         match self
             .ports
+            .core
             .queue
             .send(&[QueuedJob { job, delay_seconds }])
             .await
@@ -392,6 +398,7 @@ impl Worker {
     async fn record_attempt(&self, record: &AttemptRecord, now: DateTime<Utc>) {
         if let Err(e) = self
             .ports
+            .core
             .stores
             .attempts
             .record(record, now + self.config.attempt_ttl)

@@ -2,8 +2,6 @@
 //! event log → one delivery job per matching subscription. Any storage or queue failure after
 //! the claim releases it and answers 503, so Webex's retry succeeds.
 
-use std::sync::Arc;
-
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -13,7 +11,7 @@ use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
 use relay_shared::events::{telephony_body, EventType, OutboundEvent};
 use relay_shared::ids::EventId;
-use relay_shared::ports::{Claim, Clock, DeliveryQueue, QueuedJob, Stores};
+use relay_shared::ports::{Claim, CorePorts, QueuedJob};
 use relay_shared::retry::Backoff;
 use relay_shared::webex::{verify_webex_signature, TelephonyEnvelope, TELEPHONY_RESOURCE};
 
@@ -39,25 +37,13 @@ enum Unavailable {
 
 /// The ingest core, over the ports.
 pub struct Ingest {
-    stores: Stores,
-    queue: Arc<dyn DeliveryQueue>,
-    clock: Arc<dyn Clock>,
+    ports: CorePorts,
     config: IngestConfig,
 }
 
 impl Ingest {
-    pub fn new(
-        stores: Stores,
-        queue: Arc<dyn DeliveryQueue>,
-        clock: Arc<dyn Clock>,
-        config: IngestConfig,
-    ) -> Self {
-        Self {
-            stores,
-            queue,
-            clock,
-            config,
-        }
+    pub fn new(ports: CorePorts, config: IngestConfig) -> Self {
+        Self { ports, config }
     }
 
     pub fn config(&self) -> &IngestConfig {
@@ -123,9 +109,10 @@ impl Ingest {
         key: &str,
         event_id: EventId,
     ) -> IngestResponse {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         // 4. Dedupe claim.
         let claim = self
+            .ports
             .stores
             .dedupe
             .claim(
@@ -159,6 +146,7 @@ impl Ingest {
         match self.deliver(envelope, event_type, event_id, now).await {
             Ok(deliveries) => {
                 if let Err(e) = self
+                    .ports
                     .stores
                     .dedupe
                     .complete(key, now + self.config.dedupe_ttl)
@@ -178,7 +166,7 @@ impl Ingest {
                 r
             }
             Err(e) => {
-                if let Err(re) = self.stores.dedupe.release(key).await {
+                if let Err(re) = self.ports.stores.dedupe.release(key).await {
                     tracing::warn!(error = %re, "could not release the dedupe claim; it expires with its lease");
                 }
                 self.unavailable(e.to_string())
@@ -206,6 +194,7 @@ impl Ingest {
             body: telephony_body(envelope, now),
         };
         match self
+            .ports
             .stores
             .events
             .append(&event, now + self.config.event_retention)
@@ -217,6 +206,7 @@ impl Ingest {
         }
 
         let subs = self
+            .ports
             .stores
             .subscriptions
             .list_by_org(&envelope.org_id)
@@ -231,7 +221,11 @@ impl Ingest {
             })
             .collect();
         if !jobs.is_empty() {
-            self.queue.send(&jobs).await.map_err(Unavailable::Queue)?;
+            self.ports
+                .queue
+                .send(&jobs)
+                .await
+                .map_err(Unavailable::Queue)?;
         }
         Ok(jobs.len())
     }
@@ -253,7 +247,7 @@ impl Ingest {
         let expires_at = (now + self.config.call_state_ttl).timestamp();
         let attempts = self.config.max_call_state_attempts.max(1);
         for attempt in 1..=attempts {
-            let (mut record, outcome) = match self.stores.calls.get(&data.call_id).await? {
+            let (mut record, outcome) = match self.ports.stores.calls.get(&data.call_id).await? {
                 None => (
                     CallRecord::new(
                         data.call_id.clone(),
@@ -276,7 +270,7 @@ impl Ingest {
                 return Ok(outcome);
             }
             record.version += 1;
-            match self.stores.calls.put(&record).await {
+            match self.ports.stores.calls.put(&record).await {
                 Ok(()) => return Ok(outcome),
                 Err(StoreError::Conflict(msg)) if attempt < attempts => {
                     tracing::debug!(attempt, conflict = %msg, "call state write raced; retrying");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
+use relay_shared::ports::CorePorts;
 use telephony_ingest::config::FunctionArgs;
 use telephony_ingest::{router, Ingest};
 
@@ -23,6 +24,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let stores = aws_stores(DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
     let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
 
-    let ingest = Arc::new(Ingest::new(stores, queue, Arc::new(SystemClock), config));
+    let ingest = Arc::new(Ingest::new(
+        CorePorts {
+            stores,
+            queue,
+            clock: Arc::new(SystemClock),
+        },
+        config,
+    ));
     lambda_http::run(router(ingest)).await
 }

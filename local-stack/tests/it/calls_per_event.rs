@@ -13,7 +13,7 @@ use relay_shared::adapters::aws::{
 };
 use relay_shared::clock::SystemClock;
 use relay_shared::events::EventType;
-use relay_shared::ports::QueueConsumer;
+use relay_shared::ports::{CorePorts, QueueConsumer};
 use relay_shared::subscription::Subscription;
 use relay_shared::webex::webex_signature;
 use telephony_ingest::{Ingest, IngestConfig, WebhookAuth};
@@ -79,12 +79,12 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
     let (_, _) = (ddb_ops.take(), sqs_ops.take());
 
     // Ingest one event.
-    let ingest = Ingest::new(
-        stores.clone(),
-        queue.clone(),
-        Arc::new(SystemClock),
-        IngestConfig::new(WebhookAuth::secret("s")),
-    );
+    let core = CorePorts {
+        stores: stores.clone(),
+        queue: queue.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let ingest = Ingest::new(core.clone(), IngestConfig::new(WebhookAuth::secret("s")));
     let response = ingest
         .handle(
             envelope.as_bytes(),
@@ -106,21 +106,15 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
     let config = WorkerConfig::from_env(&env).unwrap();
     let http =
         Arc::new(ReqwestSender::new(config.targets.clone(), config.max_response_bytes).unwrap());
-    let worker = Worker::new(
-        Ports {
-            stores: stores.clone(),
-            http,
-            queue: queue.clone(),
-            dlq,
-            clock: Arc::new(SystemClock),
-        },
-        config,
-    );
+    let worker = Worker::new(Ports { core, http, dlq }, config);
     let received = queue.receive(10, 1).await.unwrap();
     assert_eq!(received.len(), 1);
     let _ = sqs_ops.take();
     let outcome = worker.process_message(&received[0].body, 1).await;
-    assert!(matches!(outcome, DeliveryOutcome::Delivered { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, DeliveryOutcome::Delivered { .. }),
+        "{outcome:?}"
+    );
     let worker_ddb = ddb_ops.take();
     let worker_sqs = sqs_ops.take();
 

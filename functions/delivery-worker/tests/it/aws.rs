@@ -13,7 +13,7 @@ use relay_shared::clock::SystemClock;
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use relay_shared::events::EventType;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{DeliveryQueue, QueueConsumer, QueuedJob, Stores};
+use relay_shared::ports::{CorePorts, DeliveryQueue, QueueConsumer, QueuedJob, Stores};
 use relay_shared::subscription::Health;
 use wiremock::{MockServer, ResponseTemplate};
 
@@ -28,11 +28,13 @@ struct AwsHarness {
 async fn aws_harness(test: &str, config: WorkerConfig) -> Option<AwsHarness> {
     let aws = testkit::aws::Resources::for_test(test, "relay-dw").await?;
     let ports = Ports {
-        stores: aws.stores.clone(),
+        core: CorePorts {
+            stores: aws.stores.clone(),
+            queue: aws.queue.clone(),
+            clock: Arc::new(SystemClock),
+        },
         http: sender(&config),
-        queue: aws.queue.clone(),
         dlq: aws.dlq.clone(),
-        clock: Arc::new(SystemClock),
     };
     let worker = Arc::new(Worker::with_metrics(
         ports,

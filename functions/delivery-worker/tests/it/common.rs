@@ -16,7 +16,8 @@ use relay_shared::delivery::{AttemptRecord, AttemptSummary, DeliveryJob};
 use relay_shared::events::EventType;
 use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{
-    AttemptFilter, Clock, DeadLetterQueue, DeliveryQueue, HttpSender, PageRequest, Stores,
+    AttemptFilter, Clock, CorePorts, DeadLetterQueue, DeliveryQueue, HttpSender, PageRequest,
+    Stores,
 };
 use relay_shared::subscription::Subscription;
 use relay_shared::targets::TargetPolicy;
@@ -126,11 +127,13 @@ impl Harness {
     ) -> Self {
         let metrics = Arc::new(MetricsSink::memory());
         let ports = Ports {
-            stores: stores.clone(),
+            core: CorePorts {
+                stores: stores.clone(),
+                queue: send,
+                clock,
+            },
             http,
-            queue: send,
             dlq: park,
-            clock,
         };
         let worker = Arc::new(Worker::with_metrics(ports, config, metrics.clone()));
         Self {
