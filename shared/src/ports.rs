@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::ApiKeyRecord;
@@ -69,6 +69,25 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// The time a lease or a dedupe claim is asked for: from `from` (when it is taken) until `until`.
+/// Another holder's term counts only while its `until` is after this one's `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Term {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl Term {
+    pub fn new(from: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        Self { from, until }
+    }
+
+    /// Is this term still running at `at`?
+    pub fn runs_at(&self, at: DateTime<Utc>) -> bool {
+        self.until > at
+    }
+}
+
 /// Subscriptions. Every write is conditional: creation checks the owner's limit atomically, updates
 /// check `version` (and store `version + 1`).
 #[async_trait]
@@ -123,11 +142,12 @@ pub enum Claim {
 /// Ingest deduplication: claim → (work) → complete, or release on failure so a retry can claim.
 #[async_trait]
 pub trait DedupeStore: Send + Sync {
+    /// Claims `key` for `lease` (a pending claim whose lease has ended may be claimed again); the
+    /// key is remembered until `expires_at`.
     async fn claim(
         &self,
         key: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: Term,
         expires_at: DateTime<Utc>,
     ) -> Result<Claim, StoreError>;
     async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
@@ -156,14 +176,9 @@ pub trait PresenceStore: Send + Sync {
 /// A named lease with expiry, so two pollers never run at once.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
-    /// Takes the lease if free, expired, or already held by `holder`.
-    async fn acquire(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    /// Takes the lease for `term` if it is free, expired at `term.from`, or already held by
+    /// `holder`.
+    async fn acquire(&self, name: &str, holder: &str, term: Term) -> Result<bool, StoreError>;
     async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
@@ -197,29 +212,80 @@ pub trait EventLog: Send + Sync {
         event: &OutboundEvent,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// The org's events whose `created_at` is in `[since, until)`, at most `limit`, roughly oldest
-    /// first. (An event id's own timestamp may precede `created_at` by up to a day: ingest stamps
-    /// ids with Webex's `eventTimestamp`.)
-    async fn list(
-        &self,
-        org_id: &str,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<OutboundEvent>, StoreError>;
+    /// The org's events that `query` covers, at most `query.limit`, roughly oldest first. (An
+    /// event id's own timestamp may precede `created_at` by up to a day: ingest stamps ids with
+    /// Webex's `eventTimestamp`.)
+    async fn list(&self, org_id: &str, query: EventQuery)
+        -> Result<Vec<OutboundEvent>, StoreError>;
+}
+
+/// Which of an org's logged events to list (replay): those whose `created_at` is in
+/// `[since, until)`, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventQuery {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub limit: u32,
+}
+
+impl EventQuery {
+    pub fn new(since: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Self {
+        Self {
+            since,
+            until,
+            limit,
+        }
+    }
+
+    /// A query that cannot match anything (no room, or an empty window).
+    pub fn is_empty(&self) -> bool {
+        self.limit == 0 || self.since >= self.until
+    }
+
+    /// Was `event` created inside the window?
+    pub fn covers(&self, event: &OutboundEvent) -> bool {
+        event.created_at >= self.since && event.created_at < self.until
+    }
 }
 
 /// A per-subscription fixed-window counter shared by every worker instance.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Counts one delivery in the minute window starting at `window_start`; `false` when `limit`
-    /// deliveries were already counted in it.
+    /// Counts one delivery in `window`; `false` when `window.limit` deliveries were already
+    /// counted in it.
     async fn try_acquire(
         &self,
         subscription_id: &SubscriptionId,
-        window_start: DateTime<Utc>,
-        limit: u32,
+        window: RateWindow,
     ) -> Result<bool, StoreError>;
+}
+
+/// One fixed rate-limit window (a whole minute) and how many deliveries it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub start: DateTime<Utc>,
+    pub limit: u32,
+}
+
+impl RateWindow {
+    pub const LENGTH: chrono::Duration = chrono::Duration::minutes(1);
+
+    pub fn new(start: DateTime<Utc>, limit: u32) -> Self {
+        Self { start, limit }
+    }
+
+    /// The window `now` falls in.
+    pub fn containing(now: DateTime<Utc>, limit: u32) -> Self {
+        Self {
+            start: now.duration_trunc(Self::LENGTH).unwrap_or(now),
+            limit,
+        }
+    }
+
+    /// When the next window starts.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.start + Self::LENGTH
+    }
 }
 
 /// A stored API response for `Idempotency-Key`.

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, Utc};
 use relay_shared::delivery::{AttemptRecord, DeliveryJob};
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{Claim, CorePorts, DeadLetterQueue, HttpSender, QueuedJob};
+use relay_shared::ports::{
+    Claim, CorePorts, DeadLetterQueue, HttpSender, QueuedJob, RateWindow, Term,
+};
 use relay_shared::subscription::{Health, Subscription};
 
 use crate::attempt::{class_name, post_signed, truncate_utf8, AttemptResult};
@@ -159,21 +161,19 @@ impl Worker {
         } else {
             sub.rate_limit_per_minute
         };
-        let window = now
-            .duration_trunc(chrono::Duration::minutes(1))
-            .unwrap_or(now);
+        let window = RateWindow::containing(now, limit);
         match self
             .ports
             .core
             .stores
             .rate_limits
-            .try_acquire(&sub.id, window, limit)
+            .try_acquire(&sub.id, window)
             .await
         {
             Ok(true) => {}
             Ok(false) => {
                 let spread = chrono::Duration::milliseconds(rand::random_range(0..5_000));
-                let wait = (window + chrono::Duration::minutes(1) + spread - now)
+                let wait = (window.end() + spread - now)
                     .to_std()
                     .unwrap_or(Duration::from_secs(1));
                 tracing::info!(subscription_id = %sub.id, limit, "rate limit reached: deferring to the next window");
@@ -199,7 +199,7 @@ impl Worker {
             .core
             .stores
             .dedupe
-            .claim(&claim_key, now, now + lease, remember_until)
+            .claim(&claim_key, Term::new(now, now + lease), remember_until)
             .await
         {
             Ok(Claim::Claimed) => {}

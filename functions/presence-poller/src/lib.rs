@@ -25,7 +25,7 @@ use std::time::Duration;
 use relay_shared::error::StoreError;
 use relay_shared::ports::{
     Clock, DeliveryQueue, EventLog, LeaseStore, PresenceRecord, PresenceStore, Stores,
-    SubscriptionStore, WebexClient,
+    SubscriptionStore, Term, WebexClient,
 };
 use relay_shared::retry::Backoff;
 use serde::{Deserialize, Serialize};
@@ -299,7 +299,11 @@ impl Poller {
         let until = now
             + chrono::Duration::from_std(remaining + cfg.lease_grace)
                 .unwrap_or(chrono::Duration::MAX);
-        match self.leases.acquire(&lease, &opts.holder, now, until).await {
+        match self
+            .leases
+            .acquire(&lease, &opts.holder, Term::new(now, until))
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(

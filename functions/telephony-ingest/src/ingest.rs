@@ -11,7 +11,7 @@ use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
 use relay_shared::events::{telephony_body, EventType, OutboundEvent};
 use relay_shared::ids::EventId;
-use relay_shared::ports::{Claim, CorePorts, QueuedJob};
+use relay_shared::ports::{Claim, CorePorts, QueuedJob, Term};
 use relay_shared::retry::Backoff;
 use relay_shared::webex::{verify_webex_signature, TelephonyEnvelope, TELEPHONY_RESOURCE};
 
@@ -117,8 +117,7 @@ impl Ingest {
             .dedupe
             .claim(
                 key,
-                now,
-                now + self.config.dedupe_lease,
+                Term::new(now, now + self.config.dedupe_lease),
                 now + self.config.dedupe_ttl,
             )
             .await;

@@ -5,7 +5,7 @@ use chrono::Duration;
 use relay_shared::adapters::memory::bounded_memory_stores;
 use relay_shared::delivery::AttemptStatus;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{AttemptFilter, Claim, PageRequest};
+use relay_shared::ports::{AttemptFilter, Claim, PageRequest, Term};
 
 use crate::fixtures::{attempt, call, now};
 
@@ -35,26 +35,30 @@ async fn bounded_stores_forget_the_oldest_entries_beyond_capacity() {
     }
 
     // Dedupe: 2 × capacity keys.
-    let (lease, expiry) = (t + Duration::seconds(60), t + Duration::hours(1));
+    let (lease, expiry) = (
+        Term::new(t, t + Duration::seconds(60)),
+        t + Duration::hours(1),
+    );
+    let dedupe = &stores.dedupe;
     for i in 0..7 {
         let key = format!("k{i}");
         assert_eq!(
-            stores.dedupe.claim(&key, t, lease, expiry).await.unwrap(),
+            dedupe.claim(&key, lease, expiry).await.unwrap(),
             Claim::Claimed
         );
         stores.dedupe.complete(&key, expiry).await.unwrap();
     }
     assert_eq!(
-        stores.dedupe.claim("k6", t, lease, expiry).await.unwrap(),
+        dedupe.claim("k6", lease, expiry).await.unwrap(),
         Claim::Done
     );
     assert_eq!(
-        stores.dedupe.claim("k1", t, lease, expiry).await.unwrap(),
+        dedupe.claim("k1", lease, expiry).await.unwrap(),
         Claim::Done
     );
     // k0 was the oldest of seven and is forgotten, so it can be claimed again.
     assert_eq!(
-        stores.dedupe.claim("k0", t, lease, expiry).await.unwrap(),
+        dedupe.claim("k0", lease, expiry).await.unwrap(),
         Claim::Claimed
     );
 

@@ -1,5 +1,5 @@
 use chrono::Duration;
-use relay_shared::ports::Claim;
+use relay_shared::ports::{Claim, Term};
 
 use crate::fixtures::now;
 use crate::harness::StoreEnv;
@@ -7,45 +7,36 @@ use crate::harness::StoreEnv;
 pub async fn claim_complete_release(env: StoreEnv) {
     let d = &env.stores.dedupe;
     let t = now();
-    let lease = t + Duration::seconds(30);
+    // A claim's lease from `from` to `until`, in seconds after `t`.
+    let term = |from, until| Term::new(t + Duration::seconds(from), t + Duration::seconds(until));
     let keep = t + Duration::days(1);
 
-    assert_eq!(d.claim("k1", t, lease, keep).await.unwrap(), Claim::Claimed);
     assert_eq!(
-        d.claim("k1", t + Duration::seconds(1), lease, keep)
-            .await
-            .unwrap(),
-        Claim::InProgress
-    );
-    d.complete("k1", keep).await.unwrap();
-    assert_eq!(
-        d.claim("k1", t + Duration::seconds(2), lease, keep)
-            .await
-            .unwrap(),
-        Claim::Done
-    );
-    // Releasing a completed key does not undo it.
-    d.release("k1").await.unwrap();
-    assert_eq!(
-        d.claim("k1", t + Duration::seconds(3), lease, keep)
-            .await
-            .unwrap(),
-        Claim::Done
-    );
-
-    // A released claim can be taken again at once.
-    assert_eq!(d.claim("k2", t, lease, keep).await.unwrap(), Claim::Claimed);
-    d.release("k2").await.unwrap();
-    assert_eq!(
-        d.claim("k2", t + Duration::seconds(1), lease, keep)
-            .await
-            .unwrap(),
+        d.claim("k1", term(0, 30), keep).await.unwrap(),
         Claim::Claimed
     );
     assert_eq!(
-        d.claim("k2", t + Duration::seconds(2), lease, keep)
-            .await
-            .unwrap(),
+        d.claim("k1", term(1, 30), keep).await.unwrap(),
+        Claim::InProgress
+    );
+    d.complete("k1", keep).await.unwrap();
+    assert_eq!(d.claim("k1", term(2, 30), keep).await.unwrap(), Claim::Done);
+    // Releasing a completed key does not undo it.
+    d.release("k1").await.unwrap();
+    assert_eq!(d.claim("k1", term(3, 30), keep).await.unwrap(), Claim::Done);
+
+    // A released claim can be taken again at once.
+    assert_eq!(
+        d.claim("k2", term(0, 30), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    d.release("k2").await.unwrap();
+    assert_eq!(
+        d.claim("k2", term(1, 30), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        d.claim("k2", term(2, 30), keep).await.unwrap(),
         Claim::InProgress
     );
 
@@ -56,78 +47,38 @@ pub async fn claim_complete_release(env: StoreEnv) {
 pub async fn expired_claims_are_reclaimable(env: StoreEnv) {
     let d = &env.stores.dedupe;
     let t = now();
+    // A claim's lease from `from` to `until`, in seconds after `t`.
+    let term = |from, until| Term::new(t + Duration::seconds(from), t + Duration::seconds(until));
     let keep = t + Duration::days(1);
 
     // The claimer crashed: after its lease runs out, a retry claims.
     assert_eq!(
-        d.claim("k3", t, t + Duration::seconds(30), keep)
-            .await
-            .unwrap(),
+        d.claim("k3", term(0, 30), keep).await.unwrap(),
         Claim::Claimed
     );
     assert_eq!(
-        d.claim(
-            "k3",
-            t + Duration::seconds(29),
-            t + Duration::seconds(60),
-            keep
-        )
-        .await
-        .unwrap(),
+        d.claim("k3", term(29, 60), keep).await.unwrap(),
         Claim::InProgress
     );
     assert_eq!(
-        d.claim(
-            "k3",
-            t + Duration::seconds(31),
-            t + Duration::seconds(61),
-            keep
-        )
-        .await
-        .unwrap(),
+        d.claim("k3", term(31, 61), keep).await.unwrap(),
         Claim::Claimed
     );
     // …and now that claim's lease holds.
     assert_eq!(
-        d.claim(
-            "k3",
-            t + Duration::seconds(32),
-            t + Duration::seconds(62),
-            keep
-        )
-        .await
-        .unwrap(),
+        d.claim("k3", term(32, 62), keep).await.unwrap(),
         Claim::InProgress
     );
 
     // A done record that expired (TTL not run yet) no longer dedupes.
     assert_eq!(
-        d.claim("k4", t, t + Duration::seconds(30), keep)
-            .await
-            .unwrap(),
+        d.claim("k4", term(0, 30), keep).await.unwrap(),
         Claim::Claimed
     );
     d.complete("k4", t + Duration::seconds(10)).await.unwrap();
+    assert_eq!(d.claim("k4", term(9, 40), keep).await.unwrap(), Claim::Done);
     assert_eq!(
-        d.claim(
-            "k4",
-            t + Duration::seconds(9),
-            t + Duration::seconds(40),
-            keep
-        )
-        .await
-        .unwrap(),
-        Claim::Done
-    );
-    assert_eq!(
-        d.claim(
-            "k4",
-            t + Duration::seconds(11),
-            t + Duration::seconds(41),
-            keep
-        )
-        .await
-        .unwrap(),
+        d.claim("k4", term(11, 41), keep).await.unwrap(),
         Claim::Claimed
     );
 }

@@ -1,4 +1,5 @@
 use chrono::Duration;
+use relay_shared::ports::EventQuery;
 
 use crate::fixtures::{event, now};
 use crate::harness::StoreEnv;
@@ -18,35 +19,50 @@ pub async fn window_query(env: StoreEnv) {
 
     // [since, until), oldest first.
     assert_eq!(
-        log.list("org-1", t + s(2), t + s(6), 100).await.unwrap(),
+        log.list("org-1", EventQuery::new(t + s(2), t + s(6), 100))
+            .await
+            .unwrap(),
         events[2..6].to_vec()
     );
     assert_eq!(
-        log.list("org-1", t + s(2), t + s(6), 2).await.unwrap(),
+        log.list("org-1", EventQuery::new(t + s(2), t + s(6), 2))
+            .await
+            .unwrap(),
         events[2..4].to_vec()
     );
-    assert_eq!(log.list("org-1", t, t + s(10), 100).await.unwrap(), events);
+    assert_eq!(
+        log.list("org-1", EventQuery::new(t, t + s(10), 100))
+            .await
+            .unwrap(),
+        events
+    );
     // Sub-millisecond bounds.
     let ms = Duration::milliseconds(1);
     assert_eq!(
-        log.list("org-1", t + s(2) + ms, t + s(6) + ms, 100)
+        log.list("org-1", EventQuery::new(t + s(2) + ms, t + s(6) + ms, 100))
             .await
             .unwrap(),
         events[3..7].to_vec()
     );
     assert!(log
-        .list("org-1", t + s(10), t + s(20), 100)
+        .list("org-1", EventQuery::new(t + s(10), t + s(20), 100))
         .await
         .unwrap()
         .is_empty());
     assert!(log
-        .list("org-1", t + s(5), t + s(5), 100)
+        .list("org-1", EventQuery::new(t + s(5), t + s(5), 100))
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(log.list("org-2", t, t + s(10), 100).await.unwrap().len(), 2);
+    assert_eq!(
+        log.list("org-2", EventQuery::new(t, t + s(10), 100))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(log
-        .list("org-3", t, t + s(10), 100)
+        .list("org-3", EventQuery::new(t, t + s(10), 100))
         .await
         .unwrap()
         .is_empty());
@@ -65,15 +81,13 @@ pub async fn window_is_on_created_at_not_id_time(env: StoreEnv) {
     let found = log
         .list(
             "org-late",
-            t + Duration::seconds(20),
-            t + Duration::seconds(40),
-            10,
+            EventQuery::new(t + Duration::seconds(20), t + Duration::seconds(40), 10),
         )
         .await
         .unwrap();
     assert_eq!(found, vec![late.clone()]);
     assert!(
-        log.list("org-late", t - Duration::hours(3), t, 10)
+        log.list("org-late", EventQuery::new(t - Duration::hours(3), t, 10))
             .await
             .unwrap()
             .is_empty(),

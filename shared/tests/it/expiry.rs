@@ -5,7 +5,7 @@
 use chrono::Duration;
 use relay_shared::delivery::AttemptStatus;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{AttemptFilter, PageRequest};
+use relay_shared::ports::{AttemptFilter, EventQuery, PageRequest};
 
 use crate::fixtures::{attempt, call, event, millis, now};
 use crate::harness;
@@ -65,7 +65,7 @@ async fn readers_skip_expired_items() {
     assert_eq!(
         env.stores
             .events
-            .list("org-1", t, t + Duration::seconds(10), 10)
+            .list("org-1", EventQuery::new(t, t + Duration::seconds(10), 10))
             .await
             .unwrap(),
         vec![kept]

@@ -1,5 +1,6 @@
 use chrono::{Duration, DurationRound};
 use relay_shared::ids::SubscriptionId;
+use relay_shared::ports::RateWindow;
 
 use crate::fixtures::{millis, now};
 use crate::harness::StoreEnv;
@@ -11,19 +12,19 @@ pub async fn limit_and_independent_windows(env: StoreEnv) {
     let b = SubscriptionId::new_at(millis(window) + 1);
 
     for _ in 0..3 {
-        assert!(r.try_acquire(&a, window, 3).await.unwrap());
+        assert!(r.try_acquire(&a, RateWindow::new(window, 3)).await.unwrap());
     }
-    assert!(!r.try_acquire(&a, window, 3).await.unwrap());
-    assert!(!r.try_acquire(&a, window, 3).await.unwrap());
+    assert!(!r.try_acquire(&a, RateWindow::new(window, 3)).await.unwrap());
+    assert!(!r.try_acquire(&a, RateWindow::new(window, 3)).await.unwrap());
     // The next window, and another subscription, count separately.
     assert!(r
-        .try_acquire(&a, window + Duration::minutes(1), 3)
+        .try_acquire(&a, RateWindow::new(window + Duration::minutes(1), 3))
         .await
         .unwrap());
-    assert!(r.try_acquire(&b, window, 3).await.unwrap());
+    assert!(r.try_acquire(&b, RateWindow::new(window, 3)).await.unwrap());
     // A limit of zero admits nothing.
     assert!(!r
-        .try_acquire(&b, window + Duration::minutes(2), 0)
+        .try_acquire(&b, RateWindow::new(window + Duration::minutes(2), 0))
         .await
         .unwrap());
 }
@@ -34,7 +35,11 @@ pub async fn concurrent_acquires_never_exceed(env: StoreEnv) {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let r = env.stores.rate_limits.clone();
-            tokio::spawn(async move { r.try_acquire(&sub, window, 5).await.unwrap() })
+            tokio::spawn(async move {
+                r.try_acquire(&sub, RateWindow::new(window, 5))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut admitted = 0;

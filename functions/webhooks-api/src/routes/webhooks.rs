@@ -9,7 +9,7 @@ use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
 use relay_shared::events::{rfc3339_millis, EventType, OutboundEvent};
 use relay_shared::ids::{EventId, SubscriptionId};
-use relay_shared::ports::QueuedJob;
+use relay_shared::ports::{EventQuery, QueuedJob};
 use relay_shared::signing::SigningSecret;
 use relay_shared::subscription::Subscription;
 
@@ -342,7 +342,10 @@ pub async fn replay(
     let events = state
         .stores
         .events
-        .list(&sub.org_id, req.since, req.until, max.saturating_add(1))
+        .list(
+            &sub.org_id,
+            EventQuery::new(req.since, req.until, max.saturating_add(1)),
+        )
         .await?;
     let truncated = events.len() > max as usize;
     let next_since = if truncated {

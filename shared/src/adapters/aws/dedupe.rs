@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::common::{expiring_item, get_s, key, millis, n, s, secs, Condition, Conditional, Item};
 use super::DynamoTable;
 use crate::error::StoreError;
-use crate::ports::{Claim, DedupeStore};
+use crate::ports::{Claim, DedupeStore, Term};
 
 const SK: &str = "DEDUPE";
 const PENDING: &str = "pending";
@@ -32,15 +32,15 @@ impl DedupeStore for DynamoTable {
     async fn claim(
         &self,
         key_: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: Term,
         expires_at: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
+        let now = lease.from;
         // A claim that finds the item gone again (released in between) tries once more.
         for _ in 0..3 {
             let mut item = expiring_item(pk(key_), SK, expires_at);
             item.insert("state".into(), s(PENDING));
-            item.insert("lease_until".into(), n(millis(lease_until)));
+            item.insert("lease_until".into(), n(millis(lease.until)));
             let claimable = Condition::new("attribute_not_exists(pk) OR expires_at <= :now_s OR (#st = :pending AND lease_until <= :now_ms)")
                 .name("#st", "state")
                 .value(":now_s", n(secs(now)))

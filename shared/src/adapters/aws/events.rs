@@ -12,7 +12,7 @@ use super::DynamoTable;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
 use crate::ids::EventId;
-use crate::ports::EventLog;
+use crate::ports::{EventLog, EventQuery};
 
 /// How much earlier than its `createdAt` an event id's timestamp may be: ingest stamps ids with
 /// Webex's `eventTimestamp` (so a retried webhook keeps its id), which precedes the ingest time by
@@ -55,18 +55,16 @@ impl EventLog for DynamoTable {
     async fn list(
         &self,
         org_id: &str,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u32,
+        query: EventQuery,
     ) -> Result<Vec<OutboundEvent>, StoreError> {
-        if limit == 0 || since >= until {
+        if query.is_empty() {
             return Ok(vec![]);
         }
         // The window is on `createdAt`; the key range is widened by how far an id's timestamp can
         // stray from it, and `createdAt` is then applied exactly.
         let (lo, hi) = id_range(
-            since - ID_MAY_PRECEDE_CREATION,
-            until + ID_MAY_FOLLOW_CREATION,
+            query.since - ID_MAY_PRECEDE_CREATION,
+            query.until + ID_MAY_FOLLOW_CREATION,
         );
         let spec = QuerySpec {
             index: None,
@@ -78,21 +76,19 @@ impl EventLog for DynamoTable {
         };
         let now = Utc::now();
         let keep = move |item: &Item| {
-            !is_expired(item, now)
-                && doc::<OutboundEvent>(item)
-                    .is_ok_and(|e| e.created_at >= since && e.created_at < until)
+            !is_expired(item, now) && doc::<OutboundEvent>(item).is_ok_and(|e| query.covers(&e))
         };
         let items = self
             .query_collect(
                 &spec,
                 Collect {
                     start: None,
-                    want: Some(limit as usize),
+                    want: Some(query.limit as usize),
                     keep: &keep,
                 },
             )
             .await?;
-        items.iter().take(limit as usize).map(doc).collect()
+        items.iter().take(query.limit as usize).map(doc).collect()
     }
 }
 

@@ -2,12 +2,12 @@
 //! put (free, expired, or already ours); release deletes only our own lease.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use super::common::{expiring_item, key, millis, n, s, Condition};
 use super::DynamoTable;
 use crate::error::StoreError;
-use crate::ports::LeaseStore;
+use crate::ports::{LeaseStore, Term};
 
 const SK: &str = "LEASE";
 
@@ -17,20 +17,14 @@ fn pk(name: &str) -> String {
 
 #[async_trait]
 impl LeaseStore for DynamoTable {
-    async fn acquire(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn acquire(&self, name: &str, holder: &str, term: Term) -> Result<bool, StoreError> {
         // Let TTL sweep abandoned lease rows eventually; readers go by `until`.
-        let mut item = expiring_item(pk(name), SK, until + Duration::days(1));
+        let mut item = expiring_item(pk(name), SK, term.until + Duration::days(1));
         item.insert("holder".into(), s(holder));
-        item.insert("until".into(), n(millis(until)));
+        item.insert("until".into(), n(millis(term.until)));
         let free_or_ours = Condition::new("attribute_not_exists(pk) OR #u <= :now OR holder = :h")
             .name("#u", "until")
-            .value(":now", n(millis(now)))
+            .value(":now", n(millis(term.from)))
             .value(":h", s(holder));
         Ok(self.put_if(item, free_or_ours).await?.written())
     }

@@ -3,13 +3,13 @@
 //! workers never count past the limit. Items expire a few minutes after their window.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use super::common::{is_conditional_failure, key, n, secs, store_error};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::ids::SubscriptionId;
-use crate::ports::RateLimiter;
+use crate::ports::{RateLimiter, RateWindow};
 
 /// How long a window's counter is kept after the window starts.
 const WINDOW_TTL: Duration = Duration::minutes(5);
@@ -19,10 +19,9 @@ impl RateLimiter for DynamoTable {
     async fn try_acquire(
         &self,
         subscription_id: &SubscriptionId,
-        window_start: DateTime<Utc>,
-        limit: u32,
+        window: RateWindow,
     ) -> Result<bool, StoreError> {
-        if limit == 0 {
+        if window.limit == 0 {
             return Ok(false);
         }
         let res = self
@@ -31,14 +30,14 @@ impl RateLimiter for DynamoTable {
             .table_name(&self.table)
             .set_key(Some(key(
                 format!("RATE#{subscription_id}"),
-                secs(window_start).to_string(),
+                secs(window.start).to_string(),
             )))
             .update_expression("ADD #n :one SET expires_at = :exp")
             .condition_expression("attribute_not_exists(#n) OR #n < :limit")
             .expression_attribute_names("#n", "n")
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":exp", n(secs(window_start + WINDOW_TTL)))
+            .expression_attribute_values(":limit", n(window.limit))
+            .expression_attribute_values(":exp", n(secs(window.start + WINDOW_TTL)))
             .send()
             .await;
         match res {

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 
 use super::bounded::BoundedMap;
 use crate::error::StoreError;
-use crate::ports::{Claim, DedupeStore};
+use crate::ports::{Claim, DedupeStore, Term};
 
 enum Entry {
     Pending {
-        lease_until: DateTime<Utc>,
+        lease: Term,
         expires_at: DateTime<Utc>,
     },
     Done {
@@ -37,26 +37,20 @@ impl DedupeStore for MemoryDedupe {
     async fn claim(
         &self,
         key: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: Term,
         expires_at: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
+        let now = lease.from;
         let mut items = self.items.lock().unwrap();
         match items.get(key) {
             Some(Entry::Done { expires_at }) if *expires_at > now => return Ok(Claim::Done),
             Some(Entry::Pending {
-                lease_until,
+                lease: held,
                 expires_at,
-            }) if *lease_until > now && *expires_at > now => return Ok(Claim::InProgress),
+            }) if held.runs_at(now) && *expires_at > now => return Ok(Claim::InProgress),
             _ => {}
         }
-        items.insert(
-            key,
-            Entry::Pending {
-                lease_until,
-                expires_at,
-            },
-        );
+        items.insert(key, Entry::Pending { lease, expires_at });
         Ok(Claim::Claimed)
     }
 

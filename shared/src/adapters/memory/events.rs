@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::bounded::keep_newest;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
-use crate::ports::EventLog;
+use crate::ports::{EventLog, EventQuery};
 
 /// The event log in memory. Unbounded by default; `with_capacity` keeps only the newest events of
 /// each org (the local stack's embedded store, so a long run does not grow without limit).
@@ -43,17 +43,15 @@ impl EventLog for MemoryEventLog {
     async fn list(
         &self,
         org_id: &str,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u32,
+        query: EventQuery,
     ) -> Result<Vec<OutboundEvent>, StoreError> {
         let items = self.items.lock().unwrap();
         Ok(items
             .get(org_id)
             .map(|log| {
                 log.values()
-                    .filter(|e| e.created_at >= since && e.created_at < until)
-                    .take(limit as usize)
+                    .filter(|e| query.covers(e))
+                    .take(query.limit as usize)
                     .cloned()
                     .collect()
             })
@@ -82,7 +80,10 @@ mod tests {
             log.append(&e, t).await.unwrap();
         }
         let kept = log
-            .list("o", t, t + chrono::Duration::seconds(1), 10)
+            .list(
+                "o",
+                EventQuery::new(t, t + chrono::Duration::seconds(1), 10),
+            )
             .await
             .unwrap();
         assert_eq!(

@@ -2,30 +2,24 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
-use crate::ports::LeaseStore;
+use crate::ports::{LeaseStore, Term};
 
 #[derive(Default)]
 pub struct MemoryLeases {
-    items: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    /// Holder and term, by lease name.
+    items: Mutex<HashMap<String, (String, Term)>>,
 }
 
 #[async_trait]
 impl LeaseStore for MemoryLeases {
-    async fn acquire(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn acquire(&self, name: &str, holder: &str, term: Term) -> Result<bool, StoreError> {
         let mut items = self.items.lock().unwrap();
         match items.get(name) {
-            Some((h, u)) if h != holder && *u > now => Ok(false),
+            Some((h, held)) if h != holder && held.runs_at(term.from) => Ok(false),
             _ => {
-                items.insert(name.to_owned(), (holder.to_owned(), until));
+                items.insert(name.to_owned(), (holder.to_owned(), term));
                 Ok(true)
             }
         }

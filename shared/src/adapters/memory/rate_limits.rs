@@ -2,11 +2,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
 use crate::ids::SubscriptionId;
-use crate::ports::RateLimiter;
+use crate::ports::{RateLimiter, RateWindow};
 
 #[derive(Default)]
 pub struct MemoryRateLimiter {
@@ -18,14 +17,13 @@ impl RateLimiter for MemoryRateLimiter {
     async fn try_acquire(
         &self,
         subscription_id: &SubscriptionId,
-        window_start: DateTime<Utc>,
-        limit: u32,
+        window: RateWindow,
     ) -> Result<bool, StoreError> {
         let mut counts = self.counts.lock().unwrap();
-        let window = window_start.timestamp();
-        counts.retain(|(_, w), _| *w >= window - 120);
-        let n = counts.entry((*subscription_id, window)).or_insert(0);
-        if *n >= limit {
+        let start = window.start.timestamp();
+        counts.retain(|(_, w), _| *w >= start - 120);
+        let n = counts.entry((*subscription_id, start)).or_insert(0);
+        if *n >= window.limit {
             return Ok(false);
         }
         *n += 1;
