@@ -91,13 +91,7 @@ async fn main() -> anyhow::Result<()> {
         clock: clock.clone(),
     };
     let ingest = Arc::new(Ingest::new(core.clone(), ingest_config));
-    let api_state = AppState::new(
-        backend.stores.clone(),
-        backend.queue.clone(),
-        backend.dlq_consumer.clone(),
-        clock.clone(),
-        ApiConfig::from_env(&env)?,
-    );
+    let api_state = AppState::new(core.clone(), backend.dlq_consumer.clone(), ApiConfig::from_env(&env)?);
     let app = telephony_ingest::router(ingest).merge(webhooks_api::router(api_state));
 
     let http = Arc::new(ReqwestSender::new(

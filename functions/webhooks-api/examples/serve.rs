@@ -16,6 +16,7 @@ use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
 use relay_shared::config::{from_process_env, Env, ProcessEnv};
+use relay_shared::ports::CorePorts;
 use webhooks_api::config::FunctionArgs;
 use webhooks_api::{router, store_api_key, ApiConfig, AppState};
 
@@ -47,7 +48,16 @@ async fn main() {
         .expect("storing the key");
     let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
-    let state = AppState::new(stores, queue, dlq, Arc::new(SystemClock), config);
+    let clock = Arc::new(SystemClock);
+    let state = AppState::new(
+        CorePorts {
+            stores,
+            queue,
+            clock,
+        },
+        dlq,
+        config,
+    );
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use relay_shared::adapters::aws::{aws_clients, aws_stores, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::config::{ConfigError, Resources};
-use relay_shared::ports::Stores;
+use relay_shared::ports::{CorePorts, Stores};
 
 use crate::config::FunctionArgs;
 use crate::state::AppState;
@@ -28,11 +28,14 @@ pub async fn state(args: &FunctionArgs) -> Result<AppState, ConfigError> {
     let stores = aws_stores(DynamoTable::new(ddb, table));
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
     let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));
+    let clock = Arc::new(SystemClock);
     Ok(AppState::new(
-        stores,
-        queue,
+        CorePorts {
+            stores,
+            queue,
+            clock,
+        },
         dlq,
-        Arc::new(SystemClock),
         config,
     ))
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use relay_shared::ports::{Clock, DeliveryQueue, QueueConsumer, Stores};
+use relay_shared::ports::{Clock, CorePorts, DeliveryQueue, QueueConsumer, Stores};
 
 use crate::config::ApiConfig;
 
@@ -18,13 +18,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        stores: Stores,
-        queue: Arc<dyn DeliveryQueue>,
-        dlq: Arc<dyn QueueConsumer>,
-        clock: Arc<dyn Clock>,
-        config: ApiConfig,
-    ) -> Self {
+    pub fn new(core: CorePorts, dlq: Arc<dyn QueueConsumer>, config: ApiConfig) -> Self {
+        let CorePorts {
+            stores,
+            queue,
+            clock,
+        } = core;
         Self {
             stores,
             queue,

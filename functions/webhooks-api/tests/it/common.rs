@@ -14,7 +14,7 @@ use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::ManualClock;
 use relay_shared::delivery::DeliveryJob;
-use relay_shared::ports::{DeadLetterQueue, QueueConsumer, Stores};
+use relay_shared::ports::{CorePorts, DeadLetterQueue, QueueConsumer, Stores};
 use serde_json::Value;
 use tower::ServiceExt;
 use webhooks_api::{router, store_api_key, ApiConfig, AppState};
@@ -135,13 +135,12 @@ impl Harness {
         let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
         let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
         let clock = clock();
-        let state = AppState::new(
-            stores.clone(),
-            queue.clone(),
-            dlq.clone(),
-            clock.clone(),
-            config,
-        );
+        let core = CorePorts {
+            stores: stores.clone(),
+            queue: queue.clone(),
+            clock: clock.clone(),
+        };
+        let state = AppState::new(core, dlq.clone(), config);
         Self {
             router: router(state.clone()),
             state,
@@ -165,13 +164,12 @@ impl Harness {
         let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
         let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));
         let clock = clock();
-        let state = AppState::new(
-            stores.clone(),
-            queue.clone(),
-            dlq.clone(),
-            clock.clone(),
-            config,
-        );
+        let core = CorePorts {
+            stores: stores.clone(),
+            queue: queue.clone(),
+            clock: clock.clone(),
+        };
+        let state = AppState::new(core, dlq.clone(), config);
         Self {
             router: router(state.clone()),
             state,

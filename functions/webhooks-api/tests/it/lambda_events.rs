@@ -8,6 +8,7 @@ use std::time::Duration;
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
+use relay_shared::ports::CorePorts;
 use tower::ServiceExt;
 use webhooks_api::{router, store_api_key, ApiConfig, AppState};
 
@@ -30,13 +31,12 @@ async fn sample_events_work_through_lambda_http() {
         .await
         .unwrap();
     let q = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
-    let state = AppState::new(
+    let core = CorePorts {
         stores,
-        q.clone(),
-        q,
-        Arc::new(SystemClock),
-        ApiConfig::default(),
-    );
+        queue: q.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let state = AppState::new(core, q, ApiConfig::default());
     let app = router(state);
     let call = |name: &'static str| {
         let app = app.clone();
