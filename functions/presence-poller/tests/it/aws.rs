@@ -17,7 +17,7 @@ use relay_shared::adapters::aws::{OpCounter, SqsQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::events::EventType;
-use relay_shared::ports::{DeliveryQueue, EventQuery, QueueConsumer, Stores, Term};
+use relay_shared::ports::{DeliveryQueue, QueueConsumer, Stores, Term};
 use serde_json::Value;
 
 struct AwsRig {
@@ -142,19 +142,7 @@ async fn aws_change_detection_fan_out_and_no_false_changes() {
         expected_body(&[served[7].clone(), served[120].clone()])
     );
     assert_eq!(jobs[0].event_type, EventType::PresenceChanged);
-    let logged = a
-        .stores
-        .events
-        .list(
-            ORG,
-            EventQuery::new(
-                Utc::now() - chrono::Duration::hours(1),
-                Utc::now() + chrono::Duration::hours(1),
-                10,
-            ),
-        )
-        .await
-        .unwrap();
+    let logged = logged_events(&a.stores, 10).await;
     assert_eq!(logged.len(), 1);
     assert_eq!(logged[0].body, jobs[0].body);
 
@@ -200,11 +188,7 @@ async fn aws_lease_contention() {
         .release(&lease, "other-invocation")
         .await
         .unwrap();
-    let ran = a
-        .rig
-        .poller
-        .run(RunOptions::until("me", far()).max_cycles(1))
-        .await;
+    let ran = run_cycles(&a.rig.poller, "me", 1).await;
     assert_eq!(ran.status, RunStatus::Completed);
     // Released at the end of the run.
     assert!(a
@@ -269,11 +253,7 @@ async fn aws_store_calls_250_changes_are_10_batch_writes() {
 
     // A new invocation loads the 1000 states with one load (1 Query page: the items are small).
     let before = a.ops.get("Query");
-    let summary = a
-        .rig
-        .poller
-        .run(RunOptions::until("inv", far()).max_cycles(2))
-        .await;
+    let summary = run_cycles(&a.rig.poller, "inv", 2).await;
     assert_eq!(summary.state_loads, 1);
     assert_eq!(summary.changes, 0);
     assert_eq!(a.ops.get("Query") - before, 1);

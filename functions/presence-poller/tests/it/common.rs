@@ -14,15 +14,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use presence_poller::token::{ClientFactory, RefreshingWebex, StaticToken, TokenSource};
-use presence_poller::{Poller, PollerConfig};
+use presence_poller::{Poller, PollerConfig, RunOptions, Summary};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
-use relay_shared::events::EventType;
+use relay_shared::events::{EventType, OutboundEvent};
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{DeliveryQueue, PresenceRecord, PresenceStore, Stores, WebexClient};
+use relay_shared::ports::{
+    DeliveryQueue, EventQuery, PresenceRecord, PresenceStore, Stores, WebexClient,
+};
 use relay_shared::subscription::Subscription;
 use serde_json::{json, Value};
 
@@ -33,6 +35,15 @@ pub const ORG: &str = "org-12345";
 pub enum Fault {
     Status(u16),
     RateLimited { status: u16, retry_after: u64 },
+}
+
+impl Fault {
+    pub fn rate_limited(status: u16, retry_after: u64) -> Self {
+        Fault::RateLimited {
+            status,
+            retry_after,
+        }
+    }
 }
 
 /// One request the fake saw.
@@ -290,6 +301,20 @@ impl PresenceStore for CountingPresence {
         self.records.fetch_add(records.len(), Ordering::SeqCst);
         self.inner.write(org_id, records).await
     }
+}
+
+/// One invocation of at most `cycles` cycles, with no deadline.
+pub async fn run_cycles(poller: &Poller, invocation: &str, cycles: u32) -> Summary {
+    poller
+        .run(RunOptions::until(invocation, far()).max_cycles(cycles))
+        .await
+}
+
+/// The org's event log of the last hour (and the next), at most `limit` events.
+pub async fn logged_events(stores: &Stores, limit: u32) -> Vec<OutboundEvent> {
+    let hour = chrono::Duration::hours(1);
+    let query = EventQuery::new(chrono::Utc::now() - hour, chrono::Utc::now() + hour, limit);
+    stores.events.list(ORG, query).await.unwrap()
 }
 
 pub fn subscription(org: &str, types: &[EventType], enabled: bool) -> Subscription {

@@ -10,7 +10,7 @@ use presence_poller::token::TokenSource;
 use presence_poller::{RunOptions, RunStatus};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::events::EventType;
-use relay_shared::ports::{EventQuery, PresenceRecord, Term};
+use relay_shared::ports::{PresenceRecord, Term};
 use serde_json::Value;
 
 fn cycle_ok(r: &presence_poller::CycleReport) {
@@ -37,19 +37,7 @@ async fn no_event_when_nothing_changes() {
     cycle_ok(&r);
     assert_eq!(r.changes, 0);
     assert!(rig.queue.is_empty(), "no job may be queued");
-    let logged = rig
-        .stores
-        .events
-        .list(
-            ORG,
-            EventQuery::new(
-                Utc::now() - chrono::Duration::hours(1),
-                Utc::now() + chrono::Duration::hours(1),
-                100,
-            ),
-        )
-        .await
-        .unwrap();
+    let logged = logged_events(&rig.stores, 100).await;
     assert!(logged.is_empty());
     // 3 pages per cycle (250 people, max=100), orgId and max on the first request.
     assert_eq!(rig.fake.requests(), 4 * 3);
@@ -133,19 +121,7 @@ async fn exactly_the_changed_people_are_emitted() {
     );
 
     // Logged for replay.
-    let logged = rig
-        .stores
-        .events
-        .list(
-            ORG,
-            EventQuery::new(
-                Utc::now() - chrono::Duration::hours(1),
-                Utc::now() + chrono::Duration::hours(1),
-                100,
-            ),
-        )
-        .await
-        .unwrap();
+    let logged = logged_events(&rig.stores, 100).await;
     assert_eq!(logged.len(), 1);
     assert_eq!(logged[0].id, jobs[0].event_id);
     assert_eq!(logged[0].body, jobs[0].body);
@@ -191,10 +167,7 @@ async fn new_people_are_emitted_vanished_people_are_not() {
 async fn baseline_is_recorded_silently_by_default() {
     let rig = Rig::new(people(120, "active"), fast_config()).await;
     rig.subscribe().await;
-    let summary = rig
-        .poller
-        .run(RunOptions::until("inv-1", far()).max_cycles(2))
-        .await;
+    let summary = run_cycles(&rig.poller, "inv-1", 2).await;
     assert_eq!(summary.status, RunStatus::Completed);
     assert_eq!(summary.cycles, 2);
     assert_eq!(summary.baseline_recorded, 120);
@@ -215,10 +188,7 @@ async fn baseline_is_emitted_when_configured() {
     let served = people(120, "active");
     let rig = Rig::new(served.clone(), config).await;
     rig.subscribe().await;
-    let summary = rig
-        .poller
-        .run(RunOptions::until("inv-1", far()).max_cycles(2))
-        .await;
+    let summary = run_cycles(&rig.poller, "inv-1", 2).await;
     assert_eq!(summary.status, RunStatus::Completed);
     assert_eq!(summary.baseline_recorded, 120);
     assert_eq!(summary.changes, 120);
@@ -245,10 +215,7 @@ async fn baseline_is_not_repeated_when_state_exists() {
         })
         .collect();
     rig.stores.presence.write(ORG, &records).await.unwrap();
-    let summary = rig
-        .poller
-        .run(RunOptions::until("inv-2", far()).max_cycles(1))
-        .await;
+    let summary = run_cycles(&rig.poller, "inv-2", 1).await;
     assert_eq!(summary.baseline_recorded, 0);
     assert_eq!(summary.changes, 1);
     assert_eq!(rig.emitted_items(), vec![vec![served[2].clone()]]);
@@ -274,11 +241,7 @@ async fn lease_contention_between_two_pollers() {
 
     // A runs until told to stop (its deadline is far away, its cycles bounded).
     let a2 = a.clone();
-    let first = tokio::spawn(async move {
-        a2.poller
-            .run(RunOptions::until("invocation-a", far()).max_cycles(25))
-            .await
-    });
+    let first = tokio::spawn(async move { run_cycles(&a2.poller, "invocation-a", 25).await });
     while fake.requests() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -302,10 +265,7 @@ async fn lease_contention_between_two_pollers() {
     assert_eq!(done.status, RunStatus::Completed);
     assert!(fake.requests() > before);
     // Released at the end: the next invocation polls.
-    let next = b
-        .poller
-        .run(RunOptions::until("invocation-c", far()).max_cycles(1))
-        .await;
+    let next = run_cycles(&b.poller, "invocation-c", 1).await;
     assert_eq!(next.status, RunStatus::Completed);
     assert_eq!(next.cycles, 1);
     // And an expired lease (a crashed holder) is taken over.
@@ -322,10 +282,7 @@ async fn lease_contention_between_two_pollers() {
         )
         .await
         .unwrap());
-    let after_crash = b
-        .poller
-        .run(RunOptions::until("invocation-d", far()).max_cycles(1))
-        .await;
+    let after_crash = run_cycles(&b.poller, "invocation-d", 1).await;
     assert_eq!(after_crash.status, RunStatus::Completed);
 }
 
@@ -338,13 +295,7 @@ async fn rate_limit_is_honoured_then_the_cycle_completes() {
     cycle_ok(&s.cycle(far()).await);
     set_status(&mut served, 200, "meeting");
     rig.fake.set_people(served.clone());
-    rig.fake.fault(
-        Some(1),
-        Fault::RateLimited {
-            status: 429,
-            retry_after: 1,
-        },
-    );
+    rig.fake.fault(Some(1), Fault::rate_limited(429, 1));
     let r = s.cycle(far()).await;
     cycle_ok(&r);
     assert_eq!(r.webex_calls, 4, "3 pages + 1 retry of page 1");
@@ -359,13 +310,7 @@ async fn rate_limit_is_honoured_then_the_cycle_completes() {
 #[tokio::test]
 async fn a_423_is_a_rate_limit_too() {
     let rig = Rig::new(people(10, "active"), fast_config()).await;
-    rig.fake.fault(
-        None,
-        Fault::RateLimited {
-            status: 423,
-            retry_after: 0,
-        },
-    );
+    rig.fake.fault(None, Fault::rate_limited(423, 0));
     let mut s = rig.poller.session();
     let r = s.cycle(far()).await;
     cycle_ok(&r);
@@ -378,22 +323,10 @@ async fn a_retry_after_beyond_the_deadline_skips_the_cycle_and_pauses_polling() 
     let rig = Rig::new(served.clone(), fast_config()).await;
     rig.subscribe().await;
     // Baseline by an earlier invocation.
-    assert_eq!(
-        rig.poller
-            .run(RunOptions::until("inv-0", far()).max_cycles(1))
-            .await
-            .failed_cycles,
-        0
-    );
+    assert_eq!(run_cycles(&rig.poller, "inv-0", 1).await.failed_cycles, 0);
     set_status(&mut served, 1, "inactive");
     rig.fake.set_people(served);
-    rig.fake.fault(
-        None,
-        Fault::RateLimited {
-            status: 429,
-            retry_after: 30,
-        },
-    );
+    rig.fake.fault(None, Fault::rate_limited(429, 30));
     let summary = rig
         .poller
         .run(RunOptions::until(
@@ -464,10 +397,7 @@ async fn failed_cycles_are_counted_and_never_fatal() {
     for _ in 0..9 {
         rig.fake.fault(None, Fault::Status(502));
     }
-    let summary = rig
-        .poller
-        .run(RunOptions::until("inv", far()).max_cycles(4))
-        .await;
+    let summary = run_cycles(&rig.poller, "inv", 4).await;
     assert_eq!(summary.status, RunStatus::Completed);
     assert_eq!(summary.cycles, 4);
     assert_eq!(summary.failed_cycles, 3);
@@ -607,10 +537,7 @@ async fn store_calls_per_cycle() {
     assert_eq!(rig.presence.counts(), (1, 3, 526));
 
     // A whole run: one load, then only changes.
-    let summary = rig
-        .poller
-        .run(RunOptions::until("inv", far()).max_cycles(5))
-        .await;
+    let summary = run_cycles(&rig.poller, "inv", 5).await;
     assert_eq!(summary.state_loads, 1);
     assert_eq!(summary.state_records_written, 0);
     assert_eq!(rig.presence.counts(), (2, 3, 526));
