@@ -1,4 +1,5 @@
-//! verify + parse + build-outbound for one seed 001 event (target ≤ 10 µs/event).
+//! verify + parse + build-outbound for one captured Webex `telephony_calls` webhook (the `updated`
+//! event of `tests/fixtures/seed001`; target ≤ 10 µs/event).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use relay_shared::events::telephony_body;
@@ -17,7 +18,7 @@ fn bench(c: &mut Criterion) {
     let secret = b"local-webex-secret";
     let sig = webex_signature(secret, &body);
     let now = chrono::Utc::now();
-    c.bench_function("verify+parse+outbound (seed 001 updated)", |b| {
+    c.bench_function("verify+parse+outbound (telephony updated)", |b| {
         b.iter(|| {
             verify_webex_signature(secret, std::hint::black_box(&body), Some(&sig)).unwrap();
             let env = parse_envelope(&body).unwrap();
