@@ -1,5 +1,6 @@
 //! The route suite's harness: the router over memory adapters, or over the AWS adapters when
-//! `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS` point at DynamoDB Local / moto.
+//! `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS` point at DynamoDB Local / moto
+//! (`testkit::aws`).
 
 #![allow(dead_code)]
 
@@ -14,7 +15,7 @@ use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::ManualClock;
 use relay_shared::delivery::DeliveryJob;
-use relay_shared::ports::{CorePorts, DeadLetterQueue, QueueConsumer, Stores};
+use relay_shared::ports::{CorePorts, DeadLetterSink, DeliveryQueue, QueueConsumer, Stores};
 use serde_json::Value;
 use tower::ServiceExt;
 use webhooks_api::{router, store_api_key, ApiConfig, AppState};
@@ -32,7 +33,7 @@ pub struct Harness {
     /// The delivery queue's consuming side (to see what the API queued).
     pub queue: Arc<dyn QueueConsumer>,
     /// The dead-letter queue's producing side (to park jobs for redrive).
-    pub dlq: Arc<dyn DeadLetterQueue>,
+    pub dead_letter_sink: Arc<dyn DeadLetterSink>,
     pub clock: Arc<ManualClock>,
     pub backend: Backend,
 }
@@ -96,74 +97,49 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
 
-fn aws_configured() -> bool {
-    let set = |n: &str| std::env::var(n).is_ok_and(|v| !v.is_empty());
-    (set("AWS_ENDPOINT_URL_DYNAMODB") && set("AWS_ENDPOINT_URL_SQS")) || set("AWS_ENDPOINT_URL")
-}
-
 impl Backend {
-    /// A fresh harness, or `None` (after printing why) when the AWS endpoints are not configured.
+    /// A fresh harness, or `None` when the AWS endpoints are not configured (`testkit::aws`).
     pub async fn harness(self, config: ApiConfig) -> Option<Harness> {
         match self {
             Backend::Memory => Some(Harness::memory(config)),
-            Backend::Aws => {
-                if !aws_configured() {
-                    if std::env::var("RELAY_REQUIRE_AWS").as_deref() == Ok("1") {
-                        panic!("RELAY_REQUIRE_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB/AWS_ENDPOINT_URL_SQS are not set");
-                    }
-                    eprintln!("skipping the AWS-adapter run: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS are not set");
-                    return None;
-                }
-                Some(Harness::aws(config).await)
-            }
+            Backend::Aws => Harness::aws(config).await,
         }
     }
-}
-
-fn clock() -> Arc<ManualClock> {
-    // Near real time (the AWS adapters compare TTLs with the real clock), whole milliseconds.
-    Arc::new(ManualClock::new(
-        Utc::now()
-            .duration_trunc(chrono::Duration::milliseconds(1))
-            .unwrap(),
-    ))
 }
 
 impl Harness {
     pub fn memory(config: ApiConfig) -> Self {
-        let stores = memory_stores();
         let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
         let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
-        let clock = clock();
-        let core = CorePorts {
-            stores: stores.clone(),
-            queue: queue.clone(),
-            clock: clock.clone(),
-        };
-        let state = AppState::new(core, dlq.clone(), config);
-        Self {
-            router: router(state.clone()),
-            state,
-            stores,
-            queue,
-            dlq,
-            clock,
-            backend: Backend::Memory,
-        }
+        Self::build(memory_stores(), queue, dlq, config, Backend::Memory)
     }
 
-    pub async fn aws(config: ApiConfig) -> Self {
-        use relay_shared::adapters::aws::{
-            aws_clients, aws_stores, create_queues, create_table, DynamoTable, SqsQueue,
-        };
-        let (ddb, sqs) = aws_clients().await;
-        let name = unique("wapi");
-        create_table(&ddb, &name).await.expect("create table");
-        let (queue_url, dlq_url) = create_queues(&sqs, &name).await.expect("create queues");
-        let stores = aws_stores(DynamoTable::new(ddb, name));
-        let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
-        let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));
-        let clock = clock();
+    /// On a fresh table and queues, or `None` when `testkit::aws`'s gate skips.
+    pub async fn aws(config: ApiConfig) -> Option<Self> {
+        let aws = testkit::aws::Resources::for_test("the AWS-adapter route run", "wapi").await?;
+        Some(Self::build(
+            aws.stores,
+            aws.queue,
+            aws.dlq,
+            config,
+            Backend::Aws,
+        ))
+    }
+
+    fn build<Q, D>(
+        stores: Stores,
+        queue: Arc<Q>,
+        dlq: Arc<D>,
+        config: ApiConfig,
+        backend: Backend,
+    ) -> Self
+    where
+        Q: DeliveryQueue + QueueConsumer + 'static,
+        D: DeadLetterSink + QueueConsumer + 'static,
+    {
+        // Near real time (the AWS adapters compare TTLs with the real clock), whole milliseconds.
+        let now = Utc::now().duration_trunc(chrono::Duration::milliseconds(1));
+        let clock = Arc::new(ManualClock::new(now.unwrap()));
         let core = CorePorts {
             stores: stores.clone(),
             queue: queue.clone(),
@@ -175,9 +151,9 @@ impl Harness {
             state,
             stores,
             queue,
-            dlq,
+            dead_letter_sink: dlq,
             clock,
-            backend: Backend::Aws,
+            backend,
         }
     }
 
