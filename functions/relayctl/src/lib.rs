@@ -13,30 +13,11 @@ use std::fmt::Write as _;
 use relay_shared::adapters::aws::secrets::{SecretsManager, WEBHOOK_SECRET};
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 pub const TELEPHONY_RESOURCE: &str = "telephony_calls";
 pub const EVENT_ALL: &str = "all";
 pub const DEFAULT_NAME: &str = "webex-relay telephony";
-
-/// A secret value that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
@@ -72,26 +53,25 @@ impl std::str::FromStr for SecretFrom {
 }
 
 /// Reads the secret (env/file here; ARNs through Secrets Manager).
-pub async fn resolve_secret(from: &SecretFrom) -> Result<Secret, CtlError> {
+pub async fn resolve_secret(from: &SecretFrom) -> Result<SecretString, CtlError> {
     let value = match from {
         SecretFrom::Env(var) => std::env::var(var)
+            .map(SecretString::from)
             .map_err(|_| CtlError::Secret(format!("environment variable {var} is not set")))?,
         SecretFrom::File(path) => std::fs::read_to_string(path)
-            .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+            .map(|s| SecretString::from(s.trim_end_matches(['\r', '\n'])))
             .map_err(|e| CtlError::Secret(format!("reading {path}: {e}")))?,
         // The same reader and `SecretString` rule as the ingest function.
         SecretFrom::Arn(arn) => SecretsManager::from_env()
             .await
             .read(arn, &WEBHOOK_SECRET)
             .await
-            .map_err(|e| CtlError::Secret(e.to_string()))?
-            .expose_secret()
-            .to_owned(),
+            .map_err(|e| CtlError::Secret(e.to_string()))?,
     };
-    if value.is_empty() {
+    if value.expose_secret().is_empty() {
         return Err(CtlError::Secret("the secret is empty".into()));
     }
-    Ok(Secret(value))
+    Ok(value)
 }
 
 /// What `ensure` should make true.
@@ -99,7 +79,7 @@ pub async fn resolve_secret(from: &SecretFrom) -> Result<Secret, CtlError> {
 pub struct EnsureSpec {
     pub target_url: String,
     pub name: String,
-    pub secret: Secret,
+    pub secret: SecretString,
     /// Delete further webhooks that match too (each would deliver every event again).
     pub prune_duplicates: bool,
     /// Only say what would be done.
@@ -197,7 +177,7 @@ pub async fn ensure(client: &dyn WebexClient, spec: &EnsureSpec) -> Result<Ensur
                     resource: TELEPHONY_RESOURCE.into(),
                     event: EVENT_ALL.into(),
                     filter: None,
-                    secret: Some(spec.secret.expose().to_owned()),
+                    secret: Some(spec.secret.expose_secret().to_owned()),
                 })
                 .await?;
             created.id
@@ -230,7 +210,7 @@ pub async fn ensure(client: &dyn WebexClient, spec: &EnsureSpec) -> Result<Ensur
                 &WebhookUpdate {
                     name: spec.name.clone(),
                     target_url: spec.target_url.clone(),
-                    secret: Some(spec.secret.expose().to_owned()),
+                    secret: Some(spec.secret.expose_secret().to_owned()),
                     status: Some("active".into()),
                 },
             )
@@ -298,6 +278,7 @@ mod tests {
         );
         assert!("hunter2".parse::<SecretFrom>().is_err());
         assert!("env:".parse::<SecretFrom>().is_err());
-        assert_eq!(format!("{:?}", Secret::new("hunter2")), "<redacted>");
+        // The one redaction wrapper is secrecy's.
+        assert!(!format!("{:?}", SecretString::from("hunter2")).contains("hunter2"));
     }
 }

@@ -10,6 +10,7 @@ use relayctl::{
     ensure, render_table, resolve_secret, CtlError, EnsureSpec, SecretFrom, DEFAULT_NAME,
     EVENT_ALL, TELEPHONY_RESOURCE,
 };
+use secrecy::ExposeSecret;
 
 #[derive(Parser)]
 #[command(name = "relayctl", version, about = "Operator CLI for webex-relay", long_about = None)]
@@ -98,7 +99,7 @@ struct SecretArg {
 impl SecretArg {
     async fn resolve(&self) -> Result<Option<String>, CtlError> {
         match &self.secret_from {
-            Some(f) => Ok(Some(resolve_secret(f).await?.expose().to_owned())),
+            Some(f) => Ok(Some(resolve_secret(f).await?.expose_secret().to_owned())),
             None => Ok(None),
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use relay_shared::adapters::aws::secrets::{SecretError, SecretsManager, WEBHOOK_SECRET};
 use relay_shared::config::{defaults, parse_flag, parsed_in_range, ConfigError, Resources};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Env: ARN of the Secrets Manager secret holding the Webex webhook secret (Lambda).
 pub const ENV_SECRET_ARN: &str = "WEBEX_WEBHOOK_SECRET_ARN";
@@ -53,31 +53,14 @@ impl std::fmt::Debug for WebhookAuth {
 }
 
 /// Where the webhook secret comes from, decided from the environment before any I/O.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SecretSource {
     /// Read once per cold start from Secrets Manager.
     SecretsManager(String),
     /// Given in plain text (`WEBEX_WEBHOOK_SECRET`).
-    Plain(Redacted),
+    Plain(SecretString),
     /// No secret, insecure flag set.
     InsecureUnsigned,
-}
-
-/// A string that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Redacted(pub String);
-
-impl std::str::FromStr for Redacted {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Redacted(s.to_owned()))
-    }
-}
-
-impl std::fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// Everything the ingest service needs besides its ports.
@@ -113,7 +96,7 @@ pub struct IngestArgs {
         value_name = ENV_SECRET,
         hide_env_values = true
     )]
-    pub webex_secret: Option<Redacted>,
+    pub webex_secret: Option<SecretString>,
     /// With no secret configured: accept unsigned webhooks (local use only; logged loudly).
     #[arg(
         long = "allow-unsigned-webhooks",
@@ -201,7 +184,7 @@ impl SecretSource {
                     .await?;
                 WebhookAuth::secret(secret.expose_secret())
             }
-            SecretSource::Plain(secret) => WebhookAuth::secret(secret.0),
+            SecretSource::Plain(secret) => WebhookAuth::secret(secret.expose_secret()),
             SecretSource::InsecureUnsigned => {
                 tracing::error!(
                     "ALLOW_UNSIGNED_WEBHOOKS=true and no webhook secret: every request is accepted WITHOUT signature \
@@ -248,17 +231,20 @@ mod tests {
             (ENV_SECRET_ARN, "arn:aws:secretsmanager:x"),
             (ENV_SECRET, "plain"),
         ];
-        assert_eq!(
+        assert!(matches!(
             source(&env).unwrap(),
-            SecretSource::SecretsManager("arn:aws:secretsmanager:x".into())
-        );
+            SecretSource::SecretsManager(arn) if arn == "arn:aws:secretsmanager:x"
+        ));
         let env = [(ENV_SECRET, "plain")];
-        assert_eq!(
+        assert!(matches!(
             source(&env).unwrap(),
-            SecretSource::Plain(Redacted("plain".into()))
-        );
+            SecretSource::Plain(s) if s.expose_secret() == "plain"
+        ));
         let env = [(ENV_ALLOW_UNSIGNED, "true")];
-        assert_eq!(source(&env).unwrap(), SecretSource::InsecureUnsigned);
+        assert!(matches!(
+            source(&env).unwrap(),
+            SecretSource::InsecureUnsigned
+        ));
         let env = [(ENV_ALLOW_UNSIGNED, "false")];
         let e = source(&env).unwrap_err().to_string();
         assert!(
@@ -274,9 +260,7 @@ mod tests {
         let a = WebhookAuth::secret("hunter2");
         assert!(!format!("{a:?}").contains("hunter2"));
         assert!(!format!("{:?}", IngestConfig::new(a)).contains("hunter2"));
-        assert!(
-            !format!("{:?}", SecretSource::Plain(Redacted("hunter2".into()))).contains("hunter2")
-        );
+        assert!(!format!("{:?}", SecretSource::Plain("hunter2".into())).contains("hunter2"));
         let args = from_env_pairs::<IngestArgs>(&[(ENV_SECRET, "hunter2")]).unwrap();
         assert!(!format!("{args:?}").contains("hunter2"));
     }

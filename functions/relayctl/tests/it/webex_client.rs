@@ -7,7 +7,8 @@ use std::time::Duration;
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{WebexApiError, WebhookCreate, WebhookUpdate};
-use relayctl::{ensure, EnsureAction, EnsureSpec, Secret};
+use relayctl::{ensure, EnsureAction, EnsureSpec};
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use wiremock::matchers::{
     body_partial_json, header, method, path, path_regex, query_param, query_param_is_missing,
@@ -464,7 +465,7 @@ fn spec(secret: &str) -> EnsureSpec {
     EnsureSpec {
         target_url: TARGET.into(),
         name: "webex-relay telephony".into(),
-        secret: Secret::new(secret),
+        secret: SecretString::from(secret),
         prune_duplicates: false,
         dry_run: false,
     }

@@ -12,11 +12,11 @@
 
 mod link;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -43,7 +43,7 @@ pub struct WebexHttpClient {
     http: reqwest::Client,
     /// Always ends with `/`, so `join("webhooks")` stays under it.
     base: Url,
-    token: Arc<str>,
+    token: SecretString,
     max_retries: u32,
     max_retry_wait: Duration,
 }
@@ -52,7 +52,7 @@ impl std::fmt::Debug for WebexHttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebexHttpClient")
             .field("base", &self.base.as_str())
-            .field("token", &"<redacted>")
+            .field("token", &self.token)
             .field("max_retries", &self.max_retries)
             .field("max_retry_wait", &self.max_retry_wait)
             .finish()
@@ -67,7 +67,7 @@ struct Items<T> {
 
 impl WebexHttpClient {
     /// A client for `base_url` (e.g. `https://webexapis.com/v1`) with a bearer `token`.
-    pub fn new(base_url: &str, token: impl Into<String>) -> Result<Self, WebexApiError> {
+    pub fn new(base_url: &str, token: impl Into<SecretString>) -> Result<Self, WebexApiError> {
         let mut base = Url::parse(base_url.trim()).map_err(|e| {
             WebexApiError::Decode(format!("invalid Webex API base URL `{base_url}`: {e}"))
         })?;
@@ -89,7 +89,7 @@ impl WebexHttpClient {
         Ok(Self {
             http,
             base,
-            token: Arc::from(token.into()),
+            token: token.into(),
             max_retries: 3,
             max_retry_wait: Duration::from_secs(60),
         })
@@ -153,7 +153,7 @@ impl WebexHttpClient {
             let mut req = self
                 .http
                 .request(method.clone(), url.clone())
-                .bearer_auth(&*self.token)
+                .bearer_auth(self.token.expose_secret())
                 .header(reqwest::header::ACCEPT, "application/json");
             if let Some(b) = body {
                 req = req.json(b);
