@@ -3,8 +3,20 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use delivery_worker::config::WorkerArgs;
+use presence_poller::config::PollerArgs;
+use relay_shared::config::{DefaultRateLimit, Resources, WebexArgs};
+use relay_shared::targets::TargetArgs;
+use telephony_ingest::config::IngestArgs;
+use webhooks_api::config::ApiArgs;
 
-/// Every webex-relay function in one process on 127.0.0.1.
+/// `--table` when neither it nor `TABLE_NAME` is given.
+pub const LOCAL_TABLE: &str = "webex-relay-local";
+/// What ingest verifies `X-Spark-Signature` with when no secret is configured.
+pub const LOCAL_WEBEX_SECRET: &str = "local-webex-secret";
+
+/// Every webex-relay function in one process on 127.0.0.1. Each function's settings are the
+/// same flags and variables it reads on Lambda (docs/configuration.md).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "local-stack", version, about)]
 pub struct Args {
@@ -21,27 +33,6 @@ pub struct Args {
     #[arg(long, env = "LOCAL_STACK_CREATE_RESOURCES")]
     pub create_resources: bool,
 
-    /// With --aws: the DynamoDB table.
-    #[arg(long, env = "TABLE_NAME", default_value = "webex-relay-local")]
-    pub table: String,
-
-    /// With --aws: the delivery queue URL (created as `<table>-delivery` with --create-resources when unset).
-    #[arg(long, env = "DELIVERY_QUEUE_URL")]
-    pub queue_url: Option<String>,
-
-    /// With --aws: the dead-letter queue URL.
-    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
-    pub dlq_url: Option<String>,
-
-    /// The Webex webhook secret that ingest verifies X-Spark-Signature with.
-    #[arg(
-        long,
-        env = "WEBEX_WEBHOOK_SECRET",
-        default_value = "local-webex-secret",
-        hide_env_values = true
-    )]
-    pub webex_secret: String,
-
     /// An API key to accept: `<key>=<userId>:<orgId>[:admin]` (repeatable).
     #[arg(
         long = "api-key",
@@ -51,45 +42,9 @@ pub struct Args {
     )]
     pub api_keys: Vec<String>,
 
-    /// Let deliveries reach loopback/private addresses and http:// URLs (local receivers). Off by default.
-    #[arg(long, env = "ALLOW_PRIVATE_TARGETS")]
-    pub allow_private_targets: bool,
-
-    /// Retry schedule in seconds, e.g. `0,1,2,3,4` for demos and tests.
-    #[arg(
-        long,
-        env = "RETRY_SCHEDULE_SECONDS",
-        default_value = "0,60,300,1800,7200"
-    )]
-    pub retry_schedule: String,
-
-    /// Per-attempt delivery timeout in seconds (fractions allowed).
-    #[arg(long, env = "DELIVERY_TIMEOUT_SECONDS", default_value = "30")]
-    pub delivery_timeout: String,
-
     /// Concurrent in-process delivery consumers (each takes up to 10 jobs at a time).
     #[arg(long, env = "LOCAL_STACK_CONSUMERS", default_value_t = 8)]
     pub consumers: u32,
-
-    /// Highest `rateLimitPerMinute` the API accepts (seed 004's 100 by default).
-    #[arg(long, env = "MAX_RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
-    pub max_rate_limit: u32,
-
-    /// Webex token for the presence loop (with --presence-org or PRESENCE_ORG_ID).
-    #[arg(long, env = "WEBEX_TOKEN", hide_env_values = true)]
-    pub webex_token: Option<String>,
-
-    /// Webex API base URL (a fake Webex for tests).
-    #[arg(
-        long,
-        env = "WEBEX_API_BASE_URL",
-        default_value = "https://webexapis.com/v1"
-    )]
-    pub webex_base_url: String,
-
-    /// Run the presence loop for this org (needs --webex-token).
-    #[arg(long, env = "PRESENCE_ORG_ID")]
-    pub presence_org: Option<String>,
 
     /// Embedded store bound: events kept per org (replay), attempts per subscription (delivery
     /// log), calls' state, and twice as many dedupe keys; the oldest are forgotten beyond this.
@@ -108,6 +63,44 @@ pub struct Args {
     /// JSON log lines (as on Lambda) instead of human-readable ones.
     #[arg(long, env = "LOCAL_STACK_LOG_JSON")]
     pub log_json: bool,
+
+    /// With --aws: the table (default webex-relay-local, also the queues' name prefix with
+    /// --create-resources) and existing queues.
+    #[command(
+        flatten,
+        next_help_heading = "With --aws (table: webex-relay-local unless set)"
+    )]
+    pub resources: Resources,
+
+    /// Targets, as the API and the worker read them. `--allow-private-targets` also allows
+    /// `http://` here (local receivers).
+    #[command(
+        flatten,
+        next_help_heading = "Targets (webhooks API and delivery worker)"
+    )]
+    pub targets: TargetArgs,
+
+    #[command(
+        flatten,
+        next_help_heading = "Subscriptions (webhooks API and delivery worker)"
+    )]
+    pub rate: DefaultRateLimit,
+
+    #[command(flatten, next_help_heading = "telephony-ingest")]
+    pub ingest: IngestArgs,
+
+    #[command(flatten, next_help_heading = "webhooks-api")]
+    pub api: ApiArgs,
+
+    #[command(flatten, next_help_heading = "delivery-worker")]
+    pub worker: WorkerArgs,
+
+    /// The presence loop runs when both --webex-token and --presence-org are given.
+    #[command(flatten, next_help_heading = "Presence loop")]
+    pub webex: WebexArgs,
+
+    #[command(flatten, next_help_heading = "Presence loop")]
+    pub presence: PollerArgs,
 }
 
 /// One `--api-key` value.
@@ -166,6 +159,34 @@ mod tests {
         assert!("wrk_0123456789abcdef=u1:o1:root"
             .parse::<ApiKeySpec>()
             .is_err());
+    }
+
+    #[test]
+    fn function_settings_are_flags() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        let a = Args::try_parse_from([
+            "local-stack",
+            "--allow-private-targets",
+            "--retry-schedule",
+            "0,1,2",
+            "--delivery-timeout",
+            "0.5",
+            "--max-rate-limit",
+            "500",
+            "--webex-secret",
+            "s",
+            "--presence-org",
+            "o1",
+        ])
+        .unwrap();
+        assert!(a.targets.allow_private);
+        assert_eq!(a.worker.retry_schedule, Some(vec![0, 1, 2]));
+        assert_eq!(a.worker.delivery_timeout_seconds, 0.5);
+        assert_eq!(a.api.max_rate_limit_per_minute, 500);
+        assert_eq!(a.presence.org_id.as_deref(), Some("o1"));
+        let e = Args::try_parse_from(["local-stack", "--delivery-timeout", "0"]).unwrap_err();
+        assert!(e.to_string().contains("DELIVERY_TIMEOUT_SECONDS"), "{e}");
     }
 
     #[test]

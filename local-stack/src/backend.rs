@@ -8,16 +8,18 @@ use relay_shared::adapters::aws::{
     aws_clients, aws_stores, create_queues, create_table, DynamoTable, SqsQueue,
 };
 use relay_shared::adapters::memory::{bounded_memory_stores, MemoryQueue};
-use relay_shared::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, Stores};
+use relay_shared::ports::{DeadLetterSink, DeliveryQueue, QueueConsumer, Stores};
 
-use crate::args::Args;
+use crate::args::{Args, LOCAL_TABLE};
 
 pub struct Backend {
     pub stores: Stores,
     pub queue: Arc<dyn DeliveryQueue>,
     pub consumer: Arc<dyn QueueConsumer>,
-    pub dlq: Arc<dyn DeadLetterQueue>,
-    pub dlq_consumer: Arc<dyn QueueConsumer>,
+    /// The dead-letter queue's producing side (the worker parks jobs there) and its consuming
+    /// side (the API's redrive drains it).
+    pub dead_letter_sink: Arc<dyn DeadLetterSink>,
+    pub dead_letter_source: Arc<dyn QueueConsumer>,
     pub description: String,
 }
 
@@ -42,23 +44,28 @@ pub fn memory(store_capacity: usize, visibility_seconds: u32) -> Backend {
         stores: bounded_memory_stores(store_capacity),
         queue: queue.clone(),
         consumer: queue,
-        dlq: dlq.clone(),
-        dlq_consumer: dlq,
+        dead_letter_sink: dlq.clone(),
+        dead_letter_source: dlq,
         description: "embedded in-memory store and queues".into(),
     }
 }
 
 pub async fn aws(args: &Args, visibility_seconds: u32) -> anyhow::Result<Backend> {
     let (dynamodb, sqs) = aws_clients().await;
+    let resources = &args.resources;
+    let table = resources.table_name.as_deref().unwrap_or(LOCAL_TABLE);
     if args.create_resources {
-        create_table(&dynamodb, &args.table)
+        create_table(&dynamodb, table)
             .await
-            .with_context(|| format!("creating DynamoDB table {}", args.table))?;
+            .with_context(|| format!("creating DynamoDB table {table}"))?;
     }
-    let (queue_url, dlq_url) = match (&args.queue_url, &args.dlq_url) {
+    let (queue_url, dlq_url) = match (
+        &resources.delivery_queue_url,
+        &resources.dead_letter_queue_url,
+    ) {
         (Some(q), Some(d)) => (q.clone(), d.clone()),
         _ if args.create_resources => {
-            let (q, d) = create_queues(&sqs, &args.table)
+            let (q, d) = create_queues(&sqs, table)
                 .await
                 .context("creating the SQS queues")?;
             // Well above the delivery timeout, so a slow delivery is not handed to a second
@@ -81,12 +88,12 @@ pub async fn aws(args: &Args, visibility_seconds: u32) -> anyhow::Result<Backend
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone()));
     let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));
     Ok(Backend {
-        stores: aws_stores(DynamoTable::new(dynamodb, args.table.clone())),
+        stores: aws_stores(DynamoTable::new(dynamodb, table)),
         queue: queue.clone(),
         consumer: queue,
-        dlq: dlq.clone(),
-        dlq_consumer: dlq,
-        description: format!("DynamoDB table {} and SQS queue {queue_url}", args.table),
+        dead_letter_sink: dlq.clone(),
+        dead_letter_source: dlq,
+        description: format!("DynamoDB table {table} and SQS queue {queue_url}"),
     })
 }
 

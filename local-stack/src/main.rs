@@ -15,29 +15,29 @@ mod presence;
 mod receiver;
 mod seeds;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::{run_consumer, MetricsSink, Ports, Worker, WorkerConfig};
+use delivery_worker::{run_consumer, MetricsSink, Ports, Worker};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
+use relay_shared::config::{parse_command_line, ConfigError};
 use relay_shared::error::StoreError;
 use relay_shared::ports::{Clock, CorePorts};
-use telephony_ingest::{Ingest, IngestConfig, WebhookAuth};
+use telephony_ingest::config::SecretSource;
+use telephony_ingest::{Ingest, WebhookAuth};
 use tokio::sync::watch;
-use webhooks_api::{store_api_key, ApiConfig, AppState};
+use webhooks_api::{store_api_key, AppState};
 
-use crate::args::{ApiKeySpec, Args};
+use crate::args::{ApiKeySpec, Args, LOCAL_WEBEX_SECRET};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = Args::parse();
+    let mut args: Args = parse_command_line();
     init_logging(args.log_json);
     if args.demo {
-        args.allow_private_targets = true;
+        args.targets.allow_private = true;
         args.api_keys.push(format!(
             "{}={}:{}",
             demo::DEMO_API_KEY,
@@ -46,15 +46,24 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     let aws = args.aws || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    if args.allow_private_targets {
+    // Local receivers are plain http as well as private.
+    let mut targets = args.targets.policy();
+    if targets.allow_private {
+        targets.allow_http = true;
         tracing::warn!(
             "ALLOW_PRIVATE_TARGETS is ON: deliveries may reach loopback and private addresses and plain http URLs. \
              Local use only; the deployed template keeps it off."
         );
     }
 
-    let env = function_env(&args);
-    let worker_config = WorkerConfig::from_env(&env)?;
+    // Each function configured from its own parsed flags, as on Lambda from its variables.
+    let worker_config = args.worker.config(targets.clone(), args.rate.per_minute);
+    let api_config = args.api.config(targets, args.rate.per_minute)?;
+    let webhook_secret = match args.ingest.secret_source() {
+        Err(ConfigError::Missing { .. }) => SecretSource::Plain(LOCAL_WEBEX_SECRET.into()),
+        source => source?,
+    };
+    let ingest_auth = webhook_secret.load().await?;
     let visibility = backend::visibility_seconds(worker_config.delivery_timeout);
     let backend = if aws {
         backend::aws(&args, visibility).await?
@@ -82,8 +91,11 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    let ingest_config =
-        IngestConfig::from_env(&env, WebhookAuth::secret(args.webex_secret.as_bytes()))?;
+    let demo_secret = match &ingest_auth {
+        WebhookAuth::Secret(s) => String::from_utf8_lossy(s).into_owned(),
+        WebhookAuth::InsecureUnsigned => LOCAL_WEBEX_SECRET.to_owned(),
+    };
+    let ingest_config = args.ingest.config(ingest_auth);
     // The ports every function core shares in this one process.
     let core = CorePorts {
         stores: backend.stores.clone(),
@@ -91,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         clock: clock.clone(),
     };
     let ingest = Arc::new(Ingest::new(core.clone(), ingest_config));
-    let api_state = AppState::new(core.clone(), backend.dlq_consumer.clone(), ApiConfig::from_env(&env)?);
+    let api_state = AppState::new(core.clone(), backend.dead_letter_source.clone(), api_config);
     let app = telephony_ingest::router(ingest).merge(webhooks_api::router(api_state));
 
     let http = Arc::new(ReqwestSender::new(
@@ -109,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         Ports {
             core,
             http,
-            dlq: backend.dlq.clone(),
+            dead_letter_sink: backend.dead_letter_sink.clone(),
         },
         worker_config,
         Arc::new(metrics),
@@ -127,9 +139,7 @@ async fn main() -> anyhow::Result<()> {
             },
         )));
     }
-    if let Some(handle) =
-        presence::spawn(&args, &env, &backend, clock.clone(), stop_rx.clone()).await?
-    {
+    if let Some(handle) = presence::spawn(&args, &backend, clock.clone(), stop_rx.clone()).await? {
         tasks.push(handle);
     }
 
@@ -144,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
 
     if args.demo {
         let base = format!("http://{addr}");
-        let secret = args.webex_secret.clone();
+        let secret = demo_secret;
         tokio::spawn(async move {
             if let Err(e) = demo::run(&base, &secret).await {
                 eprintln!("demo failed: {e:#}");
@@ -167,24 +177,6 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("stopped");
     Ok(())
-}
-
-/// The functions' own configuration variables, with the flags layered over the environment.
-fn function_env(args: &Args) -> HashMap<String, String> {
-    let mut env: HashMap<String, String> = std::env::vars().collect();
-    let private = args.allow_private_targets.to_string();
-    env.insert("ALLOW_PRIVATE_TARGETS".into(), private.clone());
-    env.insert("ALLOW_HTTP_TARGETS".into(), private);
-    env.insert("RETRY_SCHEDULE_SECONDS".into(), args.retry_schedule.clone());
-    env.insert(
-        "DELIVERY_TIMEOUT_SECONDS".into(),
-        args.delivery_timeout.clone(),
-    );
-    env.insert(
-        "MAX_RATE_LIMIT_PER_MINUTE".into(),
-        args.max_rate_limit.to_string(),
-    );
-    env
 }
 
 fn init_logging(json: bool) {

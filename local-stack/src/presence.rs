@@ -1,13 +1,11 @@
 //! The presence loop, when a Webex token and an org are configured: the real poller, run in
 //! back-to-back bounded runs (as the once-a-minute schedule does on AWS).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use presence_poller::config::PollerConfig;
 use presence_poller::{Poller, RunOptions};
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::ports::{Clock, WebexClient};
@@ -21,26 +19,23 @@ const RUN_LENGTH: Duration = Duration::from_secs(60);
 
 pub async fn spawn(
     args: &Args,
-    env: &HashMap<String, String>,
     backend: &Backend,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    let (Some(token), Some(org)) = (&args.webex_token, &args.presence_org) else {
-        if args.webex_token.is_some() || args.presence_org.is_some() {
+    let (Some(token), Some(org)) = (&args.webex.token, &args.presence.org_id) else {
+        if args.webex.token.is_some() || args.presence.org_id.is_some() {
             tracing::warn!("presence loop off: it needs both WEBEX_TOKEN (--webex-token) and PRESENCE_ORG_ID (--presence-org)");
         }
         return Ok(None);
     };
-    let mut env = env.clone();
-    env.insert("PRESENCE_ORG_ID".into(), org.clone());
-    let config = PollerConfig::from_env(&env)?;
+    let config = args.presence.config();
     // The poller honours Retry-After itself, bounded by its run: no client-side retries.
     let webex: Arc<dyn WebexClient> = Arc::new(
-        WebexHttpClient::new(&args.webex_base_url, token)?.with_retries(0, Duration::ZERO),
+        WebexHttpClient::new(&args.webex.base_url, token.as_str())?.with_retries(0, Duration::ZERO),
     );
     let poller = Poller::new(&backend.stores, webex, backend.queue.clone(), clock, config);
-    println!("presence: polling {} for org {org}", args.webex_base_url);
+    println!("presence: polling {} for org {org}", args.webex.base_url);
     Ok(Some(tokio::spawn(async move {
         loop {
             let run = poller.run(RunOptions::until(
