@@ -18,7 +18,7 @@ use relay_shared::clock::SystemClock;
 use relay_shared::config::{from_process_env, Env, ProcessEnv};
 use relay_shared::ports::CorePorts;
 use webhooks_api::config::FunctionArgs;
-use webhooks_api::{router, store_api_key, ApiConfig, AppState};
+use webhooks_api::{router, store_api_key, AppState};
 
 pub const DEFAULT_KEY: &str = "wrk_local_admin_key_for_tests_only_000000";
 
