@@ -345,9 +345,10 @@ pub trait QueueConsumer: Send + Sync {
     async fn retry_after(&self, receipt: &str, seconds: u32) -> Result<(), QueueError>;
 }
 
-/// Where jobs that exhausted their attempts (or cannot be parsed) are parked.
+/// Where jobs that exhausted their attempts (or cannot be parsed) are parked: the producing side of
+/// the dead-letter queue. (Its consuming side, drained by redrive, is a [`QueueConsumer`].)
 #[async_trait]
-pub trait DeadLetterQueue: Send + Sync {
+pub trait DeadLetterSink: Send + Sync {
     async fn park(&self, raw_body: &str) -> Result<(), QueueError>;
 }
 

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use relay_shared::error::QueueError;
-use relay_shared::ports::{DeadLetterQueue, DeliveryQueue, QueuedJob};
+use relay_shared::ports::{DeadLetterSink, DeliveryQueue, QueuedJob};
 
 /// A queue (delivery or dead-letter) over a real one that refuses the next `failures` sends or
 /// parks with `QueueError::Unavailable`, then forwards; it counts every call.
@@ -57,7 +57,7 @@ impl<Q: DeliveryQueue + ?Sized> DeliveryQueue for FlakyQueue<Q> {
 }
 
 #[async_trait]
-impl<Q: DeadLetterQueue + ?Sized> DeadLetterQueue for FlakyQueue<Q> {
+impl<Q: DeadLetterSink + ?Sized> DeadLetterSink for FlakyQueue<Q> {
     async fn park(&self, raw_body: &str) -> Result<(), QueueError> {
         if self.fail() {
             return Err(QueueError::Unavailable("injected: dlq down".into()));

@@ -44,7 +44,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             clock: Arc::new(SystemClock),
         },
         http,
-        dlq: Arc::new(SqsQueue::new(sqs, dlq_url)),
+        dead_letter_sink: Arc::new(SqsQueue::new(sqs, dlq_url)),
     };
     let worker = Arc::new(Worker::new(ports, config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use relay_shared::delivery::{AttemptRecord, DeliveryJob};
 use relay_shared::ids::SubscriptionId;
 use relay_shared::ports::{
-    Claim, CorePorts, DeadLetterQueue, HttpSender, QueuedJob, RateWindow, Term,
+    Claim, CorePorts, DeadLetterSink, HttpSender, QueuedJob, RateWindow, Term,
 };
 use relay_shared::subscription::{Health, Subscription};
 
@@ -26,7 +26,7 @@ pub struct Ports {
     /// The stores, the delivery queue (for re-sends: retries, deferrals) and the clock.
     pub core: CorePorts,
     pub http: Arc<dyn HttpSender>,
-    pub dlq: Arc<dyn DeadLetterQueue>,
+    pub dead_letter_sink: Arc<dyn DeadLetterSink>,
 }
 
 /// The delivery core: see [`Worker::process_message`].
@@ -109,7 +109,7 @@ impl Worker {
         })
         .to_string();
         tracing::warn!(reason = %reason, "parking an unparseable delivery job");
-        match self.ports.dlq.park(&envelope).await {
+        match self.ports.dead_letter_sink.park(&envelope).await {
             Ok(()) => DeliveryOutcome::DeadLettered { reason },
             Err(e) => DeliveryOutcome::Failed {
                 error: format!("could not park an unparseable job: {e}"),
@@ -380,7 +380,7 @@ impl Worker {
                 }
             }
         };
-        if let Err(e) = self.ports.dlq.park(&body).await {
+        if let Err(e) = self.ports.dead_letter_sink.park(&body).await {
             return DeliveryOutcome::Failed {
                 error: format!("parking the job in the dead-letter queue: {e}"),
             };

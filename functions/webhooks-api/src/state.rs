@@ -12,13 +12,17 @@ pub struct AppState {
     /// Where test, replay and redriven jobs are sent.
     pub queue: Arc<dyn DeliveryQueue>,
     /// The dead-letter queue's consuming side (for `POST /api/hooks/dlq/redrive`).
-    pub dlq: Arc<dyn QueueConsumer>,
+    pub dead_letter_source: Arc<dyn QueueConsumer>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ApiConfig>,
 }
 
 impl AppState {
-    pub fn new(core: CorePorts, dlq: Arc<dyn QueueConsumer>, config: ApiConfig) -> Self {
+    pub fn new(
+        core: CorePorts,
+        dead_letter_source: Arc<dyn QueueConsumer>,
+        config: ApiConfig,
+    ) -> Self {
         let CorePorts {
             stores,
             queue,
@@ -27,7 +31,7 @@ impl AppState {
         Self {
             stores,
             queue,
-            dlq,
+            dead_letter_source,
             clock,
             config: Arc::new(config),
         }

@@ -59,8 +59,8 @@ pub struct QueueEnv {
     pub backend: Backend,
     pub queue: Arc<dyn relay_shared::ports::DeliveryQueue>,
     pub consumer: Arc<dyn relay_shared::ports::QueueConsumer>,
-    pub dlq: Arc<dyn relay_shared::ports::DeadLetterQueue>,
-    pub dlq_consumer: Arc<dyn relay_shared::ports::QueueConsumer>,
+    pub dead_letter_sink: Arc<dyn relay_shared::ports::DeadLetterSink>,
+    pub dead_letter_source: Arc<dyn relay_shared::ports::QueueConsumer>,
     depth: Depth,
 }
 
@@ -91,8 +91,8 @@ pub mod queues {
             backend: Backend::Memory,
             queue: queue.clone(),
             consumer: queue.clone(),
-            dlq: dlq.clone(),
-            dlq_consumer: dlq,
+            dead_letter_sink: dlq.clone(),
+            dead_letter_source: dlq,
             depth: Depth::Memory(queue),
         }
     }
@@ -103,8 +103,8 @@ pub mod queues {
             backend: Backend::Aws,
             queue: Arc::new(queue.clone()),
             consumer: Arc::new(queue.clone()),
-            dlq: Arc::new(dlq.clone()),
-            dlq_consumer: Arc::new(dlq),
+            dead_letter_sink: Arc::new(dlq.clone()),
+            dead_letter_source: Arc::new(dlq),
             depth: Depth::Sqs(queue),
         })
     }

@@ -156,7 +156,7 @@ pub async fn redrive_after_max_receives(env: QueueEnv) {
     // The next receive finds it over the limit and moves it to the dead-letter queue.
     assert!(env.consumer.receive(10, 0).await.unwrap().is_empty());
     assert_eq!(env.depth().await, 0);
-    let dead = receive_n(env.dlq_consumer.as_ref(), 1).await;
+    let dead = receive_n(env.dead_letter_source.as_ref(), 1).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(
         serde_json::from_str::<DeliveryJob>(&dead[0].body).unwrap(),
@@ -167,11 +167,16 @@ pub async fn redrive_after_max_receives(env: QueueEnv) {
 pub async fn park_raw_body(env: QueueEnv) {
     // Even a body that is not a job (it could not be parsed) is parked byte for byte.
     let raw = r#"{"not":"a job", "spacing" : [1, 2]}"#;
-    env.dlq.park(raw).await.unwrap();
-    let dead = receive_n(env.dlq_consumer.as_ref(), 1).await;
+    env.dead_letter_sink.park(raw).await.unwrap();
+    let dead = receive_n(env.dead_letter_source.as_ref(), 1).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, raw);
-    env.dlq_consumer.ack(&dead[0].receipt).await.unwrap();
-    assert!(env.dlq_consumer.receive(10, 0).await.unwrap().is_empty());
+    env.dead_letter_source.ack(&dead[0].receipt).await.unwrap();
+    assert!(env
+        .dead_letter_source
+        .receive(10, 0)
+        .await
+        .unwrap()
+        .is_empty());
     let _ = env.backend;
 }

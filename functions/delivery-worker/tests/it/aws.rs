@@ -34,7 +34,7 @@ async fn aws_harness(test: &str, config: WorkerConfig) -> Option<AwsHarness> {
             clock: Arc::new(SystemClock),
         },
         http: sender(&config),
-        dlq: aws.dlq.clone(),
+        dead_letter_sink: aws.dlq.clone(),
     };
     let worker = Arc::new(Worker::with_metrics(
         ports,

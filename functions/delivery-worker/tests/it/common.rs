@@ -16,8 +16,7 @@ use relay_shared::delivery::{AttemptRecord, AttemptSummary, DeliveryJob};
 use relay_shared::events::EventType;
 use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{
-    AttemptFilter, Clock, CorePorts, DeadLetterQueue, DeliveryQueue, HttpSender, PageRequest,
-    Stores,
+    AttemptFilter, Clock, CorePorts, DeadLetterSink, DeliveryQueue, HttpSender, PageRequest, Stores,
 };
 use relay_shared::subscription::Subscription;
 use relay_shared::targets::TargetPolicy;
@@ -123,7 +122,7 @@ impl Harness {
         queue: Arc<MemoryQueue>,
         send: Arc<dyn DeliveryQueue>,
         dlq: Arc<MemoryQueue>,
-        park: Arc<dyn DeadLetterQueue>,
+        park: Arc<dyn DeadLetterSink>,
     ) -> Self {
         let metrics = Arc::new(MetricsSink::memory());
         let ports = Ports {
@@ -133,7 +132,7 @@ impl Harness {
                 clock,
             },
             http,
-            dlq: park,
+            dead_letter_sink: park,
         };
         let worker = Arc::new(Worker::with_metrics(ports, config, metrics.clone()));
         Self {

@@ -1407,12 +1407,12 @@ async fn dlq_redrive(b: Backend) {
             .collect();
         job.not_before = Some(now + Duration::hours(2));
         job.dead_letter_reason = Some("attempts exhausted".into());
-        h.dlq
+        h.dead_letter_sink
             .park(&serde_json::to_string(&job).unwrap())
             .await
             .unwrap();
     }
-    h.dlq.park("not a job").await.unwrap();
+    h.dead_letter_sink.park("not a job").await.unwrap();
     h.call("POST", "/api/hooks/dlq/redrive", Some(&user), None)
         .await
         .assert_error(403, "forbidden");

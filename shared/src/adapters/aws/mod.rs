@@ -7,7 +7,7 @@
 //!   the one `SecretString` rule.
 //! * [`SqsQueue`] implements [`DeliveryQueue`](crate::ports::DeliveryQueue),
 //!   [`QueueConsumer`](crate::ports::QueueConsumer) and
-//!   [`DeadLetterQueue`](crate::ports::DeadLetterQueue); [`create_queues`] creates a queue and its
+//!   [`DeadLetterSink`](crate::ports::DeadLetterSink); [`create_queues`] creates a queue and its
 //!   dead-letter queue.
 //!
 //! Conventions shared by every DynamoDB adapter:

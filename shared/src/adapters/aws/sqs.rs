@@ -10,7 +10,7 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 
 use crate::error::QueueError;
-use crate::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
+use crate::ports::{DeadLetterSink, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
 use crate::retry::Backoff;
 
 /// `SendMessageBatch`'s limit.
@@ -208,7 +208,7 @@ impl QueueConsumer for SqsQueue {
 }
 
 #[async_trait]
-impl DeadLetterQueue for SqsQueue {
+impl DeadLetterSink for SqsQueue {
     async fn park(&self, raw_body: &str) -> Result<(), QueueError> {
         self.client
             .send_message()

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::error::QueueError;
-use crate::ports::{DeadLetterQueue, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
+use crate::ports::{DeadLetterSink, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
 
 struct Message {
     body: String,
@@ -230,7 +230,7 @@ impl QueueConsumer for MemoryQueue {
 }
 
 #[async_trait]
-impl DeadLetterQueue for MemoryQueue {
+impl DeadLetterSink for MemoryQueue {
     async fn park(&self, raw_body: &str) -> Result<(), QueueError> {
         self.push_raw(raw_body.to_owned(), Duration::ZERO);
         Ok(())
