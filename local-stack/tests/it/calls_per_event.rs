@@ -5,12 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
 use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::{DeliveryOutcome, Ports, Worker, WorkerConfig};
-use relay_shared::adapters::aws::{
-    aws_stores, create_queues, create_table, DynamoTable, OpCounter, SqsQueue,
-};
+use relay_shared::adapters::aws::OpCounter;
 use relay_shared::clock::SystemClock;
 use relay_shared::events::EventType;
 use relay_shared::ports::{CorePorts, QueueConsumer};
@@ -24,17 +21,10 @@ fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_and_sqs_calls_per_telephony_event() {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none()
-        || std::env::var_os("AWS_ENDPOINT_URL_SQS").is_none()
-    {
-        assert!(
-            std::env::var("RELAY_REQUIRE_AWS").as_deref() != Ok("1"),
-            "RELAY_REQUIRE_AWS=1 but the AWS endpoints are not set"
-        );
-        println!("skipped: dynamodb_and_sqs_calls_per_telephony_event needs DynamoDB Local + moto — run scripts/test");
+    let test = "dynamodb_and_sqs_calls_per_telephony_event";
+    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
         return;
-    }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    };
     let (ddb_ops, sqs_ops) = (OpCounter::default(), OpCounter::default());
     let ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
@@ -46,12 +36,8 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
             .interceptor(sqs_ops.clone())
             .build(),
     );
-    let name = format!("calls-{}", ulid::Ulid::new().to_string().to_lowercase());
-    create_table(&ddb, &name).await.unwrap();
-    let (queue_url, dlq_url) = create_queues(&sqs, &name).await.unwrap();
-    let stores = aws_stores(DynamoTable::new(ddb.clone(), name.clone()));
-    let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
-    let dlq = Arc::new(SqsQueue::new(sqs.clone(), dlq_url));
+    let aws = testkit::aws::Resources::with_clients(ddb, sqs, "calls").await;
+    let (stores, queue, dlq) = (aws.stores, aws.queue, aws.dlq);
 
     // A receiver and one subscription of the seed's org.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,14 +53,10 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
         serde_json::from_str(include_str!("../../../tests/fixtures/seed001/created.json")).unwrap();
     let envelope = fixture["items"].to_string();
     let org = fixture["items"]["orgId"].as_str().unwrap().to_owned();
-    let sub = Subscription::new(
-        "u",
-        org,
+    let sub = Subscription {
         url,
-        vec![EventType::TelephonyCreated],
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        Utc::now(),
-    );
+        ..testkit::fixtures::subscription(&org, &[EventType::TelephonyCreated])
+    };
     stores.subscriptions.create(&sub, 10).await.unwrap();
     let (_, _) = (ddb_ops.take(), sqs_ops.take());
 
@@ -96,17 +78,21 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
     let ingest_sqs = sqs_ops.take();
 
     // Deliver it (the SQS event source does the receive and delete on Lambda; counted apart).
-    let env: std::collections::HashMap<String, String> = [
+    let config = WorkerConfig::from_env_pairs(&[
         ("ALLOW_PRIVATE_TARGETS", "true"),
         ("ALLOW_HTTP_TARGETS", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let config = WorkerConfig::from_env(&env).unwrap();
+    ])
+    .unwrap();
     let http =
         Arc::new(ReqwestSender::new(config.targets.clone(), config.max_response_bytes).unwrap());
-    let worker = Worker::new(Ports { core, http, dlq }, config);
+    let worker = Worker::new(
+        Ports {
+            core,
+            http,
+            dead_letter_sink: dlq,
+        },
+        config,
+    );
     let received = queue.receive(10, 1).await.unwrap();
     assert_eq!(received.len(), 1);
     let _ = sqs_ops.take();

@@ -24,19 +24,10 @@ pub const ADMIN_KEY: &str = "wrk_e2e_admin_key_00000000000000";
 pub const ORG: &str =
     "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
 
-/// Whether the `--aws` variants can run: both endpoints set. Unset → skip with a reason, unless
-/// `RELAY_REQUIRE_AWS=1` (the test command), then fail.
+/// Whether the `--aws` variants can run: `testkit::aws`'s gate (both endpoints set; unset → skip
+/// with a reason, unless `RELAY_REQUIRE_AWS=1`, the test command, then fail).
 pub fn aws_available(test: &str) -> bool {
-    let set = std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some()
-        && std::env::var_os("AWS_ENDPOINT_URL_SQS").is_some();
-    if !set {
-        assert!(
-            std::env::var("RELAY_REQUIRE_AWS").as_deref() != Ok("1"),
-            "{test}: RELAY_REQUIRE_AWS=1 but AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS are not set"
-        );
-        println!("skipped: {test} needs DynamoDB Local + moto — run scripts/test, or set AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS");
-    }
-    set
+    testkit::aws::available(test, testkit::aws::BOTH)
 }
 
 /// A running local stack; killed when dropped.
