@@ -330,14 +330,7 @@ async fn always_failing_receiver_fills_the_dlq(aws: bool) {
 
     // Every job is parked in the DLQ: once the receiver recovers, an admin redrive moves exactly
     // that many back and each is then delivered, which clears the subscription's failing state.
-    let (status, webhook) = stack
-        .api(
-            reqwest::Method::GET,
-            &format!("/api/hooks/webhooks/{id}"),
-            USER_KEY,
-            None,
-        )
-        .await;
+    let (status, webhook) = stack.webhook(&id).await;
     assert_eq!(status, 200);
     assert_eq!(
         webhook["status"], "failing",
@@ -368,14 +361,7 @@ async fn always_failing_receiver_fills_the_dlq(aws: bool) {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, webhook) = stack
-            .api(
-                reqwest::Method::GET,
-                &format!("/api/hooks/webhooks/{id}"),
-                USER_KEY,
-                None,
-            )
-            .await;
+        let (_, webhook) = stack.webhook(&id).await;
         if webhook["status"] == "active" || std::time::Instant::now() > deadline {
             assert_eq!(
                 webhook["status"], "active",
