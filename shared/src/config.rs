@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 
-use crate::adapters::webex_http::DEFAULT_BASE_URL;
+use crate::adapters::webex_http::{DEFAULT_BASE_URL, ENV_BASE_URL, ENV_TOKEN};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -46,64 +46,6 @@ impl From<clap::Error> for ConfigError {
         let text = e.to_string();
         let first = text.lines().next().unwrap_or_default();
         ConfigError::Parse(first.trim_start_matches("error: ").to_owned())
-    }
-}
-
-/// A source of variables: the process environment, or a map in tests.
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for std::collections::HashMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned().filter(|v| !v.is_empty())
-    }
-}
-
-impl<const N: usize> Env for [(&str, &str); N] {
-    fn var(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-            .filter(|v| !v.is_empty())
-    }
-}
-
-pub fn required(env: &dyn Env, name: &str, hint: &str) -> Result<String, ConfigError> {
-    env.var(name).ok_or_else(|| ConfigError::Missing {
-        name: name.into(),
-        hint: hint.into(),
-    })
-}
-
-/// A parsed variable with a default when unset.
-pub fn parsed_or<T: FromStr>(env: &dyn Env, name: &str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: Display,
-{
-    match env.var(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| invalid(name, &v, e.to_string())),
-    }
-}
-
-/// A boolean variable ([`parse_flag`]), default when unset.
-pub fn flag(env: &dyn Env, name: &str, default: bool) -> Result<bool, ConfigError> {
-    match env.var(name) {
-        None => Ok(default),
-        Some(v) => parse_flag(&v).map_err(|reason| invalid(name, &v, reason)),
     }
 }
 
@@ -274,16 +216,16 @@ pub struct WebexArgs {
     /// Webex REST API base URL (a fake Webex for tests).
     #[arg(
         long = "webex-base-url",
-        env = "WEBEX_API_BASE_URL",
-        value_name = "WEBEX_API_BASE_URL",
+        env = ENV_BASE_URL,
+        value_name = ENV_BASE_URL,
         default_value = DEFAULT_BASE_URL
     )]
     pub base_url: String,
     /// The Webex access token itself (local runs; on AWS the poller reads it from Secrets Manager).
     #[arg(
         long = "webex-token",
-        env = "WEBEX_TOKEN",
-        value_name = "WEBEX_TOKEN",
+        env = ENV_TOKEN,
+        value_name = ENV_TOKEN,
         hide_env_values = true
     )]
     pub token: Option<String>,

@@ -15,32 +15,39 @@ use std::time::Duration;
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
-use relay_shared::config::{from_process_env, Env, ProcessEnv};
+use relay_shared::config::parse_command_line;
 use relay_shared::ports::CorePorts;
 use webhooks_api::config::FunctionArgs;
 use webhooks_api::{router, store_api_key, AppState};
 
 pub const DEFAULT_KEY: &str = "wrk_local_admin_key_for_tests_only_000000";
 
+#[derive(clap::Parser)]
+struct Serve {
+    /// 0 = any free port.
+    #[arg(long, env = "PORT", default_value_t = 8787)]
+    port: u16,
+    /// The admin API key to accept.
+    #[arg(long, env = "RELAY_API_KEY", default_value = DEFAULT_KEY, hide_env_values = true)]
+    key: String,
+    #[arg(long, env = "RELAY_API_USER", default_value = "local-user")]
+    user: String,
+    #[arg(long, env = "RELAY_API_ORG", default_value = "local-org")]
+    org: String,
+    #[command(flatten)]
+    api: FunctionArgs,
+}
+
 #[tokio::main]
 async fn main() {
-    let env = ProcessEnv;
-    let config = from_process_env::<FunctionArgs>("serve")
-        .and_then(|a| a.config())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let key = env
-        .var("RELAY_API_KEY")
-        .unwrap_or_else(|| DEFAULT_KEY.to_owned());
-    let user = env
-        .var("RELAY_API_USER")
-        .unwrap_or_else(|| "local-user".to_owned());
-    let org = env
-        .var("RELAY_API_ORG")
-        .unwrap_or_else(|| "local-org".to_owned());
-    let port: u16 = env
-        .var("PORT")
-        .map(|p| p.parse().expect("PORT must be a port number"))
-        .unwrap_or(8787);
+    let Serve {
+        port,
+        key,
+        user,
+        org,
+        api,
+    } = parse_command_line();
+    let config = api.config().unwrap_or_else(|e| panic!("{e}"));
 
     let stores = memory_stores();
     store_api_key(&stores, &key, &user, &org, Role::Admin)

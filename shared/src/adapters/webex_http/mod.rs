@@ -23,13 +23,13 @@ use url::Url;
 
 pub use link::next_link;
 
-use crate::config::{required, ConfigError, Env};
 use crate::ports::{PeoplePage, WebexClient};
 use crate::retry::parse_retry_after;
 use crate::webex::Person;
 use crate::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
 
 pub const DEFAULT_BASE_URL: &str = "https://webexapis.com/v1";
+/// Read by [`crate::config::WebexArgs`].
 pub const ENV_BASE_URL: &str = "WEBEX_API_BASE_URL";
 pub const ENV_TOKEN: &str = "WEBEX_TOKEN";
 
@@ -92,19 +92,6 @@ impl WebexHttpClient {
             token: token.into(),
             max_retries: 3,
             max_retry_wait: Duration::from_secs(60),
-        })
-    }
-
-    /// `WEBEX_API_BASE_URL` (default `https://webexapis.com/v1`) and `WEBEX_TOKEN` (required).
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let base = env
-            .var(ENV_BASE_URL)
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-        let token = required(env, ENV_TOKEN, "a Webex access token (bot or integration)")?;
-        Self::new(&base, token).map_err(|e| ConfigError::Invalid {
-            name: ENV_BASE_URL.into(),
-            value: base,
-            reason: e.to_string(),
         })
     }
 
