@@ -182,9 +182,29 @@ pub trait LeaseStore: Send + Sync {
     async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AttemptFilter {
+/// Which attempts to list: one subscription's, optionally only those with one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptQuery {
+    pub subscription_id: SubscriptionId,
     pub status: Option<AttemptStatus>,
+}
+
+impl AttemptQuery {
+    /// Every attempt of the subscription.
+    pub fn of(subscription_id: SubscriptionId) -> Self {
+        Self {
+            subscription_id,
+            status: None,
+        }
+    }
+
+    /// Only the attempts with `status`.
+    pub fn only(self, status: AttemptStatus) -> Self {
+        Self {
+            status: Some(status),
+            ..self
+        }
+    }
 }
 
 /// The delivery attempt log (records expire after a TTL).
@@ -198,8 +218,7 @@ pub trait AttemptLog: Send + Sync {
     /// Newest first.
     async fn list(
         &self,
-        subscription_id: &SubscriptionId,
-        filter: AttemptFilter,
+        query: AttemptQuery,
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>, StoreError>;
 }

@@ -2,15 +2,14 @@ use chrono::Duration;
 use relay_shared::delivery::{AttemptRecord, AttemptStatus};
 use relay_shared::error::StoreError;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{AttemptFilter, AttemptLog, PageRequest};
+use relay_shared::ports::{AttemptLog, AttemptQuery, PageRequest};
 
 use crate::fixtures::{attempt, millis, now};
 use crate::harness::StoreEnv;
 
 async fn all_pages(
     log: &dyn AttemptLog,
-    sub: &SubscriptionId,
-    filter: AttemptFilter,
+    query: AttemptQuery,
     limit: u32,
 ) -> (Vec<AttemptRecord>, Vec<usize>) {
     let mut items = Vec::new();
@@ -18,7 +17,7 @@ async fn all_pages(
     let mut cursor = None;
     loop {
         let page = log
-            .list(sub, filter, &PageRequest { limit, cursor })
+            .list(query, &PageRequest { limit, cursor })
             .await
             .unwrap();
         sizes.push(page.items.len());
@@ -62,7 +61,7 @@ pub async fn newest_first_with_status_filter_and_pages(env: StoreEnv) {
         .unwrap();
 
     let newest_first: Vec<_> = records.iter().rev().cloned().collect();
-    let (items, sizes) = all_pages(log, &sub, AttemptFilter::default(), 3).await;
+    let (items, sizes) = all_pages(log, AttemptQuery::of(sub), 3).await;
     assert_eq!(sizes, vec![3, 3, 1]);
     assert_eq!(items, newest_first);
 
@@ -71,39 +70,21 @@ pub async fn newest_first_with_status_filter_and_pages(env: StoreEnv) {
         .filter(|a| a.status == AttemptStatus::Failed)
         .cloned()
         .collect();
-    let (items, sizes) = all_pages(
-        log,
-        &sub,
-        AttemptFilter {
-            status: Some(AttemptStatus::Failed),
-        },
-        2,
-    )
-    .await;
+    let (items, sizes) = all_pages(log, AttemptQuery::of(sub).only(AttemptStatus::Failed), 2).await;
     assert_eq!(sizes, vec![2, 1]);
     assert_eq!(items, failed);
 
-    let (items, _) = all_pages(
-        log,
-        &sub,
-        AttemptFilter {
-            status: Some(AttemptStatus::Skipped),
-        },
-        5,
-    )
-    .await;
+    let (items, _) = all_pages(log, AttemptQuery::of(sub).only(AttemptStatus::Skipped), 5).await;
     assert!(items.is_empty());
-    let (items, _) = all_pages(log, &other, AttemptFilter::default(), 5).await;
+    let (items, _) = all_pages(log, AttemptQuery::of(other), 5).await;
     assert_eq!(items.len(), 1);
-    let (items, sizes) =
-        all_pages(log, &SubscriptionId::new_at(1), AttemptFilter::default(), 5).await;
+    let (items, sizes) = all_pages(log, AttemptQuery::of(SubscriptionId::new_at(1)), 5).await;
     assert!(items.is_empty());
     assert_eq!(sizes, vec![0]);
 
     let bad = log
         .list(
-            &sub,
-            AttemptFilter::default(),
+            AttemptQuery::of(sub),
             &PageRequest {
                 limit: 3,
                 cursor: Some("%%%".into()),

@@ -5,7 +5,7 @@ use chrono::Duration;
 use relay_shared::adapters::memory::bounded_memory_stores;
 use relay_shared::delivery::AttemptStatus;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{AttemptFilter, Claim, PageRequest, Term};
+use relay_shared::ports::{AttemptQuery, Claim, PageRequest, Term};
 
 use crate::fixtures::{attempt, call, now};
 
@@ -76,14 +76,14 @@ async fn bounded_stores_forget_the_oldest_entries_beyond_capacity() {
     };
     let kept = stores
         .attempts
-        .list(&a, AttemptFilter::default(), &page)
+        .list(AttemptQuery::of(a), &page)
         .await
         .unwrap();
     let at: Vec<i64> = kept.items.iter().map(|r| r.at.timestamp_millis()).collect();
     assert_eq!(at, [1_005, 1_004, 1_003]);
     let other = stores
         .attempts
-        .list(&b, AttemptFilter::default(), &page)
+        .list(AttemptQuery::of(b), &page)
         .await
         .unwrap();
     assert_eq!(

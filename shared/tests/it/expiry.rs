@@ -5,7 +5,7 @@
 use chrono::Duration;
 use relay_shared::delivery::AttemptStatus;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{AttemptFilter, EventQuery, PageRequest};
+use relay_shared::ports::{AttemptQuery, EventQuery, PageRequest};
 
 use crate::fixtures::{attempt, call, event, millis, now};
 use crate::harness;
@@ -42,8 +42,7 @@ async fn readers_skip_expired_items() {
         .stores
         .attempts
         .list(
-            &sub,
-            AttemptFilter::default(),
+            AttemptQuery::of(sub),
             &PageRequest {
                 limit: 3,
                 cursor: None,

@@ -16,7 +16,7 @@ use relay_shared::delivery::{AttemptRecord, AttemptSummary, DeliveryJob};
 use relay_shared::events::EventType;
 use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{
-    AttemptFilter, Clock, CorePorts, DeadLetterSink, DeliveryQueue, HttpSender, PageRequest, Stores,
+    AttemptQuery, Clock, CorePorts, DeadLetterSink, DeliveryQueue, HttpSender, PageRequest, Stores,
 };
 use relay_shared::subscription::Subscription;
 use relay_shared::targets::TargetPolicy;
@@ -218,7 +218,7 @@ pub async fn attempts(stores: &Stores, id: &SubscriptionId) -> Vec<AttemptRecord
         limit: 100,
         cursor: None,
     };
-    let list = stores.attempts.list(id, AttemptFilter::default(), &page);
+    let list = stores.attempts.list(AttemptQuery::of(*id), &page);
     list.await.unwrap().items
 }
 

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use relay_shared::delivery::AttemptStatus;
-use relay_shared::ports::AttemptFilter;
+use relay_shared::ports::AttemptQuery;
 use serde::Deserialize;
 
 use super::webhooks::find_owned;
@@ -40,13 +40,14 @@ pub async fn list(
     }
     .page_request()?;
     let sub = find_owned(&state, &caller, &id).await?;
-    let filter = AttemptFilter {
+    let query = AttemptQuery {
+        subscription_id: sub.id,
         status: q.status.map(|s| match s {
             StatusFilter::Succeeded => AttemptStatus::Succeeded,
             StatusFilter::Failed => AttemptStatus::Failed,
         }),
     };
-    let page = state.stores.attempts.list(&sub.id, filter, &page).await?;
+    let page = state.stores.attempts.list(query, &page).await?;
     Ok(Json(ListResponse {
         data: page.items.iter().map(Delivery::from).collect(),
         next_cursor: page.next_cursor,

@@ -10,7 +10,7 @@ use super::DynamoTable;
 use crate::delivery::{AttemptRecord, AttemptStatus};
 use crate::error::StoreError;
 use crate::ids::SubscriptionId;
-use crate::ports::{AttemptFilter, AttemptLog, Page, PageRequest};
+use crate::ports::{AttemptLog, AttemptQuery, Page, PageRequest};
 
 fn pk(subscription_id: &SubscriptionId) -> String {
     format!("ATTEMPTS#{subscription_id}")
@@ -39,14 +39,13 @@ impl AttemptLog for DynamoTable {
 
     async fn list(
         &self,
-        subscription_id: &SubscriptionId,
-        filter: AttemptFilter,
+        query: AttemptQuery,
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>, StoreError> {
-        let partition = pk(subscription_id);
+        let partition = pk(&query.subscription_id);
         let mut spec = QuerySpec::partition(partition.clone());
         spec.forward = false;
-        if let Some(status) = filter.status {
+        if let Some(status) = query.status {
             spec.filter = Some("#st = :st");
             spec.names.push(("#st", "status"));
             spec.values.push((":st", s(status_str(status))));

@@ -9,7 +9,7 @@ use super::{decode_cursor, encode_cursor};
 use crate::delivery::AttemptRecord;
 use crate::error::StoreError;
 use crate::ids::SubscriptionId;
-use crate::ports::{AttemptFilter, AttemptLog, Page, PageRequest};
+use crate::ports::{AttemptLog, AttemptQuery, Page, PageRequest};
 
 /// The delivery-attempt log in memory. Unbounded by default; `with_capacity` keeps only the newest
 /// attempts of each subscription (the local stack's embedded store).
@@ -45,13 +45,12 @@ impl AttemptLog for MemoryAttemptLog {
 
     async fn list(
         &self,
-        subscription_id: &SubscriptionId,
-        filter: AttemptFilter,
+        query: AttemptQuery,
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>, StoreError> {
         let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
         let items = self.items.lock().unwrap();
-        let Some(log) = items.get(subscription_id) else {
+        let Some(log) = items.get(&query.subscription_id) else {
             return Ok(Page {
                 items: vec![],
                 next_cursor: None,
@@ -62,7 +61,7 @@ impl AttemptLog for MemoryAttemptLog {
             .iter()
             .rev()
             .filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()))
-            .filter(|(_, a)| filter.status.is_none_or(|s| a.status == s))
+            .filter(|(_, a)| query.status.is_none_or(|s| a.status == s))
             .map(|(_, a)| a.clone())
             .take(page.size() + 1)
             .collect();
