@@ -15,7 +15,9 @@ use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::ManualClock;
 use relay_shared::delivery::DeliveryJob;
+use relay_shared::ids::SubscriptionId;
 use relay_shared::ports::{CorePorts, DeadLetterSink, DeliveryQueue, QueueConsumer, Stores};
+use relay_shared::subscription::Subscription;
 use serde_json::Value;
 use tower::ServiceExt;
 use webhooks_api::{router, store_api_key, ApiConfig, AppState};
@@ -226,6 +228,12 @@ impl Harness {
             None => Body::empty(),
         };
         self.send(b.body(body).unwrap()).await
+    }
+
+    /// The stored subscription (it must exist).
+    pub async fn stored(&self, id: &SubscriptionId) -> Subscription {
+        let sub = self.stores.subscriptions.get(id).await.unwrap();
+        sub.expect("the subscription is stored")
     }
 
     /// Creates a webhook and returns its JSON (with the secret).

@@ -80,6 +80,24 @@ async fn h(b: Backend) -> Option<Harness> {
     b.harness(ApiConfig::default()).await
 }
 
+/// Asserts that creating a webhook with `url` fails validation on the `url` field; returns the
+/// error.
+async fn refuses_url(h: &Harness, key: &str, url: &str) -> Value {
+    let mut body = valid_body();
+    body["url"] = json!(url);
+    let r = h.call("POST", HOOKS, Some(key), Some(body)).await;
+    let e = r.assert_error(422, "validation_failed");
+    assert_eq!(e["field"], "url", "{url}");
+    e
+}
+
+/// A harness whose config `edit` changed from the default.
+async fn h_with(b: Backend, edit: impl FnOnce(&mut ApiConfig)) -> Option<Harness> {
+    let mut config = ApiConfig::default();
+    edit(&mut config);
+    b.harness(config).await
+}
+
 async fn create_returns_the_secret_once(b: Backend) {
     let Some(h) = h(b).await else { return };
     let key = h.user().await;
@@ -311,13 +329,7 @@ async fn url_validation(b: Backend) {
         "https://[fd12::1]/",
         "https://[::]/",
     ] {
-        let mut body = valid_body();
-        body["url"] = json!(bad);
-        let e = h
-            .call("POST", HOOKS, Some(&key), Some(body))
-            .await
-            .assert_error(422, "validation_failed");
-        assert_eq!(e["field"], "url", "{bad}");
+        refuses_url(&h, &key, bad).await;
     }
     // The literal addresses the delivery worker refuses are refused here too, naming the class.
     for (bad, class) in [
@@ -331,13 +343,7 @@ async fn url_validation(b: Backend) {
         ("https://[::ffff:0:808:808]/", "(siit)"),
         ("https://[4000::1]/", "(not-global-unicast)"),
     ] {
-        let mut body = valid_body();
-        body["url"] = json!(bad);
-        let e = h
-            .call("POST", HOOKS, Some(&key), Some(body))
-            .await
-            .assert_error(422, "validation_failed");
-        assert_eq!(e["field"], "url", "{bad}");
+        let e = refuses_url(&h, &key, bad).await;
         assert!(e["detail"].as_str().unwrap().contains(class), "{bad}: {e}");
     }
     // And on update.
@@ -645,14 +651,7 @@ async fn patch_semantics(b: Backend) {
     let id = c["id"].as_str().unwrap();
     let p = format!("{HOOKS}/{id}");
     let sid: SubscriptionId = id.parse().unwrap();
-    let v0 = h
-        .stores
-        .subscriptions
-        .get(&sid)
-        .await
-        .unwrap()
-        .unwrap()
-        .version;
+    let v0 = h.stored(&sid).await.version;
     h.clock.advance(Duration::seconds(5));
     let u = h
         .call(
@@ -762,14 +761,7 @@ async fn concurrent_patches_never_lose_updates(b: Backend) {
     let c = h.create(&key, "n").await;
     let id = c["id"].as_str().unwrap().to_owned();
     let sid: SubscriptionId = id.parse().unwrap();
-    let v0 = h
-        .stores
-        .subscriptions
-        .get(&sid)
-        .await
-        .unwrap()
-        .unwrap()
-        .version;
+    let v0 = h.stored(&sid).await.version;
     let h = std::sync::Arc::new(h);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..8 {
@@ -809,13 +801,7 @@ async fn concurrent_patches_never_lose_updates(b: Backend) {
 }
 
 async fn delete_frees_a_slot(b: Backend) {
-    let Some(h) = b
-        .harness(ApiConfig {
-            max_webhooks_per_user: 2,
-            ..ApiConfig::default()
-        })
-        .await
-    else {
+    let Some(h) = h_with(b, |c| c.max_webhooks_per_user = 2).await else {
         return;
     };
     let key = h.user().await;
@@ -891,13 +877,7 @@ async fn racing_creates_cannot_exceed_the_limit(b: Backend) {
 }
 
 async fn pagination_over_120_webhooks(b: Backend) {
-    let Some(h) = b
-        .harness(ApiConfig {
-            max_webhooks_per_user: 150,
-            ..ApiConfig::default()
-        })
-        .await
-    else {
+    let Some(h) = h_with(b, |c| c.max_webhooks_per_user = 150).await else {
         return;
     };
     let key = h.user().await;
@@ -1347,13 +1327,7 @@ async fn replay_requeues_the_window(b: Backend) {
 }
 
 async fn replay_is_bounded(b: Backend) {
-    let Some(h) = b
-        .harness(ApiConfig {
-            replay_max_events: 3,
-            ..ApiConfig::default()
-        })
-        .await
-    else {
+    let Some(h) = h_with(b, |c| c.replay_max_events = 3).await else {
         return;
     };
     let org = unique("org");
