@@ -6,9 +6,21 @@ use serde::{Deserialize, Serialize};
 use crate::events::{EventType, OutboundEvent};
 use crate::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
 
-/// Why an attempt failed, when it did not get an HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Why an attempt failed, when it did not get an HTTP status. The names come from one rule,
+/// snake_case, applied by serde and by strum alike (`as_str`; a test checks they agree).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorClass {
     Timeout,
     Connect,
@@ -19,6 +31,13 @@ pub enum ErrorClass {
     HttpStatus,
     InvalidUrl,
     Other,
+}
+
+impl ErrorClass {
+    /// The name as stored in the attempt log and logged (`ssrf_blocked`, …).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +161,14 @@ pub struct AttemptRecord {
 mod tests {
     use super::*;
     use crate::ids::{EventId, SubscriptionId};
+
+    #[test]
+    fn error_class_names_match_serde() {
+        use strum::VariantArray as _;
+        for c in ErrorClass::VARIANTS {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
 
     #[test]
     fn claim_keys_separate_attempts_and_runs_but_not_copies() {

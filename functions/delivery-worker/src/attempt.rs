@@ -131,7 +131,7 @@ impl AttemptResult {
     pub fn failure_summary(&self) -> String {
         match (self.status_code, self.error_class) {
             (Some(code), _) => format!("HTTP {code}"),
-            (None, Some(class)) => class_name(class).to_owned(),
+            (None, Some(class)) => class.as_str().to_owned(),
             (None, None) => "failure".to_owned(),
         }
     }
@@ -184,21 +184,6 @@ pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The snake_case name of an error class (as stored in the attempt log).
-pub(crate) fn class_name(class: ErrorClass) -> &'static str {
-    match class {
-        ErrorClass::Timeout => "timeout",
-        ErrorClass::Connect => "connect",
-        ErrorClass::Dns => "dns",
-        ErrorClass::Tls => "tls",
-        ErrorClass::SsrfBlocked => "ssrf_blocked",
-        ErrorClass::Redirect => "redirect",
-        ErrorClass::HttpStatus => "http_status",
-        ErrorClass::InvalidUrl => "invalid_url",
-        ErrorClass::Other => "other",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,20 +192,5 @@ mod tests {
     fn truncates_on_char_boundaries() {
         assert_eq!(truncate_utf8("héllo", 2), "h");
         assert_eq!(truncate_utf8("abc", 10), "abc");
-    }
-
-    #[test]
-    fn class_names_match_serde() {
-        for c in [
-            ErrorClass::Timeout,
-            ErrorClass::SsrfBlocked,
-            ErrorClass::Redirect,
-            ErrorClass::HttpStatus,
-        ] {
-            assert_eq!(
-                serde_json::to_value(c).unwrap(),
-                serde_json::json!(class_name(c))
-            );
-        }
     }
 }

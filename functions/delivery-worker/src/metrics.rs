@@ -7,8 +7,8 @@ use serde_json::Value;
 
 pub const FUNCTION: &str = "delivery-worker";
 
-/// The counters the worker emits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The counters the worker emits, named by their variant (`Delivered`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum Metric {
     /// A 2xx from the receiver.
     Delivered,
@@ -24,13 +24,7 @@ pub enum Metric {
 
 impl Metric {
     pub fn name(self) -> &'static str {
-        match self {
-            Metric::Delivered => "Delivered",
-            Metric::Failed => "Failed",
-            Metric::Retried => "Retried",
-            Metric::DeadLettered => "DeadLettered",
-            Metric::Deferred => "Deferred",
-        }
+        self.into()
     }
 }
 

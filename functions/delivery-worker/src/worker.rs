@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use relay_shared::delivery::{AttemptRecord, DeliveryJob};
+use relay_shared::delivery::{AttemptRecord, DeliveryJob, ErrorClass};
 use relay_shared::ids::SubscriptionId;
 use relay_shared::ports::{
     Claim, CorePorts, DeadLetterSink, HttpSender, QueuedJob, RateWindow, Term,
 };
 use relay_shared::subscription::{Health, Subscription};
 
-use crate::attempt::{class_name, post_signed, truncate_utf8, AttemptResult};
+use crate::attempt::{post_signed, truncate_utf8, AttemptResult};
 use crate::config::WorkerConfig;
 use crate::metrics::{Metric, MetricsSink};
 use crate::outcome::{DeferReason, DeliveryOutcome};
@@ -283,7 +283,10 @@ impl Worker {
         if result.permanent {
             let reason = format!(
                 "permanent failure ({}): {}",
-                result.error_class.map(class_name).unwrap_or("other"),
+                result
+                    .error_class
+                    .map(ErrorClass::as_str)
+                    .unwrap_or("other"),
                 result.error.as_deref().unwrap_or("")
             );
             return self.dead_letter(job, reason, true).await;

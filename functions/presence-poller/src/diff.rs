@@ -11,8 +11,10 @@ use std::fmt::Write as _;
 use relay_shared::webex::Person;
 use serde_json::Value;
 
-/// One field of a Webex person that the diff compares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One field of a Webex person that the diff compares, named by its Webex JSON name (the
+/// camelCase variant name).
+#[derive(Debug, Clone, PartialEq, Eq, strum::EnumString, strum::AsRefStr)]
+#[strum(serialize_all = "camelCase")]
 pub enum Field {
     Status,
     LastActivity,
@@ -27,44 +29,21 @@ pub enum Field {
     Type,
     Department,
     /// Any other top-level field Webex returns (kept in `Person::extra`), by its JSON name.
+    #[strum(default)]
     Other(String),
 }
 
 impl Field {
     /// A field by its Webex JSON name (`status`, `lastActivity`, `displayName`, …).
     pub fn from_name(name: &str) -> Field {
-        match name {
-            "status" => Field::Status,
-            "lastActivity" => Field::LastActivity,
-            "lastModified" => Field::LastModified,
-            "displayName" => Field::DisplayName,
-            "nickName" => Field::NickName,
-            "firstName" => Field::FirstName,
-            "lastName" => Field::LastName,
-            "emails" => Field::Emails,
-            "sipAddresses" => Field::SipAddresses,
-            "orgId" => Field::OrgId,
-            "type" => Field::Type,
-            "department" => Field::Department,
-            other => Field::Other(other.to_owned()),
-        }
+        name.parse()
+            .expect("an unknown name is `Other`: parsing cannot fail")
     }
 
     pub fn name(&self) -> &str {
         match self {
-            Field::Status => "status",
-            Field::LastActivity => "lastActivity",
-            Field::LastModified => "lastModified",
-            Field::DisplayName => "displayName",
-            Field::NickName => "nickName",
-            Field::FirstName => "firstName",
-            Field::LastName => "lastName",
-            Field::Emails => "emails",
-            Field::SipAddresses => "sipAddresses",
-            Field::OrgId => "orgId",
-            Field::Type => "type",
-            Field::Department => "department",
             Field::Other(name) => name,
+            known => known.as_ref(),
         }
     }
 
@@ -328,6 +307,16 @@ mod tests {
             fields.fingerprint(&person(json!({"id":"a","score":"3"}))),
             "3"
         );
+    }
+
+    #[test]
+    fn field_names_are_the_webex_json_names() {
+        let spec = "status,lastActivity,lastModified,displayName,nickName,firstName,lastName,emails,sipAddresses,orgId,type,department,customThing";
+        let fields = DiffFields::parse(spec).unwrap();
+        assert_eq!(fields.names(), spec);
+        assert_eq!(fields.fields()[10], Field::Type);
+        assert_eq!(fields.fields()[12], Field::Other("customThing".into()));
+        assert_eq!(Field::from_name("Status"), Field::Other("Status".into()));
     }
 
     #[test]

@@ -10,8 +10,9 @@ use relay_shared::webex::ParseError;
 
 use crate::envelope::parse_detail;
 
-/// What happened to one request (the `outcome` log field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happened to one request (the `outcome` log field: the snake_case variant name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum IngestOutcome {
     Queued,
     Duplicate,
@@ -25,16 +26,7 @@ pub enum IngestOutcome {
 
 impl IngestOutcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            IngestOutcome::Queued => "queued",
-            IngestOutcome::Duplicate => "duplicate",
-            IngestOutcome::InProgress => "in_progress",
-            IngestOutcome::Ignored => "ignored",
-            IngestOutcome::TooLarge => "too_large",
-            IngestOutcome::Unauthorized => "unauthorized",
-            IngestOutcome::BadRequest => "bad_request",
-            IngestOutcome::Unavailable => "unavailable",
-        }
+        self.into()
     }
 }
 
@@ -104,4 +96,17 @@ impl IngestResponse {
 /// Untrusted text quoted in an answer or a log line, cut to `max_chars`.
 pub(crate) fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IngestOutcome;
+
+    #[test]
+    fn outcome_log_names() {
+        assert_eq!(IngestOutcome::Queued.as_str(), "queued");
+        assert_eq!(IngestOutcome::InProgress.as_str(), "in_progress");
+        assert_eq!(IngestOutcome::TooLarge.as_str(), "too_large");
+        assert_eq!(IngestOutcome::BadRequest.as_str(), "bad_request");
+    }
 }

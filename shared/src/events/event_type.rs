@@ -1,18 +1,47 @@
 use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr};
 
-/// The catalogue of outbound event types a subscription can filter on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The catalogue of outbound event types a subscription can filter on. Each wire name is spelled
+/// once, in its `strum` attribute: `as_str`, `FromStr`, `Display` and serde all go through it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    strum::Display,
+)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum EventType {
-    #[serde(rename = "telephony:created")]
+    #[strum(serialize = "telephony:created")]
     TelephonyCreated,
-    #[serde(rename = "telephony:updated")]
+    #[strum(serialize = "telephony:updated")]
     TelephonyUpdated,
-    #[serde(rename = "telephony:deleted")]
+    #[strum(serialize = "telephony:deleted")]
     TelephonyDeleted,
-    #[serde(rename = "presence:changed")]
+    #[strum(serialize = "presence:changed")]
     PresenceChanged,
-    #[serde(rename = "webhook:test")]
+    #[strum(serialize = "webhook:test")]
     WebhookTest,
+}
+
+/// A string that names no event type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event type `{0}`")]
+pub struct UnknownEventType(pub String);
+
+impl TryFrom<String> for EventType {
+    type Error = UnknownEventType;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse().map_err(|_| UnknownEventType(s))
+    }
 }
 
 impl EventType {
@@ -25,13 +54,7 @@ impl EventType {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::TelephonyCreated => "telephony:created",
-            EventType::TelephonyUpdated => "telephony:updated",
-            EventType::TelephonyDeleted => "telephony:deleted",
-            EventType::PresenceChanged => "presence:changed",
-            EventType::WebhookTest => "webhook:test",
-        }
+        self.into()
     }
 
     pub fn description(self) -> &'static str {
@@ -65,7 +88,7 @@ impl EventType {
     }
 
     pub fn parse(s: &str) -> Option<EventType> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
+        s.parse().ok()
     }
 
     /// Presence events carry the org in an `x-org-id` header (seed 000).
@@ -74,8 +97,24 @@ impl EventType {
     }
 }
 
-impl std::fmt::Display for EventType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip() {
+        for t in EventType::ALL {
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
+            assert_eq!(serde_json::from_str::<EventType>(&json).unwrap(), t);
+            assert_eq!(
+                serde_json::from_value::<EventType>(serde_json::json!(t.as_str())).unwrap(),
+                t
+            );
+            assert_eq!(EventType::parse(&t.to_string()), Some(t));
+        }
+        assert_eq!(EventType::parse("telephony"), None);
+        let e = serde_json::from_str::<EventType>("\"nope\"").unwrap_err();
+        assert!(e.to_string().contains("unknown event type `nope`"), "{e}");
     }
 }
