@@ -5,7 +5,7 @@ use relay_shared::auth::{ApiKeyRecord, Role};
 use relay_shared::call_state::{CallObservation, CallRecord};
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use relay_shared::events::{EventType, OutboundEvent};
-use relay_shared::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
+use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::subscription::Subscription;
 
 /// Now, on a whole second (stores keep `expires_at` in seconds).
@@ -60,26 +60,8 @@ pub fn call(call_id: &str, version: u64, stage: &str, at: DateTime<Utc>) -> Call
 }
 
 pub fn attempt(sub: SubscriptionId, ms: u64, n: u32, status: AttemptStatus) -> AttemptRecord {
-    let event_id = EventId::new_at(ms);
-    AttemptRecord {
-        id: AttemptId::new_at(ms),
-        delivery_id: delivery_id(&event_id, &sub),
-        event_id,
-        subscription_id: sub,
-        event_type: EventType::TelephonyCreated,
-        attempt: n,
-        at: DateTime::from_timestamp_millis(ms as i64).expect("time"),
-        duration_ms: 12,
-        status,
-        status_code: Some(if status == AttemptStatus::Succeeded {
-            200
-        } else {
-            500
-        }),
-        error_class: None,
-        error: None,
-        response_snippet: Some("ok".into()),
-    }
+    let at = DateTime::from_timestamp_millis(ms as i64).expect("time");
+    testkit::fixtures::attempt(sub, EventId::new_at(ms), n, status, at)
 }
 
 pub fn event(org: &str, created_at: DateTime<Utc>) -> OutboundEvent {

@@ -13,7 +13,7 @@ use relay_shared::delivery::{
     AttemptRecord, AttemptStatus, AttemptSummary, DeliveryJob, ErrorClass,
 };
 use relay_shared::events::{EventType, OutboundEvent};
-use relay_shared::ids::{AttemptId, EventId, SubscriptionId};
+use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::Clock;
 use relay_shared::signing::{
     delivery_headers, standard_webhooks_signature, SignatureInput, SigningSecret,
@@ -952,24 +952,11 @@ fn attempt(
     at: chrono::DateTime<chrono::Utc>,
 ) -> AttemptRecord {
     let event = EventId::new_at(1_700_000_000_000 + n);
+    let at = at + Duration::milliseconds(n as i64);
     AttemptRecord {
-        id: AttemptId::new_at(at.timestamp_millis() as u64 + n),
-        delivery_id: relay_shared::ids::delivery_id(&event, &sub),
-        event_id: event,
-        subscription_id: sub,
         event_type: EventType::PresenceChanged,
-        attempt: 1,
-        at: at + Duration::milliseconds(n as i64),
-        duration_ms: 12,
-        status,
-        status_code: Some(if status == AttemptStatus::Succeeded {
-            200
-        } else {
-            500
-        }),
         error_class: (status == AttemptStatus::Failed).then_some(ErrorClass::HttpStatus),
-        error: None,
-        response_snippet: Some("ok".into()),
+        ..testkit::fixtures::attempt(sub, event, 1, status, at)
     }
 }
 
