@@ -446,18 +446,11 @@ async fn malformed_requests(b: Backend) {
         .await
         .assert_error(422, "validation_failed");
     // Query mistakes.
-    h.call("GET", &format!("{HOOKS}?limit=abc"), Some(&key), None)
-        .await
-        .assert_error(422, "validation_failed");
-    h.call("GET", &format!("{HOOKS}?limit=0"), Some(&key), None)
-        .await
-        .assert_error(422, "validation_failed");
-    h.call("GET", &format!("{HOOKS}?limit=251"), Some(&key), None)
-        .await
-        .assert_error(422, "validation_failed");
-    h.call("GET", &format!("{HOOKS}?limit=-3"), Some(&key), None)
-        .await
-        .assert_error(422, "validation_failed");
+    for query in ["limit=abc", "limit=0", "limit=251", "limit=-3"] {
+        h.call("GET", &format!("{HOOKS}?{query}"), Some(&key), None)
+            .await
+            .assert_error(422, "validation_failed");
+    }
     h.call("GET", &format!("{HOOKS}?cursor=%%%"), Some(&key), None)
         .await;
     // Bad ids are simply not found.
@@ -1104,22 +1097,11 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
     let sid: SubscriptionId = id.parse().unwrap();
     let old = c["secret"].as_str().unwrap().to_owned();
     let p = format!("{HOOKS}/{id}/rotate-secret");
-    let r = h
-        .call(
-            "POST",
-            &p,
-            Some(&key),
-            Some(json!({"gracePeriodSeconds": 3600})),
-        )
-        .await
-        .assert_status(200);
+    let r = rotate(&h, &key, &p, Some(3600)).await.assert_status(200);
     let new = r["secret"].as_str().unwrap().to_owned();
     assert!(new.starts_with("whsec_") && new != old);
-    let expires =
-        chrono::DateTime::parse_from_rfc3339(r["previousSecretExpiresAt"].as_str().unwrap())
-            .unwrap();
     assert_eq!(
-        expires.with_timezone(&chrono::Utc),
+        previous_expires(&r),
         h.clock.now() + Duration::seconds(3600)
     );
     let got = h
@@ -1149,7 +1131,7 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
     let expect = |secret: &str, now: chrono::DateTime<chrono::Utc>| {
         standard_webhooks_signature(&SigningSecret::new(secret), "msg_x", now.timestamp(), b"{}")
     };
-    let sub = h.stores.subscriptions.get(&sid).await.unwrap().unwrap();
+    let sub = h.stored(&sid).await;
     let now = h.clock.now() + Duration::seconds(60);
     let sig = sign(now, &sub);
     let parts: Vec<&str> = sig.split(' ').collect();
@@ -1163,53 +1145,40 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
     assert_eq!(sig, expect(&new, later), "one after it");
 
     // Defaults to 24 h; 0 drops the old secret at once; > 7 days refused.
-    let r2 = h
-        .call("POST", &p, Some(&key), None)
-        .await
-        .assert_status(200);
-    let exp2 =
-        chrono::DateTime::parse_from_rfc3339(r2["previousSecretExpiresAt"].as_str().unwrap())
-            .unwrap();
+    let r2 = rotate(&h, &key, &p, None).await.assert_status(200);
     assert_eq!(
-        exp2.with_timezone(&chrono::Utc),
+        previous_expires(&r2),
         h.clock.now() + Duration::seconds(86_400)
     );
-    let r3 = h
-        .call(
-            "POST",
-            &p,
-            Some(&key),
-            Some(json!({"gracePeriodSeconds": 0})),
-        )
-        .await
-        .assert_status(200);
+    let r3 = rotate(&h, &key, &p, Some(0)).await.assert_status(200);
     assert!(r3.get("previousSecretExpiresAt").is_none());
-    let sub = h.stores.subscriptions.get(&sid).await.unwrap().unwrap();
+    let sub = h.stored(&sid).await;
     assert_eq!(sub.secret, r3["secret"].as_str().unwrap());
     assert_eq!(
         sub.signing_secrets(h.clock.now()).len(),
         3,
         "current + the two still in grace (old, r2's predecessor)"
     );
-    h.call(
-        "POST",
-        &p,
-        Some(&key),
-        Some(json!({"gracePeriodSeconds": 604_801})),
-    )
-    .await
-    .assert_error(422, "validation_failed");
-    h.call(
-        "POST",
-        &p,
-        Some(&key),
-        Some(json!({"gracePeriodSeconds": -1})),
-    )
-    .await
-    .assert_error(422, "validation_failed");
+    rotate(&h, &key, &p, Some(604_801))
+        .await
+        .assert_error(422, "validation_failed");
+    rotate(&h, &key, &p, Some(-1))
+        .await
+        .assert_error(422, "validation_failed");
     h.call("POST", &p, Some(&key), Some(json!({"secret": "abc"})))
         .await
         .assert_error(422, "unknown_field");
+}
+
+/// `POST …/rotate-secret` with `gracePeriodSeconds` (none: the default).
+async fn rotate(h: &Harness, key: &str, path: &str, grace: Option<i64>) -> crate::common::Resp {
+    let body = grace.map(|g| json!({ "gracePeriodSeconds": g }));
+    h.call("POST", path, Some(key), body).await
+}
+
+fn previous_expires(rotated: &Value) -> chrono::DateTime<chrono::Utc> {
+    let at = rotated["previousSecretExpiresAt"].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(at).unwrap().into()
 }
 
 async fn append(
@@ -1374,32 +1343,22 @@ async fn dlq_redrive(b: Backend) {
             .unwrap();
     }
     h.dead_letter_sink.park("not a job").await.unwrap();
-    h.call("POST", "/api/hooks/dlq/redrive", Some(&user), None)
+    const REDRIVE: &str = "/api/hooks/dlq/redrive";
+    h.call("POST", REDRIVE, Some(&user), None)
         .await
         .assert_error(403, "forbidden");
-    h.call(
-        "POST",
-        "/api/hooks/dlq/redrive",
-        Some(&admin),
-        Some(json!({"limit": 0})),
-    )
-    .await
-    .assert_error(422, "validation_failed");
-    h.call(
-        "POST",
-        "/api/hooks/dlq/redrive",
-        Some(&admin),
-        Some(json!({"limit": 100_000})),
-    )
-    .await
-    .assert_error(422, "validation_failed");
-    let r = h
-        .call(
+    for limit in [0, 100_000] {
+        h.call(
             "POST",
-            "/api/hooks/dlq/redrive",
+            REDRIVE,
             Some(&admin),
-            Some(json!({"limit": 100})),
+            Some(json!({ "limit": limit })),
         )
+        .await
+        .assert_error(422, "validation_failed");
+    }
+    let r = h
+        .call("POST", REDRIVE, Some(&admin), Some(json!({"limit": 100})))
         .await
         .assert_status(200);
     assert_eq!(r, json!({"moved": 3, "skipped": 1}));
@@ -1413,7 +1372,7 @@ async fn dlq_redrive(b: Backend) {
     }
     // The moved ones are gone from the DLQ (the unparseable one is in flight, invisible).
     let r = h
-        .call("POST", "/api/hooks/dlq/redrive", Some(&admin), None)
+        .call("POST", REDRIVE, Some(&admin), None)
         .await
         .assert_status(200);
     assert_eq!(r["moved"], 0);
