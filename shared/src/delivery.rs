@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use strum::{IntoStaticStr, VariantArray};
 
 use crate::events::{EventType, OutboundEvent};
 use crate::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
@@ -9,15 +10,7 @@ use crate::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
 /// Why an attempt failed, when it did not get an HTTP status. The names come from one rule,
 /// snake_case, applied by serde and by strum alike (`as_str`; a test checks they agree).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::VariantArray,
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, VariantArray,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -164,7 +157,6 @@ mod tests {
 
     #[test]
     fn error_class_names_match_serde() {
-        use strum::VariantArray as _;
         for c in ErrorClass::VARIANTS {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }

@@ -1,24 +1,11 @@
 use serde::{Deserialize, Serialize};
-use strum::{EnumString, IntoStaticStr};
+use strum::{Display, EnumString, IntoStaticStr};
 
 /// The catalogue of outbound event types a subscription can filter on. Each wire name is spelled
 /// once, in its `strum` attribute: `as_str`, `FromStr`, `Display` and serde all go through it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(into = "&'static str", try_from = "String")]
+#[derive(EnumString, IntoStaticStr, Display)]
 pub enum EventType {
     #[strum(serialize = "telephony:created")]
     TelephonyCreated,
