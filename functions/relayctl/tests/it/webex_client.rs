@@ -568,19 +568,14 @@ async fn relayctl_binary_ensure_and_list() {
                 .unwrap()
         })
     };
-    let out = run(
-        vec![
-            "webex-webhooks",
-            "ensure",
-            "--target-url",
-            TARGET,
-            "--secret-from",
-            "env:RELAYCTL_TEST_SECRET",
-        ],
-        base.clone(),
-    )
-    .await
-    .unwrap();
+    // `ensure` of the one target, its secret read as `secret_from` says.
+    let ensure_args = |secret_from: &'static str| {
+        let target = ["--target-url", TARGET, "--secret-from", secret_from];
+        [&["webex-webhooks", "ensure"][..], &target[..]].concat()
+    };
+    let out = run(ensure_args("env:RELAYCTL_TEST_SECRET"), base.clone())
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -588,19 +583,9 @@ async fn relayctl_binary_ensure_and_list() {
     let id = fake.ids()[0].clone();
     assert_eq!(fake.secret_of(&id).as_deref(), Some("very-secret-value"));
 
-    let out = run(
-        vec![
-            "webex-webhooks",
-            "ensure",
-            "--target-url",
-            TARGET,
-            "--secret-from",
-            "env:RELAYCTL_TEST_SECRET",
-        ],
-        base.clone(),
-    )
-    .await
-    .unwrap();
+    let out = run(ensure_args("env:RELAYCTL_TEST_SECRET"), base.clone())
+        .await
+        .unwrap();
     let stdout2 = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         stdout2.contains(&format!("updated webhook {id}")) && stdout2.contains("secret re-applied"),
@@ -624,34 +609,12 @@ async fn relayctl_binary_ensure_and_list() {
         );
     }
 
-    let out = run(
-        vec![
-            "webex-webhooks",
-            "ensure",
-            "--target-url",
-            TARGET,
-            "--secret-from",
-            "env:RELAYCTL_UNSET_VAR",
-        ],
-        base.clone(),
-    )
-    .await
-    .unwrap();
+    let out = run(ensure_args("env:RELAYCTL_UNSET_VAR"), base.clone())
+        .await
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("RELAYCTL_UNSET_VAR is not set"));
-    let out = run(
-        vec![
-            "webex-webhooks",
-            "ensure",
-            "--target-url",
-            TARGET,
-            "--secret-from",
-            "literal-secret",
-        ],
-        base,
-    )
-    .await
-    .unwrap();
+    let out = run(ensure_args("literal-secret"), base).await.unwrap();
     assert!(
         !out.status.success(),
         "a literal secret on the command line is refused"
