@@ -75,10 +75,7 @@ pub async fn delay_hides_messages(env: QueueEnv) {
         .unwrap();
     let got = receive_n(env.consumer.as_ref(), 1).await;
     assert_eq!(got.len(), 1);
-    assert_eq!(
-        serde_json::from_str::<DeliveryJob>(&got[0].body).unwrap(),
-        now_job
-    );
+    assert_eq!(parsed(&got[0]), now_job);
     assert!(
         env.consumer.receive(10, 0).await.unwrap().is_empty(),
         "the delayed job is not visible yet"
@@ -130,10 +127,7 @@ pub async fn ack_and_retry_after(env: QueueEnv) {
         .await
         .unwrap();
     let got = receive_n(env.consumer.as_ref(), 1).await;
-    assert_eq!(
-        serde_json::from_str::<DeliveryJob>(&got[0].body).unwrap(),
-        other
-    );
+    assert_eq!(parsed(&got[0]), other);
     env.consumer.ack(&got[0].receipt).await.unwrap();
     assert_eq!(env.depth().await, 1);
 }
@@ -158,10 +152,7 @@ pub async fn redrive_after_max_receives(env: QueueEnv) {
     assert_eq!(env.depth().await, 0);
     let dead = receive_n(env.dead_letter_source.as_ref(), 1).await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(
-        serde_json::from_str::<DeliveryJob>(&dead[0].body).unwrap(),
-        j
-    );
+    assert_eq!(parsed(&dead[0]), j);
 }
 
 pub async fn park_raw_body(env: QueueEnv) {
@@ -179,4 +170,8 @@ pub async fn park_raw_body(env: QueueEnv) {
         .unwrap()
         .is_empty());
     let _ = env.backend;
+}
+
+fn parsed(received: &ReceivedJob) -> DeliveryJob {
+    serde_json::from_str(&received.body).unwrap()
 }
