@@ -10,10 +10,10 @@ The seed's snippet assigns placeholders (`SECRET_KEY = "WEBHOOK SECRET"`,
 (a typo in the seed for `request_body`). We bind those three names to the captured secret and body
 and run the seed's computation verbatim; its comparison rule is "should be equal".
 """
-import base64
 import hmac
-import json
 import sys
+
+from capture import read_capture
 
 
 def seed003_signature(captured_secret: str, captured_body: str) -> str:
@@ -37,12 +37,8 @@ def seed003_signature(captured_secret: str, captured_body: str) -> str:
 
 def main() -> int:
     try:
-        raw = open(sys.argv[1], "rb").read() if len(sys.argv) > 1 else sys.stdin.buffer.read()
-        capture = json.loads(raw)
-        body_bytes = base64.b64decode(capture["body_b64"])
-        headers = {k.lower(): v for k, v in capture["headers"].items()}
+        captured_secret, headers, body_bytes = read_capture()
         received = headers["x-servicehook-signature"]
-        captured_secret = capture["secret"]
     except Exception as e:  # noqa: BLE001
         print(f"bad capture: {e}", file=sys.stderr)
         return 2

@@ -5,9 +5,9 @@ Usage: standardwebhooks_verify.py [capture.json]   (stdin when no file)
 Capture: {"secret": "...", "headers": {...lower-case names...}, "body_b64": "..."}
 Exit 0 only if `Webhook(secret).verify(body, headers)` accepts it.
 """
-import base64
-import json
 import sys
+
+from capture import read_capture
 
 try:
     from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -18,11 +18,7 @@ except ImportError as e:  # pragma: no cover
 
 def main() -> int:
     try:
-        raw = open(sys.argv[1], "rb").read() if len(sys.argv) > 1 else sys.stdin.buffer.read()
-        capture = json.loads(raw)
-        body = base64.b64decode(capture["body_b64"])
-        headers = {k.lower(): v for k, v in capture["headers"].items()}
-        secret = capture["secret"]
+        secret, headers, body = read_capture()
     except Exception as e:  # noqa: BLE001
         print(f"bad capture: {e}", file=sys.stderr)
         return 2

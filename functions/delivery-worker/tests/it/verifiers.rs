@@ -19,20 +19,10 @@ fn verifiers_dir() -> PathBuf {
         .join("../../tests/verifiers")
 }
 
-fn required() -> bool {
-    std::env::var("RELAY_REQUIRE_AWS").is_ok_and(|v| v == "1")
-}
-
-/// The interpreter from `var`, or `None` (skip) — a failure when `RELAY_REQUIRE_AWS=1`.
+/// The interpreter from `var`, or `None` (skip) — a failure when `RELAY_REQUIRE_AWS=1`
+/// (`testkit::var`, the same rule as the AWS gate).
 fn interpreter(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(!required(), "{var} is not set and RELAY_REQUIRE_AWS=1: the external verifier check cannot be skipped");
-            eprintln!("SKIPPED: {var} is not set, so the external verifier check did not run (set {var} to enable it)");
-            None
-        }
-    }
+    testkit::var("the external verifier check", var, var)
 }
 
 struct Capture {
