@@ -338,6 +338,16 @@ pub struct QueuedJob {
     pub delay_seconds: u32,
 }
 
+impl QueuedJob {
+    /// A job visible at once.
+    pub fn now(job: DeliveryJob) -> Self {
+        Self {
+            job,
+            delay_seconds: 0,
+        }
+    }
+}
+
 /// The delivery queue. `send` returns only when every job is accepted, retrying refused entries;
 /// otherwise an error, and the caller must not acknowledge its input.
 #[async_trait]

@@ -114,10 +114,10 @@ impl Outbox<'_> {
                 body,
             };
             self.events.append(&event, now + ttl).await?;
-            jobs.extend(subs.iter().map(|s| QueuedJob {
-                job: DeliveryJob::for_event(&event, s.id),
-                delay_seconds: 0,
-            }));
+            jobs.extend(
+                subs.iter()
+                    .map(|s| QueuedJob::now(DeliveryJob::for_event(&event, s.id))),
+            );
             out.events += 1;
         }
         if !jobs.is_empty() {

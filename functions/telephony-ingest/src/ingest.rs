@@ -214,10 +214,7 @@ impl Ingest {
         let jobs: Vec<QueuedJob> = subs
             .iter()
             .filter(|s| s.org_id == envelope.org_id && s.wants(event_type))
-            .map(|s| QueuedJob {
-                job: DeliveryJob::for_event(&event, s.id),
-                delay_seconds: 0,
-            })
+            .map(|s| QueuedJob::now(DeliveryJob::for_event(&event, s.id)))
             .collect();
         if !jobs.is_empty() {
             self.ports

@@ -37,7 +37,10 @@ pub async fn redrive(
     // Every received message counts towards the bound, so unparseable ones cannot loop us.
     let mut seen = 0u32;
     while seen < limit {
-        let batch = state.dead_letter_source.receive((limit - seen).min(10), 0).await?;
+        let batch = state
+            .dead_letter_source
+            .receive((limit - seen).min(10), 0)
+            .await?;
         if batch.is_empty() {
             break;
         }
@@ -51,13 +54,7 @@ pub async fn redrive(
                 continue;
             };
             job.start_new_run();
-            state
-                .queue
-                .send(&[QueuedJob {
-                    job,
-                    delay_seconds: 0,
-                }])
-                .await?;
+            state.queue.send(&[QueuedJob::now(job)]).await?;
             state.dead_letter_source.ack(&msg.receipt).await?;
             moved += 1;
         }

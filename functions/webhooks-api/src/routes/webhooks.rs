@@ -266,13 +266,7 @@ pub async fn send_test(
         body,
     };
     let job = DeliveryJob::for_event(&event, sub.id);
-    state
-        .queue
-        .send(&[QueuedJob {
-            job,
-            delay_seconds: 0,
-        }])
-        .await?;
+    state.queue.send(&[QueuedJob::now(job)]).await?;
     tracing::info!(webhook_id = %sub.id, event_id = %event_id, "test event queued");
     Ok((
         StatusCode::ACCEPTED,
@@ -357,13 +351,10 @@ pub async fn replay(
         .iter()
         .take(max as usize)
         .filter(|e| sub.event_types.contains(&e.event_type))
-        .map(|e| QueuedJob {
-            job: {
-                let mut job = DeliveryJob::for_event(e, sub.id);
-                job.start_new_run();
-                job
-            },
-            delay_seconds: 0,
+        .map(|e| {
+            let mut job = DeliveryJob::for_event(e, sub.id);
+            job.start_new_run();
+            QueuedJob::now(job)
         })
         .collect();
     for chunk in jobs.chunks(SEND_CHUNK) {
