@@ -1,6 +1,7 @@
 //! The presence poller against a fake Webex on 127.0.0.1, with the in-memory adapters.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
@@ -406,14 +407,15 @@ async fn failed_cycles_are_counted_and_never_fatal() {
     assert_eq!(summary.baseline_recorded, 10);
 }
 
-/// Serves "old" first, then "new".
-struct Rotating(Mutex<Vec<&'static str>>);
+/// Serves "old" once, then "new" (the rotated token).
+#[derive(Default)]
+struct OldThenNew(AtomicBool);
 
 #[async_trait]
-impl TokenSource for Rotating {
+impl TokenSource for OldThenNew {
     async fn token(&self) -> Result<String, String> {
-        let mut v = self.0.lock().unwrap();
-        Ok(if v.len() > 1 { v.remove(0) } else { v[0] }.to_owned())
+        let rotated = self.0.swap(true, Ordering::SeqCst);
+        Ok(if rotated { "new" } else { "old" }.to_owned())
     }
 }
 
@@ -421,7 +423,7 @@ impl TokenSource for Rotating {
 async fn a_401_rereads_the_token_and_retries_once() {
     let fake = FakeWebex::start(people(150, "active")).await;
     fake.accept_tokens(&["new"]);
-    let tokens: Arc<dyn TokenSource> = Arc::new(Rotating(Mutex::new(vec!["old", "new"])));
+    let tokens: Arc<dyn TokenSource> = Arc::new(OldThenNew::default());
     let rig = Rig::with_fake(
         fake,
         fast_config(),
