@@ -165,7 +165,10 @@ mod tests {
     fn function_settings_are_flags() {
         use clap::CommandFactory;
         Args::command().debug_assert();
-        let a = Args::try_parse_from([
+        let parse = |argv: &[&str]| {
+            relay_shared::config::try_parse_command_line_from::<Args, _, _>(argv.iter().copied())
+        };
+        let a = parse(&[
             "local-stack",
             "--allow-private-targets",
             "--retry-schedule",
@@ -180,13 +183,23 @@ mod tests {
             "o1",
         ])
         .unwrap();
-        assert!(a.targets.allow_private);
+        assert!(a.targets.allow_private_targets);
         assert_eq!(a.worker.retry_schedule, Some(vec![0, 1, 2]));
-        assert_eq!(a.worker.delivery_timeout_seconds, 0.5);
-        assert_eq!(a.api.max_rate_limit_per_minute, 500);
-        assert_eq!(a.presence.org_id.as_deref(), Some("o1"));
-        let e = Args::try_parse_from(["local-stack", "--delivery-timeout", "0"]).unwrap_err();
+        assert_eq!(a.worker.delivery_timeout, 0.5);
+        assert_eq!(a.api.max_rate_limit, 500);
+        assert_eq!(a.presence.presence_org.as_deref(), Some("o1"));
+        let e = parse(&["local-stack", "--delivery-timeout", "0"]).unwrap_err();
         assert!(e.to_string().contains("DELIVERY_TIMEOUT_SECONDS"), "{e}");
+        // Every boolean setting takes the same values, here as on Lambda.
+        let a = parse(&[
+            "local-stack",
+            "--allow-http-targets=yes",
+            "--aws=1",
+            "--presence-emit-baseline",
+        ])
+        .unwrap();
+        assert!(a.targets.allow_http_targets && a.aws && a.presence.presence_emit_baseline);
+        assert!(parse(&["local-stack", "--log-json=maybe"]).is_err());
     }
 
     #[test]

@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args: Args = parse_command_line();
     init_logging(args.log_json);
     if args.demo {
-        args.targets.allow_private = true;
+        args.targets.allow_private_targets = true;
         args.api_keys.push(format!(
             "{}={}:{}",
             demo::DEMO_API_KEY,

@@ -23,8 +23,8 @@ pub async fn spawn(
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    let (Some(token), Some(org)) = (&args.webex.token, &args.presence.org_id) else {
-        if args.webex.token.is_some() || args.presence.org_id.is_some() {
+    let (Some(token), Some(org)) = (&args.webex.token, &args.presence.presence_org) else {
+        if args.webex.token.is_some() || args.presence.presence_org.is_some() {
             tracing::warn!("presence loop off: it needs both WEBEX_TOKEN (--webex-token) and PRESENCE_ORG_ID (--presence-org)");
         }
         return Ok(None);

@@ -1,5 +1,5 @@
 //! Configuration: every setting is a clap argument bound to its environment variable
-//! (`#[arg(long, env = "VAR", value_name = "VAR")]`), so a function is configured from the
+//! (`#[arg(long, env = "VAR")]`), so a function is configured from the
 //! environment on Lambda ([`from_process_env`]) and the local stack flattens the same `Args`
 //! structs into its command line. `value_name` is the variable, so every error names it.
 //!
@@ -12,7 +12,7 @@ use std::fmt::Display;
 use std::ops::{Bound, RangeBounds};
 use std::str::FromStr;
 
-use clap::{ArgMatches, Args, Command, FromArgMatches};
+use clap::{ArgAction, ArgMatches, Args, Command, FromArgMatches};
 
 use crate::adapters::webex_http::{DEFAULT_BASE_URL, ENV_BASE_URL, ENV_TOKEN};
 
@@ -60,9 +60,9 @@ pub fn parse_flag(v: &str) -> Result<bool, String> {
 }
 
 /// A clap value parser: the trimmed value parsed as `T` and checked against `range`
-/// (`parsed_in_range(1..)`, `parsed_in_range(0..=100)`,
-/// `parsed_in_range((Bound::Excluded(0.0), Bound::Included(900.0)))`).
-pub fn parsed_in_range<T, R>(range: R) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+/// (`in_range(1u32..)`, `in_range(0u32..=100)`,
+/// `in_range((Bound::Excluded(0.0), Bound::Included(900.0)))`).
+pub fn in_range<T, R>(range: R) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
 where
     T: FromStr + PartialOrd + Display + Clone + Send + Sync + 'static,
     T::Err: Display,
@@ -88,6 +88,28 @@ fn describe<T: Display, R: RangeBounds<T>>(range: &R) -> String {
     }
 }
 
+/// The rules every setting follows, so that its declaration is just
+/// `#[arg(long, env = "VAR", default_value_t = …, value_parser = in_range(…))]`: it shows (and is
+/// named in errors by) its variable, and a boolean one takes a value (`--flag`, `--flag=false`,
+/// `VAR=yes`) parsed by [`parse_flag`].
+fn bind_to_variables(cmd: Command) -> Command {
+    cmd.mut_args(|a| {
+        let Some(var) = a.get_env().map(|v| v.to_string_lossy().into_owned()) else {
+            return a;
+        };
+        let a = if matches!(a.get_action(), ArgAction::SetTrue) {
+            a.action(ArgAction::Set)
+                .num_args(0..=1)
+                .default_value("false")
+                .default_missing_value("true")
+                .value_parser(parse_flag)
+        } else {
+            a
+        };
+        a.value_name(var)
+    })
+}
+
 /// An empty variable counts as unset (the template sets `PRESENCE_ORG_ID` to `""` by default):
 /// clap would otherwise parse the empty string.
 fn skip_empty_variables(cmd: Command) -> Command {
@@ -106,22 +128,33 @@ fn from_matches<A: FromArgMatches>(m: &ArgMatches) -> Result<A, ConfigError> {
 /// `A` from the process environment alone: how a Lambda function reads its settings (the runtime
 /// passes no arguments).
 pub fn from_process_env<A: Args>(bin: &'static str) -> Result<A, ConfigError> {
-    let cmd = skip_empty_variables(A::augment_args(Command::new(bin)));
+    let cmd = skip_empty_variables(bind_to_variables(A::augment_args(Command::new(bin))));
     from_matches(&cmd.try_get_matches_from([bin])?)
 }
 
-/// A command line program's arguments and environment, with an empty variable counting as unset
-/// as in [`from_process_env`]; exits with clap's message (or `--help`) when they do not parse.
+/// A command line program's settings from `argv` and the environment, under the same rules as
+/// [`from_process_env`].
+pub fn try_parse_command_line_from<P, I, T>(argv: I) -> Result<P, clap::Error>
+where
+    P: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let m = skip_empty_variables(bind_to_variables(P::command())).try_get_matches_from(argv)?;
+    P::from_arg_matches(&m)
+}
+
+/// [`try_parse_command_line_from`] the process's arguments; exits with clap's message (or
+/// `--help`) when they do not parse.
 pub fn parse_command_line<P: clap::Parser>() -> P {
-    let m = skip_empty_variables(P::command()).get_matches();
-    P::from_arg_matches(&m).unwrap_or_else(|e| e.exit())
+    try_parse_command_line_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
 }
 
 /// `A` from `(variable, value)` pairs standing in for the environment (tests, and each config's
 /// defaults with no pairs): the process environment is not read. Each pair is given as the flag
 /// bound to its variable; empty values count as unset.
 pub fn from_env_pairs<A: Args>(pairs: &[(&str, &str)]) -> Result<A, ConfigError> {
-    let cmd = A::augment_args(Command::new("config"));
+    let cmd = bind_to_variables(A::augment_args(Command::new("config")));
     let mut argv: Vec<OsString> = vec!["config".into()];
     for (name, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
         let arg = cmd
@@ -150,13 +183,13 @@ pub const ENV_DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct Resources {
     /// The DynamoDB table.
-    #[arg(long = "table", env = ENV_TABLE_NAME, value_name = ENV_TABLE_NAME)]
+    #[arg(long = "table", env = ENV_TABLE_NAME)]
     pub table_name: Option<String>,
     /// The delivery SQS queue URL.
-    #[arg(long = "queue-url", env = ENV_DELIVERY_QUEUE_URL, value_name = ENV_DELIVERY_QUEUE_URL)]
+    #[arg(long = "queue-url", env = ENV_DELIVERY_QUEUE_URL)]
     pub delivery_queue_url: Option<String>,
     /// The dead-letter SQS queue URL.
-    #[arg(long = "dlq-url", env = ENV_DEAD_LETTER_QUEUE_URL, value_name = ENV_DEAD_LETTER_QUEUE_URL)]
+    #[arg(long = "dlq-url", env = ENV_DEAD_LETTER_QUEUE_URL)]
     pub dead_letter_queue_url: Option<String>,
 }
 
@@ -194,13 +227,7 @@ fn present<'a>(v: &'a Option<String>, name: &str, hint: &str) -> Result<&'a str,
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct DefaultRateLimit {
     /// Deliveries per minute of a subscription that sets no `rateLimitPerMinute`.
-    #[arg(
-        long = "default-rate-limit",
-        env = "DEFAULT_RATE_LIMIT_PER_MINUTE",
-        value_name = "DEFAULT_RATE_LIMIT_PER_MINUTE",
-        default_value_t = 100,
-        value_parser = parsed_in_range::<u32, _>(1..)
-    )]
+    #[arg(long = "default-rate-limit", env = "DEFAULT_RATE_LIMIT_PER_MINUTE", default_value_t = 100, value_parser = in_range(1u32..))]
     pub per_minute: u32,
 }
 
@@ -210,24 +237,29 @@ impl Default for DefaultRateLimit {
     }
 }
 
+/// What the webhooks API and the delivery worker read on Lambda: [`Resources`], the settings both
+/// read (the target policy and [`DefaultRateLimit`], so the API accepts what the worker delivers)
+/// and the function's own `A`. The local stack flattens the parts, each once.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SubscriptionFunctionArgs<A: Args> {
+    #[command(flatten)]
+    pub resources: Resources,
+    #[command(flatten)]
+    pub targets: crate::targets::TargetArgs,
+    #[command(flatten)]
+    pub rate: DefaultRateLimit,
+    #[command(flatten)]
+    pub own: A,
+}
+
 /// The Webex REST API and the access token, as the presence poller and the local stack read them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebexArgs {
     /// Webex REST API base URL (a fake Webex for tests).
-    #[arg(
-        long = "webex-base-url",
-        env = ENV_BASE_URL,
-        value_name = ENV_BASE_URL,
-        default_value = DEFAULT_BASE_URL
-    )]
+    #[arg(long = "webex-base-url", env = ENV_BASE_URL, default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
     /// The Webex access token itself (local runs; on AWS the poller reads it from Secrets Manager).
-    #[arg(
-        long = "webex-token",
-        env = ENV_TOKEN,
-        value_name = ENV_TOKEN,
-        hide_env_values = true
-    )]
+    #[arg(long = "webex-token", env = ENV_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
 }
 
@@ -237,9 +269,9 @@ mod tests {
 
     #[derive(Debug, clap::Args)]
     struct Sample {
-        #[arg(long, env = "A", value_name = "A", default_value_t = 1, value_parser = parsed_in_range::<u32, _>(1..=20))]
+        #[arg(long, env = "A", default_value_t = 1, value_parser = in_range::<u32, _>(1..=20))]
         a: u32,
-        #[arg(long, env = "C", value_name = "C", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_flag)]
+        #[arg(long, env = "C")]
         c: bool,
         #[command(flatten)]
         resources: Resources,
@@ -282,11 +314,11 @@ mod tests {
             assert_eq!(parse_flag(v), Ok(false), "{v}");
         }
         assert!(parse_flag("maybe").is_err());
-        let p = parsed_in_range::<f64, _>((Bound::Excluded(0.0), Bound::Included(900.0)));
+        let p = in_range::<f64, _>((Bound::Excluded(0.0), Bound::Included(900.0)));
         assert_eq!(p(" 0.2 "), Ok(0.2));
         assert_eq!(p("0").unwrap_err(), "expected a value in (0, 900]");
         assert_eq!(
-            parsed_in_range::<u32, _>(1..)("0").unwrap_err(),
+            in_range::<u32, _>(1..)("0").unwrap_err(),
             "must be at least 1"
         );
     }

@@ -375,43 +375,22 @@ pub type AllowCidrs = Vec<IpNet>;
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct TargetArgs {
     /// Accept `http://` target URLs (local testing only).
-    #[arg(
-        long = "allow-http-targets",
-        env = ENV_ALLOW_HTTP,
-        value_name = ENV_ALLOW_HTTP,
-        default_value = "false",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = crate::config::parse_flag
-    )]
-    pub allow_http: bool,
+    #[arg(long, env = ENV_ALLOW_HTTP)]
+    pub allow_http_targets: bool,
     /// Switch the address rules off: loopback/private targets (local receivers; never deployed).
-    #[arg(
-        long = "allow-private-targets",
-        env = ENV_ALLOW_PRIVATE,
-        value_name = ENV_ALLOW_PRIVATE,
-        default_value = "false",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = crate::config::parse_flag
-    )]
-    pub allow_private: bool,
+    #[arg(long, env = ENV_ALLOW_PRIVATE)]
+    pub allow_private_targets: bool,
     /// Comma-separated CIDR blocks or addresses allowed even when they are not public.
-    #[arg(
-        long = "target-allow-cidrs",
-        env = ENV_ALLOW_CIDRS,
-        value_name = ENV_ALLOW_CIDRS,
-        value_parser = parse_cidrs
-    )]
-    pub allow_cidrs: Option<AllowCidrs>,
+    #[arg(long, env = ENV_ALLOW_CIDRS, value_parser = parse_cidrs)]
+    pub target_allow_cidrs: Option<AllowCidrs>,
 }
 
 impl TargetArgs {
     pub fn policy(&self) -> TargetPolicy {
         TargetPolicy {
-            allow_http: self.allow_http,
-            allow_private: self.allow_private,
-            allow_cidrs: self.allow_cidrs.clone().unwrap_or_default(),
+            allow_http: self.allow_http_targets,
+            allow_private: self.allow_private_targets,
+            allow_cidrs: self.target_allow_cidrs.clone().unwrap_or_default(),
         }
     }
 }

@@ -4,9 +4,9 @@ use std::ops::Bound;
 use std::time::Duration;
 
 use relay_shared::config::{
-    defaults, from_env_pairs, parsed_in_range, ConfigError, DefaultRateLimit, Resources,
+    defaults, from_env_pairs, in_range, ConfigError, SubscriptionFunctionArgs,
 };
-use relay_shared::targets::{TargetArgs, TargetPolicy};
+use relay_shared::targets::TargetPolicy;
 
 use crate::schedule::RetrySchedule;
 /// Everything the core `Worker` needs to know besides its ports.
@@ -40,70 +40,30 @@ const SNIPPET_BYTES: usize = 1024;
 pub type Delays = Vec<u64>;
 
 /// The worker's own settings (flattened into the local stack's flags); the ones it shares with
-/// the API are [`TargetArgs`] and [`DefaultRateLimit`].
+/// the API are in [`SubscriptionFunctionArgs`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
     /// Per-attempt delivery timeout in seconds (fractions allowed); keep it below the function timeout.
-    #[arg(
-        long = "delivery-timeout",
-        env = "DELIVERY_TIMEOUT_SECONDS",
-        value_name = "DELIVERY_TIMEOUT_SECONDS",
-        default_value_t = 30.0,
-        value_parser = parsed_in_range::<f64, _>((Bound::Excluded(0.0), Bound::Included(900.0)))
-    )]
-    pub delivery_timeout_seconds: f64,
+    #[arg(long, env = "DELIVERY_TIMEOUT_SECONDS", default_value_t = 30.0, value_parser = in_range((Bound::Excluded(0.0), Bound::Included(900.0))))]
+    pub delivery_timeout: f64,
     /// Seconds before each attempt, e.g. `0,1,2,3,4` for demos and tests (default: RetrySchedule's
     /// `0,60,300,1800,7200`).
-    #[arg(
-        long = "retry-schedule",
-        env = "RETRY_SCHEDULE_SECONDS",
-        value_name = "RETRY_SCHEDULE_SECONDS",
-        value_parser = RetrySchedule::parse_delays
-    )]
+    #[arg(long, env = "RETRY_SCHEDULE_SECONDS", value_parser = RetrySchedule::parse_delays)]
     pub retry_schedule: Option<Delays>,
     /// ± jitter on every retry delay, in percent (default: RetrySchedule's 20).
-    #[arg(
-        long = "retry-jitter-percent",
-        env = "RETRY_JITTER_PERCENT",
-        value_name = "RETRY_JITTER_PERCENT",
-        value_parser = parsed_in_range::<u32, _>(0..=100)
-    )]
+    #[arg(long, env = "RETRY_JITTER_PERCENT", value_parser = in_range(0u32..=100))]
     pub retry_jitter_percent: Option<u32>,
     /// Attempt log retention in days.
-    #[arg(
-        long = "attempt-ttl-days",
-        env = "ATTEMPT_TTL_DAYS",
-        value_name = "ATTEMPT_TTL_DAYS",
-        default_value_t = 30,
-        value_parser = parsed_in_range::<i64, _>(1..)
-    )]
+    #[arg(long, env = "ATTEMPT_TTL_DAYS", default_value_t = 30, value_parser = in_range(1i64..))]
     pub attempt_ttl_days: i64,
     /// How long a warm container trusts a loaded subscription, in seconds (0 disables).
-    #[arg(
-        long = "subscription-cache-seconds",
-        env = "SUBSCRIPTION_CACHE_SECONDS",
-        value_name = "SUBSCRIPTION_CACHE_SECONDS",
-        default_value_t = 10,
-        value_parser = parsed_in_range::<u64, _>(0..)
-    )]
+    #[arg(long, env = "SUBSCRIPTION_CACHE_SECONDS", default_value_t = 10, value_parser = in_range(0u64..))]
     pub subscription_cache_seconds: u64,
     /// Response bytes read at most.
-    #[arg(
-        long = "max-response-bytes",
-        env = "MAX_RESPONSE_BYTES",
-        value_name = "MAX_RESPONSE_BYTES",
-        default_value_t = 64 * 1024,
-        value_parser = parsed_in_range::<usize, _>(0..)
-    )]
+    #[arg(long, env = "MAX_RESPONSE_BYTES", default_value_t = 64 * 1024, value_parser = in_range(0usize..))]
     pub max_response_bytes: usize,
     /// Messages per receive in the local consumer loop (Lambda: the batch size decides).
-    #[arg(
-        long = "worker-concurrency",
-        env = "WORKER_CONCURRENCY",
-        value_name = "WORKER_CONCURRENCY",
-        default_value_t = 10,
-        value_parser = parsed_in_range::<usize, _>(0..)
-    )]
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10, value_parser = in_range(0usize..))]
     pub worker_concurrency: usize,
 }
 
@@ -118,7 +78,7 @@ impl WorkerArgs {
         let d = RetrySchedule::default();
         let max_response_bytes = self.max_response_bytes.max(1);
         WorkerConfig {
-            delivery_timeout: Duration::from_secs_f64(self.delivery_timeout_seconds),
+            delivery_timeout: Duration::from_secs_f64(self.delivery_timeout),
             schedule: RetrySchedule::new(
                 self.retry_schedule.clone().unwrap_or(d.delays),
                 self.retry_jitter_percent.unwrap_or(d.jitter_percent),
@@ -135,36 +95,23 @@ impl WorkerArgs {
 }
 
 /// Everything the Lambda function reads.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FunctionArgs {
-    #[command(flatten)]
-    pub resources: Resources,
-    #[command(flatten)]
-    pub targets: TargetArgs,
-    #[command(flatten)]
-    pub rate: DefaultRateLimit,
-    #[command(flatten)]
-    pub worker: WorkerArgs,
-}
-
-impl FunctionArgs {
-    pub fn config(&self) -> WorkerConfig {
-        self.worker
-            .config(self.targets.policy(), self.rate.per_minute)
-    }
-}
+pub type FunctionArgs = SubscriptionFunctionArgs<WorkerArgs>;
 
 impl Default for WorkerConfig {
     /// Every default: the strict target policy.
     fn default() -> Self {
-        defaults::<FunctionArgs>().config()
+        Self::from_args(&defaults())
     }
 }
 
 impl WorkerConfig {
+    pub fn from_args(args: &FunctionArgs) -> Self {
+        args.own.config(args.targets.policy(), args.rate.per_minute)
+    }
+
     /// The configuration the Lambda function would read from these variables (tests).
     pub fn from_env_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
-        Ok(from_env_pairs::<FunctionArgs>(pairs)?.config())
+        Ok(Self::from_args(&from_env_pairs(pairs)?))
     }
 }
 

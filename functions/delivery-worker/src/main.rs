@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use delivery_worker::config::FunctionArgs;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::{function_handler, Ports, Worker};
+use delivery_worker::{function_handler, Ports, Worker, WorkerConfig};
 use lambda_runtime::{service_fn, LambdaEvent};
 use relay_shared::adapters::aws::{aws_clients, aws_stores, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
@@ -18,7 +18,7 @@ use relay_shared::ports::CorePorts;
 async fn main() -> Result<(), lambda_runtime::Error> {
     relay_shared::logging::init_json_logging();
     let args: FunctionArgs = from_process_env("delivery-worker")?;
-    let config = args.config();
+    let config = WorkerConfig::from_args(&args);
     let table = args.resources.table_name()?.to_owned();
     let queue_url = args.resources.delivery_queue_url()?.to_owned();
     let dlq_url = args.resources.dead_letter_queue_url()?.to_owned();

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use relay_shared::config::{
-    defaults, parse_flag, parsed_in_range, ConfigError, Resources, WebexArgs,
-};
+use relay_shared::config::{defaults, in_range, ConfigError, Resources, WebexArgs};
 
 use crate::diff::DiffFields;
 
@@ -66,135 +64,49 @@ fn parse_page_size(v: &str) -> Result<u32, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PollerArgs {
     /// The org to poll; empty: the token's own org.
-    #[arg(
-        long = "presence-org",
-        env = "PRESENCE_ORG_ID",
-        value_name = "PRESENCE_ORG_ID"
-    )]
-    pub org_id: Option<String>,
+    #[arg(long, env = "PRESENCE_ORG_ID")]
+    pub presence_org: Option<String>,
     /// Only people of this location.
-    #[arg(
-        long = "presence-location",
-        env = "PRESENCE_LOCATION_ID",
-        value_name = "PRESENCE_LOCATION_ID"
-    )]
-    pub location_id: Option<String>,
+    #[arg(long, env = "PRESENCE_LOCATION_ID")]
+    pub presence_location: Option<String>,
     /// Cycle period.
-    #[arg(
-        long = "presence-poll-interval-ms",
-        env = "PRESENCE_POLL_INTERVAL_MS",
-        value_name = "PRESENCE_POLL_INTERVAL_MS",
-        default_value_t = 2000,
-        value_parser = parsed_in_range::<u64, _>(100..)
-    )]
-    pub poll_interval_ms: u64,
+    #[arg(long, env = "PRESENCE_POLL_INTERVAL_MS", default_value_t = 2000, value_parser = in_range(100u64..))]
+    pub presence_poll_interval_ms: u64,
     /// Stop polling this long before the invocation deadline.
-    #[arg(
-        long = "presence-safety-margin-ms",
-        env = "PRESENCE_SAFETY_MARGIN_MS",
-        value_name = "PRESENCE_SAFETY_MARGIN_MS",
-        default_value_t = 5000,
-        value_parser = parsed_in_range::<u64, _>(0..)
-    )]
-    pub safety_margin_ms: u64,
+    #[arg(long, env = "PRESENCE_SAFETY_MARGIN_MS", default_value_t = 5000, value_parser = in_range(0u64..))]
+    pub presence_safety_margin_ms: u64,
     /// Emit everybody on a first run with empty state.
-    #[arg(
-        long = "presence-emit-baseline",
-        env = "PRESENCE_EMIT_BASELINE",
-        value_name = "PRESENCE_EMIT_BASELINE",
-        default_value = "false",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = parse_flag
-    )]
-    pub emit_baseline: bool,
+    #[arg(long, env = "PRESENCE_EMIT_BASELINE")]
+    pub presence_emit_baseline: bool,
     /// Comma-separated Webex person fields compared (default: `status`).
-    #[arg(
-        long = "presence-diff-fields",
-        env = "PRESENCE_DIFF_FIELDS",
-        value_name = "PRESENCE_DIFF_FIELDS",
-        value_parser = DiffFields::parse
-    )]
-    pub diff_fields: Option<DiffFields>,
+    #[arg(long, env = "PRESENCE_DIFF_FIELDS", value_parser = DiffFields::parse)]
+    pub presence_diff_fields: Option<DiffFields>,
     /// The `max` query parameter: 1-1000 or `max`.
-    #[arg(
-        long = "presence-page-size",
-        env = "PRESENCE_PAGE_SIZE",
-        value_name = "PRESENCE_PAGE_SIZE",
-        default_value = "max",
-        value_parser = parse_page_size
-    )]
-    pub page_size: u32,
+    #[arg(long, env = "PRESENCE_PAGE_SIZE", default_value = "max", value_parser = parse_page_size)]
+    pub presence_page_size: u32,
     /// Retries of one page after a 429/423/5xx/transport error.
-    #[arg(
-        long = "presence-max-retries",
-        env = "PRESENCE_MAX_RETRIES",
-        value_name = "PRESENCE_MAX_RETRIES",
-        default_value_t = 2,
-        value_parser = parsed_in_range::<u32, _>(0..)
-    )]
-    pub max_retries: u32,
+    #[arg(long, env = "PRESENCE_MAX_RETRIES", default_value_t = 2, value_parser = in_range(0u32..))]
+    pub presence_max_retries: u32,
     /// Cap on an honoured `Retry-After`.
-    #[arg(
-        long = "presence-max-retry-after-ms",
-        env = "PRESENCE_MAX_RETRY_AFTER_MS",
-        value_name = "PRESENCE_MAX_RETRY_AFTER_MS",
-        default_value_t = 60_000,
-        value_parser = parsed_in_range::<u64, _>(0..)
-    )]
-    pub max_retry_after_ms: u64,
+    #[arg(long, env = "PRESENCE_MAX_RETRY_AFTER_MS", default_value_t = 60_000, value_parser = in_range(0u64..))]
+    pub presence_max_retry_after_ms: u64,
     /// First 5xx back-off, doubled per retry and per failed cycle.
-    #[arg(
-        long = "presence-backoff-base-ms",
-        env = "PRESENCE_BACKOFF_BASE_MS",
-        value_name = "PRESENCE_BACKOFF_BASE_MS",
-        default_value_t = 500,
-        value_parser = parsed_in_range::<u64, _>(0..)
-    )]
-    pub backoff_base_ms: u64,
+    #[arg(long, env = "PRESENCE_BACKOFF_BASE_MS", default_value_t = 500, value_parser = in_range(0u64..))]
+    pub presence_backoff_base_ms: u64,
     /// Cap of the 5xx back-off between cycles.
-    #[arg(
-        long = "presence-backoff-max-ms",
-        env = "PRESENCE_BACKOFF_MAX_MS",
-        value_name = "PRESENCE_BACKOFF_MAX_MS",
-        default_value_t = 16_000,
-        value_parser = parsed_in_range::<u64, _>(0..)
-    )]
-    pub backoff_max_ms: u64,
+    #[arg(long, env = "PRESENCE_BACKOFF_MAX_MS", default_value_t = 16_000, value_parser = in_range(0u64..))]
+    pub presence_backoff_max_ms: u64,
     /// Largest event (and SQS job) in bytes.
-    #[arg(
-        long = "presence-max-event-bytes",
-        env = "PRESENCE_MAX_EVENT_BYTES",
-        value_name = "PRESENCE_MAX_EVENT_BYTES",
-        default_value_t = MAX_EVENT_BYTES,
-        value_parser = parsed_in_range::<usize, _>(4096..=MAX_EVENT_BYTES)
-    )]
-    pub max_event_bytes: usize,
+    #[arg(long, env = "PRESENCE_MAX_EVENT_BYTES", default_value_t = MAX_EVENT_BYTES, value_parser = in_range(4096usize..=MAX_EVENT_BYTES))]
+    pub presence_max_event_bytes: usize,
     /// The lease outlives the polling loop by this much.
-    #[arg(
-        long = "presence-lease-grace-ms",
-        env = "PRESENCE_LEASE_GRACE_MS",
-        value_name = "PRESENCE_LEASE_GRACE_MS",
-        default_value_t = 10_000,
-        value_parser = parsed_in_range::<u64, _>(0..)
-    )]
-    pub lease_grace_ms: u64,
+    #[arg(long, env = "PRESENCE_LEASE_GRACE_MS", default_value_t = 10_000, value_parser = in_range(0u64..))]
+    pub presence_lease_grace_ms: u64,
     /// Stop polling after this long even if the invocation could go on.
-    #[arg(
-        long = "presence-max-run-ms",
-        env = "PRESENCE_MAX_RUN_MS",
-        value_name = "PRESENCE_MAX_RUN_MS",
-        value_parser = parsed_in_range::<u64, _>(0..)
-    )]
-    pub max_run_ms: Option<u64>,
+    #[arg(long, env = "PRESENCE_MAX_RUN_MS", value_parser = in_range(0u64..))]
+    pub presence_max_run_ms: Option<u64>,
     /// How long events stay in the replay log, in days.
-    #[arg(
-        long = "event-ttl-days",
-        env = "EVENT_TTL_DAYS",
-        value_name = "EVENT_TTL_DAYS",
-        default_value_t = 7,
-        value_parser = parsed_in_range::<u32, _>(0..)
-    )]
+    #[arg(long, env = "EVENT_TTL_DAYS", default_value_t = 7, value_parser = in_range(0u32..))]
     pub event_ttl_days: u32,
 }
 
@@ -204,24 +116,24 @@ impl PollerArgs {
         PollerConfig {
             // Empty: the token's own org, resolved at cold start (`org::own_org_id`).
             org_id: self
-                .org_id
+                .presence_org
                 .as_deref()
                 .map(str::trim)
                 .unwrap_or_default()
                 .to_owned(),
-            location_id: self.location_id.clone(),
-            poll_interval: ms(self.poll_interval_ms),
-            safety_margin: ms(self.safety_margin_ms),
-            emit_baseline: self.emit_baseline,
-            diff_fields: self.diff_fields.clone().unwrap_or_default(),
-            page_size: self.page_size,
-            max_retries: self.max_retries,
-            max_retry_after: ms(self.max_retry_after_ms),
-            backoff_base: ms(self.backoff_base_ms),
-            backoff_max: ms(self.backoff_max_ms),
-            max_event_bytes: self.max_event_bytes,
-            lease_grace: ms(self.lease_grace_ms),
-            max_run: self.max_run_ms.map(ms),
+            location_id: self.presence_location.clone(),
+            poll_interval: ms(self.presence_poll_interval_ms),
+            safety_margin: ms(self.presence_safety_margin_ms),
+            emit_baseline: self.presence_emit_baseline,
+            diff_fields: self.presence_diff_fields.clone().unwrap_or_default(),
+            page_size: self.presence_page_size,
+            max_retries: self.presence_max_retries,
+            max_retry_after: ms(self.presence_max_retry_after_ms),
+            backoff_base: ms(self.presence_backoff_base_ms),
+            backoff_max: ms(self.presence_backoff_max_ms),
+            max_event_bytes: self.presence_max_event_bytes,
+            lease_grace: ms(self.presence_lease_grace_ms),
+            max_run: self.presence_max_run_ms.map(ms),
             event_ttl: chrono::Duration::days(i64::from(self.event_ttl_days)),
         }
     }
@@ -288,28 +200,16 @@ pub struct RuntimeArgs {
     #[command(flatten)]
     pub webex: WebexArgs,
     /// The Secrets Manager secret holding the Webex token (wins over WEBEX_TOKEN).
-    #[arg(
-        long = "webex-token-secret-arn",
-        env = "WEBEX_TOKEN_SECRET_ARN",
-        value_name = "WEBEX_TOKEN_SECRET_ARN"
-    )]
-    pub token_secret_arn: Option<String>,
+    #[arg(long, env = "WEBEX_TOKEN_SECRET_ARN")]
+    pub webex_token_secret_arn: Option<String>,
     /// In-memory stores and queue (local runs without AWS).
-    #[arg(
-        long = "presence-memory-stores",
-        env = "PRESENCE_MEMORY_STORES",
-        value_name = "PRESENCE_MEMORY_STORES",
-        default_value = "false",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = parse_flag
-    )]
-    pub memory: bool,
+    #[arg(long, env = "PRESENCE_MEMORY_STORES")]
+    pub presence_memory_stores: bool,
 }
 
 impl RuntimeArgs {
     pub fn config(&self) -> Result<RuntimeConfig, ConfigError> {
-        let (table_name, queue_url) = if self.memory {
+        let (table_name, queue_url) = if self.presence_memory_stores {
             (
                 self.resources.table_name.clone(),
                 self.resources.delivery_queue_url.clone(),
@@ -320,7 +220,7 @@ impl RuntimeArgs {
                 Some(self.resources.delivery_queue_url()?.to_owned()),
             )
         };
-        let token = match (&self.token_secret_arn, &self.webex.token) {
+        let token = match (&self.webex_token_secret_arn, &self.webex.token) {
             (Some(arn), _) => TokenConfig::Secret(arn.clone()),
             (None, Some(t)) => TokenConfig::Plain(t.clone()),
             (None, None) => {
@@ -331,7 +231,7 @@ impl RuntimeArgs {
             }
         };
         Ok(RuntimeConfig {
-            memory: self.memory,
+            memory: self.presence_memory_stores,
             table_name,
             queue_url,
             token,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use relay_shared::adapters::webex_http::{WebexHttpClient, DEFAULT_BASE_URL};
 use relay_shared::ports::WebexClient;
-use relay_shared::webex_api::{WebhookCreate, WebhookUpdate};
+use relay_shared::webex_api::{WebexWebhook, WebhookCreate, WebhookUpdate};
 use relayctl::{
     ensure, render_table, resolve_secret, CtlError, EnsureSpec, SecretFrom, DEFAULT_NAME,
     EVENT_ALL, TELEPHONY_RESOURCE,
@@ -43,20 +43,7 @@ enum Webhooks {
         json: bool,
     },
     /// Register a webhook.
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        target_url: String,
-        #[arg(long, default_value = TELEPHONY_RESOURCE)]
-        resource: String,
-        #[arg(long, default_value = EVENT_ALL)]
-        event: String,
-        #[arg(long)]
-        filter: Option<String>,
-        #[command(flatten)]
-        secret: SecretArg,
-    },
+    Create(CreateArgs),
     /// Change a webhook's name, target URL, secret or status (unset fields keep their value).
     Update {
         id: String,
@@ -90,6 +77,22 @@ enum Webhooks {
 }
 
 #[derive(Args)]
+struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    target_url: String,
+    #[arg(long, default_value = TELEPHONY_RESOURCE)]
+    resource: String,
+    #[arg(long, default_value = EVENT_ALL)]
+    event: String,
+    #[arg(long)]
+    filter: Option<String>,
+    #[command(flatten)]
+    secret: SecretArg,
+}
+
+#[derive(Args)]
 struct SecretArg {
     /// Where to read the webhook secret: env:VAR, file:PATH or a Secrets Manager ARN.
     #[arg(long)]
@@ -102,6 +105,18 @@ impl SecretArg {
             Some(f) => Ok(Some(resolve_secret(f).await?.expose_secret().to_owned())),
             None => Ok(None),
         }
+    }
+}
+
+/// `--json`: `value` as JSON; otherwise the table of `hooks`.
+fn show(value: &impl serde::Serialize, hooks: &[WebexWebhook], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("serialisable")
+        );
+    } else {
+        print!("{}", render_table(hooks));
     }
 }
 
@@ -131,43 +146,21 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
     match cmd {
         Webhooks::List { json } => {
             let hooks = client.list_webhooks().await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&hooks).expect("serialisable")
-                );
-            } else {
-                print!("{}", render_table(&hooks));
-            }
+            show(&hooks, &hooks, json);
         }
         Webhooks::Get { id, json } => {
             let w = client.get_webhook(&id).await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&w).expect("serialisable")
-                );
-            } else {
-                print!("{}", render_table(std::slice::from_ref(&w)));
-            }
+            show(&w, std::slice::from_ref(&w), json);
         }
-        Webhooks::Create {
-            name,
-            target_url,
-            resource,
-            event,
-            filter,
-            secret,
-        } => {
-            let secret = secret.resolve().await?;
+        Webhooks::Create(a) => {
             let w = client
                 .create_webhook(&WebhookCreate {
-                    name,
-                    target_url,
-                    resource,
-                    event,
-                    filter,
-                    secret,
+                    secret: a.secret.resolve().await?,
+                    name: a.name,
+                    target_url: a.target_url,
+                    resource: a.resource,
+                    event: a.event,
+                    filter: a.filter,
                 })
                 .await?;
             println!(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use relay_shared::adapters::aws::secrets::{SecretError, SecretsManager, WEBHOOK_SECRET};
-use relay_shared::config::{defaults, parse_flag, parsed_in_range, ConfigError, Resources};
+use relay_shared::config::{defaults, in_range, ConfigError, Resources};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Env: ARN of the Secrets Manager secret holding the Webex webhook secret (Lambda).
@@ -87,53 +87,22 @@ const MAX_RETENTION: i64 = 24 * 3650;
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
     /// ARN of the Secrets Manager secret holding the Webex webhook secret (read once per cold start).
-    #[arg(long = "webex-secret-arn", env = ENV_SECRET_ARN, value_name = ENV_SECRET_ARN)]
+    #[arg(long, env = ENV_SECRET_ARN)]
     pub webex_secret_arn: Option<String>,
     /// The Webex webhook secret itself, that X-Spark-Signature is verified with (local runs and tests).
-    #[arg(
-        long = "webex-secret",
-        env = ENV_SECRET,
-        value_name = ENV_SECRET,
-        hide_env_values = true
-    )]
+    #[arg(long, env = ENV_SECRET, hide_env_values = true)]
     pub webex_secret: Option<SecretString>,
     /// With no secret configured: accept unsigned webhooks (local use only; logged loudly).
-    #[arg(
-        long = "allow-unsigned-webhooks",
-        env = ENV_ALLOW_UNSIGNED,
-        value_name = ENV_ALLOW_UNSIGNED,
-        default_value = "false",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = parse_flag
-    )]
+    #[arg(long, env = ENV_ALLOW_UNSIGNED)]
     pub allow_unsigned_webhooks: bool,
     /// How long a processed event is remembered, in hours (Webex retries within minutes).
-    #[arg(
-        long = "dedupe-ttl-hours",
-        env = ENV_DEDUPE_TTL_HOURS,
-        value_name = ENV_DEDUPE_TTL_HOURS,
-        default_value_t = 24,
-        value_parser = parsed_in_range::<i64, _>(1..=MAX_RETENTION)
-    )]
+    #[arg(long, env = ENV_DEDUPE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_RETENTION))]
     pub dedupe_ttl_hours: i64,
     /// How long outbound events are kept for replay, in days.
-    #[arg(
-        long = "event-retention-days",
-        env = ENV_EVENT_RETENTION_DAYS,
-        value_name = ENV_EVENT_RETENTION_DAYS,
-        default_value_t = 14,
-        value_parser = parsed_in_range::<i64, _>(1..=MAX_RETENTION)
-    )]
+    #[arg(long, env = ENV_EVENT_RETENTION_DAYS, default_value_t = 14, value_parser = in_range(1i64..=MAX_RETENTION))]
     pub event_retention_days: i64,
     /// How long a call's lifecycle record lives after its last event, in hours.
-    #[arg(
-        long = "call-state-ttl-hours",
-        env = ENV_CALL_STATE_TTL_HOURS,
-        value_name = ENV_CALL_STATE_TTL_HOURS,
-        default_value_t = 24,
-        value_parser = parsed_in_range::<i64, _>(1..=MAX_RETENTION)
-    )]
+    #[arg(long, env = ENV_CALL_STATE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_RETENTION))]
     pub call_state_ttl_hours: i64,
 }
 

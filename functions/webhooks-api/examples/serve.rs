@@ -18,7 +18,7 @@ use relay_shared::clock::SystemClock;
 use relay_shared::config::parse_command_line;
 use relay_shared::ports::CorePorts;
 use webhooks_api::config::FunctionArgs;
-use webhooks_api::{router, store_api_key, AppState};
+use webhooks_api::{router, store_api_key, ApiConfig, AppState};
 
 pub const DEFAULT_KEY: &str = "wrk_local_admin_key_for_tests_only_000000";
 
@@ -47,7 +47,7 @@ async fn main() {
         org,
         api,
     } = parse_command_line();
-    let config = api.config().unwrap_or_else(|e| panic!("{e}"));
+    let config = ApiConfig::from_args(&api).unwrap_or_else(|e| panic!("{e}"));
 
     let stores = memory_stores();
     store_api_key(&stores, &key, &user, &org, Role::Admin)

@@ -7,7 +7,7 @@ use relay_shared::clock::SystemClock;
 use relay_shared::config::{ConfigError, Resources};
 use relay_shared::ports::{CorePorts, Stores};
 
-use crate::config::FunctionArgs;
+use crate::config::{ApiConfig, FunctionArgs};
 use crate::state::AppState;
 
 /// The stores on the DynamoDB table named by `TABLE_NAME`.
@@ -18,9 +18,9 @@ pub async fn stores(resources: &Resources) -> Result<Stores, ConfigError> {
 }
 
 /// The whole state: `TABLE_NAME`, `DELIVERY_QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`, plus the limits
-/// of [`FunctionArgs::config`].
+/// of [`ApiConfig::from_args`].
 pub async fn state(args: &FunctionArgs) -> Result<AppState, ConfigError> {
-    let config = args.config()?;
+    let config = ApiConfig::from_args(args)?;
     let table = args.resources.table_name()?.to_owned();
     let queue_url = args.resources.delivery_queue_url()?.to_owned();
     let dlq_url = args.resources.dead_letter_queue_url()?.to_owned();

@@ -1,9 +1,9 @@
 //! Configuration of the management API, read once per cold start.
 
 use relay_shared::config::{
-    defaults, from_env_pairs, invalid, parsed_in_range, ConfigError, DefaultRateLimit, Resources,
+    defaults, from_env_pairs, in_range, invalid, ConfigError, SubscriptionFunctionArgs,
 };
-use relay_shared::targets::{TargetArgs, TargetPolicy};
+use relay_shared::targets::TargetPolicy;
 
 /// Limits and switches of the API (see `docs/webhooks-api.md` for the environment variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,71 +31,29 @@ pub struct ApiConfig {
 }
 
 /// The API's own settings (flattened into the local stack's flags); the ones it shares with the
-/// worker are [`TargetArgs`] and [`DefaultRateLimit`].
+/// worker are in [`SubscriptionFunctionArgs`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
     /// Subscriptions one user may own.
-    #[arg(
-        long = "max-webhooks-per-user",
-        env = "MAX_WEBHOOKS_PER_USER",
-        value_name = "MAX_WEBHOOKS_PER_USER",
-        default_value_t = 10,
-        value_parser = parsed_in_range::<u32, _>(1..)
-    )]
+    #[arg(long, env = "MAX_WEBHOOKS_PER_USER", default_value_t = 10, value_parser = in_range(1u32..))]
     pub max_webhooks_per_user: u32,
     /// Largest request body in bytes (larger ones get 413).
-    #[arg(
-        long = "max-body-bytes",
-        env = "MAX_BODY_BYTES",
-        value_name = "MAX_BODY_BYTES",
-        default_value_t = 256 * 1024,
-        value_parser = parsed_in_range::<usize, _>(1024..)
-    )]
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 256 * 1024, value_parser = in_range(1024usize..))]
     pub max_body_bytes: usize,
     /// How long an `Idempotency-Key` answer is replayed, in hours.
-    #[arg(
-        long = "idempotency-ttl-hours",
-        env = "IDEMPOTENCY_TTL_HOURS",
-        value_name = "IDEMPOTENCY_TTL_HOURS",
-        default_value_t = 24,
-        value_parser = parsed_in_range::<u32, _>(1..)
-    )]
+    #[arg(long, env = "IDEMPOTENCY_TTL_HOURS", default_value_t = 24, value_parser = in_range(1u32..))]
     pub idempotency_ttl_hours: u32,
     /// Highest `rateLimitPerMinute` the API accepts (seed 004's 100 by default; raise it for load tests).
-    #[arg(
-        long = "max-rate-limit",
-        env = "MAX_RATE_LIMIT_PER_MINUTE",
-        value_name = "MAX_RATE_LIMIT_PER_MINUTE",
-        default_value_t = 100,
-        value_parser = parsed_in_range::<u32, _>(1..)
-    )]
-    pub max_rate_limit_per_minute: u32,
+    #[arg(long, env = "MAX_RATE_LIMIT_PER_MINUTE", default_value_t = 100, value_parser = in_range(1u32..))]
+    pub max_rate_limit: u32,
     /// Events re-queued by one replay call at most.
-    #[arg(
-        long = "replay-max-events",
-        env = "REPLAY_MAX_EVENTS",
-        value_name = "REPLAY_MAX_EVENTS",
-        default_value_t = 10_000,
-        value_parser = parsed_in_range::<u32, _>(1..)
-    )]
+    #[arg(long, env = "REPLAY_MAX_EVENTS", default_value_t = 10_000, value_parser = in_range(1u32..))]
     pub replay_max_events: u32,
     /// The longest replay window, in days.
-    #[arg(
-        long = "replay-max-window-days",
-        env = "REPLAY_MAX_WINDOW_DAYS",
-        value_name = "REPLAY_MAX_WINDOW_DAYS",
-        default_value_t = 14,
-        value_parser = parsed_in_range::<u32, _>(1..)
-    )]
+    #[arg(long, env = "REPLAY_MAX_WINDOW_DAYS", default_value_t = 14, value_parser = in_range(1u32..))]
     pub replay_max_window_days: u32,
     /// Dead-lettered jobs moved by one redrive call at most.
-    #[arg(
-        long = "redrive-max-per-call",
-        env = "REDRIVE_MAX_PER_CALL",
-        value_name = "REDRIVE_MAX_PER_CALL",
-        default_value_t = 1_000,
-        value_parser = parsed_in_range::<u32, _>(1..)
-    )]
+    #[arg(long, env = "REDRIVE_MAX_PER_CALL", default_value_t = 1_000, value_parser = in_range(1u32..))]
     pub redrive_max_per_call: u32,
 }
 
@@ -107,7 +65,7 @@ impl ApiArgs {
         targets: TargetPolicy,
         default_rate_limit_per_minute: u32,
     ) -> Result<ApiConfig, ConfigError> {
-        if default_rate_limit_per_minute > self.max_rate_limit_per_minute {
+        if default_rate_limit_per_minute > self.max_rate_limit {
             return Err(invalid(
                 "DEFAULT_RATE_LIMIT_PER_MINUTE",
                 default_rate_limit_per_minute,
@@ -120,7 +78,7 @@ impl ApiArgs {
             max_body_bytes: self.max_body_bytes,
             idempotency_ttl_hours: self.idempotency_ttl_hours,
             default_rate_limit_per_minute,
-            max_rate_limit_per_minute: self.max_rate_limit_per_minute,
+            max_rate_limit_per_minute: self.max_rate_limit,
             replay_max_events: self.replay_max_events,
             replay_max_window_days: self.replay_max_window_days,
             redrive_max_per_call: self.redrive_max_per_call,
@@ -129,37 +87,23 @@ impl ApiArgs {
 }
 
 /// Everything the Lambda function reads.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FunctionArgs {
-    #[command(flatten)]
-    pub resources: Resources,
-    #[command(flatten)]
-    pub targets: TargetArgs,
-    #[command(flatten)]
-    pub rate: DefaultRateLimit,
-    #[command(flatten)]
-    pub api: ApiArgs,
-}
-
-impl FunctionArgs {
-    pub fn config(&self) -> Result<ApiConfig, ConfigError> {
-        self.api.config(self.targets.policy(), self.rate.per_minute)
-    }
-}
+pub type FunctionArgs = SubscriptionFunctionArgs<ApiArgs>;
 
 impl Default for ApiConfig {
     /// Every default: the strict target policy.
     fn default() -> Self {
-        defaults::<FunctionArgs>()
-            .config()
-            .expect("the defaults are consistent")
+        Self::from_args(&defaults()).expect("the defaults are consistent")
     }
 }
 
 impl ApiConfig {
+    pub fn from_args(args: &FunctionArgs) -> Result<Self, ConfigError> {
+        args.own.config(args.targets.policy(), args.rate.per_minute)
+    }
+
     /// The configuration the Lambda function would read from these variables (tests).
     pub fn from_env_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
-        from_env_pairs::<FunctionArgs>(pairs)?.config()
+        Self::from_args(&from_env_pairs(pairs)?)
     }
 }
 
