@@ -24,6 +24,14 @@ impl Service {
             Service::Sqs => "AWS_ENDPOINT_URL_SQS",
         }
     }
+
+    /// What `scripts/start-local-aws` runs for it.
+    pub fn server(self) -> &'static str {
+        match self {
+            Service::DynamoDb => "DynamoDB Local",
+            Service::Sqs => "an SQS endpoint (moto)",
+        }
+    }
 }
 
 /// Both services: what a function's scenarios use.
@@ -43,7 +51,8 @@ pub fn available(test: &str, services: &[Service]) -> bool {
         .filter(|s| endpoint(**s).is_none())
         .map(|s| s.var())
         .collect();
-    crate::gate(test, "DynamoDB Local + moto", &missing)
+    let needs: Vec<&str> = services.iter().map(|s| s.server()).collect();
+    crate::gate(test, &needs.join(" and "), &missing)
 }
 
 /// SDK config from the environment, with local-testing defaults: region `us-east-1` and the fake
@@ -74,7 +83,10 @@ pub async fn local(test: &str, services: &[Service]) -> Option<aws_config::SdkCo
 /// A name no other test (or earlier run) uses: `<prefix>-<ulid>`, lower case (a valid table and
 /// queue name).
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+    format!(
+        "{prefix}-{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
 }
 
 /// A fresh table with every store on it; panics (naming the table) if it cannot be created.

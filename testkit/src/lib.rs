@@ -22,10 +22,11 @@ pub fn gate(test: &str, needs: &str, missing: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let missing = missing.join(", ");
+    let verb = if missing.len() == 1 { "is" } else { "are" };
+    let missing = missing.join(" and ");
     assert!(
         !required(),
-        "{test} needs {needs}, but {missing} not set and RELAY_REQUIRE_AWS=1"
+        "{test} needs {needs}, but {missing} {verb} not set and RELAY_REQUIRE_AWS=1"
     );
     // Straight to stderr, past the test harness's capture, so the skip is visible.
     let _ = writeln!(
