@@ -22,13 +22,7 @@ async fn receive_n(consumer: &dyn QueueConsumer, n: usize) -> Vec<ReceivedJob> {
 pub async fn send_25_and_receive_all(env: QueueEnv) {
     env.queue.send(&[]).await.unwrap();
     let jobs: Vec<DeliveryJob> = (0..25).map(job).collect();
-    let queued: Vec<_> = jobs
-        .iter()
-        .map(|j| QueuedJob {
-            job: j.clone(),
-            delay_seconds: 0,
-        })
-        .collect();
+    let queued: Vec<_> = jobs.iter().map(|j| QueuedJob::now(j.clone())).collect();
     // 25 jobs: three SendMessageBatch calls on SQS (10 + 10 + 5).
     env.queue.send(&queued).await.unwrap();
     assert_eq!(env.depth().await, 25);
@@ -62,10 +56,7 @@ pub async fn delay_hides_messages(env: QueueEnv) {
     // 5000 s is more than SQS allows: the adapter caps it at 900.
     env.queue
         .send(&[
-            QueuedJob {
-                job: now_job.clone(),
-                delay_seconds: 0,
-            },
+            QueuedJob::now(now_job.clone()),
             QueuedJob {
                 job: later_job,
                 delay_seconds: 5000,
@@ -86,13 +77,7 @@ pub async fn delay_hides_messages(env: QueueEnv) {
 
 pub async fn ack_and_retry_after(env: QueueEnv) {
     let j = job(1);
-    env.queue
-        .send(&[QueuedJob {
-            job: j.clone(),
-            delay_seconds: 0,
-        }])
-        .await
-        .unwrap();
+    env.queue.send(&[QueuedJob::now(j.clone())]).await.unwrap();
     let first = receive_n(env.consumer.as_ref(), 1).await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].receive_count, 1);
@@ -120,10 +105,7 @@ pub async fn ack_and_retry_after(env: QueueEnv) {
     // Ack removes it.
     let other = job(2);
     env.queue
-        .send(&[QueuedJob {
-            job: other.clone(),
-            delay_seconds: 0,
-        }])
+        .send(&[QueuedJob::now(other.clone())])
         .await
         .unwrap();
     let got = receive_n(env.consumer.as_ref(), 1).await;
@@ -134,13 +116,7 @@ pub async fn ack_and_retry_after(env: QueueEnv) {
 
 pub async fn redrive_after_max_receives(env: QueueEnv) {
     let j = job(7);
-    env.queue
-        .send(&[QueuedJob {
-            job: j.clone(),
-            delay_seconds: 0,
-        }])
-        .await
-        .unwrap();
+    env.queue.send(&[QueuedJob::now(j.clone())]).await.unwrap();
     for n in 1..=MAX_RECEIVE_COUNT {
         let got = receive_n(env.consumer.as_ref(), 1).await;
         assert_eq!(got.len(), 1, "receive {n}");
