@@ -51,13 +51,8 @@ async fn aws_harness(test: &str, config: WorkerConfig) -> Option<AwsHarness> {
 
 impl AwsHarness {
     async fn enqueue(&self, job: &DeliveryJob) {
-        self.queue
-            .send(&[QueuedJob {
-                job: job.clone(),
-                delay_seconds: 0,
-            }])
-            .await
-            .unwrap();
+        let queued = QueuedJob::now(job.clone());
+        self.queue.send(&[queued]).await.unwrap();
     }
 
     /// Polls until `want` outcomes came back (bounded: at most 30 receives of ≤ 1 s each).
