@@ -108,14 +108,14 @@ impl DeliveryJob {
     pub fn attempt_claim_key(&self) -> String {
         format!(
             "delivery:{}:{}#{}",
-            self.webhook_id(),
+            self.delivery_id(),
             self.run,
             self.next_attempt()
         )
     }
 
     /// Standard Webhooks `webhook-id`, stable across retries.
-    pub fn webhook_id(&self) -> String {
+    pub fn delivery_id(&self) -> String {
         delivery_id(&self.event_id, &self.subscription_id)
     }
 
@@ -199,8 +199,8 @@ mod tests {
             "a redrive is a new run"
         );
         assert_eq!(
-            redriven.webhook_id(),
-            first.webhook_id(),
+            redriven.delivery_id(),
+            first.delivery_id(),
             "receivers still see one webhook-id"
         );
         let json = serde_json::to_string(&first).unwrap();

@@ -432,22 +432,23 @@ pub trait WebexClient: Send + Sync {
         query: &[(String, String)],
         next: Option<&str>,
     ) -> Result<PeoplePage, webex_api::WebexApiError>;
-    async fn list_webhooks(&self)
-        -> Result<Vec<webex_api::WebexWebhook>, webex_api::WebexApiError>;
-    async fn create_webhook(
+    async fn list_registrations(
         &self,
-        req: &webex_api::WebhookCreate,
-    ) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
-    async fn update_webhook(
+    ) -> Result<Vec<webex_api::WebexRegistration>, webex_api::WebexApiError>;
+    async fn create_registration(
         &self,
-        id: &str,
-        req: &webex_api::WebhookUpdate,
-    ) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
-    async fn get_webhook(
+        req: &webex_api::RegistrationCreate,
+    ) -> Result<webex_api::WebexRegistration, webex_api::WebexApiError>;
+    async fn update_registration(
         &self,
         id: &str,
-    ) -> Result<webex_api::WebexWebhook, webex_api::WebexApiError>;
-    async fn delete_webhook(&self, id: &str) -> Result<(), webex_api::WebexApiError>;
+        req: &webex_api::RegistrationUpdate,
+    ) -> Result<webex_api::WebexRegistration, webex_api::WebexApiError>;
+    async fn get_registration(
+        &self,
+        id: &str,
+    ) -> Result<webex_api::WebexRegistration, webex_api::WebexApiError>;
+    async fn delete_registration(&self, id: &str) -> Result<(), webex_api::WebexApiError>;
 }
 
 /// Every store the handlers use, as shared trait objects: built once per cold start.

@@ -1,4 +1,4 @@
-//! Types of Webex's REST API as the relay uses it: webhooks management (seed 002) and errors.
+//! Types of Webex's REST API as the relay uses it: webhooks management and errors.
 //! The HTTP client implementing `ports::WebexClient` lives in `adapters::webex_http`.
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// deserialised if Webex returns it but never printed.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WebexWebhook {
+pub struct WebexRegistration {
     pub id: String,
     pub name: String,
     pub target_url: String,
@@ -25,9 +25,9 @@ pub struct WebexWebhook {
     pub org_id: Option<String>,
 }
 
-impl std::fmt::Debug for WebexWebhook {
+impl std::fmt::Debug for WebexRegistration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebexWebhook")
+        f.debug_struct("WebexRegistration")
             .field("id", &self.id)
             .field("name", &self.name)
             .field("target_url", &self.target_url)
@@ -43,7 +43,7 @@ impl std::fmt::Debug for WebexWebhook {
 /// `POST /v1/webhooks`.
 #[derive(Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WebhookCreate {
+pub struct RegistrationCreate {
     pub name: String,
     pub target_url: String,
     pub resource: String,
@@ -57,7 +57,7 @@ pub struct WebhookCreate {
 /// `PUT /v1/webhooks/{id}` (only these fields can change).
 #[derive(Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WebhookUpdate {
+pub struct RegistrationUpdate {
     pub name: String,
     pub target_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -102,7 +102,7 @@ impl AttemptResult {
     pub fn record(&self, job: &DeliveryJob, attempt: u32, at: DateTime<Utc>) -> AttemptRecord {
         AttemptRecord {
             id: AttemptId::new_at(at.timestamp_millis().max(0) as u64),
-            delivery_id: job.webhook_id(),
+            delivery_id: job.delivery_id(),
             event_id: job.event_id,
             subscription_id: job.subscription_id,
             event_type: job.event_type,
@@ -146,10 +146,10 @@ pub(crate) async fn post_signed(
     now: DateTime<Utc>,
 ) -> AttemptResult {
     let secrets = sub.signing_secrets(now);
-    let webhook_id = job.webhook_id();
+    let delivery_id = job.delivery_id();
     let sub_id = sub.id.to_string();
     let headers = delivery_headers(&SignatureInput {
-        webhook_id: &webhook_id,
+        delivery_id: &delivery_id,
         timestamp: now,
         event_type: job.event_type,
         subscription_id: &sub_id,

@@ -86,16 +86,16 @@ impl Worker {
             Ok(job) => job,
             Err(e) => return self.park_unparseable(raw_body, &e.to_string()).await,
         };
-        let (event_id, subscription_id, webhook_id) =
-            (job.event_id, job.subscription_id, job.webhook_id());
+        let (event_id, subscription_id, delivery_id) =
+            (job.event_id, job.subscription_id, job.delivery_id());
         let outcome = self.process_job(job).await;
         match &outcome {
             DeliveryOutcome::Failed { error } => tracing::error!(
-                %event_id, %subscription_id, %webhook_id, receive_count, %error,
+                %event_id, %subscription_id, %delivery_id, receive_count, %error,
                 "delivery job not acknowledged; the queue will hand it out again"
             ),
             other => {
-                tracing::info!(%event_id, %subscription_id, %webhook_id, receive_count, outcome = ?other, "delivery job processed")
+                tracing::info!(%event_id, %subscription_id, %delivery_id, receive_count, outcome = ?other, "delivery job processed")
             }
         }
         outcome
@@ -204,7 +204,7 @@ impl Worker {
         {
             Ok(Claim::Claimed) => {}
             Ok(Claim::Done) => {
-                tracing::info!(webhook_id = %job.webhook_id(), attempt, "attempt already made: dropping a duplicate queue message");
+                tracing::info!(delivery_id = %job.delivery_id(), attempt, "attempt already made: dropping a duplicate queue message");
                 return DeliveryOutcome::Dropped {
                     reason: format!("attempt {attempt} was already made (duplicate queue message)"),
                 };

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use relay_shared::adapters::aws::secrets::{SecretsManager, WEBEX_TOKEN};
 use relay_shared::ports::{PeoplePage, WebexClient};
-use relay_shared::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
+use relay_shared::webex_api::{
+    RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration,
+};
 use secrecy::ExposeSecret;
 use tokio::sync::RwLock;
 
@@ -148,26 +150,31 @@ impl WebexClient for RefreshingWebex {
         self.call(|c| async move { c.list_people(query, next).await })
             .await
     }
-    async fn list_webhooks(&self) -> Result<Vec<WebexWebhook>, WebexApiError> {
-        self.call(|c| async move { c.list_webhooks().await }).await
-    }
-    async fn create_webhook(&self, req: &WebhookCreate) -> Result<WebexWebhook, WebexApiError> {
-        self.call(|c| async move { c.create_webhook(req).await })
+    async fn list_registrations(&self) -> Result<Vec<WebexRegistration>, WebexApiError> {
+        self.call(|c| async move { c.list_registrations().await })
             .await
     }
-    async fn update_webhook(
+    async fn create_registration(
+        &self,
+        req: &RegistrationCreate,
+    ) -> Result<WebexRegistration, WebexApiError> {
+        self.call(|c| async move { c.create_registration(req).await })
+            .await
+    }
+    async fn update_registration(
         &self,
         id: &str,
-        req: &WebhookUpdate,
-    ) -> Result<WebexWebhook, WebexApiError> {
-        self.call(|c| async move { c.update_webhook(id, req).await })
+        req: &RegistrationUpdate,
+    ) -> Result<WebexRegistration, WebexApiError> {
+        self.call(|c| async move { c.update_registration(id, req).await })
             .await
     }
-    async fn get_webhook(&self, id: &str) -> Result<WebexWebhook, WebexApiError> {
-        self.call(|c| async move { c.get_webhook(id).await }).await
+    async fn get_registration(&self, id: &str) -> Result<WebexRegistration, WebexApiError> {
+        self.call(|c| async move { c.get_registration(id).await })
+            .await
     }
-    async fn delete_webhook(&self, id: &str) -> Result<(), WebexApiError> {
-        self.call(|c| async move { c.delete_webhook(id).await })
+    async fn delete_registration(&self, id: &str) -> Result<(), WebexApiError> {
+        self.call(|c| async move { c.delete_registration(id).await })
             .await
     }
 }
@@ -196,23 +203,26 @@ mod tests {
                 Err(WebexApiError::Unauthorized)
             }
         }
-        async fn list_webhooks(&self) -> Result<Vec<WebexWebhook>, WebexApiError> {
+        async fn list_registrations(&self) -> Result<Vec<WebexRegistration>, WebexApiError> {
             Err(WebexApiError::Unauthorized)
         }
-        async fn create_webhook(&self, _r: &WebhookCreate) -> Result<WebexWebhook, WebexApiError> {
+        async fn create_registration(
+            &self,
+            _r: &RegistrationCreate,
+        ) -> Result<WebexRegistration, WebexApiError> {
             Err(WebexApiError::Unauthorized)
         }
-        async fn update_webhook(
+        async fn update_registration(
             &self,
             _i: &str,
-            _r: &WebhookUpdate,
-        ) -> Result<WebexWebhook, WebexApiError> {
+            _r: &RegistrationUpdate,
+        ) -> Result<WebexRegistration, WebexApiError> {
             Err(WebexApiError::Unauthorized)
         }
-        async fn get_webhook(&self, _i: &str) -> Result<WebexWebhook, WebexApiError> {
+        async fn get_registration(&self, _i: &str) -> Result<WebexRegistration, WebexApiError> {
             Err(WebexApiError::Unauthorized)
         }
-        async fn delete_webhook(&self, _i: &str) -> Result<(), WebexApiError> {
+        async fn delete_registration(&self, _i: &str) -> Result<(), WebexApiError> {
             Err(WebexApiError::Unauthorized)
         }
     }
@@ -256,7 +266,7 @@ mod tests {
         );
         assert_eq!(w.refreshes(), 1);
         assert_eq!(
-            w.list_webhooks().await.unwrap_err(),
+            w.list_registrations().await.unwrap_err(),
             WebexApiError::Unauthorized
         );
         assert_eq!(w.refreshes(), 2);

@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 
 use relay_shared::adapters::aws::secrets::{SecretsManager, WEBHOOK_SECRET};
 use relay_shared::ports::WebexClient;
-use relay_shared::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
+use relay_shared::webex_api::{
+    RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 pub const TELEPHONY_RESOURCE: &str = "telephony_calls";
@@ -138,11 +140,11 @@ impl EnsureReport {
     }
 }
 
-fn matches(w: &WebexWebhook, target_url: &str) -> bool {
+fn matches(w: &WebexRegistration, target_url: &str) -> bool {
     w.resource == TELEPHONY_RESOURCE && w.event == EVENT_ALL && w.target_url == target_url
 }
 
-fn is_active(w: &WebexWebhook) -> bool {
+fn is_active(w: &WebexRegistration) -> bool {
     w.status
         .as_deref()
         .is_none_or(|s| s.eq_ignore_ascii_case("active"))
@@ -159,8 +161,8 @@ pub async fn ensure(client: &dyn WebexClient, spec: &EnsureSpec) -> Result<Ensur
             spec.target_url
         )));
     }
-    let all = client.list_webhooks().await?;
-    let mut found: Vec<&WebexWebhook> = all
+    let all = client.list_registrations().await?;
+    let mut found: Vec<&WebexRegistration> = all
         .iter()
         .filter(|w| matches(w, &spec.target_url))
         .collect();
@@ -171,7 +173,7 @@ pub async fn ensure(client: &dyn WebexClient, spec: &EnsureSpec) -> Result<Ensur
             String::new()
         } else {
             let created = client
-                .create_webhook(&WebhookCreate {
+                .create_registration(&RegistrationCreate {
                     name: spec.name.clone(),
                     target_url: spec.target_url.clone(),
                     resource: TELEPHONY_RESOURCE.into(),
@@ -205,9 +207,9 @@ pub async fn ensure(client: &dyn WebexClient, spec: &EnsureSpec) -> Result<Ensur
     changes.push("secret re-applied".to_owned());
     if !spec.dry_run {
         client
-            .update_webhook(
+            .update_registration(
                 &keep.id,
-                &WebhookUpdate {
+                &RegistrationUpdate {
                     name: spec.name.clone(),
                     target_url: spec.target_url.clone(),
                     secret: Some(spec.secret.expose_secret().to_owned()),
@@ -219,7 +221,7 @@ pub async fn ensure(client: &dyn WebexClient, spec: &EnsureSpec) -> Result<Ensur
     let duplicates: Vec<String> = found.iter().skip(1).map(|w| w.id.clone()).collect();
     if spec.prune_duplicates && !spec.dry_run {
         for d in &duplicates {
-            client.delete_webhook(d).await?;
+            client.delete_registration(d).await?;
         }
     }
     Ok(EnsureReport {
@@ -233,7 +235,7 @@ pub async fn ensure(client: &dyn WebexClient, spec: &EnsureSpec) -> Result<Ensur
 }
 
 /// One line per webhook for `list`.
-pub fn render_table(hooks: &[WebexWebhook]) -> String {
+pub fn render_table(hooks: &[WebexRegistration]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use relay_shared::adapters::webex_http::{WebexHttpClient, DEFAULT_BASE_URL};
 use relay_shared::ports::WebexClient;
-use relay_shared::webex_api::{WebexWebhook, WebhookCreate, WebhookUpdate};
+use relay_shared::webex_api::{RegistrationCreate, RegistrationUpdate, WebexRegistration};
 use relayctl::{
     ensure, render_table, resolve_secret, CtlError, EnsureSpec, SecretFrom, DEFAULT_NAME,
     EVENT_ALL, TELEPHONY_RESOURCE,
@@ -109,7 +109,7 @@ impl SecretArg {
 }
 
 /// `--json`: `value` as JSON; otherwise the table of `hooks`.
-fn show(value: &impl serde::Serialize, hooks: &[WebexWebhook], json: bool) {
+fn show(value: &impl serde::Serialize, hooks: &[WebexRegistration], json: bool) {
     if json {
         println!(
             "{}",
@@ -145,16 +145,16 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
     let Command::WebexWebhooks(cmd) = cli.command;
     match cmd {
         Webhooks::List { json } => {
-            let hooks = client.list_webhooks().await?;
+            let hooks = client.list_registrations().await?;
             show(&hooks, &hooks, json);
         }
         Webhooks::Get { id, json } => {
-            let w = client.get_webhook(&id).await?;
+            let w = client.get_registration(&id).await?;
             show(&w, std::slice::from_ref(&w), json);
         }
         Webhooks::Create(a) => {
             let w = client
-                .create_webhook(&WebhookCreate {
+                .create_registration(&RegistrationCreate {
                     secret: a.secret.resolve().await?,
                     name: a.name,
                     target_url: a.target_url,
@@ -182,13 +182,13 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                     )));
                 }
             }
-            let current = client.get_webhook(&id).await?;
+            let current = client.get_registration(&id).await?;
             let secret = secret.resolve().await?;
             let secret_changed = secret.is_some();
             let w = client
-                .update_webhook(
+                .update_registration(
                     &id,
-                    &WebhookUpdate {
+                    &RegistrationUpdate {
                         name: name.unwrap_or(current.name),
                         target_url: target_url.unwrap_or(current.target_url),
                         secret,
@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             );
         }
         Webhooks::Delete { id } => {
-            client.delete_webhook(&id).await?;
+            client.delete_registration(&id).await?;
             println!("deleted webhook {id}");
         }
         Webhooks::Ensure {

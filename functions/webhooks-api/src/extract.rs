@@ -186,9 +186,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// The `{id}` of a webhook route. An id that cannot be one of ours is simply not found.
-pub struct WebhookIdPath(pub SubscriptionId);
+pub struct SubscriptionIdPath(pub SubscriptionId);
 
-impl<S: Send + Sync> FromRequestParts<S> for WebhookIdPath {
+impl<S: Send + Sync> FromRequestParts<S> for SubscriptionIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -196,7 +196,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookIdPath {
             .await
             .map_err(|_| ApiError::webhook_not_found())?;
         id.parse()
-            .map(WebhookIdPath)
+            .map(SubscriptionIdPath)
             .map_err(|_| ApiError::webhook_not_found())
     }
 }

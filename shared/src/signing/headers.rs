@@ -10,7 +10,7 @@ pub const USER_AGENT: &str = concat!("webex-relay/", env!("CARGO_PKG_VERSION"));
 /// What a signed delivery needs to know.
 pub struct SignatureInput<'a> {
     /// Standard Webhooks `webhook-id`: stable per event × subscription across retries.
-    pub webhook_id: &'a str,
+    pub delivery_id: &'a str,
     /// This attempt's time.
     pub timestamp: DateTime<Utc>,
     pub event_type: EventType,
@@ -32,12 +32,12 @@ pub fn delivery_headers(input: &SignatureInput<'_>) -> Vec<(&'static str, String
     let signatures: Vec<String> = input
         .secrets
         .iter()
-        .map(|s| standard_webhooks_signature(s, input.webhook_id, ts, input.body))
+        .map(|s| standard_webhooks_signature(s, input.delivery_id, ts, input.body))
         .collect();
     let mut headers = vec![
         ("content-type", "application/json".to_owned()),
         ("user-agent", USER_AGENT.to_owned()),
-        ("webhook-id", input.webhook_id.to_owned()),
+        ("webhook-id", input.delivery_id.to_owned()),
         ("webhook-timestamp", ts.to_string()),
         ("webhook-signature", signatures.join(" ")),
     ];

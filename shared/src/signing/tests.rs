@@ -84,7 +84,7 @@ fn headers_carry_every_scheme_and_one_signature_per_valid_secret() {
     let at = Utc.timestamp_opt(1614265330, 0).unwrap();
     let body = br#"{"payload":"user-presence","items":[]}"#;
     let headers = delivery_headers(&SignatureInput {
-        webhook_id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        delivery_id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
         timestamp: at,
         event_type: EventType::PresenceChanged,
         subscription_id: "wh_x",
@@ -140,7 +140,7 @@ fn headers_carry_every_scheme_and_one_signature_per_valid_secret() {
 fn telephony_headers_have_no_org_header() {
     let secrets = [SigningSecret::new("s-123456789012345678901234")];
     let headers = delivery_headers(&SignatureInput {
-        webhook_id: "msg_1",
+        delivery_id: "msg_1",
         timestamp: Utc::now(),
         event_type: EventType::TelephonyCreated,
         subscription_id: "wh_x",

@@ -47,12 +47,12 @@ async fn success_delivers_signed_exact_body() {
         header(r, "user-agent").unwrap(),
         format!("webex-relay/{}", env!("CARGO_PKG_VERSION"))
     );
-    assert_eq!(header(r, "webhook-id").unwrap(), job.webhook_id());
+    assert_eq!(header(r, "webhook-id").unwrap(), job.delivery_id());
     let ts: i64 = header(r, "webhook-timestamp").unwrap().parse().unwrap();
     assert!((Utc::now().timestamp() - ts).abs() < 300);
     let expected = standard_webhooks_signature(
         &SigningSecret::new(SECRET),
-        &job.webhook_id(),
+        &job.delivery_id(),
         ts,
         job.body.as_bytes(),
     );
@@ -75,7 +75,7 @@ async fn success_delivers_signed_exact_body() {
     assert_eq!(log[0].status, AttemptStatus::Succeeded);
     assert_eq!(log[0].status_code, Some(200));
     assert_eq!(log[0].attempt, 1);
-    assert_eq!(log[0].delivery_id, job.webhook_id());
+    assert_eq!(log[0].delivery_id, job.delivery_id());
     assert!(h.queue.is_empty() && h.dlq.is_empty());
     assert_eq!(h.metrics.count(Metric::Delivered), 1);
 }

@@ -108,7 +108,7 @@ async fn exactly_the_changed_people_are_emitted() {
         testkit::fixtures::SECRET.to_string(),
     )];
     let headers = relay_shared::signing::delivery_headers(&relay_shared::signing::SignatureInput {
-        webhook_id: &jobs[0].webhook_id(),
+        delivery_id: &jobs[0].delivery_id(),
         timestamp: Utc::now(),
         event_type: jobs[0].event_type,
         subscription_id: &jobs[0].subscription_id.to_string(),

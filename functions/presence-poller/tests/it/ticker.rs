@@ -9,7 +9,9 @@ use presence_poller::{Poller, PollerConfig, RunOptions, RunStatus};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::ports::{PeoplePage, WebexClient};
-use relay_shared::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
+use relay_shared::webex_api::{
+    RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration,
+};
 use tokio::time::Instant;
 
 /// Answers one page; the calls listed in `slow` take that long (virtual time).
@@ -41,23 +43,26 @@ impl WebexClient for Scripted {
             next: None,
         })
     }
-    async fn list_webhooks(&self) -> Result<Vec<WebexWebhook>, WebexApiError> {
+    async fn list_registrations(&self) -> Result<Vec<WebexRegistration>, WebexApiError> {
         unimplemented!()
     }
-    async fn create_webhook(&self, _r: &WebhookCreate) -> Result<WebexWebhook, WebexApiError> {
+    async fn create_registration(
+        &self,
+        _r: &RegistrationCreate,
+    ) -> Result<WebexRegistration, WebexApiError> {
         unimplemented!()
     }
-    async fn update_webhook(
+    async fn update_registration(
         &self,
         _i: &str,
-        _r: &WebhookUpdate,
-    ) -> Result<WebexWebhook, WebexApiError> {
+        _r: &RegistrationUpdate,
+    ) -> Result<WebexRegistration, WebexApiError> {
         unimplemented!()
     }
-    async fn get_webhook(&self, _i: &str) -> Result<WebexWebhook, WebexApiError> {
+    async fn get_registration(&self, _i: &str) -> Result<WebexRegistration, WebexApiError> {
         unimplemented!()
     }
-    async fn delete_webhook(&self, _i: &str) -> Result<(), WebexApiError> {
+    async fn delete_registration(&self, _i: &str) -> Result<(), WebexApiError> {
         unimplemented!()
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::ports::WebexClient;
-use relay_shared::webex_api::{WebexApiError, WebhookCreate, WebhookUpdate};
+use relay_shared::webex_api::{RegistrationCreate, RegistrationUpdate, WebexApiError};
 use relayctl::{ensure, EnsureAction, EnsureSpec};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -55,7 +55,7 @@ async fn list_webhooks_follows_link_pagination_with_the_token() {
         .expect(1)
         .mount(&server)
         .await;
-    let hooks = client(&server).list_webhooks().await.unwrap();
+    let hooks = client(&server).list_registrations().await.unwrap();
     assert_eq!(
         hooks.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
         ["a", "b", "c"]
@@ -78,7 +78,7 @@ async fn pagination_never_leaves_the_api_origin() {
         )
         .mount(&server)
         .await;
-    let err = client(&server).list_webhooks().await.unwrap_err();
+    let err = client(&server).list_registrations().await.unwrap_err();
     assert!(
         matches!(&err, WebexApiError::Decode(m) if m.contains("another origin")),
         "{err:?}"
@@ -102,7 +102,7 @@ async fn rate_limit_is_retried_after_retry_after() {
         .mount(&server)
         .await;
     let started = std::time::Instant::now();
-    let w = client(&server).get_webhook("w1").await.unwrap();
+    let w = client(&server).get_registration("w1").await.unwrap();
     assert_eq!(w.id, "w1");
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -122,7 +122,7 @@ async fn rate_limit_retries_are_bounded() {
     let c = WebexHttpClient::new(&format!("{}/v1", server.uri()), TOKEN)
         .unwrap()
         .with_retries(2, Duration::from_secs(1));
-    let err = c.list_webhooks().await.unwrap_err();
+    let err = c.list_registrations().await.unwrap_err();
     assert_eq!(
         err,
         WebexApiError::RateLimited {
@@ -138,7 +138,7 @@ async fn rate_limit_retries_are_bounded() {
         .expect(1)
         .mount(&server)
         .await;
-    let err = client(&server).delete_webhook("w1").await.unwrap_err();
+    let err = client(&server).delete_registration("w1").await.unwrap_err();
     assert_eq!(
         err,
         WebexApiError::RateLimited {
@@ -160,7 +160,7 @@ async fn errors_are_typed() {
         .mount(&server)
         .await;
     let c = client(&server);
-    match c.get_webhook("gone").await.unwrap_err() {
+    match c.get_registration("gone").await.unwrap_err() {
         WebexApiError::Status {
             status: 404,
             message,
@@ -168,13 +168,13 @@ async fn errors_are_typed() {
         e => panic!("{e:?}"),
     }
     assert_eq!(
-        c.get_webhook("denied").await.unwrap_err(),
+        c.get_registration("denied").await.unwrap_err(),
         WebexApiError::Unauthorized
     );
     // Nothing listens on this port: a transport error, not a panic.
     let dead = WebexHttpClient::new("http://127.0.0.1:9/v1", TOKEN).unwrap();
     assert!(matches!(
-        dead.list_webhooks().await.unwrap_err(),
+        dead.list_registrations().await.unwrap_err(),
         WebexApiError::Transport(_)
     ));
 }
@@ -210,7 +210,7 @@ async fn create_update_delete_send_the_documented_bodies() {
         .await;
     let c = client(&server);
     let created = c
-        .create_webhook(&WebhookCreate {
+        .create_registration(&RegistrationCreate {
             name: "n".into(),
             target_url: "https://t/x".into(),
             resource: "telephony_calls".into(),
@@ -222,9 +222,9 @@ async fn create_update_delete_send_the_documented_bodies() {
         .unwrap();
     assert_eq!(created.id, "new");
     let updated = c
-        .update_webhook(
+        .update_registration(
             "new",
-            &WebhookUpdate {
+            &RegistrationUpdate {
                 name: "n2".into(),
                 target_url: "https://t/x".into(),
                 secret: None,
@@ -234,7 +234,7 @@ async fn create_update_delete_send_the_documented_bodies() {
         .await
         .unwrap();
     assert_eq!(updated.status.as_deref(), Some("inactive"));
-    c.delete_webhook("new").await.unwrap();
+    c.delete_registration("new").await.unwrap();
 }
 
 #[tokio::test]
@@ -516,7 +516,7 @@ async fn ensure_creates_then_is_idempotent_and_reactivates() {
         r.changes
     );
     assert_eq!(
-        c.get_webhook(&id).await.unwrap().status.as_deref(),
+        c.get_registration(&id).await.unwrap().status.as_deref(),
         Some("active")
     );
     assert_eq!(fake.counts().0, 1, "never a second webhook");

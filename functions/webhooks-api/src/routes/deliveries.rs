@@ -10,7 +10,7 @@ use super::webhooks::find_owned;
 use super::PageQuery;
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{ApiQuery, WebhookIdPath};
+use crate::extract::{ApiQuery, SubscriptionIdPath};
 use crate::model::{Delivery, ListResponse};
 use crate::state::AppState;
 
@@ -31,7 +31,7 @@ pub struct DeliveriesQuery {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    WebhookIdPath(id): WebhookIdPath,
+    SubscriptionIdPath(id): SubscriptionIdPath,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> ApiResult<Json<ListResponse<Delivery>>> {
     let page = PageQuery {

@@ -16,7 +16,7 @@ use relay_shared::subscription::Subscription;
 use super::PageQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, OptionalJson, WebhookIdPath};
+use crate::extract::{ApiJson, ApiQuery, OptionalJson, SubscriptionIdPath};
 use crate::model::{
     time, CreateWebhook, Empty, ListResponse, ReplayRequest, ReplayResponse, RotateSecret,
     TestResponse, UpdateWebhook, Webhook, WebhookWithSecret,
@@ -112,7 +112,7 @@ pub async fn create(
         ),
         e => e.into(),
     })?;
-    tracing::info!(webhook_id = %sub.id, user_id = %caller.user_id, org_id = %caller.org_id, "webhook created");
+    tracing::info!(subscription_id = %sub.id, user_id = %caller.user_id, org_id = %caller.org_id, "webhook created");
     let body = WebhookWithSecret {
         webhook: Webhook::from(&sub),
         secret: sub.secret.clone(),
@@ -147,7 +147,7 @@ pub async fn list(
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
-    WebhookIdPath(id): WebhookIdPath,
+    SubscriptionIdPath(id): SubscriptionIdPath,
 ) -> ApiResult<Json<Webhook>> {
     let sub = find_owned(&state, &caller, &id).await?;
     Ok(Json(Webhook::from(&sub)))
@@ -156,7 +156,7 @@ pub async fn get_one(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    WebhookIdPath(id): WebhookIdPath,
+    SubscriptionIdPath(id): SubscriptionIdPath,
     ApiJson(req): ApiJson<UpdateWebhook>,
 ) -> ApiResult<Json<Webhook>> {
     let cfg = &state.config;
@@ -207,14 +207,14 @@ pub async fn update(
         Ok(())
     })
     .await?;
-    tracing::info!(webhook_id = %sub.id, user_id = %caller.user_id, "webhook updated");
+    tracing::info!(subscription_id = %sub.id, user_id = %caller.user_id, "webhook updated");
     Ok(Json(Webhook::from(&sub)))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    WebhookIdPath(id): WebhookIdPath,
+    SubscriptionIdPath(id): SubscriptionIdPath,
 ) -> ApiResult<StatusCode> {
     // The finder checks owner and org; the store's delete re-checks the owner atomically.
     find_owned(&state, &caller, &id).await?;
@@ -226,7 +226,7 @@ pub async fn delete(
     {
         return Err(ApiError::webhook_not_found());
     }
-    tracing::info!(webhook_id = %id, user_id = %caller.user_id, "webhook deleted");
+    tracing::info!(subscription_id = %id, user_id = %caller.user_id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -244,7 +244,7 @@ fn refuse_disabled(sub: &Subscription) -> ApiResult<()> {
 pub async fn send_test(
     State(state): State<AppState>,
     caller: Caller,
-    WebhookIdPath(id): WebhookIdPath,
+    SubscriptionIdPath(id): SubscriptionIdPath,
     OptionalJson(_): OptionalJson<Empty>,
 ) -> ApiResult<Response> {
     let sub = find_owned(&state, &caller, &id).await?;
@@ -267,7 +267,7 @@ pub async fn send_test(
     };
     let job = DeliveryJob::for_event(&event, sub.id);
     state.queue.send(&[QueuedJob::now(job)]).await?;
-    tracing::info!(webhook_id = %sub.id, event_id = %event_id, "test event queued");
+    tracing::info!(subscription_id = %sub.id, event_id = %event_id, "test event queued");
     Ok((
         StatusCode::ACCEPTED,
         Json(TestResponse {
@@ -281,7 +281,7 @@ pub async fn send_test(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
-    WebhookIdPath(id): WebhookIdPath,
+    SubscriptionIdPath(id): SubscriptionIdPath,
     OptionalJson(req): OptionalJson<RotateSecret>,
 ) -> ApiResult<Json<WebhookWithSecret>> {
     let grace = req.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
@@ -298,7 +298,7 @@ pub async fn rotate_secret(
         Ok(())
     })
     .await?;
-    tracing::info!(webhook_id = %sub.id, grace_seconds = grace, "webhook secret rotated");
+    tracing::info!(subscription_id = %sub.id, grace_seconds = grace, "webhook secret rotated");
     let previous_secret_expires_at =
         (grace > 0).then(|| time(now + Duration::seconds(i64::from(grace))));
     Ok(Json(WebhookWithSecret {
@@ -311,7 +311,7 @@ pub async fn rotate_secret(
 pub async fn replay(
     State(state): State<AppState>,
     caller: Caller,
-    WebhookIdPath(id): WebhookIdPath,
+    SubscriptionIdPath(id): SubscriptionIdPath,
     ApiJson(req): ApiJson<ReplayRequest>,
 ) -> ApiResult<Response> {
     let cfg = &state.config;
@@ -360,7 +360,7 @@ pub async fn replay(
     for chunk in jobs.chunks(SEND_CHUNK) {
         state.queue.send(chunk).await?;
     }
-    tracing::info!(webhook_id = %sub.id, queued = jobs.len(), truncated, "replay queued");
+    tracing::info!(subscription_id = %sub.id, queued = jobs.len(), truncated, "replay queued");
     let body = ReplayResponse {
         queued: jobs.len() as u32,
         truncated,

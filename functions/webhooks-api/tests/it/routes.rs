@@ -1114,7 +1114,7 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
                 sub: &relay_shared::subscription::Subscription| {
         let secrets = sub.signing_secrets(now);
         let headers = delivery_headers(&SignatureInput {
-            webhook_id: "msg_x",
+            delivery_id: "msg_x",
             timestamp: now,
             event_type: EventType::WebhookTest,
             subscription_id: id,

@@ -1,5 +1,5 @@
 //! The Webex REST client (`ports::WebexClient`) over reqwest: webhooks management
-//! (`/v1/webhooks`, seed 002) and `GET /v1/people` for the presence poller.
+//! (`/v1/webhooks`, Webex's webhook management API) and `GET /v1/people` for the presence poller.
 //!
 //! - Base URL from `WEBEX_API_BASE_URL` (default `https://webexapis.com/v1`), bearer token from
 //!   `WEBEX_TOKEN`; the token is never logged or printed (`Debug` redacts it).
@@ -26,7 +26,7 @@ pub use link::next_link;
 use crate::ports::{PeoplePage, WebexClient};
 use crate::retry::parse_retry_after;
 use crate::webex::Person;
-use crate::webex_api::{WebexApiError, WebexWebhook, WebhookCreate, WebhookUpdate};
+use crate::webex_api::{RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration};
 
 pub const DEFAULT_BASE_URL: &str = "https://webexapis.com/v1";
 /// Read by [`crate::config::WebexArgs`].
@@ -252,38 +252,41 @@ impl WebexClient for WebexHttpClient {
         })
     }
 
-    async fn list_webhooks(&self) -> Result<Vec<WebexWebhook>, WebexApiError> {
+    async fn list_registrations(&self) -> Result<Vec<WebexRegistration>, WebexApiError> {
         let mut url = self.url("webhooks");
         url.query_pairs_mut().append_pair("max", PAGE_MAX);
         self.list_all(url).await
     }
 
-    async fn create_webhook(&self, req: &WebhookCreate) -> Result<WebexWebhook, WebexApiError> {
+    async fn create_registration(
+        &self,
+        req: &RegistrationCreate,
+    ) -> Result<WebexRegistration, WebexApiError> {
         let resp = self
             .send(Method::POST, self.url("webhooks"), Some(req))
             .await?;
         Self::json(resp).await
     }
 
-    async fn update_webhook(
+    async fn update_registration(
         &self,
         id: &str,
-        req: &WebhookUpdate,
-    ) -> Result<WebexWebhook, WebexApiError> {
+        req: &RegistrationUpdate,
+    ) -> Result<WebexRegistration, WebexApiError> {
         let resp = self
             .send(Method::PUT, self.webhook_url(id)?, Some(req))
             .await?;
         Self::json(resp).await
     }
 
-    async fn get_webhook(&self, id: &str) -> Result<WebexWebhook, WebexApiError> {
+    async fn get_registration(&self, id: &str) -> Result<WebexRegistration, WebexApiError> {
         let resp = self
             .send::<()>(Method::GET, self.webhook_url(id)?, None)
             .await?;
         Self::json(resp).await
     }
 
-    async fn delete_webhook(&self, id: &str) -> Result<(), WebexApiError> {
+    async fn delete_registration(&self, id: &str) -> Result<(), WebexApiError> {
         self.send::<()>(Method::DELETE, self.webhook_url(id)?, None)
             .await?;
         Ok(())
