@@ -7,10 +7,11 @@
                                                         # (re)write tests/fixtures/seed001/*.json
 
 The fixtures tests/fixtures/seed001/{updated,created,deleted}.json are the three outbound bodies
-of seed 001 (its capture is out of order and misses a comma between two array elements; the
-fixtures are the repaired, valid JSON). The Webex envelope Webex POSTs to us IS each body's
-`items`: the events carry it as compact JSON, signed with X-Spark-Signature = hex HMAC-SHA1 of
-those exact bytes under the documented test secret `local-webex-secret`.
+of the captured Webex telephony webhook (the telephony contract, docs/telephony-ingest.md; the
+capture is out of order and misses a comma between two array elements; the fixtures are the
+repaired, valid JSON). The Webex envelope Webex POSTs to us IS each body's `items`: the events
+carry it as compact JSON, signed with X-Spark-Signature = hex HMAC-SHA1 of those exact bytes under
+the documented test secret `local-webex-secret`.
 """
 import argparse
 import hashlib
@@ -24,7 +25,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "seed001"
 EVENTS = ROOT / "events"
 SECRET = b"local-webex-secret"
-STAGES = ["updated", "created", "deleted"]  # seed 001's captured order
+STAGES = ["updated", "created", "deleted"]  # the telephony capture's order
 # Fixed values so the files are reproducible byte for byte.
 REQUEST_TIME_EPOCH = {"updated": 1755197583419, "created": 1755197582738, "deleted": 1755197584091}
 

@@ -56,7 +56,8 @@ pub struct Args {
     )]
     pub store_capacity: usize,
 
-    /// Start a verifying receiver, subscribe it, replay the seed 001 events and show the deliveries.
+    /// Start a verifying receiver, subscribe it, replay the captured Webex telephony events and
+    /// show the deliveries.
     #[arg(long)]
     pub demo: bool,
 

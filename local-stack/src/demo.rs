@@ -1,6 +1,6 @@
 //! `--demo`: the whole flow in one command. A verifying receiver on 127.0.0.1, an API key, a
-//! subscription created through the API, the seed 001 events signed and POSTed to ingest, and
-//! each delivery shown as it arrives.
+//! subscription created through the API, the captured Webex telephony events signed and POSTed to
+//! ingest, and each delivery shown as it arrives.
 
 use std::time::Duration;
 

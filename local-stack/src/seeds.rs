@@ -1,4 +1,5 @@
-//! The seed 001 telephony capture, embedded so the demo runs from any directory.
+//! The captured Webex telephony webhook (`tests/fixtures/seed001/`), embedded so the demo runs from
+//! any directory.
 
 /// The three Webex envelopes (`items` of each captured body), in the captured (out-of-order)
 /// order: updated, created, deleted — as compact JSON, exactly what Webex would POST.

@@ -113,7 +113,8 @@ mod tests {
 
     #[test]
     fn out_of_order_events_never_roll_back() {
-        // Seed 001 capture order: updated (…730), created (…729), deleted (…43.357).
+        // The captured Webex telephony webhook's order (tests/fixtures/seed001/): updated (…730),
+        // created (…729), deleted (…43.357).
         let mut r = CallRecord::new(
             "c".into(),
             None,

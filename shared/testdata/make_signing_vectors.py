@@ -1,7 +1,9 @@
-"""Independent reference vectors for the hex signature schemes (seed 003 / seed 004).
+"""Independent reference vectors for the hex signature schemes
+(`X-ServiceHook-Signature` of the ServiceHook contract, `X-Hook-Signature` of the OpenWork webhook
+contract; docs/delivery-worker.md).
 
 Run: python3 shared/testdata/make_signing_vectors.py > shared/testdata/signing_vectors.json
-Uses only the Python standard library's hmac, exactly as the seeds' own verifier code does.
+Uses only the Python standard library's hmac, exactly as those guides' own verifier code does.
 """
 import hashlib
 import hmac

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""Verify `X-ServiceHook-Signature` with the Python snippet of seed 003, as printed.
+"""Verify `X-ServiceHook-Signature` with the Python snippet of the 1UPVISION ServiceHook
+integration guide (the ServiceHook contract, docs/delivery-worker.md), as printed.
 
 Usage: seed003_verify.py [capture.json]   (stdin when no file)
 Capture: {"secret": "...", "headers": {...lower-case names...}, "body_b64": "..."}
-Exit 0 only if the seed's computed `signature` equals the header.
+Exit 0 only if the guide's computed `signature` equals the header.
 
-The seed's snippet assigns placeholders (`SECRET_KEY = "WEBHOOK SECRET"`,
+The guide's snippet assigns placeholders (`SECRET_KEY = "WEBHOOK SECRET"`,
 `request_body = 'REQUEST BODY IS HERE'`) and then HMACs a variable named `request_data`
-(a typo in the seed for `request_body`). We bind those three names to the captured secret and body
-and run the seed's computation verbatim; its comparison rule is "should be equal".
+(a typo in the guide for `request_body`). We bind those three names to the captured secret and body
+and run the guide's computation verbatim; its comparison rule is "should be equal".
 """
 import hmac
 import sys
@@ -17,21 +18,21 @@ from capture import read_capture
 
 
 def seed003_signature(captured_secret: str, captured_body: str) -> str:
-    # ---- seed 003, as printed (placeholders bound to the capture) ----
+    # ---- the ServiceHook guide's snippet, as printed (placeholders bound to the capture) ----
     # Python 3.6+
     import json  # noqa: F401
     import hmac
     from hashlib import sha256
     # we will provide this secret key, unique for each organization. Keep this secret
-    SECRET_KEY = captured_secret  # seed: "WEBHOOK SECRET"
-    request_body = captured_body  # seed: 'REQUEST BODY IS HERE'
-    request_data = request_body  # the seed's snippet reads `request_data`
+    SECRET_KEY = captured_secret  # guide: "WEBHOOK SECRET"
+    request_body = captured_body  # guide: 'REQUEST BODY IS HERE'
+    request_data = request_body  # the guide's snippet reads `request_data`
     signature = hmac.new(
     key=SECRET_KEY.encode("utf-8"),
     msg=request_data.encode("utf-8"),
     digestmod=sha256,
     ).hexdigest()
-    # ---- end of seed 003 ----
+    # ---- end of the ServiceHook guide's snippet ----
     return signature
 
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// Verify `X-Hook-Signature` with seed 004's Node `verifyWebhookSignature`, as printed, given
-// `JSON.parse(body)` as its payload (as the seed's Express example passes `req.body`).
+// Verify `X-Hook-Signature` with the Node `verifyWebhookSignature` of the OpenWork webhook guide
+// (the OpenWork webhook contract, docs/delivery-worker.md), as printed, given `JSON.parse(body)`
+// as its payload (as the guide's Express example passes `req.body`).
 //
 // Usage: node seed004_verify.js [capture.json]   (stdin when no file)
 // Capture: {"secret": "...", "headers": {...lower-case names...}, "body_b64": "..."}
-// Exit 0 only if the seed's function returns true.
+// Exit 0 only if the guide's function returns true.
 
 const fs = require('fs')
 
-// ---- seed 004, as printed ----
+// ---- the OpenWork guide's function, as printed ----
 const crypto = require('crypto')
 
 function verifyWebhookSignature(payload, signature, secret) {
@@ -21,7 +22,7 @@ function verifyWebhookSignature(payload, signature, secret) {
     Buffer.from(expected)
   )
 }
-// ---- end of seed 004 ----
+// ---- end of the OpenWork guide's function ----
 
 function main() {
   let capture, body, signature

@@ -1,10 +1,11 @@
 //! # presence-poller
 //!
-//! Seed 000 made real: once a minute an invocation takes the org's lease, loads the last-known
-//! presence states once, then every `PRESENCE_POLL_INTERVAL_MS` lists the org's people from Webex
-//! (`GET /v1/people`, all pages), diffs the complete listing against the states in memory, emits
-//! one `presence:changed` event per cycle with changes (body exactly as seed 000, split under
-//! 256 KiB), fans it out to the org's subscriptions, and writes only the changed states — until the
+//! The presence webhook contract (docs/presence-poller.md) made real: once a minute an invocation
+//! takes the org's lease, loads the last-known presence states once, then every
+//! `PRESENCE_POLL_INTERVAL_MS` lists the org's people from Webex (`GET /v1/people`, all pages),
+//! diffs the complete listing against the states in memory, emits one `presence:changed` event per
+//! cycle with changes (body exactly as that contract's `user-presence` body, split under 256 KiB),
+//! fans it out to the org's subscriptions, and writes only the changed states — until the
 //! invocation deadline minus a safety margin.
 //!
 //! The core (`Poller`) only sees ports, so the same code runs on Lambda (`handler`), in the local

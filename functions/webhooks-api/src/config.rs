@@ -20,7 +20,8 @@ pub struct ApiConfig {
     pub idempotency_ttl_hours: u32,
     /// `DEFAULT_RATE_LIMIT_PER_MINUTE` (100): `rateLimitPerMinute` when a create omits it.
     pub default_rate_limit_per_minute: u32,
-    /// `MAX_RATE_LIMIT_PER_MINUTE` (100, seed 004): the highest `rateLimitPerMinute` accepted.
+    /// `MAX_RATE_LIMIT_PER_MINUTE` (100, the OpenWork webhook limit of 100 events/min): the highest
+    /// `rateLimitPerMinute` accepted.
     pub max_rate_limit_per_minute: u32,
     /// `REPLAY_MAX_EVENTS` (10000): events re-queued by one replay call at most.
     pub replay_max_events: u32,
@@ -43,7 +44,7 @@ pub struct ApiArgs {
     /// How long an `Idempotency-Key` answer is replayed, in hours.
     #[arg(long, env = "IDEMPOTENCY_TTL_HOURS", default_value_t = 24, value_parser = in_range(1u32..))]
     pub idempotency_ttl_hours: u32,
-    /// Highest `rateLimitPerMinute` the API accepts (seed 004's 100 by default; raise it for load tests).
+    /// Highest `rateLimitPerMinute` the API accepts (100 by default, the OpenWork limit; raise it for load tests).
     #[arg(long, env = "MAX_RATE_LIMIT_PER_MINUTE", default_value_t = 100, value_parser = in_range(1u32..))]
     pub max_rate_limit: u32,
     /// Events re-queued by one replay call at most.

@@ -1,4 +1,5 @@
-//! The API's JSON shapes (camelCase, as in seed 004). Request types refuse unknown fields.
+//! The API's JSON shapes (camelCase, as in the OpenWork webhook API the subscription API
+//! extends, docs/webhooks-api.md). Request types refuse unknown fields.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, ErrorClass};

@@ -84,8 +84,8 @@ async fn seed_events_are_delivered_and_verify_on_aws_adapters() {
     }
 }
 
-/// Runs the Python `standardwebhooks` package and the seed 003 (Python) and seed 004 (Node)
-/// verifiers, as printed in the seeds, over every capture.
+/// Runs the Python `standardwebhooks` package and the ServiceHook guide's (Python) and the OpenWork
+/// webhook guide's (Node) verifiers, as printed in those guides, over every capture.
 pub(crate) fn run_external_verifiers(captures: &[Capture], secret: &str) {
     let needs = "RELAY_PYTHON (with standardwebhooks) and RELAY_NODE";
     let python = testkit::var("the external verifiers", "RELAY_PYTHON", needs);

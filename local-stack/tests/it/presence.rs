@@ -1,5 +1,6 @@
 //! Presence through the local stack: a fake Webex people API on 127.0.0.1, the stack's presence
-//! loop polling it, and a subscriber that must get exactly the changed people, as seed 000 shows.
+//! loop polling it, and a subscriber that must get exactly the changed people, as the presence
+//! webhook contract (docs/presence-poller.md) says.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -96,8 +97,8 @@ async fn list_people(
     Json(json!({ "items": items })).into_response()
 }
 
-/// Seed 000's person (every field, in its order) with its own id, the e2e org, and one field the
-/// relay does not model, which must be passed through.
+/// The presence contract's example person (every field, in its order) with its own id, the e2e org,
+/// and one field the relay does not model, which must be passed through.
 fn person(i: usize, status: &str) -> Value {
     let seed: Value =
         serde_json::from_str(include_str!("../../../tests/fixtures/seed000.json")).unwrap();

@@ -197,7 +197,8 @@ impl Stack {
     }
 }
 
-/// The three seed 001 envelopes in captured order (updated, created, deleted), compact.
+/// The three envelopes of the captured Webex telephony webhook, in captured order (updated,
+/// created, deleted), compact.
 pub fn seed_envelopes() -> Vec<(String, Value)> {
     ["updated", "created", "deleted"]
         .iter()

@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::webex::{Person, TelephonyEnvelope};
 
-/// `{"Payload":"telephony","timestamp":…,"items":<envelope>,"orgId":…}` (seed 001; note the capital P).
+/// `{"Payload":"telephony","timestamp":…,"items":<envelope>,"orgId":…}` (the telephony webhook
+/// contract, docs/telephony-ingest.md; note the capital P).
 #[derive(Serialize)]
 struct TelephonyBody<'a> {
     #[serde(rename = "Payload")]
@@ -16,14 +17,16 @@ struct TelephonyBody<'a> {
     org_id: &'a str,
 }
 
-/// `{"payload":"user-presence","items":[…]}` (seed 000; lower-case p).
+/// `{"payload":"user-presence","items":[…]}` (the presence webhook contract,
+/// docs/presence-poller.md; lower-case p).
 #[derive(Serialize)]
 struct PresenceBody<'a> {
     payload: &'static str,
     items: &'a [Person],
 }
 
-/// RFC 3339 with milliseconds and `Z`, as in seed 001 (`2025-08-14T18:53:03.419Z`).
+/// RFC 3339 with milliseconds and `Z`, as in the captured telephony webhook
+/// (`2025-08-14T18:53:03.419Z`).
 pub fn rfc3339_millis(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

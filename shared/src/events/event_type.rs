@@ -78,7 +78,8 @@ impl EventType {
         s.parse().ok()
     }
 
-    /// Presence events carry the org in an `x-org-id` header (seed 000).
+    /// Presence events carry the org in an `x-org-id` header (the presence webhook contract,
+    /// docs/presence-poller.md).
     pub fn carries_org_header(self) -> bool {
         matches!(self, EventType::PresenceChanged)
     }

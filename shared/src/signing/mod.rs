@@ -1,5 +1,6 @@
-//! Outbound signatures: Standard Webhooks, `X-Hook-Signature` (seed 004) and `X-ServiceHook-*`
-//! (seed 003), all from one subscription secret.
+//! Outbound signatures: Standard Webhooks, `X-Hook-Signature` (the OpenWork webhook contract) and
+//! `X-ServiceHook-*` (the ServiceHook contract), all from one subscription secret; the headers are
+//! listed in docs/delivery-worker.md.
 
 mod headers;
 mod schemes;

@@ -31,12 +31,12 @@ pub fn standard_webhooks_signature(
     format!("v1,{}", STANDARD.encode(mac))
 }
 
-/// Seed 004: `X-Hook-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+/// The OpenWork webhook contract: `X-Hook-Signature: sha256=<hex HMAC-SHA256 of the body>`.
 pub fn hook_signature(secret: &SigningSecret, body: &[u8]) -> String {
     format!("sha256={}", service_hook_signature(secret, body))
 }
 
-/// Seed 003: `X-ServiceHook-Signature: <hex HMAC-SHA256 of the body>`.
+/// The ServiceHook contract: `X-ServiceHook-Signature: <hex HMAC-SHA256 of the body>`.
 pub fn service_hook_signature(secret: &SigningSecret, body: &[u8]) -> String {
     hex::encode(hmac_sha256(secret.text_key(), &[body]))
 }

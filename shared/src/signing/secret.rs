@@ -7,10 +7,10 @@ use rand::RngCore;
 /// Prefix of Standard Webhooks secrets; the rest is base64 of the key bytes.
 pub const WHSEC_PREFIX: &str = "whsec_";
 
-/// A subscription's signing secret. One string serves all three schemes:
-/// Standard Webhooks uses the base64-decoded bytes after `whsec_` (as its official libraries do);
-/// the two hex schemes (seeds 003/004) use the whole string's UTF-8 bytes. A secret without the
-/// prefix (or whose remainder is not base64) is used as UTF-8 bytes by every scheme.
+/// A subscription's signing secret. One string serves all three schemes: Standard Webhooks uses the
+/// base64-decoded bytes after `whsec_` (as its official libraries do); the two hex schemes
+/// (`X-ServiceHook-Signature`, `X-Hook-Signature`) use the whole string's UTF-8 bytes. A secret
+/// without the prefix (or whose remainder is not base64) is used as UTF-8 bytes by every scheme.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningSecret {
     text: String,

@@ -3,7 +3,8 @@ use serde_json::{Map, Value};
 
 use super::WebexTime;
 
-/// The envelope Webex POSTs to a webhook's target URL (seeds 001 and 002).
+/// The envelope Webex POSTs to a webhook's target URL (Webex's webhook envelope, as in the captured
+/// telephony webhook, `tests/fixtures/seed001/`).
 ///
 /// Known fields are typed and serialised in Webex's own order; fields this build does not know are
 /// kept in `extra` and forwarded, so consumers receive everything Webex sent.

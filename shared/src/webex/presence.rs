@@ -2,7 +2,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A person as `GET /v1/people` returns it, with presence (`status`, `lastActivity`) — the item
-/// type of the outbound `user-presence` body (seed 000). Unknown fields are kept.
+/// type of the outbound `user-presence` body (the presence webhook contract,
+/// docs/presence-poller.md). Unknown fields are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Person {

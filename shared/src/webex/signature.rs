@@ -1,5 +1,6 @@
 //! Verification of incoming Webex webhooks: `X-Spark-Signature` (or `X-Webex-Signature`) is the
-//! hex HMAC-SHA1 of the raw body under the webhook's secret (seed 002).
+//! hex HMAC-SHA1 of the raw body under the webhook's secret, as Webex signs webhooks
+//! (docs/telephony-ingest.md).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;

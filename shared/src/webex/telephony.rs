@@ -37,7 +37,8 @@ open_enum!(
     }
 );
 
-/// `data` of a `telephony_calls` webhook (seed 001). Unknown fields are kept in `extra`.
+/// `data` of a Webex `telephony_calls` webhook (as captured in `tests/fixtures/seed001/`). Unknown
+/// fields are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TelephonyCallData {

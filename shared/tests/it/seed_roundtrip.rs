@@ -1,9 +1,10 @@
-//! The seeds round-trip through the typed model byte for byte:
-//! - each seed 001 fixture's `items` (the Webex envelope) parses as `TelephonyEnvelope` and
-//!   re-serialises to the identical compact JSON, and the outbound body rebuilt from it equals the
-//!   captured body (same timestamp);
-//! - seed 000's `items` parse as `Vec<Person>` and re-serialise identically, as does the whole
-//!   `user-presence` body;
+//! The captured Webex payloads round-trip through the typed model byte for byte:
+//! - each captured telephony webhook's `items` (`tests/fixtures/seed001/`; the Webex envelope)
+//!   parses as `TelephonyEnvelope` and re-serialises to the identical compact JSON, and the
+//!   outbound body rebuilt from it equals the captured body (same timestamp);
+//! - the presence webhook contract's example (`tests/fixtures/seed000.json`,
+//!   docs/presence-poller.md): its `items` parse as `Vec<Person>` and re-serialise identically, as
+//!   does the whole `user-presence` body;
 //! - the envelope parser never panics on arbitrary bytes (proptest).
 
 use chrono::DateTime;

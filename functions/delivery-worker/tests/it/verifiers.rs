@@ -1,7 +1,9 @@
 //! Real deliveries, captured by a local receiver, checked by code we did not write: the Python
-//! `standardwebhooks` package, seed 003's Python snippet and seed 004's Node function (scripts in
-//! `tests/verifiers/`). `RELAY_PYTHON` (a python with `standardwebhooks`) and `RELAY_NODE` select
-//! the interpreters; unset → the check is skipped with a reason, unless `RELAY_REQUIRE_AWS=1`.
+//! `standardwebhooks` package, the ServiceHook guide's Python snippet (`X-ServiceHook-Signature`)
+//! and the OpenWork webhook guide's Node function (`X-Hook-Signature`) (scripts in
+//! `tests/verifiers/`; the headers are in docs/delivery-worker.md). `RELAY_PYTHON` (a python with
+//! `standardwebhooks`) and `RELAY_NODE` select the interpreters; unset → the check is skipped with
+//! a reason, unless `RELAY_REQUIRE_AWS=1`.
 
 use std::path::PathBuf;
 use std::process::Command;

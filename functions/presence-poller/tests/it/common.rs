@@ -232,8 +232,8 @@ async fn people_handler(
     resp
 }
 
-/// A Webex person with every field of seed 000 (in its order) plus one field the relay does not
-/// model, which must be passed through.
+/// A Webex person with every field of the presence contract's example person (in its order) plus
+/// one field the relay does not model, which must be passed through.
 pub fn person(i: usize, status: &str) -> Value {
     json!({
         "id": format!("Y2lzY29zcGFyazovL3VzL1BFT1BMRS{i:06}"),
@@ -441,7 +441,7 @@ impl Rig {
     }
 }
 
-/// The body seed 000 fixes for these people, compact.
+/// The `user-presence` body the presence webhook contract fixes for these people, compact.
 pub fn expected_body(items: &[Value]) -> String {
     serde_json::to_string(&json!({"payload": "user-presence", "items": items})).unwrap()
 }

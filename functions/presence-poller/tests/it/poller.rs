@@ -91,7 +91,8 @@ async fn exactly_the_changed_people_are_emitted() {
         assert_eq!(j.event_type, EventType::PresenceChanged);
         assert_eq!(j.org_id, ORG);
         assert_eq!(j.event_id, jobs[0].event_id);
-        // Byte for byte seed 000, with the full person objects as Webex returned them.
+        // Byte for byte the presence webhook contract's body, with the full person objects as Webex
+        // returned them.
         assert_eq!(
             j.body,
             expected_body(&[served[5].clone(), served[150].clone(), served[249].clone()])

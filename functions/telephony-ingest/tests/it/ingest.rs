@@ -34,7 +34,8 @@ const SEED_ORG: &str =
     "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8xNzExMTdkNi04YjgyLTQ0Y2EtOThlOS1hYzExNTdmMmNkMWQ";
 const SEED_CALL: &str = "Y2lzY29zcGFyazovL3VzL0NBTEwvY2FsbGhhbGYtOTgyNzEzMjM3MDow";
 
-/// The Webex envelope of a seed 001 fixture (its `items`), as the compact bytes Webex would POST.
+/// The Webex envelope of a captured telephony webhook fixture (its `items`), as the compact bytes
+/// Webex would POST.
 fn envelope(fixture: &str) -> String {
     let v: Value = serde_json::from_str(fixture).unwrap();
     serde_json::to_string(&v["items"]).unwrap()
@@ -189,8 +190,9 @@ fn expected_event_id(fixture: &str) -> EventId {
 // ---------------------------------------------------------------------------------------------
 // Scenarios (each runs on every backend).
 
-/// Seed 001 in captured order (updated, created, deleted): three deliveries per matching
-/// subscription, `items` byte-identical to what Webex sent, call state latest = deleted.
+/// The captured Webex telephony webhook, in captured order (updated, created, deleted): three
+/// deliveries per matching subscription, `items` byte-identical to what Webex sent, call state
+/// latest = deleted.
 async fn seed_sequence(h: Harness) {
     let a = h.subscribe(SEED_ORG, &TELEPHONY).await;
     let b = h.subscribe(SEED_ORG, &TELEPHONY).await;

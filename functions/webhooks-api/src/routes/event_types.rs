@@ -41,7 +41,7 @@ fn at(s: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// The envelope shape of seed 001 for one call stage.
+/// The Webex envelope shape of the captured telephony webhook for one call stage.
 fn telephony_envelope(event: &str, data_event: &str, state: &str, ts: &str) -> TelephonyEnvelope {
     let v = json!({
         "id": "Y2lzY29zcGFyazovL3VzL1dFQkhPT0svN2QyMTBjMjUtYWJmZi00MjAxLWE0OGMtMjI3ZDRkNWY3OTI1",
