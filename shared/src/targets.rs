@@ -14,7 +14,6 @@
 //!   it by its canonical form and by the IPv4 address it embeds. `ALLOW_PRIVATE_TARGETS` (local use
 //!   only) switches the address rules off.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -41,7 +40,8 @@ pub struct TargetPolicy {
 }
 
 /// The class of a refusal: what the API's `422` names and what the worker's reason starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Reason {
     InvalidUrl,
     Scheme,
@@ -54,6 +54,7 @@ pub enum Reason {
     LinkLocal,
     ProtocolAssignments,
     Documentation,
+    #[strum(serialize = "6to4-relay-anycast")]
     RelayAnycast,
     Benchmarking,
     Multicast,
@@ -69,42 +70,15 @@ pub enum Reason {
     Ipv4Compatible,
     Nat64,
     LocalUseNat64,
+    #[strum(serialize = "6to4")]
     SixToFour,
     Teredo,
 }
 
 impl Reason {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidUrl => "invalid-url",
-            Self::Scheme => "scheme",
-            Self::Credentials => "credentials",
-            Self::Localhost => "localhost",
-            Self::Unspecified => "unspecified",
-            Self::Loopback => "loopback",
-            Self::Private => "private",
-            Self::SharedAddressSpace => "shared-address-space",
-            Self::LinkLocal => "link-local",
-            Self::ProtocolAssignments => "protocol-assignments",
-            Self::Documentation => "documentation",
-            Self::RelayAnycast => "6to4-relay-anycast",
-            Self::Benchmarking => "benchmarking",
-            Self::Multicast => "multicast",
-            Self::Broadcast => "broadcast",
-            Self::Reserved => "reserved",
-            Self::UniqueLocal => "unique-local",
-            Self::SiteLocal => "site-local",
-            Self::DiscardOnly => "discard-only",
-            Self::Orchid => "orchid",
-            Self::NotGlobalUnicast => "not-global-unicast",
-            Self::Ipv4Mapped => "ipv4-mapped",
-            Self::Siit => "siit",
-            Self::Ipv4Compatible => "ipv4-compatible",
-            Self::Nat64 => "nat64",
-            Self::LocalUseNat64 => "local-use-nat64",
-            Self::SixToFour => "6to4",
-            Self::Teredo => "teredo",
-        }
+    /// The class name a refusal shows (kebab-case of the variant, spelled once by strum).
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     /// The worker's attempt-log class: a URL that cannot be used as one is `invalid_url`, every
@@ -114,12 +88,6 @@ impl Reason {
             Self::InvalidUrl | Self::Credentials => ErrorClass::InvalidUrl,
             _ => ErrorClass::SsrfBlocked,
         }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

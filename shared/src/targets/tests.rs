@@ -259,3 +259,19 @@ fn target_args_read_the_three_settings() {
         assert!(e.to_string().contains(k), "{e}");
     }
 }
+
+#[test]
+fn reason_names_are_the_kebab_case_classes_the_api_shows() {
+    for (reason, name) in [
+        (Reason::InvalidUrl, "invalid-url"),
+        (Reason::SharedAddressSpace, "shared-address-space"),
+        (Reason::RelayAnycast, "6to4-relay-anycast"),
+        (Reason::SixToFour, "6to4"),
+        (Reason::Ipv4Mapped, "ipv4-mapped"),
+        (Reason::LocalUseNat64, "local-use-nat64"),
+        (Reason::NotGlobalUnicast, "not-global-unicast"),
+    ] {
+        assert_eq!(reason.as_str(), name);
+        assert_eq!(reason.to_string(), name);
+    }
+}
