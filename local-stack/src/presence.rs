@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use presence_poller::{Poller, RunOptions};
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::ports::{Clock, WebexClient};
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -32,7 +33,8 @@ pub async fn spawn(
     let config = args.presence.config();
     // The poller honours Retry-After itself, bounded by its run: no client-side retries.
     let webex: Arc<dyn WebexClient> = Arc::new(
-        WebexHttpClient::new(&args.webex.base_url, token.as_str())?.with_retries(0, Duration::ZERO),
+        WebexHttpClient::new(&args.webex.base_url, token.expose_secret())?
+            .with_retries(0, Duration::ZERO),
     );
     let poller = Poller::new(&backend.stores, webex, backend.queue.clone(), clock, config);
     println!("presence: polling {} for org {org}", args.webex.base_url);

@@ -13,6 +13,7 @@ use std::ops::{Bound, RangeBounds};
 use std::str::FromStr;
 
 use clap::{ArgAction, ArgMatches, Args, Command, FromArgMatches};
+use secrecy::SecretString;
 
 use crate::adapters::webex_http::{DEFAULT_BASE_URL, ENV_BASE_URL, ENV_TOKEN};
 
@@ -260,7 +261,7 @@ pub struct WebexArgs {
     pub base_url: String,
     /// The Webex access token itself (local runs; on AWS the poller reads it from Secrets Manager).
     #[arg(long = "webex-token", env = ENV_TOKEN, hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use relay_shared::config::{defaults, in_range, ConfigError, Resources, WebexArgs};
+use secrecy::SecretString;
 
 use crate::diff::DiffFields;
 
@@ -168,17 +169,17 @@ impl PollerConfig {
 }
 
 /// Where the Webex token comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TokenConfig {
     /// `WEBEX_TOKEN_SECRET_ARN`: a Secrets Manager secret (plain token, or JSON with `token` /
     /// `accessToken` / `access_token`).
     Secret(String),
     /// `WEBEX_TOKEN`: the token itself (local runs).
-    Plain(String),
+    Plain(SecretString),
 }
 
 /// Everything `main.rs` needs besides the poller config.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// `PRESENCE_MEMORY_STORES=true`: in-memory stores and queue (local runs without AWS; state
     /// lives as long as the process).
@@ -331,6 +332,7 @@ mod tests {
 
     #[test]
     fn runtime_config() {
+        use secrecy::ExposeSecret;
         let env = [
             ("TABLE_NAME", "t"),
             ("DELIVERY_QUEUE_URL", "q"),
@@ -338,7 +340,7 @@ mod tests {
             ("WEBEX_TOKEN", "plain"),
         ];
         let r = RuntimeConfig::from_env(&env).unwrap();
-        assert_eq!(r.token, TokenConfig::Secret("arn".into()));
+        assert!(matches!(&r.token, TokenConfig::Secret(arn) if arn == "arn"));
         assert_eq!(r.webex_base_url, "https://webexapis.com/v1");
         assert!(!r.memory);
         assert!(RuntimeConfig::from_env(&[("WEBEX_TOKEN", "x")])
@@ -348,7 +350,11 @@ mod tests {
         let r = RuntimeConfig::from_env(&[("PRESENCE_MEMORY_STORES", "1"), ("WEBEX_TOKEN", "x")])
             .unwrap();
         assert!(r.memory);
-        assert_eq!(r.token, TokenConfig::Plain("x".into()));
+        assert!(matches!(&r.token, TokenConfig::Plain(t) if t.expose_secret() == "x"));
+        assert!(
+            !format!("{r:?}").contains("\"x\""),
+            "the token must not show in Debug: {r:?}"
+        );
         assert!(RuntimeConfig::from_env(&[("PRESENCE_MEMORY_STORES", "1")])
             .unwrap_err()
             .to_string()

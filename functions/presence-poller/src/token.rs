@@ -11,7 +11,7 @@ use relay_shared::ports::{PeoplePage, WebexClient};
 use relay_shared::webex_api::{
     RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::RwLock;
 
 /// Reads the current Webex token (every call reads it afresh).
@@ -21,12 +21,12 @@ pub trait TokenSource: Send + Sync {
 }
 
 /// A fixed token (`WEBEX_TOKEN`).
-pub struct StaticToken(pub String);
+pub struct StaticToken(pub SecretString);
 
 #[async_trait]
 impl TokenSource for StaticToken {
     async fn token(&self) -> Result<String, String> {
-        Ok(self.0.clone())
+        Ok(self.0.expose_secret().to_owned())
     }
 }
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use relay_shared::adapters::webex_http::{WebexHttpClient, DEFAULT_BASE_URL};
+use relay_shared::adapters::webex_http::{WebexHttpClient, DEFAULT_BASE_URL, ENV_TOKEN};
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{RegistrationCreate, RegistrationUpdate, WebexRegistration};
 use relayctl::{
@@ -133,13 +133,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CtlError> {
-    let token = std::env::var("WEBEX_TOKEN")
+    // Environment only, never a flag: a token on the command line would land in shell history.
+    let token = std::env::var(ENV_TOKEN)
         .ok()
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            CtlError::Usage(
-                "WEBEX_TOKEN is not set (a Webex bot or integration access token)".into(),
-            )
+            CtlError::Usage(format!(
+                "{ENV_TOKEN} is not set (a Webex bot or integration access token)"
+            ))
         })?;
     let client = WebexHttpClient::new(&cli.base_url, token)?;
     let Command::WebexWebhooks(cmd) = cli.command;
