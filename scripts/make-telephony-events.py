@@ -113,7 +113,7 @@ def extract_seed(seed_path: pathlib.Path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 if events/ differs from what would be generated")
-    ap.add_argument("--extract-seed", type=pathlib.Path, help="path of seed 001 to extract the fixtures from")
+    ap.add_argument("--extract-seed", type=pathlib.Path, help="path of the captured Webex telephony webhook document (../shared/seeds/001_*.txt) to extract the fixtures from")
     args = ap.parse_args()
     if args.extract_seed:
         extract_seed(args.extract_seed)

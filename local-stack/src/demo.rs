@@ -58,7 +58,7 @@ pub async fn run(base: &str, webex_secret: &str) -> anyhow::Result<()> {
             .await
             .context("posting a seed event to ingest")?;
         println!(
-            "demo: Webex `{name}` event (seed 001, captured order) → POST /webex/telephony → {}",
+            "demo: Webex `{name}` event (captured telephony webhook, in captured order) → POST /webex/telephony → {}",
             resp.status()
         );
     }

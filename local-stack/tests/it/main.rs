@@ -60,7 +60,7 @@ async fn seed_events_are_delivered_and_verify(aws: bool) {
         assert_eq!(
             keys,
             ["Payload", "timestamp", "items", "orgId"],
-            "seed 001 field order"
+            "the captured telephony webhook's field order"
         );
         assert_eq!(c.headers["content-type"], "application/json");
         assert_eq!(

@@ -168,7 +168,7 @@ async fn presence_changes_are_delivered(aws: bool) {
     assert_eq!(
         String::from_utf8_lossy(&c.body),
         expected,
-        "seed 000 body: only the changed person, as Webex listed it"
+        "presence contract body: only the changed person, as Webex listed it"
     );
     assert_eq!(c.headers["x-org-id"], ORG);
     assert_eq!(c.headers["content-type"], "application/json");

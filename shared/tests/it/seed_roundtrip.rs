@@ -59,7 +59,7 @@ fn seed001_envelopes_round_trip_byte_for_byte() {
         assert_eq!(
             telephony_body(&env, ts),
             compact(&body),
-            "{stage}: outbound body differs from seed 001"
+            "{stage}: outbound body differs from the captured telephony webhook"
         );
     }
 }

@@ -131,7 +131,10 @@ async fn seed003_python_snippet_accepts_deliveries() {
         let (req, new, old) = deliver(&body).await;
         let cap = write_capture("s3", &new, &req, &req.body);
         let (ok, out) = run(&python, "seed003_verify.py", &cap);
-        assert!(ok, "seed 003 verifier rejected a real delivery: {out}");
+        assert!(
+            ok,
+            "the ServiceHook guide's verifier rejected a real delivery: {out}"
+        );
         // The hex headers use the current secret only.
         let cap = write_capture("s3-old", &old, &req, &req.body);
         assert!(!run(&python, "seed003_verify.py", &cap).0);
@@ -153,7 +156,10 @@ async fn seed004_node_function_accepts_deliveries() {
         let (req, new, _old) = deliver(&body).await;
         let cap = write_capture("s4", &new, &req, &req.body);
         let (ok, out) = run(&node, "seed004_verify.js", &cap);
-        assert!(ok, "seed 004 verifier rejected a real delivery: {out}");
+        assert!(
+            ok,
+            "the OpenWork guide's verifier rejected a real delivery: {out}"
+        );
         let tampered = body.replacen('1', "2", 1);
         let cap = write_capture("s4-bad", &new, &req, tampered.as_bytes());
         assert!(
