@@ -71,7 +71,7 @@ pub async fn run(base: &str, webex_secret: &str) -> anyhow::Result<()> {
         println!(
             "demo: delivery {n}/3 {} webhook-id={} signatures: standard-webhooks={} x-hook={} x-servicehook={}\n      body: {}",
             got.event_type,
-            got.webhook_id,
+            got.delivery_id,
             ok(got.standard_ok),
             ok(got.hook_ok),
             ok(got.service_hook_ok),

@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         Err(ConfigError::Missing { .. }) => SecretSource::Plain(LOCAL_WEBEX_SECRET.into()),
         source => source?,
     };
-    let ingest_auth = webhook_secret.load().await?;
+    let ingest_auth = webhook_secret.load(None).await?;
     let visibility = backend::visibility_seconds(worker_config.delivery_timeout);
     let backend = if aws {
         backend::aws(&args, visibility).await?

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 /// What the receiver saw for one delivery.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub webhook_id: String,
+    pub delivery_id: String,
     pub event_type: String,
     pub body: String,
     pub standard_ok: bool,
@@ -67,7 +67,7 @@ async fn receive(
             .to_owned()
     };
     let got = Received {
-        webhook_id: header("webhook-id"),
+        delivery_id: header("webhook-id"),
         event_type: header("x-servicehook-event"),
         body: String::from_utf8_lossy(&body).into_owned(),
         standard_ok,

@@ -228,7 +228,7 @@ fn present<'a>(v: &'a Option<String>, name: &str, hint: &str) -> Result<&'a str,
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct DefaultRateLimit {
     /// Deliveries per minute of a subscription that sets no `rateLimitPerMinute`.
-    #[arg(long = "default-rate-limit", env = "DEFAULT_RATE_LIMIT_PER_MINUTE", default_value_t = 100, value_parser = in_range(1u32..))]
+    #[arg(long = "default-rate-limit", env = "DEFAULT_RATE_LIMIT_PER_MINUTE", default_value_t = crate::subscription::Subscription::DEFAULT_RATE_LIMIT_PER_MINUTE, value_parser = in_range(1u32..))]
     pub per_minute: u32,
 }
 

@@ -191,6 +191,7 @@ pub const RULES: &[Rule] = &[
     embedding(v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), Reason::LocalUseNat64, "local-use NAT64", Embedding::Low32),
     rule(v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), Reason::DiscardOnly, "discard-only"),
     rule(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), Reason::Documentation, "documentation"),
+    rule(v6([0x2001, 2, 0, 0, 0, 0, 0, 0], 48), Reason::Benchmarking, "benchmarking"),
     embedding(v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), Reason::Teredo, "Teredo", Embedding::TeredoClient),
     rule(v6([0x2001, 0x10, 0, 0, 0, 0, 0, 0], 28), Reason::Orchid, "ORCHID"),
     rule(v6([0x2001, 0x20, 0, 0, 0, 0, 0, 0], 28), Reason::Orchid, "ORCHIDv2"),
@@ -231,39 +232,52 @@ pub fn forbidden(ip: IpAddr) -> Option<Refusal> {
         if let Some(inner) = embedded_ipv4(v6) {
             let verdict = rule_for(IpAddr::V4(inner)).map_or("public", |r| r.reason.as_str());
             message.push_str(&format!(
-                ", embedding {inner} ({verdict}); IPv4-in-IPv6 transition addresses are never allowed"
+                ", embedding {inner} ({verdict}); IPv4-in-IPv6 transition addresses are refused unless TARGET_ALLOW_CIDRS lists them, and then only for a public embedded address"
             ));
         }
     }
     Some(Refusal::new(rule.reason, message))
 }
 
-/// `10.0.0.0/8, 192.168.1.7` (a bare address is a /32 or /128; host bits are dropped).
+/// `10.0.0.0/8, 192.168.1.7` (a bare address is a /32 or /128). A block with host bits set
+/// (`10.20.0.1/1`) is refused rather than widened: it is almost always a typo, and widening it
+/// would allow-list far more than meant.
 pub fn parse_cidrs(v: &str) -> Result<Vec<IpNet>, String> {
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<IpNet>()
+            let net = s
+                .parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map(|n| n.trunc())
-                .map_err(|_| format!("`{s}` is not a CIDR block or an IP address"))
+                .map_err(|_| format!("`{s}` is not a CIDR block or an IP address"))?;
+            if net != net.trunc() {
+                return Err(format!(
+                    "`{s}` has host bits set (the block is `{}`)",
+                    net.trunc()
+                ));
+            }
+            Ok(net)
         })
         .collect()
 }
 
 impl TargetPolicy {
-    /// Is the address in `TARGET_ALLOW_CIDRS` (as itself, its canonical IPv4 form, or the IPv4
-    /// address it embeds)?
+    /// Is the address in `TARGET_ALLOW_CIDRS`? An IPv4-in-IPv6 transition address stands for the
+    /// IPv4 address it embeds (a NAT64 or 6to4 gateway would turn it into that address), so it is
+    /// allowed when that IPv4 address is listed, or when the transition address itself is listed
+    /// (e.g. `64:ff9b::/96` on an IPv6-only network with DNS64) and what it embeds is public:
+    /// listing a transition prefix never opens the private addresses behind it.
     pub fn is_allow_listed(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        let embedded = match ip {
-            IpAddr::V6(v6) => embedded_ipv4(v6).map(IpAddr::V4),
-            IpAddr::V4(_) => None,
-        };
-        self.allow_cidrs
-            .iter()
-            .any(|net| net.contains(&ip) || embedded.is_some_and(|e| net.contains(&e)))
+        let listed = |ip: IpAddr| self.allow_cidrs.iter().any(|net| net.contains(&ip));
+        match ip {
+            IpAddr::V6(v6) => match embedded_ipv4(v6).map(IpAddr::V4) {
+                Some(inner) => listed(inner) || (listed(ip) && forbidden(inner).is_none()),
+                None => listed(ip),
+            },
+            IpAddr::V4(_) => listed(ip),
+        }
     }
 
     /// `Ok` if the address may be called under this policy, else why not.
@@ -321,8 +335,10 @@ impl TargetPolicy {
                     IpAddr::V4(Ipv4Addr::LOCALHOST),
                     IpAddr::V6(Ipv6Addr::LOCALHOST),
                 ];
+                // Both loopback addresses must be allowed: the worker refuses a name when any
+                // address it resolves to is refused, and `localhost` resolves to both.
                 if (name == "localhost" || name.ends_with(".localhost"))
-                    && !loopback.iter().any(|ip| self.is_allowed(*ip))
+                    && !loopback.iter().all(|ip| self.is_allowed(*ip))
                 {
                     return Err(Refusal::new(
                         Reason::Localhost,

@@ -29,7 +29,8 @@ pub struct WorkerConfig {
     pub max_response_bytes: usize,
     /// How much of it is stored in the attempt log (1 KiB).
     pub snippet_bytes: usize,
-    /// Concurrent deliveries per batch in the local consumer loop (`WORKER_CONCURRENCY`, default 10).
+    /// Messages per receive in the local consumer loop, delivered concurrently
+    /// (`WORKER_CONCURRENCY`, default 10; on Lambda the event source's batch size decides).
     pub concurrency: usize,
 }
 

@@ -143,14 +143,19 @@ impl IngestArgs {
 }
 
 impl SecretSource {
-    /// The webhook authentication: a Secrets Manager secret is read now (once per cold start).
-    pub async fn load(self) -> Result<WebhookAuth, SecretError> {
+    /// The webhook authentication: a Secrets Manager secret is read now (once per cold start),
+    /// with the cold start's SDK configuration when there is one (else one is loaded for it).
+    pub async fn load(
+        self,
+        sdk: Option<&aws_config::SdkConfig>,
+    ) -> Result<WebhookAuth, SecretError> {
         Ok(match self {
             SecretSource::SecretsManager(arn) => {
-                let secret = SecretsManager::from_env()
-                    .await
-                    .read(&arn, &WEBHOOK_SECRET)
-                    .await?;
+                let secrets = match sdk {
+                    Some(sdk) => SecretsManager::from_sdk_config(sdk),
+                    None => SecretsManager::from_env().await,
+                };
+                let secret = secrets.read(&arn, &WEBHOOK_SECRET).await?;
                 WebhookAuth::secret(secret.expose_secret())
             }
             SecretSource::Plain(secret) => WebhookAuth::secret(secret.expose_secret()),

@@ -15,12 +15,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     relay_shared::logging::init_json_logging();
 
     let args: FunctionArgs = from_process_env("telephony-ingest")?;
-    let auth = args.ingest.secret_source()?.load().await?;
-    let config = args.ingest.config(auth);
     let table = args.resources.table_name()?.to_owned();
     let queue_url = args.resources.delivery_queue_url()?.to_owned();
-
+    // One SDK configuration per cold start, for Secrets Manager, DynamoDB and SQS alike.
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let auth = args.ingest.secret_source()?.load(Some(&sdk)).await?;
+    let config = args.ingest.config(auth);
     let stores = aws_stores(DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
     let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
 

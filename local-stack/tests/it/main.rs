@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use support::*;
 
 // ---------------------------------------------------------------------------------------------
-// Seed events → three verified deliveries
+// The captured telephony events → three verified deliveries
 
 async fn seed_events_are_delivered_and_verify(aws: bool) {
     let receiver = Receiver::start(Behaviour::Ok).await;
@@ -330,7 +330,7 @@ async fn always_failing_receiver_fills_the_dlq(aws: bool) {
 
     // Every job is parked in the DLQ: once the receiver recovers, an admin redrive moves exactly
     // that many back and each is then delivered, which clears the subscription's failing state.
-    let (status, webhook) = stack.webhook(&id).await;
+    let (status, webhook) = stack.subscription(&id).await;
     assert_eq!(status, 200);
     assert_eq!(
         webhook["status"], "failing",
@@ -361,7 +361,7 @@ async fn always_failing_receiver_fills_the_dlq(aws: bool) {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, webhook) = stack.webhook(&id).await;
+        let (_, webhook) = stack.subscription(&id).await;
         if webhook["status"] == "active" || std::time::Instant::now() > deadline {
             assert_eq!(
                 webhook["status"], "active",

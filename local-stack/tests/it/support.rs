@@ -109,7 +109,7 @@ impl Stack {
     }
 
     /// The user's view of one subscription: `GET /api/hooks/webhooks/{id}`.
-    pub async fn webhook(&self, id: &str) -> (u16, Value) {
+    pub async fn subscription(&self, id: &str) -> (u16, Value) {
         let path = format!("/api/hooks/webhooks/{id}");
         self.api(reqwest::Method::GET, &path, USER_KEY, None).await
     }

@@ -1,4 +1,5 @@
-//! The outbound bodies, byte for byte as the seeds fix them.
+//! The outbound bodies, byte for byte as the telephony and presence webhook contracts fix them
+//! (docs/telephony-ingest.md, docs/presence-poller.md).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;

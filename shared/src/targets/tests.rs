@@ -35,18 +35,29 @@ const REFUSED: &[(&str, Reason)] = &[
     ("64:ff9b:1::7f00:1", Reason::LocalUseNat64),
     ("100::1", Reason::DiscardOnly),
     ("2001:db8::1", Reason::Documentation),
+    ("2001:2::1", Reason::Benchmarking),
     ("2001:0:4136:e378:8000:63bf:80ff:fffe", Reason::Teredo),
     ("2001:10::1", Reason::Orchid),
     ("2001:20::1", Reason::Orchid),
     ("2002:7f00:1::", Reason::SixToFour),
     ("3fff::1", Reason::Documentation),
     ("fd12:3456::1", Reason::UniqueLocal),
+    ("fd00:ec2::254", Reason::UniqueLocal), // the EC2 instance metadata service over IPv6
     ("fe80::1", Reason::LinkLocal),
     ("fec0::1", Reason::SiteLocal),
     ("ff02::1", Reason::Multicast),
     ("1000::1", Reason::NotGlobalUnicast),
     ("4000::1", Reason::NotGlobalUnicast),
     ("8000::1", Reason::NotGlobalUnicast),
+    // Bottom edges and well-known members of the ranges above.
+    ("0.0.0.0", Reason::Unspecified),
+    ("100.64.0.1", Reason::SharedAddressSpace),
+    ("172.16.0.1", Reason::Private),
+    ("198.18.0.1", Reason::Benchmarking),
+    ("224.0.0.1", Reason::Multicast),
+    ("fc00::1", Reason::UniqueLocal),
+    ("64:ff9b::7f00:1", Reason::Nat64),
+    ("::ffff:10.0.0.1", Reason::Ipv4Mapped),
 ];
 
 #[test]
@@ -102,7 +113,7 @@ fn transition_addresses_name_what_they_embed() {
         let IpAddr::V6(v6) = ip(s) else { panic!() };
         assert_eq!(embedded_ipv4(v6), Some(inner.parse().unwrap()), "{s}");
         let r = forbidden(ip(s)).unwrap().message;
-        assert!(r.contains(inner) && r.contains("never allowed"), "{r}");
+        assert!(r.contains(inner) && r.contains("refused unless"), "{r}");
     }
     let r = forbidden(ip("2001:0:4136:e378:8000:63bf:80ff:fffe"))
         .unwrap()
@@ -202,7 +213,9 @@ fn url_shape_rules() {
 fn allow_list_and_private_override() {
     let p = TargetPolicy {
         allow_http: true,
-        allow_cidrs: vec!["127.0.0.1/32".parse().unwrap(), "fd00::/8".parse().unwrap()],
+        allow_cidrs: ["127.0.0.1/32", "::1/128", "fd00::/8"]
+            .map(|s| s.parse().unwrap())
+            .to_vec(),
         ..Default::default()
     };
     assert!(p.check_url("http://127.0.0.1:9/").is_ok());
@@ -217,6 +230,34 @@ fn allow_list_and_private_override() {
         "localhost is loopback"
     );
     assert!(p.check_url("http://127.0.0.2/").is_err());
+    // localhost resolves to both loopback addresses: allowing one of them is not enough.
+    let v4_only = TargetPolicy {
+        allow_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
+        ..p.clone()
+    };
+    assert_eq!(
+        v4_only.check_url("http://localhost:9/").unwrap_err().reason,
+        Reason::Localhost
+    );
+    // Listing a transition prefix (DNS64 on an IPv6-only network) admits what it embeds only when
+    // that is public: the metadata service and private addresses behind it stay refused.
+    let dns64 = TargetPolicy {
+        allow_cidrs: vec!["64:ff9b::/96".parse().unwrap(), "2000::/3".parse().unwrap()],
+        ..Default::default()
+    };
+    assert!(dns64.check_ip(ip("64:ff9b::808:808")).is_ok());
+    for s in [
+        "64:ff9b::a00:5",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",
+    ] {
+        assert!(
+            dns64.check_ip(ip(s)).is_err(),
+            "{s} embeds a non-public address"
+        );
+    }
     assert!(p.check_url("http://10.0.0.1/").is_err());
     assert!(p.check_url("http://[fe80::1]/").is_err());
     let open = TargetPolicy {
@@ -239,7 +280,7 @@ fn target_args_read_the_three_settings() {
     };
     assert_eq!(policy(&[]).unwrap(), TargetPolicy::default());
     let p = policy(&[
-        (ENV_ALLOW_CIDRS, "10.0.0.0/8, 127.0.0.1 ,fd00::1/8"),
+        (ENV_ALLOW_CIDRS, "10.0.0.0/8, 127.0.0.1 ,fd00::/8"),
         (ENV_ALLOW_HTTP, "true"),
         (ENV_ALLOW_PRIVATE, "1"),
     ])
@@ -251,6 +292,7 @@ fn target_args_read_the_three_settings() {
     );
     for (k, v) in [
         (ENV_ALLOW_CIDRS, "10.0.0.0/33"),
+        (ENV_ALLOW_CIDRS, "10.20.0.1/1"),
         (ENV_ALLOW_CIDRS, "example.com"),
         (ENV_ALLOW_HTTP, "maybe"),
         (ENV_ALLOW_PRIVATE, "2"),

@@ -26,7 +26,7 @@ mod rate_limits;
 mod setup;
 mod subscriptions;
 
-// Not part of the conformance suite: the seeds' byte-for-byte round trip through the model.
+// Not part of the conformance suite: the captured Webex payloads' byte-for-byte round trip through the model.
 mod seed_roundtrip;
 
 /// Generates `memory::<module>::<test>` and `aws::<module>::<test>` from one list. Each `kind`

@@ -95,7 +95,7 @@ async fn presence_events_carry_the_org_header() {
 }
 
 #[tokio::test]
-async fn server_error_then_success_with_stable_webhook_id() {
+async fn server_error_then_success_with_stable_delivery_id() {
     let server = MockServer::start().await;
     respond(
         &server,

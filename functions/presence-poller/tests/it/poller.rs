@@ -104,7 +104,7 @@ async fn exactly_the_changed_people_are_emitted() {
             .contains(r#""phoneNumbers":[{"type":"work","value":"+1 555 0005"}]"#),
         "unknown fields pass through"
     );
-    // Signed as the delivery worker signs it: the seed-000 `x-org-id` header is there.
+    // Signed as the delivery worker signs it: the presence contract's `x-org-id` header is there.
     let secrets = [relay_shared::signing::SigningSecret::new(
         testkit::fixtures::SECRET.to_string(),
     )];
