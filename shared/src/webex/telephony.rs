@@ -11,10 +11,13 @@ pub const TELEPHONY_RESOURCE: &str = "telephony_calls";
 pub type TelephonyEnvelope = WebhookEnvelope<TelephonyCallData>;
 
 open_enum!(
-    /// `data.eventType` of a telephony call event.
+    /// `data.eventType` of a telephony call event. Webex publishes no complete list (received,
+    /// updated and disconnected are in the captured traffic); a value not listed here is kept
+    /// verbatim in `Other` and forwarded untouched.
     CallEventType {
         Originated => "originated",
         Received => "received",
+        Answered => "answered",
         Connected => "connected",
         Held => "held",
         Resumed => "resumed",
@@ -101,4 +104,30 @@ pub struct Redirection {
     pub redirecting_party: Option<CallParty>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_round_trip_and_unknown_ones_pass_through() {
+        for wire in [
+            "received",
+            "answered",
+            "held",
+            "resumed",
+            "forwarded",
+            "recording",
+            "updated",
+            "disconnected",
+        ] {
+            let t: CallEventType = serde_json::from_value(wire.into()).unwrap();
+            assert!(!matches!(t, CallEventType::Other(_)), "{wire} is known");
+            assert_eq!(serde_json::to_value(&t).unwrap(), wire);
+        }
+        let t: CallEventType = serde_json::from_value("parked".into()).unwrap();
+        assert_eq!(t, CallEventType::Other("parked".into()));
+        assert_eq!(serde_json::to_value(&t).unwrap(), "parked");
+    }
 }

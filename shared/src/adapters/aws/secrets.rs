@@ -3,6 +3,8 @@
 
 use secrecy::SecretString;
 
+use crate::webex::{SecretRole, WebhookSecrets};
+
 /// What a secret is called in errors, and the JSON keys that may hold it.
 #[derive(Debug, Clone, Copy)]
 pub struct SecretKind {
@@ -54,7 +56,9 @@ pub fn parse_secret_string(raw: &str, kind: &SecretKind) -> Result<SecretString,
                         None => Err(SecretError(format!("{} is empty", kind.what))),
                     };
                 }
-                if !kind.json_may_be_literal {
+                if !kind.json_may_be_literal
+                    || WEBHOOK_FORM_KEYS.iter().any(|k| map.contains_key(*k))
+                {
                     return Err(SecretError(format!(
                         "{} is JSON without a `{}` field",
                         kind.what,
@@ -76,6 +80,119 @@ pub fn parse_secret_string(raw: &str, kind: &SecretKind) -> Result<SecretString,
         return Err(SecretError(format!("{} is empty", kind.what)));
     }
     Ok(SecretString::from(raw))
+}
+
+/// Keys of the webhook secret's rotation and per-org forms ([`parse_webhook_secrets`]): a JSON
+/// object holding one is never taken as the literal secret text.
+const WEBHOOK_FORM_KEYS: &[&str] = &[
+    WEBHOOK_ORGS_KEY,
+    "previous",
+    "WEBEX_WEBHOOK_SECRET_PREVIOUS",
+];
+/// The previous webhook secret, during a rotation.
+const WEBHOOK_PREVIOUS_KEYS: &[&str] = &["previous", "WEBEX_WEBHOOK_SECRET_PREVIOUS"];
+/// One webhook secret per org: `{"orgs": {"<orgId>": {"secret": …, "previous": …}}}`.
+const WEBHOOK_ORGS_KEY: &str = "orgs";
+
+/// The Webex webhook secrets a `SecretString` holds (docs/telephony-ingest.md, "Webhook secrets"):
+/// - the secret itself, or `{"secret": "…"}` ([`parse_secret_string`] with [`WEBHOOK_SECRET`]):
+///   one secret for every org;
+/// - `{"secret": "…", "previous": "…"}`: the same during a rotation (`previous` empty or `null`:
+///   none);
+/// - `{"orgs": {"<orgId>": {"secret": "…", "previous": "…"}, "<orgId>": "…"}}`: one secret (and
+///   its previous one) per org, each vouching only for its own org's events.
+///
+/// Errors name the form and the org, never a secret.
+pub fn parse_webhook_secrets(raw: &str) -> Result<WebhookSecrets, SecretError> {
+    let what = WEBHOOK_SECRET.what;
+    let map = match serde_json::from_str::<serde_json::Value>(raw.trim()) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => {
+            return Ok(WebhookSecrets::single(
+                parse_secret_string(raw, &WEBHOOK_SECRET)?,
+                None,
+            ))
+        }
+    };
+    let Some(orgs) = map.get(WEBHOOK_ORGS_KEY) else {
+        let current = parse_secret_string(raw, &WEBHOOK_SECRET)?;
+        let previous = webhook_previous(&map, what)?;
+        return Ok(WebhookSecrets::single(current, previous));
+    };
+    if let Some(k) = WEBHOOK_SECRET
+        .json_keys
+        .iter()
+        .chain(WEBHOOK_PREVIOUS_KEYS)
+        .find(|k| map.contains_key(**k))
+    {
+        return Err(SecretError(format!(
+            "{what} has both `{WEBHOOK_ORGS_KEY}` and a top-level `{k}`: with one secret per org, \
+             every secret belongs to an org"
+        )));
+    }
+    let orgs = match orgs {
+        serde_json::Value::Object(orgs) if !orgs.is_empty() => orgs,
+        _ => {
+            return Err(SecretError(format!(
+                "{what}: `{WEBHOOK_ORGS_KEY}` must be a non-empty object of orgId → secret"
+            )))
+        }
+    };
+    let mut secrets = WebhookSecrets::default();
+    for (org, entry) in orgs {
+        let what = format!(
+            "{what} of org `{}`",
+            org.chars().take(128).collect::<String>()
+        );
+        if org.trim().is_empty() {
+            return Err(SecretError(format!("{what}: the orgId is empty")));
+        }
+        let (current, previous) = match entry {
+            serde_json::Value::String(s) => (non_empty(s, &what)?, None),
+            serde_json::Value::Object(e) => {
+                let current = WEBHOOK_SECRET
+                    .json_keys
+                    .iter()
+                    .find_map(|k| e.get(*k))
+                    .ok_or_else(|| SecretError(format!("{what} has no `secret`")))?;
+                let current = match current {
+                    serde_json::Value::String(s) => non_empty(s, &what)?,
+                    _ => return Err(SecretError(format!("{what}: `secret` is not a string"))),
+                };
+                (current, webhook_previous(e, &what)?)
+            }
+            _ => {
+                return Err(SecretError(format!(
+                    "{what} is neither a string nor {{\"secret\": …}}"
+                )))
+            }
+        };
+        secrets.push(Some(org.clone()), SecretRole::Current, current);
+        if let Some(p) = previous {
+            secrets.push(Some(org.clone()), SecretRole::Previous, p);
+        }
+    }
+    Ok(secrets)
+}
+
+/// The `previous` secret of a JSON form: absent, `null` or empty means none.
+fn webhook_previous(
+    map: &serde_json::Map<String, serde_json::Value>,
+    what: &str,
+) -> Result<Option<SecretString>, SecretError> {
+    match WEBHOOK_PREVIOUS_KEYS.iter().find_map(|k| map.get(*k)) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(SecretString::from(s.trim()))),
+        Some(_) => Err(SecretError(format!("{what}: `previous` is not a string"))),
+    }
+}
+
+fn non_empty(s: &str, what: &str) -> Result<SecretString, SecretError> {
+    match s.trim() {
+        "" => Err(SecretError(format!("{what} is empty"))),
+        s => Ok(SecretString::from(s)),
+    }
 }
 
 /// Reads secrets by ARN or name. Cheap to clone (the client is an `Arc`).
@@ -106,6 +223,20 @@ impl SecretsManager {
         secret_id: &str,
         kind: &SecretKind,
     ) -> Result<SecretString, SecretError> {
+        parse_secret_string(&self.secret_string(secret_id, kind.what).await?, kind)
+    }
+
+    /// `GetSecretValue` of `secret_id`, parsed by [`parse_webhook_secrets`]: every Webex webhook
+    /// secret it holds (per org, and the previous ones during a rotation).
+    pub async fn read_webhook_secrets(
+        &self,
+        secret_id: &str,
+    ) -> Result<WebhookSecrets, SecretError> {
+        parse_webhook_secrets(&self.secret_string(secret_id, WEBHOOK_SECRET.what).await?)
+    }
+
+    /// The raw `SecretString` (`what` names it in errors).
+    async fn secret_string(&self, secret_id: &str, what: &str) -> Result<String, SecretError> {
         let out = self
             .client
             .get_secret_value()
@@ -114,15 +245,13 @@ impl SecretsManager {
             .await
             .map_err(|e| {
                 SecretError(format!(
-                    "reading {} from Secrets Manager ({secret_id}): {}",
-                    kind.what,
+                    "reading {what} from Secrets Manager ({secret_id}): {}",
                     aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
                 ))
             })?;
-        let raw = out.secret_string().ok_or_else(|| {
-            SecretError(format!("{} ({secret_id}) has no SecretString", kind.what))
-        })?;
-        parse_secret_string(raw, kind)
+        out.secret_string()
+            .map(str::to_owned)
+            .ok_or_else(|| SecretError(format!("{what} ({secret_id}) has no SecretString")))
     }
 }
 
@@ -179,5 +308,103 @@ mod tests {
         assert!(
             !format!("{:?}", parse_secret_string("hunter2", &WEBHOOK_SECRET)).contains("hunter2")
         );
+    }
+
+    /// `(org, role, secret)` of every webhook secret `raw` holds.
+    fn webhook(raw: &str) -> Result<Vec<(Option<String>, SecretRole, String)>, SecretError> {
+        Ok(parse_webhook_secrets(raw)?
+            .iter()
+            .map(|s| {
+                (
+                    s.org_id.clone(),
+                    s.role,
+                    s.secret.expose_secret().to_owned(),
+                )
+            })
+            .collect())
+    }
+
+    #[test]
+    fn webhook_secrets_every_form() {
+        use SecretRole::{Current, Previous};
+        let any = |role, s: &str| (None, role, s.to_owned());
+        let org = |o: &str, role, s: &str| (Some(o.to_owned()), role, s.to_owned());
+        // The single-secret forms, as before.
+        assert_eq!(webhook("abc\n").unwrap(), [any(Current, "abc")]);
+        assert_eq!(webhook(r#"{"secret":"s"}"#).unwrap(), [any(Current, "s")]);
+        assert_eq!(
+            webhook(r#"{"other":"x"}"#).unwrap(),
+            [any(Current, r#"{"other":"x"}"#)]
+        );
+        assert_eq!(webhook("{not json").unwrap(), [any(Current, "{not json")]);
+        // A rotation.
+        assert_eq!(
+            webhook(r#"{"secret":"new","previous":" old "}"#).unwrap(),
+            [any(Current, "new"), any(Previous, "old")]
+        );
+        assert_eq!(
+            webhook(r#"{"WEBEX_WEBHOOK_SECRET":"n","WEBEX_WEBHOOK_SECRET_PREVIOUS":"o"}"#).unwrap(),
+            [any(Current, "n"), any(Previous, "o")]
+        );
+        for done in [r#""previous":"""#, r#""previous":null"#] {
+            let raw = format!(r#"{{"secret":"new",{done}}}"#);
+            assert_eq!(webhook(&raw).unwrap(), [any(Current, "new")], "{raw}");
+        }
+        // One per org.
+        assert_eq!(
+            webhook(r#"{"orgs":{"A":{"secret":"a","previous":"a0"},"B":"b","C":{"secret":"c"}}}"#)
+                .unwrap(),
+            [
+                org("A", Current, "a"),
+                org("A", Previous, "a0"),
+                org("B", Current, "b"),
+                org("C", Current, "c")
+            ]
+        );
+        // Mistakes are refused, not taken as the secret text.
+        for (raw, want) in [
+            (r#"{"previous":"hunter2"}"#, "without a `secret`"),
+            (r#"{"secret":"","previous":"hunter2"}"#, "is empty"),
+            (
+                r#"{"secret":"s","previous":7}"#,
+                "`previous` is not a string",
+            ),
+            (r#"{"orgs":{}}"#, "non-empty object"),
+            (r#"{"orgs":"hunter2"}"#, "non-empty object"),
+            (
+                r#"{"orgs":{"A":"x"},"secret":"hunter2"}"#,
+                "both `orgs` and a top-level `secret`",
+            ),
+            (
+                r#"{"orgs":{"A":{"previous":"hunter2"}}}"#,
+                "org `A` has no `secret`",
+            ),
+            (r#"{"orgs":{"A":{"secret":" "}}}"#, "org `A` is empty"),
+            (
+                r#"{"orgs":{"A":{"secret":"s","previous":["hunter2"]}}}"#,
+                "not a string",
+            ),
+            (r#"{"orgs":{"A":7}}"#, "neither a string"),
+            (r#"{"orgs":{"":"hunter2"}}"#, "orgId is empty"),
+        ] {
+            let e = webhook(raw).unwrap_err();
+            assert!(e.0.contains(want), "{raw}: {e}");
+            assert!(
+                !e.0.contains("hunter2"),
+                "{raw}: the error shows the secret: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_single_secret_reader_refuses_the_structured_forms_it_cannot_hold() {
+        // relayctl reads one secret: the current one of a rotation, never an `orgs` JSON as text.
+        let k = &WEBHOOK_SECRET;
+        assert_eq!(
+            parse(r#"{"secret":"new","previous":"old"}"#, k).unwrap(),
+            "new"
+        );
+        assert!(parse(r#"{"orgs":{"A":"hunter2"}}"#, k).is_err());
+        assert!(parse(r#"{"previous":"hunter2"}"#, k).is_err());
     }
 }
