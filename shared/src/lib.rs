@@ -23,3 +23,4 @@ pub mod subscription;
 pub mod targets;
 pub mod webex;
 pub mod webex_api;
+pub mod webex_registrations;

@@ -449,6 +449,34 @@ pub trait WebexClient: Send + Sync {
         id: &str,
     ) -> Result<webex_api::WebexRegistration, webex_api::WebexApiError>;
     async fn delete_registration(&self, id: &str) -> Result<(), webex_api::WebexApiError>;
+    /// `GET /v1/people/me`: who the token is (its `type` tells a bot from a person).
+    async fn me(&self) -> Result<crate::webex::Person, webex_api::WebexApiError> {
+        Err(not_supported("GET /people/me"))
+    }
+    /// `GET /v1/telephony/webhookInterestRegistrations` (`None`: Webex answered 404, none exists).
+    /// Admin only (`spark-admin:calls_read`).
+    async fn get_interest_registration(
+        &self,
+    ) -> Result<Option<webex_api::InterestRegistration>, webex_api::WebexApiError> {
+        Err(not_supported("GET /telephony/webhookInterestRegistrations"))
+    }
+    /// `POST /v1/telephony/webhookInterestRegistrations`: creates or renews (an upsert, 204).
+    async fn put_interest_registration(
+        &self,
+        _req: &webex_api::InterestRegistrationUpdate,
+    ) -> Result<(), webex_api::WebexApiError> {
+        Err(not_supported(
+            "POST /telephony/webhookInterestRegistrations",
+        ))
+    }
+}
+
+/// What the default methods of [`WebexClient`] answer, so fakes need only what their tests use.
+fn not_supported(op: &str) -> webex_api::WebexApiError {
+    webex_api::WebexApiError::Status {
+        status: 501,
+        message: format!("{op} is not implemented by this client"),
+    }
 }
 
 /// Every store the handlers use, as shared trait objects: built once per cold start.

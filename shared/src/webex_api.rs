@@ -82,3 +82,41 @@ pub enum WebexApiError {
     #[error("unexpected Webex response: {0}")]
     Decode(String),
 }
+
+/// One interest of a webhook interest registration (`/v1/telephony/webhookInterestRegistrations`):
+/// exactly one of `resource` (e.g. `Hook Status`) or `actor` (`Workspaces`, `Virtual Lines`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl Interest {
+    pub fn actor(actor: &str) -> Self {
+        Self {
+            resource: None,
+            actor: Some(actor.to_owned()),
+        }
+    }
+}
+
+/// `GET /v1/telephony/webhookInterestRegistrations`: the token's (user + client) registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterestRegistration {
+    pub interests: Vec<Interest>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `POST /v1/telephony/webhookInterestRegistrations` (an upsert: a re-POST renews it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterestRegistrationUpdate {
+    pub interests: Vec<Interest>,
+    /// Days until it expires; Webex's default is 60.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u32>,
+}

@@ -1,5 +1,7 @@
 //! The Webex REST client (`ports::WebexClient`) over reqwest: webhooks management
-//! (`/v1/webhooks`, Webex's webhook management API) and `GET /v1/people` for the presence poller.
+//! (`/v1/webhooks`, Webex's webhook management API), Webex Calling's webhook interest registrations
+//! (`/v1/telephony/webhookInterestRegistrations`), `GET /v1/people/me`, and `GET /v1/people` for
+//! the presence poller.
 //!
 //! - Base URL from `WEBEX_API_BASE_URL` (default `https://webexapis.com/v1`), bearer token from
 //!   `WEBEX_TOKEN`; the token is never logged or printed (`Debug` redacts it).
@@ -26,7 +28,10 @@ pub use link::next_link;
 use crate::ports::{PeoplePage, WebexClient};
 use crate::retry::parse_retry_after;
 use crate::webex::Person;
-use crate::webex_api::{RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration};
+use crate::webex_api::{
+    InterestRegistration, InterestRegistrationUpdate, RegistrationCreate, RegistrationUpdate,
+    WebexApiError, WebexRegistration,
+};
 
 pub const DEFAULT_BASE_URL: &str = "https://webexapis.com/v1";
 /// Read by [`crate::config::WebexArgs`].
@@ -291,7 +296,40 @@ impl WebexClient for WebexHttpClient {
             .await?;
         Ok(())
     }
+
+    async fn me(&self) -> Result<Person, WebexApiError> {
+        let resp = self
+            .send::<()>(Method::GET, self.url("people/me"), None)
+            .await?;
+        Self::json(resp).await
+    }
+
+    async fn get_interest_registration(
+        &self,
+    ) -> Result<Option<InterestRegistration>, WebexApiError> {
+        match self
+            .send::<()>(Method::GET, self.url(INTEREST_REGISTRATIONS), None)
+            .await
+        {
+            Ok(resp) => Self::json(resp).await.map(Some),
+            // A successful answer always holds at least one interest: none registered is a 404.
+            Err(WebexApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_interest_registration(
+        &self,
+        req: &InterestRegistrationUpdate,
+    ) -> Result<(), WebexApiError> {
+        self.send(Method::POST, self.url(INTEREST_REGISTRATIONS), Some(req))
+            .await?;
+        Ok(())
+    }
 }
+
+/// Webex Calling's webhook interest registrations (one per user + client of the token).
+const INTEREST_REGISTRATIONS: &str = "telephony/webhookInterestRegistrations";
 
 impl WebexHttpClient {
     fn webhook_url(&self, id: &str) -> Result<Url, WebexApiError> {
