@@ -25,6 +25,8 @@ use relay_shared::clock::SystemClock;
 use relay_shared::config::{parse_command_line, ConfigError};
 use relay_shared::error::StoreError;
 use relay_shared::ports::{Clock, CorePorts};
+use relay_shared::webex::WebhookSecrets;
+use secrecy::ExposeSecret;
 use telephony_ingest::config::SecretSource;
 use telephony_ingest::{Ingest, WebhookAuth};
 use tokio::sync::watch;
@@ -60,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
     let worker_config = args.worker.config(targets.clone(), args.rate.per_minute);
     let api_config = args.api.config(targets, args.rate.per_minute)?;
     let webhook_secret = match args.ingest.secret_source() {
-        Err(ConfigError::Missing { .. }) => SecretSource::Plain(LOCAL_WEBEX_SECRET.into()),
+        Err(ConfigError::Missing { .. }) => {
+            SecretSource::Plain(WebhookSecrets::single(LOCAL_WEBEX_SECRET.into(), None))
+        }
         source => source?,
     };
     let ingest_auth = webhook_secret.load(None).await?;
@@ -92,7 +96,12 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let demo_secret = match &ingest_auth {
-        WebhookAuth::Secret(s) => String::from_utf8_lossy(s).into_owned(),
+        // The demo signs as Webex would for the demo org: with its current secret.
+        WebhookAuth::Signed(s) => s
+            .signing_secret(Some(demo::DEMO_ORG))
+            .map_or(LOCAL_WEBEX_SECRET.to_owned(), |s| {
+                s.expose_secret().to_owned()
+            }),
         WebhookAuth::InsecureUnsigned => LOCAL_WEBEX_SECRET.to_owned(),
     };
     let ingest_config = args.ingest.config(ingest_auth);

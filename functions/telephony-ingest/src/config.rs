@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use relay_shared::adapters::aws::secrets::{SecretError, SecretsManager, WEBHOOK_SECRET};
-use relay_shared::config::{defaults, in_range, ConfigError, Resources};
-use secrecy::{ExposeSecret, SecretString};
+use relay_shared::adapters::aws::secrets::{SecretError, SecretsManager};
+use relay_shared::config::{defaults, in_range, invalid, ConfigError, Resources};
+use relay_shared::webex::WebhookSecrets;
+use secrecy::SecretString;
 
-/// Env: ARN of the Secrets Manager secret holding the Webex webhook secret (Lambda).
+/// Env: ARN of the Secrets Manager secret holding the Webex webhook secret(s) (Lambda).
 pub const ENV_SECRET_ARN: &str = "WEBEX_WEBHOOK_SECRET_ARN";
 /// Env: the Webex webhook secret itself (local runs).
 pub const ENV_SECRET: &str = "WEBEX_WEBHOOK_SECRET";
+/// Env (optional, with `WEBEX_WEBHOOK_SECRET`): the previous secret, also accepted during a rotation.
+pub const ENV_SECRET_PREVIOUS: &str = "WEBEX_WEBHOOK_SECRET_PREVIOUS";
 /// Env: `true` lets the function start without any secret and accept unsigned webhooks (local only).
 pub const ENV_ALLOW_UNSIGNED: &str = "ALLOW_UNSIGNED_WEBHOOKS";
 /// Env (optional): how long an ingest dedupe record lives, in hours (default 24).
@@ -26,16 +29,22 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// How incoming webhooks are authenticated.
 #[derive(Clone)]
 pub enum WebhookAuth {
-    /// `X-Spark-Signature` must be the HMAC-SHA1 of the body under this secret.
-    Secret(Arc<[u8]>),
+    /// `X-Spark-Signature` must be the HMAC-SHA1 of the body under one of these secrets, and the
+    /// body's `orgId` one that secret vouches for.
+    Signed(Arc<WebhookSecrets>),
     /// No secret configured and `ALLOW_UNSIGNED_WEBHOOKS=true`: every body is accepted unsigned.
     /// Local development only; logged loudly at start-up and on every request.
     InsecureUnsigned,
 }
 
 impl WebhookAuth {
-    pub fn secret(secret: impl AsRef<[u8]>) -> Self {
-        WebhookAuth::Secret(Arc::from(secret.as_ref()))
+    /// One secret for every org.
+    pub fn secret(secret: &str) -> Self {
+        Self::secrets(WebhookSecrets::single(secret.into(), None))
+    }
+
+    pub fn secrets(secrets: WebhookSecrets) -> Self {
+        WebhookAuth::Signed(Arc::new(secrets))
     }
 
     pub fn is_insecure(&self) -> bool {
@@ -46,7 +55,7 @@ impl WebhookAuth {
 impl std::fmt::Debug for WebhookAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WebhookAuth::Secret(_) => f.write_str("Secret(<redacted>)"),
+            WebhookAuth::Signed(s) => write!(f, "Signed({} secrets, <redacted>)", s.iter().count()),
             WebhookAuth::InsecureUnsigned => f.write_str("InsecureUnsigned"),
         }
     }
@@ -57,8 +66,8 @@ impl std::fmt::Debug for WebhookAuth {
 pub enum SecretSource {
     /// Read once per cold start from Secrets Manager.
     SecretsManager(String),
-    /// Given in plain text (`WEBEX_WEBHOOK_SECRET`).
-    Plain(SecretString),
+    /// Given in plain text (`WEBEX_WEBHOOK_SECRET`, `WEBEX_WEBHOOK_SECRET_PREVIOUS`).
+    Plain(WebhookSecrets),
     /// No secret, insecure flag set.
     InsecureUnsigned,
 }
@@ -92,6 +101,10 @@ pub struct IngestArgs {
     /// The Webex webhook secret itself, that X-Spark-Signature is verified with (local runs and tests).
     #[arg(long, env = ENV_SECRET, hide_env_values = true)]
     pub webex_secret: Option<SecretString>,
+    /// The previous Webex webhook secret, also accepted while Webex is switched to the new one
+    /// (with --webex-secret; a Secrets Manager secret holds its own `previous`).
+    #[arg(long, env = ENV_SECRET_PREVIOUS, hide_env_values = true)]
+    pub webex_secret_previous: Option<SecretString>,
     /// With no secret configured: accept unsigned webhooks (local use only; logged loudly).
     #[arg(long, env = ENV_ALLOW_UNSIGNED)]
     pub allow_unsigned_webhooks: bool,
@@ -107,14 +120,28 @@ pub struct IngestArgs {
 }
 
 impl IngestArgs {
-    /// `WEBEX_WEBHOOK_SECRET_ARN` wins, then `WEBEX_WEBHOOK_SECRET`; with neither the function
-    /// refuses to start unless `ALLOW_UNSIGNED_WEBHOOKS=true`.
+    /// `WEBEX_WEBHOOK_SECRET_ARN` wins, then `WEBEX_WEBHOOK_SECRET` (with
+    /// `WEBEX_WEBHOOK_SECRET_PREVIOUS`); with neither the function refuses to start unless
+    /// `ALLOW_UNSIGNED_WEBHOOKS=true`. A previous secret without the plain current one is refused
+    /// rather than ignored: ignored, it would turn a rotation into 401s.
     pub fn secret_source(&self) -> Result<SecretSource, ConfigError> {
+        let previous = self.webex_secret_previous.clone();
+        if previous.is_some() && (self.webex_secret_arn.is_some() || self.webex_secret.is_none()) {
+            let reason = if self.webex_secret_arn.is_some() {
+                format!("with {ENV_SECRET_ARN}, put `previous` into the secret's JSON instead")
+            } else {
+                format!("it goes with {ENV_SECRET}, the current secret")
+            };
+            return Err(invalid(ENV_SECRET_PREVIOUS, "<redacted>", reason));
+        }
         if let Some(arn) = &self.webex_secret_arn {
             return Ok(SecretSource::SecretsManager(arn.clone()));
         }
         if let Some(secret) = &self.webex_secret {
-            return Ok(SecretSource::Plain(secret.clone()));
+            return Ok(SecretSource::Plain(WebhookSecrets::single(
+                secret.clone(),
+                previous,
+            )));
         }
         if self.allow_unsigned_webhooks {
             return Ok(SecretSource::InsecureUnsigned);
@@ -144,7 +171,8 @@ impl IngestArgs {
 
 impl SecretSource {
     /// The webhook authentication: a Secrets Manager secret is read now (once per cold start),
-    /// with the cold start's SDK configuration when there is one (else one is loaded for it).
+    /// with the cold start's SDK configuration when there is one (else one is loaded for it);
+    /// every form of `parse_webhook_secrets` is accepted (docs/telephony-ingest.md).
     pub async fn load(
         self,
         sdk: Option<&aws_config::SdkConfig>,
@@ -155,10 +183,9 @@ impl SecretSource {
                     Some(sdk) => SecretsManager::from_sdk_config(sdk),
                     None => SecretsManager::from_env().await,
                 };
-                let secret = secrets.read(&arn, &WEBHOOK_SECRET).await?;
-                WebhookAuth::secret(secret.expose_secret())
+                WebhookAuth::secrets(secrets.read_webhook_secrets(&arn).await?)
             }
-            SecretSource::Plain(secret) => WebhookAuth::secret(secret.expose_secret()),
+            SecretSource::Plain(secrets) => WebhookAuth::secrets(secrets),
             SecretSource::InsecureUnsigned => {
                 tracing::error!(
                     "ALLOW_UNSIGNED_WEBHOOKS=true and no webhook secret: every request is accepted WITHOUT signature \
@@ -190,6 +217,8 @@ impl IngestConfig {
 mod tests {
     use super::*;
     use relay_shared::config::from_env_pairs;
+    use relay_shared::webex::SecretRole;
+    use secrecy::ExposeSecret;
 
     fn source(env: &[(&str, &str)]) -> Result<SecretSource, ConfigError> {
         from_env_pairs::<IngestArgs>(env)?.secret_source()
@@ -212,7 +241,7 @@ mod tests {
         let env = [(ENV_SECRET, "plain")];
         assert!(matches!(
             source(&env).unwrap(),
-            SecretSource::Plain(s) if s.expose_secret() == "plain"
+            SecretSource::Plain(s) if s.signing_secret(None).unwrap().expose_secret() == "plain"
         ));
         let env = [(ENV_ALLOW_UNSIGNED, "true")];
         assert!(matches!(
@@ -230,13 +259,50 @@ mod tests {
     }
 
     #[test]
+    fn previous_secret_goes_with_the_plain_one() {
+        let env = [(ENV_SECRET, "new"), (ENV_SECRET_PREVIOUS, "old")];
+        let SecretSource::Plain(set) = source(&env).unwrap() else {
+            panic!("plain secrets")
+        };
+        let roles: Vec<_> = set
+            .iter()
+            .map(|s| (s.role, s.secret.expose_secret().to_owned()))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (SecretRole::Current, "new".to_owned()),
+                (SecretRole::Previous, "old".to_owned())
+            ]
+        );
+        // Alone, or next to an ARN, it would be silently ignored: refused, without its value.
+        for env in [
+            &[(ENV_SECRET_PREVIOUS, "hunter2")][..],
+            &[
+                (ENV_SECRET_PREVIOUS, "hunter2"),
+                (ENV_ALLOW_UNSIGNED, "true"),
+            ],
+            &[(ENV_SECRET_PREVIOUS, "hunter2"), (ENV_SECRET_ARN, "arn:x")],
+        ] {
+            let e = source(env).unwrap_err().to_string();
+            assert!(e.contains(ENV_SECRET_PREVIOUS), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
     fn debug_never_shows_secrets() {
         let a = WebhookAuth::secret("hunter2");
         assert!(!format!("{a:?}").contains("hunter2"));
         assert!(!format!("{:?}", IngestConfig::new(a)).contains("hunter2"));
-        assert!(!format!("{:?}", SecretSource::Plain("hunter2".into())).contains("hunter2"));
-        let args = from_env_pairs::<IngestArgs>(&[(ENV_SECRET, "hunter2")]).unwrap();
-        assert!(!format!("{args:?}").contains("hunter2"));
+        let plain = WebhookSecrets::single("hunter2".into(), Some("hunter3".into()));
+        assert!(!format!("{:?}", SecretSource::Plain(plain)).contains("hunter"));
+        let args = from_env_pairs::<IngestArgs>(&[
+            (ENV_SECRET, "hunter2"),
+            (ENV_SECRET_PREVIOUS, "hunter3"),
+        ])
+        .unwrap();
+        assert!(!format!("{args:?}").contains("hunter"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Webhook bodies: the telephony envelope (routed on `resource`), its dedupe key and event time,
 //! and what a 400 says about a body that does not parse.
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use relay_shared::webex::{
@@ -33,9 +34,11 @@ pub fn parse_envelope(body: &[u8]) -> Result<TelephonyEnvelope, Unparsed> {
     parse_json::<TelephonyEnvelope>(body).map_err(Unparsed::Invalid)
 }
 
-/// The dedupe key of a telephony event: `(callSessionId, callId, data.eventType, eventTimestamp)`,
-/// hashed so that a key has a bounded length whatever Webex sends. (Webex's top-level `id` is the
-/// webhook registration, the same for every event.)
+/// The dedupe key of a telephony event: `(callSessionId, callId, data.eventType, eventTimestamp,
+/// hash of data)`, hashed so that a key has a bounded length whatever Webex sends. The hash of the
+/// whole `data` keeps two different events of one type in the same millisecond apart, while an
+/// exact redelivery (the same `data`, whatever the envelope around it) is still one event. (Webex's
+/// top-level `id` is the webhook registration, the same for every event.)
 pub fn dedupe_key(data: &TelephonyCallData) -> String {
     let mut h = Sha256::new();
     for part in [
@@ -44,10 +47,48 @@ pub fn dedupe_key(data: &TelephonyCallData) -> String {
         data.event_type.as_str(),
         data.event_timestamp.as_str(),
     ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
+        hash_str(&mut h, part);
     }
+    let value = serde_json::to_value(data).expect("call data serialises");
+    hash_value(&mut h, &value);
     format!("tel:{}", hex::encode(h.finalize()))
+}
+
+fn hash_str(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u64).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+/// A canonical hash of a JSON value: object keys in sorted order (the order Webex happens to send
+/// them in does not matter), every item tagged and length-prefixed (no two values hash alike).
+fn hash_value(h: &mut Sha256, v: &Value) {
+    match v {
+        Value::Null => h.update(b"n"),
+        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            h.update(b"#");
+            hash_str(h, &n.to_string());
+        }
+        Value::String(s) => {
+            h.update(b"s");
+            hash_str(h, s);
+        }
+        Value::Array(items) => {
+            h.update(b"[");
+            h.update((items.len() as u64).to_be_bytes());
+            items.iter().for_each(|i| hash_value(h, i));
+        }
+        Value::Object(map) => {
+            h.update(b"{");
+            h.update((map.len() as u64).to_be_bytes());
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by_key(|(k, _)| *k);
+            for (k, v) in entries {
+                hash_str(h, k);
+                hash_value(h, v);
+            }
+        }
+    }
 }
 
 /// `data.eventTimestamp` in ms since the epoch (clamped to the ULID range): the time part of the
@@ -105,5 +146,39 @@ mod tests {
         d2.event_type = "connected".into();
         assert_ne!(dedupe_key(&d), dedupe_key(&d2));
         assert_eq!(event_millis(&d), 1_755_197_561_729);
+    }
+
+    fn data(json: &str) -> TelephonyCallData {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// `object` with one more top-level `field`.
+    fn plus(object: &str, field: &str) -> String {
+        format!("{},{field}}}", object.strip_suffix('}').unwrap())
+    }
+
+    #[test]
+    fn dedupe_key_hashes_data_whatever_its_key_order() {
+        let base = r#"{"eventType":"updated","eventTimestamp":"2025-08-14T18:52:41.729Z","callId":"c","callSessionId":"s","state":"held","remoteParty":{"name":"A","number":"1"}}"#;
+        // The same event redelivered, its keys in another order: one key.
+        let reordered = r#"{"callSessionId":"s","remoteParty":{"number":"1","name":"A"},"state":"held","callId":"c","eventTimestamp":"2025-08-14T18:52:41.729Z","eventType":"updated"}"#;
+        assert_eq!(dedupe_key(&data(base)), dedupe_key(&data(reordered)));
+        // Another event of the same type in the same millisecond: another key.
+        for other in [
+            base.replace(r#""state":"held""#, r#""state":"connected""#),
+            base.replace(r#""name":"A""#, r#""name":"B""#),
+            plus(base, r#""muted":true"#),
+            base.replace(r#""callId":"c""#, r#""callId":"c","extra":[1,"1"]"#),
+        ] {
+            assert_ne!(
+                dedupe_key(&data(base)),
+                dedupe_key(&data(&other)),
+                "{other}"
+            );
+        }
+        // Tags keep a string apart from a number of the same text.
+        let a = plus(base, r#""x":"1""#);
+        let b = plus(base, r#""x":1"#);
+        assert_ne!(dedupe_key(&data(&a)), dedupe_key(&data(&b)));
     }
 }

@@ -1,7 +1,8 @@
 //! The axum glue: the `POST /webex/telephony` route that Lambda serves with `lambda_http::run`
 //! and the local stack with `axum::serve`. It reads the body within the limit, picks the
-//! signature header and the request id, hands the bytes to [`Ingest::handle`] and writes the
-//! request log line.
+//! signature header, the request id and Webex's tracking id, hands the bytes to [`Ingest::handle`]
+//! (in a span carrying both ids, so every line it logs names the request) and writes the request
+//! log line.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +17,9 @@ use chrono::Utc;
 
 use relay_shared::events::EventType;
 use relay_shared::ids::EventId;
-use relay_shared::webex::{SPARK_SIGNATURE_HEADER, WEBEX_SIGNATURE_HEADER};
+use relay_shared::webex::SecretRole;
+use relay_shared::webex::{tracking_id, SPARK_SIGNATURE_HEADER, WEBEX_SIGNATURE_HEADER};
+use tracing::Instrument;
 
 use crate::ingest::Ingest;
 use crate::response::{truncate, IngestOutcome, IngestResponse};
@@ -48,14 +51,22 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 async fn handle_http(State(ingest): State<Arc<Ingest>>, req: Request) -> Response {
     let started = Instant::now();
     let request_id = request_id(&req);
+    let tracking_id = tracking_id(req.headers()).unwrap_or("").to_owned();
     let signature = signature_header(req.headers()).map(str::to_owned);
-    let resp = match read_body(req, ingest.config().max_body_bytes).await {
-        Err(resp) => resp,
-        Ok(bytes) => ingest.handle(&bytes, signature.as_deref()).await,
-    };
+    // What the core logs names the request (the span); the request line carries the ids itself.
+    let span = tracing::info_span!("telephony_webhook", %request_id, %tracking_id);
+    let resp = async {
+        match read_body(req, ingest.config().max_body_bytes).await {
+            Err(resp) => resp,
+            Ok(bytes) => ingest.handle(&bytes, signature.as_deref()).await,
+        }
+    }
+    .instrument(span)
+    .await;
     log_request(
         &resp,
         &request_id,
+        &tracking_id,
         ingest.config().auth.is_insecure(),
         started,
     );
@@ -112,7 +123,13 @@ fn request_id(req: &Request) -> String {
         })
 }
 
-fn log_request(resp: &IngestResponse, request_id: &str, insecure: bool, started: Instant) {
+fn log_request(
+    resp: &IngestResponse,
+    request_id: &str,
+    tracking_id: &str,
+    insecure: bool,
+    started: Instant,
+) {
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let call_id = resp.call_id.as_deref().unwrap_or("");
     let event_type = resp.event_type.map(EventType::as_str).unwrap_or("");
@@ -121,12 +138,13 @@ fn log_request(resp: &IngestResponse, request_id: &str, insecure: bool, started:
     let status = resp.status.as_u16();
     let outcome = resp.outcome.as_str();
     let deliveries = resp.deliveries;
+    let verified_with = resp.verified_with.map(SecretRole::as_str).unwrap_or("");
     // One set of fields; the level (and the insecure flag) differ.
     macro_rules! request_line {
         ($level:ident $(, $extra:tt)*) => {
             tracing::$level!(
-                request_id, call_id, event_type, event_id, outcome, status, deliveries,
-                duration_ms, detail, $($extra,)* "telephony webhook"
+                request_id, tracking_id, call_id, event_type, event_id, outcome, status,
+                deliveries, verified_with, duration_ms, detail, $($extra,)* "telephony webhook"
             )
         };
     }

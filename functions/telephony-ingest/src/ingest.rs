@@ -13,7 +13,7 @@ use relay_shared::events::{telephony_body, EventType, OutboundEvent};
 use relay_shared::ids::EventId;
 use relay_shared::ports::{Claim, CorePorts, QueuedJob, Term};
 use relay_shared::retry::Backoff;
-use relay_shared::webex::{verify_webex_signature, TelephonyEnvelope, TELEPHONY_RESOURCE};
+use relay_shared::webex::{TelephonyEnvelope, Verified, TELEPHONY_RESOURCE};
 
 use crate::config::{IngestConfig, WebhookAuth};
 use crate::envelope::{dedupe_key, event_millis, parse_envelope, Unparsed};
@@ -56,17 +56,29 @@ impl Ingest {
         if body.len() > self.config.max_body_bytes {
             return IngestResponse::too_large(self.config.max_body_bytes);
         }
-        // 2. Signature over the raw bytes.
-        if let WebhookAuth::Secret(secret) = &self.config.auth {
-            if let Err(e) = verify_webex_signature(secret, body, signature) {
-                return IngestResponse::client_error(
-                    StatusCode::UNAUTHORIZED,
-                    IngestOutcome::Unauthorized,
-                    "invalid_signature",
-                    e.to_string(),
-                );
-            }
-        }
+        // 2. Signature over the raw bytes, under any of the configured secrets.
+        let verified = match &self.config.auth {
+            WebhookAuth::Signed(secrets) => match secrets.verify(body, signature) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    return IngestResponse::client_error(
+                        StatusCode::UNAUTHORIZED,
+                        IngestOutcome::Unauthorized,
+                        "invalid_signature",
+                        e.to_string(),
+                    )
+                }
+            },
+            WebhookAuth::InsecureUnsigned => None,
+        };
+        let verified_with = verified.as_ref().map(|v| v.role);
+        let mut resp = self.handle_verified(body, verified.as_ref()).await;
+        resp.verified_with = verified_with;
+        resp
+    }
+
+    /// Steps 3 on, for a body whose signature verified (`None`: unsigned, insecure mode).
+    async fn handle_verified(&self, body: &[u8], verified: Option<&Verified>) -> IngestResponse {
         // 3. Parse: route on resource/event first, then the typed envelope.
         let envelope = match parse_envelope(body) {
             Ok(e) => e,
@@ -82,6 +94,15 @@ impl Ingest {
             }
             Err(Unparsed::Invalid(e)) => return IngestResponse::bad_request(&e),
         };
+        // With one secret per org, a secret vouches for its own org's events only.
+        if verified.is_some_and(|v| !v.admits(&envelope.org_id)) {
+            return IngestResponse::client_error(
+                StatusCode::UNAUTHORIZED,
+                IngestOutcome::Unauthorized,
+                "org_mismatch",
+                "the body's orgId is not an org of the secret that signed it".into(),
+            );
+        }
         let call_id = envelope.data.call_id.clone();
         let Some(event_type) = EventType::from_telephony_event(&envelope.event) else {
             let mut r = IngestResponse::new(

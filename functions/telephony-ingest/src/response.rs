@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use relay_shared::events::EventType;
 use relay_shared::ids::EventId;
-use relay_shared::webex::ParseError;
+use relay_shared::webex::{ParseError, SecretRole};
 
 use crate::envelope::parse_detail;
 
@@ -41,6 +41,8 @@ pub struct IngestResponse {
     pub event_type: Option<EventType>,
     pub event_id: Option<EventId>,
     pub deliveries: usize,
+    /// Which secret verified the signature (`None`: not verified, or unsigned in insecure mode).
+    pub verified_with: Option<SecretRole>,
     /// Why it failed (error descriptions only: never the body or a secret).
     pub detail: Option<String>,
 }
@@ -56,6 +58,7 @@ impl IngestResponse {
             event_type: None,
             event_id: None,
             deliveries: 0,
+            verified_with: None,
             detail: None,
         }
     }

@@ -13,6 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use relay_shared::adapters::aws::secrets::parse_webhook_secrets;
 use relay_shared::call_state::CallRecord;
 use relay_shared::clock::ManualClock;
 use relay_shared::delivery::DeliveryJob;
@@ -21,7 +22,9 @@ use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{
     Claim, CorePorts, DeliveryQueue, EventQuery, QueueConsumer, Stores, Term,
 };
-use relay_shared::webex::{parse_json, webex_signature, TelephonyEnvelope};
+use relay_shared::webex::{
+    parse_json, webex_signature, SecretRole, TelephonyEnvelope, WebhookSecrets,
+};
 use telephony_ingest::envelope::{dedupe_key, event_millis};
 use telephony_ingest::{router, Ingest, IngestConfig, WebhookAuth};
 use testkit::FlakyQueue;
@@ -69,6 +72,16 @@ impl Harness {
         consumer: Arc<dyn QueueConsumer>,
         aws: bool,
     ) -> Self {
+        Self::build_with(stores, queue, consumer, aws, WebhookAuth::secret(SECRET))
+    }
+
+    fn build_with(
+        stores: Stores,
+        queue: Arc<dyn DeliveryQueue>,
+        consumer: Arc<dyn QueueConsumer>,
+        aws: bool,
+        auth: WebhookAuth,
+    ) -> Self {
         // The real time (ms precision), so AWS readers that check `expires_at` against the wall
         // clock agree with the records written.
         let now = Utc::now().trunc_subsecs(3);
@@ -79,7 +92,7 @@ impl Harness {
                 queue: queue.clone(),
                 clock: Arc::new(ManualClock::new(now)),
             },
-            IngestConfig::new(WebhookAuth::secret(SECRET)),
+            IngestConfig::new(auth),
         );
         Self {
             router: router(Arc::new(ingest)),
@@ -92,14 +105,19 @@ impl Harness {
     }
 
     fn memory() -> Self {
+        Self::memory_with(WebhookAuth::secret(SECRET))
+    }
+
+    fn memory_with(auth: WebhookAuth) -> Self {
         let q = Arc::new(relay_shared::adapters::memory::MemoryQueue::new(
             std::time::Duration::from_secs(30),
         ));
-        Self::build(
+        Self::build_with(
             relay_shared::adapters::memory::memory_stores(),
             q.clone(),
             q,
             false,
+            auth,
         )
     }
 
@@ -309,6 +327,27 @@ async fn duplicate(h: Harness) {
     let r = h.post(&other).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.retry_after.is_some());
+    assert!(h.drain().await.is_empty());
+}
+
+/// Two different events of one type in the same millisecond are two events (the dedupe key hashes
+/// `data`); each one's exact redelivery is still a duplicate.
+async fn distinct_data_same_millisecond(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let first = envelope(SEED_UPDATED);
+    let second = with(SEED_UPDATED, |v| v["data"]["muted"] = true.into());
+    let mut ids = Vec::new();
+    for body in [&first, &second] {
+        let r = h.post(body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["status"], "queued", "{}", r.body);
+        ids.push(r.body["eventId"].clone());
+        assert_eq!(h.drain().await.len(), 1);
+    }
+    assert_ne!(ids[0], ids[1], "two events, two ids");
+    for body in [&first, &second] {
+        assert_eq!(h.post(body).await.body["status"], "duplicate");
+    }
     assert!(h.drain().await.is_empty());
 }
 
@@ -542,6 +581,12 @@ macro_rules! scenarios {
             }
         }
         #[tokio::test]
+        async fn distinct_data_same_millisecond() {
+            if let Some(h) = $make {
+                super::distinct_data_same_millisecond(h).await
+            }
+        }
+        #[tokio::test]
         async fn bad_signatures() {
             if let Some(h) = $make {
                 super::bad_signatures(h).await
@@ -698,4 +743,209 @@ async fn insecure_mode_accepts_unsigned() {
     let resp = router(Arc::new(ingest)).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(q.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secret rotation and one secret per org (docs/telephony-ingest.md, "Webhook secrets").
+
+/// During a rotation an event signed with the previous secret is accepted; one signed with an
+/// unrelated secret is not; the request line says which secret verified it.
+#[tokio::test]
+async fn previous_secret_accepted_during_a_rotation_unrelated_one_refused() {
+    let h = Harness::memory_with(WebhookAuth::secrets(WebhookSecrets::single(
+        "new-secret".into(),
+        Some("old-secret".into()),
+    )));
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let created = envelope(SEED_CREATED);
+    let r = h
+        .send(signed(&created, "x-spark-signature", "old-secret"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "queued");
+    let updated = envelope(SEED_UPDATED);
+    let r = h
+        .send(signed(&updated, "x-spark-signature", "new-secret"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(h.drain().await.len(), 2);
+    let deleted = envelope(SEED_DELETED);
+    for secret in ["unrelated-secret", SECRET] {
+        let r = h.send(signed(&deleted, "x-spark-signature", secret)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{secret}");
+        assert_eq!(r.body["error"], "invalid_signature");
+    }
+    assert!(h.drain().await.is_empty());
+}
+
+/// With one secret per org, a valid signature under org A's secret on a body claiming org B is
+/// refused (401, nothing recorded); B's own secret, current or previous, is accepted.
+#[tokio::test]
+async fn an_orgs_secret_vouches_for_its_own_org_only() {
+    let mut secrets = WebhookSecrets::default();
+    secrets.push(Some("org-a".into()), SecretRole::Current, "a-secret".into());
+    secrets.push(
+        Some(SEED_ORG.into()),
+        SecretRole::Current,
+        "seed-secret".into(),
+    );
+    secrets.push(
+        Some(SEED_ORG.into()),
+        SecretRole::Previous,
+        "seed-old".into(),
+    );
+    let h = Harness::memory_with(WebhookAuth::secrets(secrets));
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let body = envelope(SEED_CREATED);
+    let r = h.send(signed(&body, "x-spark-signature", "a-secret")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert_eq!(r.body["error"], "org_mismatch");
+    assert!(h.drain().await.is_empty());
+    assert!(
+        h.stores.calls.get(SEED_CALL).await.unwrap().is_none(),
+        "nothing recorded for another org's signature"
+    );
+    let r = h.send(signed(&body, "x-spark-signature", "seed-old")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = h
+        .send(signed(
+            &envelope(SEED_UPDATED),
+            "x-spark-signature",
+            "seed-secret",
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(h.drain().await.len(), 2);
+    // The same body re-labelled as org A's, signed by A: A's to accept (its subscriptions only).
+    let as_a = with(SEED_DELETED, |v| v["orgId"] = "org-a".into());
+    let r = h.send(signed(&as_a, "x-spark-signature", "a-secret")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["deliveries"], 0);
+}
+
+/// The secret JSON a Secrets Manager secret holds, end to end through the shared parser.
+#[tokio::test]
+async fn secret_json_with_orgs_drives_verification() {
+    let raw = format!(
+        r#"{{"orgs":{{"{SEED_ORG}":{{"secret":"s-new","previous":"s-old"}},"org-a":"a"}}}}"#
+    );
+    let h = Harness::memory_with(WebhookAuth::secrets(parse_webhook_secrets(&raw).unwrap()));
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    for (fixture, secret, status) in [
+        (SEED_CREATED, "s-old", StatusCode::OK),
+        (SEED_UPDATED, "s-new", StatusCode::OK),
+        (SEED_DELETED, "a", StatusCode::UNAUTHORIZED),
+        (SEED_DELETED, "other", StatusCode::UNAUTHORIZED),
+    ] {
+        let r = h
+            .send(signed(&envelope(fixture), "x-spark-signature", secret))
+            .await;
+        assert_eq!(r.status, status, "{secret}: {}", r.body);
+    }
+    assert_eq!(h.drain().await.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event types and the tracking id.
+
+/// The newly known event types and an unknown one are relayed with `items` byte for byte.
+#[tokio::test]
+async fn every_event_type_is_relayed_untouched() {
+    let h = Harness::memory();
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    for (i, event_type) in [
+        "answered",
+        "held",
+        "resumed",
+        "forwarded",
+        "recording",
+        "parked-in-a-future-release",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = with(SEED_UPDATED, |v| {
+            v["data"]["eventType"] = event_type.into();
+            v["data"]["eventTimestamp"] = format!("2025-08-14T18:52:4{i}.000Z").into();
+        });
+        let r = h.post(&body).await;
+        assert_eq!(r.status, StatusCode::OK, "{event_type}: {}", r.body);
+        let jobs = h.drain().await;
+        assert_eq!(jobs.len(), 1, "{event_type}");
+        let sent: Value = serde_json::from_str(&jobs[0].body).unwrap();
+        assert_eq!(
+            serde_json::to_string(&sent["items"]).unwrap(),
+            body,
+            "{event_type}"
+        );
+    }
+}
+
+/// Log lines written while the closure's future runs (this test's thread only).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// Webex's tracking id (`TrackingID`, any case) is on the request log line, accepted or refused,
+/// next to the secret role that verified it.
+#[tokio::test]
+async fn tracking_id_is_on_the_request_line() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = Harness::memory_with(WebhookAuth::secrets(WebhookSecrets::single(
+        SECRET.into(),
+        Some("old".into()),
+    )));
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let body = envelope(SEED_CREATED);
+    let mut req = signed(&body, "x-spark-signature", "old");
+    req.headers_mut()
+        .insert("TrackingID", "WEBHOOK_7d210c25_PROD_0".parse().unwrap());
+    assert_eq!(h.send(req).await.status, StatusCode::OK);
+    let mut req = signed(&body, "x-spark-signature", "unrelated");
+    req.headers_mut()
+        .insert("trackingid", "WEBHOOK_refused_1".parse().unwrap());
+    assert_eq!(h.send(req).await.status, StatusCode::UNAUTHORIZED);
+
+    let requests: Vec<Value> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "telephony webhook")
+        .collect();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(
+        requests[0]["fields"]["tracking_id"],
+        "WEBHOOK_7d210c25_PROD_0"
+    );
+    assert_eq!(requests[0]["fields"]["verified_with"], "previous");
+    assert_eq!(requests[0]["fields"]["outcome"], "queued");
+    assert_eq!(requests[1]["fields"]["tracking_id"], "WEBHOOK_refused_1");
+    assert_eq!(requests[1]["fields"]["outcome"], "unauthorized");
+    assert_eq!(requests[1]["fields"]["verified_with"], "");
 }
