@@ -1,18 +1,12 @@
-//! Test kit: a fake Webex people API on 127.0.0.1 (axum) with paged listings, `Link` headers and
-//! scripted faults; a counting `PresenceStore` decorator; builders for pollers and subscriptions.
+//! Test kit: the shared fake Webex (`testkit::fake_webex`) and a poller's client of it; a counting
+//! `PresenceStore` decorator; builders for pollers and subscriptions.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use presence_poller::token::{ClientFactory, RefreshingWebex, StaticToken, TokenSource};
 use presence_poller::{Poller, PollerConfig, RunOptions, Summary};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
@@ -28,212 +22,23 @@ use relay_shared::ports::{
 use relay_shared::subscription::Subscription;
 use serde_json::{json, Value};
 
-pub const ORG: &str = "org-12345";
+pub use testkit::fake_webex::{FakeWebex, Fault, ORG};
 
-/// A scripted answer replacing the next response for a page.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    Status(u16),
-    RateLimited { status: u16, retry_after: u64 },
-}
-
-impl Fault {
-    pub fn rate_limited(status: u16, retry_after: u64) -> Self {
-        Fault::RateLimited {
-            status,
-            retry_after,
-        }
-    }
-}
-
-/// One request the fake saw.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub page: usize,
-    pub query: Vec<(String, String)>,
-    pub token: Option<String>,
-    pub status: u16,
-}
-
-#[derive(Default)]
-pub struct Script {
-    /// The people served (full Webex person objects).
-    pub people: Vec<Value>,
-    /// Replaces `people` at each successful first-page request, in order.
-    pub snapshots: VecDeque<Vec<Value>>,
-    /// (page or any page, fault): applied once to the next matching request.
-    pub faults: VecDeque<(Option<usize>, Fault)>,
-    /// Accepted bearer tokens (empty: any).
-    pub tokens: Vec<String>,
-    pub seen: Vec<Seen>,
-    base: String,
-}
-
-#[derive(Clone)]
-pub struct FakeWebex {
-    pub base_url: String,
-    pub script: Arc<Mutex<Script>>,
-}
-
-impl FakeWebex {
-    pub async fn start(people: Vec<Value>) -> FakeWebex {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
-        let script = Arc::new(Mutex::new(Script {
-            people,
-            base: base_url.clone(),
-            ..Script::default()
-        }));
-        let app = Router::new()
-            .route("/v1/people", get(people_handler))
-            .route(
-                "/v1/people/me",
-                get(|| async { axum::Json(json!({"id": "me", "orgId": ORG, "type": "bot"})) }),
-            )
-            .with_state(script.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FakeWebex { base_url, script }
-    }
-
-    pub fn set_people(&self, people: Vec<Value>) {
-        self.script.lock().unwrap().people = people;
-    }
-
-    pub fn update(&self, f: impl FnOnce(&mut Vec<Value>)) {
-        f(&mut self.script.lock().unwrap().people);
-    }
-
-    pub fn push_snapshot(&self, people: Vec<Value>) {
-        self.script.lock().unwrap().snapshots.push_back(people);
-    }
-
-    pub fn fault(&self, page: Option<usize>, fault: Fault) {
-        self.script.lock().unwrap().faults.push_back((page, fault));
-    }
-
-    pub fn accept_tokens(&self, tokens: &[&str]) {
-        self.script.lock().unwrap().tokens = tokens.iter().map(|t| t.to_string()).collect();
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.script.lock().unwrap().seen.clone()
-    }
-
-    pub fn requests(&self) -> usize {
-        self.script.lock().unwrap().seen.len()
-    }
-
-    /// A client as `main.rs` builds it (no client-side retries: the poller honours Retry-After).
-    pub fn client(&self, tokens: Arc<dyn TokenSource>) -> Arc<RefreshingWebex> {
-        let base = self.base_url.clone();
-        let factory: ClientFactory = Arc::new(move |t: &str| {
-            Ok(
-                Arc::new(WebexHttpClient::new(&base, t)?.with_retries(0, Duration::ZERO))
-                    as Arc<dyn WebexClient>,
-            )
-        });
-        Arc::new(RefreshingWebex::new(tokens, factory))
-    }
-}
-
-async fn people_handler(
-    State(script): State<Arc<Mutex<Script>>>,
-    headers: HeaderMap,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Response {
-    let mut s = script.lock().unwrap();
-    let param = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
-    assert!(
-        param("id").is_none(),
-        "the poller must never list people by id: {query:?}"
-    );
-    assert!(
-        param("orgId").is_some() || param("locationId").is_some(),
-        "orgId or locationId expected: {query:?}"
-    );
-    let max: usize = param("max").and_then(|m| m.parse().ok()).unwrap_or(100);
-    let offset: usize = param("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
-    let page = offset / max.max(1);
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let mut seen = Seen {
-        page,
-        query: query.clone(),
-        token: token.clone(),
-        status: 200,
-    };
-
-    if !s.tokens.is_empty() && !token.as_ref().is_some_and(|t| s.tokens.contains(t)) {
-        seen.status = 401;
-        s.seen.push(seen);
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "The request requires a valid access token set in the Authorization request header."}))).into_response();
-    }
-    if let Some(i) = s
-        .faults
-        .iter()
-        .position(|(p, _)| p.is_none_or(|p| p == page))
-    {
-        let (_, fault) = s.faults.remove(i).unwrap();
-        let resp = match fault {
-            Fault::Status(code) => {
-                seen.status = code;
-                (
-                    StatusCode::from_u16(code).unwrap(),
-                    axum::Json(json!({"message": "scripted failure", "trackingId": "t"})),
-                )
-                    .into_response()
-            }
-            Fault::RateLimited {
-                status,
-                retry_after,
-            } => {
-                seen.status = status;
-                let mut r = (
-                    StatusCode::from_u16(status).unwrap(),
-                    axum::Json(json!({"message": "Too Many Requests"})),
-                )
-                    .into_response();
-                r.headers_mut()
-                    .insert("retry-after", retry_after.to_string().parse().unwrap());
-                r
-            }
-        };
-        s.seen.push(seen);
-        return resp;
-    }
-    if offset == 0 {
-        if let Some(next) = s.snapshots.pop_front() {
-            s.people = next;
-        }
-    }
-    let end = (offset + max).min(s.people.len());
-    let items: Vec<Value> = s
-        .people
-        .get(offset..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
-    let mut resp = axum::Json(json!({ "items": items })).into_response();
-    if end < s.people.len() {
-        let mut next = url::Url::parse(&format!("{}/people", s.base)).unwrap();
-        {
-            let mut q = next.query_pairs_mut();
-            for (k, v) in query.iter().filter(|(k, _)| k != "cursor") {
-                q.append_pair(k, v);
-            }
-            q.append_pair("cursor", &end.to_string());
-        }
-        resp.headers_mut()
-            .insert("link", format!("<{next}>; rel=\"next\"").parse().unwrap());
-    }
-    s.seen.push(seen);
-    resp
+/// A client of the fake as `main.rs` builds it (no client-side retries: the poller honours
+/// Retry-After).
+pub fn client(fake: &FakeWebex, tokens: Arc<dyn TokenSource>) -> Arc<RefreshingWebex> {
+    let base = fake.base_url.clone();
+    let factory: ClientFactory = Arc::new(move |t: &str| {
+        Ok(
+            Arc::new(WebexHttpClient::new(&base, t)?.with_retries(0, Duration::ZERO))
+                as Arc<dyn WebexClient>,
+        )
+    });
+    Arc::new(RefreshingWebex::new(tokens, factory))
 }
 
 /// A Webex person with every field of the presence contract's example person (in its order) plus
-/// one field the relay does not model, which must be passed through.
+/// one field outside the contract (`phoneNumbers`), which is not sent unless opted in.
 pub fn person(i: usize, status: &str) -> Value {
     json!({
         "id": format!("Y2lzY29zcGFyazovL3VzL1BFT1BMRS{i:06}"),
@@ -251,6 +56,15 @@ pub fn person(i: usize, status: &str) -> Value {
         "department": "Engineering",
         "phoneNumbers": [{"type": "work", "value": format!("+1 555 {i:04}")}],
     })
+}
+
+/// `p` as the poller sends it by default: only the presence contract's fields.
+pub fn sent(p: &Value) -> Value {
+    let mut out = p.clone();
+    out.as_object_mut()
+        .unwrap()
+        .retain(|k, _| relay_shared::webex::PRESENCE_ITEM_FIELDS.contains(&k.as_str()));
+    out
 }
 
 pub fn people(n: usize, status: &str) -> Vec<Value> {
@@ -332,6 +146,8 @@ pub fn fast_config() -> PollerConfig {
     c.backoff_base = Duration::from_millis(5);
     c.backoff_max = Duration::from_millis(20);
     c.page_size = 100;
+    // Calls a millisecond apart: the budget never paces these tests (tests/it/ticker.rs does).
+    c.webex_calls_per_minute = 60_000;
     c
 }
 
@@ -367,7 +183,7 @@ impl Rig {
     ) -> Rig {
         let presence = CountingPresence::new(stores.presence.clone());
         stores.presence = presence.clone();
-        let webex = fake.client(tokens);
+        let webex = client(&fake, tokens);
         webex.warm_up().await.unwrap();
         let poller = Poller::new(
             &stores,
