@@ -30,7 +30,11 @@ pub async fn spawn(
         }
         return Ok(None);
     };
-    let config = args.presence.config();
+    let mut config = args.presence.config()?;
+    // As on Lambda: `orgId` only when the org is not the token's own (`GET /people/me`).
+    presence_poller::org::resolve(&mut config, &args.webex.base_url, token.expose_secret())
+        .await
+        .map_err(anyhow::Error::msg)?;
     // The poller honours Retry-After itself, bounded by its run: no client-side retries.
     let webex: Arc<dyn WebexClient> = Arc::new(
         WebexHttpClient::new(&args.webex.base_url, token.expose_secret())?

@@ -2,13 +2,18 @@
 
 use std::time::Duration;
 
-use relay_shared::config::{defaults, in_range, ConfigError, Resources, WebexArgs};
+use relay_shared::config::{defaults, in_range, invalid, ConfigError, Resources, WebexArgs};
 use secrecy::SecretString;
 
-use crate::diff::DiffFields;
+use crate::diff::{DiffFields, ExtraFields};
 
-/// Webex's largest `max` for `GET /v1/people`.
+/// The largest `PRESENCE_PAGE_SIZE`. Webex publishes no general cap for `GET /v1/people`
+/// (default 100), only the two below.
 pub const WEBEX_MAX_PAGE_SIZE: u32 = 1000;
+/// Webex: "If `locationId` is specified then `max` will not be more than 50."
+pub const WEBEX_MAX_PAGE_SIZE_LOCATION: u32 = 50;
+/// Webex: "If `callingData`=true, then `max` will not be more than 100."
+pub const WEBEX_MAX_PAGE_SIZE_CALLING_DATA: u32 = 100;
 /// The largest outbound event (and SQS message) the poller produces.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
@@ -28,8 +33,19 @@ pub struct PollerConfig {
     pub emit_baseline: bool,
     /// `PRESENCE_DIFF_FIELDS` (`status`).
     pub diff_fields: DiffFields,
-    /// `PRESENCE_PAGE_SIZE` (1000, Webex's maximum): the `max` query parameter.
+    /// `PRESENCE_EXTRA_FIELDS` (none): person fields sent besides the contract's 13.
+    pub extra_fields: ExtraFields,
+    /// `PRESENCE_CALLING_DATA` (false): list with `callingData=true` (Webex Calling details).
+    pub calling_data: bool,
+    /// `PRESENCE_PAGE_SIZE` (1000): the `max` query parameter, before Webex's caps
+    /// ([`PollerConfig::page_max`]).
     pub page_size: u32,
+    /// `PRESENCE_WEBEX_CALLS_PER_MINUTE` (60): the token's budget of Webex calls; calls are spaced
+    /// at least a minute / this apart, stretching the cycle when a listing needs more.
+    pub webex_calls_per_minute: u32,
+    /// The token's own org (`GET /v1/people/me` at cold start, `org::resolve`): `orgId` is sent
+    /// only for another org. `None` (unknown): it is sent.
+    pub token_org_id: Option<String>,
     /// `PRESENCE_MAX_RETRIES` (2): retries of one page after a 429/423/5xx/transport error.
     pub max_retries: u32,
     /// `PRESENCE_MAX_RETRY_AFTER_MS` (60000): cap on an honoured `Retry-After`.
@@ -82,9 +98,18 @@ pub struct PollerArgs {
     /// Comma-separated Webex person fields compared (default: `status`).
     #[arg(long, env = "PRESENCE_DIFF_FIELDS", value_parser = DiffFields::parse)]
     pub presence_diff_fields: Option<DiffFields>,
-    /// The `max` query parameter: 1-1000 or `max`.
+    /// Comma-separated Webex person fields sent besides the contract's 13 (default: none).
+    #[arg(long, env = "PRESENCE_EXTRA_FIELDS", value_parser = ExtraFields::parse)]
+    pub presence_extra_fields: Option<ExtraFields>,
+    /// List people with `callingData=true` (caps the page size at 100).
+    #[arg(long, env = "PRESENCE_CALLING_DATA")]
+    pub presence_calling_data: bool,
+    /// The `max` query parameter: 1-1000 or `max` (capped at 50 with a location, 100 with calling data).
     #[arg(long, env = "PRESENCE_PAGE_SIZE", default_value = "max", value_parser = parse_page_size)]
     pub presence_page_size: u32,
+    /// The token's budget of Webex calls per minute (calls spaced a minute / this apart).
+    #[arg(long, env = "PRESENCE_WEBEX_CALLS_PER_MINUTE", default_value_t = 60, value_parser = in_range(1u32..=60_000))]
+    pub presence_webex_calls_per_minute: u32,
     /// Retries of one page after a 429/423/5xx/transport error.
     #[arg(long, env = "PRESENCE_MAX_RETRIES", default_value_t = 2, value_parser = in_range(0u32..))]
     pub presence_max_retries: u32,
@@ -112,9 +137,24 @@ pub struct PollerArgs {
 }
 
 impl PollerArgs {
-    pub fn config(&self) -> PollerConfig {
+    /// The config; refuses diff fields that are not sent (a change only there would emit an item
+    /// that looks unchanged).
+    pub fn config(&self) -> Result<PollerConfig, ConfigError> {
         let ms = Duration::from_millis;
-        PollerConfig {
+        let diff_fields = self.presence_diff_fields.clone().unwrap_or_default();
+        let extra_fields = self.presence_extra_fields.clone().unwrap_or_default();
+        let unsent = diff_fields.unsent(&extra_fields);
+        if !unsent.is_empty() {
+            return Err(invalid(
+                "PRESENCE_DIFF_FIELDS",
+                diff_fields.names(),
+                format!(
+                    "`{}` would be compared but not sent: add it to PRESENCE_EXTRA_FIELDS",
+                    unsent.join(",")
+                ),
+            ));
+        }
+        Ok(PollerConfig {
             // Empty: the token's own org, resolved at cold start (`org::own_org_id`).
             org_id: self
                 .presence_org
@@ -126,8 +166,12 @@ impl PollerArgs {
             poll_interval: ms(self.presence_poll_interval_ms),
             safety_margin: ms(self.presence_safety_margin_ms),
             emit_baseline: self.presence_emit_baseline,
-            diff_fields: self.presence_diff_fields.clone().unwrap_or_default(),
+            diff_fields,
+            extra_fields,
+            calling_data: self.presence_calling_data,
             page_size: self.presence_page_size,
+            webex_calls_per_minute: self.presence_webex_calls_per_minute,
+            token_org_id: None,
             max_retries: self.presence_max_retries,
             max_retry_after: ms(self.presence_max_retry_after_ms),
             backoff_base: ms(self.presence_backoff_base_ms),
@@ -136,7 +180,7 @@ impl PollerArgs {
             lease_grace: ms(self.presence_lease_grace_ms),
             max_run: self.presence_max_run_ms.map(ms),
             event_ttl: chrono::Duration::days(i64::from(self.event_ttl_days)),
-        }
+        })
     }
 }
 
@@ -145,17 +189,39 @@ impl PollerConfig {
     pub fn new(org_id: impl Into<String>) -> Self {
         Self {
             org_id: org_id.into(),
-            ..defaults::<PollerArgs>().config()
+            ..defaults::<PollerArgs>()
+                .config()
+                .expect("the defaults are valid")
         }
     }
 
-    /// The query of the first `GET /v1/people` page.
+    /// The `max` sent: the page size within Webex's caps for the query.
+    pub fn page_max(&self) -> u32 {
+        let mut max = self.page_size;
+        if self.location_id.is_some() {
+            max = max.min(WEBEX_MAX_PAGE_SIZE_LOCATION);
+        }
+        if self.calling_data {
+            max = max.min(WEBEX_MAX_PAGE_SIZE_CALLING_DATA);
+        }
+        max
+    }
+
+    /// The query of the first `GET /v1/people` page. `orgId` only for an org other than the
+    /// token's own (Webex: "Only admin users of another organization (such as partners) may use
+    /// this parameter").
     pub fn people_query(&self) -> Vec<(String, String)> {
-        let mut q = vec![("orgId".to_owned(), self.org_id.clone())];
+        let mut q = Vec::new();
+        if self.token_org_id.as_deref() != Some(self.org_id.as_str()) {
+            q.push(("orgId".to_owned(), self.org_id.clone()));
+        }
         if let Some(loc) = &self.location_id {
             q.push(("locationId".to_owned(), loc.clone()));
         }
-        q.push(("max".to_owned(), self.page_size.to_string()));
+        if self.calling_data {
+            q.push(("callingData".to_owned(), "true".to_owned()));
+        }
+        q.push(("max".to_owned(), self.page_max().to_string()));
         q
     }
 
@@ -257,7 +323,7 @@ mod tests {
 
     impl PollerConfig {
         fn from_env(env: &[(&str, &str)]) -> Result<Self, ConfigError> {
-            Ok(from_env_pairs::<PollerArgs>(env)?.config())
+            from_env_pairs::<PollerArgs>(env)?.config()
         }
     }
 
@@ -303,7 +369,11 @@ mod tests {
             c.people_query()[1],
             ("locationId".to_string(), "loc9".to_string())
         );
-        assert_eq!(c.people_query()[2], ("max".to_string(), "250".to_string()));
+        assert_eq!(
+            c.people_query()[2],
+            ("max".to_string(), "50".to_string()),
+            "Webex caps max at 50 with a location"
+        );
         assert_eq!(c.lease_name(), "presence-poller#org1#loc9");
 
         assert_eq!(
@@ -328,6 +398,75 @@ mod tests {
             "",
             "empty: the token's own org"
         );
+    }
+
+    #[test]
+    fn webex_caps_on_max_and_org_id_only_for_another_org() {
+        let mut c = PollerConfig::new("org1");
+        c.page_size = 1000;
+        let q = |c: &PollerConfig| {
+            c.people_query()
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert_eq!(
+            q(&c),
+            "orgId=org1&max=1000",
+            "the token's org unknown: orgId is sent"
+        );
+        c.token_org_id = Some("org1".into());
+        assert_eq!(q(&c), "max=1000", "the token's own org: no orgId");
+        c.token_org_id = Some("partner".into());
+        assert_eq!(q(&c), "orgId=org1&max=1000");
+        c.calling_data = true;
+        assert_eq!(q(&c), "orgId=org1&callingData=true&max=100");
+        c.location_id = Some("loc".into());
+        assert_eq!(q(&c), "orgId=org1&locationId=loc&callingData=true&max=50");
+        c.calling_data = false;
+        c.page_size = 20;
+        assert_eq!(c.page_max(), 20, "a smaller page size stays");
+
+        let c = PollerConfig::from_env(&[
+            ("PRESENCE_ORG_ID", "o"),
+            ("PRESENCE_CALLING_DATA", "true"),
+            ("PRESENCE_WEBEX_CALLS_PER_MINUTE", "120"),
+        ])
+        .unwrap();
+        assert!(c.calling_data);
+        assert_eq!(c.page_max(), 100);
+        assert_eq!(c.webex_calls_per_minute, 120);
+        assert_eq!(PollerConfig::new("o").webex_calls_per_minute, 60);
+        let e = PollerConfig::from_env(&[("PRESENCE_WEBEX_CALLS_PER_MINUTE", "0")]).unwrap_err();
+        assert!(
+            e.to_string().contains("PRESENCE_WEBEX_CALLS_PER_MINUTE"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn extra_fields_and_diff_fields_that_are_not_sent() {
+        let c = PollerConfig::new("o");
+        assert_eq!(
+            c.extra_fields.names(),
+            "",
+            "only the contract's fields by default"
+        );
+        let c = PollerConfig::from_env(&[
+            ("PRESENCE_EXTRA_FIELDS", "phoneNumbers,title"),
+            ("PRESENCE_DIFF_FIELDS", "status,title"),
+        ])
+        .unwrap();
+        assert_eq!(c.extra_fields.names(), "phoneNumbers,title");
+        let e = PollerConfig::from_env(&[("PRESENCE_DIFF_FIELDS", "status,title")]).unwrap_err();
+        assert!(
+            e.to_string().contains("PRESENCE_DIFF_FIELDS")
+                && e.to_string().contains("PRESENCE_EXTRA_FIELDS"),
+            "{e}"
+        );
+        let e = PollerConfig::from_env(&[("PRESENCE_EXTRA_FIELDS", "a b")]).unwrap_err();
+        assert!(e.to_string().contains("PRESENCE_EXTRA_FIELDS"), "{e}");
     }
 
     #[test]

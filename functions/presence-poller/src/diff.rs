@@ -4,11 +4,18 @@
 //! default just `status`). With a single field whose value is a string the fingerprint is that
 //! string (so the stored state stays readable, e.g. `active`); otherwise it is a compact JSON array
 //! of the fields' values (`null` for a missing field).
+//!
+//! A person listed without `status` is never a change: Webex omits it when the person disabled
+//! status sharing or presence is unavailable, which says nothing about their presence, so their
+//! last known state is kept and they are not emitted (the presence webhook contract's items always
+//! carry a `status`). The diff only sees what is sent: the listing it gets is already cut down to
+//! the contract's fields plus `PRESENCE_EXTRA_FIELDS` ([`ExtraFields`]), and a diff field outside
+//! those is refused by the configuration ([`DiffFields::unsent`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use relay_shared::webex::Person;
+use relay_shared::webex::{Person, PRESENCE_ITEM_FIELDS};
 use serde_json::Value;
 
 /// One field of a Webex person that the diff compares, named by its Webex JSON name (the
@@ -141,10 +148,59 @@ impl DiffFields {
         out.push(']');
     }
 
+    /// The fields compared that are not sent (neither a contract field nor in `extra`): a change
+    /// only there would emit an unchanged item, so the configuration refuses them.
+    pub fn unsent<'a>(&'a self, extra: &ExtraFields) -> Vec<&'a str> {
+        self.0
+            .iter()
+            .filter_map(|f| match f {
+                Field::Other(name) if !extra.contains(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn fingerprint(&self, person: &Person) -> String {
         let mut s = String::new();
         self.fingerprint_into(person, &mut s);
         s
+    }
+}
+
+/// The Webex person fields sent besides the presence contract's 13 (`PRESENCE_EXTRA_FIELDS`,
+/// comma-separated JSON names, e.g. `phoneNumbers,extension`). Naming a contract field changes
+/// nothing (it is always sent). Default: none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtraFields(Vec<String>);
+
+impl ExtraFields {
+    pub fn parse(spec: &str) -> Result<ExtraFields, String> {
+        let mut names: Vec<String> = Vec::new();
+        for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`{name}` is not a Webex person field name (comma-separated names, e.g. `phoneNumbers,extension`)"
+                ));
+            }
+            if !PRESENCE_ITEM_FIELDS.contains(&name) && !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(ExtraFields(names))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+
+    /// The comma-separated names (for logs).
+    pub fn names(&self) -> String {
+        self.0.join(",")
+    }
+
+    /// Cuts `person` down to what is sent: the contract's fields and these.
+    pub fn apply(&self, person: &mut Person) {
+        person.retain_extra(|name| self.contains(name));
     }
 }
 
@@ -159,8 +215,9 @@ pub struct Change {
 
 /// The people of `listing` whose fingerprint differs from `known` (person id → fingerprint), in
 /// listing order. People absent from the listing are not changes (the caller only diffs complete
-/// listings, and a person leaving the org is not a presence change). A person not in `known` is a
-/// change (`known_before == false`).
+/// listings, and a person leaving the org is not a presence change), nor are people listed
+/// without `status` (their known state stays). A person not in `known` is a change
+/// (`known_before == false`).
 pub fn diff(
     known: &HashMap<String, String>,
     listing: &[Person],
@@ -169,6 +226,9 @@ pub fn diff(
     let mut buf = String::with_capacity(64);
     let mut changes = Vec::new();
     for (index, person) in listing.iter().enumerate() {
+        if !person.has_status() {
+            continue;
+        }
         fields.fingerprint_into(person, &mut buf);
         match known.get(person.id.as_str()) {
             Some(previous) if *previous == buf => {}
@@ -182,11 +242,13 @@ pub fn diff(
     changes
 }
 
-/// Every person of the listing with its fingerprint (the baseline of a first run).
+/// Every person of the listing with a `status`, with its fingerprint (the baseline of a first
+/// run). People without one are left out: they are recorded (and emitted) once a status appears.
 pub fn baseline(listing: &[Person], fields: &DiffFields) -> Vec<Change> {
     listing
         .iter()
         .enumerate()
+        .filter(|(_, p)| p.has_status())
         .map(|(index, p)| Change {
             index,
             fingerprint: fields.fingerprint(p),
@@ -268,12 +330,63 @@ mod tests {
     }
 
     #[test]
-    fn missing_status_has_an_empty_fingerprint() {
-        let listing = vec![person(json!({"id":"a"}))];
+    fn a_person_without_status_is_never_a_change() {
+        let listing = vec![
+            person(json!({"id":"a"})),
+            person(json!({"id":"b","status":""})),
+            person(json!({"id":"new","displayName":"N"})),
+            person(json!({"id":"c","status":"call"})),
+        ];
         let fields = DiffFields::default();
-        assert_eq!(fields.fingerprint(&listing[0]), "");
-        assert!(diff(&known(&[("a", "")]), &listing, &fields).is_empty());
-        assert_eq!(diff(&known(&[("a", "active")]), &listing, &fields).len(), 1);
+        let k = known(&[("a", "active"), ("b", "inactive"), ("c", "active")]);
+        let changes = diff(&k, &listing, &fields);
+        assert_eq!(
+            changes.iter().map(|c| c.index).collect::<Vec<_>>(),
+            vec![3],
+            "only c: a and b keep their known state, the new person waits for a status"
+        );
+        // Whatever the diff fields: no status, no change.
+        let fields = DiffFields::parse("displayName").unwrap();
+        assert!(diff(&known(&[]), &listing[..3], &fields).is_empty());
+        // Nor part of a baseline.
+        let b = baseline(&listing, &DiffFields::default());
+        assert_eq!(b.iter().map(|c| c.index).collect::<Vec<_>>(), vec![3]);
+        // An empty fingerprint stored by an older version is a state like any other.
+        assert_eq!(
+            diff(&known(&[("c", "")]), &listing, &DiffFields::default()).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn extra_fields_are_what_is_sent_besides_the_contract() {
+        let extra = ExtraFields::parse(" phoneNumbers, status ,title,phoneNumbers").unwrap();
+        assert_eq!(
+            extra.names(),
+            "phoneNumbers,title",
+            "contract fields are always sent"
+        );
+        assert_eq!(ExtraFields::parse(" , ").unwrap(), ExtraFields::default());
+        assert!(ExtraFields::parse("phone numbers").is_err());
+        let mut p =
+            person(json!({"id":"a","status":"active","title":"t","phoneNumbers":[],"manager":"m"}));
+        extra.apply(&mut p);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"id":"a","status":"active","title":"t","phoneNumbers":[]}"#
+        );
+        ExtraFields::default().apply(&mut p);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"id":"a","status":"active"}"#
+        );
+
+        // A diff field must be sent: a change only in an unsent field would emit nothing new.
+        let fields = DiffFields::parse("status,title,manager,displayName").unwrap();
+        assert_eq!(fields.unsent(&extra), vec!["manager"]);
+        assert!(DiffFields::default()
+            .unsent(&ExtraFields::default())
+            .is_empty());
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! One complete listing of the org's people: `GET /v1/people?orgId=…[&locationId=…]&max=…`, then
-//! every `Link: rel="next"` page. A listing is either complete or an error: a partial listing is
-//! never returned (so it can never be diffed as if people vanished).
+//! One complete listing of the org's people: `GET /v1/people?[orgId=…&][locationId=…&]max=…`,
+//! then every `Link: rel="next"` page, each call within the token's budget (`budget.rs`). A
+//! listing is either complete or an error: a partial listing is never returned (so it can never be
+//! diffed as if people vanished). Its people are cut down to what is sent (the contract's fields
+//! and `PRESENCE_EXTRA_FIELDS`), so nothing downstream, the diff included, sees the rest.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use relay_shared::webex::Person;
 use relay_shared::webex_api::WebexApiError;
 use tokio::time::Instant;
 
+use crate::budget::CallBudget;
 use crate::config::PollerConfig;
 
 /// Guards against a Link chain that never ends (10 million people at the largest page size).
@@ -36,6 +39,8 @@ pub enum FetchError {
     },
     #[error("Webex pagination did not end (repeated Link URL or more than {MAX_PAGES} pages)")]
     Pagination,
+    #[error("the Webex call budget ({per_minute} a minute) has no slot left before the invocation deadline ({pages} page(s) fetched)")]
+    Budget { pages: u32, per_minute: u32 },
 }
 
 impl FetchError {
@@ -66,6 +71,7 @@ impl FetchError {
             } => "transport",
             FetchError::Webex { .. } => "webex",
             FetchError::Pagination => "pagination",
+            FetchError::Budget { .. } => "budget",
         }
     }
 }
@@ -73,29 +79,49 @@ impl FetchError {
 /// A complete listing and what it cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listing {
-    /// Every person once (a person repeated across pages is kept at its last position).
+    /// Every person once (a person repeated across pages is kept at its last position), as sent.
     pub people: Vec<Person>,
     pub pages: u32,
 }
 
+/// What the calls of one listing cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// Every request, retries included.
+    pub made: u32,
+    /// Time spent waiting for the budget's slots.
+    pub budget_wait: Duration,
+}
+
+/// The ports and limits of a listing.
+pub struct Lister<'a> {
+    pub webex: &'a dyn WebexClient,
+    pub budget: &'a CallBudget,
+    pub cfg: &'a PollerConfig,
+}
+
 /// Fetches every page, retrying one page at most `max_retries` times: after a 429/423 it waits
 /// `Retry-After` (capped at `max_retry_after`), after a 5xx or a transport error it backs off
-/// exponentially from `backoff_base`. Nothing waits past `stop_at`. `calls` counts every request.
+/// exponentially from `backoff_base`. Every call first takes a slot of the budget. Nothing waits
+/// past `stop_at`. `calls` counts every request and the budget's waits.
 pub async fn fetch_listing(
-    webex: &dyn WebexClient,
-    cfg: &PollerConfig,
+    lister: &Lister<'_>,
     stop_at: Instant,
-    calls: &mut u32,
+    calls: &mut Calls,
 ) -> Result<Listing, FetchError> {
+    let cfg = lister.cfg;
     let query = cfg.people_query();
     let mut people: Vec<Person> = Vec::new();
     let mut next: Option<String> = None;
     let mut pages = 0u32;
     let mut links = HashSet::new();
     loop {
-        let page = fetch_page(webex, cfg, &query, next.as_deref(), stop_at, pages, calls).await?;
+        let page = fetch_page(lister, &query, next.as_deref(), stop_at, pages, calls).await?;
         pages += 1;
-        people.extend(page.items);
+        people.extend(page.items.into_iter().map(|mut p| {
+            cfg.extra_fields.apply(&mut p);
+            p
+        }));
         match page.next {
             None => break,
             Some(n) => {
@@ -136,18 +162,26 @@ fn dedupe(people: Vec<Person>) -> Vec<Person> {
 }
 
 async fn fetch_page(
-    webex: &dyn WebexClient,
-    cfg: &PollerConfig,
+    lister: &Lister<'_>,
     query: &[(String, String)],
     next: Option<&str>,
     stop_at: Instant,
     page: u32,
-    calls: &mut u32,
+    calls: &mut Calls,
 ) -> Result<PeoplePage, FetchError> {
+    let cfg = lister.cfg;
     let mut retries = 0u32;
     loop {
-        *calls += 1;
-        let err = match tokio::time::timeout_at(stop_at, webex.list_people(query, next)).await {
+        let Some(waited) = lister.budget.acquire(stop_at).await else {
+            return Err(FetchError::Budget {
+                pages: page,
+                per_minute: lister.budget.calls_per_minute(),
+            });
+        };
+        calls.budget_wait += waited;
+        calls.made += 1;
+        let call = lister.webex.list_people(query, next);
+        let err = match tokio::time::timeout_at(stop_at, call).await {
             Err(_elapsed) => return Err(FetchError::Deadline { pages: page }),
             Ok(Ok(p)) => return Ok(p),
             Ok(Err(e)) => e,

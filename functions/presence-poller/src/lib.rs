@@ -4,18 +4,22 @@
 //! takes the org's lease, loads the last-known presence states once, then every
 //! `PRESENCE_POLL_INTERVAL_MS` lists the org's people from Webex (`GET /v1/people`, all pages),
 //! diffs the complete listing against the states in memory, emits one `presence:changed` event per
-//! cycle with changes (body exactly as that contract's `user-presence` body, split under 256 KiB),
-//! fans it out to the org's subscriptions, and writes only the changed states — until the
-//! invocation deadline minus a safety margin.
+//! cycle with changes (body exactly as that contract's `user-presence` body — its 13 fields, plus
+//! `PRESENCE_EXTRA_FIELDS` — split under 256 KiB), fans it out to the org's subscriptions, and
+//! writes only the changed states — until the invocation deadline minus a safety margin. Webex
+//! calls stay within the token's budget (`PRESENCE_WEBEX_CALLS_PER_MINUTE`): a listing that needs
+//! more stretches the cycle.
 //!
 //! The core (`Poller`) only sees ports, so the same code runs on Lambda (`handler`), in the local
 //! stack and in the tests.
 
+pub mod budget;
 pub mod config;
 pub mod diff;
 pub mod emit;
 pub mod fetch;
 pub mod handler;
+pub mod health;
 pub mod org;
 pub mod token;
 
@@ -32,9 +36,10 @@ use relay_shared::retry::Backoff;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use budget::CallBudget;
 pub use config::PollerConfig;
 use emit::{EmitError, Emitted, Outbox};
-use fetch::FetchError;
+use fetch::{Calls, FetchError, Lister};
 
 /// How many error messages a summary keeps.
 const MAX_SUMMARY_ERRORS: usize = 20;
@@ -48,6 +53,8 @@ pub struct Poller {
     webex: Arc<dyn WebexClient>,
     queue: Arc<dyn DeliveryQueue>,
     clock: Arc<dyn Clock>,
+    /// Outlives the invocations of a warm function: the budget is per token, not per run.
+    budget: CallBudget,
     config: PollerConfig,
 }
 
@@ -130,6 +137,10 @@ pub struct Summary {
     pub skipped_ticks: u32,
     /// People in the last complete listing.
     pub people_seen: usize,
+    /// Of those, people listed without `status` (status sharing disabled, presence unavailable):
+    /// never changes, never emitted.
+    #[serde(default)]
+    pub people_without_status: usize,
     /// Changed people emitted (over every cycle).
     pub changes: usize,
     /// People recorded as the baseline of a first run (emitted only with `PRESENCE_EMIT_BASELINE`).
@@ -137,6 +148,10 @@ pub struct Summary {
     pub events: usize,
     pub jobs: usize,
     pub webex_calls: u32,
+    /// Time the calls waited for the budget (`PRESENCE_WEBEX_CALLS_PER_MINUTE`): above zero, the
+    /// cycles were stretched.
+    #[serde(default)]
+    pub budget_wait_ms: u64,
     pub state_loads: u32,
     pub state_records_written: usize,
     pub error_count: u32,
@@ -155,11 +170,13 @@ impl Summary {
             failed_cycles: 0,
             skipped_ticks: 0,
             people_seen: 0,
+            people_without_status: 0,
             changes: 0,
             baseline_recorded: 0,
             events: 0,
             jobs: 0,
             webex_calls: 0,
+            budget_wait_ms: 0,
             state_loads: 0,
             state_records_written: 0,
             error_count: 0,
@@ -178,10 +195,12 @@ impl Summary {
     fn absorb(&mut self, r: &CycleReport) {
         self.cycles += 1;
         self.webex_calls += r.webex_calls;
+        self.budget_wait_ms += r.budget_wait.as_millis() as u64;
         self.state_loads += r.state_loads;
         self.state_records_written += r.written;
         if let Some(people) = r.people {
             self.people_seen = people;
+            self.people_without_status = r.without_status;
         }
         if r.baseline {
             self.baseline_recorded += r.changes;
@@ -226,6 +245,8 @@ impl CycleError {
 pub struct CycleReport {
     /// People in the complete listing (`None` when the listing failed).
     pub people: Option<usize>,
+    /// Of those, people without `status` (skipped by the diff).
+    pub without_status: usize,
     /// Changed people (or, on a baseline cycle, every person).
     pub changes: usize,
     /// This cycle recorded the first-run baseline.
@@ -234,6 +255,8 @@ pub struct CycleReport {
     /// State records written.
     pub written: usize,
     pub webex_calls: u32,
+    /// Time the calls waited for the budget.
+    pub budget_wait: Duration,
     pub state_loads: u32,
     pub error: Option<CycleError>,
     /// Writing the changed states failed (they are kept and retried next cycle).
@@ -256,6 +279,7 @@ impl Poller {
             webex,
             queue,
             clock,
+            budget: CallBudget::per_minute(config.webex_calls_per_minute),
             config,
         }
     }
@@ -426,17 +450,24 @@ impl Session<'_> {
             }
         }
 
-        let listing =
-            match fetch::fetch_listing(p.webex.as_ref(), cfg, stop_at, &mut report.webex_calls)
-                .await
-            {
-                Ok(l) => l,
-                Err(e) => {
-                    report.error = Some(e.into());
-                    return report;
-                }
-            };
+        let lister = Lister {
+            webex: p.webex.as_ref(),
+            budget: &p.budget,
+            cfg,
+        };
+        let mut calls = Calls::default();
+        let listing = fetch::fetch_listing(&lister, stop_at, &mut calls).await;
+        report.webex_calls = calls.made;
+        report.budget_wait = calls.budget_wait;
+        let listing = match listing {
+            Ok(l) => l,
+            Err(e) => {
+                report.error = Some(e.into());
+                return report;
+            }
+        };
         report.people = Some(listing.people.len());
+        report.without_status = listing.people.iter().filter(|p| !p.has_status()).count();
 
         let known = self.known.as_mut().expect("loaded above");
         let baseline = self.needs_baseline;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use presence_poller::config::{FunctionArgs, TokenConfig};
-use presence_poller::org::own_org_id;
+use presence_poller::org;
 use presence_poller::token::{
     ClientFactory, RefreshingWebex, SecretsManagerToken, StaticToken, TokenSource,
 };
@@ -24,7 +24,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     relay_shared::logging::init_json_logging();
     let args: FunctionArgs = from_process_env("presence-poller")?;
-    let mut config = args.poller.config();
+    let mut config = args.poller.config()?;
     let rt = args.runtime.config()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
 
@@ -68,22 +68,25 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %e, "could not read the Webex token or build the client at start-up");
     }
 
-    if config.org_id.is_empty() {
-        // PRESENCE_ORG_ID empty: the token's own org.
-        let token = tokens
-            .token()
-            .await
-            .map_err(|e| format!("cannot read the Webex token: {e}"))?;
-        config.org_id = own_org_id(&rt.webex_base_url, &token).await.map_err(|e| {
-            format!("PRESENCE_ORG_ID is empty and the token's org could not be resolved: {e}")
-        })?;
+    // The token's own org: the org to poll when PRESENCE_ORG_ID is empty, and no `orgId` for it.
+    match tokens.token().await {
+        Ok(token) => org::resolve(&mut config, &rt.webex_base_url, &token).await?,
+        Err(e) if config.org_id.is_empty() => {
+            return Err(format!("cannot read the Webex token: {e}").into())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the Webex token to resolve its org: listing people with orgId")
+        }
     }
     tracing::info!(
         org_id = %config.org_id,
+        token_org_id = ?config.token_org_id,
         location_id = ?config.location_id,
         interval_ms = config.poll_interval.as_millis() as u64,
-        page_size = config.page_size,
+        page_max = config.page_max(),
+        calls_per_minute = config.webex_calls_per_minute,
         diff_fields = %config.diff_fields.names(),
+        extra_fields = %config.extra_fields.names(),
         "presence poller ready"
     );
     let poller = Arc::new(Poller::new(

@@ -1,9 +1,13 @@
-//! `PRESENCE_ORG_ID` left empty means "the token's own org": resolved once per cold start with
-//! `GET /v1/people/me` (the shared `WebexClient` port has no such call).
+//! The token's own org, resolved once per cold start with `GET /v1/people/me` (the shared
+//! `WebexClient` port has no such call): `PRESENCE_ORG_ID` left empty means that org, and `orgId`
+//! is sent to `GET /v1/people` only for another org (Webex: "Only admin users of another
+//! organization (such as partners) may use this parameter").
 
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::config::PollerConfig;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,4 +41,26 @@ pub async fn own_org_id(base_url: &str, token: &str) -> Result<String, String> {
     me.org_id
         .filter(|o| !o.is_empty())
         .ok_or_else(|| "GET /people/me returned no orgId".to_owned())
+}
+
+/// Fills `config.token_org_id` (and an empty `config.org_id`) from the token's org. Fails only
+/// when the org to poll is unknown; otherwise an unresolved token org is logged and `orgId` stays
+/// in the query (an error from Webex rather than another org's people).
+pub async fn resolve(config: &mut PollerConfig, base_url: &str, token: &str) -> Result<(), String> {
+    match own_org_id(base_url, token).await {
+        Ok(org) => {
+            if config.org_id.is_empty() {
+                config.org_id = org.clone();
+            }
+            config.token_org_id = Some(org);
+            Ok(())
+        }
+        Err(e) if config.org_id.is_empty() => Err(format!(
+            "PRESENCE_ORG_ID is empty and the token's org could not be resolved: {e}"
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, org_id = %config.org_id, "the token's org is unknown: listing people with orgId");
+            Ok(())
+        }
+    }
 }

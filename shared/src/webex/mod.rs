@@ -12,7 +12,7 @@ mod tracking;
 
 pub use envelope::{EnvelopeHead, WebhookEnvelope};
 pub use parse::{parse_json, ParseError};
-pub use presence::{Person, SipAddress};
+pub use presence::{Person, SipAddress, PRESENCE_ITEM_FIELDS};
 pub use signature::{
     verify_webex_signature, webex_signature, SecretRole, SignatureError, Verified, WebhookSecret,
     WebhookSecrets, SPARK_SIGNATURE_HEADER, WEBEX_SIGNATURE_HEADER,

@@ -1,9 +1,28 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The fields of a `user-presence` item, in the order the presence webhook contract
+/// (docs/presence-poller.md) shows them: the named fields of [`Person`], serialised in this order.
+pub const PRESENCE_ITEM_FIELDS: [&str; 13] = [
+    "id",
+    "emails",
+    "sipAddresses",
+    "displayName",
+    "nickName",
+    "firstName",
+    "lastName",
+    "orgId",
+    "status",
+    "lastModified",
+    "lastActivity",
+    "type",
+    "department",
+];
+
 /// A person as `GET /v1/people` returns it, with presence (`status`, `lastActivity`) — the item
 /// type of the outbound `user-presence` body (the presence webhook contract,
-/// docs/presence-poller.md). Unknown fields are kept.
+/// docs/presence-poller.md). The contract's fields are named (in its order); every other field
+/// Webex returns is kept in `extra`, after them, until the poller drops what it does not send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Person {
@@ -36,6 +55,19 @@ pub struct Person {
     pub extra: Map<String, Value>,
 }
 
+impl Person {
+    /// Webex listed a presence: `status` is there and not empty. Webex omits it for people who
+    /// disabled status sharing, outside the token's orgs, or when presence is unavailable.
+    pub fn has_status(&self) -> bool {
+        self.status.as_deref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// Drops every field outside the contract's 13 except those `keep` accepts (by JSON name).
+    pub fn retain_extra(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.extra.retain(|name, _| keep(name));
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SipAddress {
@@ -47,4 +79,56 @@ pub struct SipAddress {
     pub primary: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_named_fields_serialise_in_the_contracts_order() {
+        let all: Map<String, Value> = PRESENCE_ITEM_FIELDS
+            .iter()
+            .rev()
+            .map(|f| {
+                (
+                    f.to_string(),
+                    json!(if *f == "emails" {
+                        json!(["e"])
+                    } else if *f == "sipAddresses" {
+                        json!([])
+                    } else {
+                        json!("v")
+                    }),
+                )
+            })
+            .collect();
+        let mut p: Person = serde_json::from_value(Value::Object(all)).unwrap();
+        assert!(
+            p.extra.is_empty(),
+            "every contract field is a named one: {:?}",
+            p.extra
+        );
+        p.extra.insert("title".into(), json!("t"));
+        let out: Map<String, Value> =
+            serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+        let keys: Vec<&str> = out.keys().map(String::as_str).collect();
+        assert_eq!(keys[..13], PRESENCE_ITEM_FIELDS);
+        assert_eq!(keys[13], "title");
+        p.retain_extra(|_| false);
+        assert_eq!(
+            serde_json::to_value(&p).unwrap().as_object().unwrap().len(),
+            13
+        );
+    }
+
+    #[test]
+    fn status_must_be_present_and_non_empty() {
+        let p = |v: Value| serde_json::from_value::<Person>(v).unwrap().has_status();
+        assert!(p(json!({"id": "a", "status": "active"})));
+        assert!(!p(json!({"id": "a"})));
+        assert!(!p(json!({"id": "a", "status": ""})));
+        assert!(!p(json!({"id": "a", "status": null})));
+    }
 }
