@@ -881,43 +881,11 @@ async fn every_event_type_is_relayed_untouched() {
     }
 }
 
-/// Log lines written while the closure's future runs (this test's thread only).
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
 /// Webex's tracking id (`TrackingID`, any case) is on the request log line, accepted or refused,
 /// next to the secret role that verified it.
 #[tokio::test]
 async fn tracking_id_is_on_the_request_line() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let logs = testkit::logs::capture();
     let h = Harness::memory_with(WebhookAuth::secrets(WebhookSecrets::single(
         SECRET.into(),
         Some("old".into()),
@@ -933,11 +901,7 @@ async fn tracking_id_is_on_the_request_line() {
         .insert("trackingid", "WEBHOOK_refused_1".parse().unwrap());
     assert_eq!(h.send(req).await.status, StatusCode::UNAUTHORIZED);
 
-    let requests: Vec<Value> = logs
-        .lines()
-        .into_iter()
-        .filter(|l| l["fields"]["message"] == "telephony webhook")
-        .collect();
+    let requests = logs.with_message("telephony webhook");
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert_eq!(
         requests[0]["fields"]["tracking_id"],

@@ -11,6 +11,7 @@
 //!   `max_retries` times and only when the wait is at most `max_retry_wait`; otherwise the call
 //!   returns `WebexApiError::RateLimited` with the advised wait, for the caller to schedule.
 //! - `401` → `Unauthorized`; any other non-2xx → `Status` with Webex's `message` and `trackingId`.
+//! - Every answer's `TrackingID` header is logged: at WARN with a non-2xx status, else at DEBUG.
 
 mod link;
 
@@ -27,7 +28,7 @@ pub use link::next_link;
 
 use crate::ports::{PeoplePage, WebexClient};
 use crate::retry::parse_retry_after;
-use crate::webex::Person;
+use crate::webex::{tracking_id, Person};
 use crate::webex_api::{
     InterestRegistration, InterestRegistrationUpdate, RegistrationCreate, RegistrationUpdate,
     WebexApiError, WebexRegistration,
@@ -155,9 +156,25 @@ impl WebexHttpClient {
                 .await
                 .map_err(|e| WebexApiError::Transport(without_url(e)))?;
             let status = resp.status();
+            // Webex's tracking id of every answer, for Webex support (success at debug).
+            let tracking_id = tracking_id(resp.headers()).unwrap_or("").to_owned();
             if status.is_success() {
+                tracing::debug!(
+                    %method,
+                    path = url.path(),
+                    status = status.as_u16(),
+                    tracking_id,
+                    "Webex response"
+                );
                 return Ok(resp);
             }
+            tracing::warn!(
+                %method,
+                path = url.path(),
+                status = status.as_u16(),
+                tracking_id,
+                "Webex API error"
+            );
             let retry_after = resp
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
@@ -419,5 +436,54 @@ mod tests {
             "bad (trackingId T1)"
         );
         assert_eq!(error_message("plain"), "plain");
+    }
+
+    /// A server answering each connection with the next of `answers` (status line, body), every
+    /// answer carrying `TrackingID: T<n>`.
+    async fn answering(answers: Vec<(&'static str, &'static str)>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for (n, (status, body)) in answers.into_iter().enumerate() {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let got = sock.read(&mut buf).await.unwrap();
+                    req.extend_from_slice(&buf[..got]);
+                }
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nTrackingID: T{n}\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                sock.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn every_answers_tracking_id_is_logged() {
+        let logs = testkit::logs::capture();
+        let base = answering(vec![
+            ("200 OK", r#"{"items":[]}"#),
+            ("404 Not Found", r#"{"message":"gone"}"#),
+        ])
+        .await;
+        let c = WebexHttpClient::new(&base, "t").unwrap();
+        c.list_registrations().await.unwrap();
+        assert!(c.get_registration("w1").await.is_err());
+        let ok = logs.with_message("Webex response");
+        assert_eq!(ok.len(), 1, "{ok:?}");
+        assert_eq!(ok[0]["level"], "DEBUG");
+        assert_eq!(ok[0]["fields"]["tracking_id"], "T0");
+        let err = logs.with_message("Webex API error");
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert_eq!(err[0]["level"], "WARN");
+        assert_eq!(err[0]["fields"]["tracking_id"], "T1");
+        assert_eq!(err[0]["fields"]["status"], 404);
+        assert_eq!(err[0]["fields"]["path"], "/v1/webhooks/w1");
     }
 }
