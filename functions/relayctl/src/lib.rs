@@ -1,8 +1,10 @@
 //! # relayctl
 //!
 //! Operator commands over the Webex webhooks API (`relay_shared::ports::WebexClient`), chiefly
-//! `ensure`: make exactly one `telephony_calls`/`all` webhook point at the deployed ingest URL,
-//! with the current secret, and active.
+//! `ensure`: cover the whole org's calls — one active `telephony_calls`/`all` webhook at the
+//! deployed ingest URL with the current secret, made with an admin-level token, plus the
+//! `Workspaces` / `Virtual Lines` interest registration (`relay_shared::webex_registrations`, the
+//! same core the scheduled health check runs).
 //!
 //! Webex never returns a webhook's secret, so a changed secret cannot be detected: `ensure`
 //! re-applies the secret with every run (a `PUT` with the same secret is harmless). Secrets are
@@ -10,21 +12,23 @@
 
 use std::fmt::Write as _;
 
+use chrono::{DateTime, Utc};
 use relay_shared::adapters::aws::secrets::{SecretsManager, WEBHOOK_SECRET};
 use relay_shared::ports::WebexClient;
-use relay_shared::webex_api::{
-    RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration,
+use relay_shared::webex_api::{WebexApiError, WebexRegistration};
+use relay_shared::webex_registrations::{check, Desired, Mode, DEFAULT_RENEW_WITHIN_DAYS};
+pub use relay_shared::webex_registrations::{
+    CoverageError, InterestAction, Report, Scope, WebhookAction, DEFAULT_NAME, EVENT_ALL,
+    TELEPHONY_RESOURCE,
 };
 use secrecy::{ExposeSecret, SecretString};
-
-pub const TELEPHONY_RESOURCE: &str = "telephony_calls";
-pub const EVENT_ALL: &str = "all";
-pub const DEFAULT_NAME: &str = "webex-relay telephony";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
     #[error(transparent)]
     Webex(#[from] WebexApiError),
+    #[error(transparent)]
+    Coverage(#[from] CoverageError),
     #[error("{0}")]
     Secret(String),
     #[error("{0}")]
@@ -76,7 +80,7 @@ pub async fn resolve_secret(from: &SecretFrom) -> Result<SecretString, CtlError>
     Ok(value)
 }
 
-/// What `ensure` should make true.
+/// What `ensure` should make true (flags of `relayctl webex-webhooks ensure`).
 #[derive(Debug, Clone)]
 pub struct EnsureSpec {
     pub target_url: String,
@@ -86,152 +90,54 @@ pub struct EnsureSpec {
     pub prune_duplicates: bool,
     /// Only say what would be done.
     pub dry_run: bool,
+    /// Register the `Workspaces` and `Virtual Lines` actor interests (`--no-actor-interests`).
+    pub actor_interests: bool,
+    /// Accept a token that is not an admin's (covers only its own user's calls).
+    pub allow_user_scope: bool,
+    /// Renew the interest registration when it expires within this many days.
+    pub renew_within_days: u32,
+    /// Days a (re)registration lasts; `None`: Webex's default (60).
+    pub interest_days: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnsureAction {
-    Created,
-    Updated,
-}
-
-/// What `ensure` did (or, with `dry_run`, would do).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnsureReport {
-    /// Empty when a dry run would create one.
-    pub id: String,
-    pub action: EnsureAction,
-    /// Human-readable changes, e.g. `name "a" → "b"`, `reactivated (was inactive)`.
-    pub changes: Vec<String>,
-    /// Further matching webhooks (deleted when `prune_duplicates`).
-    pub duplicates: Vec<String>,
-    pub pruned: bool,
-    pub dry_run: bool,
-}
-
-impl EnsureReport {
-    /// The lines `relayctl` prints (never the secret).
-    pub fn render(&self, target_url: &str) -> String {
-        let mut s = String::new();
-        let would = if self.dry_run { "would be " } else { "" };
-        match self.action {
-            EnsureAction::Created => {
-                let _ = writeln!(
-                    s,
-                    "{would}created webhook {} ({TELEPHONY_RESOURCE}/{EVENT_ALL} -> {target_url})",
-                    if self.id.is_empty() {
-                        "<new>"
-                    } else {
-                        &self.id
-                    }
-                );
-            }
-            EnsureAction::Updated => {
-                let _ = writeln!(s, "{would}updated webhook {} ({TELEPHONY_RESOURCE}/{EVENT_ALL} -> {target_url}): {}", self.id, self.changes.join("; "));
-            }
-        }
-        for d in &self.duplicates {
-            if self.pruned {
-                let _ = writeln!(s, "{would}deleted duplicate webhook {d}");
-            } else {
-                let _ = writeln!(s, "warning: duplicate webhook {d} also targets {target_url} (every event would be relayed twice); rerun with --prune-duplicates to delete it");
-            }
-        }
-        s
-    }
-}
-
-fn matches(w: &WebexRegistration, target_url: &str) -> bool {
-    w.resource == TELEPHONY_RESOURCE && w.event == EVENT_ALL && w.target_url == target_url
-}
-
-fn is_active(w: &WebexRegistration) -> bool {
-    w.status
-        .as_deref()
-        .is_none_or(|s| s.eq_ignore_ascii_case("active"))
-}
-
-/// Idempotently makes one active `telephony_calls`/`all` webhook target `spec.target_url` with
-/// `spec.name` and `spec.secret`. Matching is on resource + event + targetUrl. An existing match
-/// is always re-`PUT` (the secret cannot be compared, Webex does not return it) with
-/// `status: active`, which also reactivates a webhook Webex disabled.
-pub async fn ensure(client: &dyn WebexClient, spec: &EnsureSpec) -> Result<EnsureReport, CtlError> {
-    if !(spec.target_url.starts_with("https://") || spec.target_url.starts_with("http://")) {
-        return Err(CtlError::Usage(format!(
-            "--target-url must be an http(s) URL, got `{}`",
-            spec.target_url
-        )));
-    }
-    let all = client.list_registrations().await?;
-    let mut found: Vec<&WebexRegistration> = all
-        .iter()
-        .filter(|w| matches(w, &spec.target_url))
-        .collect();
-    // Keep an active one if there is one, else the oldest listed.
-    found.sort_by_key(|w| !is_active(w));
-    let Some(keep) = found.first().copied() else {
-        let id = if spec.dry_run {
-            String::new()
-        } else {
-            let created = client
-                .create_registration(&RegistrationCreate {
-                    name: spec.name.clone(),
-                    target_url: spec.target_url.clone(),
-                    resource: TELEPHONY_RESOURCE.into(),
-                    event: EVENT_ALL.into(),
-                    filter: None,
-                    secret: Some(spec.secret.expose_secret().to_owned()),
-                })
-                .await?;
-            created.id
-        };
-        return Ok(EnsureReport {
-            id,
-            action: EnsureAction::Created,
-            changes: vec![],
-            duplicates: vec![],
-            pruned: false,
-            dry_run: spec.dry_run,
-        });
-    };
-
-    let mut changes = Vec::new();
-    if keep.name != spec.name {
-        changes.push(format!("name {:?} -> {:?}", keep.name, spec.name));
-    }
-    if !is_active(keep) {
-        changes.push(format!(
-            "reactivated (was {})",
-            keep.status.as_deref().unwrap_or("unknown")
-        ));
-    }
-    changes.push("secret re-applied".to_owned());
-    if !spec.dry_run {
-        client
-            .update_registration(
-                &keep.id,
-                &RegistrationUpdate {
-                    name: spec.name.clone(),
-                    target_url: spec.target_url.clone(),
-                    secret: Some(spec.secret.expose_secret().to_owned()),
-                    status: Some("active".into()),
-                },
-            )
-            .await?;
-    }
-    let duplicates: Vec<String> = found.iter().skip(1).map(|w| w.id.clone()).collect();
-    if spec.prune_duplicates && !spec.dry_run {
-        for d in &duplicates {
-            client.delete_registration(d).await?;
+impl EnsureSpec {
+    /// The defaults of the command's flags.
+    pub fn new(target_url: impl Into<String>, secret: SecretString) -> Self {
+        Self {
+            target_url: target_url.into(),
+            name: DEFAULT_NAME.to_owned(),
+            secret,
+            prune_duplicates: false,
+            dry_run: false,
+            actor_interests: true,
+            allow_user_scope: false,
+            renew_within_days: DEFAULT_RENEW_WITHIN_DAYS,
+            interest_days: None,
         }
     }
-    Ok(EnsureReport {
-        id: keep.id.clone(),
-        action: EnsureAction::Updated,
-        changes,
-        duplicates,
-        pruned: spec.prune_duplicates,
+}
+
+/// `relayctl webex-webhooks ensure`: org-wide call coverage, idempotently
+/// ([`relay_shared::webex_registrations::check`] in its operator mode; docs/relayctl.md).
+pub async fn ensure(
+    client: &dyn WebexClient,
+    spec: &EnsureSpec,
+    now: DateTime<Utc>,
+) -> Result<Report, CtlError> {
+    let want = Desired {
+        target_url: spec.target_url.clone(),
+        name: spec.name.clone(),
+        secret: Some(spec.secret.clone()),
+        actor_interests: spec.actor_interests,
+        renew_within: chrono::Duration::days(i64::from(spec.renew_within_days)),
+        interest_days: spec.interest_days,
+        allow_user_scope: spec.allow_user_scope,
         dry_run: spec.dry_run,
-    })
+    };
+    let mode = Mode::Ensure {
+        prune_duplicates: spec.prune_duplicates,
+    };
+    Ok(check(client, &want, mode, now).await?)
 }
 
 /// One line per webhook for `list`.

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use relay_shared::adapters::webex_http::{WebexHttpClient, DEFAULT_BASE_URL, ENV_TOKEN};
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{RegistrationCreate, RegistrationUpdate, WebexRegistration};
+use relay_shared::webex_registrations::DEFAULT_RENEW_WITHIN_DAYS;
 use relayctl::{
     ensure, render_table, resolve_secret, CtlError, EnsureSpec, SecretFrom, DEFAULT_NAME,
     EVENT_ALL, TELEPHONY_RESOURCE,
@@ -44,14 +45,15 @@ enum Webhooks {
     },
     /// Register a webhook.
     Create(CreateArgs),
-    /// Change a webhook's name, target URL, secret or status (unset fields keep their value).
+    /// Change a webhook's name, target URL or secret, or reactivate it (unset fields keep their value).
     Update {
         id: String,
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]
         target_url: Option<String>,
-        /// `active` or `inactive`.
+        /// Only `active`: reactivate a webhook Webex disabled. Webex's PUT cannot deactivate one
+        /// (delete it to stop deliveries).
         #[arg(long)]
         status: Option<String>,
         #[command(flatten)]
@@ -59,7 +61,9 @@ enum Webhooks {
     },
     /// Delete a webhook.
     Delete { id: String },
-    /// Idempotently make one active telephony_calls/all webhook target URL with the secret.
+    /// Idempotently cover the org's calls: one active telephony_calls/all webhook at URL with the
+    /// secret, and the Workspaces / Virtual Lines interest registration, renewed before it expires.
+    /// Needs an admin or Service App token (spark-admin:calls_read).
     Ensure {
         #[arg(long)]
         target_url: String,
@@ -73,6 +77,19 @@ enum Webhooks {
         /// Print what would be done without changing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Do not register the Workspaces / Virtual Lines actor interests (their calls are then
+        /// not delivered).
+        #[arg(long)]
+        no_actor_interests: bool,
+        /// Accept a token that is not an admin's: only that user's own calls are relayed.
+        #[arg(long)]
+        allow_user_scope: bool,
+        /// Renew the interest registration when it expires within this many days.
+        #[arg(long, default_value_t = DEFAULT_RENEW_WITHIN_DAYS)]
+        renew_within_days: u32,
+        /// Days a (re)registered interest lasts (Webex's default: 60).
+        #[arg(long)]
+        interest_days: Option<u32>,
     },
 }
 
@@ -139,7 +156,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             CtlError::Usage(format!(
-                "{ENV_TOKEN} is not set (a Webex bot or integration access token)"
+                "{ENV_TOKEN} is not set (a Webex Service App or admin integration access token; see docs/relayctl.md)"
             ))
         })?;
     let client = WebexHttpClient::new(&cli.base_url, token)?;
@@ -176,12 +193,10 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             status,
             secret,
         } => {
-            if let Some(s) = &status {
-                if s != "active" && s != "inactive" {
-                    return Err(CtlError::Usage(format!(
-                        "--status must be active or inactive, got `{s}`"
-                    )));
-                }
+            if let Some(s) = status.as_deref().filter(|s| *s != "active") {
+                return Err(CtlError::Usage(format!(
+                    "--status can only be `active` (got `{s}`): Webex's PUT /webhooks/{{id}} can reactivate a webhook but never deactivate one; delete it to stop deliveries"
+                )));
             }
             let current = client.get_registration(&id).await?;
             let secret = secret.resolve().await?;
@@ -216,16 +231,23 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             secret_from,
             prune_duplicates,
             dry_run,
+            no_actor_interests,
+            allow_user_scope,
+            renew_within_days,
+            interest_days,
         } => {
             let secret = resolve_secret(&secret_from).await?;
             let spec = EnsureSpec {
-                target_url,
                 name,
-                secret,
                 prune_duplicates,
                 dry_run,
+                actor_interests: !no_actor_interests,
+                allow_user_scope,
+                renew_within_days,
+                interest_days,
+                ..EnsureSpec::new(target_url, secret)
             };
-            let report = ensure(&client, &spec).await?;
+            let report = ensure(&client, &spec, chrono::Utc::now()).await?;
             print!("{}", report.render(&spec.target_url));
         }
     }

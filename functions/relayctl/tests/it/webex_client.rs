@@ -7,7 +7,7 @@ use std::time::Duration;
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{RegistrationCreate, RegistrationUpdate, WebexApiError};
-use relayctl::{ensure, EnsureAction, EnsureSpec};
+use relayctl::{ensure, EnsureSpec, InterestAction, Scope, WebhookAction};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use wiremock::matchers::{
@@ -301,7 +301,9 @@ async fn list_people_pages_and_maps_rate_limits() {
 
 // ---------------------------------------------------------------------------------------------
 // A stateful fake of /v1/webhooks for `ensure`: list (2 per page, Link pagination), create, get,
-// update, delete. It keeps the secret each webhook was given, and never returns it.
+// update, delete. It keeps the secret each webhook was given, and never returns it. Also who the
+// token is (`GET /v1/people/me`) and the token's one webhook interest registration
+// (`/v1/telephony/webhookInterestRegistrations`: 404 when none, 403 for a non-admin, POST 204).
 
 #[derive(Clone, Default)]
 struct FakeWebex {
@@ -317,6 +319,11 @@ struct FakeState {
     creates: u32,
     updates: u32,
     deletes: u32,
+    /// `GET /people/me`'s `type` (empty: "person").
+    person_type: String,
+    non_admin: bool,
+    interests: Option<Value>,
+    interest_posts: u32,
 }
 
 impl FakeWebex {
@@ -356,6 +363,55 @@ impl FakeWebex {
         let s = self.state.lock().unwrap();
         (s.creates, s.updates, s.deletes)
     }
+    fn interest_posts(&self) -> u32 {
+        self.state.lock().unwrap().interest_posts
+    }
+    fn interests(&self) -> Option<Value> {
+        self.state.lock().unwrap().interests.clone()
+    }
+
+    /// `GET /people/me` and the interest registration.
+    fn respond_token(s: &mut FakeState, req: &Request) -> ResponseTemplate {
+        let p = req.url.path();
+        if p == "/v1/people/me" && req.method.as_str() == "GET" {
+            let t = if s.person_type.is_empty() {
+                "person"
+            } else {
+                &s.person_type
+            };
+            return ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "me-1", "orgId": "org-1", "type": t}));
+        }
+        if p != "/v1/telephony/webhookInterestRegistrations" {
+            return ResponseTemplate::new(404);
+        }
+        if s.non_admin || s.person_type == "bot" {
+            return ResponseTemplate::new(403)
+                .set_body_json(json!({"message": "forbidden", "trackingId": "T"}));
+        }
+        match req.method.as_str() {
+            "GET" => match &s.interests {
+                Some(i) => ResponseTemplate::new(200).set_body_json(i.clone()),
+                None => ResponseTemplate::new(404),
+            },
+            "POST" => {
+                let body: Value = req.body_json().unwrap();
+                let days = body["duration"].as_i64().unwrap_or(60);
+                s.interest_posts += 1;
+                s.interests = Some(json!({
+                    "interests": body["interests"],
+                    "expiresAt": (now() + chrono::Duration::days(days)).to_rfc3339(),
+                }));
+                ResponseTemplate::new(204)
+            }
+            _ => ResponseTemplate::new(405),
+        }
+    }
+}
+
+/// The fixed "now" of every `ensure` here (the fake's interest expiries count from it).
+fn now() -> chrono::DateTime<chrono::Utc> {
+    "2026-12-01T12:00:00Z".parse().unwrap()
 }
 
 impl Respond for FakeWebex {
@@ -369,6 +425,9 @@ impl Respond for FakeWebex {
             return ResponseTemplate::new(401);
         }
         let mut s = self.state.lock().unwrap();
+        if !req.url.path().starts_with("/v1/webhooks") {
+            return Self::respond_token(&mut s, req);
+        }
         let segs: Vec<&str> = req
             .url
             .path()
@@ -452,23 +511,19 @@ async fn fake_webex() -> (MockServer, FakeWebex) {
     let server = MockServer::start().await;
     let fake = FakeWebex::default();
     fake.state.lock().unwrap().base = server.uri();
-    Mock::given(path_regex("^/v1/webhooks"))
-        .respond_with(fake.clone())
-        .mount(&server)
-        .await;
+    Mock::given(path_regex(
+        "^/v1/(webhooks|people/me$|telephony/webhookInterestRegistrations$)",
+    ))
+    .respond_with(fake.clone())
+    .mount(&server)
+    .await;
     (server, fake)
 }
 
 const TARGET: &str = "https://abc.execute-api.us-east-1.amazonaws.com/webex/telephony";
 
 fn spec(secret: &str) -> EnsureSpec {
-    EnsureSpec {
-        target_url: TARGET.into(),
-        name: "webex-relay telephony".into(),
-        secret: SecretString::from(secret),
-        prune_duplicates: false,
-        dry_run: false,
-    }
+    EnsureSpec::new(TARGET, SecretString::from(secret))
 }
 
 #[tokio::test]
@@ -480,40 +535,52 @@ async fn ensure_creates_then_is_idempotent_and_reactivates() {
     fake.insert(json!({"id": "tel-created-only", "name": "t", "targetUrl": TARGET, "resource": "telephony_calls", "event": "created", "status": "active"}), None);
     let c = client(&server);
 
-    let r = ensure(&c, &spec("secret-one")).await.unwrap();
-    assert_eq!(r.action, EnsureAction::Created);
+    let r = ensure(&c, &spec("secret-one"), now()).await.unwrap();
+    assert_eq!(r.webhook.action, WebhookAction::Created);
+    assert_eq!(r.scope, Scope::Org);
+    assert_eq!(r.interests.action, InterestAction::Registered);
     assert_eq!(fake.counts(), (1, 0, 0));
-    assert_eq!(fake.secret_of(&r.id).as_deref(), Some("secret-one"));
-    let id = r.id.clone();
-
-    // Again: no new webhook; the secret is re-applied (Webex never returns it to compare).
-    let r = ensure(&c, &spec("secret-one")).await.unwrap();
+    assert_eq!(fake.secret_of(&r.webhook.id).as_deref(), Some("secret-one"));
     assert_eq!(
-        (r.action.clone(), r.id.as_str()),
-        (EnsureAction::Updated, id.as_str())
+        fake.interests().unwrap()["interests"],
+        json!([{"actor": "Workspaces"}, {"actor": "Virtual Lines"}])
     );
-    assert_eq!(r.changes, ["secret re-applied"]);
+    let id = r.webhook.id.clone();
+
+    // Again: no new webhook; the secret is re-applied (Webex never returns it to compare); the
+    // interests are current.
+    let r = ensure(&c, &spec("secret-one"), now()).await.unwrap();
+    assert_eq!(
+        (r.webhook.action.clone(), r.webhook.id.as_str()),
+        (WebhookAction::Updated, id.as_str())
+    );
+    assert_eq!(r.webhook.changes, ["secret re-applied"]);
+    assert_eq!(r.interests.action, InterestAction::Current);
     assert_eq!(fake.counts(), (1, 1, 0));
+    assert_eq!(fake.interest_posts(), 1);
 
     // A rotated secret and a new name are applied to the same webhook.
     let mut s = spec("secret-two");
     s.name = "renamed".into();
-    let r = ensure(&c, &s).await.unwrap();
-    assert_eq!(r.id, id);
+    let r = ensure(&c, &s, now()).await.unwrap();
+    assert_eq!(r.webhook.id, id);
     assert!(
-        r.changes.iter().any(|c| c.contains("renamed")),
+        r.webhook.changes.iter().any(|c| c.contains("renamed")),
         "{:?}",
-        r.changes
+        r.webhook.changes
     );
     assert_eq!(fake.secret_of(&id).as_deref(), Some("secret-two"));
 
     // Webex disabled it: ensure reactivates.
     fake.set_status(&id, "disabled");
-    let r = ensure(&c, &spec("secret-two")).await.unwrap();
+    let r = ensure(&c, &spec("secret-two"), now()).await.unwrap();
     assert!(
-        r.changes.iter().any(|c| c == "reactivated (was disabled)"),
+        r.webhook
+            .changes
+            .iter()
+            .any(|c| c == "reactivated (was disabled)"),
         "{:?}",
-        r.changes
+        r.webhook.changes
     );
     assert_eq!(
         c.get_registration(&id).await.unwrap().status.as_deref(),
@@ -522,6 +589,16 @@ async fn ensure_creates_then_is_idempotent_and_reactivates() {
     assert_eq!(fake.counts().0, 1, "never a second webhook");
     let out = r.render(TARGET);
     assert!(out.contains(&id) && !out.contains("secret-two"), "{out}");
+
+    // 55 days on, the interests expire within the 7 days: renewed (re-POSTed).
+    let r = ensure(&c, &spec("secret-two"), now() + chrono::Duration::days(55))
+        .await
+        .unwrap();
+    assert_eq!(r.interests.action, InterestAction::Renewed);
+    assert_eq!(fake.interest_posts(), 2);
+    assert!(r
+        .render(TARGET)
+        .contains("renewed webhook interests [Workspaces, Virtual Lines]"));
 }
 
 #[tokio::test]
@@ -530,23 +607,23 @@ async fn ensure_reports_and_prunes_duplicates() {
     fake.insert(hook("dup-inactive", TARGET, "inactive"), Some("old"));
     fake.insert(hook("dup-active", TARGET, "active"), Some("old"));
     let c = client(&server);
-    let r = ensure(&c, &spec("s")).await.unwrap();
-    assert_eq!(r.id, "dup-active", "an active match is kept");
-    assert_eq!(r.duplicates, ["dup-inactive"]);
+    let r = ensure(&c, &spec("s"), now()).await.unwrap();
+    assert_eq!(r.webhook.id, "dup-active", "an active match is kept");
+    assert_eq!(r.webhook.duplicates, ["dup-inactive"]);
     assert!(r.render(TARGET).contains("--prune-duplicates"));
     assert_eq!(fake.ids().len(), 2);
 
     let mut s = spec("s");
     s.prune_duplicates = true;
-    let r = ensure(&c, &s).await.unwrap();
-    assert!(r.pruned);
+    let r = ensure(&c, &s, now()).await.unwrap();
+    assert!(r.webhook.pruned);
     assert_eq!(fake.ids(), ["dup-active"]);
 
     // Dry run changes nothing.
     let mut s = spec("new-secret");
     s.dry_run = true;
     let before = fake.counts();
-    let r = ensure(&c, &s).await.unwrap();
+    let r = ensure(&c, &s, now()).await.unwrap();
     assert!(r.render(TARGET).starts_with("would be updated"));
     assert_eq!(fake.counts(), before);
     assert_eq!(fake.secret_of("dup-active").as_deref(), Some("s"));
@@ -619,4 +696,91 @@ async fn relayctl_binary_ensure_and_list() {
         !out.status.success(),
         "a literal secret on the command line is refused"
     );
+}
+
+/// A bot or a non-admin token cannot cover the org: a clear error naming the scope, nothing
+/// changed; `--allow-user-scope` accepts a user token (its own calls only, no interests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayctl_binary_refuses_tokens_that_cannot_cover_the_org() {
+    let (server, fake) = fake_webex().await;
+    let base = format!("{}/v1", server.uri());
+    let run = move |extra: &'static [&'static str]| {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "webex-webhooks",
+                "ensure",
+                "--target-url",
+                TARGET,
+                "--secret-from",
+                "env:RELAYCTL_TEST_SECRET",
+            ];
+            args.extend_from_slice(extra);
+            std::process::Command::new(env!("CARGO_BIN_EXE_relayctl"))
+                .args(args)
+                .env("WEBEX_TOKEN", TOKEN)
+                .env("WEBEX_API_BASE_URL", base)
+                .env("RELAYCTL_TEST_SECRET", "s")
+                .output()
+                .unwrap()
+        })
+    };
+    fake.state.lock().unwrap().person_type = "bot".into();
+    let out = run(&[]).await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bot") && err.contains("spark-admin:calls_read"),
+        "{err}"
+    );
+
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.person_type = "person".into();
+        s.non_admin = true;
+    }
+    let out = run(&[]).await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("spark-admin:calls_read") && err.contains("--allow-user-scope"),
+        "{err}"
+    );
+    assert_eq!(fake.counts(), (0, 0, 0), "nothing changed");
+
+    let out = run(&["--allow-user-scope"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("coverage: only the calls of person me-1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("webhook interests not managed"), "{stdout}");
+    assert_eq!(fake.interest_posts(), 0);
+}
+
+/// Webex's PUT can only reactivate: `update --status inactive` is refused before any call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayctl_binary_update_cannot_deactivate() {
+    let (server, fake) = fake_webex().await;
+    fake.insert(hook("w1", TARGET, "inactive"), None);
+    let base = format!("{}/v1", server.uri());
+    let run = move |status: &'static str| {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_relayctl"))
+                .args(["webex-webhooks", "update", "w1", "--status", status])
+                .env("WEBEX_TOKEN", TOKEN)
+                .env("WEBEX_API_BASE_URL", base)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run("inactive").await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never deactivate"));
+    assert_eq!(fake.counts().1, 0);
+    let out = run("active").await.unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status active"));
 }
