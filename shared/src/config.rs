@@ -262,6 +262,24 @@ pub struct WebexArgs {
     /// The Webex access token itself (local runs; on AWS the poller reads it from Secrets Manager).
     #[arg(long = "webex-token", env = ENV_TOKEN, hide_env_values = true)]
     pub token: Option<SecretString>,
+    /// The integration's (or Service App's) OAuth client id, to refresh the token.
+    #[arg(long = "webex-client-id", env = "WEBEX_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Its client secret.
+    #[arg(
+        long = "webex-client-secret",
+        env = "WEBEX_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<SecretString>,
+    /// The refresh token: with the client id and secret, the token is refreshed at
+    /// `<base URL>/access_token` (and --webex-token may be left out).
+    #[arg(
+        long = "webex-refresh-token",
+        env = "WEBEX_REFRESH_TOKEN",
+        hide_env_values = true
+    )]
+    pub refresh_token: Option<SecretString>,
 }
 
 #[cfg(test)]

@@ -235,8 +235,25 @@ impl SecretsManager {
         parse_webhook_secrets(&self.secret_string(secret_id, WEBHOOK_SECRET.what).await?)
     }
 
+    /// `PutSecretValue`: `value` becomes the secret's current version (`what` names it in errors).
+    pub async fn write(&self, secret_id: &str, what: &str, value: &str) -> Result<(), SecretError> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| {
+                SecretError(format!(
+                    "writing {what} to Secrets Manager ({secret_id}): {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
     /// The raw `SecretString` (`what` names it in errors).
-    async fn secret_string(&self, secret_id: &str, what: &str) -> Result<String, SecretError> {
+    pub async fn secret_string(&self, secret_id: &str, what: &str) -> Result<String, SecretError> {
         let out = self
             .client
             .get_secret_value()
@@ -252,6 +269,52 @@ impl SecretsManager {
         out.secret_string()
             .map(str::to_owned)
             .ok_or_else(|| SecretError(format!("{what} ({secret_id}) has no SecretString")))
+    }
+}
+
+/// The Webex token record (`WEBEX_TOKEN_SECRET_ARN`) in Secrets Manager, written back after each
+/// refresh. Writers are serialized by the token manager's lease, not by Secrets Manager (which has
+/// no conditional put).
+#[derive(Debug, Clone)]
+pub struct SecretsManagerVault {
+    secrets: SecretsManager,
+    secret_id: String,
+}
+
+impl SecretsManagerVault {
+    pub fn new(secrets: SecretsManager, secret_id: impl Into<String>) -> Self {
+        Self {
+            secrets,
+            secret_id: secret_id.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::webex_token::TokenVault for SecretsManagerVault {
+    fn id(&self) -> &str {
+        &self.secret_id
+    }
+
+    async fn load(
+        &self,
+    ) -> Result<crate::webex_token::TokenRecord, crate::webex_token::TokenError> {
+        let raw = self
+            .secrets
+            .secret_string(&self.secret_id, WEBEX_TOKEN.what)
+            .await
+            .map_err(|e| crate::webex_token::TokenError::Vault(e.0))?;
+        crate::webex_token::TokenRecord::parse(&raw, WEBEX_TOKEN.what)
+    }
+
+    async fn store(
+        &self,
+        record: &crate::webex_token::TokenRecord,
+    ) -> Result<(), crate::webex_token::TokenError> {
+        self.secrets
+            .write(&self.secret_id, WEBEX_TOKEN.what, &record.to_json())
+            .await
+            .map_err(|e| crate::webex_token::TokenError::Vault(e.0))
     }
 }
 
