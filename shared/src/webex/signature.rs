@@ -1,6 +1,7 @@
 //! Verification of incoming Webex webhooks: `X-Spark-Signature` (or `X-Webex-Signature`) is the
 //! hex HMAC-SHA1 of the raw body under the webhook's secret, as Webex signs webhooks
-//! (docs/telephony-ingest.md).
+//! (docs/telephony-ingest.md). [`WebhookSecrets`] is every secret a deployment accepts: per org
+//! (or for any org), the current one and the previous one during a rotation.
 
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
