@@ -4,7 +4,8 @@
 //!   into [`Stores`]. [`create_table`] creates the table (tests, the local stack's
 //!   `--create-resources`).
 //! * [`secrets::SecretsManager`] reads the relay's secrets; [`secrets::parse_secret_string`] is
-//!   the one `SecretString` rule.
+//!   the one `SecretString` rule ([`secrets::parse_webhook_secrets`] adds the webhook secret's
+//!   rotation and per-org forms).
 //! * [`SqsQueue`] implements [`DeliveryQueue`](crate::ports::DeliveryQueue),
 //!   [`QueueConsumer`](crate::ports::QueueConsumer) and
 //!   [`DeadLetterSink`](crate::ports::DeadLetterSink); [`create_queues`] creates a queue and its
