@@ -5,6 +5,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use relay_shared::metrics::{Emf, Unit};
 use serde_json::Value;
 
+use crate::health::HealthCheck;
 use crate::{Poller, RunOptions, Summary};
 
 /// What triggered the invocation (for the logs only: every input polls the same way).
@@ -38,13 +39,31 @@ pub async fn handle(
     poller: &Poller,
     event: LambdaEvent<Value>,
 ) -> Result<Summary, lambda_runtime::Error> {
+    handle_with_health(poller, None, event).await
+}
+
+/// [`handle`], with the Webex-side health check (`health`) beside the polling loop when it is
+/// due: concurrently, so the first cycle is not delayed.
+pub async fn handle_with_health(
+    poller: &Poller,
+    health: Option<&HealthCheck>,
+    event: LambdaEvent<Value>,
+) -> Result<Summary, lambda_runtime::Error> {
     let (payload, ctx) = event.into_parts();
     tracing::info!(trigger = trigger_of(&payload), request_id = %ctx.request_id, deadline_ms = ctx.deadline, "presence poller invoked");
-    let summary = poller.run(run_options(poller, &ctx)).await;
-    println!(
-        "{}",
-        emf_line(&summary, chrono::Utc::now().timestamp_millis())
-    );
+    let options = run_options(poller, &ctx);
+    let checked = async {
+        match health {
+            Some(h) => h.run_if_due(&options.holder).await,
+            None => None,
+        }
+    };
+    let (summary, checked) = tokio::join!(poller.run(options.clone()), checked);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if let Some(outcome) = checked {
+        println!("{}", outcome.emf_line(now_ms));
+    }
+    println!("{}", emf_line(&summary, now_ms));
     Ok(summary)
 }
 

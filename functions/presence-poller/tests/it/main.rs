@@ -4,5 +4,6 @@ mod common;
 
 mod aws;
 mod handler;
+mod health;
 mod poller;
 mod ticker;
