@@ -687,6 +687,18 @@ impl TokenManager {
         }
     }
 
+    /// A manager refreshing at Webex's `<base_url>/access_token` ([`HttpRefresher`]).
+    pub fn at_webex(
+        base_url: &str,
+        vault: Arc<dyn TokenVault>,
+        leases: Arc<dyn LeaseStore>,
+        clock: Arc<dyn Clock>,
+        function: impl Into<String>,
+    ) -> Result<Self, TokenError> {
+        let refresher = Arc::new(HttpRefresher::new(base_url)?);
+        Ok(Self::new(vault, refresher, leases, clock, function))
+    }
+
     pub fn with_policy(mut self, policy: RefreshPolicy) -> Self {
         self.policy = policy;
         self

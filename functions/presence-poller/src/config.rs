@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use relay_shared::config::{defaults, in_range, invalid, ConfigError, Resources, WebexArgs};
-use secrecy::SecretString;
+use relay_shared::webex_token::TokenRecord;
 
 use crate::diff::{DiffFields, ExtraFields};
 
@@ -237,11 +237,13 @@ impl PollerConfig {
 /// Where the Webex token comes from.
 #[derive(Debug, Clone)]
 pub enum TokenConfig {
-    /// `WEBEX_TOKEN_SECRET_ARN`: a Secrets Manager secret (plain token, or JSON with `token` /
-    /// `accessToken` / `access_token`).
+    /// `WEBEX_TOKEN_SECRET_ARN`: a Secrets Manager secret holding the token record (a plain
+    /// token, or JSON with the access token and, to refresh it, `refreshToken`, `clientId`,
+    /// `clientSecret`: `relay_shared::webex_token`), written back after each refresh.
     Secret(String),
-    /// `WEBEX_TOKEN`: the token itself (local runs).
-    Plain(SecretString),
+    /// `WEBEX_TOKEN` and/or `WEBEX_REFRESH_TOKEN` + `WEBEX_CLIENT_ID` + `WEBEX_CLIENT_SECRET`
+    /// (local runs: the record lives in memory).
+    Local(TokenRecord),
 }
 
 /// Everything `main.rs` needs besides the poller config.
@@ -287,13 +289,13 @@ impl RuntimeArgs {
                 Some(self.resources.delivery_queue_url()?.to_owned()),
             )
         };
-        let token = match (&self.webex_token_secret_arn, &self.webex.token) {
+        let token = match (&self.webex_token_secret_arn, self.webex.token_record()) {
             (Some(arn), _) => TokenConfig::Secret(arn.clone()),
-            (None, Some(t)) => TokenConfig::Plain(t.clone()),
+            (None, Some(record)) => TokenConfig::Local(record),
             (None, None) => {
                 return Err(ConfigError::Missing {
                     name: "WEBEX_TOKEN_SECRET_ARN".into(),
-                    hint: "the Secrets Manager secret holding the Webex token; or WEBEX_TOKEN for a local run".into(),
+                    hint: "the Secrets Manager secret holding the Webex token; or WEBEX_TOKEN (or WEBEX_REFRESH_TOKEN, WEBEX_CLIENT_ID and WEBEX_CLIENT_SECRET) for a local run".into(),
                 })
             }
         };
@@ -489,7 +491,21 @@ mod tests {
         let r = RuntimeConfig::from_env(&[("PRESENCE_MEMORY_STORES", "1"), ("WEBEX_TOKEN", "x")])
             .unwrap();
         assert!(r.memory);
-        assert!(matches!(&r.token, TokenConfig::Plain(t) if t.expose_secret() == "x"));
+        assert!(
+            matches!(&r.token, TokenConfig::Local(t) if t.access_token.as_ref().unwrap().expose_secret() == "x" && !t.can_refresh())
+        );
+        let r = RuntimeConfig::from_env(&[
+            ("PRESENCE_MEMORY_STORES", "1"),
+            ("WEBEX_REFRESH_TOKEN", "r"),
+            ("WEBEX_CLIENT_ID", "c"),
+            ("WEBEX_CLIENT_SECRET", "cs"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&r.token, TokenConfig::Local(t) if t.can_refresh() && t.access_token.is_none()),
+            "a refresh token alone will do"
+        );
+        assert!(!format!("{r:?}").contains("\"cs\""), "{r:?}");
         assert!(
             !format!("{r:?}").contains("\"x\""),
             "the token must not show in Debug: {r:?}"

@@ -7,17 +7,17 @@ use std::time::Duration;
 use lambda_runtime::{service_fn, LambdaEvent};
 use presence_poller::config::{FunctionArgs, TokenConfig};
 use presence_poller::org;
-use presence_poller::token::{
-    ClientFactory, RefreshingWebex, SecretsManagerToken, StaticToken, TokenSource,
-};
+use presence_poller::token::{ClientFactory, RefreshingWebex, TokenSource};
 use presence_poller::{handler, Poller};
-use relay_shared::adapters::aws::secrets::SecretsManager;
+use relay_shared::adapters::aws::secrets::{SecretsManager, SecretsManagerVault};
 use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
 use relay_shared::ports::{DeliveryQueue, Stores, WebexClient};
+use relay_shared::webex_token::{MemoryVault, TokenManager, TokenVault};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 #[tokio::main]
@@ -45,13 +45,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
         };
 
-    let tokens: Arc<dyn TokenSource> = match &rt.token {
-        TokenConfig::Secret(arn) => Arc::new(SecretsManagerToken::new(
+    // The token record, refreshed ahead of expiry and after a 401 (one refresher at a time across
+    // functions: the lease store's lease) and written back to its secret.
+    let vault: Arc<dyn TokenVault> = match &rt.token {
+        TokenConfig::Secret(arn) => Arc::new(SecretsManagerVault::new(
             SecretsManager::from_sdk_config(&sdk),
             arn,
         )),
-        TokenConfig::Plain(token) => Arc::new(StaticToken(token.clone())),
+        TokenConfig::Local(record) => Arc::new(MemoryVault::new("WEBEX_TOKEN", record.clone())),
     };
+    let tokens: Arc<dyn TokenSource> = Arc::new(TokenManager::at_webex(
+        &rt.webex_base_url,
+        vault,
+        stores.leases.clone(),
+        Arc::new(SystemClock),
+        "presence-poller",
+    )?);
     // Fail the cold start on a bad base URL rather than every cycle.
     WebexHttpClient::new(&rt.webex_base_url, "")?;
     let base = rt.webex_base_url.clone();
@@ -70,7 +79,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     // The token's own org: the org to poll when PRESENCE_ORG_ID is empty, and no `orgId` for it.
     match tokens.token().await {
-        Ok(token) => org::resolve(&mut config, &rt.webex_base_url, &token).await?,
+        // Boxed: the reqwest future nested in `main`'s overflows rustc's layout depth limit.
+        Ok(token) => {
+            Box::pin(org::resolve(
+                &mut config,
+                &rt.webex_base_url,
+                token.expose_secret(),
+            ))
+            .await?
+        }
+
         Err(e) if config.org_id.is_empty() => {
             return Err(format!("cannot read the Webex token: {e}").into())
         }

@@ -1,73 +1,32 @@
-//! The Webex token (Secrets Manager on AWS, a plain variable locally) and a `WebexClient` wrapper
-//! that re-reads it when Webex answers 401, retrying the call once.
+//! A `WebexClient` that takes its token from a [`TokenSource`] on every call (a refreshing source,
+//! `relay_shared::webex_token::TokenManager`, refreshes it ahead of expiry) and, when Webex answers
+//! 401, asks the source for another (re-read or refreshed) and retries the call once.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use relay_shared::adapters::aws::secrets::{SecretsManager, WEBEX_TOKEN};
 use relay_shared::ports::{PeoplePage, WebexClient};
+use relay_shared::webex::Person;
 use relay_shared::webex_api::{
-    RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration,
+    InterestRegistration, InterestRegistrationUpdate, RegistrationCreate, RegistrationUpdate,
+    WebexApiError, WebexRegistration,
 };
+pub use relay_shared::webex_token::{StaticToken, TokenError, TokenSource};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::RwLock;
-
-/// Reads the current Webex token (every call reads it afresh).
-#[async_trait]
-pub trait TokenSource: Send + Sync {
-    async fn token(&self) -> Result<String, String>;
-}
-
-/// A fixed token (`WEBEX_TOKEN`).
-pub struct StaticToken(pub SecretString);
-
-#[async_trait]
-impl TokenSource for StaticToken {
-    async fn token(&self) -> Result<String, String> {
-        Ok(self.0.expose_secret().to_owned())
-    }
-}
-
-/// A token kept in Secrets Manager (`WEBEX_TOKEN_SECRET_ARN`): the plain token, or JSON with
-/// `token` / `accessToken` / `access_token` / `WEBEX_TOKEN` ([`WEBEX_TOKEN`]).
-pub struct SecretsManagerToken {
-    secrets: SecretsManager,
-    secret_id: String,
-}
-
-impl SecretsManagerToken {
-    pub fn new(secrets: SecretsManager, secret_id: impl Into<String>) -> Self {
-        Self {
-            secrets,
-            secret_id: secret_id.into(),
-        }
-    }
-}
-
-#[async_trait]
-impl TokenSource for SecretsManagerToken {
-    async fn token(&self) -> Result<String, String> {
-        self.secrets
-            .read(&self.secret_id, &WEBEX_TOKEN)
-            .await
-            .map(|t| t.expose_secret().to_owned())
-            .map_err(|e| e.to_string())
-    }
-}
 
 /// Builds a Webex client for a token.
 pub type ClientFactory =
     Arc<dyn Fn(&str) -> Result<Arc<dyn WebexClient>, WebexApiError> + Send + Sync>;
 
-/// A `WebexClient` that obtains its token lazily from a `TokenSource` and, when Webex answers 401,
-/// re-reads the token, rebuilds the client and retries the call once.
+/// A `WebexClient` over the current token of a `TokenSource`; the client is rebuilt whenever the
+/// token changes, and a 401 gets one retry with the token the source gives instead.
 pub struct RefreshingWebex {
     tokens: Arc<dyn TokenSource>,
     factory: ClientFactory,
-    current: RwLock<Option<(u32, Arc<dyn WebexClient>)>>,
-    generation: AtomicU32,
+    current: RwLock<Option<(SecretString, Arc<dyn WebexClient>)>>,
     refreshes: AtomicU32,
 }
 
@@ -77,7 +36,6 @@ impl RefreshingWebex {
             tokens,
             factory,
             current: RwLock::new(None),
-            generation: AtomicU32::new(0),
             refreshes: AtomicU32::new(0),
         }
     }
@@ -88,38 +46,35 @@ impl RefreshingWebex {
         self.client().await.map(|_| ())
     }
 
-    /// How many times the token was re-read after a 401.
+    /// How many times Webex answered 401 and another token was asked for.
     pub fn refreshes(&self) -> u32 {
         self.refreshes.load(Ordering::Relaxed)
     }
 
-    async fn client(&self) -> Result<(u32, Arc<dyn WebexClient>), WebexApiError> {
-        if let Some(c) = self.current.read().await.as_ref() {
-            return Ok(c.clone());
-        }
-        self.rebuild(None).await
+    /// The token source (the health check reads the record's refresh-token expiry from it).
+    pub fn tokens(&self) -> &Arc<dyn TokenSource> {
+        &self.tokens
     }
 
-    /// Re-reads the token and builds a new client, unless another task already replaced the one
-    /// of generation `stale`.
-    async fn rebuild(
+    async fn client(&self) -> Result<(SecretString, Arc<dyn WebexClient>), WebexApiError> {
+        let token = self.tokens.token().await.map_err(unavailable)?;
+        self.client_for(token).await
+    }
+
+    /// The client of `token`: the current one if it was built for it, else a new one.
+    async fn client_for(
         &self,
-        stale: Option<u32>,
-    ) -> Result<(u32, Arc<dyn WebexClient>), WebexApiError> {
-        let mut slot = self.current.write().await;
-        if let Some((gen, c)) = slot.as_ref() {
-            if Some(*gen) != stale {
-                return Ok((*gen, c.clone()));
+        token: SecretString,
+    ) -> Result<(SecretString, Arc<dyn WebexClient>), WebexApiError> {
+        if let Some((t, c)) = self.current.read().await.as_ref() {
+            if t.expose_secret() == token.expose_secret() {
+                return Ok((token, c.clone()));
             }
         }
-        let token =
-            self.tokens.token().await.map_err(|e| {
-                WebexApiError::Transport(format!("cannot read the Webex token: {e}"))
-            })?;
-        let client = (self.factory)(&token)?;
-        let gen = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *slot = Some((gen, client.clone()));
-        Ok((gen, client))
+        let mut slot = self.current.write().await;
+        let client = (self.factory)(token.expose_secret())?;
+        *slot = Some((token.clone(), client.clone()));
+        Ok((token, client))
     }
 
     async fn call<T, F, Fut>(&self, f: F) -> Result<T, WebexApiError>
@@ -127,17 +82,29 @@ impl RefreshingWebex {
         F: Fn(Arc<dyn WebexClient>) -> Fut,
         Fut: Future<Output = Result<T, WebexApiError>>,
     {
-        let (gen, client) = self.client().await?;
+        let (token, client) = self.client().await?;
         match f(client).await {
             Err(WebexApiError::Unauthorized) => {
-                tracing::warn!("Webex answered 401: re-reading the token and retrying once");
+                tracing::warn!("Webex answered 401: asking for another token and retrying once");
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
-                let (_, client) = self.rebuild(Some(gen)).await?;
+                let other = match self.tokens.rejected(&token).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "no other Webex token after a 401");
+                        return Err(WebexApiError::Unauthorized);
+                    }
+                };
+                let (_, client) = self.client_for(other).await?;
                 f(client).await
             }
             other => other,
         }
     }
+}
+
+/// A token that cannot be had is a transport-class failure of the call (retried next cycle).
+fn unavailable(e: TokenError) -> WebexApiError {
+    WebexApiError::Transport(format!("cannot get the Webex token: {e}"))
 }
 
 #[async_trait]
@@ -175,6 +142,22 @@ impl WebexClient for RefreshingWebex {
     }
     async fn delete_registration(&self, id: &str) -> Result<(), WebexApiError> {
         self.call(|c| async move { c.delete_registration(id).await })
+            .await
+    }
+    async fn me(&self) -> Result<Person, WebexApiError> {
+        self.call(|c| async move { c.me().await }).await
+    }
+    async fn get_interest_registration(
+        &self,
+    ) -> Result<Option<InterestRegistration>, WebexApiError> {
+        self.call(|c| async move { c.get_interest_registration().await })
+            .await
+    }
+    async fn put_interest_registration(
+        &self,
+        req: &InterestRegistrationUpdate,
+    ) -> Result<(), WebexApiError> {
+        self.call(|c| async move { c.put_interest_registration(req).await })
             .await
     }
 }
@@ -232,9 +215,9 @@ mod tests {
 
     #[async_trait]
     impl TokenSource for Rotating {
-        async fn token(&self) -> Result<String, String> {
+        async fn token(&self) -> Result<SecretString, TokenError> {
             let mut v = self.0.lock().unwrap();
-            Ok(if v.len() > 1 { v.remove(0) } else { v[0] }.to_owned())
+            Ok(if v.len() > 1 { v.remove(0) } else { v[0] }.into())
         }
     }
 

@@ -7,3 +7,4 @@ mod handler;
 mod health;
 mod poller;
 mod ticker;
+mod token;

@@ -408,15 +408,22 @@ async fn failed_cycles_are_counted_and_never_fatal() {
     assert_eq!(summary.baseline_recorded, 10);
 }
 
-/// Serves "old" once, then "new" (the rotated token).
+/// Serves "old" until Webex refuses it, then "new" (the rotated token).
 #[derive(Default)]
 struct OldThenNew(AtomicBool);
 
 #[async_trait]
 impl TokenSource for OldThenNew {
-    async fn token(&self) -> Result<String, String> {
-        let rotated = self.0.swap(true, Ordering::SeqCst);
-        Ok(if rotated { "new" } else { "old" }.to_owned())
+    async fn token(&self) -> Result<secrecy::SecretString, presence_poller::token::TokenError> {
+        let rotated = self.0.load(Ordering::SeqCst);
+        Ok(if rotated { "new" } else { "old" }.into())
+    }
+    async fn rejected(
+        &self,
+        _: &secrecy::SecretString,
+    ) -> Result<secrecy::SecretString, presence_poller::token::TokenError> {
+        self.0.store(true, Ordering::SeqCst);
+        self.token().await
     }
 }
 
