@@ -139,7 +139,7 @@ async fn aws_change_detection_fan_out_and_no_false_changes() {
     assert_eq!(jobs.len(), wanted);
     assert_eq!(
         jobs[0].body,
-        expected_body(&[served[7].clone(), served[120].clone()])
+        expected_body(&[sent(&served[7]), sent(&served[120])])
     );
     assert_eq!(jobs[0].event_type, EventType::PresenceChanged);
     let logged = logged_events(&a.stores, 10).await;

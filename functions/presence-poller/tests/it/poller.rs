@@ -91,18 +91,16 @@ async fn exactly_the_changed_people_are_emitted() {
         assert_eq!(j.event_type, EventType::PresenceChanged);
         assert_eq!(j.org_id, ORG);
         assert_eq!(j.event_id, jobs[0].event_id);
-        // Byte for byte the presence webhook contract's body, with the full person objects as Webex
-        // returned them.
+        // Byte for byte the presence webhook contract's body: the contract's fields of each
+        // person, as Webex returned them.
         assert_eq!(
             j.body,
-            expected_body(&[served[5].clone(), served[150].clone(), served[249].clone()])
+            expected_body(&[sent(&served[5]), sent(&served[150]), sent(&served[249])])
         );
     }
     assert!(
-        jobs[0]
-            .body
-            .contains(r#""phoneNumbers":[{"type":"work","value":"+1 555 0005"}]"#),
-        "unknown fields pass through"
+        !jobs[0].body.contains("phoneNumbers"),
+        "fields outside the contract are not sent by default"
     );
     // Signed as the delivery worker signs it: the presence contract's `x-org-id` header is there.
     let secrets = [relay_shared::signing::SigningSecret::new(
@@ -162,7 +160,7 @@ async fn new_people_are_emitted_vanished_people_are_not() {
     rig.fake.set_people(served.clone());
     let r = s.cycle(far()).await;
     cycle_ok(&r);
-    assert_eq!(rig.emitted_items(), vec![vec![person(99, "active")]]);
+    assert_eq!(rig.emitted_items(), vec![vec![sent(&person(99, "active"))]]);
 }
 
 #[tokio::test]
@@ -196,7 +194,8 @@ async fn baseline_is_emitted_when_configured() {
     assert_eq!(summary.changes, 120);
     assert_eq!(summary.events, 1);
     assert_eq!(summary.jobs, 2);
-    assert_eq!(rig.bodies(), vec![expected_body(&served)]);
+    let items: Vec<Value> = served.iter().map(sent).collect();
+    assert_eq!(rig.bodies(), vec![expected_body(&items)]);
 }
 
 #[tokio::test]
@@ -220,7 +219,7 @@ async fn baseline_is_not_repeated_when_state_exists() {
     let summary = run_cycles(&rig.poller, "inv-2", 1).await;
     assert_eq!(summary.baseline_recorded, 0);
     assert_eq!(summary.changes, 1);
-    assert_eq!(rig.emitted_items(), vec![vec![served[2].clone()]]);
+    assert_eq!(rig.emitted_items(), vec![vec![sent(&served[2])]]);
 }
 
 #[tokio::test]
@@ -306,7 +305,7 @@ async fn rate_limit_is_honoured_then_the_cycle_completes() {
         .map(|x| (x.page, x.status))
         .collect();
     assert_eq!(statuses, vec![(0, 200), (1, 429), (1, 200), (2, 200)]);
-    assert_eq!(rig.emitted_items(), vec![vec![served[200].clone()]]);
+    assert_eq!(rig.emitted_items(), vec![vec![sent(&served[200])]]);
 }
 
 #[tokio::test]
@@ -383,7 +382,7 @@ async fn a_server_error_skips_the_cycle_without_a_false_change() {
     // The next cycle sees the change, once.
     let r = s.cycle(far()).await;
     cycle_ok(&r);
-    assert_eq!(rig.emitted_items(), vec![vec![served[10].clone()]]);
+    assert_eq!(rig.emitted_items(), vec![vec![sent(&served[10])]]);
 
     // A single 503 is retried within the cycle.
     rig.fake.fault(Some(2), Fault::Status(503));
@@ -480,7 +479,11 @@ async fn many_big_changes_are_split_into_events_under_256_kib() {
         p
     };
     let served: Vec<Value> = (0..600).map(|i| big(i, "active")).collect();
-    let rig = Rig::new(served, fast_config()).await;
+    // Every field sent (opted in), so the items are as big as Webex's.
+    let mut config = fast_config();
+    config.extra_fields =
+        presence_poller::diff::ExtraFields::parse("phoneNumbers,extraProfile").unwrap();
+    let rig = Rig::new(served, config).await;
     rig.subscribe().await;
     let mut s = rig.poller.session();
     cycle_ok(&s.cycle(far()).await);
@@ -684,4 +687,230 @@ async fn an_empty_org_id_resolves_to_the_tokens_org() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn only_the_contract_fields_are_sent_unless_opted_in() {
+    let mut served = people(3, "active");
+    served[1]["title"] = "Engineer".into();
+    served[1]["manager"] = "Boss".into();
+    let mut config = fast_config();
+    config.extra_fields = presence_poller::diff::ExtraFields::parse("title").unwrap();
+    let rig = Rig::new(served.clone(), config).await;
+    rig.subscribe().await;
+    let mut s = rig.poller.session();
+    cycle_ok(&s.cycle(far()).await);
+    set_status(&mut served, 1, "call");
+    set_status(&mut served, 2, "meeting");
+    rig.fake.set_people(served.clone());
+    cycle_ok(&s.cycle(far()).await);
+    let bodies = rig.bodies();
+    assert_eq!(bodies.len(), 1);
+    let items = &rig.emitted_items()[0];
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let contract: Vec<String> = relay_shared::webex::PRESENCE_ITEM_FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(keys(&items[0])[..13], contract[..], "the contract's order");
+    assert_eq!(
+        keys(&items[0])[13..],
+        ["title".to_string()],
+        "then the opted-in field: no phoneNumbers, no manager"
+    );
+    assert_eq!(keys(&items[1]), contract, "exactly the 13 contract fields");
+    let mut with_title = sent(&served[1]);
+    with_title["title"] = "Engineer".into();
+    assert_eq!(bodies[0], expected_body(&[with_title, sent(&served[2])]));
+}
+
+#[tokio::test]
+async fn a_change_only_in_an_unsent_field_emits_nothing() {
+    let mut served = people(4, "active");
+    let rig = Rig::new(served.clone(), fast_config()).await;
+    rig.subscribe().await;
+    let mut s = rig.poller.session();
+    cycle_ok(&s.cycle(far()).await);
+    served[0]["phoneNumbers"] = serde_json::json!([{"type": "work", "value": "+1 555 9999"}]);
+    served[1]["title"] = "Manager".into();
+    rig.fake.set_people(served.clone());
+    let r = s.cycle(far()).await;
+    cycle_ok(&r);
+    assert_eq!(r.changes, 0);
+    assert!(rig.queue.is_empty());
+
+    // Opted in and compared, such a field is a change — and it is in the item.
+    let mut config = fast_config();
+    config.extra_fields = presence_poller::diff::ExtraFields::parse("title").unwrap();
+    config.diff_fields = presence_poller::diff::DiffFields::parse("status,title").unwrap();
+    let rig = Rig::new(served.clone(), config).await;
+    rig.subscribe().await;
+    let mut s = rig.poller.session();
+    cycle_ok(&s.cycle(far()).await);
+    served[1]["title"] = "Director".into();
+    served[0]["phoneNumbers"] = serde_json::json!([]);
+    rig.fake.set_people(served.clone());
+    let r = s.cycle(far()).await;
+    cycle_ok(&r);
+    assert_eq!(r.changes, 1);
+    assert_eq!(rig.emitted_items()[0][0]["title"], "Director");
+}
+
+#[tokio::test]
+async fn people_without_status_are_never_changes_nor_emitted() {
+    let mut config = fast_config();
+    config.emit_baseline = true;
+    let mut served = people(4, "active");
+    served[3].as_object_mut().unwrap().remove("status");
+    let rig = Rig::new(served.clone(), config).await;
+    rig.subscribe().await;
+    let mut s = rig.poller.session();
+    let r = s.cycle(far()).await;
+    cycle_ok(&r);
+    assert_eq!(
+        r.changes, 3,
+        "the baseline leaves out the person without status"
+    );
+    assert_eq!(r.without_status, 1);
+    assert_eq!(rig.emitted_items()[0].len(), 3);
+    assert!(rig.emitted_items()[0]
+        .iter()
+        .all(|p| p["status"] == "active"));
+
+    // Status sharing turned off for person 0 (status gone, or empty), a newcomer without one:
+    // nothing is emitted, and their known state stays.
+    served[0].as_object_mut().unwrap().remove("status");
+    set_status(&mut served, 1, "");
+    let mut newcomer = person(7, "active");
+    newcomer.as_object_mut().unwrap().remove("status");
+    served.push(newcomer);
+    rig.fake.set_people(served.clone());
+    let jobs_before = rig.jobs().len();
+    for _ in 0..3 {
+        let r = s.cycle(far()).await;
+        cycle_ok(&r);
+        assert_eq!(r.changes, 0);
+        assert_eq!(r.without_status, 4);
+    }
+    assert_eq!(rig.jobs().len(), jobs_before, "no delivery");
+    let known = s.known().unwrap();
+    assert_eq!(known[served[0]["id"].as_str().unwrap()], "active");
+    assert_eq!(known[served[1]["id"].as_str().unwrap()], "active");
+    assert!(!known.contains_key(served[4]["id"].as_str().unwrap()));
+    let stored = rig.stores.presence.load(ORG).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert!(stored.iter().all(|r| r.fingerprint == "active"));
+
+    // Back with the same status: still no change; with another one, a change (and the newcomer,
+    // once they have a status).
+    set_status(&mut served, 0, "active");
+    rig.fake.set_people(served.clone());
+    let r = s.cycle(far()).await;
+    cycle_ok(&r);
+    assert_eq!(r.changes, 0);
+    set_status(&mut served, 1, "DoNotDisturb");
+    set_status(&mut served, 4, "inactive");
+    rig.fake.set_people(served.clone());
+    let r = s.cycle(far()).await;
+    cycle_ok(&r);
+    assert_eq!(r.changes, 2);
+    assert_eq!(
+        rig.emitted_items().last().unwrap(),
+        &vec![sent(&served[1]), sent(&served[4])]
+    );
+
+    let summary = run_cycles(&rig.poller, "inv", 1).await;
+    assert_eq!(summary.people_without_status, 1);
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_eq!(json["peopleWithoutStatus"], 1);
+    assert!(json.get("budgetWaitMs").is_some(), "{json}");
+}
+
+#[tokio::test]
+async fn org_id_only_for_another_org_than_the_tokens() {
+    // The token's org resolved (`org::resolve`): no orgId for it.
+    let fake = FakeWebex::start(people(3, "active")).await;
+    let mut config = fast_config();
+    presence_poller::org::resolve(&mut config, &fake.base_url, "token")
+        .await
+        .unwrap();
+    assert_eq!(config.token_org_id.as_deref(), Some(ORG));
+    let rig = Rig::with_fake(
+        fake,
+        config,
+        Arc::new(presence_poller::token::StaticToken("token".into())),
+        memory_stores(),
+        Arc::new(MemoryQueue::new(Duration::from_secs(30))),
+    )
+    .await;
+    cycle_ok(&rig.poller.session().cycle(far()).await);
+    let seen = rig.fake.seen();
+    assert_eq!(
+        seen[0].query,
+        vec![("max".to_string(), "100".to_string())],
+        "no orgId for the token's own org"
+    );
+
+    // Another org (a partner's customer): orgId is sent.
+    let mut config = fast_config();
+    config.token_org_id = Some("partner-org".into());
+    let rig = Rig::new(people(1, "active"), config).await;
+    let _ = rig.poller.session().cycle(far()).await;
+    assert!(rig.fake.seen()[0]
+        .query
+        .contains(&("orgId".to_string(), ORG.to_string())));
+
+    // An empty PRESENCE_ORG_ID is the token's org; an unresolvable one fails only then.
+    let fake = FakeWebex::start(vec![]).await;
+    let mut config = fast_config();
+    config.org_id.clear();
+    presence_poller::org::resolve(&mut config, &fake.base_url, "token")
+        .await
+        .unwrap();
+    assert_eq!(config.org_id, ORG);
+    let mut config = fast_config();
+    config.org_id.clear();
+    assert!(
+        presence_poller::org::resolve(&mut config, "http://127.0.0.1:9/v1", "t")
+            .await
+            .is_err()
+    );
+    let mut config = fast_config();
+    presence_poller::org::resolve(&mut config, "http://127.0.0.1:9/v1", "t")
+        .await
+        .unwrap();
+    assert_eq!(
+        config.token_org_id, None,
+        "unknown: orgId stays in the query"
+    );
+}
+
+#[tokio::test]
+async fn max_respects_webexs_caps() {
+    for (location, calling_data, expected) in [
+        (true, false, "50"),
+        (false, true, "100"),
+        (true, true, "50"),
+        (false, false, "1000"),
+    ] {
+        let mut config = fast_config();
+        config.page_size = 1000;
+        config.calling_data = calling_data;
+        config.location_id = location.then(|| "loc-1".to_string());
+        let rig = Rig::new(people(120, "active"), config).await;
+        let r = rig.poller.session().cycle(far()).await;
+        cycle_ok(&r);
+        assert_eq!(r.people, Some(120));
+        let first = &rig.fake.seen()[0].query;
+        assert!(
+            first.contains(&("max".to_string(), expected.to_string())),
+            "{first:?}"
+        );
+        assert_eq!(
+            first.contains(&("callingData".to_string(), "true".to_string())),
+            calling_data
+        );
+        let pages = 120usize.div_ceil(expected.parse().unwrap());
+        assert_eq!(rig.fake.requests(), pages, "{first:?}");
+    }
 }
