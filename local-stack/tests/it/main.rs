@@ -2,11 +2,15 @@
 //! receiver on 127.0.0.1. Each scenario runs on the embedded store and, when DynamoDB Local + moto
 //! are up (the test command starts them), in `--aws` mode.
 
+mod health;
+mod ingest_secrets;
 mod presence;
 mod support;
 
-// Not an end-to-end scenario: the AWS calls one event costs, counted in-process.
+// Not end-to-end scenarios: the AWS calls one event costs, counted in-process; the fake Webex's
+// own behaviour.
 mod calls_per_event;
+mod fake_webex;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -1,132 +1,60 @@
-//! Presence through the local stack: a fake Webex people API on 127.0.0.1, the stack's presence
-//! loop polling it, and a subscriber that must get exactly the changed people, as the presence
-//! webhook contract (docs/presence-poller.md) says.
+//! Presence through the local stack against the fake Webex (`testkit::fake_webex`): the stack's
+//! presence loop polls it, and a subscriber must get exactly the changed people, with exactly the
+//! presence webhook contract's fields (docs/presence-poller.md), across token expiries.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use relay_shared::signing::SigningSecret;
-use serde_json::{json, Value};
+use relay_shared::webex::PRESENCE_ITEM_FIELDS;
+use serde_json::{json, Map, Value};
+use testkit::fake_webex::{person, FakeWebex};
 
 use crate::run_external_verifiers;
 use crate::support::*;
 
 const WEBEX_TOKEN: &str = "e2e-webex-token";
+/// The interval of the fast tests; the Webex call budget is raised so it never spaces their calls.
+const FAST: &[(&str, &str)] = &[
+    ("PRESENCE_POLL_INTERVAL_MS", "100"),
+    ("PRESENCE_WEBEX_CALLS_PER_MINUTE", "6000"),
+];
 
-#[derive(Default)]
-struct Directory {
-    people: Mutex<Vec<Value>>,
-    listings: AtomicUsize,
+/// The fake Webex with `n` people of the e2e org, every Person field, status `active`; only
+/// WEBEX_TOKEN is accepted.
+async fn fake_webex(n: usize) -> FakeWebex {
+    let fake = FakeWebex::start((0..n).map(|i| e2e_person(i, Some("active"))).collect()).await;
+    fake.set_org(ORG);
+    fake.accept_tokens(&[WEBEX_TOKEN]);
+    fake
 }
 
-/// `GET /v1/people?orgId=…` answering one page of the current people, for the right token only.
-struct FakeWebex {
-    base: String,
-    directory: Arc<Directory>,
-}
-
-impl FakeWebex {
-    async fn start(people: Vec<Value>) -> FakeWebex {
-        let directory = Arc::new(Directory {
-            people: Mutex::new(people),
-            listings: AtomicUsize::new(0),
-        });
-        let app = Router::new()
-            .route("/v1/people", get(list_people))
-            .with_state(directory.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/v1", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeWebex { base, directory }
-    }
-
-    fn set_status(&self, i: usize, status: &str) {
-        self.directory.people.lock().unwrap()[i]["status"] = json!(status);
-    }
-
-    fn person(&self, i: usize) -> Value {
-        self.directory.people.lock().unwrap()[i].clone()
-    }
-
-    /// Waits (bounded) until `n` complete listings more than now were served.
-    async fn wait_for_listings(&self, more: usize, within: Duration) {
-        let target = self.directory.listings.load(Ordering::SeqCst) + more;
-        let deadline = Instant::now() + within;
-        while self.directory.listings.load(Ordering::SeqCst) < target {
-            assert!(
-                Instant::now() < deadline,
-                "the presence loop polled fewer than {more} times in {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-async fn list_people(
-    State(directory): State<Arc<Directory>>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {WEBEX_TOKEN}")) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "bad token"})),
-        )
-            .into_response();
-    }
-    let org = query
-        .iter()
-        .find(|(k, _)| k == "orgId")
-        .map(|(_, v)| v.as_str());
-    if org != Some(ORG) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"message": "wrong orgId"})),
-        )
-            .into_response();
-    }
-    let items = directory.people.lock().unwrap().clone();
-    directory.listings.fetch_add(1, Ordering::SeqCst);
-    Json(json!({ "items": items })).into_response()
-}
-
-/// The presence contract's example person (every field, in its order) with its own id, the e2e org,
-/// and one field the relay does not model, which must be passed through.
-fn person(i: usize, status: &str) -> Value {
-    let seed: Value =
-        serde_json::from_str(include_str!("../../../tests/fixtures/seed000.json")).unwrap();
-    let mut p = seed["items"][0].clone();
-    p["id"] = json!(format!("Y2lzY29zcGFyazovL3VzL1BFT1BMRS{i:06}"));
+fn e2e_person(i: usize, status: Option<&str>) -> Value {
+    let mut p = person(i, status);
     p["orgId"] = json!(ORG);
-    p["status"] = json!(status);
-    p["phoneNumbers"] = json!([{"type": "work", "value": format!("+1 555 {i:04}")}]);
     p
 }
 
-async fn presence_changes_are_delivered(aws: bool) {
-    let webex = FakeWebex::start((0..3).map(|i| person(i, "active")).collect()).await;
-    let receiver = Receiver::start(Behaviour::Ok).await;
-    let stack = Stack::start_with_env(
-        &[
-            "--webex-token",
-            WEBEX_TOKEN,
-            "--webex-base-url",
-            &webex.base,
-            "--presence-org",
-            ORG,
-        ],
-        &[("PRESENCE_POLL_INTERVAL_MS", "100")],
-        aws,
-    )
-    .await;
-    let secret = SigningSecret::generate();
+/// A person as the presence contract sends it: its contract fields, in the contract's order.
+fn contract_item(p: &Value) -> Value {
+    let fields: Map<String, Value> = PRESENCE_ITEM_FIELDS
+        .iter()
+        .filter_map(|f| p.get(*f).map(|v| (f.to_string(), v.clone())))
+        .collect();
+    Value::Object(fields)
+}
+
+fn presence_body(items: &[Value]) -> String {
+    let items: Vec<Value> = items.iter().map(contract_item).collect();
+    serde_json::to_string(&json!({"payload": "user-presence", "items": items})).unwrap()
+}
+
+async fn start_stack(fake: &FakeWebex, auth: &[&str], env: &[(&str, &str)], aws: bool) -> Stack {
+    let mut args = vec!["--webex-base-url", &fake.base_url, "--presence-org", ORG];
+    args.extend_from_slice(auth);
+    Stack::start_with_env(&args, env, aws).await
+}
+
+async fn subscribe_presence(stack: &Stack, url: &str, secret: &SigningSecret) {
     let (status, created) = stack
         .api(
             reqwest::Method::POST,
@@ -134,19 +62,27 @@ async fn presence_changes_are_delivered(aws: bool) {
             USER_KEY,
             Some(json!({
                 "name": "presence receiver",
-                "url": receiver.url,
+                "url": url,
                 "eventTypes": ["presence:changed"],
                 "secret": secret.expose(),
             })),
         )
         .await;
     assert_eq!(status, 201, "create subscription: {created}");
+}
+
+async fn presence_changes_are_delivered(aws: bool) {
+    let webex = fake_webex(3).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let stack = start_stack(&webex, &["--webex-token", WEBEX_TOKEN], FAST, aws).await;
+    let secret = SigningSecret::generate();
+    subscribe_presence(&stack, &receiver.url, &secret).await;
 
     // The first listing is the baseline, and unchanged listings emit nothing.
     webex.wait_for_listings(3, Duration::from_secs(30)).await;
     assert_eq!(receiver.log.lock().unwrap().captures.len(), 0);
 
-    webex.set_status(1, "DoNotDisturb");
+    webex.update(|p| p[1]["status"] = json!("DoNotDisturb"));
     assert_eq!(
         receiver
             .wait_for_successes(1, Duration::from_secs(30))
@@ -156,19 +92,16 @@ async fn presence_changes_are_delivered(aws: bool) {
     );
     // Later listings see no further change: still exactly one delivery.
     webex.wait_for_listings(3, Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let captures = receiver.log.lock().unwrap().captures.clone();
     assert_eq!(captures.len(), 1, "only the change is delivered, once");
 
+    // Webex listed every Person field (phone numbers, addresses, manager, title, …): only the 13
+    // contract fields are sent.
     let c = &captures[0];
-    let expected = format!(
-        r#"{{"payload":"user-presence","items":[{}]}}"#,
-        serde_json::to_string(&webex.person(1)).unwrap()
-    );
     assert_eq!(
         String::from_utf8_lossy(&c.body),
-        expected,
-        "presence contract body: only the changed person, as Webex listed it"
+        presence_body(&[webex.people()[1].clone()]),
+        "presence contract body: only the changed person, only the contract's fields"
     );
     assert_eq!(c.headers["x-org-id"], ORG);
     assert_eq!(c.headers["content-type"], "application/json");
@@ -187,4 +120,155 @@ async fn presence_changes_are_delivered_on_aws_adapters() {
     if aws_available("presence_changes_are_delivered_on_aws_adapters") {
         presence_changes_are_delivered(true).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_without_status_emits_nothing() {
+    let webex = fake_webex(3).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let stack = start_stack(&webex, &["--webex-token", WEBEX_TOKEN], FAST, false).await;
+    subscribe_presence(&stack, &receiver.url, &SigningSecret::generate()).await;
+    webex.wait_for_listings(3, Duration::from_secs(30)).await;
+
+    // Status sharing off for a known person, and a new person listed without status: as Webex
+    // does, `status` is simply absent. Neither is a change.
+    webex.update(|p| {
+        p[1].as_object_mut().unwrap().remove("status");
+        p.push(e2e_person(3, None));
+    });
+    webex.wait_for_listings(5, Duration::from_secs(30)).await;
+    assert_eq!(
+        receiver.log.lock().unwrap().captures.len(),
+        0,
+        "a person without status is never emitted"
+    );
+
+    // Their status comes back, different from the last known one: one change, that person only.
+    webex.update(|p| p[1]["status"] = json!("call"));
+    assert_eq!(
+        receiver
+            .wait_for_successes(1, Duration::from_secs(30))
+            .await,
+        1
+    );
+    webex.wait_for_listings(3, Duration::from_secs(30)).await;
+    let captures = receiver.log.lock().unwrap().captures.clone();
+    assert_eq!(captures.len(), 1, "one delivery: {captures:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&captures[0].body),
+        presence_body(&[webex.people()[1].clone()])
+    );
+    stack.stop().await;
+}
+
+/// Waits (bounded) until the fake answered `n` listings with 401 and listed completely after
+/// the last of them.
+async fn wait_for_recovery(webex: &FakeWebex, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let people: Vec<_> = webex
+            .recorded()
+            .into_iter()
+            .filter(|r| r.path == "/v1/people")
+            .collect();
+        let last_401 = people
+            .iter()
+            .filter(|r| r.status == 401)
+            .map(|r| r.at)
+            .max();
+        let rejected = people.iter().filter(|r| r.status == 401).count();
+        let recovered = last_401.is_some_and(|t| {
+            people
+                .iter()
+                .any(|r| r.at > t && r.status == 200 && r.next.is_none())
+        });
+        if rejected >= n && recovered {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no listing after token expiry {n} within {within:?}: {people:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_keeps_polling_across_three_token_expiries() {
+    // An integration's grant: no access token to start with, a refresh token, client id and
+    // secret. Each access token lives an hour on the fake's clock, which the test moves past it.
+    const LIFETIME: Duration = Duration::from_secs(3600);
+    const INTERVAL: Duration = Duration::from_millis(1500);
+    let webex = FakeWebex::start((0..3).map(|i| e2e_person(i, Some("active"))).collect()).await;
+    webex.set_org(ORG);
+    webex.oauth_client("e2e-client", "e2e-client-secret", "refresh-0", LIFETIME);
+    let interval = INTERVAL.as_millis().to_string();
+    let stack = start_stack(
+        &webex,
+        &[
+            "--webex-client-id",
+            "e2e-client",
+            "--webex-client-secret",
+            "e2e-client-secret",
+            "--webex-refresh-token",
+            "refresh-0",
+        ],
+        &[
+            ("PRESENCE_POLL_INTERVAL_MS", &interval),
+            ("PRESENCE_WEBEX_CALLS_PER_MINUTE", "6000"),
+        ],
+        false,
+    )
+    .await;
+    webex.wait_for_listings(1, Duration::from_secs(30)).await;
+    for expiry in 1..=3 {
+        webex.advance(LIFETIME + Duration::from_secs(1));
+        wait_for_recovery(&webex, expiry, Duration::from_secs(30)).await;
+    }
+    // The extra listing proves the last token keeps working.
+    webex.wait_for_listings(1, Duration::from_secs(30)).await;
+
+    // One refresh at start, one per expiry; each spends the refresh token the previous one
+    // returned, once.
+    let refreshes = webex.refreshes();
+    assert_eq!(refreshes.len(), 4, "{refreshes:?}\n{}", stack.log(30));
+    assert!(refreshes.iter().all(|r| r.status == 200), "{refreshes:?}");
+    assert_eq!(refreshes[0].used, "refresh-0");
+    for pair in refreshes.windows(2) {
+        assert_eq!(Some(&pair[1].used), pair[0].issued_refresh.as_ref());
+    }
+
+    // Each expired token costs one 401, then the refreshed token lists within the same cycle.
+    let people: Vec<_> = webex
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path == "/v1/people")
+        .collect();
+    let rejected: Vec<usize> = (0..people.len())
+        .filter(|&i| people[i].status == 401)
+        .collect();
+    assert_eq!(rejected.len(), 3, "one 401 per expiry: {people:?}");
+    for (n, &i) in rejected.iter().enumerate() {
+        let retry = &people[i + 1];
+        assert_eq!(retry.status, 200, "the retry after expiry {}", n + 1);
+        assert_eq!(
+            retry.token,
+            refreshes[n + 1].issued_access,
+            "with the new token"
+        );
+        assert!(
+            retry.at - people[i].at < INTERVAL,
+            "recovered within one cycle: {:?}",
+            retry.at - people[i].at
+        );
+    }
+    // And no cycle went without a listing: complete listings are less than two cycles apart.
+    let listed = webex.complete_listings();
+    for gap in listed.windows(2).map(|w| w[1] - w[0]) {
+        assert!(
+            gap < 2 * INTERVAL,
+            "a gap of {gap:?} between listings: {listed:?}"
+        );
+    }
+    stack.stop().await;
 }

@@ -35,6 +35,8 @@ pub struct Stack {
     pub base: String,
     child: Child,
     log_path: std::path::PathBuf,
+    /// Every line the stack printed on stdout after its ready line (e.g. EMF metric lines).
+    stdout: Arc<Mutex<Vec<String>>>,
     pub http: reqwest::Client,
 }
 
@@ -99,11 +101,18 @@ impl Stack {
         .await
         .expect("local-stack ready within 60 s");
         // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let kept = stdout.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Stack {
             base,
             child,
             log_path,
+            stdout,
             http: reqwest::Client::new(),
         }
     }
@@ -156,12 +165,17 @@ impl Stack {
 
     /// POSTs a Webex envelope to ingest, signed as Webex signs it.
     pub async fn ingest(&self, envelope: &str) -> u16 {
+        self.ingest_signed(envelope, WEBEX_SECRET).await
+    }
+
+    /// POSTs a Webex envelope to ingest, signed with `secret`.
+    pub async fn ingest_signed(&self, envelope: &str, secret: &str) -> u16 {
         self.http
             .post(format!("{}/webex/telephony", self.base))
             .header("content-type", "application/json")
             .header(
                 "x-spark-signature",
-                webex_signature(WEBEX_SECRET.as_bytes(), envelope.as_bytes()),
+                webex_signature(secret.as_bytes(), envelope.as_bytes()),
             )
             .body(envelope.to_owned())
             .send()
@@ -169,6 +183,24 @@ impl Stack {
             .expect("ingest request")
             .status()
             .as_u16()
+    }
+
+    /// Waits (bounded) for a stdout line containing `needle`; returns it, or `None` past `within`.
+    pub async fn wait_for_stdout(&self, needle: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The last `lines` lines the stack logged (warnings and errors).
