@@ -33,10 +33,13 @@ pub fn capture() -> CapturedLogs {
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
         .finish();
-    CapturedLogs {
-        buf,
-        _guard: tracing::subscriber::set_default(subscriber),
-    }
+    let guard = tracing::subscriber::set_default(subscriber);
+    // A callsite that another test's thread was registering while this subscriber was added may
+    // have cached "nobody is interested" (tracing-core computes it against the subscribers it saw
+    // when registration began): let such registrations finish, then recompute every callsite.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    tracing::callsite::rebuild_interest_cache();
+    CapturedLogs { buf, _guard: guard }
 }
 
 impl CapturedLogs {

@@ -25,6 +25,7 @@ use relay_shared::ports::{
 use relay_shared::webex::{
     parse_json, webex_signature, SecretRole, TelephonyEnvelope, WebhookSecrets,
 };
+use telephony_ingest::config::SecretSource;
 use telephony_ingest::envelope::{dedupe_key, event_millis};
 use telephony_ingest::{router, Ingest, IngestConfig, WebhookAuth};
 use testkit::FlakyQueue;
@@ -843,6 +844,55 @@ async fn secret_json_with_orgs_drives_verification() {
         assert_eq!(r.status, status, "{secret}: {}", r.body);
     }
     assert_eq!(h.drain().await.len(), 2);
+}
+
+/// A cold start's read of the webhook secret from Secrets Manager (moto under
+/// `scripts/start-local-aws`), for each form an operator may store: what it accepts and refuses.
+#[tokio::test]
+async fn secrets_manager_forms_load_at_cold_start() {
+    const VAR: &str = "AWS_ENDPOINT_URL_SECRETS_MANAGER";
+    let unset = std::env::var(VAR).map_or(true, |v| v.trim().is_empty());
+    let missing: Vec<&str> = unset.then_some(VAR).into_iter().collect();
+    if !testkit::gate(
+        "secrets_manager_forms_load_at_cold_start",
+        "Secrets Manager (moto)",
+        &missing,
+    ) {
+        return;
+    }
+    let sdk = testkit::aws::sdk_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let rotation = r#"{"secret":"new","previous":"old"}"#.to_owned();
+    let per_org =
+        format!(r#"{{"orgs":{{"{SEED_ORG}":{{"secret":"s","previous":"s0"}},"org-a":"a"}}}}"#);
+    for (raw, accepted, refused) in [
+        ("plain\n".to_owned(), &["plain"][..], &["old"][..]),
+        (rotation, &["new", "old"], &["other"]),
+        (per_org, &["s", "s0"], &["a", "other"]),
+    ] {
+        let out = client
+            .create_secret()
+            .name(testkit::aws::unique("ingest-webhook-secret"))
+            .secret_string(&raw)
+            .send()
+            .await
+            .unwrap();
+        let arn = out.arn().expect("an ARN").to_owned();
+        let auth = SecretSource::SecretsManager(arn)
+            .load(Some(&sdk))
+            .await
+            .unwrap();
+        let h = Harness::memory_with(auth);
+        let body = envelope(SEED_CREATED);
+        for secret in accepted {
+            let r = h.send(signed(&body, "x-spark-signature", secret)).await;
+            assert!(r.status.is_success(), "{raw}: {secret}: {}", r.body);
+        }
+        for secret in refused {
+            let r = h.send(signed(&body, "x-spark-signature", secret)).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{raw}: {secret}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
