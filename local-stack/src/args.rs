@@ -96,7 +96,9 @@ pub struct Args {
     #[command(flatten, next_help_heading = "delivery-worker")]
     pub worker: WorkerArgs,
 
-    /// The presence loop runs when both --webex-token and --presence-org are given.
+    /// The presence loop runs when --presence-org and a token are given: --webex-token, or
+    /// --webex-refresh-token with --webex-client-id and --webex-client-secret (refreshed at
+    /// <--webex-base-url>/access_token).
     #[command(flatten, next_help_heading = "Presence loop")]
     pub webex: WebexArgs,
 

@@ -1,14 +1,16 @@
-//! The presence loop, when a Webex token and an org are configured: the real poller, run in
-//! back-to-back bounded runs (as the once-a-minute schedule does on AWS).
+//! The presence loop, when a Webex token (or a refresh token and its OAuth client) and an org are
+//! configured: the real poller, run in back-to-back bounded runs (as the once-a-minute schedule
+//! does on AWS).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use presence_poller::token::{http_clients, RefreshingWebex};
 use presence_poller::{Poller, RunOptions};
-use relay_shared::adapters::webex_http::WebexHttpClient;
-use relay_shared::ports::{Clock, WebexClient};
+use relay_shared::ports::Clock;
+use relay_shared::webex_token::{MemoryVault, TokenManager, TokenSource};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -24,22 +26,35 @@ pub async fn spawn(
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    let (Some(token), Some(org)) = (&args.webex.token, &args.presence.presence_org) else {
-        if args.webex.token.is_some() || args.presence.presence_org.is_some() {
-            tracing::warn!("presence loop off: it needs both WEBEX_TOKEN (--webex-token) and PRESENCE_ORG_ID (--presence-org)");
+    let (Some(record), Some(org)) = (args.webex.token_record(), &args.presence.presence_org) else {
+        if args.webex.token_record().is_some() || args.presence.presence_org.is_some() {
+            tracing::warn!("presence loop off: it needs a Webex token (--webex-token, or --webex-refresh-token with --webex-client-id and --webex-client-secret) and PRESENCE_ORG_ID (--presence-org)");
         }
         return Ok(None);
     };
     let mut config = args.presence.config()?;
+    // As on Lambda: the token in a record refreshed at `<base URL>/access_token` ahead of expiry
+    // and after a 401 (here the record lives in memory).
+    let tokens: Arc<dyn TokenSource> = Arc::new(TokenManager::at_webex(
+        &args.webex.base_url,
+        Arc::new(MemoryVault::new("--webex-token", record)),
+        backend.stores.leases.clone(),
+        clock.clone(),
+        "local-stack",
+    )?);
     // As on Lambda: `orgId` only when the org is not the token's own (`GET /people/me`).
-    presence_poller::org::resolve(&mut config, &args.webex.base_url, token.expose_secret())
-        .await
-        .map_err(anyhow::Error::msg)?;
-    // The poller honours Retry-After itself, bounded by its run: no client-side retries.
-    let webex: Arc<dyn WebexClient> = Arc::new(
-        WebexHttpClient::new(&args.webex.base_url, token.expose_secret())?
-            .with_retries(0, Duration::ZERO),
-    );
+    match tokens.token().await {
+        Ok(token) => {
+            presence_poller::org::resolve(&mut config, &args.webex.base_url, token.expose_secret())
+                .await
+                .map_err(anyhow::Error::msg)?
+        }
+        Err(e) => tracing::warn!(error = %e, "no Webex token yet: every cycle tries again"),
+    }
+    let webex = Arc::new(RefreshingWebex::new(
+        tokens,
+        http_clients(&args.webex.base_url),
+    ));
     let poller = Poller::new(&backend.stores, webex, backend.queue.clone(), clock, config);
     println!("presence: polling {} for org {org}", args.webex.base_url);
     Ok(Some(tokio::spawn(async move {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use lambda_runtime::{service_fn, LambdaEvent};
 use presence_poller::config::{FunctionArgs, TokenConfig};
 use presence_poller::org;
-use presence_poller::token::{ClientFactory, RefreshingWebex, TokenSource};
+use presence_poller::token::{http_clients, RefreshingWebex, TokenSource};
 use presence_poller::{handler, Poller};
 use relay_shared::adapters::aws::secrets::{SecretsManager, SecretsManagerVault};
 use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
@@ -15,7 +15,7 @@ use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
-use relay_shared::ports::{DeliveryQueue, Stores, WebexClient};
+use relay_shared::ports::{DeliveryQueue, Stores};
 use relay_shared::webex_token::{MemoryVault, TokenManager, TokenVault};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -63,15 +63,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     )?);
     // Fail the cold start on a bad base URL rather than every cycle.
     WebexHttpClient::new(&rt.webex_base_url, "")?;
-    let base = rt.webex_base_url.clone();
-    // The poller honours Retry-After itself (bounded by the invocation deadline): no client retries.
-    let factory: ClientFactory = Arc::new(move |token: &str| {
-        Ok(
-            Arc::new(WebexHttpClient::new(&base, token)?.with_retries(0, Duration::ZERO))
-                as Arc<dyn WebexClient>,
-        )
-    });
-    let webex = Arc::new(RefreshingWebex::new(tokens.clone(), factory));
+    let webex = Arc::new(RefreshingWebex::new(
+        tokens.clone(),
+        http_clients(&rt.webex_base_url),
+    ));
     if let Err(e) = webex.warm_up().await {
         // Not fatal: every cycle tries again (and logs).
         tracing::error!(error = %e, "could not read the Webex token or build the client at start-up");

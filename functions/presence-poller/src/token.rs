@@ -5,8 +5,10 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::ports::{PeoplePage, WebexClient};
 use relay_shared::webex::Person;
 use relay_shared::webex_api::{
@@ -20,6 +22,18 @@ use tokio::sync::RwLock;
 /// Builds a Webex client for a token.
 pub type ClientFactory =
     Arc<dyn Fn(&str) -> Result<Arc<dyn WebexClient>, WebexApiError> + Send + Sync>;
+
+/// Clients of the Webex REST API at `base_url` as the poller uses them: no client-side retries (the
+/// poller honours Retry-After itself, bounded by its run).
+pub fn http_clients(base_url: &str) -> ClientFactory {
+    let base = base_url.to_owned();
+    Arc::new(move |token: &str| {
+        Ok(
+            Arc::new(WebexHttpClient::new(&base, token)?.with_retries(0, Duration::ZERO))
+                as Arc<dyn WebexClient>,
+        )
+    })
+}
 
 /// A `WebexClient` over the current token of a `TokenSource`; the client is rebuilt whenever the
 /// token changes, and a 401 gets one retry with the token the source gives instead.

@@ -7,18 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use presence_poller::token::{ClientFactory, RefreshingWebex, StaticToken, TokenSource};
+use presence_poller::token::{http_clients, RefreshingWebex, StaticToken, TokenSource};
 use presence_poller::{Poller, PollerConfig, RunOptions, Summary};
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
-use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
 use relay_shared::events::{EventType, OutboundEvent};
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{
-    DeliveryQueue, EventQuery, PresenceRecord, PresenceStore, Stores, WebexClient,
-};
+use relay_shared::ports::{DeliveryQueue, EventQuery, PresenceRecord, PresenceStore, Stores};
 use relay_shared::subscription::Subscription;
 use serde_json::{json, Value};
 
@@ -27,14 +24,7 @@ pub use testkit::fake_webex::{FakeWebex, Fault, ORG};
 /// A client of the fake as `main.rs` builds it (no client-side retries: the poller honours
 /// Retry-After).
 pub fn client(fake: &FakeWebex, tokens: Arc<dyn TokenSource>) -> Arc<RefreshingWebex> {
-    let base = fake.base_url.clone();
-    let factory: ClientFactory = Arc::new(move |t: &str| {
-        Ok(
-            Arc::new(WebexHttpClient::new(&base, t)?.with_retries(0, Duration::ZERO))
-                as Arc<dyn WebexClient>,
-        )
-    });
-    Arc::new(RefreshingWebex::new(tokens, factory))
+    Arc::new(RefreshingWebex::new(tokens, http_clients(&fake.base_url)))
 }
 
 /// A Webex person with every field of the presence contract's example person (in its order) plus
