@@ -149,6 +149,7 @@ struct Interest {
 struct Inner {
     base: String,
     org: String,
+    person: String,
     offset: Duration,
     people: Vec<Value>,
     snapshots: VecDeque<Vec<Value>>,
@@ -164,6 +165,7 @@ struct Inner {
     budget: Option<u32>,
     windows: HashMap<String, Window>,
     webhooks: Vec<Webhook>,
+    webhooks_per_page: Option<usize>,
     deactivate_after: u32,
     interests: HashMap<(String, String), Interest>,
     recorded: Vec<Recorded>,
@@ -177,6 +179,14 @@ impl Inner {
 
     fn wall(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc::now() + self.offset
+    }
+
+    /// An admin of the current org, the current person: who the default and new tokens are.
+    fn identity(&self) -> Token {
+        Token {
+            person: self.person.clone(),
+            ..Token::admin(&self.org)
+        }
     }
 
     fn mint(&mut self, prefix: &str) -> String {
@@ -210,6 +220,7 @@ impl FakeWebex {
         let inner = Arc::new(Mutex::new(Inner {
             base: base_url.clone(),
             org: ORG.into(),
+            person: ME.into(),
             offset: Duration::ZERO,
             people,
             snapshots: VecDeque::new(),
@@ -224,6 +235,7 @@ impl FakeWebex {
             budget: None,
             windows: HashMap::new(),
             webhooks: Vec::new(),
+            webhooks_per_page: None,
             deactivate_after: 3,
             interests: HashMap::new(),
             recorded: Vec::new(),
@@ -241,6 +253,11 @@ impl FakeWebex {
     /// The org of tokens created from now on (and of the default token).
     pub fn set_org(&self, org: &str) {
         self.lock().org = org.to_owned();
+    }
+
+    /// The person of tokens created from now on (and of the default token, and [`Self::add_webhook`]'s creator).
+    pub fn set_person(&self, person: &str) {
+        self.lock().person = person.to_owned();
     }
 
     pub fn set_people(&self, people: Vec<Value>) {
@@ -274,7 +291,7 @@ impl FakeWebex {
     /// on only known tokens are accepted.
     pub fn add_token(&self, token: &str, lifetime: Option<Duration>) {
         let mut s = self.lock();
-        let mut t = Token::admin(&s.org.clone());
+        let mut t = s.identity();
         t.expires_at = lifetime.map(|l| s.now() + l);
         s.tokens.insert(token.to_owned(), t);
         s.strict = true;
@@ -283,10 +300,10 @@ impl FakeWebex {
     /// Accepts exactly these tokens (never expiring) and no others.
     pub fn accept_tokens(&self, tokens: &[&str]) {
         let mut s = self.lock();
-        let org = s.org.clone();
+        let who = s.identity();
         s.tokens = tokens
             .iter()
-            .map(|t| (t.to_string(), Token::admin(&org)))
+            .map(|t| (t.to_string(), who.clone()))
             .collect();
         s.strict = true;
     }
@@ -391,7 +408,7 @@ fn authenticate(s: &mut Inner, token: Option<&str>) -> Result<Token, Response> {
             Some(who) if who.expires_at.is_none_or(|e| now < e) => who.clone(),
             Some(_) => return Err(error(401, UNAUTHORIZED)),
             None if s.strict => return Err(error(401, UNAUTHORIZED)),
-            None => Token::admin(&s.org),
+            None => s.identity(),
         },
     };
     if let Some(budget) = s.budget {

@@ -81,7 +81,7 @@ pub(crate) fn refresh(s: &mut Inner, form: &str, at: Instant) -> Response {
         let (access, refresh) = (s.mint("access"), s.mint("refresh"));
         s.refresh_tokens.remove(&used);
         s.refresh_tokens.insert(refresh.clone(), client_id.clone());
-        let mut who = Token::admin(&s.org.clone());
+        let mut who = s.identity();
         who.client = client_id;
         who.expires_at = Some(s.now() + lifetime);
         s.tokens.insert(access.clone(), who);
@@ -118,6 +118,7 @@ pub(crate) fn list(s: &mut Inner, query: &[(String, String)], who: &Token) -> Re
     if max == 0 {
         return error(400, "max must be a positive number.");
     }
+    let max = s.webhooks_per_page.map_or(max, |cap| max.min(cap));
     let offset: usize = param(query, "cursor")
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
@@ -185,8 +186,9 @@ pub(crate) fn create(s: &mut Inner, body: &str, who: &Token) -> Response {
         "org" => {}
         _ => return error(400, "ownedBy must be creator or org."),
     }
+    let id = s.mint("Y2lzY29zcGFyazovL3VzL1dFQkhPT0svZmFrZQ");
     let mut hook = json!({
-        "id": format!("Y2lzY29zcGFyazovL3VzL1dFQkhPT0svZmFrZS0{}", s.webhooks.len() + 1),
+        "id": id,
         "name": body["name"],
         "targetUrl": body["targetUrl"],
         "resource": resource,
@@ -315,13 +317,27 @@ impl FakeWebex {
             .collect()
     }
 
-    /// Registers a webhook directly (created by [`super::ME`] of the current org); returns it.
+    /// Registers a webhook directly, as the current person of the current org would create it
+    /// with `body`; `id`, `status`, `created`, `orgId` and `createdBy` in `body` are kept as
+    /// given, to seed a state. Returns it.
     pub fn add_webhook(&self, body: Value) -> Value {
         let mut s = self.lock();
-        let who = Token::admin(&s.org.clone());
+        let who = s.identity();
         let resp = create(&mut s, &body.to_string(), &who);
         assert!(resp.status().is_success(), "add_webhook({body})");
-        s.webhooks.last().unwrap().json.clone()
+        let hook = &mut s.webhooks.last_mut().unwrap().json;
+        for k in ["id", "status", "created", "orgId", "createdBy"] {
+            if body[k].is_string() {
+                hook[k] = body[k].clone();
+            }
+        }
+        hook.clone()
+    }
+
+    /// At most `n` webhooks a page, whatever `max` asks (Webex states no maximum; a small page
+    /// makes a test page).
+    pub fn webhooks_per_page(&self, n: usize) {
+        self.lock().webhooks_per_page = Some(n.max(1));
     }
 
     /// Deactivates webhook `id` as Webex does after failed deliveries.

@@ -1,7 +1,7 @@
 //! The Webex HTTP client (`relay_shared::adapters::webex_http`) and `relayctl ensure` against a
-//! local fake Webex (wiremock on 127.0.0.1).
+//! local fake Webex: wiremock on 127.0.0.1 for the client's scripted answers, the shared
+//! `testkit::fake_webex` for `ensure`.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use relay_shared::adapters::webex_http::WebexHttpClient;
@@ -10,10 +10,11 @@ use relay_shared::webex_api::{RegistrationCreate, RegistrationUpdate, WebexApiEr
 use relayctl::{ensure, EnsureSpec, InterestAction, Scope, WebhookAction};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use testkit::fake_webex::{FakeWebex, Token};
 use wiremock::matchers::{
-    body_partial_json, header, method, path, path_regex, query_param, query_param_is_missing,
+    body_partial_json, header, method, path, query_param, query_param_is_missing,
 };
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "test-token-123";
 
@@ -300,224 +301,89 @@ async fn list_people_pages_and_maps_rate_limits() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A stateful fake of /v1/webhooks for `ensure`: list (2 per page, Link pagination), create, get,
-// update, delete. It keeps the secret each webhook was given, and never returns it. Also who the
-// token is (`GET /v1/people/me`) and the token's one webhook interest registration
-// (`/v1/telephony/webhookInterestRegistrations`: 404 when none, 403 for a non-admin, POST 204).
+// `ensure` against the shared fake Webex (`testkit::fake_webex`): its webhooks (2 a page here, so
+// listings page), who the token is (`GET /v1/people/me`: person me-1, admin of org-1) and the
+// token's webhook interest registration.
 
-#[derive(Clone, Default)]
-struct FakeWebex {
-    state: Arc<Mutex<FakeState>>,
+/// The fake's webhooks as the `ensure` tests read them.
+trait Registrations {
+    fn insert(&self, hook: Value, secret: Option<&str>);
+    fn secret_of(&self, id: &str) -> Option<String>;
+    fn ids(&self) -> Vec<String>;
+    /// (creates, updates, deletes) of webhooks answered.
+    fn counts(&self) -> (usize, usize, usize);
+    fn interest_posts(&self) -> usize;
+    /// The token's interest registration, `{"interests", "expiresAt"}`.
+    fn interest_registration(&self) -> Option<Value>;
 }
 
-#[derive(Default)]
-struct FakeState {
-    hooks: Vec<(Value, Option<String>)>,
-    /// The server's own URI, for `Link` headers.
-    base: String,
-    next_id: u32,
-    creates: u32,
-    updates: u32,
-    deletes: u32,
-    /// `GET /people/me`'s `type` (empty: "person").
-    person_type: String,
-    non_admin: bool,
-    interests: Option<Value>,
-    interest_posts: u32,
-}
-
-impl FakeWebex {
-    fn insert(&self, mut h: Value, secret: Option<&str>) {
-        let mut s = self.state.lock().unwrap();
-        s.next_id += 1;
-        if h["id"].is_null() {
-            h["id"] = format!("wh{}", s.next_id).into();
+impl Registrations for FakeWebex {
+    fn insert(&self, mut hook: Value, secret: Option<&str>) {
+        if let Some(s) = secret {
+            hook["secret"] = s.into();
         }
-        s.hooks.push((h, secret.map(str::to_owned)));
+        self.add_webhook(hook);
     }
     fn secret_of(&self, id: &str) -> Option<String> {
-        self.state
-            .lock()
-            .unwrap()
-            .hooks
-            .iter()
-            .find(|(h, _)| h["id"] == id)
-            .and_then(|(_, s)| s.clone())
-    }
-    fn set_status(&self, id: &str, status: &str) {
-        let mut s = self.state.lock().unwrap();
-        if let Some((h, _)) = s.hooks.iter_mut().find(|(h, _)| h["id"] == id) {
-            h["status"] = status.into();
-        }
+        let hook = self.webhooks().into_iter().find(|h| h["id"] == id)?;
+        hook["secret"].as_str().map(str::to_owned)
     }
     fn ids(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .unwrap()
-            .hooks
+        self.webhooks()
             .iter()
-            .map(|(h, _)| h["id"].as_str().unwrap().to_owned())
+            .map(|h| h["id"].as_str().unwrap().to_owned())
             .collect()
     }
-    fn counts(&self) -> (u32, u32, u32) {
-        let s = self.state.lock().unwrap();
-        (s.creates, s.updates, s.deletes)
+    fn counts(&self) -> (usize, usize, usize) {
+        let answered = |m: &str| {
+            self.recorded()
+                .iter()
+                .filter(|r| r.method == m && r.path.starts_with("/v1/webhooks") && r.status < 300)
+                .count()
+        };
+        (answered("POST"), answered("PUT"), answered("DELETE"))
     }
-    fn interest_posts(&self) -> u32 {
-        self.state.lock().unwrap().interest_posts
+    fn interest_posts(&self) -> usize {
+        self.recorded()
+            .iter()
+            .filter(|r| {
+                r.method == "POST" && r.path == "/v1/telephony/webhookInterestRegistrations"
+            })
+            .count()
     }
-    fn interests(&self) -> Option<Value> {
-        self.state.lock().unwrap().interests.clone()
-    }
-
-    /// `GET /people/me` and the interest registration.
-    fn respond_token(s: &mut FakeState, req: &Request) -> ResponseTemplate {
-        let p = req.url.path();
-        if p == "/v1/people/me" && req.method.as_str() == "GET" {
-            let t = if s.person_type.is_empty() {
-                "person"
-            } else {
-                &s.person_type
-            };
-            return ResponseTemplate::new(200)
-                .set_body_json(json!({"id": "me-1", "orgId": "org-1", "type": t}));
-        }
-        if p != "/v1/telephony/webhookInterestRegistrations" {
-            return ResponseTemplate::new(404);
-        }
-        if s.non_admin || s.person_type == "bot" {
-            return ResponseTemplate::new(403)
-                .set_body_json(json!({"message": "forbidden", "trackingId": "T"}));
-        }
-        match req.method.as_str() {
-            "GET" => match &s.interests {
-                Some(i) => ResponseTemplate::new(200).set_body_json(i.clone()),
-                None => ResponseTemplate::new(404),
-            },
-            "POST" => {
-                let body: Value = req.body_json().unwrap();
-                let days = body["duration"].as_i64().unwrap_or(60);
-                s.interest_posts += 1;
-                s.interests = Some(json!({
-                    "interests": body["interests"],
-                    "expiresAt": (now() + chrono::Duration::days(days)).to_rfc3339(),
-                }));
-                ResponseTemplate::new(204)
-            }
-            _ => ResponseTemplate::new(405),
-        }
+    fn interest_registration(&self) -> Option<Value> {
+        let (_, interests, expires_at) = self.interests().into_iter().next()?;
+        Some(json!({"interests": interests, "expiresAt": expires_at.to_rfc3339()}))
     }
 }
 
-/// The fixed "now" of every `ensure` here (the fake's interest expiries count from it).
+fn me(admin: bool, kind: &str) -> Token {
+    Token {
+        admin,
+        kind: kind.into(),
+        person: "me-1".into(),
+        ..Token::admin("org-1")
+    }
+}
+
+async fn fake_webex() -> FakeWebex {
+    let fake = FakeWebex::start(vec![]).await;
+    fake.set_org("org-1");
+    fake.set_person("me-1");
+    fake.accept_tokens(&[TOKEN]);
+    fake.webhooks_per_page(2);
+    fake
+}
+
+fn fake_client(fake: &FakeWebex) -> WebexHttpClient {
+    WebexHttpClient::new(&fake.base_url, TOKEN)
+        .unwrap()
+        .with_retries(3, Duration::from_secs(2))
+}
+
+/// The "now" of every `ensure` here: the fake's interest expiries count from its clock, real time.
 fn now() -> chrono::DateTime<chrono::Utc> {
-    "2026-12-01T12:00:00Z".parse().unwrap()
-}
-
-impl Respond for FakeWebex {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        if req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            != Some(&format!("Bearer {TOKEN}"))
-        {
-            return ResponseTemplate::new(401);
-        }
-        let mut s = self.state.lock().unwrap();
-        if !req.url.path().starts_with("/v1/webhooks") {
-            return Self::respond_token(&mut s, req);
-        }
-        let segs: Vec<&str> = req
-            .url
-            .path()
-            .trim_start_matches("/v1/webhooks")
-            .trim_start_matches('/')
-            .split('/')
-            .filter(|x| !x.is_empty())
-            .collect();
-        match (req.method.as_str(), segs.as_slice()) {
-            ("GET", []) => {
-                let start: usize = req
-                    .url
-                    .query_pairs()
-                    .find(|(k, _)| k == "cursor")
-                    .map(|(_, v)| v.parse().unwrap())
-                    .unwrap_or(0);
-                let page: Vec<Value> = s
-                    .hooks
-                    .iter()
-                    .skip(start)
-                    .take(2)
-                    .map(|(h, _)| h.clone())
-                    .collect();
-                let mut resp = ResponseTemplate::new(200).set_body_json(json!({ "items": page }));
-                if start + 2 < s.hooks.len() {
-                    resp = resp.insert_header(
-                        "link",
-                        format!(
-                            "<{}/v1/webhooks?max=100&cursor={}>; rel=\"next\"",
-                            s.base,
-                            start + 2
-                        )
-                        .as_str(),
-                    );
-                }
-                resp
-            }
-            ("POST", []) => {
-                let body: Value = req.body_json().unwrap();
-                s.creates += 1;
-                s.next_id += 1;
-                let id = format!("wh{}", s.next_id);
-                let h = json!({"id": id, "name": body["name"], "targetUrl": body["targetUrl"], "resource": body["resource"], "event": body["event"], "status": "active"});
-                s.hooks
-                    .push((h.clone(), body["secret"].as_str().map(str::to_owned)));
-                ResponseTemplate::new(200).set_body_json(h)
-            }
-            ("PUT", [id]) => {
-                let body: Value = req.body_json().unwrap();
-                s.updates += 1;
-                let Some((h, secret)) = s.hooks.iter_mut().find(|(h, _)| h["id"] == *id) else {
-                    return ResponseTemplate::new(404);
-                };
-                h["name"] = body["name"].clone();
-                h["targetUrl"] = body["targetUrl"].clone();
-                if let Some(st) = body["status"].as_str() {
-                    h["status"] = st.into();
-                }
-                if let Some(sec) = body["secret"].as_str() {
-                    *secret = Some(sec.to_owned());
-                }
-                ResponseTemplate::new(200).set_body_json(h.clone())
-            }
-            ("GET", [id]) => match s.hooks.iter().find(|(h, _)| h["id"] == *id) {
-                Some((h, _)) => ResponseTemplate::new(200).set_body_json(h.clone()),
-                None => ResponseTemplate::new(404)
-                    .set_body_json(json!({"message": "not found", "trackingId": "T"})),
-            },
-            ("DELETE", [id]) => {
-                s.deletes += 1;
-                let before = s.hooks.len();
-                s.hooks.retain(|(h, _)| h["id"] != *id);
-                ResponseTemplate::new(if s.hooks.len() < before { 204 } else { 404 })
-            }
-            _ => ResponseTemplate::new(405),
-        }
-    }
-}
-
-async fn fake_webex() -> (MockServer, FakeWebex) {
-    let server = MockServer::start().await;
-    let fake = FakeWebex::default();
-    fake.state.lock().unwrap().base = server.uri();
-    Mock::given(path_regex(
-        "^/v1/(webhooks|people/me$|telephony/webhookInterestRegistrations$)",
-    ))
-    .respond_with(fake.clone())
-    .mount(&server)
-    .await;
-    (server, fake)
+    chrono::Utc::now()
 }
 
 const TARGET: &str = "https://abc.execute-api.us-east-1.amazonaws.com/webex/telephony";
@@ -528,12 +394,12 @@ fn spec(secret: &str) -> EnsureSpec {
 
 #[tokio::test]
 async fn ensure_creates_then_is_idempotent_and_reactivates() {
-    let (server, fake) = fake_webex().await;
+    let fake = fake_webex().await;
     // Unrelated webhooks, enough to need pagination.
     fake.insert(hook("other1", "https://elsewhere/1", "active"), None);
     fake.insert(json!({"id": "msgs", "name": "m", "targetUrl": TARGET, "resource": "messages", "event": "created", "status": "active"}), None);
     fake.insert(json!({"id": "tel-created-only", "name": "t", "targetUrl": TARGET, "resource": "telephony_calls", "event": "created", "status": "active"}), None);
-    let c = client(&server);
+    let c = fake_client(&fake);
 
     let r = ensure(&c, &spec("secret-one"), now()).await.unwrap();
     assert_eq!(r.webhook.action, WebhookAction::Created);
@@ -542,7 +408,7 @@ async fn ensure_creates_then_is_idempotent_and_reactivates() {
     assert_eq!(fake.counts(), (1, 0, 0));
     assert_eq!(fake.secret_of(&r.webhook.id).as_deref(), Some("secret-one"));
     assert_eq!(
-        fake.interests().unwrap()["interests"],
+        fake.interest_registration().unwrap()["interests"],
         json!([{"actor": "Workspaces"}, {"actor": "Virtual Lines"}])
     );
     let id = r.webhook.id.clone();
@@ -572,13 +438,13 @@ async fn ensure_creates_then_is_idempotent_and_reactivates() {
     assert_eq!(fake.secret_of(&id).as_deref(), Some("secret-two"));
 
     // Webex disabled it: ensure reactivates.
-    fake.set_status(&id, "disabled");
+    fake.deactivate(&id);
     let r = ensure(&c, &spec("secret-two"), now()).await.unwrap();
     assert!(
         r.webhook
             .changes
             .iter()
-            .any(|c| c == "reactivated (was disabled)"),
+            .any(|c| c == "reactivated (was inactive)"),
         "{:?}",
         r.webhook.changes
     );
@@ -603,10 +469,10 @@ async fn ensure_creates_then_is_idempotent_and_reactivates() {
 
 #[tokio::test]
 async fn ensure_reports_and_prunes_duplicates() {
-    let (server, fake) = fake_webex().await;
+    let fake = fake_webex().await;
     fake.insert(hook("dup-inactive", TARGET, "inactive"), Some("old"));
     fake.insert(hook("dup-active", TARGET, "active"), Some("old"));
-    let c = client(&server);
+    let c = fake_client(&fake);
     let r = ensure(&c, &spec("s"), now()).await.unwrap();
     assert_eq!(r.webhook.id, "dup-active", "an active match is kept");
     assert_eq!(r.webhook.duplicates, ["dup-inactive"]);
@@ -632,8 +498,8 @@ async fn ensure_reports_and_prunes_duplicates() {
 /// The binary end to end: prints what it did, never the secret or the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayctl_binary_ensure_and_list() {
-    let (server, fake) = fake_webex().await;
-    let base = format!("{}/v1", server.uri());
+    let fake = fake_webex().await;
+    let base = fake.base_url.clone();
     let run = move |args: Vec<&'static str>, base: String| {
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_relayctl"))
@@ -656,8 +522,11 @@ async fn relayctl_binary_ensure_and_list() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.starts_with("created webhook wh"), "{stdout}");
     let id = fake.ids()[0].clone();
+    assert!(
+        stdout.starts_with(&format!("created webhook {id} ")),
+        "{stdout}"
+    );
     assert_eq!(fake.secret_of(&id).as_deref(), Some("very-secret-value"));
 
     let out = run(ensure_args("env:RELAYCTL_TEST_SECRET"), base.clone())
@@ -702,8 +571,8 @@ async fn relayctl_binary_ensure_and_list() {
 /// changed; `--allow-user-scope` accepts a user token (its own calls only, no interests).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayctl_binary_refuses_tokens_that_cannot_cover_the_org() {
-    let (server, fake) = fake_webex().await;
-    let base = format!("{}/v1", server.uri());
+    let fake = fake_webex().await;
+    let base = fake.base_url.clone();
     let run = move |extra: &'static [&'static str]| {
         let base = base.clone();
         tokio::task::spawn_blocking(move || {
@@ -725,7 +594,7 @@ async fn relayctl_binary_refuses_tokens_that_cannot_cover_the_org() {
                 .unwrap()
         })
     };
-    fake.state.lock().unwrap().person_type = "bot".into();
+    fake.set_token(TOKEN, me(false, "bot"));
     let out = run(&[]).await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -734,11 +603,7 @@ async fn relayctl_binary_refuses_tokens_that_cannot_cover_the_org() {
         "{err}"
     );
 
-    {
-        let mut s = fake.state.lock().unwrap();
-        s.person_type = "person".into();
-        s.non_admin = true;
-    }
+    fake.set_token(TOKEN, me(false, "person"));
     let out = run(&[]).await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -762,9 +627,9 @@ async fn relayctl_binary_refuses_tokens_that_cannot_cover_the_org() {
 /// Webex's PUT can only reactivate: `update --status inactive` is refused before any call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayctl_binary_update_cannot_deactivate() {
-    let (server, fake) = fake_webex().await;
+    let fake = fake_webex().await;
     fake.insert(hook("w1", TARGET, "inactive"), None);
-    let base = format!("{}/v1", server.uri());
+    let base = fake.base_url.clone();
     let run = move |status: &'static str| {
         let base = base.clone();
         tokio::task::spawn_blocking(move || {
