@@ -1,9 +1,9 @@
-//! Local AWS for the tests: DynamoDB Local and an SQS endpoint (moto server), as
+//! Local AWS for the tests: DynamoDB Local and SQS and Secrets Manager endpoints (moto server), as
 //! `scripts/start-local-aws` starts them and exports `AWS_ENDPOINT_URL_DYNAMODB` /
-//! `AWS_ENDPOINT_URL_SQS`. A test runs on them when the variables of the services it uses are set,
-//! fails when they are not and `RELAY_REQUIRE_AWS=1`, and otherwise skips with a note
-//! ([`crate::gate`]). Every test creates its own uniquely named table and queues, so the tests run
-//! in parallel and can be re-run against the same servers.
+//! `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_SECRETS_MANAGER`. A test runs on them when the
+//! variables of the services it uses are set, fails when they are not and `RELAY_REQUIRE_AWS=1`,
+//! and otherwise skips with a note ([`crate::gate`]). Every test creates its own uniquely named
+//! table and queues, so the tests run in parallel and can be re-run against the same servers.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use relay_shared::ports::Stores;
 pub enum Service {
     DynamoDb,
     Sqs,
+    SecretsManager,
 }
 
 impl Service {
@@ -22,6 +23,7 @@ impl Service {
         match self {
             Service::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
             Service::Sqs => "AWS_ENDPOINT_URL_SQS",
+            Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
         }
     }
 
@@ -30,6 +32,7 @@ impl Service {
         match self {
             Service::DynamoDb => "DynamoDB Local",
             Service::Sqs => "an SQS endpoint (moto)",
+            Service::SecretsManager => "a Secrets Manager endpoint (moto)",
         }
     }
 }

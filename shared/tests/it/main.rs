@@ -28,6 +28,8 @@ mod subscriptions;
 
 // Not part of the conformance suite: the captured Webex payloads' byte-for-byte round trip through the model.
 mod seed_roundtrip;
+// Not part of the conformance suite: the Webex token record's Secrets Manager adapter.
+mod token_vault;
 
 /// Generates `memory::<module>::<test>` and `aws::<module>::<test>` from one list. Each `kind`
 /// names a module of `harness` with `memory()` and `aws(test_name)` constructors of the
