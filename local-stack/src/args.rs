@@ -104,6 +104,11 @@ pub struct Args {
 
     #[command(flatten, next_help_heading = "Presence loop")]
     pub presence: PollerArgs,
+
+    /// The Webex-side health check, beside the presence loop when --webex-health-target-url is
+    /// given (a recreated webhook gets --webex-secret).
+    #[command(flatten, next_help_heading = "Webex health check")]
+    pub health: presence_poller::health::HealthArgs,
 }
 
 /// One `--api-key` value.

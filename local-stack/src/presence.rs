@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use presence_poller::health::{HealthCheck, SigningSecret};
 use presence_poller::token::{http_clients, RefreshingWebex};
 use presence_poller::{Poller, RunOptions};
+use relay_shared::adapters::aws::secrets::SecretsManager;
 use relay_shared::ports::Clock;
 use relay_shared::webex_token::{MemoryVault, TokenManager, TokenSource};
 use secrecy::ExposeSecret;
@@ -52,9 +54,39 @@ pub async fn spawn(
         Err(e) => tracing::warn!(error = %e, "no Webex token yet: every cycle tries again"),
     }
     let webex = Arc::new(RefreshingWebex::new(
-        tokens,
+        tokens.clone(),
         http_clients(&args.webex.base_url),
     ));
+    if let Some(health) = args.health.config() {
+        // The ingest's own secret: --webex-secret, else --webex-health-secret-arn.
+        let arn = args
+            .health
+            .webex_health_secret_arn
+            .as_deref()
+            .map(str::trim);
+        let secret = match (&args.ingest.webex_secret, arn) {
+            (Some(s), _) => SigningSecret::Fixed(s.clone()),
+            (None, Some(arn)) if !arn.is_empty() => SigningSecret::SecretsManager {
+                secrets: SecretsManager::from_env().await,
+                arn: arn.to_owned(),
+            },
+            _ => SigningSecret::None,
+        };
+        let check = HealthCheck::new(
+            webex.clone(),
+            backend.stores.leases.clone(),
+            clock.clone(),
+            health,
+        )
+        .with_tokens(tokens)
+        .with_secret(secret, config.org_id.clone());
+        println!(
+            "webex health: checking {} every {} min",
+            check.config().target_url,
+            check.config().interval.num_minutes()
+        );
+        tokio::spawn(health_loop(check, clock.clone(), stop.clone()));
+    }
     let poller = Poller::new(&backend.stores, webex, backend.queue.clone(), clock, config);
     println!("presence: polling {} for org {org}", args.webex.base_url);
     Ok(Some(tokio::spawn(async move {
@@ -72,4 +104,22 @@ pub async fn spawn(
             }
         }
     })))
+}
+
+/// As the Lambda schedule does: the check at start, then whenever its interval has passed (the
+/// lease decides; each attempt is a new holder, as each invocation is on AWS). Each outcome's EMF
+/// line goes to stdout.
+async fn health_loop(check: HealthCheck, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+    for attempt in 0u64.. {
+        if let Some(outcome) = check
+            .run_if_due(&format!("local-stack-health-{attempt}"))
+            .await
+        {
+            println!("{}", outcome.emf_line(clock.now().timestamp_millis()));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
 }
