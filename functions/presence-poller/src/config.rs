@@ -316,6 +316,9 @@ pub struct FunctionArgs {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub poller: PollerArgs,
+    /// The Webex-side health check (`crate::health`).
+    #[command(flatten)]
+    pub health: crate::health::HealthArgs,
 }
 
 #[cfg(test)]

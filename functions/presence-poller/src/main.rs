@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use presence_poller::config::{FunctionArgs, TokenConfig};
+use presence_poller::health::HealthCheck;
 use presence_poller::org;
 use presence_poller::token::{http_clients, RefreshingWebex, TokenSource};
 use presence_poller::{handler, Poller};
@@ -83,7 +84,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             ))
             .await?
         }
-
         Err(e) if config.org_id.is_empty() => {
             return Err(format!("cannot read the Webex token: {e}").into())
         }
@@ -102,6 +102,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         extra_fields = %config.extra_fields.names(),
         "presence poller ready"
     );
+    // The Webex-side health check (WEBEX_HEALTH_TARGET_URL set), at most every interval.
+    let health = args.health.config().map(|c| {
+        tracing::info!(target_url = %c.target_url, interval_minutes = c.interval.num_minutes(), "Webex health check on");
+        Arc::new(
+            HealthCheck::new(webex.clone(), stores.leases.clone(), Arc::new(SystemClock), c)
+                .with_secret(args.health.signing_secret(&sdk), config.org_id.clone())
+                .with_tokens(tokens.clone()),
+        )
+    });
     let poller = Arc::new(Poller::new(
         &stores,
         webex,
@@ -110,8 +119,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config,
     ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let poller = poller.clone();
-        async move { handler::handle(&poller, event).await }
+        let (poller, health) = (poller.clone(), health.clone());
+        // Boxed: inlined, the invocation's future (polling loop and health check side by side)
+        // makes `main`'s too deep a type for clippy's layout pass (query depth overflow).
+        Box::pin(
+            async move { handler::handle_with_health(&poller, health.as_deref(), event).await },
+        )
     }))
     .await
 }
