@@ -55,20 +55,9 @@ async fn start_stack(fake: &FakeWebex, auth: &[&str], env: &[(&str, &str)], aws:
 }
 
 async fn subscribe_presence(stack: &Stack, url: &str, secret: &SigningSecret) {
-    let (status, created) = stack
-        .api(
-            reqwest::Method::POST,
-            "/api/hooks/webhooks",
-            USER_KEY,
-            Some(json!({
-                "name": "presence receiver",
-                "url": url,
-                "eventTypes": ["presence:changed"],
-                "secret": secret.expose(),
-            })),
-        )
+    stack
+        .subscribe_to(url, secret.expose(), &["presence:changed"])
         .await;
-    assert_eq!(status, 201, "create subscription: {created}");
 }
 
 async fn presence_changes_are_delivered(aws: bool) {

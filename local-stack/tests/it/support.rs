@@ -145,6 +145,16 @@ impl Stack {
 
     /// Creates a subscription for every telephony event type pointing at `url`; returns its id.
     pub async fn subscribe(&self, url: &str, secret: &str) -> String {
+        const TELEPHONY: &[&str] = &[
+            "telephony:created",
+            "telephony:updated",
+            "telephony:deleted",
+        ];
+        self.subscribe_to(url, secret, TELEPHONY).await
+    }
+
+    /// Creates a subscription for `event_types` pointing at `url`; returns its id.
+    pub async fn subscribe_to(&self, url: &str, secret: &str, event_types: &[&str]) -> String {
         let (status, body) = self
             .api(
                 reqwest::Method::POST,
@@ -153,7 +163,7 @@ impl Stack {
                 Some(json!({
                     "name": "e2e receiver",
                     "url": url,
-                    "eventTypes": ["telephony:created", "telephony:updated", "telephony:deleted"],
+                    "eventTypes": event_types,
                     "secret": secret,
                     "rateLimitPerMinute": 1000000
                 })),

@@ -212,6 +212,39 @@ pub(crate) fn error(status: u16, message: &str) -> Response {
         .into_response()
 }
 
+/// One page of a Webex list, `{"items": [...]}`, from `offset`; when more follow, an RFC 5988
+/// `Link: <…?…&cursor=N>; rel="next"` to the same path with the same query.
+pub(crate) fn page(
+    base: &str,
+    path: &str,
+    query: &[(String, String)],
+    all: &[Value],
+    offset: usize,
+    max: usize,
+) -> Response {
+    let end = (offset + max).min(all.len());
+    let items = all
+        .get(offset..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let mut resp = axum::Json(json!({ "items": items })).into_response();
+    if end < all.len() {
+        let mut next = url::Url::parse(&format!("{base}{path}")).unwrap();
+        {
+            let mut q = next.query_pairs_mut();
+            for (k, v) in query.iter().filter(|(k, _)| k != "cursor") {
+                q.append_pair(k, v);
+            }
+            q.append_pair("cursor", &end.to_string());
+        }
+        resp.headers_mut().insert(
+            "link",
+            HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")).unwrap(),
+        );
+    }
+    resp
+}
+
 impl FakeWebex {
     /// Serves `people` until the test's runtime ends.
     pub async fn start(people: Vec<Value>) -> FakeWebex {

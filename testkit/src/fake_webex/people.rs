@@ -112,27 +112,7 @@ pub(crate) fn list(s: &mut Inner, query: &[(String, String)], who: &Token) -> Re
             }
         })
         .collect();
-    let end = (offset + max).min(listed.len());
-    let items = listed
-        .get(offset..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
-    let mut resp = axum::Json(json!({ "items": items })).into_response();
-    if end < listed.len() {
-        let mut next = url::Url::parse(&format!("{}/people", s.base)).unwrap();
-        {
-            let mut q = next.query_pairs_mut();
-            for (k, v) in query.iter().filter(|(k, _)| k != "cursor") {
-                q.append_pair(k, v);
-            }
-            q.append_pair("cursor", &end.to_string());
-        }
-        resp.headers_mut().insert(
-            "link",
-            HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")).unwrap(),
-        );
-    }
-    resp
+    super::page(&s.base, "/people", query, &listed, offset, max)
 }
 
 pub(crate) fn me(who: &Token) -> Response {

@@ -129,25 +129,7 @@ pub(crate) fn list(s: &mut Inner, query: &[(String, String)], who: &Token) -> Re
         .filter(|h| visible(h, who) && (!org_only || h["ownedBy"] == "org"))
         .cloned()
         .collect();
-    let end = (offset + max).min(hooks.len());
-    let items = hooks
-        .get(offset..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
-    let mut resp = axum::Json(json!({ "items": items })).into_response();
-    if end < hooks.len() {
-        let mut next = url::Url::parse(&format!("{}/webhooks", s.base)).unwrap();
-        {
-            let mut q = next.query_pairs_mut();
-            for (k, v) in query.iter().filter(|(k, _)| k != "cursor") {
-                q.append_pair(k, v);
-            }
-            q.append_pair("cursor", &end.to_string());
-        }
-        resp.headers_mut()
-            .insert("link", format!("<{next}>; rel=\"next\"").parse().unwrap());
-    }
-    resp
+    super::page(&s.base, "/webhooks", query, &hooks, offset, max)
 }
 
 fn json_body(body: &str) -> Result<Value, Response> {
