@@ -140,6 +140,69 @@ pub async fn ensure(
     Ok(check(client, &want, mode, now).await?)
 }
 
+/// The Secrets Manager side of a webhook-secret rotation, in the safe order (docs/relayctl.md
+/// "Rotating the webhook secret"): `Begin` adds a new current secret and keeps the old one as
+/// `previous` (the ingest accepts both), then `ensure` gives Webex the new one, then `Finish`
+/// drops `previous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationStage {
+    Begin,
+    Finish,
+}
+
+/// The secret's next `SecretString` for `stage`, from its current one (`raw`, any form the
+/// ingest reads: `relay_shared::adapters::aws::secrets::parse_webhook_secrets`). `Begin` takes the
+/// new secret. Only the one-secret forms are rotated here; the per-org form `{"orgs": …}` is
+/// edited by hand (see the docs).
+pub fn rotated_secret(
+    raw: &str,
+    stage: RotationStage,
+    new_secret: &SecretString,
+) -> Result<String, CtlError> {
+    use relay_shared::adapters::aws::secrets::parse_webhook_secrets;
+    use relay_shared::webex::SecretRole;
+    let all = parse_webhook_secrets(raw).map_err(|e| CtlError::Secret(e.to_string()))?;
+    if all.iter().any(|s| s.org_id.is_some()) {
+        return Err(CtlError::Usage(
+            "the secret holds one secret per org (`orgs`): rotate each org's `secret`/`previous` by hand (docs/relayctl.md)".into(),
+        ));
+    }
+    let of = |role| {
+        all.iter()
+            .find(|s| s.role == role)
+            .map(|s| s.secret.expose_secret().to_owned())
+    };
+    let current = of(SecretRole::Current)
+        .ok_or_else(|| CtlError::Secret("the secret holds no current secret".into()))?;
+    let json = match (stage, of(SecretRole::Previous)) {
+        (RotationStage::Begin, Some(_)) => {
+            return Err(CtlError::Usage(
+                "a rotation is under way (`previous` is set): run `ensure`, then `rotate-secret finish`".into(),
+            ))
+        }
+        (RotationStage::Begin, None) => {
+            if new_secret.expose_secret() == current {
+                return Err(CtlError::Usage("the new secret equals the current one".into()));
+            }
+            serde_json::json!({"secret": new_secret.expose_secret(), "previous": current})
+        }
+        (RotationStage::Finish, None) => {
+            return Err(CtlError::Usage(
+                "no rotation under way (`previous` is not set): nothing to finish".into(),
+            ))
+        }
+        (RotationStage::Finish, Some(_)) => serde_json::json!({"secret": current}),
+    };
+    Ok(json.to_string())
+}
+
+/// A new random webhook secret: 32 random bytes, hex (what docs/deploy.md's `openssl rand -hex 32`
+/// gives).
+pub fn new_webhook_secret() -> SecretString {
+    let bytes: [u8; 32] = rand::random();
+    SecretString::from(hex::encode(bytes))
+}
+
 /// One line per webhook for `list`.
 pub fn render_table(hooks: &[WebexRegistration]) -> String {
     let mut s = String::new();
@@ -168,6 +231,31 @@ pub fn render_table(hooks: &[WebexRegistration]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_stages_keep_the_old_secret_until_finish() {
+        let new = SecretString::from("new-secret");
+        let begun = rotated_secret("old-secret", RotationStage::Begin, &new).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&begun).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"secret": "new-secret", "previous": "old-secret"})
+        );
+        let again = rotated_secret(&begun, RotationStage::Begin, &new).unwrap_err();
+        assert!(again.to_string().contains("under way"), "{again}");
+        let done = rotated_secret(&begun, RotationStage::Finish, &new).unwrap();
+        assert_eq!(done, r#"{"secret":"new-secret"}"#);
+        assert!(rotated_secret(&done, RotationStage::Finish, &new).is_err());
+        assert!(rotated_secret(r#"{"secret":"new-secret"}"#, RotationStage::Begin, &new).is_err());
+        let orgs = r#"{"orgs":{"o1":{"secret":"a"}}}"#;
+        assert!(rotated_secret(orgs, RotationStage::Begin, &new)
+            .unwrap_err()
+            .to_string()
+            .contains("by hand"));
+        let s = new_webhook_secret();
+        assert_eq!(s.expose_secret().len(), 64);
+        assert_ne!(s.expose_secret(), new_webhook_secret().expose_secret());
+    }
 
     #[test]
     fn secret_from_parses_and_refuses_literals() {

@@ -3,13 +3,14 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use relay_shared::adapters::aws::secrets::{SecretsManager, WEBHOOK_SECRET};
 use relay_shared::adapters::webex_http::{WebexHttpClient, DEFAULT_BASE_URL, ENV_TOKEN};
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{RegistrationCreate, RegistrationUpdate, WebexRegistration};
 use relay_shared::webex_registrations::DEFAULT_RENEW_WITHIN_DAYS;
 use relayctl::{
-    ensure, render_table, resolve_secret, CtlError, EnsureSpec, SecretFrom, DEFAULT_NAME,
-    EVENT_ALL, TELEPHONY_RESOURCE,
+    ensure, new_webhook_secret, render_table, resolve_secret, rotated_secret, CtlError, EnsureSpec,
+    RotationStage, SecretFrom, DEFAULT_NAME, EVENT_ALL, TELEPHONY_RESOURCE,
 };
 use secrecy::ExposeSecret;
 
@@ -61,6 +62,16 @@ enum Webhooks {
     },
     /// Delete a webhook.
     Delete { id: String },
+    /// Rotate the webhook secret kept in Secrets Manager, in the safe order: `begin` stores a new
+    /// random secret and keeps the old one as `previous` (the ingest accepts both); then `ensure`
+    /// gives Webex the new one; then `finish` drops `previous`. Needs no Webex token.
+    RotateSecret {
+        #[arg(value_enum)]
+        stage: Stage,
+        /// The Secrets Manager secret the ingest reads (`WebexWebhookSecretArn`).
+        #[arg(long)]
+        secret_arn: String,
+    },
     /// Idempotently cover the org's calls: one active telephony_calls/all webhook at URL with the
     /// secret, and the Workspaces / Virtual Lines interest registration, renewed before it expires.
     /// Needs an admin or Service App token (spark-admin:calls_read).
@@ -91,6 +102,39 @@ enum Webhooks {
         #[arg(long)]
         interest_days: Option<u32>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Stage {
+    Begin,
+    Finish,
+}
+
+/// `rotate-secret`: Secrets Manager only, never Webex (that is `ensure`'s step).
+async fn rotate_secret(stage: Stage, arn: &str) -> Result<(), CtlError> {
+    let secrets = SecretsManager::from_env().await;
+    let what = WEBHOOK_SECRET.what;
+    let secret_err =
+        |e: relay_shared::adapters::aws::secrets::SecretError| CtlError::Secret(e.to_string());
+    let raw = secrets.secret_string(arn, what).await.map_err(secret_err)?;
+    let stage = match stage {
+        Stage::Begin => RotationStage::Begin,
+        Stage::Finish => RotationStage::Finish,
+    };
+    let next = rotated_secret(&raw, stage, &new_webhook_secret())?;
+    secrets.write(arn, what, &next).await.map_err(secret_err)?;
+    match stage {
+        RotationStage::Begin => println!(
+            "stored a new webhook secret; the old one is kept as `previous`. Next:\n  \
+             1. force a cold start of the ingest function (e.g. sam deploy), so it accepts both;\n  \
+             2. relayctl webex-webhooks ensure --target-url <WebexIngestUrl> --secret-from {arn}\n  \
+             3. once the ingest logs verified_with=current only: relayctl webex-webhooks rotate-secret finish --secret-arn {arn}"
+        ),
+        RotationStage::Finish => println!(
+            "dropped the previous webhook secret; force a cold start of the ingest function so it stops accepting it"
+        ),
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -150,6 +194,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CtlError> {
+    if let Command::WebexWebhooks(Webhooks::RotateSecret { stage, secret_arn }) = &cli.command {
+        return rotate_secret(*stage, secret_arn).await;
+    }
     // Environment only, never a flag: a token on the command line would land in shell history.
     let token = std::env::var(ENV_TOKEN)
         .ok()
@@ -225,6 +272,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             client.delete_registration(&id).await?;
             println!("deleted webhook {id}");
         }
+        Webhooks::RotateSecret { .. } => unreachable!("handled before the token is read"),
         Webhooks::Ensure {
             target_url,
             name,

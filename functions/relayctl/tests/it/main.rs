@@ -1,3 +1,4 @@
 //! relayctl's integration tests, one binary.
 
+mod rotate;
 mod webex_client;
