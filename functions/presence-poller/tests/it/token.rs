@@ -151,3 +151,28 @@ async fn a_refused_refresh_fails_the_cycle_without_hammering_webex() {
         "one more try after the backoff"
     );
 }
+
+#[tokio::test]
+async fn a_bot_token_is_refused_at_start() {
+    let fake = FakeWebex::start(people(1, "active")).await;
+    let mut bot = testkit::fake_webex::Token::admin(ORG);
+    bot.kind = "bot".into();
+    bot.admin = false;
+    fake.set_token("bot-token", bot);
+    // Even with the org given (where an unresolved token org only warns).
+    let mut config = fast_config();
+    let e = presence_poller::org::resolve(&mut config, &fake.base_url, "bot-token")
+        .await
+        .unwrap_err();
+    assert!(e.contains("belongs to a bot"), "{e}");
+    assert!(e.contains("integration or a Service App"), "{e}");
+    let e = presence_poller::org::own_org_id(&fake.base_url, "bot-token")
+        .await
+        .unwrap_err();
+    assert!(e.contains("bot"), "{e}");
+    // A person's token resolves as before.
+    presence_poller::org::resolve(&mut config, &fake.base_url, "someone")
+        .await
+        .unwrap();
+    assert_eq!(config.token_org_id.as_deref(), Some(ORG));
+}
