@@ -1,6 +1,7 @@
 //! webex-relay's test kit, shared by every crate's integration tests (`tests/it/`): whether and how
 //! a test reaches local AWS ([`aws`]), a queue that fails on demand ([`FlakyQueue`]), the
-//! fixtures the suites build on ([`fixtures`]) and a fake Webex ([`fake_webex`]). A dev-dependency only; never linked into a function.
+//! fixtures the suites build on ([`fixtures`]) and a fake Webex ([`fake_webex`]). A
+//! dev-dependency only; never linked into a function.
 
 pub mod aws;
 pub mod fake_webex;
