@@ -24,23 +24,30 @@ fn integration_record() -> TokenRecord {
     }
 }
 
+/// As `main.rs` builds it, refreshing at the fake's `/access_token`, on `clock`.
+fn manager(
+    fake: &FakeWebex,
+    vault: Arc<MemoryVault>,
+    clock: Arc<ManualClock>,
+) -> Arc<TokenManager> {
+    let manager = TokenManager::at_webex(
+        &fake.base_url,
+        vault,
+        Arc::new(MemoryLeases::default()),
+        clock,
+        "presence-poller",
+    )
+    .unwrap();
+    Arc::new(manager.with_metrics(Arc::new(|_| {})))
+}
+
 #[tokio::test]
 async fn presence_keeps_polling_across_three_token_expiries() {
     let fake = FakeWebex::start(people(20, "active")).await;
     fake.oauth_client("cid", "csecret", "rt-initial", LIFETIME);
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let vault = Arc::new(MemoryVault::new("token-secret", integration_record()));
-    let manager = Arc::new(
-        TokenManager::at_webex(
-            &fake.base_url,
-            vault.clone(),
-            Arc::new(MemoryLeases::default()),
-            clock.clone(),
-            "presence-poller",
-        )
-        .unwrap()
-        .with_metrics(Arc::new(|_| {})),
-    );
+    let manager = manager(&fake, vault.clone(), clock.clone());
     let rig = Rig::with_fake(
         fake,
         fast_config(),
@@ -107,17 +114,8 @@ async fn a_refused_refresh_fails_the_cycle_without_hammering_webex() {
     let fake = FakeWebex::start(people(5, "active")).await;
     fake.oauth_client("cid", "csecret", "rt-initial", LIFETIME);
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let manager = Arc::new(
-        TokenManager::at_webex(
-            &fake.base_url,
-            Arc::new(MemoryVault::new("token-secret", integration_record())),
-            Arc::new(MemoryLeases::default()),
-            clock.clone(),
-            "presence-poller",
-        )
-        .unwrap()
-        .with_metrics(Arc::new(|_| {})),
-    );
+    let vault = Arc::new(MemoryVault::new("token-secret", integration_record()));
+    let manager = manager(&fake, vault, clock.clone());
     let rig = Rig::with_fake(
         fake,
         fast_config(),
