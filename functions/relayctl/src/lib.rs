@@ -13,7 +13,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use relay_shared::adapters::aws::secrets::{SecretsManager, WEBHOOK_SECRET};
+use relay_shared::adapters::aws::secrets::SecretsManager;
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{WebexApiError, WebexRegistration};
 use relay_shared::webex_registrations::{check, Desired, Mode, DEFAULT_RENEW_WITHIN_DAYS};
@@ -58,8 +58,12 @@ impl std::str::FromStr for SecretFrom {
     }
 }
 
-/// Reads the secret (env/file here; ARNs through Secrets Manager).
-pub async fn resolve_secret(from: &SecretFrom) -> Result<SecretString, CtlError> {
+/// Reads the secret (env/file here; ARNs through Secrets Manager). From an ARN it is the secret
+/// the ingest verifies with as current: `org_id`'s in the per-org form, else the one for any org.
+pub async fn resolve_secret(
+    from: &SecretFrom,
+    org_id: Option<&str>,
+) -> Result<SecretString, CtlError> {
     let value = match from {
         SecretFrom::Env(var) => std::env::var(var)
             .map(SecretString::from)
@@ -67,12 +71,20 @@ pub async fn resolve_secret(from: &SecretFrom) -> Result<SecretString, CtlError>
         SecretFrom::File(path) => std::fs::read_to_string(path)
             .map(|s| SecretString::from(s.trim_end_matches(['\r', '\n'])))
             .map_err(|e| CtlError::Secret(format!("reading {path}: {e}")))?,
-        // The same reader and `SecretString` rule as the ingest function.
+        // The same reader and forms as the ingest function.
         SecretFrom::Arn(arn) => SecretsManager::from_env()
             .await
-            .read(arn, &WEBHOOK_SECRET)
+            .read_webhook_secrets(arn)
             .await
-            .map_err(|e| CtlError::Secret(e.to_string()))?,
+            .map_err(|e| CtlError::Secret(e.to_string()))?
+            .signing_secret(org_id)
+            .cloned()
+            .ok_or_else(|| {
+                CtlError::Secret(format!(
+                    "{arn} holds no current secret for org {}",
+                    org_id.unwrap_or("(none given)")
+                ))
+            })?,
     };
     if value.expose_secret().is_empty() {
         return Err(CtlError::Secret("the secret is empty".into()));

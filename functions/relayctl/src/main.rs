@@ -163,7 +163,9 @@ struct SecretArg {
 impl SecretArg {
     async fn resolve(&self) -> Result<Option<String>, CtlError> {
         match &self.secret_from {
-            Some(f) => Ok(Some(resolve_secret(f).await?.expose_secret().to_owned())),
+            Some(f) => Ok(Some(
+                resolve_secret(f, None).await?.expose_secret().to_owned(),
+            )),
             None => Ok(None),
         }
     }
@@ -284,7 +286,12 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             renew_within_days,
             interest_days,
         } => {
-            let secret = resolve_secret(&secret_from).await?;
+            // The org's own secret when the secret holds one per org (`orgs`).
+            let org = match &secret_from {
+                SecretFrom::Arn(_) => client.me().await?.org_id,
+                _ => None,
+            };
+            let secret = resolve_secret(&secret_from, org.as_deref()).await?;
             let spec = EnsureSpec {
                 name,
                 prune_duplicates,

@@ -1,7 +1,49 @@
-//! `relayctl webex-webhooks rotate-secret` against a local Secrets Manager (moto; skipped, with a
-//! note, unless `AWS_ENDPOINT_URL_SECRETS_MANAGER` is set, e.g. by `scripts/start-local-aws`).
+//! `relayctl webex-webhooks rotate-secret` and `ensure --secret-from arn:…` against a local
+//! Secrets Manager (moto; skipped, with a note, unless `AWS_ENDPOINT_URL_SECRETS_MANAGER` is set,
+//! e.g. by `scripts/start-local-aws`) and the shared fake Webex.
 
 use testkit::aws::{local, unique, Service};
+use testkit::fake_webex::FakeWebex;
+
+const TARGET: &str = "https://abc.execute-api.us-east-1.amazonaws.com/webex/telephony";
+
+fn relayctl(args: Vec<String>, base: &str) -> tokio::task::JoinHandle<std::process::Output> {
+    let base = base.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_relayctl"))
+            .args(args)
+            .env("WEBEX_TOKEN", "t")
+            .env("WEBEX_API_BASE_URL", base)
+            .output()
+            .unwrap()
+    })
+}
+
+fn ensure_args(arn: &str) -> Vec<String> {
+    [
+        "webex-webhooks",
+        "ensure",
+        "--target-url",
+        TARGET,
+        "--secret-from",
+        arn,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+async fn create(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
+    client
+        .create_secret()
+        .name(unique("webex-webhook-secret"))
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn begin_keeps_the_old_secret_as_previous_and_finish_drops_it() {
@@ -14,16 +56,8 @@ async fn begin_keeps_the_old_secret_as_previous_and_finish_drops_it() {
         return;
     };
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
-    let arn = client
-        .create_secret()
-        .name(unique("webex-webhook-secret"))
-        .secret_string("old-secret")
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let arn = create(&client, "old-secret").await;
+    let fake = FakeWebex::start(vec![]).await;
     let read = || async {
         let v = client
             .get_secret_value()
@@ -72,7 +106,49 @@ async fn begin_keeps_the_old_secret_as_previous_and_finish_drops_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("under way"));
 
+    // Webex gets the new current secret from the same ARN.
+    let out = relayctl(ensure_args(&arn), &fake.base_url).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.webhooks()[0]["secret"], new.as_str());
+
     let out = run("finish").await.unwrap();
     assert!(out.status.success());
     assert_eq!(read().await, serde_json::json!({"secret": new}));
+}
+
+/// With one secret per org, `ensure` gives Webex the token's org's current secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_takes_the_token_orgs_secret_from_the_per_org_form() {
+    let Some(sdk) = local(
+        "rotate::ensure_takes_the_token_orgs_secret_from_the_per_org_form",
+        &[Service::SecretsManager],
+    )
+    .await
+    else {
+        return;
+    };
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let fake = FakeWebex::start(vec![]).await;
+    fake.set_org("org-1");
+    let arn = create(
+        &client,
+        r#"{"orgs": {"org-0": "other", "org-1": {"secret": "org-1-new", "previous": "org-1-old"}}}"#,
+    )
+    .await;
+    let out = relayctl(ensure_args(&arn), &fake.base_url).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.webhooks()[0]["secret"], "org-1-new");
+
+    fake.set_org("org-9");
+    let out = relayctl(ensure_args(&arn), &fake.base_url).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no current secret for org org-9"));
 }
