@@ -511,11 +511,14 @@ async fn ensure_interests(
                 duration: want.interest_days,
             })
             .await?;
-        // The POST answers 204: read back the new expiry.
-        expires_at = client
-            .get_interest_registration()
-            .await?
-            .map(|r| r.expires_at);
+        // The POST answers 204: read back the new expiry (best effort: the renewal is done).
+        expires_at = match client.get_interest_registration().await {
+            Ok(r) => r.map(|r| r.expires_at),
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook interests renewed; reading the new expiry failed");
+                None
+            }
+        };
     }
     Ok(InterestOutcome {
         action,
