@@ -23,5 +23,5 @@ pub mod subscription;
 pub mod targets;
 pub mod webex;
 pub mod webex_api;
-pub mod webex_token;
 pub mod webex_registrations;
+pub mod webex_token;

@@ -62,7 +62,10 @@ async fn the_record_is_read_refreshed_and_written_back() {
     for raw in ["plain-token\n", r#"{"token":"plain-token"}"#] {
         let vault = SecretsManagerVault::new(secrets.clone(), create(raw).await);
         let r = vault.load().await.unwrap();
-        assert_eq!(r.access_token.as_ref().unwrap().expose_secret(), "plain-token");
+        assert_eq!(
+            r.access_token.as_ref().unwrap().expose_secret(),
+            "plain-token"
+        );
         assert!(!r.can_refresh());
     }
 
