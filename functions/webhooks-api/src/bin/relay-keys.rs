@@ -7,7 +7,11 @@
 //! relay-keys create --user U --org O [--admin] [--key K]   # prints the key once
 //! relay-keys revoke --key K                                # or --hash <sha256 hex>
 //! relay-keys create-table                                  # local set-ups: create TABLE_NAME if missing
+//! relay-keys redrive-dlq [--org O] [--limit N]             # operator-wide DLQ redrive
 //! ```
+//!
+//! `redrive-dlq` uses `DEAD_LETTER_QUEUE_URL` and `DELIVERY_QUEUE_URL`: it is the operator's
+//! redrive, across every org unless `--org` is given (the API's redrive is always one org's).
 
 use clap::{ArgGroup, Parser, Subcommand};
 use relay_shared::auth::{hash_api_key, Role};
@@ -16,7 +20,7 @@ use relay_shared::config::{parse_command_line, Resources};
 #[derive(Parser)]
 #[command(
     name = "relay-keys",
-    about = "Create and revoke webhooks API keys (stored as SHA-256 hashes in TABLE_NAME)"
+    about = "Create and revoke webhooks API keys (stored as SHA-256 hashes in TABLE_NAME); operator-wide DLQ redrive"
 )]
 struct Cli {
     #[command(flatten)]
@@ -33,7 +37,7 @@ enum Command {
         user: String,
         #[arg(long)]
         org: String,
-        /// Give the key the admin role (may redrive the dead-letter queue).
+        /// Give the key the admin role (may redrive its own org's dead-lettered jobs).
         #[arg(long)]
         admin: bool,
         /// Use this key instead of a random one (test set-ups with a well-known key).
@@ -51,6 +55,16 @@ enum Command {
     /// Create the table named by TABLE_NAME (with its indexes) if it does not exist — for
     /// DynamoDB Local and other local set-ups; on AWS the SAM template creates it.
     CreateTable,
+    /// Operator-wide redrive: move dead-lettered jobs of every org (or of `--org`) back to the
+    /// delivery queue with a fresh schedule (DEAD_LETTER_QUEUE_URL, DELIVERY_QUEUE_URL).
+    RedriveDlq {
+        /// Only this org's jobs (default: every org's).
+        #[arg(long)]
+        org: Option<String>,
+        /// Move at most this many jobs.
+        #[arg(long, default_value_t = webhooks_api::routes::dlq::DEFAULT_REDRIVE_LIMIT)]
+        limit: u32,
+    },
 }
 
 #[tokio::main]
@@ -73,6 +87,9 @@ async fn main() {
             }
         }
         return;
+    }
+    if let Command::RedriveDlq { org, limit } = &cli.command {
+        std::process::exit(redrive_dlq(&cli.resources, org.as_deref(), *limit).await);
     }
     let stores = match webhooks_api::aws::stores(&cli.resources).await {
         Ok(s) => s,
@@ -115,7 +132,7 @@ async fn main() {
                 }
             }
         }
-        Command::CreateTable => unreachable!("handled above"),
+        Command::CreateTable | Command::RedriveDlq { .. } => unreachable!("handled above"),
         Command::Revoke { key, hash } => {
             let result = match (key, hash) {
                 (Some(k), _) => webhooks_api::revoke_api_key(&stores, &k).await,
@@ -133,6 +150,49 @@ async fn main() {
                     std::process::exit(1);
                 }
             }
+        }
+    }
+}
+
+/// `relay-keys redrive-dlq`; returns the exit code.
+async fn redrive_dlq(resources: &Resources, org: Option<&str>, limit: u32) -> i32 {
+    use relay_shared::adapters::aws::SqsQueue;
+    use webhooks_api::routes::dlq::{redrive_jobs, RedriveScope};
+    let urls = resources
+        .dead_letter_queue_url()
+        .and_then(|d| Ok((d.to_owned(), resources.delivery_queue_url()?.to_owned())));
+    let (dlq_url, queue_url) = match urls {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("relay-keys: {e}");
+            return 2;
+        }
+    };
+    if limit == 0 {
+        eprintln!("relay-keys: --limit must be at least 1");
+        return 2;
+    }
+    let (_, sqs) = relay_shared::adapters::aws::aws_clients().await;
+    let dlq = SqsQueue::new(sqs.clone(), dlq_url);
+    let queue = SqsQueue::new(sqs, queue_url);
+    let scope = org.map_or(RedriveScope::All, RedriveScope::Org);
+    // Scoped to one org, the scan may have to pass other orgs' jobs: look at up to 10x `limit`.
+    let scan = if org.is_some() {
+        limit.saturating_mul(10)
+    } else {
+        limit
+    };
+    match redrive_jobs(&dlq, &queue, scope, limit, scan).await {
+        Ok(r) => {
+            println!(
+                "{}",
+                serde_json::json!({"moved": r.moved, "skipped": r.skipped})
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("relay-keys: redrive failed: {e}");
+            1
         }
     }
 }

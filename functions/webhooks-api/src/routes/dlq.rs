@@ -1,4 +1,6 @@
-//! `POST /api/hooks/dlq/redrive` (admin): moves dead-lettered jobs back to the delivery queue.
+//! `POST /api/hooks/dlq/redrive` (admin): moves the caller's org's dead-lettered jobs back to the
+//! delivery queue. The operator-wide redrive (every org) is `relay-keys redrive-dlq`, a CLI that
+//! needs AWS credentials for the queues rather than an API key (docs/webhooks-api.md).
 //!
 //! Portable receive-and-resend through the ports: each job is re-sent with a fresh schedule
 //! (`attempts`, `notBefore` and `deadLetterReason` reset) and only then deleted from the
@@ -9,7 +11,8 @@
 use axum::extract::State;
 use axum::Json;
 use relay_shared::delivery::DeliveryJob;
-use relay_shared::ports::QueuedJob;
+use relay_shared::error::QueueError;
+use relay_shared::ports::{DeliveryQueue, QueueConsumer, QueuedJob};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -18,6 +21,15 @@ use crate::model::{RedriveRequest, RedriveResponse};
 use crate::state::AppState;
 
 pub const DEFAULT_REDRIVE_LIMIT: u32 = 100;
+
+/// Whose dead-lettered jobs a redrive moves.
+#[derive(Debug, Clone, Copy)]
+pub enum RedriveScope<'a> {
+    /// One tenant's (the API: the caller's org).
+    Org(&'a str),
+    /// Every org's (the operator CLI only).
+    All,
+}
 
 pub async fn redrive(
     State(state): State<AppState>,
@@ -33,14 +45,39 @@ pub async fn redrive(
             format!("`limit` must be between 1 and {max}."),
         ));
     }
+    // The dead-letter queue is shared by every org: other orgs' jobs are looked at (and left
+    // alone), so the scan may go beyond `limit`, up to the per-call maximum.
+    let r = redrive_jobs(
+        state.dead_letter_source.as_ref(),
+        state.queue.as_ref(),
+        RedriveScope::Org(&caller.org_id),
+        limit,
+        max,
+    )
+    .await?;
+    tracing::info!(moved = r.moved, skipped = r.skipped, user_id = %caller.user_id,
+        org_id = %caller.org_id, "dead-letter queue redriven for one org");
+    Ok(Json(r))
+}
+
+/// Moves up to `limit` jobs of `scope` from `source` (the dead-letter queue) to `queue`, looking
+/// at no more than `scan` messages. Other orgs' jobs are held while the call runs (so they are not
+/// received twice) and released at its end; messages that are not delivery jobs are counted in
+/// `skipped` and left to reappear after the queue's visibility timeout.
+pub async fn redrive_jobs(
+    source: &dyn QueueConsumer,
+    queue: &dyn DeliveryQueue,
+    scope: RedriveScope<'_>,
+    limit: u32,
+    scan: u32,
+) -> Result<RedriveResponse, QueueError> {
+    let scan = scan.max(limit);
     let (mut moved, mut skipped) = (0u32, 0u32);
-    // Every received message counts towards the bound, so unparseable ones cannot loop us.
+    let mut held = Vec::new();
+    // Every received message counts towards `scan`, so unparseable ones cannot loop us.
     let mut seen = 0u32;
-    while seen < limit {
-        let batch = state
-            .dead_letter_source
-            .receive((limit - seen).min(10), 0)
-            .await?;
+    while moved < limit && seen < scan {
+        let batch = source.receive((scan - seen).min(10), 0).await?;
         if batch.is_empty() {
             break;
         }
@@ -53,12 +90,22 @@ pub async fn redrive(
                 skipped += 1;
                 continue;
             };
+            let ours = match scope {
+                RedriveScope::All => true,
+                RedriveScope::Org(org) => job.org_id == org,
+            };
+            if !ours || moved >= limit {
+                held.push(msg.receipt);
+                continue;
+            }
             job.start_new_run();
-            state.queue.send(&[QueuedJob::now(job)]).await?;
-            state.dead_letter_source.ack(&msg.receipt).await?;
+            queue.send(&[QueuedJob::now(job)]).await?;
+            source.ack(&msg.receipt).await?;
             moved += 1;
         }
     }
-    tracing::info!(moved, skipped, user_id = %caller.user_id, "dead-letter queue redriven");
-    Ok(Json(RedriveResponse { moved, skipped }))
+    for receipt in held {
+        source.retry_after(&receipt, 0).await?;
+    }
+    Ok(RedriveResponse { moved, skipped })
 }

@@ -1319,14 +1319,21 @@ async fn replay_is_bounded(b: Backend) {
 
 async fn dlq_redrive(b: Backend) {
     let Some(h) = h(b).await else { return };
-    let admin = h.key(&unique("admin"), &unique("org"), Role::Admin).await;
+    let (org, other_org) = (unique("org"), unique("org"));
+    let admin = h.key(&unique("admin"), &org, Role::Admin).await;
+    let other_admin = h.key(&unique("admin"), &other_org, Role::Admin).await;
     let user = h.user().await;
     let now = h.clock.now();
-    for i in 0..3 {
+    // Three dead-lettered jobs of the admin's org, two of another org's (interleaved).
+    for i in 0..5 {
         let event = OutboundEvent {
             id: EventId::new_at(1_000 + i),
             event_type: EventType::PresenceChanged,
-            org_id: "o".into(),
+            org_id: if i % 2 == 0 {
+                org.clone()
+            } else {
+                other_org.clone()
+            },
             created_at: now,
             body: "{}".into(),
         };
@@ -1365,12 +1372,16 @@ async fn dlq_redrive(b: Backend) {
         .call("POST", REDRIVE, Some(&admin), Some(json!({"limit": 100})))
         .await
         .assert_status(200);
+    // Only the caller's org's jobs move: an admin key is admin of its own org, not of the relay.
     assert_eq!(r, json!({"moved": 3, "skipped": 1}));
     let jobs = h.drain_queue().await;
     assert_eq!(jobs.len(), 3);
     for j in &jobs {
         assert!(
-            j.attempts.is_empty() && j.not_before.is_none() && j.dead_letter_reason.is_none(),
+            j.org_id == org
+                && j.attempts.is_empty()
+                && j.not_before.is_none()
+                && j.dead_letter_reason.is_none(),
             "{j:?}"
         );
     }
@@ -1380,6 +1391,27 @@ async fn dlq_redrive(b: Backend) {
         .await
         .assert_status(200);
     assert_eq!(r["moved"], 0);
+    // The other org's jobs were left in the dead-letter queue, visible to their own admin.
+    let r = h
+        .call(
+            "POST",
+            REDRIVE,
+            Some(&other_admin),
+            Some(json!({"limit": 1})),
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(r["moved"], 1);
+    let r = h
+        .call("POST", REDRIVE, Some(&other_admin), None)
+        .await
+        .assert_status(200);
+    assert_eq!(r["moved"], 1);
+    let jobs = h.drain_queue().await;
+    assert!(
+        jobs.len() == 2 && jobs.iter().all(|j| j.org_id == other_org),
+        "{jobs:?}"
+    );
 }
 
 async fn event_types_catalogue(b: Backend) {
