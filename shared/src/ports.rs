@@ -267,16 +267,23 @@ impl EventQuery {
     }
 }
 
-/// A per-subscription fixed-window counter shared by every worker instance.
+/// Named fixed-window counters shared by every instance: a subscription's deliveries (the
+/// worker), and the API's quotas (`test#…`, `replay#…`, per webhook and per tenant).
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Counts one delivery in `window`; `false` when `window.limit` deliveries were already
-    /// counted in it.
+    /// Counts one unit against the counter `name` in `window`; `false` when `window.limit` were
+    /// already counted in it.
+    async fn try_acquire_named(&self, name: &str, window: RateWindow) -> Result<bool, StoreError>;
+
+    /// Counts one delivery of `subscription_id` in `window` (the counter named by its id).
     async fn try_acquire(
         &self,
         subscription_id: &SubscriptionId,
         window: RateWindow,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.try_acquire_named(&subscription_id.to_string(), window)
+            .await
+    }
 }
 
 /// One fixed rate-limit window (a whole minute) and how many deliveries it allows.

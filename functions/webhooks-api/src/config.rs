@@ -29,6 +29,22 @@ pub struct ApiConfig {
     pub replay_max_window_days: u32,
     /// `REDRIVE_MAX_PER_CALL` (1000): dead-lettered jobs moved by one redrive call at most.
     pub redrive_max_per_call: u32,
+    /// The quotas on `/test` and `/replay` (fixed one-minute windows, per webhook and per tenant).
+    pub quotas: Quotas,
+}
+
+/// Calls allowed per fixed one-minute window (shared by every instance through the table's
+/// rate-limit counters); over them the API answers `429` with `Retry-After` = the window's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// `TEST_PER_WEBHOOK_PER_MINUTE` (10).
+    pub test_per_webhook: u32,
+    /// `TEST_PER_TENANT_PER_MINUTE` (60): over all webhooks of one org.
+    pub test_per_tenant: u32,
+    /// `REPLAY_PER_WEBHOOK_PER_MINUTE` (2).
+    pub replay_per_webhook: u32,
+    /// `REPLAY_PER_TENANT_PER_MINUTE` (10).
+    pub replay_per_tenant: u32,
 }
 
 /// The API's own settings (flattened into the local stack's flags); the ones it shares with the
@@ -56,6 +72,18 @@ pub struct ApiArgs {
     /// Dead-lettered jobs moved by one redrive call at most.
     #[arg(long, env = "REDRIVE_MAX_PER_CALL", default_value_t = 1_000, value_parser = in_range(1u32..))]
     pub redrive_max_per_call: u32,
+    /// `POST …/test` calls per webhook per minute.
+    #[arg(long, env = "TEST_PER_WEBHOOK_PER_MINUTE", default_value_t = 10, value_parser = in_range(1u32..))]
+    pub test_per_webhook_per_minute: u32,
+    /// `POST …/test` calls per tenant (org) per minute, over all its webhooks.
+    #[arg(long, env = "TEST_PER_TENANT_PER_MINUTE", default_value_t = 60, value_parser = in_range(1u32..))]
+    pub test_per_tenant_per_minute: u32,
+    /// `POST …/replay` calls per webhook per minute.
+    #[arg(long, env = "REPLAY_PER_WEBHOOK_PER_MINUTE", default_value_t = 2, value_parser = in_range(1u32..))]
+    pub replay_per_webhook_per_minute: u32,
+    /// `POST …/replay` calls per tenant (org) per minute, over all its webhooks.
+    #[arg(long, env = "REPLAY_PER_TENANT_PER_MINUTE", default_value_t = 10, value_parser = in_range(1u32..))]
+    pub replay_per_tenant_per_minute: u32,
 }
 
 impl ApiArgs {
@@ -83,6 +111,12 @@ impl ApiArgs {
             replay_max_events: self.replay_max_events,
             replay_max_window_days: self.replay_max_window_days,
             redrive_max_per_call: self.redrive_max_per_call,
+            quotas: Quotas {
+                test_per_webhook: self.test_per_webhook_per_minute,
+                test_per_tenant: self.test_per_tenant_per_minute,
+                replay_per_webhook: self.replay_per_webhook_per_minute,
+                replay_per_tenant: self.replay_per_tenant_per_minute,
+            },
         })
     }
 }
@@ -141,6 +175,8 @@ mod tests {
             ("MAX_BODY_BYTES", "1000"),
             ("IDEMPOTENCY_TTL_HOURS", "0"),
             ("REPLAY_MAX_EVENTS", "0"),
+            ("TEST_PER_WEBHOOK_PER_MINUTE", "0"),
+            ("REPLAY_PER_TENANT_PER_MINUTE", "0"),
             ("DEFAULT_RATE_LIMIT_PER_MINUTE", "0"),
             ("DEFAULT_RATE_LIMIT_PER_MINUTE", "101"),
         ] {

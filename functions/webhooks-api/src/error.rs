@@ -15,6 +15,9 @@ pub struct ApiError {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Whole seconds for a `Retry-After` header (quotas: `429`).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +27,7 @@ impl ApiError {
             error,
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -81,6 +85,15 @@ impl ApiError {
             "unsupported_media_type",
             "The request body must be JSON, sent with `Content-Type: application/json`.",
         )
+    }
+
+    /// `429` with `Retry-After: <retry_after_secs>` (at least 1): a quota is used up (`error` names
+    /// which, e.g. `rate_limited`, `replay_in_progress`).
+    pub fn too_many(error: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, error, detail)
+        }
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
@@ -156,6 +169,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

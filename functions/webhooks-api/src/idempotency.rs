@@ -4,8 +4,9 @@
 //! - The scope is SHA-256(user, org, method, path, key): keys never collide across users or routes.
 //! - A short lock entry stops two concurrent requests with one key from both running; the loser
 //!   gets `409 idempotency_key_in_use` (retry shortly to get the stored answer).
-//! - Responses below 500 are stored (with a hash of the request body); a 5xx is not, so a retry
-//!   after a server failure runs again once the lock expires (30 s).
+//! - Responses below 500 are stored (with a hash of the request body); a 5xx or a `429` (a quota,
+//!   `quota.rs`) is not, so a retry after a server failure or after `Retry-After` runs again once
+//!   the lock expires (30 s).
 //! - Reusing a key with a different body is `422 idempotency_key_reused`.
 
 use axum::body::Body;
@@ -152,7 +153,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if res.status().is_server_error() {
+    if res.status().is_server_error() || res.status() == StatusCode::TOO_MANY_REQUESTS {
         return res;
     }
     let (parts, body) = res.into_parts();

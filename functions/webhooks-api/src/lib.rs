@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod model;
+pub mod quota;
 pub mod routes;
 pub mod state;
 pub mod validate;

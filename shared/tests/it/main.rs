@@ -84,7 +84,11 @@ conformance! {
         leases: [contention_and_expiry],
         attempts: [newest_first_with_status_filter_and_pages],
         events: [window_query, window_is_on_created_at_not_id_time],
-        rate_limits: [limit_and_independent_windows, concurrent_acquires_never_exceed],
+        rate_limits: [
+            limit_and_independent_windows,
+            concurrent_acquires_never_exceed,
+            named_counters_are_independent,
+        ],
         idempotency: [put_get_conflict_and_expiry],
     }
     queues => {

@@ -48,3 +48,28 @@ pub async fn concurrent_acquires_never_exceed(env: StoreEnv) {
     }
     assert_eq!(admitted, 5);
 }
+
+/// The API's quota counters (`test#<webhook>`, `test#org#<org>`, …) are independent of each other
+/// and of the subscription's delivery counter.
+pub async fn named_counters_are_independent(env: StoreEnv) {
+    let r = &env.stores.rate_limits;
+    let window = now().duration_trunc(Duration::minutes(1)).unwrap();
+    let sub = SubscriptionId::new_at(millis(window) + 7);
+    let per_webhook = format!("test#{sub}");
+    assert!(r
+        .try_acquire_named(&per_webhook, RateWindow::new(window, 1))
+        .await
+        .unwrap());
+    assert!(!r
+        .try_acquire_named(&per_webhook, RateWindow::new(window, 1))
+        .await
+        .unwrap());
+    assert!(r
+        .try_acquire_named("test#org#some org/with:chars", RateWindow::new(window, 1))
+        .await
+        .unwrap());
+    assert!(r
+        .try_acquire(&sub, RateWindow::new(window, 1))
+        .await
+        .unwrap());
+}

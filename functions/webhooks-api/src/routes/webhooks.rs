@@ -21,6 +21,7 @@ use crate::model::{
     time, CreateWebhook, Empty, ListResponse, ReplayRequest, ReplayResponse, RotateSecret,
     TestResponse, UpdateWebhook, Webhook, WebhookWithSecret,
 };
+use crate::quota;
 use crate::state::AppState;
 use crate::validate;
 
@@ -249,6 +250,7 @@ pub async fn send_test(
 ) -> ApiResult<Response> {
     let sub = find_owned(&state, &caller, &id).await?;
     refuse_disabled(&sub)?;
+    quota::test_call(&state, &sub).await?;
     let now = state.clock.now();
     let event_id = EventId::new_at(now.timestamp_millis().max(0) as u64);
     let body = serde_json::json!({
@@ -332,7 +334,18 @@ pub async fn replay(
     }
     let sub = find_owned(&state, &caller, &id).await?;
     refuse_disabled(&sub)?;
-    let max = cfg.replay_max_events;
+    quota::replay_call(&state, &sub).await?;
+    let body = quota::one_replay_at_a_time(&state, &sub, queue_replay(&state, &sub, &req)).await?;
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Lists the window's events (at most `REPLAY_MAX_EVENTS`) and queues the webhook's types.
+async fn queue_replay(
+    state: &AppState,
+    sub: &Subscription,
+    req: &ReplayRequest,
+) -> ApiResult<ReplayResponse> {
+    let max = state.config.replay_max_events;
     let events = state
         .stores
         .events
@@ -361,10 +374,9 @@ pub async fn replay(
         state.queue.send(chunk).await?;
     }
     tracing::info!(subscription_id = %sub.id, queued = jobs.len(), truncated, "replay queued");
-    let body = ReplayResponse {
+    Ok(ReplayResponse {
         queued: jobs.len() as u32,
         truncated,
         next_since,
-    };
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    })
 }

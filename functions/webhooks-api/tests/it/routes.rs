@@ -14,7 +14,7 @@ use relay_shared::delivery::{
 };
 use relay_shared::events::{EventType, OutboundEvent};
 use relay_shared::ids::{EventId, SubscriptionId};
-use relay_shared::ports::Clock;
+use relay_shared::ports::{Clock, RateWindow, Term};
 use relay_shared::signing::{
     delivery_headers, standard_webhooks_signature, SignatureInput, SigningSecret,
 };
@@ -74,6 +74,8 @@ suite!(
     concurrent_requests_with_one_idempotency_key_act_once,
     same_user_id_in_two_orgs_is_two_tenants,
     openapi_document_is_served,
+    test_quota_per_webhook_and_per_tenant,
+    replay_quota_and_one_replay_in_flight,
 );
 
 async fn h(b: Backend) -> Option<Harness> {
@@ -1595,4 +1597,125 @@ async fn same_user_id_in_two_orgs_is_two_tenants(b: Backend) {
     h.call("GET", &p, Some(&in_org1), None)
         .await
         .assert_status(200);
+}
+
+/// Asserts a quota refusal: `429`, the JSON error body, and a `Retry-After` within the minute.
+#[track_caller]
+fn assert_quota(r: &crate::common::Resp, code: &str) -> u64 {
+    r.assert_error(429, code);
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    retry
+}
+
+async fn test_quota_per_webhook_and_per_tenant(b: Backend) {
+    let Some(h) = h_with(b, |c| {
+        c.quotas.test_per_webhook = 3;
+        c.quotas.test_per_tenant = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    let org = unique("org");
+    let key = h.key(&unique("user"), &org, Role::User).await;
+    let test = |c: &Value| format!("{HOOKS}/{}/test", c["id"].as_str().unwrap());
+    let (a, b2) = (h.create(&key, "a").await, h.create(&key, "b").await);
+    for _ in 0..3 {
+        h.call("POST", &test(&a), Some(&key), None)
+            .await
+            .assert_status(202);
+    }
+    let r = h.call("POST", &test(&a), Some(&key), None).await;
+    let retry = assert_quota(&r, "rate_limited");
+    // Retry-After is the end of the fixed minute window.
+    let now = h.clock.now();
+    let window_end = RateWindow::containing(now, 1).end();
+    assert_eq!(
+        retry,
+        ((window_end - now).num_milliseconds() as u64).div_ceil(1000)
+    );
+    // The tenant's other webhook has its own per-webhook count, but shares the org's 5.
+    for _ in 0..2 {
+        h.call("POST", &test(&b2), Some(&key), None)
+            .await
+            .assert_status(202);
+    }
+    let r = h.call("POST", &test(&b2), Some(&key), None).await;
+    assert_quota(&r, "rate_limited");
+    assert_eq!(
+        h.drain_queue().await.len(),
+        5,
+        "refused calls queue nothing"
+    );
+    // Another tenant is unaffected.
+    let other = h.user().await;
+    let c = h.create(&other, "c").await;
+    h.call("POST", &test(&c), Some(&other), None)
+        .await
+        .assert_status(202);
+    // The next window admits again.
+    h.clock.advance(Duration::minutes(1));
+    h.call("POST", &test(&a), Some(&key), None)
+        .await
+        .assert_status(202);
+}
+
+async fn replay_quota_and_one_replay_in_flight(b: Backend) {
+    let Some(h) = h_with(b, |c| {
+        c.quotas.replay_per_webhook = 2;
+        c.quotas.replay_per_tenant = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let org = unique("org");
+    let key = h.key(&unique("user"), &org, Role::User).await;
+    let (a, b2) = (h.create(&key, "a").await, h.create(&key, "b").await);
+    let replay = |c: &Value| format!("{HOOKS}/{}/replay", c["id"].as_str().unwrap());
+    let body = json!({"since": (h.clock.now() - Duration::hours(1)).to_rfc3339(), "until": h.clock.now().to_rfc3339()});
+    // One replay in flight per webhook: while the webhook's replay lease is held, another waits.
+    let now = h.clock.now();
+    let lease = format!("replay#{}", a["id"].as_str().unwrap());
+    assert!(h
+        .stores
+        .leases
+        .acquire(
+            &lease,
+            "another call",
+            Term::new(now, now + Duration::minutes(2))
+        )
+        .await
+        .unwrap());
+    let r = h
+        .call("POST", &replay(&a), Some(&key), Some(body.clone()))
+        .await;
+    assert_quota(&r, "replay_in_progress");
+    h.stores
+        .leases
+        .release(&lease, "another call")
+        .await
+        .unwrap();
+    h.call("POST", &replay(&a), Some(&key), Some(body.clone()))
+        .await
+        .assert_status(202);
+    // ... and the finished replay released it: the per-webhook quota (2, the refused call
+    // counted) is what refuses next.
+    let r = h
+        .call("POST", &replay(&a), Some(&key), Some(body.clone()))
+        .await;
+    assert_quota(&r, "rate_limited");
+    // The org's third replay is allowed on the other webhook, its fourth is not.
+    h.call("POST", &replay(&b2), Some(&key), Some(body.clone()))
+        .await
+        .assert_status(202);
+    let r = h
+        .call("POST", &replay(&b2), Some(&key), Some(body.clone()))
+        .await;
+    assert_quota(&r, "rate_limited");
+    h.clock.advance(Duration::minutes(1));
+    h.call("POST", &replay(&a), Some(&key), Some(body))
+        .await
+        .assert_status(202);
 }

@@ -1,4 +1,5 @@
-//! Rate-limit windows: `RATE#<wh_id>`/`<window start, Unix s>` with a counter `n`, incremented by
+//! Rate-limit windows: `RATE#<name>`/`<window start, Unix s>` (`<name>` is a subscription id for
+//! the worker's delivery limit, `test#…`/`replay#…` for the API's quotas) with a counter `n`, incremented by
 //! one conditional update (`ADD n :one` if `attribute_not_exists(n) OR n < :limit`), so concurrent
 //! workers never count past the limit. Items expire a few minutes after their window.
 
@@ -8,7 +9,6 @@ use chrono::Duration;
 use super::common::{is_conditional_failure, key, n, secs, store_error};
 use super::DynamoTable;
 use crate::error::StoreError;
-use crate::ids::SubscriptionId;
 use crate::ports::{RateLimiter, RateWindow};
 
 /// How long a window's counter is kept after the window starts.
@@ -16,11 +16,7 @@ const WINDOW_TTL: Duration = Duration::minutes(5);
 
 #[async_trait]
 impl RateLimiter for DynamoTable {
-    async fn try_acquire(
-        &self,
-        subscription_id: &SubscriptionId,
-        window: RateWindow,
-    ) -> Result<bool, StoreError> {
+    async fn try_acquire_named(&self, name: &str, window: RateWindow) -> Result<bool, StoreError> {
         if window.limit == 0 {
             return Ok(false);
         }
@@ -29,7 +25,7 @@ impl RateLimiter for DynamoTable {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(
-                format!("RATE#{subscription_id}"),
+                format!("RATE#{name}"),
                 secs(window.start).to_string(),
             )))
             .update_expression("ADD #n :one SET expires_at = :exp")

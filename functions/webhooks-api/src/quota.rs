@@ -1,0 +1,121 @@
+//! The quotas on `POST …/test` and `POST …/replay` (docs/webhooks-api.md, "Limits"): fixed
+//! one-minute windows per webhook and per tenant (org), counted in the shared rate-limit store so
+//! every Lambda instance sees the same counts, and one replay in flight per webhook (a lease).
+//! Over a quota the answer is `429` with `Retry-After` and the usual JSON error body.
+
+use chrono::{DateTime, Utc};
+use relay_shared::ids::EventId;
+use relay_shared::ports::{RateWindow, Term};
+use relay_shared::subscription::Subscription;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// How long a replay's lease is held at most (longer than any API invocation runs): a crashed
+/// call frees its webhook by itself after this.
+const REPLAY_LEASE: chrono::Duration = chrono::Duration::seconds(120);
+/// `Retry-After` while another replay of the webhook runs.
+const REPLAY_BUSY_RETRY_SECS: u64 = 5;
+
+/// Whole seconds from `now` to `until`, rounded up.
+fn secs_until(now: DateTime<Utc>, until: DateTime<Utc>) -> u64 {
+    let ms = (until - now).num_milliseconds().max(0) as u64;
+    ms.div_ceil(1000)
+}
+
+/// Counts one call against `counter` (at most `limit` per minute), or `429 rate_limited`.
+async fn take(state: &AppState, counter: &str, limit: u32, what: &str) -> ApiResult<()> {
+    let now = state.clock.now();
+    let window = RateWindow::containing(now, limit);
+    if state
+        .stores
+        .rate_limits
+        .try_acquire_named(counter, window)
+        .await?
+    {
+        return Ok(());
+    }
+    let retry = secs_until(now, window.end());
+    tracing::info!(counter, limit, retry, "quota reached");
+    Err(ApiError::too_many(
+        "rate_limited",
+        format!("{what} is limited to {limit} per minute; retry after {retry} s."),
+        retry,
+    ))
+}
+
+/// The per-webhook, then the per-tenant quota of `POST …/test`.
+pub async fn test_call(state: &AppState, sub: &Subscription) -> ApiResult<()> {
+    let q = state.config.quotas;
+    take(
+        state,
+        &format!("test#{}", sub.id),
+        q.test_per_webhook,
+        "Sending test events to this webhook",
+    )
+    .await?;
+    take(
+        state,
+        &format!("test#org#{}", sub.org_id),
+        q.test_per_tenant,
+        "Sending test events in this organisation",
+    )
+    .await
+}
+
+/// The per-webhook, then the per-tenant quota of `POST …/replay`.
+pub async fn replay_call(state: &AppState, sub: &Subscription) -> ApiResult<()> {
+    let q = state.config.quotas;
+    take(
+        state,
+        &format!("replay#{}", sub.id),
+        q.replay_per_webhook,
+        "Replaying to this webhook",
+    )
+    .await?;
+    take(
+        state,
+        &format!("replay#org#{}", sub.org_id),
+        q.replay_per_tenant,
+        "Replaying in this organisation",
+    )
+    .await
+}
+
+/// The lease name that makes replays of one webhook one at a time.
+pub fn replay_lease_name(sub: &Subscription) -> String {
+    format!("replay#{}", sub.id)
+}
+
+/// Runs `work` holding the webhook's replay lease, or answers `429 replay_in_progress` while
+/// another replay of it runs. The lease is released whatever `work` returns.
+pub async fn one_replay_at_a_time<T, F>(
+    state: &AppState,
+    sub: &Subscription,
+    work: F,
+) -> ApiResult<T>
+where
+    F: std::future::Future<Output = ApiResult<T>>,
+{
+    let name = replay_lease_name(sub);
+    let now = state.clock.now();
+    // A fresh random id per call (the ULID's random part).
+    let holder = EventId::new_at(now.timestamp_millis().max(0) as u64).to_string();
+    if !state
+        .stores
+        .leases
+        .acquire(&name, &holder, Term::new(now, now + REPLAY_LEASE))
+        .await?
+    {
+        return Err(ApiError::too_many(
+            "replay_in_progress",
+            "Another replay of this webhook is running; retry when it has finished.",
+            REPLAY_BUSY_RETRY_SECS,
+        ));
+    }
+    let result = work.await;
+    if let Err(e) = state.stores.leases.release(&name, &holder).await {
+        tracing::warn!(error = %e, lease = %name, "could not release the replay lease (it expires by itself)");
+    }
+    result
+}
