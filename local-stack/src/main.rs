@@ -189,20 +189,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,local_stack=info"));
-    if json {
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .try_init();
+    use relay_shared::logging::{init_logging, LogFormat};
+    let format = if json {
+        LogFormat::Json
     } else {
-        let _ = tracing_subscriber::fmt()
-            .compact()
-            .with_env_filter(filter)
-            .with_target(false)
-            .try_init();
-    }
+        LogFormat::Compact
+    };
+    init_logging(format, "warn,local_stack=info");
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,7 @@
 mod health;
 mod ingest_secrets;
 mod presence;
+mod secret_logs;
 mod support;
 
 // Not end-to-end scenarios: the AWS calls one event costs, counted in-process; the fake Webex's

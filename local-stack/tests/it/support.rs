@@ -35,7 +35,7 @@ pub struct Stack {
     pub base: String,
     child: Child,
     log_path: std::path::PathBuf,
-    /// Every line the stack printed on stdout after its ready line (e.g. EMF metric lines).
+    /// Every line the stack printed on stdout but its ready line (e.g. EMF metric lines).
     stdout: Arc<Mutex<Vec<String>>>,
     pub http: reqwest::Client,
 }
@@ -90,18 +90,20 @@ impl Stack {
             .spawn()
             .expect("spawn local-stack");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut before_ready = Vec::new();
         let base = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.expect("read stdout") {
                 if let Some(rest) = line.strip_prefix("listening on ") {
                     return rest.split_whitespace().next().unwrap().to_owned();
                 }
+                before_ready.push(line);
             }
             panic!("local-stack exited before its ready line");
         })
         .await
         .expect("local-stack ready within 60 s");
         // Keep draining stdout so the child never blocks on a full pipe.
-        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new(Mutex::new(before_ready));
         let kept = stdout.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -211,6 +213,14 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Everything the stack printed so far: stdout (where its logs go), then stderr.
+    pub fn output(&self) -> String {
+        let mut all = self.stdout.lock().unwrap().join("\n");
+        all.push('\n');
+        all.push_str(&std::fs::read_to_string(&self.log_path).unwrap_or_default());
+        all
     }
 
     /// The last `lines` lines the stack logged (warnings and errors).

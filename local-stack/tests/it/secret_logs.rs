@@ -1,0 +1,90 @@
+//! No log level lets a secret, an API key or a body out (relay_shared::logging): the stack at
+//! its most verbose (`RUST_LOG=trace`, `--log-json`) goes through create, rotate, a signed
+//! ingest and its delivery, and nothing it printed may contain what it was given or handed out.
+
+use std::time::Duration;
+
+use relay_shared::signing::SigningSecret;
+use serde_json::json;
+
+use crate::support::*;
+
+async fn most_verbose_logs_carry_no_secret(aws: bool) {
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let stack = Stack::start_with_env(
+        &["--log-json", "--retry-schedule", "0,1,1,1,1"],
+        &[("RUST_LOG", "trace")],
+        aws,
+    )
+    .await;
+    let created_secret = SigningSecret::generate();
+    let id = stack
+        .subscribe(&receiver.url, created_secret.expose())
+        .await;
+    let (status, rotated) = stack
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/hooks/webhooks/{id}/rotate-secret"),
+            USER_KEY,
+            Some(json!({"gracePeriodSeconds": 3600})),
+        )
+        .await;
+    assert_eq!(status, 200, "rotate: {rotated}");
+    let rotated_secret = rotated["secret"]
+        .as_str()
+        .expect("rotated secret")
+        .to_owned();
+    let (status, _) = stack
+        .api(reqwest::Method::GET, "/api/hooks/webhooks", ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 200, "the admin key is used too");
+
+    let (envelope, _) = seed_envelopes().remove(0);
+    assert_eq!(stack.ingest(&envelope).await, 200);
+    assert_eq!(
+        receiver
+            .wait_for_successes(1, Duration::from_secs(30))
+            .await,
+        1,
+        "delivered; log:\n{}",
+        stack.log(30)
+    );
+
+    let output = stack.output();
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with('{') && l.contains("\"level\"")),
+        "JSON log lines were captured:\n{output}"
+    );
+    let secrets = [
+        (
+            "the created signing secret",
+            created_secret.expose().to_owned(),
+        ),
+        ("the rotated signing secret", rotated_secret),
+        ("the Webex webhook secret", WEBEX_SECRET.to_owned()),
+        ("the user API key", USER_KEY.to_owned()),
+        ("the admin API key", ADMIN_KEY.to_owned()),
+    ];
+    for (what, secret) in &secrets {
+        // The key material without its `whsec_` prefix too (a store may keep it so).
+        let bare = secret.strip_prefix("whsec_").unwrap_or(secret);
+        if let Some(line) = output.lines().find(|l| l.contains(bare)) {
+            panic!("{what} is in the stack's output (RUST_LOG=trace):\n{line}");
+        }
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn most_verbose_logs_carry_no_secret_in_memory() {
+    most_verbose_logs_carry_no_secret(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn most_verbose_logs_carry_no_secret_on_aws_adapters() {
+    if aws_available("most_verbose_logs_carry_no_secret_on_aws_adapters") {
+        most_verbose_logs_carry_no_secret(true).await;
+    }
+}
