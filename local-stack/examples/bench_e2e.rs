@@ -67,7 +67,9 @@ async fn main() {
 
     let template: Value =
         serde_json::from_str(include_str!("../../tests/fixtures/seed001/created.json")).unwrap();
-    let template = Arc::new(template["items"].clone());
+    let mut template = template["items"].clone();
+    relay_shared::webex::redate_captured(&mut template);
+    let template = Arc::new(template);
     // Subscriptions only receive their owner's org's events: the key's org is the seed's.
     let org = template["orgId"].as_str().unwrap().to_owned();
     let arrivals: Arrivals = Arc::default();
@@ -119,7 +121,9 @@ async fn main() {
 
     let template: Value =
         serde_json::from_str(include_str!("../../tests/fixtures/seed001/created.json")).unwrap();
-    let template = Arc::new(template["items"].clone());
+    let mut template = template["items"].clone();
+    relay_shared::webex::redate_captured(&mut template);
+    let template = Arc::new(template);
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let send = {
         let http = http.clone();

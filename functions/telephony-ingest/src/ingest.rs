@@ -1,6 +1,8 @@
-//! The ingest core over the ports: size → signature → parse → dedupe claim → call state →
+//! The ingest core over the ports: size → signature → parse → freshness → dedupe claim → call state →
 //! event log → one delivery job per matching subscription. Any storage or queue failure after
 //! the claim releases it and answers 503, so Webex's retry succeeds.
+
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -9,8 +11,9 @@ use serde_json::json;
 use relay_shared::call_state::{ApplyOutcome, CallObservation, CallRecord};
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
-use relay_shared::events::{telephony_body, EventType, OutboundEvent};
+use relay_shared::events::{rfc3339_millis, telephony_body, EventType, OutboundEvent};
 use relay_shared::ids::EventId;
+use relay_shared::metrics::{Emf, Unit};
 use relay_shared::ports::{Claim, CorePorts, QueuedJob, Term};
 use relay_shared::retry::Backoff;
 use relay_shared::webex::{TelephonyEnvelope, Verified, TELEPHONY_RESOURCE};
@@ -39,11 +42,32 @@ enum Unavailable {
 pub struct Ingest {
     ports: CorePorts,
     config: IngestConfig,
+    metrics: MetricsSink,
 }
+
+/// Where EMF metric lines go (stdout in Lambda, where CloudWatch Logs picks them up).
+pub type MetricsSink = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The `Function` dimension of the ingest's metrics.
+const METRICS_FUNCTION: &str = "telephony-ingest";
+/// Counts events answered `stale` (property `reason`: `older_than_dedupe_window`, `in_the_future`).
+pub const STALE_METRIC: &str = "IngestStaleEvent";
+/// How far ahead of the ingest's clock an event may be dated (Webex's clock against ours).
+pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 impl Ingest {
     pub fn new(ports: CorePorts, config: IngestConfig) -> Self {
-        Self { ports, config }
+        Self {
+            ports,
+            config,
+            metrics: Arc::new(|line| println!("{line}")),
+        }
+    }
+
+    /// The same, its metric lines given to `sink` instead of stdout (tests).
+    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+        self.metrics = sink;
+        self
     }
 
     pub fn config(&self) -> &IngestConfig {
@@ -114,6 +138,15 @@ impl Ingest {
             return r;
         };
 
+        // 4. Freshness: a body older than the dedupe window could be a capture re-sent after its
+        // dedupe record expired, so it is acknowledged (Webex counts only failures against the
+        // webhook) and dropped before anything is stored.
+        if let Some(mut r) = self.stale(&envelope) {
+            r.call_id = Some(call_id);
+            r.event_type = Some(event_type);
+            return r;
+        }
+
         let key = dedupe_key(&envelope.data);
         let event_id = EventId::derived(event_millis(&envelope.data), key.as_bytes());
         let mut resp = self.process(&envelope, event_type, &key, event_id).await;
@@ -131,7 +164,7 @@ impl Ingest {
         event_id: EventId,
     ) -> IngestResponse {
         let now = self.ports.clock.now();
-        // 4. Dedupe claim.
+        // 5. Dedupe claim.
         let claim = self
             .ports
             .stores
@@ -194,7 +227,7 @@ impl Ingest {
         }
     }
 
-    /// Steps 5–7: call state, event log, fan-out. Returns the number of delivery jobs queued.
+    /// Steps 6–8: call state, event log, fan-out. Returns the number of delivery jobs queued.
     async fn deliver(
         &self,
         envelope: &TelephonyEnvelope,
@@ -247,7 +280,7 @@ impl Ingest {
         Ok(jobs.len())
     }
 
-    /// Step 5: the call's lifecycle record, with bounded optimistic-concurrency retries.
+    /// Step 6: the call's lifecycle record, with bounded optimistic-concurrency retries.
     async fn record_call_state(
         &self,
         envelope: &TelephonyEnvelope,
@@ -299,6 +332,43 @@ impl Ingest {
         Err(StoreError::Conflict(format!(
             "call state still contended after {attempts} attempts"
         )))
+    }
+
+    /// A 200 `stale` answer (with its metric line) when the event's time, `data.eventTimestamp`,
+    /// lies outside `[now - dedupe TTL, now + MAX_CLOCK_SKEW]`. The envelope's own `created` is the
+    /// webhook registration's, not the event's. A future date is refused too: relayed, it would
+    /// stay "fresh" long after its dedupe record expired.
+    fn stale(&self, envelope: &TelephonyEnvelope) -> Option<IngestResponse> {
+        let now = self.ports.clock.now();
+        let at = envelope.data.event_timestamp.at();
+        let reason = if at < now - self.config.dedupe_ttl {
+            "older_than_dedupe_window"
+        } else if at > now + MAX_CLOCK_SKEW {
+            "in_the_future"
+        } else {
+            return None;
+        };
+        (self.metrics)(
+            Emf::new(METRICS_FUNCTION)
+                .metric(STALE_METRIC, Unit::Count, 1)
+                .property("reason", reason)
+                .property("orgId", envelope.org_id.as_str())
+                .line(now.timestamp_millis()),
+        );
+        let detail = format!(
+            "{reason}: eventTimestamp {} (now {}, dedupe window {} h, clock skew {} s)",
+            truncate(envelope.data.event_timestamp.as_str(), 40),
+            rfc3339_millis(now),
+            self.config.dedupe_ttl.num_hours(),
+            MAX_CLOCK_SKEW.num_seconds()
+        );
+        let mut r = IngestResponse::new(
+            StatusCode::OK,
+            IngestOutcome::Stale,
+            json!({ "status": "stale", "reason": reason, "note": "acknowledged, not relayed: the event's time is outside the accepted window" }),
+        );
+        r.detail = Some(detail);
+        Some(r)
     }
 
     fn unavailable(&self, detail: String) -> IngestResponse {

@@ -2,7 +2,8 @@
 //!
 //! The endpoint Webex calls for `telephony_calls` webhooks (`POST /webex/telephony`, API Gateway
 //! HTTP API payload v2). In order: size limit (413) → signature (401) → parse (400; other
-//! resources 202) → dedupe (200 duplicate / 503 in progress) → call lifecycle state → outbound
+//! resources 202) → freshness (200 `stale`, not relayed) → dedupe (200 duplicate / 503 in
+//! progress) → call lifecycle state → outbound
 //! event (event log) → one delivery job per matching subscription → 200. Any storage or queue
 //! failure answers 503 with `Retry-After` and releases the dedupe claim, so Webex's retry succeeds:
 //! never a 200 for an event that is not durably queued.

@@ -18,6 +18,8 @@ pub enum IngestOutcome {
     Duplicate,
     InProgress,
     Ignored,
+    /// Dated outside the accepted window (older than the dedupe TTL, or in the future): 200, not relayed.
+    Stale,
     TooLarge,
     Unauthorized,
     BadRequest,

@@ -18,8 +18,8 @@ pub use signature::{
     WebhookSecrets, SPARK_SIGNATURE_HEADER, WEBEX_SIGNATURE_HEADER,
 };
 pub use telephony::{
-    CallEventType, CallParty, CallState, Redirection, TelephonyCallData, TelephonyEnvelope,
-    TELEPHONY_RESOURCE,
+    redate_captured, CallEventType, CallParty, CallState, Redirection, TelephonyCallData,
+    TelephonyEnvelope, TELEPHONY_RESOURCE,
 };
 pub use timestamp::WebexTime;
 pub use tracking::{tracking_id, TRACKING_ID_HEADER};

@@ -106,6 +106,37 @@ pub struct Redirection {
     pub extra: Map<String, Value>,
 }
 
+/// The latest call time of the captured telephony webhook (`tests/fixtures/seed001/`).
+const CAPTURED_AT: &str = "2025-08-14T18:52:43.357Z";
+
+/// A captured telephony envelope (`tests/fixtures/seed001/`) moved to the present: the call times
+/// of its `data` (`eventTimestamp`, `created`, `answered`, `disconnected`) shifted by the same whole
+/// number of hours, once per process, so that the capture's latest moment falls within the hour
+/// before the first call. The ingest relays only events inside its dedupe window (freshness,
+/// docs/telephony-ingest.md), so the demo and the tests post the capture this way. The envelope's
+/// own `created` is the webhook registration's and is kept.
+pub fn redate_captured(envelope: &mut Value) {
+    static SHIFT: std::sync::OnceLock<chrono::Duration> = std::sync::OnceLock::new();
+    let shift = *SHIFT.get_or_init(|| {
+        let captured = WebexTime::parse(CAPTURED_AT).expect("valid constant").at();
+        chrono::Duration::hours((chrono::Utc::now() - captured).num_hours())
+    });
+    let Some(data) = envelope.get_mut("data").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for field in ["eventTimestamp", "created", "answered", "disconnected"] {
+        let Some(at) = data
+            .get(field)
+            .and_then(Value::as_str)
+            .and_then(|raw| WebexTime::parse(raw).ok())
+        else {
+            continue;
+        };
+        let moved = (at.at() + shift).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        data.insert(field.into(), Value::String(moved));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

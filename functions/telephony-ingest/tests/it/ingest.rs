@@ -23,7 +23,7 @@ use relay_shared::ports::{
     Claim, CorePorts, DeliveryQueue, EventQuery, QueueConsumer, Stores, Term,
 };
 use relay_shared::webex::{
-    parse_json, webex_signature, SecretRole, TelephonyEnvelope, WebhookSecrets,
+    parse_json, redate_captured, webex_signature, SecretRole, TelephonyEnvelope, WebhookSecrets,
 };
 use telephony_ingest::config::SecretSource;
 use telephony_ingest::envelope::{dedupe_key, event_millis};
@@ -39,9 +39,11 @@ const SEED_ORG: &str =
 const SEED_CALL: &str = "Y2lzY29zcGFyazovL3VzL0NBTEwvY2FsbGhhbGYtOTgyNzEzMjM3MDow";
 
 /// The Webex envelope of a captured telephony webhook fixture (its `items`), as the compact bytes
-/// Webex would POST.
+/// Webex would POST, its call times moved to the present (`redate_captured`: the ingest relays only
+/// events inside its dedupe window).
 fn envelope(fixture: &str) -> String {
-    let v: Value = serde_json::from_str(fixture).unwrap();
+    let mut v: Value = serde_json::from_str(fixture).unwrap();
+    redate_captured(&mut v["items"]);
     serde_json::to_string(&v["items"]).unwrap()
 }
 
@@ -58,6 +60,8 @@ struct Harness {
     consumer: Arc<dyn QueueConsumer>,
     now: DateTime<Utc>,
     aws: bool,
+    /// The EMF lines the ingest emitted.
+    metrics: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 struct Reply {
@@ -73,7 +77,8 @@ impl Harness {
         consumer: Arc<dyn QueueConsumer>,
         aws: bool,
     ) -> Self {
-        Self::build_with(stores, queue, consumer, aws, WebhookAuth::secret(SECRET))
+        let config = IngestConfig::new(WebhookAuth::secret(SECRET));
+        Self::build_with(stores, queue, consumer, aws, config)
     }
 
     fn build_with(
@@ -81,7 +86,7 @@ impl Harness {
         queue: Arc<dyn DeliveryQueue>,
         consumer: Arc<dyn QueueConsumer>,
         aws: bool,
-        auth: WebhookAuth,
+        config: IngestConfig,
     ) -> Self {
         // The real time (ms precision), so AWS readers that check `expires_at` against the wall
         // clock agree with the records written.
@@ -93,8 +98,11 @@ impl Harness {
                 queue: queue.clone(),
                 clock: Arc::new(ManualClock::new(now)),
             },
-            IngestConfig::new(auth),
+            config,
         );
+        let metrics = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = metrics.clone();
+        let ingest = ingest.with_metrics(Arc::new(move |line| sink.lock().unwrap().push(line)));
         Self {
             router: router(Arc::new(ingest)),
             stores,
@@ -102,6 +110,7 @@ impl Harness {
             consumer,
             now,
             aws,
+            metrics,
         }
     }
 
@@ -110,6 +119,10 @@ impl Harness {
     }
 
     fn memory_with(auth: WebhookAuth) -> Self {
+        Self::memory_with_config(IngestConfig::new(auth))
+    }
+
+    fn memory_with_config(config: IngestConfig) -> Self {
         let q = Arc::new(relay_shared::adapters::memory::MemoryQueue::new(
             std::time::Duration::from_secs(30),
         ));
@@ -118,7 +131,7 @@ impl Harness {
             q.clone(),
             q,
             false,
-            auth,
+            config,
         )
     }
 
@@ -194,10 +207,14 @@ const TELEPHONY: [EventType; 3] = [
 ];
 
 fn expected_body(fixture: &str, now: DateTime<Utc>) -> String {
+    body_of(&envelope(fixture), now)
+}
+
+/// The delivered body of the envelope `items`.
+fn body_of(items: &str, now: DateTime<Utc>) -> String {
     format!(
-        r#"{{"Payload":"telephony","timestamp":"{}","items":{},"orgId":"{SEED_ORG}"}}"#,
+        r#"{{"Payload":"telephony","timestamp":"{}","items":{items},"orgId":"{SEED_ORG}"}}"#,
         rfc3339_millis(now),
-        envelope(fixture)
     )
 }
 
@@ -308,7 +325,7 @@ async fn duplicate(h: Harness) {
     assert_eq!(r.body["status"], "duplicate");
     // A claim held by a concurrent request: 503 with Retry-After.
     let other = with(SEED_CREATED, |v| {
-        v["data"]["eventTimestamp"] = "2025-08-14T18:52:41.999Z".into()
+        v["data"]["eventTimestamp"] = rfc3339_millis(h.now - chrono::Duration::seconds(1)).into()
     });
     let env: TelephonyEnvelope = parse_json(other.as_bytes()).unwrap();
     let key = dedupe_key(&env.data);
@@ -567,6 +584,59 @@ async fn filtering(h: Harness) {
 // ---------------------------------------------------------------------------------------------
 // Backends.
 
+/// Freshness (docs/telephony-ingest.md): a validly signed event dated outside `[now - dedupe TTL,
+/// now + 5 min]` (a capture re-sent once its dedupe record expired, or one dated ahead) is answered
+/// 200 `stale`, with a metric line, and nothing is stored or queued; inside the window it is relayed.
+async fn stale_events(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let ttl = IngestConfig::new(WebhookAuth::secret(SECRET)).dedupe_ttl;
+    let dated = |at: DateTime<Utc>, call: &str| {
+        with(SEED_CREATED, |v| {
+            v["data"]["eventTimestamp"] = rfc3339_millis(at).into();
+            v["data"]["callId"] = call.into();
+        })
+    };
+    let old_2001 = DateTime::parse_from_rfc3339("2001-09-09T01:46:40.000Z")
+        .unwrap()
+        .to_utc();
+    for (at, reason) in [
+        (old_2001, "older_than_dedupe_window"),
+        (
+            h.now - ttl - chrono::Duration::minutes(1),
+            "older_than_dedupe_window",
+        ),
+        (h.now + chrono::Duration::minutes(6), "in_the_future"),
+    ] {
+        let r = h.post(&dated(at, "stale-call")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["status"], "stale", "{}", r.body);
+        assert_eq!(r.body["reason"], reason, "{}", r.body);
+    }
+    assert!(h.drain().await.is_empty(), "a stale event is not relayed");
+    assert!(h.stores.calls.get("stale-call").await.unwrap().is_none());
+    let metrics = h.metrics.lock().unwrap().clone();
+    assert_eq!(metrics.len(), 3, "{metrics:?}");
+    for (line, reason) in metrics.iter().zip([
+        "older_than_dedupe_window",
+        "older_than_dedupe_window",
+        "in_the_future",
+    ]) {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(doc[telephony_ingest::ingest::STALE_METRIC], 1, "{line}");
+        assert_eq!(doc["reason"], reason, "{line}");
+    }
+
+    // Just inside both edges: relayed.
+    for (at, call) in [
+        (h.now - ttl + chrono::Duration::minutes(1), "old-but-fresh"),
+        (h.now + chrono::Duration::minutes(4), "slightly-ahead"),
+    ] {
+        let r = h.post(&dated(at, call)).await;
+        assert_eq!(r.body["status"], "queued", "{}", r.body);
+    }
+    assert_eq!(h.drain().await.len(), 2);
+}
+
 macro_rules! scenarios {
     ($make:expr) => {
         #[tokio::test]
@@ -641,6 +711,12 @@ macro_rules! scenarios {
                 super::filtering(h).await
             }
         }
+        #[tokio::test]
+        async fn stale_events() {
+            if let Some(h) = $make {
+                super::stale_events(h).await
+            }
+        }
     };
 }
 
@@ -677,9 +753,18 @@ fn event_request(name: &str) -> lambda_http::Request {
         .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"))
 }
 
+/// The checked-in events carry the capture's own (2025) times, signed: they are relayed with a
+/// dedupe window reaching back to them (docs/telephony-ingest.md, `DEDUPE_TTL_HOURS`).
+fn capture_window() -> IngestConfig {
+    IngestConfig {
+        dedupe_ttl: chrono::Duration::days(3650),
+        ..IngestConfig::new(WebhookAuth::secret(SECRET))
+    }
+}
+
 #[tokio::test]
 async fn sample_events_answer_as_documented() {
-    let h = Harness::memory();
+    let h = Harness::memory_with_config(capture_window());
     h.subscribe(SEED_ORG, &TELEPHONY).await;
     for (name, status) in [
         ("telephony-updated.json", 200),
@@ -701,7 +786,7 @@ async fn sample_events_answer_as_documented() {
 #[tokio::test]
 async fn base64_encoded_api_gateway_body_is_verified_on_the_decoded_bytes() {
     use base64::Engine;
-    let h = Harness::memory();
+    let h = Harness::memory_with_config(capture_window());
     h.subscribe(SEED_ORG, &TELEPHONY).await;
     let path = format!(
         "{}/../../events/telephony-created.json",
@@ -716,7 +801,8 @@ async fn base64_encoded_api_gateway_body_is_verified_on_the_decoded_bytes() {
     let req = lambda_http::request::from_str(&ev.to_string()).unwrap();
     let resp = h.router.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(h.drain().await[0].body, expected_body(SEED_CREATED, h.now));
+    let items: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h.drain().await[0].body, body_of(&items.to_string(), h.now));
 }
 
 #[tokio::test]
@@ -916,7 +1002,8 @@ async fn every_event_type_is_relayed_untouched() {
     {
         let body = with(SEED_UPDATED, |v| {
             v["data"]["eventType"] = event_type.into();
-            v["data"]["eventTimestamp"] = format!("2025-08-14T18:52:4{i}.000Z").into();
+            v["data"]["eventTimestamp"] =
+                rfc3339_millis(h.now - chrono::Duration::seconds(10 - i as i64)).into();
         });
         let r = h.post(&body).await;
         assert_eq!(r.status, StatusCode::OK, "{event_type}: {}", r.body);
