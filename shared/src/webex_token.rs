@@ -649,7 +649,16 @@ struct State {
 }
 
 /// The refreshing [`TokenSource`] (see the module docs).
+///
+/// Each `token()`/`rejected()` runs in a task of its own, awaited by the caller: a caller that
+/// gives up (a `timeout_at` around a Webex call) cannot cancel a refresh halfway, between Webex
+/// answering with a rotated refresh token (the old one is spent) and its write-back, nor leave
+/// the refresh lease held.
 pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     vault: Arc<dyn TokenVault>,
     refresher: Arc<dyn Refresher>,
     leases: Arc<dyn LeaseStore>,
@@ -673,17 +682,19 @@ impl TokenManager {
         function: impl Into<String>,
     ) -> Self {
         Self {
-            vault,
-            refresher,
-            leases,
-            clock,
-            function: function.into(),
-            holder: format!("token-{}", ulid::Ulid::new()),
-            policy: RefreshPolicy::default(),
-            backoff: Backoff::new(Duration::from_secs(5)).capped(Duration::from_secs(5 * 60)),
-            lease: LeaseTiming::default(),
-            metrics: Arc::new(|line| println!("{line}")),
-            state: Default::default(),
+            inner: Arc::new(Inner {
+                vault,
+                refresher,
+                leases,
+                clock,
+                function: function.into(),
+                holder: format!("token-{}", ulid::Ulid::new()),
+                policy: RefreshPolicy::default(),
+                backoff: Backoff::new(Duration::from_secs(5)).capped(Duration::from_secs(5 * 60)),
+                lease: LeaseTiming::default(),
+                metrics: Arc::new(|line| println!("{line}")),
+                state: Default::default(),
+            }),
         }
     }
 
@@ -700,39 +711,62 @@ impl TokenManager {
     }
 
     pub fn with_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.policy = policy;
+        self.configure().policy = policy;
         self
     }
 
     /// The wait after consecutive failed refreshes (5 s doubling to 5 min by default).
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.configure().backoff = backoff;
         self
     }
 
     pub fn with_lease_timing(mut self, lease: LeaseTiming) -> Self {
-        self.lease = lease;
+        self.configure().lease = lease;
         self
     }
 
     pub fn with_metrics(mut self, sink: MetricSink) -> Self {
-        self.metrics = sink;
+        self.configure().metrics = sink;
         self
+    }
+
+    fn configure(&mut self) -> &mut Inner {
+        Arc::get_mut(&mut self.inner).expect("a TokenManager is configured before its first use")
     }
 
     /// The lease that serializes refreshes of this record.
     pub fn lease_name(&self) -> String {
-        format!("webex-token#{}", self.vault.id())
+        self.inner.lease_name()
     }
 
     /// Successful refresh calls made by this manager.
     pub async fn refreshes(&self) -> u32 {
-        self.state.lock().await.refreshes
+        self.inner.state.lock().await.refreshes
     }
 
     /// Consecutive failed refreshes.
     pub async fn failures(&self) -> u32 {
-        self.state.lock().await.failures
+        self.inner.state.lock().await.failures
+    }
+
+    /// Runs `op` on a task of its own and waits for it (see the type's docs).
+    async fn detached<F, Fut>(&self, op: F) -> Result<SecretString, TokenError>
+    where
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: std::future::Future<Output = Result<SecretString, TokenError>> + Send + 'static,
+    {
+        match tokio::spawn(op(self.inner.clone())).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(TokenError::Vault(format!("the token task stopped: {e}"))),
+        }
+    }
+}
+
+impl Inner {
+    fn lease_name(&self) -> String {
+        format!("webex-token#{}", self.vault.id())
     }
 
     async fn loaded<'a>(&self, st: &'a mut State) -> Result<&'a TokenRecord, TokenError> {
@@ -907,6 +941,23 @@ fn chrono_of(d: Duration) -> chrono::Duration {
 #[async_trait]
 impl TokenSource for TokenManager {
     async fn token(&self) -> Result<SecretString, TokenError> {
+        self.detached(|m| async move { m.token().await }).await
+    }
+
+    async fn rejected(&self, rejected: &SecretString) -> Result<SecretString, TokenError> {
+        let rejected = rejected.clone();
+        self.detached(|m| async move { m.rejected(&rejected).await })
+            .await
+    }
+
+    async fn record(&self) -> Option<TokenRecord> {
+        let mut st = self.inner.state.lock().await;
+        self.inner.loaded(&mut st).await.ok().cloned()
+    }
+}
+
+impl Inner {
+    async fn token(&self) -> Result<SecretString, TokenError> {
         let mut st = self.state.lock().await;
         let record = self.loaded(&mut st).await?;
         let now = self.clock.now();
@@ -944,11 +995,6 @@ impl TokenSource for TokenManager {
             st.record = Some(fresh);
         }
         self.refresh(&mut st, Some(rejected)).await
-    }
-
-    async fn record(&self) -> Option<TokenRecord> {
-        let mut st = self.state.lock().await;
-        self.loaded(&mut st).await.ok().cloned()
     }
 }
 
@@ -1044,9 +1090,39 @@ mod tests {
         }
     }
 
+    /// The vault as the manager sees it: the memory vault, whose writes can be told to fail or
+    /// to wait.
+    struct Flaky {
+        mem: Arc<MemoryVault>,
+        fail: AtomicU32,
+        gate: tokio::sync::Semaphore,
+    }
+
+    #[async_trait]
+    impl TokenVault for Flaky {
+        fn id(&self) -> &str {
+            self.mem.id()
+        }
+        async fn load(&self) -> Result<TokenRecord, TokenError> {
+            self.mem.load().await
+        }
+        async fn store(&self, record: &TokenRecord) -> Result<(), TokenError> {
+            let _held = self.gate.acquire().await.unwrap();
+            if self
+                .fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(TokenError::Vault("PutSecretValue: throttled".into()));
+            }
+            self.mem.store(record).await
+        }
+    }
+
     struct Rig {
         clock: Arc<ManualClock>,
         vault: Arc<MemoryVault>,
+        flaky: Arc<Flaky>,
         leases: Arc<MemoryLeases>,
         webex: Arc<FakeRefresher>,
         lines: Arc<Mutex<Vec<String>>>,
@@ -1054,9 +1130,15 @@ mod tests {
 
     impl Rig {
         fn new(record: TokenRecord, life: u64) -> Self {
+            let vault = Arc::new(MemoryVault::new("arn:token", record));
             Self {
                 clock: Arc::new(ManualClock::new(t0())),
-                vault: Arc::new(MemoryVault::new("arn:token", record)),
+                flaky: Arc::new(Flaky {
+                    mem: vault.clone(),
+                    fail: AtomicU32::new(0),
+                    gate: tokio::sync::Semaphore::new(1000),
+                }),
+                vault,
                 leases: Arc::new(MemoryLeases::default()),
                 webex: FakeRefresher::new("rt-0", life),
                 lines: Default::default(),
@@ -1065,7 +1147,7 @@ mod tests {
         fn manager(&self) -> TokenManager {
             let lines = self.lines.clone();
             TokenManager::new(
-                self.vault.clone(),
+                self.flaky.clone(),
                 self.webex.clone(),
                 self.leases.clone(),
                 self.clock.clone(),
@@ -1281,6 +1363,39 @@ mod tests {
         // A 401 elsewhere with the old token after the refresh: re-read, no second refresh.
         let c = rig.manager();
         assert_eq!(expose(&c.rejected(&s("at-0")).await.unwrap()), "at-1");
+        assert_eq!(rig.webex.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_giving_up_does_not_cancel_a_refresh_halfway() {
+        let rig = Rig::new(
+            integration("at-0", t0() + chrono::Duration::hours(1), t0()),
+            3600,
+        );
+        let m = rig.manager();
+        rig.clock.advance(chrono::Duration::minutes(55));
+        // Webex has answered (rt-0 is spent, rt-1 issued) and the write-back is slow.
+        let permits = rig.flaky.gate.acquire_many(1000).await.unwrap();
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), m.token()).await;
+        assert!(gave_up.is_err(), "the caller's deadline fired mid-refresh");
+        assert_eq!(rig.webex.used(), ["rt-0"]);
+        drop(permits);
+        // The refresh finishes without its caller: the rotated pair is stored, the lease freed.
+        assert_eq!(expose(&m.token().await.unwrap()), "at-1");
+        assert_eq!(
+            expose(rig.vault.record().refresh_token.as_ref().unwrap()),
+            "rt-1"
+        );
+        let now = rig.clock.now();
+        assert!(rig
+            .leases
+            .acquire(
+                &m.lease_name(),
+                "other",
+                Term::new(now, now + chrono::Duration::seconds(1))
+            )
+            .await
+            .unwrap());
         assert_eq!(rig.webex.calls(), 1);
     }
 
