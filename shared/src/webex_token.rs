@@ -839,7 +839,13 @@ impl Inner {
         let token = fresh.usable(now)?.clone();
         let ours = st.record.as_ref().is_some_and(|r| r.holds(&token));
         let refused = rejected.is_some_and(|r| fresh.holds(r));
-        if ours || refused || self.policy.due(&fresh, now) {
+        // An unsaved record holds the newest refresh token: only a later refresh replaces it.
+        let older = st.unsaved
+            && !matches!(
+                (fresh.issued_at, st.record.as_ref().and_then(|r| r.issued_at)),
+                (Some(theirs), Some(mine)) if theirs > mine
+            );
+        if ours || refused || older || self.policy.due(&fresh, now) {
             return None;
         }
         tracing::info!(
@@ -895,13 +901,50 @@ impl Inner {
                 );
             }
             Err(e) => {
-                // The token works; the rotated refresh token lives in memory until the next
-                // refresh stores it. Other functions reading the vault may fail meanwhile.
+                // The token works; the rotated refresh token lives in memory until a later
+                // call writes it back (`save_unsaved`). Other functions reading the vault may
+                // fail meanwhile.
                 st.unsaved = true;
                 self.report(&e, 0, None);
             }
         }
         Ok(token)
+    }
+
+    /// Writes back a refreshed record the vault refused (see `State::unsaved`), under the
+    /// refresh lease; with the lease busy or the write failing, the next call tries again.
+    async fn save_unsaved(&self, st: &mut State) {
+        let Some(record) = st.record.clone().filter(|_| st.unsaved) else {
+            return;
+        };
+        let name = self.lease_name();
+        let now = self.clock.now();
+        let term = Term::new(now, now + chrono_of(self.lease.term));
+        match self.leases.acquire(&name, &self.holder, term).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(lease = %name, error = %e, "could not take the token lease to write back the refreshed Webex token");
+                return;
+            }
+        }
+        match self.vault.store(&record).await {
+            Ok(()) => {
+                st.unsaved = false;
+                tracing::info!(
+                    secret = self.vault.id(),
+                    "wrote back the refreshed Webex token"
+                );
+            }
+            Err(e) => tracing::warn!(
+                secret = self.vault.id(),
+                error = %e,
+                "the refreshed Webex token is still not written back; the next call tries again"
+            ),
+        }
+        if let Err(e) = self.leases.release(&name, &self.holder).await {
+            tracing::warn!(lease = %name, error = %e, "could not release the token refresh lease");
+        }
     }
 
     /// Counts a failure, schedules the next attempt, and reports it (metric + log).
@@ -959,6 +1002,7 @@ impl TokenSource for TokenManager {
 impl Inner {
     async fn token(&self) -> Result<SecretString, TokenError> {
         let mut st = self.state.lock().await;
+        self.save_unsaved(&mut st).await;
         let record = self.loaded(&mut st).await?;
         let now = self.clock.now();
         if record.can_refresh() && self.policy.due(record, now) {
@@ -974,6 +1018,7 @@ impl Inner {
 
     async fn rejected(&self, rejected: &SecretString) -> Result<SecretString, TokenError> {
         let mut st = self.state.lock().await;
+        self.save_unsaved(&mut st).await;
         let record = self.loaded(&mut st).await?;
         // Another caller of this process may already have replaced it.
         if !record.holds(rejected) {
@@ -1396,6 +1441,44 @@ mod tests {
             )
             .await
             .unwrap());
+        assert_eq!(rig.webex.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_write_back_is_retried_by_the_next_call_and_never_clobbered() {
+        let rig = Rig::new(
+            integration("at-0", t0() + chrono::Duration::days(14), t0()),
+            3600,
+        );
+        let m = rig.manager();
+        rig.flaky.fail.store(100, Ordering::SeqCst);
+        rig.clock.advance(chrono::Duration::minutes(1));
+        assert_eq!(expose(&m.rejected(&s("at-0")).await.unwrap()), "at-1");
+        assert_eq!(
+            expose(rig.vault.record().refresh_token.as_ref().unwrap()),
+            "rt-0",
+            "the write-back failed"
+        );
+        // Webex refuses at-1 while another function holds the lease: the older record in the
+        // vault (at-0, still valid) must not replace the unsaved one.
+        let now = rig.clock.now();
+        let term = Term::new(now, now + chrono::Duration::minutes(5));
+        assert!(rig
+            .leases
+            .acquire(&m.lease_name(), "other", term)
+            .await
+            .unwrap());
+        let e = m.rejected(&s("at-1")).await.unwrap_err();
+        assert!(matches!(e, TokenError::Busy), "{e}");
+        let kept = m.record().await.unwrap();
+        assert_eq!(expose(kept.refresh_token.as_ref().unwrap()), "rt-1");
+        // The lease freed and the vault writable again: the next call writes the pair back.
+        rig.leases.release(&m.lease_name(), "other").await.unwrap();
+        rig.flaky.fail.store(0, Ordering::SeqCst);
+        assert_eq!(expose(&m.token().await.unwrap()), "at-1");
+        let stored = rig.vault.record();
+        assert_eq!(expose(stored.refresh_token.as_ref().unwrap()), "rt-1");
+        assert_eq!(expose(stored.access_token.as_ref().unwrap()), "at-1");
         assert_eq!(rig.webex.calls(), 1);
     }
 
