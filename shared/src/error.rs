@@ -31,4 +31,25 @@ pub enum QueueError {
         total: usize,
         reason: String,
     },
+    /// A message over [`MAX_QUEUE_MESSAGE_BYTES`]: nothing was sent, and sending it again cannot
+    /// succeed (the caller parks it instead of retrying).
+    #[error("a {bytes}-byte message exceeds the queue's {max}-byte limit")]
+    TooLarge { bytes: usize, max: usize },
+}
+
+/// The largest message body a delivery queue takes, and the most one `SendMessageBatch` carries
+/// in total: SQS's 256 KiB for each, less 1 KiB kept for message attributes and entry ids.
+pub const MAX_QUEUE_MESSAGE_BYTES: usize = 255 * 1024;
+
+impl QueueError {
+    /// `TooLarge` for a message body over [`MAX_QUEUE_MESSAGE_BYTES`].
+    pub fn check_size(bytes: usize) -> Result<(), QueueError> {
+        if bytes > MAX_QUEUE_MESSAGE_BYTES {
+            return Err(QueueError::TooLarge {
+                bytes,
+                max: MAX_QUEUE_MESSAGE_BYTES,
+            });
+        }
+        Ok(())
+    }
 }

@@ -94,6 +94,7 @@ conformance! {
     queues => {
         queue: [
             send_25_and_receive_all,
+            large_jobs_batch_by_bytes_and_too_large_is_refused,
             delay_hides_messages,
             ack_and_retry_after,
             redrive_after_max_receives,

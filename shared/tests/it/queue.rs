@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use relay_shared::adapters::aws::MAX_RECEIVE_COUNT;
 use relay_shared::delivery::DeliveryJob;
+use relay_shared::error::{QueueError, MAX_QUEUE_MESSAGE_BYTES};
 use relay_shared::ports::{QueueConsumer, QueuedJob, ReceivedJob};
 
 use crate::fixtures::job;
@@ -48,6 +49,40 @@ pub async fn send_25_and_receive_all(env: QueueEnv) {
     }
     assert_eq!(env.depth().await, 0);
     assert!(env.consumer.receive(10, 0).await.unwrap().is_empty());
+}
+
+/// Batches are cut by bytes as well as by count: ten 60 KiB jobs (600 KiB, over SQS's 256 KiB per
+/// `SendMessageBatch`) are all queued; a job over the message limit is refused as `TooLarge`
+/// before anything of its call is sent.
+pub async fn large_jobs_batch_by_bytes_and_too_large_is_refused(env: QueueEnv) {
+    let big = |i: u32, bytes: usize| {
+        let mut j = job(i);
+        j.body = "x".repeat(bytes);
+        j
+    };
+    let jobs: Vec<DeliveryJob> = (0..10).map(|i| big(i, 60 * 1024)).collect();
+    let queued: Vec<_> = jobs.iter().map(|j| QueuedJob::now(j.clone())).collect();
+    env.queue.send(&queued).await.unwrap();
+    let got = receive_n(env.consumer.as_ref(), 10).await;
+    assert_eq!(got.len(), 10);
+    for r in &got {
+        assert!(jobs.contains(&parsed(r)));
+        env.consumer.ack(&r.receipt).await.unwrap();
+    }
+
+    let err = env
+        .queue
+        .send(&[
+            QueuedJob::now(job(20)),
+            QueuedJob::now(big(21, MAX_QUEUE_MESSAGE_BYTES)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QueueError::TooLarge { max, .. } if max == MAX_QUEUE_MESSAGE_BYTES),
+        "{err:?}"
+    );
+    assert_eq!(env.depth().await, 0, "nothing of a refused call is sent");
 }
 
 pub async fn delay_hides_messages(env: QueueEnv) {

@@ -1,5 +1,6 @@
 //! SQS: the delivery queue (send in batches, consume, negative-ack) and the dead-letter queue.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,11 +10,12 @@ use aws_sdk_sqs::types::{
 };
 use aws_sdk_sqs::Client;
 
-use crate::error::QueueError;
+use crate::error::{QueueError, MAX_QUEUE_MESSAGE_BYTES};
 use crate::ports::{DeadLetterSink, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
 use crate::retry::Backoff;
 
-/// `SendMessageBatch`'s limit.
+/// `SendMessageBatch`'s limit on the number of messages (its limit on bytes:
+/// [`MAX_QUEUE_MESSAGE_BYTES`]).
 const BATCH_SIZE: usize = 10;
 /// Refused entries are retried this many times (after the first try) before `QueueError::Partial`.
 const SEND_RETRIES: u32 = 3;
@@ -77,7 +79,7 @@ impl SqsQueue {
             .sum())
     }
 
-    /// Sends one chunk (≤ 10), retrying refused entries; the number still refused and why.
+    /// Sends one chunk (one of [`batches`]), retrying refused entries; the number still refused and why.
     async fn send_chunk(&self, chunk: &[(String, u32)]) -> Result<(usize, String), QueueError> {
         // Entry ids are the chunk indexes: unique within the call, and they map failures back.
         let mut pending: Vec<usize> = (0..chunk.len()).collect();
@@ -124,6 +126,27 @@ impl SqsQueue {
     }
 }
 
+/// Splits messages of these body sizes (bytes, in order) into `SendMessageBatch` requests of at
+/// most [`BATCH_SIZE`] messages whose bodies add up to at most [`MAX_QUEUE_MESSAGE_BYTES`] (SQS
+/// refuses a larger batch as a whole, so counting messages alone could fail every retry). A
+/// message over the limit is an error before anything is sent.
+pub fn batches(sizes: &[usize]) -> Result<Vec<Range<usize>>, QueueError> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        QueueError::check_size(size)?;
+        if i - start == BATCH_SIZE || bytes + size > MAX_QUEUE_MESSAGE_BYTES {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl DeliveryQueue for SqsQueue {
     async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
@@ -134,8 +157,10 @@ impl DeliveryQueue for SqsQueue {
                 .map_err(|e| QueueError::Unavailable(format!("cannot encode job: {e}")))?;
             messages.push((body, q.delay_seconds));
         }
+        let sizes: Vec<usize> = messages.iter().map(|(body, _)| body.len()).collect();
         let mut accepted = 0;
-        for chunk in messages.chunks(BATCH_SIZE) {
+        for range in batches(&sizes)? {
+            let chunk = &messages[range];
             let (refused, reason) = self.send_chunk(chunk).await?;
             accepted += chunk.len() - refused;
             if refused > 0 {
@@ -258,4 +283,30 @@ pub async fn create_queues(client: &Client, prefix: &str) -> Result<(String, Str
         .ok_or_else(|| QueueError::Unavailable("CreateQueue returned no URL".into()))?
         .to_owned();
     Ok((queue_url, dlq_url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_by_count_and_bytes() {
+        let ranges = |sizes: &[usize]| batches(sizes).unwrap();
+        assert!(ranges(&[]).is_empty());
+        // Small messages: ten to a batch.
+        assert_eq!(ranges(&[100; 25]), [0..10, 10..20, 20..25]);
+        // 60 KiB messages: four fit under the byte limit, a fifth would not.
+        assert_eq!(ranges(&[60 * 1024; 10]), [0..4, 4..8, 8..10]);
+        // A message at the limit goes alone; the bytes start again after it.
+        let max = MAX_QUEUE_MESSAGE_BYTES;
+        assert_eq!(ranges(&[10, max, 10, 10]), [0..1, 1..2, 2..4]);
+        assert_eq!(ranges(&[max - 10, 10, 1]), [0..2, 2..3]);
+        assert_eq!(
+            batches(&[10, max + 1]).unwrap_err(),
+            QueueError::TooLarge {
+                bytes: max + 1,
+                max
+            }
+        );
+    }
 }

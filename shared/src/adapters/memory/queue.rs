@@ -176,9 +176,15 @@ impl MemoryQueue {
 #[async_trait]
 impl DeliveryQueue for MemoryQueue {
     async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
+        let mut bodies = Vec::with_capacity(jobs.len());
         for q in jobs {
             let body = serde_json::to_string(&q.job)
                 .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+            // SQS's limit, so that a too-large job is refused here as it would be there.
+            QueueError::check_size(body.len())?;
+            bodies.push(body);
+        }
+        for (q, body) in jobs.iter().zip(bodies) {
             self.push_raw(
                 body,
                 Duration::from_secs(u64::from(q.delay_seconds.min(900))),
