@@ -12,7 +12,10 @@
 //!   whatever they embed: a gateway on the path could turn them into the embedded IPv4 address.
 //! * `TARGET_ALLOW_CIDRS` (operator allow-list) wins over the address rules; an IPv6 address matches
 //!   it by its canonical form and by the IPv4 address it embeds. `ALLOW_PRIVATE_TARGETS` (local use
-//!   only) switches the address rules off.
+//!   only) switches the address rules off — except for the cloud metadata and credential endpoints
+//!   ([`Reason::CloudMetadata`], in every IPv6 encoding), which only an allow-list entry naming the address
+//!   exactly (`169.254.169.254/32`) opens: a permissive demo set-up must not hand out the instance's
+//!   credentials, and a wide block such as `169.254.0.0/16` must not open them by accident.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -47,6 +50,7 @@ pub enum Reason {
     Scheme,
     Credentials,
     Localhost,
+    CloudMetadata,
     Unspecified,
     Loopback,
     Private,
@@ -164,13 +168,22 @@ const fn embedding(net: IpNet, reason: Reason, label: &'static str, how: Embeddi
 /// ranges come before the blocks that contain them, e.g. `::1` before `::/96` before `::/3`).
 #[rustfmt::skip]
 pub const RULES: &[Rule] = &[
+    // Cloud metadata and credential endpoints, refused whatever ALLOW_PRIVATE_TARGETS says (so
+    // before the ranges holding them): the EC2/GCP/Azure/OCI instance metadata service, the ECS
+    // task credentials endpoint, EKS Pod Identity, Alibaba Cloud's metadata service.
+    rule(v4(169, 254, 169, 254, 32), Reason::CloudMetadata, METADATA_LABEL),
+    rule(v4(169, 254, 170, 2, 32), Reason::CloudMetadata, METADATA_LABEL),
+    rule(v4(169, 254, 170, 23, 32), Reason::CloudMetadata, METADATA_LABEL),
+    rule(v4(100, 100, 100, 200, 32), Reason::CloudMetadata, METADATA_LABEL),
+    rule(v6([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254], 128), Reason::CloudMetadata, METADATA_LABEL),
+    rule(v6([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23], 128), Reason::CloudMetadata, METADATA_LABEL),
     // IPv4 (RFC 6890 special-purpose registry).
     rule(v4(255, 255, 255, 255, 32), Reason::Broadcast, "the broadcast address"),
     rule(v4(0, 0, 0, 0, 8), Reason::Unspecified, "unspecified / this network"),
     rule(v4(10, 0, 0, 0, 8), Reason::Private, "private"),
     rule(v4(100, 64, 0, 0, 10), Reason::SharedAddressSpace, "shared address space / CGNAT"),
     rule(v4(127, 0, 0, 0, 8), Reason::Loopback, "loopback"),
-    rule(v4(169, 254, 0, 0, 16), Reason::LinkLocal, "link-local, incl. the instance metadata service"),
+    rule(v4(169, 254, 0, 0, 16), Reason::LinkLocal, "link-local"),
     rule(v4(172, 16, 0, 0, 12), Reason::Private, "private"),
     rule(v4(192, 0, 0, 0, 24), Reason::ProtocolAssignments, "IETF protocol assignments"),
     rule(v4(192, 0, 2, 0, 24), Reason::Documentation, "documentation"),
@@ -206,6 +219,20 @@ pub const RULES: &[Rule] = &[
     rule(v6([0x4000, 0, 0, 0, 0, 0, 0, 0], 2), Reason::NotGlobalUnicast, "not global unicast (outside 2000::/3)"),
     rule(v6([0x8000, 0, 0, 0, 0, 0, 0, 0], 1), Reason::NotGlobalUnicast, "not global unicast (outside 2000::/3)"),
 ];
+
+const METADATA_LABEL: &str = "a cloud metadata / credentials endpoint";
+
+/// Is this a cloud metadata endpoint, in any encoding (an IPv6 transition address embedding one
+/// counts: a NAT64 or 6to4 gateway would deliver to it)?
+pub fn is_cloud_metadata(ip: IpAddr) -> bool {
+    let direct = |ip: IpAddr| rule_for(ip).is_some_and(|r| r.reason == Reason::CloudMetadata);
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            direct(IpAddr::V6(v6)) || embedded_ipv4(v6).is_some_and(|i| direct(IpAddr::V4(i)))
+        }
+        v4 => direct(v4),
+    }
+}
 
 /// The rule an address falls under, if it is not a public address.
 pub fn rule_for(ip: IpAddr) -> Option<&'static Rule> {
@@ -268,9 +295,20 @@ impl TargetPolicy {
     /// allowed when that IPv4 address is listed, or when the transition address itself is listed
     /// (e.g. `64:ff9b::/96` on an IPv6-only network with DNS64) and what it embeds is public:
     /// listing a transition prefix never opens the private addresses behind it.
+    ///
+    /// A cloud metadata endpoint is listed only by an entry naming exactly it (`169.254.169.254/32`).
     pub fn is_allow_listed(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        let listed = |ip: IpAddr| self.allow_cidrs.iter().any(|net| net.contains(&ip));
+        let listed = |ip: IpAddr| {
+            let exact_only = is_cloud_metadata(ip);
+            self.allow_cidrs.iter().any(|net| {
+                if exact_only {
+                    net.prefix_len() == net.max_prefix_len() && net.addr() == ip
+                } else {
+                    net.contains(&ip)
+                }
+            })
+        };
         match ip {
             IpAddr::V6(v6) => match embedded_ipv4(v6).map(IpAddr::V4) {
                 Some(inner) => listed(inner) || (listed(ip) && forbidden(inner).is_none()),
@@ -282,7 +320,25 @@ impl TargetPolicy {
 
     /// `Ok` if the address may be called under this policy, else why not.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
-        if self.allow_private || self.is_allow_listed(ip) {
+        if self.is_allow_listed(ip) {
+            return Ok(());
+        }
+        if is_cloud_metadata(ip) {
+            let what = match ip {
+                IpAddr::V6(v6) => match (rule_for(ip), embedded_ipv4(v6)) {
+                    (Some(r), Some(inner)) => {
+                        format!("{}, embedding {inner}, {METADATA_LABEL}", r.label)
+                    }
+                    _ => METADATA_LABEL.to_owned(),
+                },
+                IpAddr::V4(_) => METADATA_LABEL.to_owned(),
+            };
+            let message = format!(
+                "{ip} is {what}; refused whatever ALLOW_PRIVATE_TARGETS says, unless TARGET_ALLOW_CIDRS lists the address itself"
+            );
+            return Err(Refusal::new(Reason::CloudMetadata, message));
+        }
+        if self.allow_private {
             return Ok(());
         }
         forbidden(ip).map_or(Ok(()), Err)

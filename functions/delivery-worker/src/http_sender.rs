@@ -30,8 +30,8 @@ impl ReqwestSender {
     ) -> Result<Self, reqwest::Error> {
         if policy.allow_private {
             tracing::warn!(
-                "ALLOW_PRIVATE_TARGETS is on: the SSRF address check is DISABLED, deliveries may reach loopback, private and \
-                 metadata addresses. Never use this setting in a deployed environment."
+                "ALLOW_PRIVATE_TARGETS is on: the SSRF address check is DISABLED (except for cloud metadata endpoints), \
+                 deliveries may reach loopback and private addresses. Never use this setting in a deployed environment."
             );
         }
         if policy.allow_http {

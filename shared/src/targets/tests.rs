@@ -15,7 +15,11 @@ const REFUSED: &[(&str, Reason)] = &[
     ("10.1.2.3", Reason::Private),
     ("100.127.255.255", Reason::SharedAddressSpace),
     ("127.255.255.254", Reason::Loopback),
-    ("169.254.169.254", Reason::LinkLocal),
+    ("169.254.169.254", Reason::CloudMetadata),
+    ("169.254.170.2", Reason::CloudMetadata),
+    ("169.254.170.23", Reason::CloudMetadata),
+    ("100.100.100.200", Reason::CloudMetadata),
+    ("169.254.1.1", Reason::LinkLocal),
     ("172.31.255.255", Reason::Private),
     ("192.0.0.8", Reason::ProtocolAssignments),
     ("192.0.2.1", Reason::Documentation),
@@ -42,7 +46,8 @@ const REFUSED: &[(&str, Reason)] = &[
     ("2002:7f00:1::", Reason::SixToFour),
     ("3fff::1", Reason::Documentation),
     ("fd12:3456::1", Reason::UniqueLocal),
-    ("fd00:ec2::254", Reason::UniqueLocal), // the EC2 instance metadata service over IPv6
+    ("fd00:ec2::254", Reason::CloudMetadata), // the EC2 instance metadata service over IPv6
+    ("fd00:ec2::23", Reason::CloudMetadata),
     ("fe80::1", Reason::LinkLocal),
     ("fec0::1", Reason::SiteLocal),
     ("ff02::1", Reason::Multicast),
@@ -145,9 +150,10 @@ fn url_forms_of_internal_hosts_are_normalised_and_refused() {
         ("http://[::1]:8080/x", Reason::Loopback),
         (
             "http://169.254.169.254/latest/meta-data/",
-            Reason::LinkLocal,
+            Reason::CloudMetadata,
         ),
-        ("http://0251.0376.0251.0376/", Reason::LinkLocal),
+        ("http://0251.0376.0251.0376/", Reason::CloudMetadata),
+        ("http://0251.0376.1.1/", Reason::LinkLocal),
         ("http://0/", Reason::Unspecified),
         ("http://localhost/", Reason::Localhost),
         ("http://LOCALHOST./", Reason::Localhost),
@@ -316,4 +322,105 @@ fn reason_names_are_the_kebab_case_classes_the_api_shows() {
         assert_eq!(reason.as_str(), name);
         assert_eq!(reason.to_string(), name);
     }
+}
+
+/// Every spelling of a metadata endpoint a tenant could put in a URL (or DNS could answer with):
+/// IPv4 forms the `url` crate normalises, and the IPv6 transition encodings of the IPv4 ones.
+const METADATA_URLS: &[&str] = &[
+    "http://169.254.169.254/latest/meta-data",
+    "http://2852039166/",
+    "http://0xa9fea9fe/",
+    "http://0xa9.0xfe.0xa9.0xfe/",
+    "http://0251.0376.0251.0376/",
+    "http://169.254.43518/",
+    "http://169.254.169.254./",
+    "https://[::ffff:169.254.169.254]/",
+    "https://[::ffff:a9fe:a9fe]/",
+    "https://[0:0:0:0:0:ffff:169.254.169.254]/",
+    "https://[::ffff:0:a9fe:a9fe]/",
+    "https://[::169.254.169.254]/",
+    "https://[64:ff9b::a9fe:a9fe]/",
+    "https://[64:ff9b:1::a9fe:a9fe]/",
+    "https://[2002:a9fe:a9fe::1]/",
+    "https://[2001:0:4136:e378:8000:63bf:5601:5601]/",
+    "https://[fd00:ec2::254]/latest/meta-data",
+    "https://[fd00:0ec2:0000::0254]/",
+    "http://169.254.170.2/v2/credentials",
+    "http://100.100.100.200/latest/meta-data",
+];
+
+fn host_ip(u: &Url) -> IpAddr {
+    match u.host().unwrap() {
+        Host::Ipv4(v4) => IpAddr::V4(v4),
+        Host::Ipv6(v6) => IpAddr::V6(v6),
+        Host::Domain(d) => panic!("{d} is not an address"),
+    }
+}
+
+#[test]
+fn cloud_metadata_is_refused_in_every_encoding_whatever_allow_private_says() {
+    let open = TargetPolicy {
+        allow_http: true,
+        allow_private: true,
+        ..Default::default()
+    };
+    let strict_http = TargetPolicy {
+        allow_http: true,
+        ..Default::default()
+    };
+    // A wide allow-list entry does not open them either: only the exact address does.
+    let wide = TargetPolicy {
+        allow_http: true,
+        allow_private: true,
+        allow_cidrs: parse_cidrs(
+            "169.254.0.0/16, 100.64.0.0/10, fd00::/8, 64:ff9b::/96, 2002::/16, 0.0.0.0/0, ::/0",
+        )
+        .unwrap(),
+    };
+    for raw in METADATA_URLS {
+        for p in [&open, &strict_http, &wide] {
+            let r = p.check_url(raw).unwrap_err();
+            assert_eq!(r.reason, Reason::CloudMetadata, "{raw}: {r}");
+            assert!(r.message.contains("ALLOW_PRIVATE_TARGETS"), "{r}");
+        }
+        // The worker checks resolved addresses with check_ip: the same verdict there.
+        let at = host_ip(&Url::parse(raw).unwrap());
+        assert!(is_cloud_metadata(at), "{raw}");
+        assert_eq!(open.check_ip(at).unwrap_err().reason, Reason::CloudMetadata);
+    }
+    // Their neighbours are ordinary link-local / unique-local / CGNAT addresses: permissive opens them.
+    for s in [
+        "169.254.169.253",
+        "169.254.170.3",
+        "fd00:ec2::253",
+        "100.100.100.201",
+        "::ffff:169.254.1.1",
+    ] {
+        assert!(!is_cloud_metadata(ip(s)), "{s}");
+        assert!(open.check_ip(ip(s)).is_ok(), "{s}");
+        assert!(strict().check_ip(ip(s)).is_err(), "{s}");
+    }
+}
+
+#[test]
+fn an_allow_list_entry_naming_a_metadata_address_opens_it() {
+    let p = TargetPolicy {
+        allow_http: true,
+        allow_cidrs: parse_cidrs("169.254.169.254/32, fd00:ec2::254").unwrap(),
+        ..Default::default()
+    };
+    for raw in [
+        "http://169.254.169.254/latest/meta-data",
+        "http://2852039166/",
+        "https://[::ffff:169.254.169.254]/",
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[fd00:ec2::254]/",
+    ] {
+        assert!(p.check_url(raw).is_ok(), "{raw}");
+    }
+    // Only those: the other endpoints stay refused.
+    assert_eq!(
+        p.check_url("http://169.254.170.2/").unwrap_err().reason,
+        Reason::CloudMetadata
+    );
 }

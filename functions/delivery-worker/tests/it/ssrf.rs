@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::common::*;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::ssrf::{Lookup, StaticLookup, SystemLookup};
+use delivery_worker::ssrf::{GuardedResolver, Lookup, StaticLookup, SystemLookup};
 use delivery_worker::{DeliveryOutcome, WorkerConfig};
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::{AttemptStatus, ErrorClass};
@@ -53,6 +53,10 @@ fn lookup() -> Arc<TestLookup> {
         vec![ip("93.184.215.14"), ip("10.0.0.7")],
     );
     t.insert("v6.example.test".to_owned(), vec![ip("::ffff:127.0.0.1")]);
+    t.insert(
+        "metadata-v6.example.test".to_owned(),
+        vec![ip("::ffff:169.254.169.254")],
+    );
     t.insert("receiver.example.test".to_owned(), vec![ip("127.0.0.1")]);
     Arc::new(TestLookup(StaticLookup(t)))
 }
@@ -208,6 +212,39 @@ async fn allow_private_targets_disables_the_address_check() {
     h.add(&sub).await;
     let o = h.deliver_new(&sub).await;
     assert!(matches!(o, DeliveryOutcome::Delivered { .. }), "{o:?}");
+}
+
+#[tokio::test]
+async fn cloud_metadata_stays_refused_when_private_targets_are_allowed() {
+    let permissive = TargetPolicy {
+        allow_http: true,
+        allow_private: true,
+        allow_cidrs: vec![],
+    };
+    let h = harness(permissive.clone());
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2852039166/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::1]/",
+        "http://[fd00:ec2::254]/",
+        // A name the tenant controls, resolving to the metadata service (and its mapped form).
+        "http://metadata.example.test/latest/meta-data/",
+        "http://metadata-v6.example.test/",
+    ] {
+        assert_blocked(&h, url).await;
+    }
+    // The operator's explicit way in: the address itself in TARGET_ALLOW_CIDRS. (Checked at the
+    // resolver: the test makes no connection to a metadata address.)
+    let listed = TargetPolicy {
+        allow_cidrs: vec!["169.254.169.254/32".parse().unwrap()],
+        ..permissive
+    };
+    let resolver = GuardedResolver::new(Arc::new(listed), lookup());
+    for name in ["metadata.example.test", "metadata-v6.example.test"] {
+        assert!(resolver.resolve_checked(name).await.is_ok(), "{name}");
+    }
 }
 
 #[tokio::test]

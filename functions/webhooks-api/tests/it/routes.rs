@@ -53,6 +53,7 @@ suite!(
     create_with_a_given_secret,
     validation_errors,
     url_validation,
+    cloud_metadata_is_refused_even_when_private_targets_are_allowed,
     malformed_requests,
     authentication,
     unknown_route_and_method,
@@ -393,6 +394,52 @@ async fn url_validation(b: Backend) {
                 .assert_error(422, "validation_failed");
         }
     }
+}
+
+async fn cloud_metadata_is_refused_even_when_private_targets_are_allowed(b: Backend) {
+    let permissive = |c: &mut ApiConfig| {
+        c.targets.allow_http = true;
+        c.targets.allow_private = true;
+    };
+    let Some(h) = h_with(b, permissive).await else {
+        return;
+    };
+    let key = h.user().await;
+    for bad in [
+        "http://169.254.169.254/latest/meta-data",
+        "https://[::ffff:169.254.169.254]/",
+        "http://2852039166/",
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[fd00:ec2::254]/",
+        "http://169.254.170.2/v2/credentials",
+    ] {
+        let e = refuses_url(&h, &key, bad).await;
+        assert!(
+            e["detail"].as_str().unwrap().contains("(cloud-metadata)"),
+            "{bad}: {e}"
+        );
+    }
+    // Private targets themselves are accepted in this mode (the switch still does what it says).
+    let mut body = valid_body();
+    body["url"] = json!("http://127.0.0.1:3001/hook");
+    h.call("POST", HOOKS, Some(&key), Some(body))
+        .await
+        .assert_status(201);
+    // Only an allow-list entry naming the address opens it.
+    let Some(h) = h_with(b, |c| {
+        permissive(c);
+        c.targets.allow_cidrs = vec!["169.254.169.254/32".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    let key = h.user().await;
+    let mut body = valid_body();
+    body["url"] = json!("http://169.254.169.254/latest/meta-data");
+    h.call("POST", HOOKS, Some(&key), Some(body))
+        .await
+        .assert_status(201);
 }
 
 async fn malformed_requests(b: Backend) {
