@@ -13,7 +13,6 @@ use presence_poller::{Poller, RunOptions};
 use relay_shared::adapters::aws::secrets::SecretsManager;
 use relay_shared::ports::Clock;
 use relay_shared::webex_token::{MemoryVault, TokenManager, TokenSource};
-use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -44,19 +43,15 @@ pub async fn spawn(
         clock.clone(),
         "local-stack",
     )?);
-    // As on Lambda: `orgId` only when the org is not the token's own (`GET /people/me`).
-    match tokens.token().await {
-        Ok(token) => {
-            presence_poller::org::resolve(&mut config, &args.webex.base_url, token.expose_secret())
-                .await
-                .map_err(anyhow::Error::msg)?
-        }
-        Err(e) => tracing::warn!(error = %e, "no Webex token yet: every cycle tries again"),
-    }
     let webex = Arc::new(RefreshingWebex::new(
         tokens.clone(),
         http_clients(&args.webex.base_url),
     ));
+    // As on Lambda: `orgId` only when the org is not the token's own (`GET /people/me`, a 401
+    // refreshing the token).
+    presence_poller::org::resolve(&mut config, webex.as_ref())
+        .await
+        .map_err(anyhow::Error::msg)?;
     if let Some(health) = args.health.config() {
         // The ingest's own secret: --webex-secret, else --webex-health-secret-arn.
         let arn = args

@@ -18,7 +18,6 @@ use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
 use relay_shared::ports::{DeliveryQueue, Stores};
 use relay_shared::webex_token::{MemoryVault, TokenManager, TokenVault};
-use secrecy::ExposeSecret;
 use serde_json::Value;
 
 #[tokio::main]
@@ -73,24 +72,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %e, "could not read the Webex token or build the client at start-up");
     }
 
-    // The token's own org: the org to poll when PRESENCE_ORG_ID is empty, and no `orgId` for it.
-    match tokens.token().await {
-        // Boxed: the reqwest future nested in `main`'s overflows rustc's layout depth limit.
-        Ok(token) => {
-            Box::pin(org::resolve(
-                &mut config,
-                &rt.webex_base_url,
-                token.expose_secret(),
-            ))
-            .await?
-        }
-        Err(e) if config.org_id.is_empty() => {
-            return Err(format!("cannot read the Webex token: {e}").into())
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the Webex token to resolve its org: listing people with orgId")
-        }
-    }
+    // The token's own org: the org to poll when PRESENCE_ORG_ID is empty, and no `orgId` for it
+    // (through the refreshing client: a 401 refreshes the token and retries).
+    // Boxed: the HTTP future nested in `main`'s overflows rustc's layout depth limit.
+    Box::pin(org::resolve(&mut config, webex.as_ref())).await?;
     tracing::info!(
         org_id = %config.org_id,
         token_org_id = ?config.token_org_id,

@@ -1,78 +1,47 @@
-//! The token's own org, resolved once per cold start with `GET /v1/people/me` (the shared
-//! `WebexClient` port has no such call): `PRESENCE_ORG_ID` left empty means that org, and `orgId`
-//! is sent to `GET /v1/people` only for another org (Webex: "Only admin users of another
-//! organization (such as partners) may use this parameter"). The same answer tells a bot's token,
-//! which cannot list an org, from a person's: a bot is refused.
+//! The token's own org, resolved once per cold start with `GET /v1/people/me` through the
+//! `WebexClient` port (`me()`; the poller's `RefreshingWebex` refreshes the token after a 401 and
+//! retries, so an expired token at cold start is refreshed, not fatal): `PRESENCE_ORG_ID` left
+//! empty means that org, and `orgId` is sent to `GET /v1/people` only for another org (Webex:
+//! "Only admin users of another organization (such as partners) may use this parameter"). The
+//! same answer tells a bot's token, which cannot list an org, from a person's: a bot is refused.
 
-use std::time::Duration;
-
-use serde::Deserialize;
+use relay_shared::ports::WebexClient;
+use relay_shared::webex::Person;
 
 use crate::config::PollerConfig;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Me {
-    #[serde(default)]
-    org_id: Option<String>,
-    /// `person`, `bot` or `appuser`.
-    #[serde(default, rename = "type")]
-    person_type: Option<String>,
+/// `GET /people/me`.
+async fn me(webex: &dyn WebexClient) -> Result<Person, String> {
+    webex.me().await.map_err(|e| format!("GET /people/me: {e}"))
 }
 
-impl Me {
-    fn org(self) -> Result<String, String> {
-        self.org_id
-            .filter(|o| !o.is_empty())
-            .ok_or_else(|| "GET /people/me returned no orgId".to_owned())
-    }
+/// A bot's token cannot list an org's people (`relay_shared::webex_token::refuse_bot`).
+fn refuse_bot(me: &Person) -> Result<(), String> {
+    relay_shared::webex_token::refuse_bot(me.person_type.as_deref()).map_err(|e| e.to_string())
+}
 
-    /// A bot's token cannot list an org's people (`relay_shared::webex_token::refuse_bot`).
-    fn refuse_bot(&self) -> Result<(), String> {
-        relay_shared::webex_token::refuse_bot(self.person_type.as_deref())
-            .map_err(|e| e.to_string())
-    }
+fn org(me: Person) -> Result<String, String> {
+    me.org_id
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| "GET /people/me returned no orgId".to_owned())
 }
 
 /// The org of the token's owner (a bot's token is an error).
-pub async fn own_org_id(base_url: &str, token: &str) -> Result<String, String> {
-    let me = me(base_url, token).await?;
-    me.refuse_bot()?;
-    me.org()
-}
-
-/// `GET /people/me`.
-async fn me(base_url: &str, token: &str) -> Result<Me, String> {
-    let url = format!("{}/people/me", base_url.trim_end_matches('/'));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let resp = http
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| format!("GET /people/me: {}", e.without_url()))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(format!("GET /people/me answered HTTP {}", status.as_u16()));
-    }
-    resp.json()
-        .await
-        .map_err(|e| format!("GET /people/me: {}", e.without_url()))
+pub async fn own_org_id(webex: &dyn WebexClient) -> Result<String, String> {
+    let me = me(webex).await?;
+    refuse_bot(&me)?;
+    org(me)
 }
 
 /// Fills `config.token_org_id` (and an empty `config.org_id`) from the token's org. Fails when the
 /// token is a bot's, or when the org to poll is unknown; otherwise an unresolved token org is
 /// logged and `orgId` stays in the query (an error from Webex rather than another org's people).
-pub async fn resolve(config: &mut PollerConfig, base_url: &str, token: &str) -> Result<(), String> {
-    let me = me(base_url, token).await;
+pub async fn resolve(config: &mut PollerConfig, webex: &dyn WebexClient) -> Result<(), String> {
+    let me = me(webex).await;
     if let Ok(me) = &me {
-        me.refuse_bot()?;
+        refuse_bot(me)?;
     }
-    match me.and_then(Me::org) {
+    match me.and_then(org) {
         Ok(org) => {
             if config.org_id.is_empty() {
                 config.org_id = org.clone();

@@ -27,6 +27,14 @@ pub fn client(fake: &FakeWebex, tokens: Arc<dyn TokenSource>) -> Arc<RefreshingW
     Arc::new(RefreshingWebex::new(tokens, http_clients(&fake.base_url)))
 }
 
+/// A client of the Webex API at `base_url` with a fixed token (`GET /people/me` at cold start).
+pub fn client_at(base_url: &str, token: &str) -> Arc<RefreshingWebex> {
+    Arc::new(RefreshingWebex::new(
+        Arc::new(StaticToken(token.into())),
+        http_clients(base_url),
+    ))
+}
+
 /// A Webex person with every field of the presence contract's example person (in its order) plus
 /// one field outside the contract (`phoneNumbers`), which is not sent unless opted in.
 pub fn person(i: usize, status: &str) -> Value {

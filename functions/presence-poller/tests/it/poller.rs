@@ -677,13 +677,13 @@ async fn older_cycles_cannot_regress_the_memory_store() {
 async fn an_empty_org_id_resolves_to_the_tokens_org() {
     let fake = FakeWebex::start(vec![]).await;
     assert_eq!(
-        presence_poller::org::own_org_id(&fake.base_url, "t")
+        presence_poller::org::own_org_id(client_at(&fake.base_url, "t").as_ref())
             .await
             .unwrap(),
         ORG
     );
     assert!(
-        presence_poller::org::own_org_id("http://127.0.0.1:9/v1", "t")
+        presence_poller::org::own_org_id(client_at("http://127.0.0.1:9/v1", "t").as_ref())
             .await
             .is_err()
     );
@@ -831,7 +831,7 @@ async fn org_id_only_for_another_org_than_the_tokens() {
     // The token's org resolved (`org::resolve`): no orgId for it.
     let fake = FakeWebex::start(people(3, "active")).await;
     let mut config = fast_config();
-    presence_poller::org::resolve(&mut config, &fake.base_url, "token")
+    presence_poller::org::resolve(&mut config, client_at(&fake.base_url, "token").as_ref())
         .await
         .unwrap();
     assert_eq!(config.token_org_id.as_deref(), Some(ORG));
@@ -864,21 +864,25 @@ async fn org_id_only_for_another_org_than_the_tokens() {
     let fake = FakeWebex::start(vec![]).await;
     let mut config = fast_config();
     config.org_id.clear();
-    presence_poller::org::resolve(&mut config, &fake.base_url, "token")
+    presence_poller::org::resolve(&mut config, client_at(&fake.base_url, "token").as_ref())
         .await
         .unwrap();
     assert_eq!(config.org_id, ORG);
     let mut config = fast_config();
     config.org_id.clear();
-    assert!(
-        presence_poller::org::resolve(&mut config, "http://127.0.0.1:9/v1", "t")
-            .await
-            .is_err()
-    );
+    assert!(presence_poller::org::resolve(
+        &mut config,
+        client_at("http://127.0.0.1:9/v1", "t").as_ref()
+    )
+    .await
+    .is_err());
     let mut config = fast_config();
-    presence_poller::org::resolve(&mut config, "http://127.0.0.1:9/v1", "t")
-        .await
-        .unwrap();
+    presence_poller::org::resolve(
+        &mut config,
+        client_at("http://127.0.0.1:9/v1", "t").as_ref(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         config.token_org_id, None,
         "unknown: orgId stays in the query"

@@ -159,18 +159,41 @@ async fn a_bot_token_is_refused_at_start() {
     fake.set_token("bot-token", bot);
     // Even with the org given (where an unresolved token org only warns).
     let mut config = fast_config();
-    let e = presence_poller::org::resolve(&mut config, &fake.base_url, "bot-token")
-        .await
-        .unwrap_err();
+    let e =
+        presence_poller::org::resolve(&mut config, client_at(&fake.base_url, "bot-token").as_ref())
+            .await
+            .unwrap_err();
     assert!(e.contains("belongs to a bot"), "{e}");
     assert!(e.contains("integration or a Service App"), "{e}");
-    let e = presence_poller::org::own_org_id(&fake.base_url, "bot-token")
+    let e = presence_poller::org::own_org_id(client_at(&fake.base_url, "bot-token").as_ref())
         .await
         .unwrap_err();
     assert!(e.contains("bot"), "{e}");
     // A person's token resolves as before.
-    presence_poller::org::resolve(&mut config, &fake.base_url, "someone")
+    presence_poller::org::resolve(&mut config, client_at(&fake.base_url, "someone").as_ref())
         .await
         .unwrap();
     assert_eq!(config.token_org_id.as_deref(), Some(ORG));
+}
+
+#[tokio::test]
+async fn a_401_at_cold_start_refreshes_instead_of_failing() {
+    let fake = FakeWebex::start(people(1, "active")).await;
+    fake.oauth_client("cid", "csecret", "rt-initial", LIFETIME);
+    let mut record = integration_record();
+    // A token Webex no longer takes, with no expiry known: only the 401 tells.
+    record.access_token = Some(SecretString::from("revoked"));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let tokens = manager(
+        &fake,
+        Arc::new(MemoryVault::new("token-secret", record)),
+        clock,
+    );
+    let mut config = fast_config();
+    config.org_id.clear();
+    presence_poller::org::resolve(&mut config, client(&fake, tokens).as_ref())
+        .await
+        .unwrap();
+    assert_eq!(config.org_id, ORG);
+    assert_eq!(fake.refreshes().len(), 1, "the 401 refreshed the token");
 }
