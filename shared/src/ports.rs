@@ -284,6 +284,25 @@ pub trait RateLimiter: Send + Sync {
         self.try_acquire_named(&subscription_id.to_string(), window)
             .await
     }
+
+    /// Reserves `count` consecutive delivery slots of `subscription_id`, the first at or after
+    /// `earliest`, `interval` apart (one minute / the rate limit), and returns the first: the n-th
+    /// job waiting for the rate limit gets the n-th slot and comes back once, at it
+    /// (docs/delivery-worker.md, "Rate limit"). Atomic across instances.
+    async fn reserve_slots(
+        &self,
+        subscription_id: &SubscriptionId,
+        earliest: DateTime<Utc>,
+        interval: chrono::Duration,
+        count: u32,
+    ) -> Result<DateTime<Utc>, StoreError>;
+
+    /// The slot the next reservation of `subscription_id` would get (`None`: none reserved): its
+    /// backlog of slotted jobs ends there.
+    async fn next_free_slot(
+        &self,
+        subscription_id: &SubscriptionId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// One fixed rate-limit window (a whole minute) and how many deliveries it allows.

@@ -172,11 +172,27 @@ impl Worker {
         {
             Ok(true) => {}
             Ok(false) => {
-                let spread = chrono::Duration::milliseconds(rand::random_range(0..5_000));
-                let wait = (window.end() + spread - now)
-                    .to_std()
-                    .unwrap_or(Duration::from_secs(1));
-                tracing::info!(subscription_id = %sub.id, limit, "rate limit reached: deferring to the next window");
+                // Each waiting job gets its own future slot (one minute / limit apart, from the
+                // next window on), so a backlog of B jobs is re-sent about B times in all, not
+                // every minute each (docs/delivery-worker.md, "Rate limit").
+                let interval = RateWindow::LENGTH / limit.max(1) as i32;
+                let slot = match self
+                    .ports
+                    .core
+                    .stores
+                    .rate_limits
+                    .reserve_slots(&sub.id, window.end(), interval, 1)
+                    .await
+                {
+                    Ok(slot) => slot,
+                    Err(e) => {
+                        return DeliveryOutcome::Failed {
+                            error: format!("reserving a delivery slot: {e}"),
+                        }
+                    }
+                };
+                let wait = (slot - now).to_std().unwrap_or(Duration::from_secs(1));
+                tracing::info!(subscription_id = %sub.id, limit, %slot, "rate limit reached: deferring to the webhook's next free slot");
                 return self.defer(&job, DeferReason::RateLimited, wait).await;
             }
             Err(e) => {

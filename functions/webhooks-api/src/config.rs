@@ -31,6 +31,10 @@ pub struct ApiConfig {
     pub redrive_max_per_call: u32,
     /// The quotas on `/test` and `/replay` (fixed one-minute windows, per webhook and per tenant).
     pub quotas: Quotas,
+    /// `MAX_BACKLOG_MINUTES` (15): a webhook's backlog of slotted jobs (deferred by the worker's
+    /// rate limit or queued by a replay) may take at most this long to drain at its rate, i.e. at
+    /// most `MAX_BACKLOG_MINUTES × rateLimitPerMinute` jobs; a replay queues only what fits.
+    pub max_backlog_minutes: u32,
 }
 
 /// Calls allowed per fixed one-minute window (shared by every instance through the table's
@@ -84,6 +88,10 @@ pub struct ApiArgs {
     /// `POST …/replay` calls per tenant (org) per minute, over all its webhooks.
     #[arg(long, env = "REPLAY_PER_TENANT_PER_MINUTE", default_value_t = 10, value_parser = in_range(1u32..))]
     pub replay_per_tenant_per_minute: u32,
+    /// The longest a webhook's backlog may take to drain at its rate limit, in minutes (a replay
+    /// queues at most `MAX_BACKLOG_MINUTES × rateLimitPerMinute` jobs minus the backlog).
+    #[arg(long, env = "MAX_BACKLOG_MINUTES", default_value_t = 15, value_parser = in_range(1u32..=10_080))]
+    pub max_backlog_minutes: u32,
 }
 
 impl ApiArgs {
@@ -117,6 +125,7 @@ impl ApiArgs {
                 replay_per_webhook: self.replay_per_webhook_per_minute,
                 replay_per_tenant: self.replay_per_tenant_per_minute,
             },
+            max_backlog_minutes: self.max_backlog_minutes,
         })
     }
 }
@@ -177,6 +186,7 @@ mod tests {
             ("REPLAY_MAX_EVENTS", "0"),
             ("TEST_PER_WEBHOOK_PER_MINUTE", "0"),
             ("REPLAY_PER_TENANT_PER_MINUTE", "0"),
+            ("MAX_BACKLOG_MINUTES", "0"),
             ("DEFAULT_RATE_LIMIT_PER_MINUTE", "0"),
             ("DEFAULT_RATE_LIMIT_PER_MINUTE", "101"),
         ] {

@@ -119,3 +119,65 @@ where
     }
     result
 }
+
+/// A webhook's backlog of slotted jobs (docs/webhooks-api.md, "Limits"): its delivery slots are
+/// one minute / its rate limit apart, shared with the worker's rate-limit deferrals; the backlog
+/// is the slots already reserved beyond now, and may hold at most `MAX_BACKLOG_MINUTES` of them.
+pub struct Backlog {
+    /// Time between two of the webhook's slots.
+    pub interval: chrono::Duration,
+    /// Jobs that still fit.
+    pub room: u32,
+}
+
+/// How many more jobs fit into `sub`'s backlog, or `429 backlog_full` (with `Retry-After` = when
+/// one fits again) when none does.
+pub async fn backlog_room(state: &AppState, sub: &Subscription) -> ApiResult<Backlog> {
+    let cfg = &state.config;
+    let limit = match sub.rate_limit_per_minute {
+        0 => cfg.default_rate_limit_per_minute,
+        n => n,
+    }
+    .max(1);
+    let interval = RateWindow::LENGTH / limit as i32;
+    let cap = cfg.max_backlog_minutes.saturating_mul(limit);
+    let now = state.clock.now();
+    let next = state.stores.rate_limits.next_free_slot(&sub.id).await?;
+    let backlog = match next {
+        Some(next) if next > now => {
+            let ahead = (next - now).num_milliseconds() as u64;
+            ahead.div_ceil(interval.num_milliseconds().max(1) as u64)
+        }
+        _ => 0,
+    };
+    let room = u64::from(cap).saturating_sub(backlog) as u32;
+    if room == 0 {
+        // One job fits again once the backlog is under the cap.
+        let fits_at = next.unwrap_or(now) - interval * cap as i32 + interval;
+        let retry = secs_until(now, fits_at);
+        return Err(ApiError::too_many(
+            "backlog_full",
+            format!(
+                "This webhook's backlog already takes {} minutes to deliver at its rate limit; retry after {retry} s.",
+                cfg.max_backlog_minutes
+            ),
+            retry,
+        ));
+    }
+    Ok(Backlog { interval, room })
+}
+
+/// Reserves `count` consecutive slots of `sub` from now on; returns the first.
+pub async fn reserve(
+    state: &AppState,
+    sub: &Subscription,
+    backlog: &Backlog,
+    count: u32,
+) -> ApiResult<DateTime<Utc>> {
+    let now = state.clock.now();
+    Ok(state
+        .stores
+        .rate_limits
+        .reserve_slots(&sub.id, now, backlog.interval, count)
+        .await?)
+}

@@ -88,6 +88,7 @@ conformance! {
             limit_and_independent_windows,
             concurrent_acquires_never_exceed,
             named_counters_are_independent,
+            slots_are_consecutive_and_never_shared,
         ],
         idempotency: [put_get_conflict_and_expiry],
     }

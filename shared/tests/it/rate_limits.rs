@@ -73,3 +73,42 @@ pub async fn named_counters_are_independent(env: StoreEnv) {
         .await
         .unwrap());
 }
+
+/// Delivery slots: the n-th reservation gets the n-th slot after `earliest`; a later `earliest`
+/// (the backlog drained) starts again from there; concurrent reservations never share a slot.
+pub async fn slots_are_consecutive_and_never_shared(env: StoreEnv) {
+    let r = &env.stores.rate_limits;
+    let t0 = now().duration_trunc(Duration::milliseconds(1)).unwrap();
+    let sub = SubscriptionId::new_at(millis(t0) + 11);
+    let step = Duration::seconds(6);
+    assert_eq!(r.next_free_slot(&sub).await.unwrap(), None);
+    for i in 0..3 {
+        assert_eq!(
+            r.reserve_slots(&sub, t0, step, 1).await.unwrap(),
+            t0 + step * i
+        );
+    }
+    assert_eq!(r.next_free_slot(&sub).await.unwrap(), Some(t0 + step * 3));
+    // A block of slots (a replay's jobs) moves the next free slot past all of them.
+    assert_eq!(
+        r.reserve_slots(&sub, t0, step, 5).await.unwrap(),
+        t0 + step * 3
+    );
+    assert_eq!(r.next_free_slot(&sub).await.unwrap(), Some(t0 + step * 8));
+    let later = t0 + Duration::minutes(10);
+    assert_eq!(r.reserve_slots(&sub, later, step, 1).await.unwrap(), later);
+
+    let other = SubscriptionId::new_at(millis(t0) + 12);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let r = env.stores.rate_limits.clone();
+            tokio::spawn(async move { r.reserve_slots(&other, t0, step, 1).await.unwrap() })
+        })
+        .collect();
+    let mut slots = Vec::new();
+    for t in tasks {
+        slots.push(t.await.unwrap());
+    }
+    slots.sort();
+    assert_eq!(slots, (0..10).map(|i| t0 + step * i).collect::<Vec<_>>());
+}

@@ -3,6 +3,7 @@
 mod common;
 
 mod aws;
+mod backlog;
 mod ssrf;
 mod verifiers;
 mod worker;

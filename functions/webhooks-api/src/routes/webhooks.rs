@@ -339,13 +339,16 @@ pub async fn replay(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-/// Lists the window's events (at most `REPLAY_MAX_EVENTS`) and queues the webhook's types.
+/// Lists the window's events (at most `REPLAY_MAX_EVENTS`, and at most what fits into the
+/// webhook's backlog) and queues the webhook's types, each job with its own delivery slot as
+/// `notBefore` (so the worker sends them at the webhook's rate without deferring them).
 async fn queue_replay(
     state: &AppState,
     sub: &Subscription,
     req: &ReplayRequest,
 ) -> ApiResult<ReplayResponse> {
-    let max = state.config.replay_max_events;
+    let backlog = quota::backlog_room(state, sub).await?;
+    let max = state.config.replay_max_events.min(backlog.room);
     let events = state
         .stores
         .events
@@ -360,7 +363,7 @@ async fn queue_replay(
     } else {
         None
     };
-    let jobs: Vec<QueuedJob> = events
+    let mut jobs: Vec<QueuedJob> = events
         .iter()
         .take(max as usize)
         .filter(|e| sub.event_types.contains(&e.event_type))
@@ -370,6 +373,12 @@ async fn queue_replay(
             QueuedJob::now(job)
         })
         .collect();
+    if !jobs.is_empty() {
+        let first = quota::reserve(state, sub, &backlog, jobs.len() as u32).await?;
+        for (i, q) in jobs.iter_mut().enumerate() {
+            q.job.not_before = Some(first + backlog.interval * i as i32);
+        }
+    }
     for chunk in jobs.chunks(SEND_CHUNK) {
         state.queue.send(chunk).await?;
     }

@@ -77,6 +77,7 @@ suite!(
     openapi_document_is_served,
     test_quota_per_webhook_and_per_tenant,
     replay_quota_and_one_replay_in_flight,
+    replay_fills_the_backlog_up_to_its_cap,
 );
 
 async fn h(b: Backend) -> Option<Harness> {
@@ -1765,4 +1766,73 @@ async fn replay_quota_and_one_replay_in_flight(b: Backend) {
     h.call("POST", &replay(&a), Some(&key), Some(body))
         .await
         .assert_status(202);
+}
+
+async fn replay_fills_the_backlog_up_to_its_cap(b: Backend) {
+    // 3 deliveries a minute, 2 minutes of backlog at most: 6 slotted jobs.
+    let Some(h) = h_with(b, |c| c.max_backlog_minutes = 2).await else {
+        return;
+    };
+    let org = unique("org");
+    let key = h.key(&unique("user"), &org, Role::User).await;
+    let mut body = valid_body();
+    body["rateLimitPerMinute"] = json!(3);
+    let c = h
+        .call("POST", HOOKS, Some(&key), Some(body))
+        .await
+        .assert_status(201);
+    let p = format!("{HOOKS}/{}/replay", c["id"].as_str().unwrap());
+    let t0 = h.clock.now() - Duration::hours(1);
+    let mut ats = Vec::new();
+    for i in 0..8 {
+        let at = t0 + Duration::minutes(i);
+        append(&h, &org, EventType::PresenceChanged, at).await;
+        ats.push(at);
+    }
+    let window = json!({"since": (t0 - Duration::minutes(1)).to_rfc3339(), "until": h.clock.now().to_rfc3339()});
+    let r = h
+        .call("POST", &p, Some(&key), Some(window.clone()))
+        .await
+        .assert_status(202);
+    assert_eq!(
+        (r["queued"].clone(), r["truncated"].clone()),
+        (json!(6), json!(true))
+    );
+    let next = chrono::DateTime::parse_from_rfc3339(r["nextSince"].as_str().unwrap()).unwrap();
+    assert_eq!(next.with_timezone(&chrono::Utc), ats[6]);
+    // Each job has its own slot, 20 s apart from now on: the worker sends them at the rate.
+    let now = h.clock.now();
+    let mut slots: Vec<_> = h
+        .drain_queue()
+        .await
+        .iter()
+        .map(|j| j.not_before.unwrap())
+        .collect();
+    slots.sort();
+    assert_eq!(
+        slots,
+        (0..6)
+            .map(|i| now + Duration::seconds(20 * i))
+            .collect::<Vec<_>>()
+    );
+    // Full: refused until one job fits again (the first slot after the cap has passed).
+    let r = h.call("POST", &p, Some(&key), Some(window.clone())).await;
+    let retry = assert_quota(&r, "backlog_full");
+    assert_eq!(retry, 20);
+    assert!(h.drain_queue().await.is_empty());
+    // A minute later three slots have passed: three more fit (after the six already slotted).
+    h.clock.advance(Duration::minutes(1));
+    let r = h
+        .call("POST", &p, Some(&key), Some(window))
+        .await
+        .assert_status(202);
+    assert_eq!(r["queued"], 3);
+    let first = h
+        .drain_queue()
+        .await
+        .iter()
+        .map(|j| j.not_before.unwrap())
+        .min()
+        .unwrap();
+    assert_eq!(first, now + Duration::seconds(120));
 }

@@ -2,13 +2,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
+use crate::ids::SubscriptionId;
 use crate::ports::{RateLimiter, RateWindow};
 
 #[derive(Default)]
 pub struct MemoryRateLimiter {
     counts: Mutex<HashMap<(String, i64), u32>>,
+    next_slots: Mutex<HashMap<SubscriptionId, DateTime<Utc>>>,
 }
 
 #[async_trait]
@@ -23,5 +26,31 @@ impl RateLimiter for MemoryRateLimiter {
         }
         *n += 1;
         Ok(true)
+    }
+
+    async fn reserve_slots(
+        &self,
+        subscription_id: &SubscriptionId,
+        earliest: DateTime<Utc>,
+        interval: chrono::Duration,
+        count: u32,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let mut slots = self.next_slots.lock().unwrap();
+        let next = slots.entry(*subscription_id).or_insert(earliest);
+        let slot = (*next).max(earliest);
+        *next = slot + interval * count as i32;
+        Ok(slot)
+    }
+
+    async fn next_free_slot(
+        &self,
+        subscription_id: &SubscriptionId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .next_slots
+            .lock()
+            .unwrap()
+            .get(subscription_id)
+            .copied())
     }
 }
