@@ -100,14 +100,17 @@ impl Subscription {
             .collect()
     }
 
-    /// Replaces the secret, keeping the old one valid for `grace`.
+    /// Replaces the secret, keeping the old one valid for `grace` (0: retired at once). At most one
+    /// secret is retiring: a rotation ends the grace of any earlier one, so repeated rotations
+    /// never pile up secrets that still sign deliveries, and a grace-0 rotation (the answer to a
+    /// leaked secret) leaves only the new secret.
     pub fn rotate_secret(
         &mut self,
         new_secret: String,
         now: DateTime<Utc>,
         grace: chrono::Duration,
     ) {
-        self.retiring_secrets.retain(|r| r.expires_at > now);
+        self.retiring_secrets.clear();
         let old = std::mem::replace(&mut self.secret, new_secret);
         if grace > chrono::Duration::zero() {
             self.retiring_secrets.push(RetiringSecret {
@@ -134,5 +137,35 @@ impl std::fmt::Debug for Subscription {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("version", &self.version)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(sub: &Subscription, now: DateTime<Utc>) -> Vec<String> {
+        sub.signing_secrets(now)
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn at_most_one_retiring_secret_and_grace_zero_retires_at_once() {
+        let now: DateTime<Utc> = "2026-12-01T12:00:00Z".parse().unwrap();
+        let day = chrono::Duration::days(1);
+        let mut sub = Subscription::new("u", "o", "https://x", vec![], "s1", now);
+        sub.rotate_secret("s2".into(), now, day);
+        sub.rotate_secret("s3".into(), now, day);
+        assert_eq!(secrets(&sub, now), ["s3", "s2"], "s1's grace ended");
+        assert_eq!(sub.retiring_secrets.len(), 1);
+        sub.rotate_secret("s4".into(), now, chrono::Duration::zero());
+        assert_eq!(
+            secrets(&sub, now),
+            ["s4"],
+            "grace 0 retires every old secret"
+        );
+        assert!(sub.retiring_secrets.is_empty());
     }
 }
