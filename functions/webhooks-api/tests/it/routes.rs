@@ -1199,10 +1199,22 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
     assert_eq!(sig, expect(&new, later), "one after it");
 
     // Defaults to 24 h; 0 drops the old secret at once; > 7 days refused.
+    // At most one retiring secret: r2's rotation ends `old`'s grace.
     let r2 = rotate(&h, &key, &p, None).await.assert_status(200);
     assert_eq!(
         previous_expires(&r2),
         h.clock.now() + Duration::seconds(86_400)
+    );
+    let sub = h.stored(&sid).await;
+    let signing: Vec<String> = sub
+        .signing_secrets(h.clock.now())
+        .iter()
+        .map(|s| s.expose().to_owned())
+        .collect();
+    assert_eq!(
+        signing,
+        [r2["secret"].as_str().unwrap(), new.as_str()],
+        "current + r2's predecessor only"
     );
     let r3 = rotate(&h, &key, &p, Some(0)).await.assert_status(200);
     assert!(r3.get("previousSecretExpiresAt").is_none());
@@ -1210,8 +1222,8 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
     assert_eq!(sub.secret, r3["secret"].as_str().unwrap());
     assert_eq!(
         sub.signing_secrets(h.clock.now()).len(),
-        3,
-        "current + the two still in grace (old, r2's predecessor)"
+        1,
+        "grace 0 retires every earlier secret at once"
     );
     rotate(&h, &key, &p, Some(604_801))
         .await
