@@ -35,6 +35,11 @@ pub const METRIC_REFRESHED: &str = "WebexTokenRefreshed";
 /// The structured log event of a failed refresh (until operational events exist).
 pub const EVENT_REFRESH_FAILED: &str = "webex:token-refresh-failed";
 
+/// A token Webex refuses within this long of its issue is refreshed at once only the first time
+/// (clocks disagree, a one-off); then [`TokenError::RejectedAfterRefresh`]: the backoff and the
+/// failure metric apply, instead of one refresh per call forever.
+pub const FRESH: Duration = Duration::from_secs(60);
+
 /// Keys of the record, as written back (camelCase), with the other spellings accepted on read.
 const ACCESS_TOKEN: &str = "accessToken";
 const EXPIRES_AT: (&str, &[&str]) = ("expiresAt", &["expires_at"]);
@@ -75,6 +80,11 @@ pub enum TokenError {
     /// The record holds no access token and could not be refreshed.
     #[error("{0} holds no access token")]
     NoAccessToken(String),
+    /// Webex refused access tokens issued moments ago (within [`FRESH`]) twice in a row:
+    /// refreshing again at once would most likely be refused too, so it counts as a failed
+    /// refresh.
+    #[error("Webex refused the access token refreshed {0} s ago")]
+    RejectedAfterRefresh(i64),
     /// A bot token (see [`refuse_bot`]).
     #[error("the Webex token belongs to a bot: bots cannot list an organization's people (GET /people needs an admin); use an integration or a Service App token of a full or read-only admin (docs/configuration.md, \"Webex token\")")]
     Bot,
@@ -94,6 +104,7 @@ impl TokenError {
             Self::Busy => "busy",
             Self::Expired(_) => "expired",
             Self::NoAccessToken(_) => "no-access-token",
+            Self::RejectedAfterRefresh(_) => "rejected-after-refresh",
             Self::Bot => "bot",
         }
     }
@@ -645,6 +656,10 @@ struct State {
     /// A refreshed record that could not be written back: the next refresh starts from it (its
     /// refresh token is the newest) and stores it.
     unsaved: bool,
+    /// Fresh tokens Webex refused in a row (see [`FRESH`]); past the first, each is a failure
+    /// and a successful refresh does not reset the count (the next fresh token may be refused
+    /// too): a token that lasts does.
+    refused_fresh: u32,
     refreshes: u32,
 }
 
@@ -823,7 +838,9 @@ impl Inner {
         }
         match result {
             Ok(t) => {
-                st.failures = 0;
+                if st.refused_fresh <= 1 {
+                    st.failures = 0;
+                }
                 st.retry_at = None;
                 Ok(t)
             }
@@ -977,6 +994,13 @@ impl Inner {
     }
 }
 
+/// Whether `record`'s access token was issued less than `within` before `now`.
+fn issued_within(record: &TokenRecord, now: DateTime<Utc>, within: Duration) -> bool {
+    record
+        .issued_at
+        .is_some_and(|at| now >= at && now - at < chrono_of(within))
+}
+
 fn chrono_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -1003,8 +1027,17 @@ impl Inner {
     async fn token(&self) -> Result<SecretString, TokenError> {
         let mut st = self.state.lock().await;
         self.save_unsaved(&mut st).await;
-        let record = self.loaded(&mut st).await?;
+        self.loaded(&mut st).await?;
         let now = self.clock.now();
+        let record = st.record.as_ref().expect("loaded");
+        if st.refused_fresh > 0 && !issued_within(record, now, FRESH) {
+            // The last refreshed token has lasted: Webex takes fresh tokens again.
+            if st.refused_fresh > 1 {
+                st.failures = 0;
+            }
+            st.refused_fresh = 0;
+        }
+        let record = st.record.as_ref().expect("loaded");
         if record.can_refresh() && self.policy.due(record, now) {
             let current = self.access(record);
             return match self.refresh(&mut st, None).await {
@@ -1038,6 +1071,23 @@ impl Inner {
                 };
             }
             st.record = Some(fresh);
+        }
+        let now = self.clock.now();
+        let record = st.record.as_ref().expect("loaded");
+        let issued = record.issued_at;
+        if record.holds(rejected) && issued_within(record, now, FRESH) {
+            let first = st.refused_fresh == 0;
+            st.refused_fresh += 1;
+            match st.retry_at {
+                Some(until) if now < until => return Err(TokenError::Backoff { until }),
+                // The backoff is over: the refresh below is its retry.
+                Some(_) => {}
+                None if first => {}
+                None => {
+                    let age = issued.map_or(0, |at| (now - at).num_seconds());
+                    return Err(self.failed(&mut st, TokenError::RejectedAfterRefresh(age)));
+                }
+            }
         }
         self.refresh(&mut st, Some(rejected)).await
     }
@@ -1459,8 +1509,9 @@ mod tests {
             "rt-0",
             "the write-back failed"
         );
-        // Webex refuses at-1 while another function holds the lease: the older record in the
-        // vault (at-0, still valid) must not replace the unsaved one.
+        // Webex refuses at-1 (a minute on) while another function holds the lease: the older
+        // record in the vault (at-0, still valid) must not replace the unsaved one.
+        rig.clock.advance(chrono::Duration::minutes(1));
         let now = rig.clock.now();
         let term = Term::new(now, now + chrono::Duration::minutes(5));
         assert!(rig
@@ -1480,6 +1531,52 @@ mod tests {
         assert_eq!(expose(stored.refresh_token.as_ref().unwrap()), "rt-1");
         assert_eq!(expose(stored.access_token.as_ref().unwrap()), "at-1");
         assert_eq!(rig.webex.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn webex_refusing_fresh_tokens_backs_off_instead_of_refreshing_every_call() {
+        let rig = Rig::new(
+            integration("at-0", t0() + chrono::Duration::days(14), t0()),
+            3600,
+        );
+        let m = rig.manager();
+        rig.clock.advance(chrono::Duration::hours(1));
+        assert_eq!(expose(&m.rejected(&s("at-0")).await.unwrap()), "at-1");
+        // Webex refuses at-1 a second after its issue: one refresh at once (clocks may
+        // disagree); it refuses at-2 as well, and every token after that.
+        rig.clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(expose(&m.rejected(&s("at-1")).await.unwrap()), "at-2");
+        rig.clock.advance(chrono::Duration::seconds(1));
+        let e = m.rejected(&s("at-2")).await.unwrap_err();
+        assert!(matches!(e, TokenError::RejectedAfterRefresh(1)), "{e}");
+        assert_eq!(rig.metrics(METRIC_REFRESH_FAILED), 1);
+        let last: Value = serde_json::from_str(rig.lines.lock().unwrap().last().unwrap()).unwrap();
+        assert_eq!(last["reason"], "rejected-after-refresh");
+        for _ in 0..20 {
+            let e = m.rejected(&s("at-2")).await.unwrap_err();
+            assert!(matches!(e, TokenError::Backoff { .. }), "{e}");
+        }
+        assert_eq!(rig.webex.calls(), 2, "no refresh within the backoff");
+        // After the backoff (5 s) one refresh; its token refused too: the wait doubles.
+        rig.clock.advance(chrono::Duration::seconds(5));
+        assert_eq!(expose(&m.rejected(&s("at-2")).await.unwrap()), "at-3");
+        rig.clock.advance(chrono::Duration::seconds(1));
+        assert!(m.rejected(&s("at-3")).await.is_err());
+        assert_eq!(m.failures().await, 2);
+        rig.clock.advance(chrono::Duration::seconds(5));
+        assert!(matches!(
+            m.rejected(&s("at-3")).await.unwrap_err(),
+            TokenError::Backoff { .. }
+        ));
+        assert_eq!(rig.webex.calls(), 3);
+        rig.clock.advance(chrono::Duration::seconds(5));
+        assert_eq!(expose(&m.rejected(&s("at-3")).await.unwrap()), "at-4");
+        assert_eq!(rig.metrics(METRIC_REFRESH_FAILED), 2);
+        // A token that lasts clears the count; a refusal after a minute refreshes at once.
+        rig.clock.advance(chrono::Duration::minutes(2));
+        assert_eq!(expose(&m.token().await.unwrap()), "at-4");
+        assert_eq!(m.failures().await, 0);
+        assert_eq!(expose(&m.rejected(&s("at-4")).await.unwrap()), "at-5");
     }
 
     #[tokio::test]
