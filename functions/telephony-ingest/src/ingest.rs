@@ -10,7 +10,7 @@ use serde_json::json;
 
 use relay_shared::call_state::{ApplyOutcome, CallObservation, CallRecord};
 use relay_shared::delivery::DeliveryJob;
-use relay_shared::error::StoreError;
+use relay_shared::error::{QueueError, StoreError};
 use relay_shared::events::{rfc3339_millis, telephony_body, EventType, OutboundEvent};
 use relay_shared::ids::EventId;
 use relay_shared::metrics::{Emf, Unit};
@@ -35,7 +35,7 @@ enum Unavailable {
     #[error("event log: {0}")]
     EventLog(StoreError),
     #[error("delivery queue: {0}")]
-    Queue(relay_shared::error::QueueError),
+    Queue(QueueError),
 }
 
 /// The ingest core, over the ports.
@@ -52,6 +52,8 @@ pub type MetricsSink = Arc<dyn Fn(String) + Send + Sync>;
 const METRICS_FUNCTION: &str = "telephony-ingest";
 /// Counts events answered `stale` (property `reason`: `older_than_dedupe_window`, `in_the_future`).
 pub const STALE_METRIC: &str = "IngestStaleEvent";
+/// Counts events kept in the event log but not relayed (property `reason`: `too_large`).
+pub const PARKED_METRIC: &str = "IngestEventParked";
 /// How far ahead of the ingest's clock an event may be dated (Webex's clock against ours).
 pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
@@ -218,6 +220,28 @@ impl Ingest {
                 r.deliveries = deliveries;
                 r
             }
+            // Too large for the queue: retrying cannot help, and 503s would loop until Webex gives
+            // up on the webhook. The event is in the event log (step 7): answered 200 `parked`,
+            // marked done so that Webex's retries are duplicates, with a metric line.
+            Err(Unavailable::Queue(e @ QueueError::TooLarge { .. })) => {
+                if let Err(ce) = self
+                    .ports
+                    .stores
+                    .dedupe
+                    .complete(key, now + self.config.dedupe_ttl)
+                    .await
+                {
+                    tracing::warn!(error = %ce, "could not mark a parked event's dedupe record done");
+                }
+                self.metric(PARKED_METRIC, "too_large", &envelope.org_id, now);
+                let mut r = IngestResponse::new(
+                    StatusCode::OK,
+                    IngestOutcome::Parked,
+                    json!({ "status": "parked", "reason": "too_large", "eventId": event_id, "note": "kept in the event log, not relayed: its delivery job exceeds the queue's message size limit" }),
+                );
+                r.detail = Some(e.to_string());
+                r
+            }
             Err(e) => {
                 if let Err(re) = self.ports.stores.dedupe.release(key).await {
                     tracing::warn!(error = %re, "could not release the dedupe claim; it expires with its lease");
@@ -348,13 +372,7 @@ impl Ingest {
         } else {
             return None;
         };
-        (self.metrics)(
-            Emf::new(METRICS_FUNCTION)
-                .metric(STALE_METRIC, Unit::Count, 1)
-                .property("reason", reason)
-                .property("orgId", envelope.org_id.as_str())
-                .line(now.timestamp_millis()),
-        );
+        self.metric(STALE_METRIC, reason, &envelope.org_id, now);
         let detail = format!(
             "{reason}: eventTimestamp {} (now {}, dedupe window {} h, clock skew {} s)",
             truncate(envelope.data.event_timestamp.as_str(), 40),
@@ -369,6 +387,17 @@ impl Ingest {
         );
         r.detail = Some(detail);
         Some(r)
+    }
+
+    /// One EMF line: `name` = 1, with the `reason` and `orgId` properties.
+    fn metric(&self, name: &str, reason: &str, org_id: &str, now: DateTime<Utc>) {
+        (self.metrics)(
+            Emf::new(METRICS_FUNCTION)
+                .metric(name, Unit::Count, 1)
+                .property("reason", reason)
+                .property("orgId", org_id)
+                .line(now.timestamp_millis()),
+        );
     }
 
     fn unavailable(&self, detail: String) -> IngestResponse {

@@ -20,6 +20,8 @@ pub enum IngestOutcome {
     Ignored,
     /// Dated outside the accepted window (older than the dedupe TTL, or in the future): 200, not relayed.
     Stale,
+    /// Kept in the event log but not queued (its job exceeds the queue's message limit): 200.
+    Parked,
     TooLarge,
     Unauthorized,
     BadRequest,

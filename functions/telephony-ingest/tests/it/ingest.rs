@@ -637,6 +637,42 @@ async fn stale_events(h: Harness) {
     assert_eq!(h.drain().await.len(), 2);
 }
 
+/// An event within the body limit whose delivery job exceeds the queue's message limit (its body
+/// is quoted once more inside the job) is kept in the event log and answered 200 `parked`, with a
+/// metric line: not a 503 that Webex would retry forever. Webex's retry is a duplicate.
+async fn too_large_to_queue_is_parked(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let body = with(SEED_CREATED, |v| {
+        v["data"]["note"] = "\"".repeat(100_000).into();
+    });
+    assert!(body.len() <= telephony_ingest::MAX_BODY_BYTES);
+    let r = h.post(&body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "parked", "{}", r.body);
+    assert_eq!(r.body["reason"], "too_large");
+    assert!(h.drain().await.is_empty());
+    let since = h.now - chrono::Duration::days(1);
+    let logged = h
+        .stores
+        .events
+        .list(
+            SEED_ORG,
+            EventQuery::new(since, h.now + chrono::Duration::days(1), 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logged.len(), 1, "the parked event is in the event log");
+    assert_eq!(
+        logged[0].id.to_string(),
+        r.body["eventId"].as_str().unwrap()
+    );
+    let metrics = h.metrics.lock().unwrap().clone();
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    let doc: Value = serde_json::from_str(&metrics[0]).unwrap();
+    assert_eq!(doc[telephony_ingest::ingest::PARKED_METRIC], 1);
+    assert_eq!(h.post(&body).await.body["status"], "duplicate");
+}
+
 macro_rules! scenarios {
     ($make:expr) => {
         #[tokio::test]
@@ -709,6 +745,12 @@ macro_rules! scenarios {
         async fn filtering() {
             if let Some(h) = $make {
                 super::filtering(h).await
+            }
+        }
+        #[tokio::test]
+        async fn too_large_to_queue_is_parked() {
+            if let Some(h) = $make {
+                super::too_large_to_queue_is_parked(h).await
             }
         }
         #[tokio::test]
