@@ -111,6 +111,17 @@ impl Refusal {
             message: message.into(),
         }
     }
+
+    /// What a tenant is shown when a delivery is refused (the attempt log, the dead-letter reason):
+    /// the reason class, never the address — at delivery time it may be one a name resolved to,
+    /// which tells the tenant about the relay's network. The full [`Refusal::message`] goes to the
+    /// server log. The shape refusals (URL, scheme, credentials) name no address and stay as they are.
+    pub fn tenant_message(&self) -> String {
+        match self.reason {
+            Reason::InvalidUrl | Reason::Scheme | Reason::Credentials => self.message.clone(),
+            reason => format!("target refused ({reason})"),
+        }
+    }
 }
 
 /// Where an IPv4-in-IPv6 transition address carries its IPv4 address.

@@ -71,13 +71,21 @@ fn classify(err: &reqwest::Error) -> SendError {
                 ResolveFailure::Blocked { .. } => {
                     send_error(ErrorClass::SsrfBlocked, rf.to_string(), true)
                 }
-                ResolveFailure::Dns { .. } => send_error(ErrorClass::Dns, rf.to_string(), false),
+                ResolveFailure::Dns { .. } => {
+                    send_error(ErrorClass::Dns, redact_addresses(&rf.to_string()), false)
+                }
             };
         }
         chain.push(s.to_string());
         source = s.source();
     }
-    let text = format!("{err}: {}", chain.join(": "));
+    // The tenant sees this text: no address a name resolved to (libraries' messages could carry
+    // one); the unredacted one goes to the server log.
+    let raw = format!("{err}: {}", chain.join(": "));
+    let text = redact_addresses(&raw);
+    if text != raw {
+        tracing::info!(detail = %raw, "delivery failed (addresses redacted in the attempt log)");
+    }
     if err.is_timeout() {
         return send_error(ErrorClass::Timeout, text, false);
     }
@@ -125,10 +133,10 @@ fn classify(err: &reqwest::Error) -> SendError {
 impl HttpSender for ReqwestSender {
     async fn post(&self, request: OutboundRequest) -> Result<OutboundResponse, SendError> {
         // Scheme and literal-IP checks (names are checked by the resolver at connect time).
-        let url = self
-            .policy
-            .check_url(&request.url)
-            .map_err(|r| send_error(r.reason.error_class(), r.to_string(), true))?;
+        let url = self.policy.check_url(&request.url).map_err(|r| {
+            tracing::warn!(detail = %r, "delivery target refused by the target policy");
+            send_error(r.reason.error_class(), r.tenant_message(), true)
+        })?;
         let mut builder = self.client.post(url).timeout(request.timeout);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value.as_str());
@@ -179,6 +187,34 @@ impl HttpSender for ReqwestSender {
             )),
         }
     }
+}
+
+/// `text` with every IP address (or `address:port`) in it replaced by `<address>`, so that a
+/// transport error shown to the tenant cannot disclose what a name resolved to.
+pub fn redact_addresses(text: &str) -> String {
+    let is_addr = |t: &str| {
+        t.parse::<std::net::IpAddr>().is_ok() || t.parse::<std::net::SocketAddr>().is_ok()
+    };
+    let addr_char = |c: char| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']' | '%');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(addr_char) {
+        out.push_str(&rest[..start]);
+        let run = &rest[start..];
+        let len = run.find(|c: char| !addr_char(c)).unwrap_or(run.len());
+        let token = &run[..len];
+        // A sentence's trailing `.`/`:` is not part of the address.
+        let trimmed = token.trim_end_matches(['.', ':']);
+        if is_addr(trimmed) || is_addr(trimmed.trim_start_matches('[').trim_end_matches(']')) {
+            out.push_str("<address>");
+            out.push_str(&token[trimmed.len()..]);
+        } else {
+            out.push_str(token);
+        }
+        rest = &run[len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn bytes_of(body: &Arc<str>) -> Vec<u8> {

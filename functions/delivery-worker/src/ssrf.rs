@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use relay_shared::targets::TargetPolicy;
+use relay_shared::targets::{Reason, TargetPolicy};
 
 /// Looks host names up (the system resolver in production, a fixed table in tests).
 pub trait Lookup: Send + Sync {
@@ -61,13 +61,15 @@ impl Lookup for StaticLookup {
     }
 }
 
-/// What the guarded resolver reports (found again in reqwest's error source chain).
+/// What the guarded resolver reports (found again in reqwest's error source chain). Its `Display`
+/// is what the tenant sees in the attempt log, so a refusal names the reason class and not the
+/// address the name resolved to (that detail is logged here, server-side).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveFailure {
     #[error("DNS lookup of `{host}` failed: {message}")]
     Dns { host: String, message: String },
-    #[error("target `{host}` refused: {reason}")]
-    Blocked { host: String, reason: String },
+    #[error("target `{host}` refused ({reason})")]
+    Blocked { host: String, reason: Reason },
 }
 
 /// reqwest's DNS resolver: resolves, then refuses the whole host when any address is not allowed.
@@ -106,12 +108,13 @@ impl GuardedResolver {
             });
         }
         for ip in &addrs {
-            self.policy
-                .check_ip(*ip)
-                .map_err(|refusal| ResolveFailure::Blocked {
+            self.policy.check_ip(*ip).map_err(|refusal| {
+                tracing::warn!(host, detail = %refusal, "delivery target refused: a resolved address is not allowed");
+                ResolveFailure::Blocked {
                     host: host.to_owned(),
-                    reason: refusal.to_string(),
-                })?;
+                    reason: refusal.reason,
+                }
+            })?;
         }
         Ok(addrs)
     }

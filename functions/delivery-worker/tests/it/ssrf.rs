@@ -247,6 +247,63 @@ async fn cloud_metadata_stays_refused_when_private_targets_are_allowed() {
     }
 }
 
+/// What the tenant sees of a refused delivery (the attempt log served by
+/// `GET /api/hooks/webhooks/{id}/deliveries`, the dead-letter reason) names the reason class, never
+/// the address a name resolved to.
+#[tokio::test]
+async fn a_refused_delivery_names_the_reason_class_not_the_resolved_address() {
+    let h = harness(strict_http());
+    for (url, class, hidden) in [
+        (
+            "http://loopback.example.test/hook",
+            "(loopback)",
+            "127.0.0.1",
+        ),
+        (
+            "http://metadata.example.test/",
+            "(cloud-metadata)",
+            "169.254",
+        ),
+        ("http://mixed.example.test/hook", "(private)", "10.0.0.7"),
+        ("http://v6.example.test/hook", "(ipv4-mapped)", "127.0.0.1"),
+    ] {
+        let sub = subscription(url);
+        h.add(&sub).await;
+        h.deliver_new(&sub).await;
+        let log = h.attempts(&sub.id).await;
+        let error = log[0].error.as_deref().unwrap();
+        assert!(
+            error.contains(class) && !error.contains(hidden) && !error.contains("ffff"),
+            "{url}: {error}"
+        );
+        let parked = h.parked_jobs();
+        let reason = parked
+            .iter()
+            .find(|j| j.subscription_id == sub.id)
+            .and_then(|j| j.dead_letter_reason.clone())
+            .unwrap();
+        assert!(
+            reason.contains("ssrf_blocked") && reason.contains(class) && !reason.contains(hidden),
+            "{url}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn transport_errors_shown_to_tenants_have_no_addresses() {
+    use delivery_worker::http_sender::redact_addresses;
+    assert_eq!(
+        redact_addresses("tcp connect error: 10.0.0.7:443: Connection refused (os error 111)"),
+        "tcp connect error: <address>: Connection refused (os error 111)"
+    );
+    assert_eq!(
+        redact_addresses("connect to [fd00::1]:8443 failed; tried 127.0.0.1."),
+        "connect to <address> failed; tried <address>."
+    );
+    let plain = "error sending request for url (https://example.com/hook): client error (Connect)";
+    assert_eq!(redact_addresses(plain), plain);
+}
+
 #[tokio::test]
 async fn sender_classifies_dns_failures_and_blocks() {
     let sender = ReqwestSender::with_lookup(strict_http(), 1024, lookup()).unwrap();
