@@ -40,6 +40,11 @@ pub const EVENT_REFRESH_FAILED: &str = "webex:token-refresh-failed";
 /// failure metric apply, instead of one refresh per call forever.
 pub const FRESH: Duration = Duration::from_secs(60);
 
+/// The bound of Webex's refresh call ([`HttpRefresher`]).
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The bound of each vault read or write made while holding the refresh lease.
+pub const VAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Keys of the record, as written back (camelCase), with the other spellings accepted on read.
 const ACCESS_TOKEN: &str = "accessToken";
 const EXPIRES_AT: (&str, &[&str]) = ("expiresAt", &["expires_at"]);
@@ -443,7 +448,7 @@ impl HttpRefresher {
             .map_err(|e| bad(e.to_string()))?;
         let url = base.join("access_token").map_err(|e| bad(e.to_string()))?;
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(REFRESH_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("webex-relay/", env!("CARGO_PKG_VERSION")))
@@ -639,7 +644,10 @@ pub struct LeaseTiming {
 impl Default for LeaseTiming {
     fn default() -> Self {
         Self {
-            term: Duration::from_secs(30),
+            // Longer than what is done holding it: a read and a write of the vault
+            // (`VAULT_TIMEOUT` each) and Webex's refresh call (`REFRESH_TIMEOUT`), so the lease
+            // cannot lapse mid-refresh and let a second refresher spend the same refresh token.
+            term: Duration::from_secs(2 * 60),
             wait: Duration::from_secs(10),
             poll: Duration::from_millis(250),
         }
@@ -851,7 +859,7 @@ impl Inner {
     /// Takes the vault's record if someone else refreshed it (a usable token, neither ours nor
     /// `rejected`, not yet due).
     async fn adopt(&self, st: &mut State, rejected: Option<&SecretString>) -> Option<SecretString> {
-        let fresh = self.vault.load().await.ok()?;
+        let fresh = self.bounded(self.vault.load()).await.ok()?;
         let now = self.clock.now();
         let token = fresh.usable(now)?.clone();
         let ours = st.record.as_ref().is_some_and(|r| r.holds(&token));
@@ -886,7 +894,7 @@ impl Inner {
             if let Some(t) = self.adopt(st, rejected).await {
                 return Ok(t);
             }
-            self.vault.load().await?
+            self.bounded(self.vault.load()).await?
         };
         let Some(grant) = base.grant() else {
             st.record = Some(base);
@@ -907,7 +915,7 @@ impl Inner {
                 .property("secret", self.vault.id())
                 .line(now.timestamp_millis()),
         );
-        match self.vault.store(&next).await {
+        match self.bounded(self.vault.store(&next)).await {
             Ok(()) => {
                 st.unsaved = false;
                 tracing::info!(
@@ -928,6 +936,22 @@ impl Inner {
         Ok(token)
     }
 
+    /// `call` of the vault, bounded by [`VAULT_TIMEOUT`] (see [`LeaseTiming`]'s term).
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, TokenError>>,
+    ) -> Result<T, TokenError> {
+        tokio::time::timeout(VAULT_TIMEOUT, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(TokenError::Vault(format!(
+                    "{} did not answer within {} s",
+                    self.vault.id(),
+                    VAULT_TIMEOUT.as_secs()
+                )))
+            })
+    }
+
     /// Writes back a refreshed record the vault refused (see `State::unsaved`), under the
     /// refresh lease; with the lease busy or the write failing, the next call tries again.
     async fn save_unsaved(&self, st: &mut State) {
@@ -945,7 +969,7 @@ impl Inner {
                 return;
             }
         }
-        match self.vault.store(&record).await {
+        match self.bounded(self.vault.store(&record)).await {
             Ok(()) => {
                 st.unsaved = false;
                 tracing::info!(
@@ -1577,6 +1601,32 @@ mod tests {
         assert_eq!(expose(&m.token().await.unwrap()), "at-4");
         assert_eq!(m.failures().await, 0);
         assert_eq!(expose(&m.rejected(&s("at-4")).await.unwrap()), "at-5");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_refresh_lease_outlasts_everything_done_holding_it() {
+        let term = LeaseTiming::default().term;
+        assert!(term >= Duration::from_secs(120));
+        assert!(term > REFRESH_TIMEOUT + 2 * VAULT_TIMEOUT, "{term:?}");
+        let rig = Rig::new(
+            integration("at-0", t0() + chrono::Duration::hours(1), t0()),
+            3600,
+        );
+        let m = rig.manager();
+        rig.clock.advance(chrono::Duration::minutes(55));
+        // Secrets Manager hangs on the write-back: bounded, the refresh ends within the term.
+        let _hung = rig.flaky.gate.acquire_many(1000).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let t = tokio::time::timeout(term, m.token())
+            .await
+            .expect("bounded");
+        assert_eq!(expose(&t.unwrap()), "at-1");
+        assert_eq!(started.elapsed(), VAULT_TIMEOUT);
+        assert_eq!(
+            rig.metrics(METRIC_REFRESH_FAILED),
+            1,
+            "the write-back failure"
+        );
     }
 
     #[tokio::test]
