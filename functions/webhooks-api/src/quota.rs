@@ -47,18 +47,13 @@ async fn take(state: &AppState, counter: &str, limit: u32, what: &str) -> ApiRes
 /// The per-webhook, then the per-tenant quota of `POST …/test`.
 pub async fn test_call(state: &AppState, sub: &Subscription) -> ApiResult<()> {
     let q = state.config.quotas;
-    take(
+    webhook_then_tenant(
         state,
-        &format!("test#{}", sub.id),
+        sub,
+        "test",
         q.test_per_webhook,
-        "Sending test events to this webhook",
-    )
-    .await?;
-    take(
-        state,
-        &format!("test#org#{}", sub.org_id),
         q.test_per_tenant,
-        "Sending test events in this organisation",
+        "Sending test events",
     )
     .await
 }
@@ -66,18 +61,40 @@ pub async fn test_call(state: &AppState, sub: &Subscription) -> ApiResult<()> {
 /// The per-webhook, then the per-tenant quota of `POST …/replay`.
 pub async fn replay_call(state: &AppState, sub: &Subscription) -> ApiResult<()> {
     let q = state.config.quotas;
+    webhook_then_tenant(
+        state,
+        sub,
+        "replay",
+        q.replay_per_webhook,
+        q.replay_per_tenant,
+        "Replaying",
+    )
+    .await
+}
+
+/// The counters `<route>#<webhook>` and `<route>#org#<org>`.
+async fn webhook_then_tenant(
+    state: &AppState,
+    sub: &Subscription,
+    route: &str,
+    per_webhook: u32,
+    per_tenant: u32,
+    what: &str,
+) -> ApiResult<()> {
+    let webhook = format!("{route}#{}", sub.id);
     take(
         state,
-        &format!("replay#{}", sub.id),
-        q.replay_per_webhook,
-        "Replaying to this webhook",
+        &webhook,
+        per_webhook,
+        &format!("{what} to this webhook"),
     )
     .await?;
+    let tenant = format!("{route}#org#{}", sub.org_id);
     take(
         state,
-        &format!("replay#org#{}", sub.org_id),
-        q.replay_per_tenant,
-        "Replaying in this organisation",
+        &tenant,
+        per_tenant,
+        &format!("{what} in this organisation"),
     )
     .await
 }
