@@ -668,6 +668,9 @@ struct State {
     /// and a successful refresh does not reset the count (the next fresh token may be refused
     /// too): a token that lasts does.
     refused_fresh: u32,
+    /// The last token that cannot be refreshed and no longer works (expired, or refused with
+    /// nothing to refresh it), reported once (the alarm's metric) rather than on every call.
+    reported_dead: Option<SecretString>,
     refreshes: u32,
 }
 
@@ -988,6 +991,17 @@ impl Inner {
         }
     }
 
+    /// `e` about `token`, which cannot be refreshed: reported (metric + log, as a failed
+    /// refresh: someone must put a new token into the secret) once per token.
+    fn dead_end(&self, st: &mut State, token: Option<&SecretString>, e: TokenError) -> TokenError {
+        let reported = st.reported_dead.as_ref();
+        if !reported.is_some_and(|r| same(Some(r), token)) {
+            self.report(&e, 0, None);
+            st.reported_dead = token.cloned();
+        }
+        e
+    }
+
     /// Counts a failure, schedules the next attempt, and reports it (metric + log).
     fn failed(&self, st: &mut State, e: TokenError) -> TokenError {
         st.failures += 1;
@@ -1070,7 +1084,13 @@ impl Inner {
                 Err(e) => current.map_err(|_| e),
             };
         }
-        self.access(record)
+        match self.access(record) {
+            Err(e @ TokenError::Expired(_)) if !record.can_refresh() => {
+                let token = record.access_token.clone();
+                Err(self.dead_end(&mut st, token.as_ref(), e))
+            }
+            r => r,
+        }
     }
 
     async fn rejected(&self, rejected: &SecretString) -> Result<SecretString, TokenError> {
@@ -1091,7 +1111,10 @@ impl Inner {
                 st.record = Some(fresh);
                 return match token {
                     Some(t) if !t.expose_secret().eq(rejected.expose_secret()) => Ok(t),
-                    _ => Err(TokenError::NotRefreshable(self.vault.id().to_owned())),
+                    _ => {
+                        let e = TokenError::NotRefreshable(self.vault.id().to_owned());
+                        Err(self.dead_end(&mut st, Some(rejected), e))
+                    }
                 };
             }
             st.record = Some(fresh);
@@ -1446,19 +1469,44 @@ mod tests {
         let rig = Rig::new(TokenRecord::fixed(s("one")), 3600);
         let m = rig.manager();
         let one = m.token().await.unwrap();
-        let e = m.rejected(&one).await.unwrap_err();
-        assert!(matches!(e, TokenError::NotRefreshable(_)), "{e}");
+        for _ in 0..3 {
+            let e = m.rejected(&one).await.unwrap_err();
+            assert!(matches!(e, TokenError::NotRefreshable(_)), "{e}");
+        }
         rig.vault
             .store(&TokenRecord::fixed(s("two")))
             .await
             .unwrap();
         assert_eq!(expose(&m.rejected(&one).await.unwrap()), "two");
         assert_eq!(rig.webex.calls(), 0);
+        // Nothing can refresh it: the alarm's metric, once per refused token.
+        assert_eq!(rig.metrics(METRIC_REFRESH_FAILED), 1);
+        let line: Value = serde_json::from_str(&rig.lines.lock().unwrap()[0]).unwrap();
+        assert_eq!(line["reason"], "not-refreshable");
+        assert_eq!(expose(&m.token().await.unwrap()), "two");
+        assert!(m.rejected(&s("two")).await.is_err());
         assert_eq!(
             rig.metrics(METRIC_REFRESH_FAILED),
-            0,
-            "nothing to refresh is no refresh failure"
+            2,
+            "another token refused"
         );
+    }
+
+    #[tokio::test]
+    async fn an_expired_fixed_token_is_reported_once() {
+        let mut record = TokenRecord::fixed(s("one"));
+        record.expires_at = Some(t0() + chrono::Duration::hours(1));
+        let rig = Rig::new(record, 3600);
+        let m = rig.manager();
+        assert_eq!(expose(&m.token().await.unwrap()), "one");
+        rig.clock.advance(chrono::Duration::hours(2));
+        for _ in 0..5 {
+            let e = m.token().await.unwrap_err();
+            assert!(matches!(e, TokenError::Expired(_)), "{e}");
+        }
+        assert_eq!(rig.metrics(METRIC_REFRESH_FAILED), 1);
+        let line: Value = serde_json::from_str(&rig.lines.lock().unwrap()[0]).unwrap();
+        assert_eq!(line["reason"], "expired");
     }
 
     #[tokio::test(start_paused = true)]
