@@ -17,6 +17,26 @@ pub enum StoreError {
     Corrupt(String),
     #[error("invalid pagination cursor")]
     BadCursor,
+    /// The item would exceed the store's item size limit ([`MAX_STORE_ITEM_BYTES`]); nothing was
+    /// written, and writing it again cannot succeed.
+    #[error("a {bytes}-byte item exceeds the store's {max}-byte item limit")]
+    TooLarge { bytes: usize, max: usize },
+}
+
+/// DynamoDB's item size limit (400 KB, attribute names and values counted).
+pub const MAX_STORE_ITEM_BYTES: usize = 400 * 1024;
+
+impl StoreError {
+    /// `TooLarge` for an item over [`MAX_STORE_ITEM_BYTES`].
+    pub fn check_size(bytes: usize) -> Result<(), StoreError> {
+        if bytes > MAX_STORE_ITEM_BYTES {
+            return Err(StoreError::TooLarge {
+                bytes,
+                max: MAX_STORE_ITEM_BYTES,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Errors of the queue ports.

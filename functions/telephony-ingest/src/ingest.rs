@@ -52,6 +52,8 @@ pub type MetricsSink = Arc<dyn Fn(String) + Send + Sync>;
 const METRICS_FUNCTION: &str = "telephony-ingest";
 /// Counts events answered `stale` (property `reason`: `older_than_dedupe_window`, `in_the_future`).
 pub const STALE_METRIC: &str = "IngestStaleEvent";
+/// Counts events relayed but not kept in the event log (property `reason`: `too_large`).
+pub const NOT_LOGGED_METRIC: &str = "IngestEventNotLogged";
 /// Counts events kept in the event log but not relayed (property `reason`: `too_large`).
 pub const PARKED_METRIC: &str = "IngestEventParked";
 /// How far ahead of the ingest's clock an event may be dated (Webex's clock against ours).
@@ -237,7 +239,7 @@ impl Ingest {
                 let mut r = IngestResponse::new(
                     StatusCode::OK,
                     IngestOutcome::Parked,
-                    json!({ "status": "parked", "reason": "too_large", "eventId": event_id, "note": "kept in the event log, not relayed: its delivery job exceeds the queue's message size limit" }),
+                    json!({ "status": "parked", "reason": "too_large", "eventId": event_id, "note": "not relayed: its delivery job exceeds the queue's message size limit; the event log keeps it" }),
                 );
                 r.detail = Some(e.to_string());
                 r
@@ -279,6 +281,11 @@ impl Ingest {
         {
             // A retry of an event already logged (same derived id).
             Ok(()) | Err(StoreError::Conflict(_)) => {}
+            // Over the event log's item limit: relayed all the same, only not replayable.
+            Err(e @ StoreError::TooLarge { .. }) => {
+                tracing::warn!(event_id = %event_id, error = %e, "event not kept in the event log (too large); relaying it anyway");
+                self.metric(NOT_LOGGED_METRIC, "too_large", &envelope.org_id, now);
+            }
             Err(e) => return Err(Unavailable::EventLog(e)),
         }
 

@@ -199,6 +199,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %m, "corrupt stored item");
                 Self::internal()
             }
+            e @ StoreError::TooLarge { .. } => {
+                tracing::error!(error = %e, "item over the store's size limit");
+                Self::internal()
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 use chrono::Duration;
+use relay_shared::error::{StoreError, MAX_STORE_ITEM_BYTES};
 use relay_shared::ports::EventQuery;
 
 use crate::fixtures::{event, now};
@@ -92,5 +93,32 @@ pub async fn window_is_on_created_at_not_id_time(env: StoreEnv) {
             .unwrap()
             .is_empty(),
         "not by the id's time"
+    );
+}
+
+/// DynamoDB's 400 KB item limit: an event whose item would exceed it is refused as `TooLarge`
+/// (not a store outage), nothing is written; one just under it is stored and read back.
+pub async fn an_event_over_the_item_limit_is_refused_cleanly(env: StoreEnv) {
+    let log = &env.stores.events;
+    let t = now();
+    let keep = t + Duration::days(1);
+    let sized = |i: i64, bytes: usize| {
+        let mut e = event("org-1", t + Duration::seconds(i));
+        e.body = "x".repeat(bytes);
+        e
+    };
+    let big = sized(1, 300 * 1024);
+    log.append(&big, keep).await.unwrap();
+    let too_big = sized(2, MAX_STORE_ITEM_BYTES);
+    let err = log.append(&too_big, keep).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooLarge { max, .. } if max == MAX_STORE_ITEM_BYTES),
+        "{err:?}"
+    );
+    assert_eq!(
+        log.list("org-1", EventQuery::new(t, t + Duration::seconds(10), 10))
+            .await
+            .unwrap(),
+        vec![big]
     );
 }

@@ -83,7 +83,11 @@ conformance! {
         presence: [load_and_write_in_batches, stale_write_behaviour],
         leases: [contention_and_expiry],
         attempts: [newest_first_with_status_filter_and_pages],
-        events: [window_query, window_is_on_created_at_not_id_time],
+        events: [
+            window_query,
+            window_is_on_created_at_not_id_time,
+            an_event_over_the_item_limit_is_refused_cleanly,
+        ],
         rate_limits: [
             limit_and_independent_windows,
             concurrent_acquires_never_exceed,

@@ -4,6 +4,7 @@
 //! `createdAt`.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
@@ -40,6 +41,27 @@ fn id_range(since: DateTime<Utc>, until: DateTime<Utc>) -> (String, String) {
     )
 }
 
+/// An item's size as DynamoDB counts it against its limit: attribute names plus values (strings
+/// and binaries by their bytes, a number by its digits, nested values with their names).
+fn item_bytes(item: &Item) -> usize {
+    fn value_bytes(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Ss(v) | AttributeValue::Ns(v) => v.iter().map(String::len).sum(),
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_bytes(v)).sum::<usize>(),
+            AttributeValue::M(m) => {
+                3 + m
+                    .iter()
+                    .map(|(k, v)| 1 + k.len() + value_bytes(v))
+                    .sum::<usize>()
+            }
+            _ => 1,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value_bytes(v)).sum()
+}
+
 #[async_trait]
 impl EventLog for DynamoTable {
     async fn append(
@@ -48,8 +70,11 @@ impl EventLog for DynamoTable {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sk = event.id.to_string();
-        self.put(expiring_doc(pk(&event.org_id), sk, event, expires_at)?)
-            .await
+        let item = expiring_doc(pk(&event.org_id), sk, event, expires_at)?;
+        // Refused here, as `TooLarge`, rather than as DynamoDB's ValidationException (which would
+        // read as the store being unavailable, and be retried).
+        StoreError::check_size(item_bytes(&item))?;
+        self.put(item).await
     }
 
     async fn list(

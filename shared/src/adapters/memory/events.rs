@@ -33,6 +33,9 @@ impl EventLog for MemoryEventLog {
         event: &OutboundEvent,
         _expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // DynamoDB's item limit, on the event's JSON (what the DynamoDB item mostly is).
+        let bytes = serde_json::to_string(event).map_or(0, |doc| doc.len());
+        StoreError::check_size(bytes)?;
         let mut items = self.items.lock().unwrap();
         let log = items.entry(event.org_id.clone()).or_default();
         log.insert(event.id.to_string(), event.clone());
