@@ -74,7 +74,7 @@ pub async fn spawn(
             health,
         )
         .with_tokens(tokens)
-        .with_secret(secret, config.org_id.clone());
+        .with_secret(secret, presence_poller::org::signing_org(&config));
         println!(
             "webex health: checking {} every {} min",
             check.config().target_url,

@@ -5,8 +5,9 @@ use lambda_runtime::{Context, LambdaEvent};
 use relay_shared::metrics::{Emf, Unit};
 use serde_json::Value;
 
-use crate::health::HealthCheck;
+use crate::health::{HealthCheck, HealthOutcome};
 use crate::{Poller, RunOptions, Summary};
+use relay_shared::webex_registrations::Finding;
 
 /// What triggered the invocation (for the logs only: every input polls the same way).
 pub fn trigger_of(payload: &Value) -> &'static str {
@@ -52,12 +53,7 @@ pub async fn handle_with_health(
     let (payload, ctx) = event.into_parts();
     tracing::info!(trigger = trigger_of(&payload), request_id = %ctx.request_id, deadline_ms = ctx.deadline, "presence poller invoked");
     let options = run_options(poller, &ctx);
-    let checked = async {
-        match health {
-            Some(h) => h.run_if_due(&options.holder).await,
-            None => None,
-        }
-    };
+    let checked = health_until(health, &options.holder, options.stop_at);
     let (summary, checked) = tokio::join!(poller.run(options.clone()), checked);
     let now_ms = chrono::Utc::now().timestamp_millis();
     if let Some(outcome) = checked {
@@ -65,6 +61,29 @@ pub async fn handle_with_health(
     }
     println!("{}", emf_line(&summary, now_ms));
     Ok(summary)
+}
+
+/// The health check if it is due, bounded by the invocation's `stop_at` like the polling loop: a
+/// check still running then is a failed check (`CheckFailed`), not an invocation timing out.
+pub async fn health_until(
+    health: Option<&HealthCheck>,
+    holder: &str,
+    stop_at: tokio::time::Instant,
+) -> Option<HealthOutcome> {
+    let h = health?;
+    tokio::time::timeout_at(stop_at, h.run_if_due(holder))
+        .await
+        .unwrap_or_else(|_| {
+            let out = HealthOutcome {
+                findings: vec![Finding::CheckFailed],
+                report: None,
+                error: Some(
+                    "the health check did not finish before the invocation's deadline".into(),
+                ),
+            };
+            h.log(&out);
+            Some(out)
+        })
 }
 
 /// One CloudWatch embedded-metric-format line (`relay_shared::metrics`) with the invocation's

@@ -102,7 +102,8 @@ pub enum SigningSecret {
     None,
     /// Given (the local stack's `--webex-secret`).
     Fixed(SecretString),
-    /// `WEBEX_WEBHOOK_SECRET_ARN`, read when a check runs (so a rotation is picked up).
+    /// `WEBEX_HEALTH_SECRET_ARN` (the ingest's `WEBEX_WEBHOOK_SECRET_ARN`), read when a check runs
+    /// (so a rotation is picked up).
     SecretsManager {
         secrets: SecretsManager,
         arn: String,
@@ -159,7 +160,7 @@ pub struct HealthCheck {
     clock: Arc<dyn Clock>,
     tokens: Option<Arc<dyn TokenSource>>,
     secret: SigningSecret,
-    /// The org whose secret signs a recreated webhook (the poller's org).
+    /// The org whose secret signs a recreated webhook (the token's own: `org::signing_org`).
     org_id: String,
     config: HealthConfig,
 }
@@ -248,7 +249,7 @@ impl HealthCheck {
         out
     }
 
-    fn log(&self, out: &HealthOutcome) {
+    pub(crate) fn log(&self, out: &HealthOutcome) {
         let target = self.config.target_url.as_str();
         let webhook = out.report.as_ref().map(|r| r.webhook.id.as_str());
         let expires = out.report.as_ref().and_then(|r| r.interests.expires_at);
@@ -256,7 +257,7 @@ impl HealthCheck {
             match f {
                 Finding::Reactivated => tracing::warn!(event = f.event(), webhook_id = ?webhook, target_url = target, "Webex had deactivated the relay's webhook: reactivated"),
                 Finding::Recreated => tracing::warn!(event = f.event(), webhook_id = ?webhook, target_url = target, "the relay's Webex webhook was missing: recreated"),
-                Finding::Missing => tracing::warn!(event = f.event(), target_url = target, "the relay's Webex webhook is missing and no secret is configured to recreate it (WEBEX_WEBHOOK_SECRET_ARN); run relayctl webex-webhooks ensure"),
+                Finding::Missing => tracing::warn!(event = f.event(), target_url = target, "the relay's Webex webhook is missing and no secret is configured to recreate it (WEBEX_HEALTH_SECRET_ARN); run relayctl webex-webhooks ensure"),
                 Finding::InterestRenewed => tracing::warn!(event = f.event(), expires_at = ?expires, "Webex webhook interest registration renewed"),
                 Finding::RefreshTokenExpiringSoon => {
                     tracing::warn!(event = f.event(), warn_days = self.config.refresh_warn.num_days(), "the Webex refresh token expires soon: re-authorise the integration / Service App and store the new token record")

@@ -92,7 +92,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::info!(target_url = %c.target_url, interval_minutes = c.interval.num_minutes(), "Webex health check on");
         Arc::new(
             HealthCheck::new(webex.clone(), stores.leases.clone(), Arc::new(SystemClock), c)
-                .with_secret(args.health.signing_secret(&sdk), config.org_id.clone())
+                .with_secret(args.health.signing_secret(&sdk), org::signing_org(&config))
                 .with_tokens(tokens.clone()),
         )
     });

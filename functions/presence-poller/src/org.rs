@@ -58,3 +58,13 @@ pub async fn resolve(config: &mut PollerConfig, webex: &dyn WebexClient) -> Resu
         }
     }
 }
+
+/// The org whose webhook secret a recreated webhook gets: the token's own, as `relayctl
+/// webex-webhooks ensure` picks it (the webhook belongs to the token's org), else the polled org.
+pub fn signing_org(config: &PollerConfig) -> String {
+    config
+        .token_org_id
+        .clone()
+        .filter(|o| !o.is_empty())
+        .unwrap_or_else(|| config.org_id.clone())
+}

@@ -11,6 +11,9 @@ use presence_poller::token::StaticToken;
 use relay_shared::adapters::memory::memory_stores;
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_env_pairs;
+use relay_shared::webex_api::{
+    RegistrationCreate, RegistrationUpdate, WebexApiError, WebexRegistration,
+};
 use relay_shared::webex_registrations::Finding;
 use relay_shared::webex_token::{TokenError, TokenRecord, TokenSource};
 use secrecy::SecretString;
@@ -138,4 +141,69 @@ async fn warns_before_the_refresh_token_expires() {
     let later = check(&fake, "t").with_tokens(Arc::new(Expiring(60)));
     let out = later.run(chrono::Utc::now()).await;
     assert!(!out.findings.contains(&Finding::RefreshTokenExpiringSoon));
+}
+
+/// A Webex that never answers.
+struct Silent;
+
+#[async_trait]
+impl relay_shared::ports::WebexClient for Silent {
+    async fn list_people(
+        &self,
+        _q: &[(String, String)],
+        _n: Option<&str>,
+    ) -> Result<relay_shared::ports::PeoplePage, WebexApiError> {
+        std::future::pending().await
+    }
+    async fn list_registrations(&self) -> Result<Vec<WebexRegistration>, WebexApiError> {
+        std::future::pending().await
+    }
+    async fn create_registration(
+        &self,
+        _r: &RegistrationCreate,
+    ) -> Result<WebexRegistration, WebexApiError> {
+        std::future::pending().await
+    }
+    async fn update_registration(
+        &self,
+        _i: &str,
+        _r: &RegistrationUpdate,
+    ) -> Result<WebexRegistration, WebexApiError> {
+        std::future::pending().await
+    }
+    async fn get_registration(&self, _i: &str) -> Result<WebexRegistration, WebexApiError> {
+        std::future::pending().await
+    }
+    async fn delete_registration(&self, _i: &str) -> Result<(), WebexApiError> {
+        std::future::pending().await
+    }
+    async fn me(&self) -> Result<relay_shared::webex::Person, WebexApiError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_still_running_at_the_invocation_deadline_is_a_failed_check() {
+    let args: HealthArgs = from_env_pairs(&[("WEBEX_HEALTH_TARGET_URL", TARGET)]).unwrap();
+    let health = HealthCheck::new(
+        Arc::new(Silent),
+        memory_stores().leases,
+        Arc::new(SystemClock),
+        args.config().unwrap(),
+    );
+    let stop_at = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
+    let out = presence_poller::handler::health_until(Some(&health), "inv", stop_at)
+        .await
+        .expect("a check ran");
+    assert_eq!(
+        tokio::time::Instant::now(),
+        stop_at,
+        "ended at the deadline"
+    );
+    assert_eq!(out.findings, [Finding::CheckFailed]);
+    assert_eq!(metric(&out, Finding::CheckFailed), 1.0);
+    assert!(out.error.unwrap().contains("deadline"));
+    assert!(presence_poller::handler::health_until(None, "inv", stop_at)
+        .await
+        .is_none());
 }

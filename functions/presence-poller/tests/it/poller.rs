@@ -887,6 +887,11 @@ async fn org_id_only_for_another_org_than_the_tokens() {
         config.token_org_id, None,
         "unknown: orgId stays in the query"
     );
+    // A recreated webhook gets the token's own org's secret (as relayctl's ensure), else the
+    // polled org's.
+    assert_eq!(presence_poller::org::signing_org(&config), ORG);
+    config.token_org_id = Some("token-org".into());
+    assert_eq!(presence_poller::org::signing_org(&config), "token-org");
 }
 
 #[tokio::test]
