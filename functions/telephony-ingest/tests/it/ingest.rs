@@ -784,6 +784,51 @@ mod aws {
     scenarios!(harness().await);
 }
 
+/// An event log that refuses every event as over its item limit.
+struct FullLog;
+
+#[async_trait::async_trait]
+impl relay_shared::ports::EventLog for FullLog {
+    async fn append(
+        &self,
+        _: &relay_shared::events::OutboundEvent,
+        _: DateTime<Utc>,
+    ) -> Result<(), relay_shared::error::StoreError> {
+        Err(relay_shared::error::StoreError::TooLarge {
+            bytes: 500_000,
+            max: relay_shared::error::MAX_STORE_ITEM_BYTES,
+        })
+    }
+    async fn list(
+        &self,
+        _: &str,
+        _: EventQuery,
+    ) -> Result<Vec<relay_shared::events::OutboundEvent>, relay_shared::error::StoreError> {
+        Ok(vec![])
+    }
+}
+
+/// An event the event log refuses as too large is relayed all the same (not a 503 that Webex
+/// would retry forever), with a metric line saying it is not replayable.
+#[tokio::test]
+async fn an_event_too_large_for_the_log_is_relayed_anyway() {
+    let q = Arc::new(relay_shared::adapters::memory::MemoryQueue::new(
+        std::time::Duration::from_secs(30),
+    ));
+    let mut stores = relay_shared::adapters::memory::memory_stores();
+    stores.events = Arc::new(FullLog);
+    let h = Harness::build(stores, q.clone(), q, false);
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let r = h.post(&envelope(SEED_CREATED)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "queued");
+    assert_eq!(h.drain().await.len(), 1);
+    let metrics = h.metrics.lock().unwrap().clone();
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    let doc: Value = serde_json::from_str(&metrics[0]).unwrap();
+    assert_eq!(doc[telephony_ingest::ingest::NOT_LOGGED_METRIC], 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The checked-in API Gateway events (events/telephony-*.json) through lambda_http's own request
 // conversion, as `cargo lambda invoke` would deliver them.
