@@ -174,6 +174,14 @@ impl Harness {
         call.expect("the seed call is stored")
     }
 
+    /// The seed org's logged events around now (on `createdAt`, the ingest time; the event ids'
+    /// time part, the Webex event time, is within the window too).
+    async fn logged(&self) -> Vec<relay_shared::events::OutboundEvent> {
+        let day = chrono::Duration::days(1);
+        let query = EventQuery::new(self.now - day, self.now + day, 10);
+        self.stores.events.list(SEED_ORG, query).await.unwrap()
+    }
+
     /// Everything queued so far (acknowledged, so the next call sees only new jobs).
     async fn drain(&self) -> Vec<DeliveryJob> {
         let mut out = Vec::new();
@@ -279,20 +287,7 @@ async fn seed_sequence(h: Harness) {
     assert_eq!(call.history.len(), 3);
     assert_eq!(call.org_id, SEED_ORG);
 
-    // The event log is keyed by event id, whose time part is the Webex event time (2025-08-14),
-    // while `createdAt` is the ingest time: the window must cover both.
-    let since = DateTime::parse_from_rfc3339("2025-08-14T00:00:00Z")
-        .unwrap()
-        .to_utc();
-    let logged = h
-        .stores
-        .events
-        .list(
-            SEED_ORG,
-            EventQuery::new(since, h.now + chrono::Duration::days(1), 10),
-        )
-        .await
-        .unwrap();
+    let logged = h.logged().await;
     let logged_ids: Vec<EventId> = logged.iter().map(|e| e.id).collect();
     for f in [SEED_UPDATED, SEED_CREATED, SEED_DELETED] {
         assert!(
@@ -651,16 +646,7 @@ async fn too_large_to_queue_is_parked(h: Harness) {
     assert_eq!(r.body["status"], "parked", "{}", r.body);
     assert_eq!(r.body["reason"], "too_large");
     assert!(h.drain().await.is_empty());
-    let since = h.now - chrono::Duration::days(1);
-    let logged = h
-        .stores
-        .events
-        .list(
-            SEED_ORG,
-            EventQuery::new(since, h.now + chrono::Duration::days(1), 10),
-        )
-        .await
-        .unwrap();
+    let logged = h.logged().await;
     assert_eq!(logged.len(), 1, "the parked event is in the event log");
     assert_eq!(
         logged[0].id.to_string(),
