@@ -610,6 +610,12 @@ pub trait TokenSource: Send + Sync {
         self.token().await
     }
 
+    /// Webex answered a call made with `token` (the first answer after it changed): a fresh
+    /// token that worked ends a run of refused fresh tokens (see [`FRESH`]).
+    async fn accepted(&self, token: &SecretString) {
+        let _ = token;
+    }
+
     /// The current record, if this source has one (the health check reads the refresh token's
     /// expiry from it).
     async fn record(&self) -> Option<TokenRecord> {
@@ -666,7 +672,7 @@ struct State {
     unsaved: bool,
     /// Fresh tokens Webex refused in a row (see [`FRESH`]); past the first, each is a failure
     /// and a successful refresh does not reset the count (the next fresh token may be refused
-    /// too): a token that lasts does.
+    /// too): a token that works (`accepted`) or lasts does.
     refused_fresh: u32,
     /// The last token that cannot be refreshed and no longer works (expired, or refused with
     /// nothing to refresh it), reported once (the alarm's metric) rather than on every call.
@@ -1053,6 +1059,16 @@ impl TokenSource for TokenManager {
         let rejected = rejected.clone();
         self.detached(|m| async move { m.rejected(&rejected).await })
             .await
+    }
+
+    async fn accepted(&self, token: &SecretString) {
+        let mut st = self.inner.state.lock().await;
+        if st.record.as_ref().is_some_and(|r| r.holds(token)) {
+            if st.refused_fresh > 1 {
+                st.failures = 0;
+            }
+            st.refused_fresh = 0;
+        }
     }
 
     async fn record(&self) -> Option<TokenRecord> {
@@ -1644,11 +1660,20 @@ mod tests {
         rig.clock.advance(chrono::Duration::seconds(5));
         assert_eq!(expose(&m.rejected(&s("at-3")).await.unwrap()), "at-4");
         assert_eq!(rig.metrics(METRIC_REFRESH_FAILED), 2);
+        // A fresh token that worked ends the run: its refusal refreshes at once.
+        m.accepted(&s("at-4")).await;
+        assert_eq!(m.failures().await, 0);
+        rig.clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(expose(&m.rejected(&s("at-4")).await.unwrap()), "at-5");
+        rig.clock.advance(chrono::Duration::seconds(1));
+        assert!(m.rejected(&s("at-5")).await.is_err(), "the second in a row");
+        rig.clock.advance(chrono::Duration::seconds(5));
+        assert_eq!(expose(&m.rejected(&s("at-5")).await.unwrap()), "at-6");
         // A token that lasts clears the count; a refusal after a minute refreshes at once.
         rig.clock.advance(chrono::Duration::minutes(2));
-        assert_eq!(expose(&m.token().await.unwrap()), "at-4");
+        assert_eq!(expose(&m.token().await.unwrap()), "at-6");
         assert_eq!(m.failures().await, 0);
-        assert_eq!(expose(&m.rejected(&s("at-4")).await.unwrap()), "at-5");
+        assert_eq!(expose(&m.rejected(&s("at-6")).await.unwrap()), "at-7");
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,7 @@
 //! 401, asks the source for another (re-read or refreshed) and retries the call once.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub struct RefreshingWebex {
     tokens: Arc<dyn TokenSource>,
     factory: ClientFactory,
     current: RwLock<Option<(SecretString, Arc<dyn WebexClient>)>>,
+    /// Whether Webex has answered a call with the current token (told to the source once).
+    confirmed: AtomicBool,
     refreshes: AtomicU32,
 }
 
@@ -50,6 +52,7 @@ impl RefreshingWebex {
             tokens,
             factory,
             current: RwLock::new(None),
+            confirmed: AtomicBool::new(false),
             refreshes: AtomicU32::new(0),
         }
     }
@@ -88,6 +91,7 @@ impl RefreshingWebex {
         let mut slot = self.current.write().await;
         let client = (self.factory)(token.expose_secret())?;
         *slot = Some((token.clone(), client.clone()));
+        self.confirmed.store(false, Ordering::Relaxed);
         Ok((token, client))
     }
 
@@ -97,7 +101,7 @@ impl RefreshingWebex {
         Fut: Future<Output = Result<T, WebexApiError>>,
     {
         let (token, client) = self.client().await?;
-        match f(client).await {
+        let (token, result) = match f(client).await {
             Err(WebexApiError::Unauthorized) => {
                 tracing::warn!("Webex answered 401: asking for another token and retrying once");
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
@@ -108,11 +112,16 @@ impl RefreshingWebex {
                         return Err(WebexApiError::Unauthorized);
                     }
                 };
-                let (_, client) = self.client_for(other).await?;
-                f(client).await
+                let (other, client) = self.client_for(other).await?;
+                (other, f(client).await)
             }
-            other => other,
+            other => (token, other),
+        };
+        // Webex took this token: a fresh one that works ends a run of refused ones.
+        if result.is_ok() && !self.confirmed.swap(true, Ordering::Relaxed) {
+            self.tokens.accepted(&token).await;
         }
+        result
     }
 }
 
@@ -224,8 +233,8 @@ mod tests {
         }
     }
 
-    /// Returns the queued tokens in order, then the last one forever.
-    struct Rotating(Mutex<Vec<&'static str>>);
+    /// Returns the queued tokens in order, then the last one forever; records the accepted.
+    struct Rotating(Mutex<Vec<&'static str>>, Mutex<Vec<String>>);
 
     #[async_trait]
     impl TokenSource for Rotating {
@@ -233,11 +242,21 @@ mod tests {
             let mut v = self.0.lock().unwrap();
             Ok(if v.len() > 1 { v.remove(0) } else { v[0] }.into())
         }
+        async fn accepted(&self, token: &SecretString) {
+            self.1
+                .lock()
+                .unwrap()
+                .push(token.expose_secret().to_owned());
+        }
     }
 
     fn wrapper(tokens: Vec<&'static str>) -> RefreshingWebex {
+        wrapper_of(Arc::new(Rotating(Mutex::new(tokens), Mutex::default())))
+    }
+
+    fn wrapper_of(tokens: Arc<Rotating>) -> RefreshingWebex {
         RefreshingWebex::new(
-            Arc::new(Rotating(Mutex::new(tokens))),
+            tokens,
             Arc::new(|t: &str| Ok(Arc::new(Fake(t.to_owned())) as Arc<dyn WebexClient>)),
         )
     }
@@ -252,6 +271,22 @@ mod tests {
             "the new client is kept"
         );
         assert_eq!(w.refreshes(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_source_hears_once_that_webex_took_a_new_token() {
+        let tokens = Arc::new(Rotating(Mutex::new(vec!["old", "good"]), Mutex::default()));
+        let w = wrapper_of(tokens.clone());
+        for _ in 0..3 {
+            w.list_people(&[], None).await.unwrap();
+        }
+        assert_eq!(*tokens.1.lock().unwrap(), ["good"]);
+        let bad = Arc::new(Rotating(Mutex::new(vec!["bad"]), Mutex::default()));
+        let _ = wrapper_of(bad.clone()).list_people(&[], None).await;
+        assert!(
+            bad.1.lock().unwrap().is_empty(),
+            "a refused token is not accepted"
+        );
     }
 
     #[tokio::test]
