@@ -181,6 +181,8 @@ async fn fetch_page(
         calls.budget_wait += waited;
         calls.made += 1;
         let call = lister.webex.list_people(query, next);
+        // Dropping the call at `stop_at` cannot cut a token refresh short: `TokenManager` runs
+        // it (Webex's answer and the write-back of the rotated pair) on a task of its own.
         let err = match tokio::time::timeout_at(stop_at, call).await {
             Err(_elapsed) => return Err(FetchError::Deadline { pages: page }),
             Ok(Ok(p)) => return Ok(p),
