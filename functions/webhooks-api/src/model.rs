@@ -138,6 +138,9 @@ pub struct ReplayRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ReplayResponse {
     pub queued: u32,
+    /// Events in the window too large for the delivery queue (ingest parked them): not queued.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped_too_large: u32,
     /// More events than one call may replay lie in the window; call again from `nextSince`.
     pub truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -221,4 +224,8 @@ pub struct EventTypeInfo {
 
 pub fn event_type_names(types: &[EventType]) -> Vec<&'static str> {
     types.iter().map(|t| t.as_str()).collect()
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

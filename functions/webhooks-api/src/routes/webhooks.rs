@@ -363,7 +363,7 @@ async fn queue_replay(
     } else {
         None
     };
-    let mut jobs: Vec<QueuedJob> = events
+    let (mut jobs, too_large): (Vec<QueuedJob>, Vec<QueuedJob>) = events
         .iter()
         .take(max as usize)
         .filter(|e| sub.event_types.contains(&e.event_type))
@@ -372,7 +372,12 @@ async fn queue_replay(
             job.start_new_run();
             QueuedJob::now(job)
         })
-        .collect();
+        // An event the log kept but the queue cannot carry (ingest parked it as too_large) is
+        // skipped and counted: sending it would fail this replay on every retry.
+        .partition(|q| fits_the_queue(&q.job));
+    for q in &too_large {
+        tracing::warn!(subscription_id = %sub.id, event_id = %q.job.event_id, "replay: event too large to queue, skipped");
+    }
     if !jobs.is_empty() {
         let first = quota::reserve(state, sub, &backlog, jobs.len() as u32).await?;
         for (i, q) in jobs.iter_mut().enumerate() {
@@ -385,7 +390,14 @@ async fn queue_replay(
     tracing::info!(subscription_id = %sub.id, queued = jobs.len(), truncated, "replay queued");
     Ok(ReplayResponse {
         queued: jobs.len() as u32,
+        skipped_too_large: too_large.len() as u32,
         truncated,
         next_since,
     })
+}
+
+/// Would the delivery queue take this job (its JSON body within SQS's message size)?
+fn fits_the_queue(job: &DeliveryJob) -> bool {
+    serde_json::to_vec(job)
+        .is_ok_and(|body| relay_shared::error::QueueError::check_size(body.len()).is_ok())
 }

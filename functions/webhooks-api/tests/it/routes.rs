@@ -78,6 +78,7 @@ suite!(
     test_quota_per_webhook_and_per_tenant,
     replay_quota_and_one_replay_in_flight,
     replay_fills_the_backlog_up_to_its_cap,
+    replay_skips_events_too_large_for_the_queue,
 );
 
 async fn h(b: Backend) -> Option<Harness> {
@@ -1847,4 +1848,46 @@ async fn replay_fills_the_backlog_up_to_its_cap(b: Backend) {
         .min()
         .unwrap();
     assert_eq!(first, now + Duration::seconds(120));
+}
+
+async fn replay_skips_events_too_large_for_the_queue(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let org = unique("org");
+    let key = h.key(&unique("user"), &org, Role::User).await;
+    let mut body = valid_body();
+    body["eventTypes"] = json!(["presence:changed"]);
+    let c = h
+        .call("POST", HOOKS, Some(&key), Some(body))
+        .await
+        .assert_status(201);
+    let p = format!("{HOOKS}/{}/replay", c["id"].as_str().unwrap());
+    let t0 = h.clock.now() - Duration::hours(1);
+    append(&h, &org, EventType::PresenceChanged, t0).await;
+    // Kept by the event log (under DynamoDB's 400 KB item) but over SQS's 256 KiB message.
+    let big = OutboundEvent {
+        id: EventId::new_at((t0 + Duration::minutes(1)).timestamp_millis() as u64),
+        event_type: EventType::PresenceChanged,
+        org_id: org.clone(),
+        created_at: t0 + Duration::minutes(1),
+        body: format!("{{\"pad\":\"{}\"}}", "x".repeat(300 * 1024)),
+    };
+    h.stores
+        .events
+        .append(&big, h.clock.now() + Duration::days(30))
+        .await
+        .unwrap();
+    let window = json!({"since": (t0 - Duration::minutes(1)).to_rfc3339(), "until": h.clock.now().to_rfc3339()});
+    let r = h
+        .call("POST", &p, Some(&key), Some(window))
+        .await
+        .assert_status(202);
+    assert_eq!(
+        (
+            r["queued"].clone(),
+            r["skippedTooLarge"].clone(),
+            r["truncated"].clone()
+        ),
+        (json!(1), json!(1), json!(false))
+    );
+    assert_eq!(h.drain_queue().await.len(), 1);
 }
