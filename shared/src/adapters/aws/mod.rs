@@ -46,6 +46,31 @@ pub use table::{create_table, TTL_ATTRIBUTE};
 
 use crate::ports::Stores;
 
+/// The cursor codec, reachable from the fuzz targets (fuzz/, docs/reliability.md); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use crate::error::StoreError;
+
+    pub fn encode_cursor(
+        item: &HashMap<String, AttributeValue>,
+        key_attrs: &[&str],
+    ) -> Result<String, StoreError> {
+        super::common::encode_cursor(item, key_attrs)
+    }
+
+    pub fn decode_cursor(
+        cursor: &str,
+        expected: &[(&str, Option<&str>)],
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        super::common::decode_cursor(cursor, expected)
+    }
+}
+
 /// The single DynamoDB table every store lives in. Cheap to clone (the client is an `Arc`).
 #[derive(Debug, Clone)]
 pub struct DynamoTable {

@@ -345,6 +345,20 @@ impl WebexClient for WebexHttpClient {
     }
 }
 
+/// The People page parser of `list_people` and the pagination-link rule, reachable from the fuzz
+/// targets (fuzz/, docs/reliability.md); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+impl WebexHttpClient {
+    pub fn fuzz_people_page(bytes: &[u8]) -> Result<Vec<Person>, serde_json::Error> {
+        serde_json::from_slice::<Items<Person>>(bytes).map(|page| page.items)
+    }
+
+    pub fn fuzz_follow_link(&self, link: &str) -> Result<Url, WebexApiError> {
+        self.same_origin(link)
+    }
+}
+
 /// Webex Calling's webhook interest registrations (one per user + client of the token).
 const INTEREST_REGISTRATIONS: &str = "telephony/webhookInterestRegistrations";
 
