@@ -52,13 +52,16 @@ pub async fn read_body(parts: &Parts, body: Body, max: usize) -> Result<Bytes, A
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first (400), then the shape (422): a body must be a JSON object. The syntax is
     // checked on its own only when something is wrong, so a good body is parsed once.
+    // `IgnoredAny` skips what strings hold, so UTF-8 is checked first: JSON text is UTF-8.
     let malformed = || {
-        serde_json::from_slice::<IgnoredAny>(bytes).err().map(|e| {
-            ApiError::bad_request(
-                "malformed_json",
-                format!("The request body is not valid JSON: {e}."),
-            )
-        })
+        let detail = match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str::<IgnoredAny>(text).err()?.to_string(),
+            Err(e) => format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        };
+        Some(ApiError::bad_request(
+            "malformed_json",
+            format!("The request body is not valid JSON: {detail}."),
+        ))
     };
     let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !is_object {
@@ -76,7 +79,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 let path = path.strip_prefix('$').unwrap_or(&path);
                 field_error(path.strip_prefix('.').unwrap_or(path), &message)
             }
-            // The syntax check skips what strings hold: invalid UTF-8 inside one ends up here.
+            // Not reached (the syntax check above answers first), but a 400 all the same.
             ParseError::InvalidJson {
                 message,
                 line,
@@ -265,7 +268,23 @@ mod tests {
             "{}",
             e.detail
         );
-        assert!(e.detail.contains("line 1 column"), "{}", e.detail);
+        assert!(
+            e.detail.ends_with("invalid UTF-8 at byte 11."),
+            "{}",
+            e.detail
+        );
+        // Not JSON whatever comes first: an unknown field before the bad byte is no 422.
+        let e = parse_json::<Named>(b"{\"nope\": 1, \"name\": \"a\xffb\"}").unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.error),
+            (400, "malformed_json"),
+            "{e:?}"
+        );
+        assert!(
+            e.detail.contains("invalid UTF-8 at byte 22"),
+            "{}",
+            e.detail
+        );
     }
 
     #[test]
