@@ -35,17 +35,25 @@ pub fn name(value: &str) -> Result<String, ApiError> {
 /// API creates is one the worker will call. The `422` detail names the policy's reason class.
 /// (Host names are resolved and checked by the worker: DNS can change after creation.)
 pub fn target_url(value: &str, config: &ApiConfig) -> Result<String, ApiError> {
-    if value.chars().count() > URL_MAX_CHARS {
-        return Err(ApiError::invalid(
+    let too_long = || {
+        ApiError::invalid(
             "url",
-            format!("`url` must be at most {URL_MAX_CHARS} characters."),
-        ));
+            format!("`url` must be at most {URL_MAX_CHARS} characters (as stored, with international names in punycode)."),
+        )
+    };
+    if value.chars().count() > URL_MAX_CHARS {
+        return Err(too_long());
     }
     let url = config
         .targets
         .check_url(value.trim())
-        .map_err(|r| ApiError::invalid("url", format!("`url` is refused ({}): {r}.", r.reason)))?;
-    Ok(url.to_string())
+        .map_err(|r| ApiError::invalid("url", format!("`url` is refused ({}): {r}.", r.reason)))?
+        .to_string();
+    // The stored (normalised) form is what a later update sends back: it must pass this check too.
+    if url.chars().count() > URL_MAX_CHARS {
+        return Err(too_long());
+    }
+    Ok(url)
 }
 
 /// A user-supplied secret: 24–128 printable ASCII characters (no spaces).
@@ -115,6 +123,26 @@ pub fn rate_limit(value: u32, config: &ApiConfig) -> Result<u32, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_stored_form_of_an_accepted_url_is_accepted_again() {
+        let config = crate::config::ApiConfig::default();
+        // 2048 characters as typed, longer once the international labels are stored in punycode:
+        // refused, since an update sending the stored URL back would be.
+        let host = vec!["ü".repeat(10); 20].join(".");
+        let typed_prefix = format!("https://{host}.example/");
+        let url = format!(
+            "{typed_prefix}{}",
+            "p".repeat(super::URL_MAX_CHARS - typed_prefix.chars().count())
+        );
+        assert_eq!(url.chars().count(), super::URL_MAX_CHARS);
+        let e = super::target_url(&url, &config).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("url"), "{e:?}");
+        // A short international URL is stored in punycode and accepted again as stored.
+        let stored = super::target_url("https://bücher.example/hook", &config).unwrap();
+        assert_eq!(stored, "https://xn--bcher-kva.example/hook");
+        assert_eq!(super::target_url(&stored, &config).unwrap(), stored);
+    }
+
     use super::*;
 
     /// The address ranges are tested once, against the policy itself (relay_shared::targets);
