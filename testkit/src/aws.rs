@@ -113,6 +113,25 @@ pub async fn fresh_queues(client: aws_sdk_sqs::Client, prefix: &str) -> (SqsQueu
     }
 }
 
+/// A fresh Secrets Manager secret named `<prefix>-<unique>` holding `value`: its ARN.
+pub async fn fresh_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+    value: &str,
+) -> String {
+    let name = unique(prefix);
+    match client
+        .create_secret()
+        .name(&name)
+        .secret_string(value)
+        .send()
+        .await
+    {
+        Ok(out) => out.arn().expect("CreateSecret answers an ARN").to_owned(),
+        Err(e) => panic!("cannot create secret {name}: {e}"),
+    }
+}
+
 /// Fresh AWS resources for one test: a table with every store, a delivery queue and its DLQ.
 pub struct Resources {
     pub stores: Stores,

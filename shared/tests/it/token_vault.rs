@@ -12,7 +12,7 @@ use relay_shared::webex_token::{
 };
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use testkit::aws::{fresh_stores, local, unique, Service};
+use testkit::aws::{fresh_stores, local, Service};
 
 /// Webex's refresh call, rotating `rt-N` → `rt-N+1`.
 struct Rotating;
@@ -44,18 +44,7 @@ async fn the_record_is_read_refreshed_and_written_back() {
     let secrets = SecretsManager::new(client.clone());
     let create = |value: &str| {
         let (client, value) = (client.clone(), value.to_owned());
-        async move {
-            client
-                .create_secret()
-                .name(unique("webex-token"))
-                .secret_string(value)
-                .send()
-                .await
-                .unwrap()
-                .arn()
-                .unwrap()
-                .to_owned()
-        }
+        async move { testkit::aws::fresh_secret(&client, "webex-token", &value).await }
     };
 
     // Today's forms still read: a plain token, JSON with `token`.

@@ -2,7 +2,7 @@
 //! Secrets Manager (moto; skipped, with a note, unless `AWS_ENDPOINT_URL_SECRETS_MANAGER` is set,
 //! e.g. by `scripts/start-local-aws`) and the shared fake Webex.
 
-use testkit::aws::{local, unique, Service};
+use testkit::aws::{local, Service};
 use testkit::fake_webex::FakeWebex;
 
 const TARGET: &str = "https://abc.execute-api.us-east-1.amazonaws.com/webex/telephony";
@@ -33,16 +33,7 @@ fn ensure_args(arn: &str) -> Vec<String> {
 }
 
 async fn create(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
-    client
-        .create_secret()
-        .name(unique("webex-webhook-secret"))
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned()
+    testkit::aws::fresh_secret(client, "webex-webhook-secret", value).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
