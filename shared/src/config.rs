@@ -239,7 +239,8 @@ impl Default for DefaultRateLimit {
 }
 
 /// What the webhooks API and the delivery worker read on Lambda: [`Resources`], the settings both
-/// read (the target policy and [`DefaultRateLimit`], so the API accepts what the worker delivers)
+/// read (the target policy and [`DefaultRateLimit`], so the API accepts what the worker delivers;
+/// [`SecretsKeyArgs`], so the worker opens what the API sealed)
 /// and the function's own `A`. The local stack flattens the parts, each once.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SubscriptionFunctionArgs<A: Args> {
@@ -249,8 +250,97 @@ pub struct SubscriptionFunctionArgs<A: Args> {
     pub targets: crate::targets::TargetArgs,
     #[command(flatten)]
     pub rate: DefaultRateLimit,
+    /// The API seals signing secrets with it, the worker opens them.
+    #[command(flatten)]
+    pub secrets_key: SecretsKeyArgs,
     #[command(flatten)]
     pub own: A,
+}
+
+pub const ENV_SECRETS_KMS_KEY_ID: &str = "SECRETS_KMS_KEY_ID";
+pub const ENV_SECRETS_LOCAL_KEY: &str = "SECRETS_LOCAL_KEY";
+
+/// The key that wraps signing secrets at rest (`crate::secrets_at_rest`), read by the API (which
+/// seals), the worker (which opens) and `relayctl seal-secrets`: a KMS key on AWS, a local key in
+/// the local stack and tests. Exactly one is required.
+#[derive(Clone, Default, clap::Args)]
+pub struct SecretsKeyArgs {
+    /// The KMS key (id, ARN or alias) that wraps each signing secret's data key; template.yaml
+    /// creates it and passes its ARN.
+    #[arg(long = "secrets-kms-key-id", env = ENV_SECRETS_KMS_KEY_ID)]
+    pub kms_key_id: Option<String>,
+    /// Instead of KMS, a local 32-byte key (base64): the local stack and tests only.
+    #[arg(
+        long = "secrets-local-key",
+        env = ENV_SECRETS_LOCAL_KEY,
+        hide_env_values = true,
+        conflicts_with = "kms_key_id"
+    )]
+    pub local_key: Option<SecretString>,
+}
+
+impl std::fmt::Debug for SecretsKeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsKeyArgs")
+            .field("kms_key_id", &self.kms_key_id)
+            .field("local_key", &self.local_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The configured key service, built once per cold start.
+pub enum SecretsKey {
+    Kms(crate::adapters::aws::kms::KmsKeys),
+    Local(std::sync::Arc<crate::secrets_at_rest::LocalKey>),
+}
+
+impl SecretsKeyArgs {
+    /// The key service; `sdk` builds the KMS client (`None` where no AWS backend is configured,
+    /// which then refuses a KMS key).
+    pub fn key(&self, sdk: Option<&aws_config::SdkConfig>) -> Result<SecretsKey, ConfigError> {
+        use secrecy::ExposeSecret;
+        match (&self.kms_key_id, &self.local_key) {
+            (Some(id), _) => match sdk {
+                Some(sdk) => Ok(SecretsKey::Kms(
+                    crate::adapters::aws::kms::KmsKeys::from_sdk_config(sdk, id.clone()),
+                )),
+                None => Err(invalid(
+                    ENV_SECRETS_KMS_KEY_ID,
+                    id,
+                    "a KMS key needs the AWS backend; use SECRETS_LOCAL_KEY with in-memory stores",
+                )),
+            },
+            (None, Some(local)) => {
+                crate::secrets_at_rest::LocalKey::from_base64(local.expose_secret())
+                    .map(|k| SecretsKey::Local(std::sync::Arc::new(k)))
+                    .map_err(|reason| invalid(ENV_SECRETS_LOCAL_KEY, "<redacted>", reason))
+            }
+            (None, None) => Err(ConfigError::Missing {
+                name: ENV_SECRETS_KMS_KEY_ID.into(),
+                hint: "the KMS key that wraps signing secrets (template.yaml sets it; \
+                       SECRETS_LOCAL_KEY instead for local runs)"
+                    .into(),
+            }),
+        }
+    }
+}
+
+impl SecretsKey {
+    pub fn sealer(&self) -> crate::secrets_at_rest::SecretSealer {
+        use crate::secrets_at_rest::SecretSealer;
+        match self {
+            Self::Kms(k) => SecretSealer::new(std::sync::Arc::new(k.clone())),
+            Self::Local(k) => SecretSealer::new(k.clone()),
+        }
+    }
+
+    pub fn opener(&self) -> crate::secrets_at_rest::SecretOpener {
+        use crate::secrets_at_rest::SecretOpener;
+        match self {
+            Self::Kms(k) => SecretOpener::new(std::sync::Arc::new(k.clone())),
+            Self::Local(k) => SecretOpener::new(k.clone()),
+        }
+    }
 }
 
 /// The Webex REST API and the access token, as the presence poller and the local stack read them.
@@ -340,5 +430,34 @@ mod tests {
             in_range::<u32, _>(1..)("0").unwrap_err(),
             "must be at least 1"
         );
+    }
+
+    #[test]
+    fn exactly_one_secrets_key_and_the_local_one_never_echoed() {
+        let e = from_env_pairs::<SecretsKeyArgs>(&[])
+            .unwrap()
+            .key(None)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("SECRETS_KMS_KEY_ID"), "{e}");
+        let both = from_env_pairs::<SecretsKeyArgs>(&[
+            ("SECRETS_KMS_KEY_ID", "alias/x"),
+            ("SECRETS_LOCAL_KEY", "AAAA"),
+        ]);
+        assert!(both.is_err());
+        let bad = "c2hvcnQtYnV0LXNlY3JldA==";
+        let e = from_env_pairs::<SecretsKeyArgs>(&[("SECRETS_LOCAL_KEY", bad)])
+            .unwrap()
+            .key(None)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("32 bytes"), "{e}");
+        assert!(!e.to_string().contains(bad), "{e}");
+        let kms = from_env_pairs::<SecretsKeyArgs>(&[("SECRETS_KMS_KEY_ID", "alias/x")]).unwrap();
+        assert!(kms.key(None).is_err(), "KMS needs an AWS backend");
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 32]);
+        let local = from_env_pairs::<SecretsKeyArgs>(&[("SECRETS_LOCAL_KEY", &key)]).unwrap();
+        assert!(matches!(local.key(None), Ok(SecretsKey::Local(_))));
+        assert!(!format!("{local:?}").contains(&key));
     }
 }

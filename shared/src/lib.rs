@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod ports;
 pub mod retry;
+pub mod secrets_at_rest;
 pub mod signing;
 pub mod subscription;
 pub mod targets;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::EventType;
 use crate::ids::SubscriptionId;
-use crate::signing::SigningSecret;
+use crate::secrets_at_rest::{SecretContext, StoredSecret};
 
 /// Delivery health, set by the worker: `failing` after a job exhausts its attempts, cleared by the
 /// next success.
@@ -20,7 +20,7 @@ pub enum Health {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RetiringSecret {
-    pub secret: String,
+    pub secret: StoredSecret,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -33,7 +33,8 @@ pub struct Subscription {
     pub name: String,
     pub url: String,
     pub event_types: Vec<EventType>,
-    pub secret: String,
+    /// Sealed by the API (`secrets_at_rest`); a plain string in items written before that.
+    pub secret: StoredSecret,
     #[serde(default)]
     pub retiring_secrets: Vec<RetiringSecret>,
     pub enabled: bool,
@@ -59,7 +60,7 @@ impl Subscription {
         org_id: impl Into<String>,
         url: impl Into<String>,
         event_types: Vec<EventType>,
-        secret: impl Into<String>,
+        secret: impl Into<StoredSecret>,
         now: DateTime<Utc>,
     ) -> Self {
         Self {
@@ -87,17 +88,27 @@ impl Subscription {
             && (event_type == EventType::WebhookTest || self.event_types.contains(&event_type))
     }
 
-    /// The secrets that sign a delivery at `now`: the current one first, then those still in
-    /// their rotation grace period.
-    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<SigningSecret> {
-        std::iter::once(SigningSecret::new(self.secret.clone()))
+    /// The stored secrets that sign a delivery at `now`: the current one first, then the one still
+    /// in its rotation grace period. The worker opens them (`secrets_at_rest::SecretOpener`).
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&StoredSecret> {
+        std::iter::once(&self.secret)
             .chain(
                 self.retiring_secrets
                     .iter()
                     .filter(|r| r.expires_at > now)
-                    .map(|r| SigningSecret::new(r.secret.clone())),
+                    .map(|r| &r.secret),
             )
             .collect()
+    }
+
+    /// What this subscription's secrets are sealed to.
+    pub fn secret_context(&self) -> SecretContext {
+        SecretContext::new(self.org_id.clone(), self.id)
+    }
+
+    /// Whether any stored secret is still in the legacy plain form (`relayctl seal-secrets`).
+    pub fn has_plain_secret(&self) -> bool {
+        !self.secret.is_sealed() || self.retiring_secrets.iter().any(|r| !r.secret.is_sealed())
     }
 
     /// Replaces the secret, keeping the old one valid for `grace` (0: retired at once). At most one
@@ -106,7 +117,7 @@ impl Subscription {
     /// leaked secret) leaves only the new secret.
     pub fn rotate_secret(
         &mut self,
-        new_secret: String,
+        new_secret: StoredSecret,
         now: DateTime<Utc>,
         grace: chrono::Duration,
     ) {
@@ -146,8 +157,11 @@ mod tests {
 
     fn secrets(sub: &Subscription, now: DateTime<Utc>) -> Vec<String> {
         sub.signing_secrets(now)
-            .iter()
-            .map(|s| s.expose().to_owned())
+            .into_iter()
+            .map(|s| match s {
+                StoredSecret::Plain(p) => p.clone(),
+                StoredSecret::Sealed(_) => panic!("plain in this test"),
+            })
             .collect()
     }
 

@@ -1,6 +1,6 @@
 //! Local AWS for the tests: DynamoDB Local and SQS and Secrets Manager endpoints (moto server), as
 //! `scripts/start-local-aws` starts them and exports `AWS_ENDPOINT_URL_DYNAMODB` /
-//! `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_SECRETS_MANAGER`. A test runs on them when the
+//! `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL_KMS`. A test runs on them when the
 //! variables of the services it uses are set, fails when they are not and `RELAY_REQUIRE_AWS=1`,
 //! and otherwise skips with a note ([`crate::gate`]). Every test creates its own uniquely named
 //! table and queues, so the tests run in parallel and can be re-run against the same servers.
@@ -16,6 +16,7 @@ pub enum Service {
     DynamoDb,
     Sqs,
     SecretsManager,
+    Kms,
 }
 
 impl Service {
@@ -24,6 +25,7 @@ impl Service {
             Service::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
             Service::Sqs => "AWS_ENDPOINT_URL_SQS",
             Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            Service::Kms => "AWS_ENDPOINT_URL_KMS",
         }
     }
 
@@ -33,6 +35,7 @@ impl Service {
             Service::DynamoDb => "DynamoDB Local",
             Service::Sqs => "an SQS endpoint (moto)",
             Service::SecretsManager => "a Secrets Manager endpoint (moto)",
+            Service::Kms => "a KMS endpoint (moto)",
         }
     }
 }
@@ -129,6 +132,26 @@ pub async fn fresh_secret(
     {
         Ok(out) => out.arn().expect("CreateSecret answers an ARN").to_owned(),
         Err(e) => panic!("cannot create secret {name}: {e}"),
+    }
+}
+
+/// A fresh symmetric KMS key (moto): its ARN, for `SECRETS_KMS_KEY_ID`.
+pub async fn fresh_kms_key(client: &aws_sdk_kms::Client) -> String {
+    match client
+        .create_key()
+        .description(unique("relay-test"))
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .key_metadata()
+            .and_then(|m| m.arn())
+            .expect("CreateKey answers an ARN")
+            .to_owned(),
+        Err(e) => panic!(
+            "cannot create a KMS key: {}",
+            aws_sdk_kms::error::DisplayErrorContext(&e)
+        ),
     }
 }
 

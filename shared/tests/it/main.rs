@@ -28,6 +28,8 @@ mod subscriptions;
 
 // Not part of the conformance suite: the captured Webex payloads' byte-for-byte round trip through the model.
 mod seed_roundtrip;
+// Not part of the conformance suite: signing secrets sealed under a KMS key.
+mod kms_keys;
 // Not part of the conformance suite: the Webex token record's Secrets Manager adapter.
 mod token_vault;
 

@@ -6,6 +6,8 @@
 //! * [`secrets::SecretsManager`] reads the relay's secrets; [`secrets::parse_secret_string`] is
 //!   the one `SecretString` rule ([`secrets::parse_webhook_secrets`] adds the webhook secret's
 //!   rotation and per-org forms).
+//! * [`kms::KmsKeys`] is the key service that wraps signing secrets' data keys
+//!   (`crate::secrets_at_rest`).
 //! * [`SqsQueue`] implements [`DeliveryQueue`](crate::ports::DeliveryQueue),
 //!   [`QueueConsumer`](crate::ports::QueueConsumer) and
 //!   [`DeadLetterSink`](crate::ports::DeadLetterSink); [`create_queues`] creates a queue and its
@@ -29,6 +31,7 @@ mod common;
 mod dedupe;
 mod events;
 mod idempotency;
+pub mod kms;
 mod leases;
 mod op_counter;
 mod presence;
