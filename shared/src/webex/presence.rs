@@ -86,6 +86,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// docs/reliability.md, finding 3: without serde_json's float_roundtrip an 82-digit number
+    /// came back with its last digit changed.
+    #[test]
+    fn a_long_number_in_an_unmodelled_field_round_trips_exactly() {
+        let digits = format!("7{}948", "3".repeat(78));
+        let text = format!(r#"{{"id":"p","x":{digits}}}"#);
+        let p: Person = serde_json::from_str(&text).unwrap();
+        let again: Person = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(again, p);
+    }
+
     #[test]
     fn the_named_fields_serialise_in_the_contracts_order() {
         let all: Map<String, Value> = PRESENCE_ITEM_FIELDS
