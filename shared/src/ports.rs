@@ -104,6 +104,10 @@ pub trait SubscriptionStore: Send + Sync {
     ) -> Result<Page<Subscription>, StoreError>;
     /// Every subscription bound to the org (fan-out).
     async fn list_by_org(&self, org_id: &str) -> Result<Vec<Subscription>, StoreError>;
+    /// Every subscription of every owner, one page at a time, in no promised order: operator
+    /// sweeps only (`relayctl seal-secrets`), never a request path (on DynamoDB it is a Scan).
+    /// Each subscription that exists for the whole sweep is listed exactly once.
+    async fn list_all(&self, page: &PageRequest) -> Result<Page<Subscription>, StoreError>;
     /// Replaces the stored subscription if its version is still `sub.version - 1`
     /// (`StoreError::Conflict` otherwise, `NotFound` if it was deleted).
     async fn update(&self, sub: &Subscription) -> Result<(), StoreError>;

@@ -4,13 +4,17 @@
 //! `ensure`: cover the whole org's calls — one active `telephony_calls`/`all` webhook at the
 //! deployed ingest URL with the current secret, made with an admin-level token, plus the
 //! `Workspaces` / `Virtual Lines` interest registration (`relay_shared::webex_registrations`, the
-//! same core the scheduled health check runs).
+//! same core the scheduled health check runs). And `seal-secrets` ([`seal_secrets`]): the
+//! migration of signing secrets stored in the clear before they were sealed at rest.
 //!
 //! Webex never returns a webhook's secret, so a changed secret cannot be detected: `ensure`
 //! re-applies the secret with every run (a `PUT` with the same secret is harmless). Secrets are
 //! never printed.
 
 use std::fmt::Write as _;
+
+mod seal;
+pub use seal::{seal_secrets, SealSummary};
 
 use chrono::{DateTime, Utc};
 use relay_shared::adapters::aws::secrets::SecretsManager;
@@ -33,6 +37,10 @@ pub enum CtlError {
     Secret(String),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Store(String),
+    #[error(transparent)]
+    Config(#[from] relay_shared::config::ConfigError),
 }
 
 /// Where `--secret-from` reads the secret: `env:VAR`, `file:PATH`, or a Secrets Manager ARN.

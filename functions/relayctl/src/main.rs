@@ -4,13 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use relay_shared::adapters::aws::secrets::{SecretsManager, WEBHOOK_SECRET};
+use relay_shared::adapters::aws::DynamoTable;
 use relay_shared::adapters::webex_http::{WebexHttpClient, DEFAULT_BASE_URL, ENV_TOKEN};
+use relay_shared::config::{Resources, SecretsKeyArgs};
 use relay_shared::ports::WebexClient;
 use relay_shared::webex_api::{RegistrationCreate, RegistrationUpdate, WebexRegistration};
 use relay_shared::webex_registrations::DEFAULT_RENEW_WITHIN_DAYS;
 use relayctl::{
-    ensure, new_webhook_secret, render_table, resolve_secret, rotated_secret, CtlError, EnsureSpec,
-    RotationStage, SecretFrom, DEFAULT_NAME, EVENT_ALL, TELEPHONY_RESOURCE,
+    ensure, new_webhook_secret, render_table, resolve_secret, rotated_secret, seal_secrets,
+    CtlError, EnsureSpec, RotationStage, SecretFrom, DEFAULT_NAME, EVENT_ALL, TELEPHONY_RESOURCE,
 };
 use secrecy::ExposeSecret;
 
@@ -29,6 +31,46 @@ enum Command {
     /// Manage Webex webhook registrations (token from WEBEX_TOKEN).
     #[command(subcommand, name = "webex-webhooks")]
     WebexWebhooks(Webhooks),
+    /// Seal every signing secret still stored in the clear (items written before secrets were
+    /// encrypted at rest) with the KMS key the API uses; prints a JSON summary. Idempotent.
+    /// Needs no Webex token (docs/relayctl.md, docs/security.md).
+    SealSecrets(SealArgs),
+}
+
+#[derive(Args)]
+struct SealArgs {
+    /// Only count what would be sealed; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The relay's table (`TABLE_NAME`).
+    #[command(flatten)]
+    resources: Resources,
+    /// The key the API seals with (`SECRETS_KMS_KEY_ID`: the KMS key template.yaml creates).
+    #[command(flatten)]
+    key: SecretsKeyArgs,
+}
+
+/// `seal-secrets`: prints the summary, and fails when any subscription could not be sealed.
+async fn seal(args: SealArgs) -> Result<(), CtlError> {
+    let table = args.resources.table_name()?.to_owned();
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sealer = args.key.key(Some(&sdk))?.sealer();
+    let store = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let mut report = |sub: &relay_shared::subscription::Subscription, reason: &str| {
+        eprintln!(
+            "relayctl: seal-secrets: webhook {} (org {}): {reason}",
+            sub.id, sub.org_id
+        );
+    };
+    let summary = seal_secrets(&store, &sealer, args.dry_run, &mut report).await?;
+    println!("{}", serde_json::to_string(&summary).expect("serialisable"));
+    if summary.failed > 0 {
+        return Err(CtlError::Store(format!(
+            "{} subscription(s) not sealed (they keep working in the clear); fix the cause above and run it again",
+            summary.failed
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -196,9 +238,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CtlError> {
-    if let Command::WebexWebhooks(Webhooks::RotateSecret { stage, secret_arn }) = &cli.command {
-        return rotate_secret(*stage, secret_arn).await;
-    }
+    let cmd = match cli.command {
+        Command::SealSecrets(args) => return seal(args).await,
+        Command::WebexWebhooks(Webhooks::RotateSecret { stage, secret_arn }) => {
+            return rotate_secret(stage, &secret_arn).await
+        }
+        Command::WebexWebhooks(cmd) => cmd,
+    };
     // Environment only, never a flag: a token on the command line would land in shell history.
     let token = std::env::var(ENV_TOKEN)
         .ok()
@@ -209,7 +255,6 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             ))
         })?;
     let client = WebexHttpClient::new(&cli.base_url, token)?;
-    let Command::WebexWebhooks(cmd) = cli.command;
     match cmd {
         Webhooks::List { json } => {
             let hooks = client.list_registrations().await?;

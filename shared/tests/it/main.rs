@@ -78,6 +78,7 @@ conformance! {
             list_by_org_returns_every_binding,
             owner_limit_holds_under_racing_creates,
             delete_frees_a_slot,
+            list_all_pages_through_every_subscription,
         ],
         api_keys: [put_get_delete_and_duplicate],
         calls: [versioned_puts, racing_writers_one_wins],

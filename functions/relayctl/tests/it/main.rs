@@ -1,4 +1,5 @@
 //! relayctl's integration tests, one binary.
 
 mod rotate;
+mod seal_secrets;
 mod webex_client;

@@ -3,11 +3,11 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
 use super::common::{
-    backoff, build_error, doc, doc_item, key, n, s, store_error, Collect, Condition, Item,
-    QuerySpec,
+    backoff, build_error, decode_cursor, doc, doc_item, encode_cursor, key, n, s, store_error,
+    Collect, Condition, Item, QuerySpec,
 };
 use super::DynamoTable;
 use crate::error::StoreError;
@@ -20,8 +20,11 @@ const COUNTER_SK: &str = "COUNT";
 /// How often a transaction that lost to a concurrent one is retried before giving up.
 const TRANSACTION_RETRIES: u32 = 12;
 
+/// Every subscription item's partition key starts so.
+const PK_PREFIX: &str = "SUB#";
+
 fn pk(id: &SubscriptionId) -> String {
-    format!("SUB#{id}")
+    format!("{PK_PREFIX}{id}")
 }
 
 fn owner_pk(owner_id: &str) -> String {
@@ -178,6 +181,55 @@ impl SubscriptionStore for DynamoTable {
         };
         let items = self.query_collect(&spec, every).await?;
         items.iter().map(doc).collect()
+    }
+
+    async fn list_all(&self, page: &PageRequest) -> Result<Page<Subscription>, StoreError> {
+        // No index holds every subscription (gsi1 is per owner, gsi2 per org): a Scan, filtered to
+        // subscription items. A cursor is the table key of the last item returned, which resumes
+        // the Scan right after it whatever the Scan's order.
+        let cursor_key = [("pk", None), ("sk", Some(SK))];
+        let mut start = match page.cursor.as_deref() {
+            Some(c) => {
+                let k = decode_cursor(c, &cursor_key)?;
+                if !matches!(k.get("pk"), Some(AttributeValue::S(p)) if p.starts_with(PK_PREFIX)) {
+                    return Err(StoreError::BadCursor);
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        let want = page.size() + 1;
+        let mut items = Vec::new();
+        loop {
+            let res = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :sk AND begins_with(pk, :p)")
+                .expression_attribute_values(":sk", s(SK))
+                .expression_attribute_values(":p", s(PK_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                // A page's worth per call: little re-read after the page's last item, and no call
+                // reads more than the page needs. The limit counts items before the filter, so a
+                // page may take several calls.
+                .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| store_error("Scan", e))?;
+            items.extend(res.items().iter().cloned());
+            if items.len() >= want {
+                break;
+            }
+            match res.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Page::from_lookahead(items, page.size(), |last| {
+            encode_cursor(last, &["pk", "sk"])
+        })?
+        .try_map(doc)
     }
 
     async fn update(&self, sub: &Subscription) -> Result<(), StoreError> {

@@ -15,6 +15,27 @@ pub struct MemorySubscriptions {
     items: Mutex<BTreeMap<String, Subscription>>,
 }
 
+impl MemorySubscriptions {
+    /// One page, oldest first, of the subscriptions `keep` accepts.
+    fn page(
+        &self,
+        page: &PageRequest,
+        keep: impl Fn(&Subscription) -> bool,
+    ) -> Result<Page<Subscription>, StoreError> {
+        let after = page.cursor.as_deref().map(decode_cursor).transpose()?;
+        let items = self.items.lock().unwrap();
+        let oldest_first: Vec<Subscription> = items
+            .iter()
+            .filter(|(k, s)| keep(s) && after.as_ref().is_none_or(|a| k.as_str() > a.as_str()))
+            .map(|(_, s)| s.clone())
+            .take(page.size() + 1)
+            .collect();
+        Page::from_lookahead(oldest_first, page.size(), |s| {
+            Ok(encode_cursor(&s.id.to_string()))
+        })
+    }
+}
+
 #[async_trait]
 impl SubscriptionStore for MemorySubscriptions {
     async fn create(&self, sub: &Subscription, max_per_owner: u32) -> Result<(), StoreError> {
@@ -45,19 +66,7 @@ impl SubscriptionStore for MemorySubscriptions {
         owner_id: &str,
         page: &PageRequest,
     ) -> Result<Page<Subscription>, StoreError> {
-        let after = page.cursor.as_deref().map(decode_cursor).transpose()?;
-        let items = self.items.lock().unwrap();
-        let oldest_first: Vec<Subscription> = items
-            .iter()
-            .filter(|(k, s)| {
-                s.owner_id == owner_id && after.as_ref().is_none_or(|a| k.as_str() > a.as_str())
-            })
-            .map(|(_, s)| s.clone())
-            .take(page.size() + 1)
-            .collect();
-        Page::from_lookahead(oldest_first, page.size(), |s| {
-            Ok(encode_cursor(&s.id.to_string()))
-        })
+        self.page(page, |s| s.owner_id == owner_id)
     }
 
     async fn list_by_org(&self, org_id: &str) -> Result<Vec<Subscription>, StoreError> {
@@ -69,6 +78,10 @@ impl SubscriptionStore for MemorySubscriptions {
             .filter(|s| s.org_id == org_id)
             .cloned()
             .collect())
+    }
+
+    async fn list_all(&self, page: &PageRequest) -> Result<Page<Subscription>, StoreError> {
+        self.page(page, |_| true)
     }
 
     async fn update(&self, sub: &Subscription) -> Result<(), StoreError> {
