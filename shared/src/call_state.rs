@@ -1,8 +1,12 @@
 //! A call's lifecycle as seen through out-of-order Webex events: the latest state by
-//! `data.eventTimestamp`, and every stage (created/updated/deleted) it went through.
+//! `data.eventTimestamp`, every stage (created/updated/deleted) it went through, and the derived
+//! call events already emitted for it (`call_events`, docs/call-events.md).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::events::EventType;
+use crate::webex::Redirection;
 
 /// One event observed for a call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,9 +21,91 @@ pub struct CallObservation {
     /// `data.eventTimestamp` as Webex sent it.
     pub event_timestamp: String,
     pub event_time: DateTime<Utc>,
+    /// The derived call events this observation caused. They are stored with it, in the same
+    /// conditional write, so that a retry of the same Webex event (after a crash or a queue
+    /// failure between that write and the queueing) re-queues exactly these, under the same ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<CallEventMark>,
 }
 
+impl CallObservation {
+    /// The same Webex event (whatever derived events it caused).
+    pub fn same_event(&self, other: &CallObservation) -> bool {
+        self.stage == other.stage
+            && self.event_type == other.event_type
+            && self.state == other.state
+            && self.event_timestamp == other.event_timestamp
+            && self.event_time == other.event_time
+    }
+}
+
+/// How a call leg ended (`call:ended`'s `outcome`, docs/call-events.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CallOutcome {
+    /// Answered on this leg.
+    Answered,
+    /// Rang here, answered by no one.
+    Missed,
+    /// Rang here, completed elsewhere (another device, another agent of a queue or hunt group).
+    AnsweredElsewhere,
+    /// Outbound, never connected.
+    Unanswered,
+}
+
+/// One derived call event emitted for a leg: what its id and body are built from, so that both
+/// are the same however often it is queued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallEventMark {
+    pub event: EventType,
+    /// 1 for the once-per-leg events (ringing, answered, ended); the k-th hold, resume or
+    /// transfer by event time otherwise.
+    pub n: u32,
+    /// The leg's sequence number: 1, 2, … in the order the relay emitted its call events.
+    pub seq: u64,
+    /// When it happened (from Webex's times).
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talk_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<CallOutcome>,
+}
+
+/// What the leg's events have told about it so far, whatever order they came in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegFacts {
+    /// `data.personality`: `terminator` (inbound), `originator` (outbound), …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<String>,
+    /// The earliest `data.created` seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// The earliest `data.answered` seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<DateTime<Utc>>,
+    /// The earliest `data.disconnected` seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Any event said `data.completedElsewhere: true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub completed_elsewhere: bool,
+    /// The first non-empty `data.redirections` seen (the queue or hunt group the call came
+    /// through), for the events whose own Webex event does not carry them (`disconnected` does not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirections: Vec<Redirection>,
+}
+
+impl LegFacts {
+    pub fn is_empty(&self) -> bool {
+        *self == LegFacts::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
     pub call_id: String,
@@ -30,6 +116,9 @@ pub struct CallRecord {
     pub latest: CallObservation,
     /// Every distinct observation, ordered by event time.
     pub history: Vec<CallObservation>,
+    /// What the events' `data` said about the leg (`call_events`).
+    #[serde(default, skip_serializing_if = "LegFacts::is_empty")]
+    pub leg: LegFacts,
     /// Optimistic-concurrency version (0 = not stored yet).
     pub version: u64,
     /// Unix seconds after which the store may expire the record.
@@ -61,13 +150,14 @@ impl CallRecord {
             org_id,
             latest: first.clone(),
             history: vec![first],
+            leg: LegFacts::default(),
             version: 0,
             expires_at,
         }
     }
 
     pub fn apply(&mut self, obs: CallObservation, expires_at: i64) -> ApplyOutcome {
-        if self.history.contains(&obs) {
+        if self.observation(&obs).is_some() {
             return ApplyOutcome::AlreadySeen;
         }
         let pos = self
@@ -81,6 +171,16 @@ impl CallRecord {
         } else {
             ApplyOutcome::Late
         }
+    }
+
+    /// The stored observation of the same Webex event as `obs`, with the call events it caused.
+    pub fn observation(&self, obs: &CallObservation) -> Option<&CallObservation> {
+        self.history.iter().find(|h| h.same_event(obs))
+    }
+
+    /// Every call event emitted for this leg so far, in no particular order.
+    pub fn marks(&self) -> impl Iterator<Item = &CallEventMark> {
+        self.history.iter().flat_map(|h| h.derived.iter())
     }
 
     /// The distinct stages in the order they happened, e.g. `["created","updated","deleted"]`.
@@ -108,6 +208,7 @@ mod tests {
             event_time: DateTime::parse_from_rfc3339(ts)
                 .unwrap()
                 .with_timezone(&Utc),
+            derived: Vec::new(),
         }
     }
 

@@ -17,6 +17,18 @@ pub enum EventType {
     PresenceChanged,
     #[strum(serialize = "webhook:test")]
     WebhookTest,
+    #[strum(serialize = "call:ringing")]
+    CallRinging,
+    #[strum(serialize = "call:answered")]
+    CallAnswered,
+    #[strum(serialize = "call:held")]
+    CallHeld,
+    #[strum(serialize = "call:resumed")]
+    CallResumed,
+    #[strum(serialize = "call:transferred")]
+    CallTransferred,
+    #[strum(serialize = "call:ended")]
+    CallEnded,
 }
 
 /// A string that names no event type.
@@ -32,13 +44,34 @@ impl TryFrom<String> for EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 11] = [
         EventType::TelephonyCreated,
         EventType::TelephonyUpdated,
         EventType::TelephonyDeleted,
         EventType::PresenceChanged,
         EventType::WebhookTest,
+        EventType::CallRinging,
+        EventType::CallAnswered,
+        EventType::CallHeld,
+        EventType::CallResumed,
+        EventType::CallTransferred,
+        EventType::CallEnded,
     ];
+
+    /// The derived call events (docs/call-events.md), in the order of a call's story.
+    pub const CALL: [EventType; 6] = [
+        EventType::CallRinging,
+        EventType::CallAnswered,
+        EventType::CallHeld,
+        EventType::CallResumed,
+        EventType::CallTransferred,
+        EventType::CallEnded,
+    ];
+
+    /// One of the derived `call:*` events (computed by the ingest from a call leg's state).
+    pub fn is_call_event(self) -> bool {
+        Self::CALL.contains(&self)
+    }
 
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -60,6 +93,24 @@ impl EventType {
             }
             EventType::WebhookTest => {
                 "A test event sent on request through the normal delivery path."
+            }
+            EventType::CallRinging => {
+                "Derived, once per call leg: the leg started (an inbound call rings here, an outbound one is being placed)."
+            }
+            EventType::CallAnswered => {
+                "Derived, once per call leg: the leg was answered (connected), with `ringSeconds`."
+            }
+            EventType::CallHeld => {
+                "Derived, once per hold: the leg was put on hold."
+            }
+            EventType::CallResumed => {
+                "Derived, once per hold: the leg was taken off hold."
+            }
+            EventType::CallTransferred => {
+                "Derived, once per transfer: the leg was transferred or forwarded (Webex `forwarded`)."
+            }
+            EventType::CallEnded => {
+                "Derived, once per call leg: the leg ended, with `outcome` (answered, missed, answeredElsewhere, unanswered), `ringSeconds` and `talkSeconds`."
             }
         }
     }
@@ -102,6 +153,13 @@ mod tests {
             assert_eq!(EventType::parse(&t.to_string()), Some(t));
         }
         assert_eq!(EventType::parse("telephony"), None);
+        assert!(EventType::CALL
+            .iter()
+            .all(|t| t.as_str().starts_with("call:")));
+        assert_eq!(
+            EventType::ALL.iter().filter(|t| t.is_call_event()).count(),
+            EventType::CALL.len()
+        );
         let e = serde_json::from_str::<EventType>("\"nope\"").unwrap_err();
         assert!(e.to_string().contains("unknown event type `nope`"), "{e}");
     }

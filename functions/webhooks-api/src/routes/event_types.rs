@@ -133,5 +133,14 @@ pub fn example(t: EventType) -> Value {
             "eventId": "evt_01JD0000000000000000000000",
             "timestamp": "2025-08-14T18:53:03.419Z"
         }),
+        // The derived call events: built by relay_shared::call_events itself (docs/call-events.md).
+        EventType::CallRinging
+        | EventType::CallAnswered
+        | EventType::CallHeld
+        | EventType::CallResumed
+        | EventType::CallTransferred
+        | EventType::CallEnded => {
+            relay_shared::call_events::example(t).expect("a call event type has an example")
+        }
     }
 }
