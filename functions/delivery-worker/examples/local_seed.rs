@@ -1,7 +1,8 @@
 //! Prepares a local AWS-compatible backend (DynamoDB Local / moto / LocalStack) for trying the
 //! worker with `cargo lambda watch` + `cargo lambda invoke --data-file events/delivery-job.json`:
 //! creates the table and the queues and stores the subscription the sample event refers to,
-//! pointing at `<target url>`. Prints the environment the function needs.
+//! pointing at `<target url>`, its secret sealed under a fresh local key (as the API stores it).
+//! Prints the environment the function needs, that key (`SECRETS_LOCAL_KEY`) included.
 //!
 //! ```sh
 //! AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
@@ -9,11 +10,16 @@
 //! cargo run -p delivery-worker --example local_seed -- http://127.0.0.1:8080/hook
 //! ```
 
+use std::sync::Arc;
+
+use base64::Engine as _;
 use chrono::Utc;
+use rand::RngCore;
 use relay_shared::adapters::aws::{
     aws_clients, aws_stores, create_queues, create_table, DynamoTable,
 };
 use relay_shared::events::EventType;
+use relay_shared::secrets_at_rest::{LocalKey, SecretSealer};
 use relay_shared::subscription::Subscription;
 
 #[tokio::main]
@@ -40,7 +46,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     create_table(&dynamodb, &table).await?;
     let (queue_url, dlq_url) = create_queues(&sqs, &prefix).await?;
     let stores = aws_stores(DynamoTable::new(dynamodb, table.clone()));
-    let sub = Subscription {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let sealer = SecretSealer::new(Arc::new(LocalKey::from_bytes(key)));
+    let mut sub = Subscription {
         id: job.subscription_id,
         name: "local demo".into(),
         ..Subscription::new(
@@ -52,12 +61,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Utc::now(),
         )
     };
+    sub.secret = sealer
+        .seal_if_plain(&sub.secret, &sub.secret_context())
+        .await?;
     match stores.subscriptions.create(&sub, 100).await {
-        Ok(()) | Err(relay_shared::error::StoreError::Conflict(_)) => {}
+        Ok(()) => {}
+        // Seeded by an earlier run, sealed under that run's key: store it under this one.
+        Err(relay_shared::error::StoreError::Conflict(_)) => {
+            if let Some(old) = stores.subscriptions.get(&sub.id).await? {
+                sub.version = old.version + 1;
+                stores.subscriptions.update(&sub).await?;
+            }
+        }
         Err(e) => return Err(e.into()),
     }
     println!("TABLE_NAME={table}");
     println!("DELIVERY_QUEUE_URL={queue_url}");
     println!("DEAD_LETTER_QUEUE_URL={dlq_url}");
+    // A local key for a local demo only: on AWS the template's KMS key does this.
+    println!(
+        "SECRETS_LOCAL_KEY={}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
     Ok(())
 }

@@ -10,8 +10,10 @@ use relay_shared::delivery::{
 };
 use relay_shared::ids::AttemptId;
 use relay_shared::ports::{HttpSender, OutboundRequest, OutboundResponse, SendError};
-use relay_shared::signing::{delivery_headers, SignatureInput};
+use relay_shared::secrets_at_rest::{SealError, SecretOpener};
+use relay_shared::signing::{delivery_headers, SignatureInput, SigningSecret};
 use relay_shared::subscription::Subscription;
+use secrecy::ExposeSecret;
 
 use crate::config::WorkerConfig;
 
@@ -137,15 +139,32 @@ impl AttemptResult {
     }
 }
 
-/// One signed POST of `job` to `sub`'s URL.
+/// The secrets that sign `sub`'s deliveries at `now`, current first, opened under the
+/// subscription's context (a legacy plain secret is used as it is). All of them or an error: a
+/// delivery signed without a secret its receiver may still expect would fail verification there.
+pub(crate) async fn open_secrets(
+    opener: &SecretOpener,
+    sub: &Subscription,
+    now: DateTime<Utc>,
+) -> Result<Vec<SigningSecret>, SealError> {
+    let ctx = sub.secret_context();
+    let mut secrets = Vec::new();
+    for stored in sub.signing_secrets(now) {
+        let opened = opener.open(stored, &ctx).await?;
+        secrets.push(SigningSecret::new(opened.expose_secret()));
+    }
+    Ok(secrets)
+}
+
+/// One POST of `job` to `sub`'s URL, signed with `secrets` (from [`open_secrets`]).
 pub(crate) async fn post_signed(
     http: &dyn HttpSender,
     config: &WorkerConfig,
     job: &DeliveryJob,
     sub: &Subscription,
+    secrets: &[SigningSecret],
     now: DateTime<Utc>,
 ) -> AttemptResult {
-    let secrets = sub.signing_secrets(now);
     let delivery_id = job.delivery_id();
     let sub_id = sub.id.to_string();
     let headers = delivery_headers(&SignatureInput {
@@ -154,7 +173,7 @@ pub(crate) async fn post_signed(
         event_type: job.event_type,
         subscription_id: &sub_id,
         org_id: &job.org_id,
-        secrets: &secrets,
+        secrets,
         body: job.body.as_bytes(),
     });
     let request = OutboundRequest {

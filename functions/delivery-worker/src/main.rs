@@ -1,7 +1,8 @@
 //! SQS function: signs and POSTs delivery jobs with retries, attempt log and DLQ.
 //!
-//! Cold start: read the configuration, build the AWS clients, the HTTP client (one connection
-//! pool, SSRF-guarded resolver) and the worker once; then serve SQS batches.
+//! Cold start: read the configuration, build the AWS clients, the secret opener (KMS, its data-key
+//! cache shared by every batch of this container), the HTTP client (one connection pool,
+//! SSRF-guarded resolver) and the worker once; then serve SQS batches.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use delivery_worker::config::FunctionArgs;
 use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::{function_handler, Ports, Worker, WorkerConfig};
 use lambda_runtime::{service_fn, LambdaEvent};
-use relay_shared::adapters::aws::{aws_clients, aws_stores, DynamoTable, SqsQueue};
+use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
 use relay_shared::ports::CorePorts;
@@ -32,7 +33,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         "delivery-worker starting"
     );
 
-    let (dynamodb, sqs) = aws_clients().await;
+    // One SDK configuration per cold start, for DynamoDB, SQS and KMS alike.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = args.secrets_key.key(Some(&sdk))?.opener();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let http = Arc::new(ReqwestSender::new(
         config.targets.clone(),
         config.max_response_bytes,
@@ -45,6 +50,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         },
         http,
         dead_letter_sink: Arc::new(SqsQueue::new(sqs, dlq_url)),
+        secrets,
     };
     let worker = Arc::new(Worker::new(ports, config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {

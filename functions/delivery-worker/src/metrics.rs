@@ -20,6 +20,9 @@ pub enum Metric {
     DeadLettered,
     /// A job re-queued without an attempt (rate limit, or received before its `not_before`).
     Deferred,
+    /// A job left on the queue because the key service could not open its signing secret
+    /// (throttled, unreachable); it comes back after the visibility timeout.
+    SecretUnavailable,
 }
 
 impl Metric {

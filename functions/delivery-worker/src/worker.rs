@@ -11,9 +11,11 @@ use relay_shared::ids::SubscriptionId;
 use relay_shared::ports::{
     Claim, CorePorts, DeadLetterSink, HttpSender, QueuedJob, RateWindow, Term,
 };
+use relay_shared::secrets_at_rest::{SealError, SecretOpener};
+use relay_shared::signing::SigningSecret;
 use relay_shared::subscription::{Health, Subscription};
 
-use crate::attempt::{post_signed, truncate_utf8, AttemptResult};
+use crate::attempt::{open_secrets, post_signed, truncate_utf8, AttemptResult};
 use crate::config::WorkerConfig;
 use crate::metrics::{Metric, MetricsSink};
 use crate::outcome::{DeferReason, DeliveryOutcome};
@@ -27,6 +29,9 @@ pub struct Ports {
     pub core: CorePorts,
     pub http: Arc<dyn HttpSender>,
     pub dead_letter_sink: Arc<dyn DeadLetterSink>,
+    /// Opens the sealed signing secrets (`kms:Decrypt`, or the local key), caching data keys for
+    /// the warm container.
+    pub secrets: SecretOpener,
 }
 
 /// The delivery core: see [`Worker::process_message`].
@@ -42,6 +47,10 @@ const MAX_PARKED_RAW: usize = 200 * 1024;
 /// How long a made attempt is remembered, so a late duplicate queue message is recognised (longer
 /// than the delivery queue keeps messages).
 const ATTEMPT_CLAIM_DAYS: i64 = 5;
+/// The dead-letter reason of a job whose subscription's secret cannot be opened: its reason class
+/// and what to do, never the key service's detail (that is in the log).
+pub const SECRET_UNREADABLE: &str = "secret_unreadable: the webhook's signing secret cannot be \
+     opened (sealed under another key, or altered); rotate the webhook's secret, then redrive";
 
 impl Worker {
     pub fn new(ports: Ports, config: WorkerConfig) -> Self {
@@ -155,6 +164,13 @@ impl Worker {
             return DeliveryOutcome::Skipped { reason };
         }
 
+        // The signing secrets, before any token or claim is spent on an attempt that could not
+        // be signed.
+        let secrets = match open_secrets(&self.ports.secrets, &sub, now).await {
+            Ok(secrets) => secrets,
+            Err(e) => return self.secrets_unopened(job, &sub, e).await,
+        };
+
         // Per-subscription rate limit, shared by every instance (fixed minute windows).
         let limit = if sub.rate_limit_per_minute == 0 {
             self.config.default_rate_limit_per_minute
@@ -238,7 +254,9 @@ impl Worker {
                 }
             }
         }
-        let outcome = self.attempt_and_settle(job, &sub, attempt, now).await;
+        let outcome = self
+            .attempt_and_settle(job, &sub, &secrets, attempt, now)
+            .await;
         let settled = if outcome.acknowledged() {
             self.ports
                 .core
@@ -262,10 +280,19 @@ impl Worker {
         &self,
         mut job: DeliveryJob,
         sub: &Subscription,
+        secrets: &[SigningSecret],
         attempt: u32,
         now: DateTime<Utc>,
     ) -> DeliveryOutcome {
-        let result = post_signed(self.ports.http.as_ref(), &self.config, &job, sub, now).await;
+        let result = post_signed(
+            self.ports.http.as_ref(),
+            &self.config,
+            &job,
+            sub,
+            secrets,
+            now,
+        )
+        .await;
         self.record_attempt(&result.record(&job, attempt, now), now)
             .await;
         job.attempts.push(result.summary(attempt, now));
@@ -344,6 +371,32 @@ impl Worker {
             Err(e) => DeliveryOutcome::Failed {
                 error: format!("re-sending for the next attempt: {e}"),
             },
+        }
+    }
+
+    /// No attempt without the secrets. The key service unavailable (throttled, unreachable): not
+    /// acknowledged, so the queue hands the job out again later, like a failed store read: no
+    /// attempt counted, nothing lost. The secret unreadable under this relay's key (another key,
+    /// tampered, access denied): retrying cannot help, so the job is parked with
+    /// [`SECRET_UNREADABLE`] and the subscription marked failing.
+    async fn secrets_unopened(
+        &self,
+        job: DeliveryJob,
+        sub: &Subscription,
+        error: SealError,
+    ) -> DeliveryOutcome {
+        match error {
+            SealError::Unavailable(detail) => {
+                self.emit(Metric::SecretUnavailable, None, &sub.id);
+                DeliveryOutcome::Failed {
+                    error: format!("opening the signing secret: key service unavailable: {detail}"),
+                }
+            }
+            SealError::Rejected(detail) => {
+                tracing::error!(subscription_id = %sub.id, event_id = %job.event_id, error = %detail, "the signing secret cannot be opened");
+                self.dead_letter(job, SECRET_UNREADABLE.to_owned(), true)
+                    .await
+            }
         }
     }
 

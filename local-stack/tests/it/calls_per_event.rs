@@ -92,6 +92,10 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
             core,
             http,
             dead_letter_sink: dlq,
+            // The subscription holds a legacy plain secret: no key service call is counted.
+            secrets: relay_shared::secrets_at_rest::SecretOpener::new(Arc::new(
+                relay_shared::secrets_at_rest::LocalKey::generate(),
+            )),
         },
         config,
     );

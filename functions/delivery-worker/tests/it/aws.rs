@@ -1,6 +1,7 @@
 //! The core scenarios (success, retry then success, exhausted → DLQ, rate-limit deferral) against
 //! the AWS adapters: DynamoDB + SQS at `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS`
-//! (DynamoDB Local, moto, LocalStack, real AWS), on a fresh table and fresh queues per test.
+//! (DynamoDB Local, moto, LocalStack, real AWS), on a fresh table and fresh queues per test; the
+//! sealed-secret scenarios also against KMS at `AWS_ENDPOINT_URL_KMS` (moto), on a fresh key.
 //! Unset → skipped with a reason, unless `RELAY_REQUIRE_AWS=1`.
 
 use std::sync::Arc;
@@ -8,13 +9,17 @@ use std::sync::Arc;
 use crate::common::*;
 use delivery_worker::handler::poll_once;
 use delivery_worker::{DeferReason, DeliveryOutcome, MetricsSink, Ports, Worker, WorkerConfig};
+use relay_shared::adapters::aws::kms::KmsKeys;
 use relay_shared::adapters::aws::SqsQueue;
 use relay_shared::clock::SystemClock;
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use relay_shared::events::EventType;
 use relay_shared::ids::SubscriptionId;
 use relay_shared::ports::{CorePorts, DeliveryQueue, QueueConsumer, QueuedJob, Stores};
+use relay_shared::secrets_at_rest::{SecretOpener, SecretSealer};
+use relay_shared::signing::{standard_webhooks_signature, SigningSecret};
 use relay_shared::subscription::Health;
+use testkit::aws::Service;
 use wiremock::{MockServer, ResponseTemplate};
 
 struct AwsHarness {
@@ -24,32 +29,52 @@ struct AwsHarness {
     dlq: Arc<SqsQueue>,
 }
 
-/// A worker on a fresh table and queues, or `None` when `test` skips (`testkit::aws`).
+/// A worker on a fresh table and queues, or `None` when `test` skips (`testkit::aws`). Its
+/// secrets key is a local one: these scenarios store legacy plain secrets.
 async fn aws_harness(test: &str, config: WorkerConfig) -> Option<AwsHarness> {
-    let aws = testkit::aws::Resources::for_test(test, "relay-dw").await?;
-    let ports = Ports {
-        core: CorePorts {
-            stores: aws.stores.clone(),
-            queue: aws.queue.clone(),
-            clock: Arc::new(SystemClock),
-        },
-        http: sender(&config),
-        dead_letter_sink: aws.dlq.clone(),
-    };
-    let worker = Arc::new(Worker::with_metrics(
-        ports,
-        config,
-        Arc::new(MetricsSink::Off),
+    let sdk = testkit::aws::local(test, testkit::aws::BOTH).await?;
+    Some(AwsHarness::new(&sdk, config, TestKeys::new().opener()).await)
+}
+
+/// A worker whose secrets key is a fresh KMS key (moto), and the sealer the API would use with
+/// it; `None` when `test` skips.
+async fn kms_harness(test: &str, config: WorkerConfig) -> Option<(AwsHarness, SecretSealer)> {
+    let sdk = testkit::aws::local(test, &[Service::DynamoDb, Service::Sqs, Service::Kms]).await?;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let keys = Arc::new(KmsKeys::new(
+        kms.clone(),
+        testkit::aws::fresh_kms_key(&kms).await,
     ));
-    Some(AwsHarness {
-        worker,
-        stores: aws.stores,
-        queue: aws.queue,
-        dlq: aws.dlq,
-    })
+    let h = AwsHarness::new(&sdk, config, SecretOpener::new(keys.clone())).await;
+    Some((h, SecretSealer::new(keys)))
 }
 
 impl AwsHarness {
+    async fn new(sdk: &aws_config::SdkConfig, config: WorkerConfig, secrets: SecretOpener) -> Self {
+        let aws = testkit::aws::Resources::new(sdk, "relay-dw").await;
+        let ports = Ports {
+            core: CorePorts {
+                stores: aws.stores.clone(),
+                queue: aws.queue.clone(),
+                clock: Arc::new(SystemClock),
+            },
+            http: sender(&config),
+            dead_letter_sink: aws.dlq.clone(),
+            secrets,
+        };
+        let worker = Arc::new(Worker::with_metrics(
+            ports,
+            config,
+            Arc::new(MetricsSink::Off),
+        ));
+        AwsHarness {
+            worker,
+            stores: aws.stores,
+            queue: aws.queue,
+            dlq: aws.dlq,
+        }
+    }
+
     async fn enqueue(&self, job: &DeliveryJob) {
         let queued = QueuedJob::now(job.clone());
         self.queue.send(&[queued]).await.unwrap();
@@ -176,4 +201,122 @@ async fn aws_rate_limit_defers_without_an_attempt() {
     );
     assert_eq!(h.attempts(&sub.id).await.len(), 1);
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+/// The release path: the API sealed the secret with the template's KMS key (`GenerateDataKey`),
+/// the worker opens it (`Decrypt`) and signs with the secret itself; an item an older release
+/// wrote (plain secret) still delivers beside it.
+#[tokio::test]
+async fn aws_kms_sealed_secret_signs_and_legacy_plain_still_delivers() {
+    let server = MockServer::start().await;
+    respond(&server, ResponseTemplate::new(200), None).await;
+    let test = "aws_kms_sealed_secret_signs_and_legacy_plain_still_delivers";
+    let Some((h, sealer)) = kms_harness(test, test_config(5)).await else {
+        return;
+    };
+    let url = format!("{}/hook", server.uri());
+    let sub = sealed(&sealer, subscription(&url)).await;
+    let legacy = subscription(&url);
+    for s in [&sub, &legacy] {
+        h.stores.subscriptions.create(s, 10).await.unwrap();
+    }
+    let stored = h.stores.subscriptions.get(&sub.id).await.unwrap().unwrap();
+    assert!(stored.secret.is_sealed() && !stored.has_plain_secret());
+    assert!(h
+        .stores
+        .subscriptions
+        .get(&legacy.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .has_plain_secret());
+
+    let jobs = [&sub, &legacy].map(|s| job_for(s, EventType::TelephonyCreated));
+    for job in &jobs {
+        h.enqueue(job).await;
+    }
+    let outcomes = h.run_until(2).await;
+    assert_eq!(outcomes, vec![delivered(1, 200), delivered(1, 200)]);
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    for r in &reqs {
+        let id = header(r, "webhook-id").unwrap();
+        let ts: i64 = header(r, "webhook-timestamp").unwrap().parse().unwrap();
+        let want = standard_webhooks_signature(&SigningSecret::new(SECRET), id, ts, &r.body);
+        assert_eq!(header(r, "webhook-signature"), Some(want.as_str()), "{id}");
+    }
+}
+
+/// A sealed secret copied onto another subscription does not open there (the encryption context
+/// names the subscription): the job is parked as `secret_unreadable`, nothing is sent.
+#[tokio::test]
+async fn aws_kms_secret_of_another_subscription_is_dead_lettered_unsent() {
+    let server = MockServer::start().await;
+    respond(&server, ResponseTemplate::new(200), None).await;
+    let test = "aws_kms_secret_of_another_subscription_is_dead_lettered_unsent";
+    let Some((h, sealer)) = kms_harness(test, test_config(5)).await else {
+        return;
+    };
+    let url = format!("{}/hook", server.uri());
+    let donor = sealed(&sealer, subscription(&url)).await;
+    let mut sub = subscription(&url);
+    sub.secret = donor.secret.clone();
+    h.stores.subscriptions.create(&sub, 10).await.unwrap();
+
+    let outcome = deliver_new(&h.worker, &sub).await;
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::DeadLettered {
+            reason: delivery_worker::worker::SECRET_UNREADABLE.into()
+        }
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+    let parked = h.dlq.receive(10, 2).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    let job: DeliveryJob = serde_json::from_str(&parked[0].body).unwrap();
+    assert!(job
+        .dead_letter_reason
+        .unwrap()
+        .starts_with("secret_unreadable:"));
+    assert!(job.attempts.is_empty(), "no attempt was made");
+    let stored = h.stores.subscriptions.get(&sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.health, Health::Failing);
+}
+
+/// KMS unreachable: the message is not acknowledged (it comes back after the visibility timeout),
+/// nothing is sent, parked or counted as an attempt.
+#[tokio::test]
+async fn aws_kms_unreachable_leaves_the_job_on_the_queue() {
+    let server = MockServer::start().await;
+    respond(&server, ResponseTemplate::new(200), None).await;
+    let test = "aws_kms_unreachable_leaves_the_job_on_the_queue";
+    let Some((_, sealer)) = kms_harness(test, test_config(5)).await else {
+        return;
+    };
+    let sdk = testkit::aws::sdk_config().await;
+    let unreachable = aws_sdk_kms::config::Builder::from(&sdk)
+        .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
+        .build();
+    let keys = KmsKeys::new(aws_sdk_kms::Client::from_conf(unreachable), "unused");
+    let h = AwsHarness::new(&sdk, test_config(5), SecretOpener::new(Arc::new(keys))).await;
+    let sub = sealed(&sealer, subscription(&format!("{}/hook", server.uri()))).await;
+    h.stores.subscriptions.create(&sub, 10).await.unwrap();
+    h.enqueue(&job_for(&sub, EventType::TelephonyCreated)).await;
+
+    let outcomes = poll_once(&h.worker, h.queue.as_ref(), 1).await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    let DeliveryOutcome::Failed { error } = &outcomes[0] else {
+        panic!("{outcomes:?}");
+    };
+    assert!(error.contains("key service unavailable"), "{error}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+    assert!(h.dlq.receive(10, 1).await.unwrap().is_empty());
+    assert!(h.attempts(&sub.id).await.is_empty());
+    let stored = h.stores.subscriptions.get(&sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.health, sub.health, "not marked failing");
+    assert_eq!(
+        h.queue.approximate_depth().await.unwrap(),
+        1,
+        "still queued (in flight until poll_once's retry delay passes)"
+    );
 }

@@ -1,6 +1,7 @@
 //! Shared test fixtures: subscriptions, jobs, a worker on memory adapters, failure-injecting queues.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +19,15 @@ use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{
     AttemptQuery, Clock, CorePorts, DeadLetterSink, DeliveryQueue, HttpSender, PageRequest, Stores,
 };
+use relay_shared::secrets_at_rest::{
+    DataKey, DataKeySource, DataKeyUnwrapper, LocalKey, SealError, SecretContext, SecretOpener,
+    SecretSealer,
+};
 use relay_shared::subscription::Subscription;
 use relay_shared::targets::TargetPolicy;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
+use zeroize::Zeroizing;
 
 pub use testkit::fixtures::SECRET;
 pub use testkit::FlakyQueue;
@@ -84,12 +90,84 @@ pub fn test_config(attempts: usize) -> WorkerConfig {
     }
 }
 
+/// The test key service: a local key that counts its unwraps and can be made unavailable.
+pub struct TestKeys {
+    key: LocalKey,
+    unwraps: AtomicUsize,
+    unavailable: AtomicBool,
+}
+
+impl TestKeys {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            key: LocalKey::generate(),
+            unwraps: AtomicUsize::new(0),
+            unavailable: AtomicBool::new(false),
+        })
+    }
+
+    /// How many data keys were unwrapped (asked of the key service, not the opener's cache).
+    pub fn unwraps(&self) -> usize {
+        self.unwraps.load(Ordering::SeqCst)
+    }
+
+    /// From now on every unwrap fails as a throttled or unreachable key service would.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    pub fn sealer(self: &Arc<Self>) -> SecretSealer {
+        SecretSealer::new(self.clone())
+    }
+
+    /// An opener with its own (fresh) data-key cache, as a worker's cold start builds it.
+    pub fn opener(self: &Arc<Self>) -> SecretOpener {
+        SecretOpener::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl DataKeySource for TestKeys {
+    async fn new_data_key(&self, ctx: &SecretContext) -> Result<DataKey, SealError> {
+        self.key.new_data_key(ctx).await
+    }
+}
+
+#[async_trait::async_trait]
+impl DataKeyUnwrapper for TestKeys {
+    async fn unwrap_data_key(
+        &self,
+        key_id: &str,
+        wrapped: &[u8],
+        ctx: &SecretContext,
+    ) -> Result<Zeroizing<[u8; 32]>, SealError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(SealError::Unavailable("ThrottlingException (test)".into()));
+        }
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        self.key.unwrap_data_key(key_id, wrapped, ctx).await
+    }
+}
+
+/// `sub` as the API stores it: its current and retiring secrets sealed by `sealer`.
+pub async fn sealed(sealer: &SecretSealer, mut sub: Subscription) -> Subscription {
+    let ctx = sub.secret_context();
+    sub.secret = sealer.seal_if_plain(&sub.secret, &ctx).await.unwrap();
+    for r in &mut sub.retiring_secrets {
+        r.secret = sealer.seal_if_plain(&r.secret, &ctx).await.unwrap();
+    }
+    assert!(!sub.has_plain_secret());
+    sub
+}
+
 pub struct Harness {
     pub worker: Arc<Worker>,
     pub stores: Stores,
     pub queue: Arc<MemoryQueue>,
     pub dlq: Arc<MemoryQueue>,
     pub metrics: Arc<MetricsSink>,
+    /// The worker's key service (its opener); [`Harness::seal`] seals under it.
+    pub keys: Arc<TestKeys>,
 }
 
 impl Harness {
@@ -125,6 +203,7 @@ impl Harness {
         park: Arc<dyn DeadLetterSink>,
     ) -> Self {
         let metrics = Arc::new(MetricsSink::memory());
+        let keys = TestKeys::new();
         let ports = Ports {
             core: CorePorts {
                 stores: stores.clone(),
@@ -133,6 +212,7 @@ impl Harness {
             },
             http,
             dead_letter_sink: park,
+            secrets: keys.opener(),
         };
         let worker = Arc::new(Worker::with_metrics(ports, config, metrics.clone()));
         Self {
@@ -141,15 +221,21 @@ impl Harness {
             queue,
             dlq,
             metrics,
+            keys,
         }
     }
 
-    /// A harness with a subscription to `url` stored.
+    /// A harness with a subscription to `url` stored as the API stores it (secret sealed).
     pub async fn subscribed(config: WorkerConfig, url: &str) -> (Self, Subscription) {
         let h = Self::new(config);
-        let sub = subscription(url);
+        let sub = h.seal(subscription(url)).await;
         h.add(&sub).await;
         (h, sub)
+    }
+
+    /// `sub` with its secrets sealed under the worker's key.
+    pub async fn seal(&self, sub: Subscription) -> Subscription {
+        sealed(&self.keys.sealer(), sub).await
     }
 
     /// The first receive of a fresh telephony-created job for `sub`.

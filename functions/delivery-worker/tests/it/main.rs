@@ -4,6 +4,7 @@ mod common;
 
 mod aws;
 mod backlog;
+mod secrets;
 mod ssrf;
 mod verifiers;
 mod worker;

@@ -73,15 +73,18 @@ fn run(interp: &str, script: &str, capture: &Capture) -> (bool, String) {
     )
 }
 
-/// One real delivery (with a rotated secret, so there are two webhook signatures) and its capture.
+/// One real delivery (with a rotated secret, so there are two webhook signatures; both sealed,
+/// as the API stores them) and its capture, with the two secrets in the clear.
 async fn deliver(body: &str) -> (wiremock::Request, String, String) {
     let server = MockServer::start().await;
     respond(&server, ResponseTemplate::new(200), None).await;
     let h = Harness::new(test_config(5));
     let mut sub = subscription(&format!("{}/hook", server.uri()));
-    let old = sub.secret.clone();
+    let old = SECRET.to_owned();
     let new = "whsec_QmVzdCBzZWNyZXQgZXZlciwgcmVhbGx5IHJlYWxseSE=".to_owned();
-    sub.rotate_secret(new.clone(), Utc::now(), chrono::Duration::hours(1));
+    sub.rotate_secret(new.as_str().into(), Utc::now(), chrono::Duration::hours(1));
+    let sub = h.seal(sub).await;
+    assert_eq!(sub.signing_secrets(Utc::now()).len(), 2);
     h.add(&sub).await;
     let mut job = job_for(&sub, EventType::TelephonyCreated);
     job.body = body.to_owned();
