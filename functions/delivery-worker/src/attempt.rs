@@ -140,8 +140,10 @@ impl AttemptResult {
 }
 
 /// The secrets that sign `sub`'s deliveries at `now`, current first, opened under the
-/// subscription's context (a legacy plain secret is used as it is). All of them or an error: a
-/// delivery signed without a secret its receiver may still expect would fail verification there.
+/// subscription's context (a legacy plain secret is used as it is). The current secret must open.
+/// A retiring one that cannot (sealed under an earlier key, say) is left out with an error log
+/// line: its signature cannot be made anyway, and the receivers already on the current secret
+/// still verify. The key service unavailable for any of them is an error (retry later).
 pub(crate) async fn open_secrets(
     opener: &SecretOpener,
     sub: &Subscription,
@@ -149,9 +151,15 @@ pub(crate) async fn open_secrets(
 ) -> Result<Vec<SigningSecret>, SealError> {
     let ctx = sub.secret_context();
     let mut secrets = Vec::new();
-    for stored in sub.signing_secrets(now) {
-        let opened = opener.open(stored, &ctx).await?;
-        secrets.push(SigningSecret::new(opened.expose_secret()));
+    for (i, stored) in sub.signing_secrets(now).into_iter().enumerate() {
+        match opener.open(stored, &ctx).await {
+            Ok(opened) => secrets.push(SigningSecret::new(opened.expose_secret())),
+            Err(SealError::Rejected(detail)) if i > 0 => tracing::error!(
+                subscription_id = %sub.id, error = %detail,
+                "a retiring signing secret cannot be opened: signing without it"
+            ),
+            Err(e) => return Err(e),
+        }
     }
     Ok(secrets)
 }
