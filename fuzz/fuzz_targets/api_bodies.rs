@@ -51,7 +51,14 @@ fn env() -> &'static Env {
             rt: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap(),
-            state: AppState::new(core, queue, ApiConfig::default()),
+            state: AppState::new(
+                core,
+                queue,
+                relay_shared::secrets_at_rest::SecretSealer::new(Arc::new(
+                    relay_shared::secrets_at_rest::LocalKey::generate(),
+                )),
+                ApiConfig::default(),
+            ),
             permissive,
         }
     })

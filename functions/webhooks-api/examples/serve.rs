@@ -15,8 +15,9 @@ use std::time::Duration;
 use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
-use relay_shared::config::parse_command_line;
+use relay_shared::config::{parse_command_line, ConfigError};
 use relay_shared::ports::CorePorts;
+use relay_shared::secrets_at_rest::{LocalKey, SecretSealer};
 use webhooks_api::config::FunctionArgs;
 use webhooks_api::{router, store_api_key, ApiConfig, AppState};
 
@@ -48,6 +49,16 @@ async fn main() {
         api,
     } = parse_command_line();
     let config = ApiConfig::from_args(&api).unwrap_or_else(|e| panic!("{e}"));
+    // `SECRETS_LOCAL_KEY` when given; otherwise a fresh local key (secrets live as long as the
+    // process, like the in-memory stores).
+    let sealer = match api.secrets_key.key(None) {
+        Ok(key) => key.sealer(),
+        Err(ConfigError::Missing { .. }) => {
+            println!("no SECRETS_LOCAL_KEY: sealing signing secrets with a fresh local key");
+            SecretSealer::new(Arc::new(LocalKey::generate()))
+        }
+        Err(e) => panic!("{e}"),
+    };
 
     let stores = memory_stores();
     store_api_key(&stores, &key, &user, &org, Role::Admin)
@@ -63,6 +74,7 @@ async fn main() {
             clock,
         },
         dlq,
+        sealer,
         config,
     );
 

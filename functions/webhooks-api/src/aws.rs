@@ -17,14 +17,18 @@ pub async fn stores(resources: &Resources) -> Result<Stores, ConfigError> {
     Ok(aws_stores(DynamoTable::new(ddb, table)))
 }
 
-/// The whole state: `TABLE_NAME`, `DELIVERY_QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`, plus the limits
-/// of [`ApiConfig::from_args`].
+/// The whole state, built once per cold start: `TABLE_NAME`, `DELIVERY_QUEUE_URL`,
+/// `DEAD_LETTER_QUEUE_URL`, the secrets key (`SECRETS_KMS_KEY_ID` or `SECRETS_LOCAL_KEY`), plus
+/// the limits of [`ApiConfig::from_args`].
 pub async fn state(args: &FunctionArgs) -> Result<AppState, ConfigError> {
     let config = ApiConfig::from_args(args)?;
     let table = args.resources.table_name()?.to_owned();
     let queue_url = args.resources.delivery_queue_url()?.to_owned();
     let dlq_url = args.resources.dead_letter_queue_url()?.to_owned();
-    let (ddb, sqs) = aws_clients().await;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sealer = args.secrets_key.key(Some(&sdk))?.sealer();
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let stores = aws_stores(DynamoTable::new(ddb, table));
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
     let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));
@@ -36,6 +40,7 @@ pub async fn state(args: &FunctionArgs) -> Result<AppState, ConfigError> {
             clock,
         },
         dlq,
+        sealer,
         config,
     ))
 }

@@ -3,6 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use relay_shared::error::{QueueError, StoreError};
+use relay_shared::secrets_at_rest::SealError;
 use serde::Serialize;
 
 /// An API error: an HTTP status, a stable machine-readable code, a human sentence, and the
@@ -211,6 +212,26 @@ impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         tracing::warn!(error = %e, "queue unavailable");
         Self::unavailable("The delivery queue is temporarily unavailable; retry later.")
+    }
+}
+
+/// A secret could not be sealed (nothing was stored): the key service's detail goes to the log only.
+impl From<SealError> for ApiError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Unavailable(m) => {
+                tracing::warn!(error = %m, "secrets key unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "secrets_key_unavailable",
+                    "The key service that protects signing secrets is temporarily unavailable; nothing was changed, retry later.",
+                )
+            }
+            SealError::Rejected(m) => {
+                tracing::error!(error = %m, "the secrets key refused to seal");
+                Self::internal()
+            }
+        }
     }
 }
 

@@ -8,6 +8,9 @@
 //!   `quota.rs`) is not, so a retry after a server failure or after `Retry-After` runs again once
 //!   the lock expires (30 s).
 //! - Reusing a key with a different body is `422 idempotency_key_reused`.
+//! - A response that shows a secret (create, rotate: [`shown_once`]) is stored redacted, without
+//!   the secret, so the store never holds one: its replay is the same answer without `secret`.
+//!   The secret is shown once; a client that lost the first answer rotates the secret.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -23,6 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::authenticate;
 use crate::error::ApiError;
 use crate::extract::read_body;
+use crate::model::WebhookWithSecret;
 use crate::state::AppState;
 
 pub const HEADER: &str = "idempotency-key";
@@ -35,6 +39,20 @@ const LOCK_SECONDS: i64 = 30;
 struct Stored {
     request_hash: String,
     body: String,
+}
+
+/// The body the store keeps instead of the response's own (a response extension).
+#[derive(Clone)]
+struct RedactedBody(String);
+
+/// `body` as a JSON response with `status` that shows its secret this once: the `Idempotency-Key`
+/// store keeps [`WebhookWithSecret::redacted`] instead.
+pub fn shown_once(status: StatusCode, body: WebhookWithSecret) -> Response {
+    let redacted =
+        serde_json::to_string(&body.redacted()).expect("serialising strings cannot fail");
+    let mut res = (status, axum::Json(body)).into_response();
+    res.extensions_mut().insert(RedactedBody(redacted));
+    res
 }
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -156,11 +174,14 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     if res.status().is_server_error() || res.status() == StatusCode::TOO_MANY_REQUESTS {
         return res;
     }
-    let (parts, body) = res.into_parts();
+    let (mut parts, body) = res.into_parts();
     let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return ApiError::internal().into_response();
     };
-    let text = String::from_utf8_lossy(&body).into_owned();
+    let text = match parts.extensions.remove::<RedactedBody>() {
+        Some(RedactedBody(redacted)) => redacted,
+        None => String::from_utf8_lossy(&body).into_owned(),
+    };
     let stored = Stored {
         request_hash,
         body: text,

@@ -67,16 +67,43 @@ impl From<&Subscription> for Webhook {
     }
 }
 
-/// The create and rotate responses: the webhook and its (new) secret.
-#[derive(Debug, Clone, Serialize)]
+/// The create and rotate responses: the webhook and its (new) secret, shown this once. As a
+/// response it also hands the `Idempotency-Key` store its redacted form (no `secret`,
+/// `idempotency.rs`), so that a replayed answer never carries the secret.
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookWithSecret {
     #[serde(flatten)]
     pub webhook: Webhook,
-    pub secret: String,
+    /// `None` only in the redacted form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     /// Rotation only: until when the previous secret still signs deliveries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret_expires_at: Option<String>,
+}
+
+impl WebhookWithSecret {
+    /// What may be stored: the same answer without the secret.
+    pub fn redacted(&self) -> Self {
+        Self {
+            secret: None,
+            ..self.clone()
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhookWithSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookWithSecret")
+            .field("webhook", &self.webhook)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "previous_secret_expires_at",
+                &self.previous_secret_expires_at,
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +113,7 @@ pub struct ListResponse<T> {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhook {
     pub name: String,
@@ -98,6 +125,19 @@ pub struct CreateWebhook {
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "non_null")]
     pub rate_limit_per_minute: Option<u32>,
+}
+
+impl std::fmt::Debug for CreateWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("enabled", &self.enabled)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .finish()
+    }
 }
 
 /// Absent fields stay as they are; `null` is refused (none of these fields is nullable).
@@ -228,4 +268,32 @@ pub fn event_type_names(types: &[EventType]) -> Vec<&'static str> {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let create: CreateWebhook = serde_json::from_value(serde_json::json!({
+            "name": "n", "url": "https://x.example/", "eventTypes": ["presence:changed"],
+            "secret": "caller-chosen-secret-0123456789"
+        }))
+        .unwrap();
+        let now = Utc::now();
+        let sub = Subscription::new("u", "o", "https://x.example/", vec![], "s", now);
+        let shown = WebhookWithSecret {
+            webhook: Webhook::from(&sub),
+            secret: Some("whsec_generated-secret-0123456789".into()),
+            previous_secret_expires_at: None,
+        };
+        for text in [format!("{create:?}"), format!("{shown:?}")] {
+            assert!(!text.contains("0123456789"), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+        let redacted = serde_json::to_value(shown.redacted()).unwrap();
+        assert!(redacted.get("secret").is_none(), "{redacted}");
+        assert_eq!(redacted["id"], sub.id.to_string());
+    }
 }

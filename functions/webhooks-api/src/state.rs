@@ -1,8 +1,10 @@
-//! What every handler shares: the stores, the queues, the clock and the configuration.
+//! What every handler shares: the stores, the queues, the clock, the secrets sealer and the
+//! configuration.
 
 use std::sync::Arc;
 
 use relay_shared::ports::{Clock, CorePorts, DeliveryQueue, QueueConsumer, Stores};
+use relay_shared::secrets_at_rest::SecretSealer;
 
 use crate::config::ApiConfig;
 
@@ -14,6 +16,10 @@ pub struct AppState {
     /// The dead-letter queue's consuming side (for `POST /api/hooks/dlq/redrive`).
     pub dead_letter_source: Arc<dyn QueueConsumer>,
     pub clock: Arc<dyn Clock>,
+    /// Seals every signing secret before it is stored (KMS on AWS, a local key in the local stack
+    /// and tests; `SECRETS_KMS_KEY_ID` / `SECRETS_LOCAL_KEY`): the table never holds one in the
+    /// clear (docs/security.md).
+    pub sealer: SecretSealer,
     pub config: Arc<ApiConfig>,
 }
 
@@ -21,6 +27,7 @@ impl AppState {
     pub fn new(
         core: CorePorts,
         dead_letter_source: Arc<dyn QueueConsumer>,
+        sealer: SecretSealer,
         config: ApiConfig,
     ) -> Self {
         let CorePorts {
@@ -33,6 +40,7 @@ impl AppState {
             queue,
             dead_letter_source,
             clock,
+            sealer,
             config: Arc::new(config),
         }
     }

@@ -10,6 +10,7 @@ use relay_shared::error::StoreError;
 use relay_shared::events::{rfc3339_millis, EventType, OutboundEvent};
 use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{EventQuery, QueuedJob};
+use relay_shared::secrets_at_rest::StoredSecret;
 use relay_shared::signing::SigningSecret;
 use relay_shared::subscription::Subscription;
 
@@ -17,6 +18,7 @@ use super::PageQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, OptionalJson, SubscriptionIdPath};
+use crate::idempotency::shown_once;
 use crate::model::{
     time, CreateWebhook, Empty, ListResponse, ReplayRequest, ReplayResponse, RotateSecret,
     TestResponse, UpdateWebhook, Webhook, WebhookWithSecret,
@@ -45,8 +47,22 @@ pub async fn find_owned(
     }
 }
 
+/// Seals every secret of `sub` still in the clear before it is written: a new one (create,
+/// rotate) or a legacy item's (written before sealing existed, docs/security.md), so that no write
+/// stores a plain secret. On a [`SealError`](relay_shared::secrets_at_rest::SealError) nothing is
+/// written (`503 secrets_key_unavailable` or `500`).
+async fn seal_plain_secrets(state: &AppState, sub: &mut Subscription) -> ApiResult<()> {
+    let ctx = sub.secret_context();
+    sub.secret = state.sealer.seal_if_plain(&sub.secret, &ctx).await?;
+    for r in &mut sub.retiring_secrets {
+        r.secret = state.sealer.seal_if_plain(&r.secret, &ctx).await?;
+    }
+    Ok(())
+}
+
 /// Read-modify-write with optimistic concurrency: `apply` runs on a fresh copy each attempt; the
-/// write bumps `version` and is retried a bounded number of times on `Conflict`.
+/// write seals any plain secret, bumps `version` and is retried a bounded number of times on
+/// `Conflict`.
 pub async fn update_owned<F>(
     state: &AppState,
     caller: &Caller,
@@ -59,6 +75,7 @@ where
     for _ in 0..MAX_UPDATE_ATTEMPTS {
         let mut sub = find_owned(state, caller, id).await?;
         apply(&mut sub)?;
+        seal_plain_secrets(state, &mut sub).await?;
         sub.version += 1;
         sub.updated_at = state.clock.now();
         match state.stores.subscriptions.update(&sub).await {
@@ -93,7 +110,7 @@ pub async fn create(
         cfg,
     )?;
     let now = state.clock.now();
-    let sub = Subscription {
+    let mut sub = Subscription {
         name,
         enabled: req.enabled.unwrap_or(true),
         rate_limit_per_minute,
@@ -102,10 +119,11 @@ pub async fn create(
             caller.org_id.clone(),
             url,
             event_types,
-            secret,
+            secret.as_str(),
             now,
         )
     };
+    seal_plain_secrets(&state, &mut sub).await?;
     state.stores.subscriptions.create(&sub, cfg.max_webhooks_per_user).await.map_err(|e| match e {
         StoreError::LimitReached { .. } => ApiError::conflict(
             "limit_reached",
@@ -116,10 +134,10 @@ pub async fn create(
     tracing::info!(subscription_id = %sub.id, user_id = %caller.user_id, org_id = %caller.org_id, "webhook created");
     let body = WebhookWithSecret {
         webhook: Webhook::from(&sub),
-        secret: sub.secret.clone(),
+        secret: Some(secret),
         previous_secret_expires_at: None,
     };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(shown_once(StatusCode::CREATED, body))
 }
 
 pub async fn list(
@@ -285,7 +303,7 @@ pub async fn rotate_secret(
     caller: Caller,
     SubscriptionIdPath(id): SubscriptionIdPath,
     OptionalJson(req): OptionalJson<RotateSecret>,
-) -> ApiResult<Json<WebhookWithSecret>> {
+) -> ApiResult<Response> {
     let grace = req.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if grace > MAX_GRACE_SECONDS {
         return Err(ApiError::invalid(
@@ -296,18 +314,26 @@ pub async fn rotate_secret(
     let new_secret = SigningSecret::generate().expose().to_owned();
     let now = state.clock.now();
     let sub = update_owned(&state, &caller, &id, |sub| {
-        sub.rotate_secret(new_secret.clone(), now, Duration::seconds(i64::from(grace)));
+        // Sealed with any legacy plain secret by `update_owned`.
+        sub.rotate_secret(
+            StoredSecret::from(new_secret.as_str()),
+            now,
+            Duration::seconds(i64::from(grace)),
+        );
         Ok(())
     })
     .await?;
     tracing::info!(subscription_id = %sub.id, grace_seconds = grace, "webhook secret rotated");
     let previous_secret_expires_at =
         (grace > 0).then(|| time(now + Duration::seconds(i64::from(grace))));
-    Ok(Json(WebhookWithSecret {
-        webhook: Webhook::from(&sub),
-        secret: sub.secret.clone(),
-        previous_secret_expires_at,
-    }))
+    Ok(shown_once(
+        StatusCode::OK,
+        WebhookWithSecret {
+            webhook: Webhook::from(&sub),
+            secret: Some(new_secret),
+            previous_secret_expires_at,
+        },
+    ))
 }
 
 pub async fn replay(

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -15,8 +15,15 @@ use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::ManualClock;
 use relay_shared::delivery::DeliveryJob;
+use relay_shared::error::StoreError;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{CorePorts, DeadLetterSink, DeliveryQueue, QueueConsumer, Stores};
+use relay_shared::ports::{
+    CorePorts, DeadLetterSink, DeliveryQueue, IdempotencyStore, IdempotentResponse, QueueConsumer,
+    Stores,
+};
+use relay_shared::secrets_at_rest::{
+    DataKeySource, LocalKey, SecretOpener, SecretSealer, StoredSecret,
+};
 use relay_shared::subscription::Subscription;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -38,6 +45,39 @@ pub struct Harness {
     pub dead_letter_sink: Arc<dyn DeadLetterSink>,
     pub clock: Arc<ManualClock>,
     pub backend: Backend,
+    /// The local key the API seals secrets with.
+    pub secrets_key: Arc<LocalKey>,
+    /// Every record the `Idempotency-Key` middleware stored (answers and locks).
+    pub idempotency_puts: Arc<Mutex<Vec<IdempotentResponse>>>,
+    /// The AWS run's table (to read its raw items).
+    pub table: Option<String>,
+}
+
+/// The idempotency store, recording what is put into it.
+struct RecordingIdempotency {
+    inner: Arc<dyn IdempotencyStore>,
+    puts: Arc<Mutex<Vec<IdempotentResponse>>>,
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for RecordingIdempotency {
+    async fn get(
+        &self,
+        scope_key: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<IdempotentResponse>, StoreError> {
+        self.inner.get(scope_key, now).await
+    }
+
+    async fn put(
+        &self,
+        scope_key: &str,
+        response: &IdempotentResponse,
+        expires_at: chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.puts.lock().unwrap().push(response.clone());
+        self.inner.put(scope_key, response, expires_at).await
+    }
 }
 
 pub struct Resp {
@@ -99,6 +139,33 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
 
+/// A JSON request (`Content-Type: application/json` when there is a body).
+fn request(
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path);
+    if let Some(k) = key {
+        b = b.header("authorization", format!("Bearer {k}"));
+    }
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    let body = match body {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    b.body(body).unwrap()
+}
+
 impl Backend {
     /// A fresh harness, or `None` when the AWS endpoints are not configured (`testkit::aws`).
     pub async fn harness(self, config: ApiConfig) -> Option<Harness> {
@@ -113,7 +180,7 @@ impl Harness {
     pub fn memory(config: ApiConfig) -> Self {
         let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
         let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
-        Self::build(memory_stores(), queue, dlq, config, Backend::Memory)
+        Self::build(memory_stores(), queue, dlq, config, None)
     }
 
     /// On a fresh table and queues, or `None` when `testkit::aws`'s gate skips.
@@ -124,16 +191,17 @@ impl Harness {
             aws.queue,
             aws.dlq,
             config,
-            Backend::Aws,
+            Some(aws.table),
         ))
     }
 
+    /// `table`: the AWS run's (`None`: memory).
     fn build<Q, D>(
-        stores: Stores,
+        mut stores: Stores,
         queue: Arc<Q>,
         dlq: Arc<D>,
         config: ApiConfig,
-        backend: Backend,
+        table: Option<String>,
     ) -> Self
     where
         Q: DeliveryQueue + QueueConsumer + 'static,
@@ -142,12 +210,19 @@ impl Harness {
         // Near real time (the AWS adapters compare TTLs with the real clock), whole milliseconds.
         let now = Utc::now().duration_trunc(chrono::Duration::milliseconds(1));
         let clock = Arc::new(ManualClock::new(now.unwrap()));
+        let idempotency_puts = Arc::new(Mutex::new(Vec::new()));
+        stores.idempotency = Arc::new(RecordingIdempotency {
+            inner: stores.idempotency.clone(),
+            puts: idempotency_puts.clone(),
+        });
         let core = CorePorts {
             stores: stores.clone(),
             queue: queue.clone(),
             clock: clock.clone(),
         };
-        let state = AppState::new(core, dlq.clone(), config);
+        let secrets_key = Arc::new(LocalKey::generate());
+        let sealer = SecretSealer::new(secrets_key.clone());
+        let state = AppState::new(core, dlq.clone(), sealer, config);
         Self {
             router: router(state.clone()),
             state,
@@ -155,8 +230,78 @@ impl Harness {
             queue,
             dead_letter_sink: dlq,
             clock,
-            backend,
+            backend: if table.is_some() {
+                Backend::Aws
+            } else {
+                Backend::Memory
+            },
+            secrets_key,
+            idempotency_puts,
+            table,
         }
+    }
+
+    /// The same harness with the API sealing through `keys` instead (a failing key service).
+    pub fn with_data_keys(mut self, keys: Arc<dyn DataKeySource>) -> Self {
+        self.state.sealer = SecretSealer::new(keys);
+        self.router = router(self.state.clone());
+        self
+    }
+
+    /// Everything the API left at rest, as text: every idempotency record it stored, and the raw
+    /// items of the whole table (AWS) or the stored form of these subscriptions (memory).
+    pub async fn at_rest(&self, subscriptions: &[SubscriptionId]) -> String {
+        let mut text = format!("{:?}", self.idempotency_puts.lock().unwrap());
+        match &self.table {
+            Some(table) => {
+                let ddb = aws_sdk_dynamodb::Client::new(&testkit::aws::sdk_config().await);
+                let mut start = None;
+                loop {
+                    let page = ddb
+                        .scan()
+                        .table_name(table)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .expect("scan");
+                    text += &format!("{:?}", page.items());
+                    start = page.last_evaluated_key().cloned();
+                    if start.is_none() {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for id in subscriptions {
+                    text += &serde_json::to_string(&self.stored(id).await).unwrap();
+                }
+            }
+        }
+        text
+    }
+
+    /// Opens a stored secret as the worker would (with the key the API sealed it with).
+    pub async fn open(&self, sub: &Subscription, stored: &StoredSecret) -> String {
+        use secrecy::ExposeSecret;
+        SecretOpener::new(self.secrets_key.clone())
+            .open(stored, &sub.secret_context())
+            .await
+            .expect("the stored secret opens")
+            .expose_secret()
+            .to_owned()
+    }
+
+    /// The secrets that sign `sub`'s deliveries at `now`, opened (current first).
+    pub async fn open_signing_secrets(
+        &self,
+        sub: &Subscription,
+        now: chrono::DateTime<Utc>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in sub.signing_secrets(now) {
+            out.push(self.open(sub, s).await);
+        }
+        out
     }
 
     /// A new API key for `user` in `org`.
@@ -174,17 +319,24 @@ impl Harness {
     }
 
     pub async fn send(&self, req: Request<Body>) -> Resp {
+        let r = self.send_allowing_5xx(req).await;
+        assert!(
+            !r.status.is_server_error(),
+            "server error {}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.bytes)
+        );
+        r
+    }
+
+    /// [`Harness::send`] for the tests that expect a server error.
+    pub async fn send_allowing_5xx(&self, req: Request<Body>) -> Resp {
         let res = self.router.clone().oneshot(req).await.expect("infallible");
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
             .await
             .unwrap();
-        assert!(
-            !status.is_server_error(),
-            "server error {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        );
         Resp {
             status,
             headers,
@@ -211,23 +363,20 @@ impl Harness {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut b = Request::builder()
-            .method(Method::from_bytes(method.as_bytes()).unwrap())
-            .uri(path);
-        if let Some(k) = key {
-            b = b.header("authorization", format!("Bearer {k}"));
-        }
-        for (n, v) in headers {
-            b = b.header(*n, *v);
-        }
-        let body = match body {
-            Some(v) => {
-                b = b.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(b.body(body).unwrap()).await
+        self.send(request(method, path, key, body, headers)).await
+    }
+
+    /// [`Harness::call_with`] for the tests that expect a server error.
+    pub async fn call_allowing_5xx(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        self.send_allowing_5xx(request(method, path, key, body, headers))
+            .await
     }
 
     /// The stored subscription (it must exist).

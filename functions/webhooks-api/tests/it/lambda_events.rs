@@ -9,6 +9,7 @@ use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
 use relay_shared::ports::CorePorts;
+use relay_shared::secrets_at_rest::{LocalKey, SecretSealer};
 use tower::ServiceExt;
 use webhooks_api::{router, store_api_key, ApiConfig, AppState};
 
@@ -36,7 +37,8 @@ async fn sample_events_work_through_lambda_http() {
         queue: q.clone(),
         clock: Arc::new(SystemClock),
     };
-    let state = AppState::new(core, q, ApiConfig::default());
+    let sealer = SecretSealer::new(Arc::new(LocalKey::generate()));
+    let state = AppState::new(core, q, sealer, ApiConfig::default());
     let app = router(state);
     let call = |name: &'static str| {
         let app = app.clone();

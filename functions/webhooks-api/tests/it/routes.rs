@@ -79,6 +79,9 @@ suite!(
     replay_quota_and_one_replay_in_flight,
     replay_fills_the_backlog_up_to_its_cap,
     replay_skips_events_too_large_for_the_queue,
+    secrets_are_sealed_at_rest_and_never_kept_for_a_replay,
+    a_legacy_plain_secret_is_sealed_by_the_next_write,
+    a_failing_key_service_is_503_and_changes_nothing,
 );
 
 async fn h(b: Backend) -> Option<Harness> {
@@ -183,14 +186,13 @@ async fn create_with_a_given_secret(b: Backend) {
         .assert_status(201);
     assert_eq!(c["secret"], "my-own-secret-that-is-long-enough");
     let id: SubscriptionId = c["id"].as_str().unwrap().parse().unwrap();
+    let stored = h.stored(&id).await;
+    assert!(
+        stored.secret.is_sealed(),
+        "a caller-chosen secret is sealed too"
+    );
     assert_eq!(
-        h.stores
-            .subscriptions
-            .get(&id)
-            .await
-            .unwrap()
-            .unwrap()
-            .secret,
+        h.open(&stored, &stored.secret).await,
         "my-own-secret-that-is-long-enough"
     );
     for bad in [
@@ -699,7 +701,8 @@ async fn patch_semantics(b: Backend) {
     let id = c["id"].as_str().unwrap();
     let p = format!("{HOOKS}/{id}");
     let sid: SubscriptionId = id.parse().unwrap();
-    let v0 = h.stored(&sid).await.version;
+    let before = h.stored(&sid).await;
+    let v0 = before.version;
     h.clock.advance(Duration::seconds(5));
     let u = h
         .call(
@@ -719,9 +722,12 @@ async fn patch_semantics(b: Backend) {
     let stored = h.stores.subscriptions.get(&sid).await.unwrap().unwrap();
     assert_eq!(stored.version, v0 + 1);
     assert_eq!(
-        stored.secret,
-        c["secret"].as_str().unwrap(),
+        stored.secret, before.secret,
         "PATCH never touches the secret"
+    );
+    assert_eq!(
+        h.open(&stored, &stored.secret).await,
+        c["secret"].as_str().unwrap()
     );
     // Empty patch: unchanged.
     let same = h
@@ -1165,9 +1171,8 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
         .assert_status(200);
     assert!(got.get("secret").is_none() && !got.to_string().contains(&new));
 
-    let sign = |now: chrono::DateTime<chrono::Utc>,
-                sub: &relay_shared::subscription::Subscription| {
-        let secrets = sub.signing_secrets(now);
+    let sign = |now: chrono::DateTime<chrono::Utc>, opened: Vec<String>| {
+        let secrets: Vec<SigningSecret> = opened.into_iter().map(SigningSecret::new).collect();
         let headers = delivery_headers(&SignatureInput {
             delivery_id: "msg_x",
             timestamp: now,
@@ -1188,7 +1193,7 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
     };
     let sub = h.stored(&sid).await;
     let now = h.clock.now() + Duration::seconds(60);
-    let sig = sign(now, &sub);
+    let sig = sign(now, h.open_signing_secrets(&sub, now).await);
     let parts: Vec<&str> = sig.split(' ').collect();
     assert_eq!(
         parts,
@@ -1196,7 +1201,7 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
         "two valid signatures in the grace period"
     );
     let later = h.clock.now() + Duration::seconds(3601);
-    let sig = sign(later, &sub);
+    let sig = sign(later, h.open_signing_secrets(&sub, later).await);
     assert_eq!(sig, expect(&new, later), "one after it");
 
     // Defaults to 24 h; 0 drops the old secret at once; > 7 days refused.
@@ -1207,11 +1212,7 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
         h.clock.now() + Duration::seconds(86_400)
     );
     let sub = h.stored(&sid).await;
-    let signing: Vec<String> = sub
-        .signing_secrets(h.clock.now())
-        .iter()
-        .map(|s| s.expose().to_owned())
-        .collect();
+    let signing = h.open_signing_secrets(&sub, h.clock.now()).await;
     assert_eq!(
         signing,
         [r2["secret"].as_str().unwrap(), new.as_str()],
@@ -1220,7 +1221,10 @@ async fn rotation_signs_with_both_secrets_during_grace(b: Backend) {
     let r3 = rotate(&h, &key, &p, Some(0)).await.assert_status(200);
     assert!(r3.get("previousSecretExpiresAt").is_none());
     let sub = h.stored(&sid).await;
-    assert_eq!(sub.secret, r3["secret"].as_str().unwrap());
+    assert_eq!(
+        h.open(&sub, &sub.secret).await,
+        r3["secret"].as_str().unwrap()
+    );
     assert_eq!(
         sub.signing_secrets(h.clock.now()).len(),
         1,
@@ -1519,7 +1523,9 @@ async fn idempotency_key_replays_the_first_response(b: Backend) {
         .await;
     second.assert_status(201);
     assert_eq!(second.headers.get("idempotent-replayed").unwrap(), "true");
-    assert_eq!(second.json(), first.json());
+    let mut without_secret = first.json();
+    without_secret.as_object_mut().unwrap().remove("secret");
+    assert_eq!(second.json(), without_secret, "the secret is shown once");
     assert_eq!(
         h.call("GET", HOOKS, Some(&key), None).await.json()["data"]
             .as_array()
@@ -1890,4 +1896,253 @@ async fn replay_skips_events_too_large_for_the_queue(b: Backend) {
         (json!(1), json!(1), json!(false))
     );
     assert_eq!(h.drain_queue().await.len(), 1);
+}
+
+/// The idempotency answer of a call that showed a secret: the same answer without it.
+#[track_caller]
+fn assert_replayed_without_secret(first: &Value, replay: &crate::common::Resp, status: u16) {
+    let replayed = replay.assert_status(status);
+    assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
+    assert!(replayed.get("secret").is_none(), "{replayed}");
+    let mut expected = first.clone();
+    expected.as_object_mut().unwrap().remove("secret");
+    assert_eq!(replayed, expected);
+}
+
+/// Create (a generated and a caller-chosen secret) and rotate store only sealed secrets, and the
+/// `Idempotency-Key` store keeps their answers without the secret (docs/security.md).
+async fn secrets_are_sealed_at_rest_and_never_kept_for_a_replay(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let idem = |k: &'static str| [("idempotency-key", k)];
+    let generated = h
+        .call_with("POST", HOOKS, Some(&key), Some(valid_body()), &idem("c1"))
+        .await
+        .assert_status(201);
+    let mut body = valid_body();
+    let chosen = format!("chosen-{}", unique("secret"));
+    body["secret"] = json!(chosen);
+    let given = h
+        .call_with("POST", HOOKS, Some(&key), Some(body.clone()), &idem("c2"))
+        .await
+        .assert_status(201);
+    assert_eq!(given["secret"], chosen.as_str(), "shown on create");
+    let id = generated["id"].as_str().unwrap();
+    let rotate_path = format!("{HOOKS}/{id}/rotate-secret");
+    let rotated = h
+        .call_with("POST", &rotate_path, Some(&key), None, &idem("r1"))
+        .await
+        .assert_status(200);
+
+    let first = generated["secret"].as_str().unwrap().to_owned();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    let sid: SubscriptionId = id.parse().unwrap();
+    let gid: SubscriptionId = given["id"].as_str().unwrap().parse().unwrap();
+    let sub = h.stored(&sid).await;
+    assert!(sub.secret.is_sealed() && !sub.has_plain_secret(), "{sub:?}");
+    assert_eq!(
+        h.open_signing_secrets(&sub, h.clock.now()).await,
+        [new.as_str(), first.as_str()],
+        "the sealed secrets open to the ones shown"
+    );
+    let gsub = h.stored(&gid).await;
+    assert!(gsub.secret.is_sealed());
+    assert_eq!(h.open(&gsub, &gsub.secret).await, chosen);
+
+    // Replays answer the stored response, without the secret.
+    let replay = h
+        .call_with("POST", HOOKS, Some(&key), Some(valid_body()), &idem("c1"))
+        .await;
+    assert_replayed_without_secret(&generated, &replay, 201);
+    let replay = h
+        .call_with("POST", HOOKS, Some(&key), Some(body), &idem("c2"))
+        .await;
+    assert_replayed_without_secret(&given, &replay, 201);
+    let replay = h
+        .call_with("POST", &rotate_path, Some(&key), None, &idem("r1"))
+        .await;
+    assert_replayed_without_secret(&rotated, &replay, 200);
+    assert_eq!(
+        h.open(&h.stored(&sid).await, &h.stored(&sid).await.secret)
+            .await,
+        new,
+        "a replayed rotation rotates nothing"
+    );
+
+    let answers = h
+        .idempotency_puts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.status != 0)
+        .count();
+    assert_eq!(answers, 3, "three answers stored");
+    let at_rest = h.at_rest(&[sid, gid]).await;
+    for secret in [&first, &new, &chosen] {
+        assert!(
+            !at_rest.contains(secret.as_str()),
+            "a plaintext secret at rest: {at_rest}"
+        );
+    }
+    assert!(at_rest.contains(id), "the check sees the items");
+}
+
+/// An item written before sealing existed (its secret a plain JSON string) still opens, and the
+/// next write of the subscription (an update, a rotation) seals it: current and retiring.
+async fn a_legacy_plain_secret_is_sealed_by_the_next_write(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let (user, org) = (unique("user"), unique("org"));
+    let key = h.key(&user, &org, Role::User).await;
+    let legacy = |secret: &str| {
+        relay_shared::subscription::Subscription::new(
+            user.clone(),
+            org.clone(),
+            "https://example.com/hook",
+            vec![EventType::PresenceChanged],
+            secret,
+            h.clock.now(),
+        )
+    };
+    let (plain_a, plain_b) = (unique("legacy-secret-a"), unique("legacy-secret-b"));
+    let (a, b2) = (legacy(&plain_a), legacy(&plain_b));
+    for s in [&a, &b2] {
+        h.stores.subscriptions.create(s, 10).await.unwrap();
+        assert!(
+            h.stored(&s.id).await.has_plain_secret(),
+            "written plain, as an old release did"
+        );
+    }
+
+    // An update seals it; the same secret still signs.
+    h.call(
+        "PATCH",
+        &format!("{HOOKS}/{}", a.id),
+        Some(&key),
+        Some(json!({"name": "renamed"})),
+    )
+    .await
+    .assert_status(200);
+    let sa = h.stored(&a.id).await;
+    assert!(sa.secret.is_sealed() && !sa.has_plain_secret(), "{sa:?}");
+    assert_eq!(
+        h.open_signing_secrets(&sa, h.clock.now()).await,
+        [plain_a.as_str()]
+    );
+
+    // A rotation seals the new secret and the legacy one it retires; both sign in the grace.
+    let r = rotate(
+        &h,
+        &key,
+        &format!("{HOOKS}/{}/rotate-secret", b2.id),
+        Some(3600),
+    )
+    .await
+    .assert_status(200);
+    let sb = h.stored(&b2.id).await;
+    assert!(!sb.has_plain_secret(), "{sb:?}");
+    assert!(sb.retiring_secrets.iter().all(|r| r.secret.is_sealed()));
+    let now = h.clock.now() + Duration::seconds(60);
+    let opened = h.open_signing_secrets(&sb, now).await;
+    assert_eq!(opened, [r["secret"].as_str().unwrap(), plain_b.as_str()]);
+    let signing: Vec<SigningSecret> = opened.into_iter().map(SigningSecret::new).collect();
+    let headers = delivery_headers(&SignatureInput {
+        delivery_id: "msg_legacy",
+        timestamp: now,
+        event_type: EventType::PresenceChanged,
+        subscription_id: &b2.id.to_string(),
+        org_id: &org,
+        secrets: &signing,
+        body: b"{}",
+    });
+    let sig = &headers
+        .iter()
+        .find(|(n, _)| *n == "webhook-signature")
+        .unwrap()
+        .1;
+    let legacy_sig = standard_webhooks_signature(
+        &SigningSecret::new(plain_b.as_str()),
+        "msg_legacy",
+        now.timestamp(),
+        b"{}",
+    );
+    assert!(
+        sig.split(' ').any(|s| s == legacy_sig),
+        "the legacy secret still verifies"
+    );
+
+    let at_rest = h.at_rest(&[a.id, b2.id]).await;
+    for secret in [&plain_a, &plain_b] {
+        assert!(!at_rest.contains(secret.as_str()), "{at_rest}");
+    }
+}
+
+/// A key service that fails every data key with `error`.
+struct FailingKeys(fn(String) -> relay_shared::secrets_at_rest::SealError);
+
+#[async_trait::async_trait]
+impl relay_shared::secrets_at_rest::DataKeySource for FailingKeys {
+    async fn new_data_key(
+        &self,
+        _: &relay_shared::secrets_at_rest::SecretContext,
+    ) -> Result<relay_shared::secrets_at_rest::DataKey, relay_shared::secrets_at_rest::SealError>
+    {
+        Err((self.0)("the key service said no".into()))
+    }
+}
+
+/// The key service down: create and rotate answer `503 secrets_key_unavailable` (a refusal:
+/// `500`), and nothing is stored, not even the idempotent answer.
+async fn a_failing_key_service_is_503_and_changes_nothing(b: Backend) {
+    use relay_shared::secrets_at_rest::SealError;
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let existing = h.create(&key, "before the outage").await;
+    let sid: SubscriptionId = existing["id"].as_str().unwrap().parse().unwrap();
+    let before = h.stored(&sid).await;
+    let h = h.with_data_keys(std::sync::Arc::new(FailingKeys(SealError::Unavailable)));
+    let idem = [("idempotency-key", "during-the-outage")];
+    let r = h
+        .call_allowing_5xx("POST", HOOKS, Some(&key), Some(valid_body()), &idem)
+        .await;
+    let e = r.assert_error(503, "secrets_key_unavailable");
+    assert!(
+        !e.to_string().contains("said no"),
+        "the detail stays in the log: {e}"
+    );
+    let rotate_path = format!("{HOOKS}/{sid}/rotate-secret");
+    h.call_allowing_5xx("POST", &rotate_path, Some(&key), None, &[])
+        .await
+        .assert_error(503, "secrets_key_unavailable");
+    let list = h
+        .call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "nothing created: {list}"
+    );
+    assert!(h.stored(&sid).await == before, "nothing rotated");
+    assert!(
+        h.idempotency_puts
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.status == 0),
+        "no answer stored for a 503"
+    );
+
+    let h = h.with_data_keys(std::sync::Arc::new(FailingKeys(SealError::Rejected)));
+    h.call_allowing_5xx("POST", &rotate_path, Some(&key), None, &[])
+        .await
+        .assert_error(500, "internal");
+    h.call_allowing_5xx("POST", HOOKS, Some(&key), Some(valid_body()), &[])
+        .await
+        .assert_error(500, "internal");
+    assert!(h.stored(&sid).await == before, "nothing rotated");
+    let list = h
+        .call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
