@@ -1,5 +1,6 @@
-//! The ingest core over the ports: size → signature → parse → freshness → dedupe claim → call state →
-//! event log → one delivery job per matching subscription. Any storage or queue failure after
+//! The ingest core over the ports: size → signature → parse → freshness → dedupe claim → call state
+//! (with the derived call events it implies, docs/call-events.md) → event log → one delivery job
+//! per matching subscription, for the raw event and for each call event. Any storage or queue failure after
 //! the claim releases it and answers 503, so Webex's retry succeeds.
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use relay_shared::call_state::{ApplyOutcome, CallObservation, CallRecord};
+use relay_shared::call_events::{self, Applied};
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::{QueueError, StoreError};
 use relay_shared::events::{rfc3339_millis, telephony_body, EventType, OutboundEvent};
@@ -36,6 +37,14 @@ enum Unavailable {
     EventLog(StoreError),
     #[error("delivery queue: {0}")]
     Queue(QueueError),
+}
+
+/// What one event's fan-out queued.
+struct Deliveries {
+    /// The derived call events it caused (queued to the subscriptions that list them).
+    call_events: Vec<EventType>,
+    /// Every job queued.
+    total: usize,
 }
 
 /// The ingest core, over the ports.
@@ -214,12 +223,12 @@ impl Ingest {
                     // event id (receivers dedupe on `webhook-id`).
                     tracing::warn!(error = %e, "could not mark the dedupe record done; the event is queued");
                 }
-                let mut r = IngestResponse::new(
-                    StatusCode::OK,
-                    IngestOutcome::Queued,
-                    json!({ "status": "queued", "deliveries": deliveries, "eventId": event_id }),
-                );
-                r.deliveries = deliveries;
+                let mut body = json!({ "status": "queued", "deliveries": deliveries.total, "eventId": event_id });
+                if !deliveries.call_events.is_empty() {
+                    body["callEvents"] = json!(deliveries.call_events);
+                }
+                let mut r = IngestResponse::new(StatusCode::OK, IngestOutcome::Queued, body);
+                r.deliveries = deliveries.total;
                 r
             }
             // Too large for the queue: retrying cannot help, and 503s would loop until Webex gives
@@ -253,17 +262,25 @@ impl Ingest {
         }
     }
 
-    /// Steps 6–8: call state, event log, fan-out. Returns the number of delivery jobs queued.
+    /// Steps 6–8: call state, event log, fan-out. Returns what was queued.
     async fn deliver(
         &self,
         envelope: &TelephonyEnvelope,
         event_type: EventType,
         event_id: EventId,
         now: DateTime<Utc>,
-    ) -> Result<usize, Unavailable> {
-        self.record_call_state(envelope, now)
+    ) -> Result<Deliveries, Unavailable> {
+        let call = self
+            .record_call_state(envelope, now)
             .await
             .map_err(Unavailable::CallState)?;
+        // The derived call events (docs/call-events.md): not in the event log (no write of their
+        // own); their ids are deterministic, so a re-queued copy collapses at the worker.
+        let call_events: Vec<OutboundEvent> = call
+            .marks
+            .iter()
+            .map(|m| call_events::outbound(m, &call.record, envelope, now))
+            .collect();
 
         let event = OutboundEvent {
             id: event_id,
@@ -296,63 +313,54 @@ impl Ingest {
             .list_by_org(&envelope.org_id)
             .await
             .map_err(Unavailable::Subscriptions)?;
-        let jobs: Vec<QueuedJob> = subs
-            .iter()
-            .filter(|s| s.org_id == envelope.org_id && s.wants(event_type))
-            .map(|s| QueuedJob::now(DeliveryJob::for_event(&event, s.id)))
-            .collect();
+        let jobs_for = |event: &OutboundEvent| -> Vec<QueuedJob> {
+            subs.iter()
+                .filter(|s| s.org_id == envelope.org_id && s.wants(event.event_type))
+                .map(|s| QueuedJob::now(DeliveryJob::for_event(event, s.id)))
+                .collect()
+        };
+        let derived: Vec<QueuedJob> = call_events.iter().flat_map(jobs_for).collect();
+        let mut jobs = jobs_for(&event);
+        jobs.extend(derived.iter().cloned());
         if !jobs.is_empty() {
-            self.ports
-                .queue
-                .send(&jobs)
-                .await
-                .map_err(Unavailable::Queue)?;
+            if let Err(e) = self.ports.queue.send(&jobs).await {
+                // The raw event too large for the queue (parked by the caller) must not hold
+                // back its call events: they are small, and queued on their own.
+                if matches!(e, QueueError::TooLarge { .. }) && !derived.is_empty() {
+                    self.ports
+                        .queue
+                        .send(&derived)
+                        .await
+                        .map_err(Unavailable::Queue)?;
+                }
+                return Err(Unavailable::Queue(e));
+            }
         }
-        Ok(jobs.len())
+        Ok(Deliveries {
+            call_events: call_events.iter().map(|e| e.event_type).collect(),
+            total: jobs.len(),
+        })
     }
 
-    /// Step 6: the call's lifecycle record, with bounded optimistic-concurrency retries.
+    /// Step 6: the call's lifecycle record and the call events it newly implies (or, for a
+    /// retry of an event already recorded, the ones it caused then), with bounded
+    /// optimistic-concurrency retries. One conditional write, none for an event already seen.
     async fn record_call_state(
         &self,
         envelope: &TelephonyEnvelope,
         now: DateTime<Utc>,
-    ) -> Result<ApplyOutcome, StoreError> {
-        let data = &envelope.data;
-        let obs = CallObservation {
-            stage: envelope.event.clone(),
-            event_type: data.event_type.as_str().to_owned(),
-            state: data.state.as_ref().map(|s| s.as_str().to_owned()),
-            event_timestamp: data.event_timestamp.as_str().to_owned(),
-            event_time: data.event_timestamp.at(),
-        };
+    ) -> Result<Applied, StoreError> {
         let expires_at = (now + self.config.call_state_ttl).timestamp();
         let attempts = self.config.max_call_state_attempts.max(1);
         for attempt in 1..=attempts {
-            let (mut record, outcome) = match self.ports.stores.calls.get(&data.call_id).await? {
-                None => (
-                    CallRecord::new(
-                        data.call_id.clone(),
-                        data.call_session_id.clone(),
-                        envelope.org_id.clone(),
-                        obs.clone(),
-                        expires_at,
-                    ),
-                    ApplyOutcome::Advanced,
-                ),
-                Some(mut r) => {
-                    let o = r.apply(obs.clone(), expires_at);
-                    if r.call_session_id.is_none() {
-                        r.call_session_id = data.call_session_id.clone();
-                    }
-                    (r, o)
-                }
-            };
-            if outcome == ApplyOutcome::AlreadySeen {
-                return Ok(outcome);
+            let stored = self.ports.stores.calls.get(&envelope.data.call_id).await?;
+            let mut applied = call_events::apply(stored, envelope, expires_at);
+            if !applied.changed() {
+                return Ok(applied);
             }
-            record.version += 1;
-            match self.ports.stores.calls.put(&record).await {
-                Ok(()) => return Ok(outcome),
+            applied.record.version += 1;
+            match self.ports.stores.calls.put(&applied.record).await {
+                Ok(()) => return Ok(applied),
                 Err(StoreError::Conflict(msg)) if attempt < attempts => {
                     tracing::debug!(attempt, conflict = %msg, "call state write raced; retrying");
                     CALL_WRITE_BACKOFF.sleep(attempt - 1).await;

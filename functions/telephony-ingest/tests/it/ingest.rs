@@ -659,6 +659,186 @@ async fn too_large_to_queue_is_parked(h: Harness) {
     assert_eq!(h.post(&body).await.body["status"], "duplicate");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Derived call events (docs/call-events.md).
+
+/// The call event jobs among `jobs`, sorted by type name, with their parsed bodies.
+fn call_jobs(jobs: &[DeliveryJob]) -> Vec<(EventType, Value, &DeliveryJob)> {
+    let mut out: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.event_type.is_call_event())
+        .map(|j| (j.event_type, serde_json::from_str(&j.body).unwrap(), j))
+        .collect();
+    out.sort_by_key(|(t, _, _)| t.as_str());
+    out
+}
+
+/// The captured call in captured order: a subscriber of the call events gets exactly one
+/// `call:ringing` (with the first event) and one `call:ended`, outcome `answeredElsewhere`; the
+/// raw events go only to the telephony subscriber, unchanged.
+async fn call_events_of_the_captured_call(h: Harness) {
+    let raw = h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let calls = h.subscribe(SEED_ORG, &EventType::CALL).await;
+    let mut seen = Vec::new();
+    for (fixture, want) in [
+        (SEED_UPDATED, vec![EventType::CallRinging]),
+        (SEED_CREATED, vec![]),
+        (SEED_DELETED, vec![EventType::CallEnded]),
+    ] {
+        let r = h.post(&envelope(fixture)).await;
+        assert_eq!(r.body["status"], "queued", "{}", r.body);
+        assert_eq!(r.body["deliveries"], 1 + want.len(), "{}", r.body);
+        if want.is_empty() {
+            assert!(r.body.get("callEvents").is_none(), "{}", r.body);
+        } else {
+            assert_eq!(r.body["callEvents"], serde_json::json!(want), "{}", r.body);
+        }
+        let jobs = h.drain().await;
+        let raw_jobs: Vec<_> = jobs
+            .iter()
+            .filter(|j| !j.event_type.is_call_event())
+            .collect();
+        assert_eq!(raw_jobs.len(), 1);
+        assert_eq!(raw_jobs[0].subscription_id, raw);
+        assert_eq!(raw_jobs[0].body, expected_body(fixture, h.now));
+        let derived = call_jobs(&jobs);
+        assert_eq!(derived.iter().map(|(t, _, _)| *t).collect::<Vec<_>>(), want);
+        for (_, body, job) in derived {
+            assert_eq!(job.subscription_id, calls);
+            seen.push(body);
+        }
+    }
+    assert_eq!(seen[0]["type"], "call:ringing");
+    assert_eq!(seen[0]["sequence"], 1);
+    assert_eq!(seen[1]["type"], "call:ended");
+    assert_eq!(seen[1]["sequence"], 2);
+    assert_eq!(seen[1]["data"]["outcome"], "answeredElsewhere");
+    assert_eq!(seen[1]["data"]["callId"], SEED_CALL);
+    assert_eq!(seen[1]["data"]["ringSeconds"], 1.629);
+    assert_eq!(seen[1]["data"]["talkSeconds"], 0.0);
+    assert_eq!(seen[1]["data"]["redirections"][0]["reason"], "callQueue");
+    // The record keeps the marks on the observations that caused them.
+    let call = h.seed_call().await;
+    assert_eq!(call.marks().count(), 2);
+    assert_eq!(call.history.len(), 3);
+    // Call events are not in the event log (no write of their own).
+    assert_eq!(h.logged().await.len(), 3);
+}
+
+/// A queue failure after the call state (with its call events) was written: Webex's retry is an
+/// event already recorded, which writes nothing and re-queues the same call event (same id, same
+/// body), so the worker's attempt claim keeps it to one delivery.
+async fn call_events_survive_a_queue_failure(h: Harness) {
+    h.subscribe(SEED_ORG, &EventType::CALL).await;
+    let body = envelope(SEED_DELETED);
+    h.queue.set_down(true);
+    assert_eq!(h.post(&body).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(h.drain().await.is_empty());
+    let stored = h.seed_call().await;
+    assert_eq!(
+        stored.marks().count(),
+        2,
+        "ringing + ended recorded with the state"
+    );
+    h.queue.set_down(false);
+    let r = h.post(&body).await;
+    assert_eq!(r.body["status"], "queued", "{}", r.body);
+    let jobs = h.drain().await;
+    let derived = call_jobs(&jobs);
+    assert_eq!(
+        derived.iter().map(|(t, _, _)| *t).collect::<Vec<_>>(),
+        [EventType::CallEnded, EventType::CallRinging]
+    );
+    for (_, _, job) in &derived {
+        let mark = stored.marks().find(|m| m.event == job.event_type).unwrap();
+        assert_eq!(
+            job.event_id,
+            relay_shared::call_events::event_id(SEED_CALL, mark)
+        );
+    }
+    assert_eq!(
+        h.seed_call().await.version,
+        stored.version,
+        "the retry wrote nothing"
+    );
+    // The later events of the call add nothing (the call already rang and ended).
+    for f in [SEED_CREATED, SEED_UPDATED] {
+        let r = h.post(&envelope(f)).await;
+        assert!(r.body.get("callEvents").is_none(), "{}", r.body);
+    }
+    assert!(call_jobs(&h.drain().await).is_empty());
+    assert_eq!(h.post(&body).await.body["status"], "duplicate");
+}
+
+/// A received → answered → held → resumed → disconnected leg, posted shuffled and with
+/// duplicates: ringing, answered, held, resumed and ended once each, `talkSeconds` right.
+async fn call_events_of_a_shuffled_leg(h: Harness) {
+    h.subscribe(SEED_ORG, &EventType::CALL).await;
+    let start = h.now - chrono::Duration::minutes(10);
+    let at = |s: i64| rfc3339_millis(start + chrono::Duration::seconds(s));
+    let leg_event = |stage: &str, event_type: &str, state: &str, t: i64| {
+        with(SEED_CREATED, |v| {
+            let d = &mut v["data"];
+            d["callId"] = "shuffled-call".into();
+            d["eventType"] = event_type.into();
+            d["state"] = state.into();
+            d["eventTimestamp"] = at(t).into();
+            d["created"] = at(0).into();
+            if t >= 5 {
+                d["answered"] = at(5).into();
+            }
+            if stage == "deleted" {
+                d["disconnected"] = at(t).into();
+            }
+            v["event"] = stage.into();
+        })
+    };
+    let leg = [
+        leg_event("created", "received", "alerting", 0),
+        leg_event("updated", "answered", "connected", 5),
+        leg_event("updated", "held", "held", 30),
+        leg_event("updated", "resumed", "connected", 45),
+        leg_event("deleted", "disconnected", "disconnected", 125),
+    ];
+    let mut derived = Vec::new();
+    for i in [3, 4, 3, 0, 2, 4, 1, 0, 2] {
+        let r = h.post(&leg[i]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        derived.extend(
+            call_jobs(&h.drain().await)
+                .into_iter()
+                .map(|(t, b, _)| (t, b)),
+        );
+    }
+    let mut types: Vec<&str> = derived.iter().map(|(t, _)| t.as_str()).collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "call:answered",
+            "call:ended",
+            "call:held",
+            "call:resumed",
+            "call:ringing"
+        ]
+    );
+    let mut seqs: Vec<u64> = derived
+        .iter()
+        .map(|(_, b)| b["sequence"].as_u64().unwrap())
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    let ended = &derived
+        .iter()
+        .find(|(t, _)| *t == EventType::CallEnded)
+        .unwrap()
+        .1;
+    assert_eq!(ended["data"]["outcome"], "answered");
+    assert_eq!(ended["data"]["talkSeconds"], 120.0);
+    assert_eq!(ended["data"]["ringSeconds"], 5.0);
+    assert_eq!(ended["data"]["answeredAt"], at(5));
+}
+
 macro_rules! scenarios {
     ($make:expr) => {
         #[tokio::test]
@@ -737,6 +917,24 @@ macro_rules! scenarios {
         async fn too_large_to_queue_is_parked() {
             if let Some(h) = $make {
                 super::too_large_to_queue_is_parked(h).await
+            }
+        }
+        #[tokio::test]
+        async fn call_events_of_the_captured_call() {
+            if let Some(h) = $make {
+                super::call_events_of_the_captured_call(h).await
+            }
+        }
+        #[tokio::test]
+        async fn call_events_survive_a_queue_failure() {
+            if let Some(h) = $make {
+                super::call_events_survive_a_queue_failure(h).await
+            }
+        }
+        #[tokio::test]
+        async fn call_events_of_a_shuffled_leg() {
+            if let Some(h) = $make {
+                super::call_events_of_a_shuffled_leg(h).await
             }
         }
         #[tokio::test]
