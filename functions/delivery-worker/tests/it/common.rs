@@ -20,8 +20,7 @@ use relay_shared::ports::{
     AttemptQuery, Clock, CorePorts, DeadLetterSink, DeliveryQueue, HttpSender, PageRequest, Stores,
 };
 use relay_shared::secrets_at_rest::{
-    DataKey, DataKeySource, DataKeyUnwrapper, LocalKey, SealError, SecretContext, SecretOpener,
-    SecretSealer,
+    DataKeyUnwrapper, LocalKey, SealError, SecretContext, SecretOpener, SecretSealer,
 };
 use relay_shared::subscription::Subscription;
 use relay_shared::targets::TargetPolicy;
@@ -92,7 +91,7 @@ pub fn test_config(attempts: usize) -> WorkerConfig {
 
 /// The test key service: a local key that counts its unwraps and can be made unavailable.
 pub struct TestKeys {
-    key: LocalKey,
+    key: Arc<LocalKey>,
     unwraps: AtomicUsize,
     unavailable: AtomicBool,
 }
@@ -100,7 +99,7 @@ pub struct TestKeys {
 impl TestKeys {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            key: LocalKey::generate(),
+            key: Arc::new(LocalKey::generate()),
             unwraps: AtomicUsize::new(0),
             unavailable: AtomicBool::new(false),
         })
@@ -116,20 +115,14 @@ impl TestKeys {
         self.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
-    pub fn sealer(self: &Arc<Self>) -> SecretSealer {
-        SecretSealer::new(self.clone())
+    /// Seals under the same key (sealing is not counted).
+    pub fn sealer(&self) -> SecretSealer {
+        SecretSealer::new(self.key.clone())
     }
 
     /// An opener with its own (fresh) data-key cache, as a worker's cold start builds it.
     pub fn opener(self: &Arc<Self>) -> SecretOpener {
         SecretOpener::new(self.clone())
-    }
-}
-
-#[async_trait::async_trait]
-impl DataKeySource for TestKeys {
-    async fn new_data_key(&self, ctx: &SecretContext) -> Result<DataKey, SealError> {
-        self.key.new_data_key(ctx).await
     }
 }
 
