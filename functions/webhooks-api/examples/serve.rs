@@ -66,12 +66,11 @@ async fn main() {
         .expect("storing the key");
     let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
-    let clock = Arc::new(SystemClock);
     let state = AppState::new(
         CorePorts {
             stores,
             queue,
-            clock,
+            clock: Arc::new(SystemClock),
         },
         dlq,
         sealer,

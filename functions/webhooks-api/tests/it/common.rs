@@ -140,7 +140,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A JSON request (`Content-Type: application/json` when there is a body).
-fn request(
+pub fn request(
     method: &str,
     path: &str,
     key: Option<&str>,
@@ -364,19 +364,6 @@ impl Harness {
         headers: &[(&str, &str)],
     ) -> Resp {
         self.send(request(method, path, key, body, headers)).await
-    }
-
-    /// [`Harness::call_with`] for the tests that expect a server error.
-    pub async fn call_allowing_5xx(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        self.send_allowing_5xx(request(method, path, key, body, headers))
-            .await
     }
 
     /// The stored subscription (it must exist).

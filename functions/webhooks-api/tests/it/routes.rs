@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use crate::common::{unique, Backend, Harness};
+use crate::common::{request, unique, Backend, Harness};
 use base64::Engine;
 use chrono::Duration;
 use relay_shared::auth::Role;
@@ -2102,7 +2102,13 @@ async fn a_failing_key_service_is_503_and_changes_nothing(b: Backend) {
     let h = h.with_data_keys(std::sync::Arc::new(FailingKeys(SealError::Unavailable)));
     let idem = [("idempotency-key", "during-the-outage")];
     let r = h
-        .call_allowing_5xx("POST", HOOKS, Some(&key), Some(valid_body()), &idem)
+        .send_allowing_5xx(request(
+            "POST",
+            HOOKS,
+            Some(&key),
+            Some(valid_body()),
+            &idem,
+        ))
         .await;
     let e = r.assert_error(503, "secrets_key_unavailable");
     assert!(
@@ -2110,7 +2116,7 @@ async fn a_failing_key_service_is_503_and_changes_nothing(b: Backend) {
         "the detail stays in the log: {e}"
     );
     let rotate_path = format!("{HOOKS}/{sid}/rotate-secret");
-    h.call_allowing_5xx("POST", &rotate_path, Some(&key), None, &[])
+    h.send_allowing_5xx(request("POST", &rotate_path, Some(&key), None, &[]))
         .await
         .assert_error(503, "secrets_key_unavailable");
     let list = h
@@ -2133,10 +2139,10 @@ async fn a_failing_key_service_is_503_and_changes_nothing(b: Backend) {
     );
 
     let h = h.with_data_keys(std::sync::Arc::new(FailingKeys(SealError::Rejected)));
-    h.call_allowing_5xx("POST", &rotate_path, Some(&key), None, &[])
+    h.send_allowing_5xx(request("POST", &rotate_path, Some(&key), None, &[]))
         .await
         .assert_error(500, "internal");
-    h.call_allowing_5xx("POST", HOOKS, Some(&key), Some(valid_body()), &[])
+    h.send_allowing_5xx(request("POST", HOOKS, Some(&key), Some(valid_body()), &[]))
         .await
         .assert_error(500, "internal");
     assert!(h.stored(&sid).await == before, "nothing rotated");
