@@ -30,6 +30,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         allow_http = config.targets.allow_http,
         allow_private = config.targets.allow_private,
         allow_cidrs = ?config.targets.allow_cidrs,
+        // Which key opens the signing secrets: the KMS key's id, or none (a local key, never logged).
+        secrets_kms_key_id = ?args.secrets_key.kms_key_id,
         "delivery-worker starting"
     );
 
