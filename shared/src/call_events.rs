@@ -340,15 +340,22 @@ struct CallEventData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ended_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ring_seconds: Option<f64>,
+    ring_seconds: Option<serde_json::Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    talk_seconds: Option<f64>,
+    talk_seconds: Option<serde_json::Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<CallOutcome>,
 }
 
-fn seconds(ms: i64) -> f64 {
-    ms as f64 / 1000.0
+/// Milliseconds as seconds, a whole number without a fraction (`4`, not `4.0`) as JavaScript's
+/// `JSON.stringify` writes it: receivers verifying `X-Hook-Signature` over their re-serialised
+/// parse of the body (the OpenWork webhook contract, docs/delivery-worker.md) get the same bytes.
+fn seconds(ms: i64) -> serde_json::Number {
+    if ms % 1000 == 0 {
+        serde_json::Number::from(ms / 1000)
+    } else {
+        serde_json::Number::from_f64(ms as f64 / 1000.0).expect("finite")
+    }
 }
 
 /// The compact JSON body of `mark`, from the Webex event that caused it (the party, the

@@ -100,6 +100,11 @@ fn the_captured_call_in_captured_order_rings_once_and_ends_answered_elsewhere() 
     // data.created 18:52:41.728 → data.disconnected 18:52:43.357.
     assert_eq!(ended.ring_ms, Some(1_629));
     assert_eq!(ended.talk_ms, Some(0));
+    // Whole seconds without a fraction, as JavaScript writes them (a receiver re-serialising
+    // the parsed body must get the signed bytes).
+    assert!(
+        body(ended, &record.leg, &events[2]).contains(r#""ringSeconds":1.629,"talkSeconds":0,"#)
+    );
     let b = body_of(ended, &record, &events[2]);
     assert_eq!(b["type"], "call:ended");
     assert_eq!(b["sequence"], 2);
@@ -120,7 +125,7 @@ fn the_captured_call_in_captured_order_rings_once_and_ends_answered_elsewhere() 
     assert_eq!(d["endedAt"], "2025-08-14T18:52:43.357Z");
     assert!(d.get("answeredAt").is_none());
     assert_eq!(d["ringSeconds"], 1.629);
-    assert_eq!(d["talkSeconds"], 0.0);
+    assert_eq!(d["talkSeconds"], 0);
     assert_eq!(d["outcome"], "answeredElsewhere");
     let ringing = body_of(&marks[0], &record, &events[0]);
     assert_eq!(ringing["timestamp"], "2025-08-14T18:52:41.728Z");
@@ -177,8 +182,8 @@ fn an_answered_leg_shuffled_with_duplicates_tells_its_story_once() {
     assert_eq!(ended.talk_ms, Some(50_000));
     assert_eq!(ended.ring_ms, Some(4_000));
     let b = body_of(ended, &record, &leg[4]);
-    assert_eq!(b["data"]["talkSeconds"], 50.0);
-    assert_eq!(b["data"]["ringSeconds"], 4.0);
+    assert_eq!(b["data"]["talkSeconds"], 50);
+    assert_eq!(b["data"]["ringSeconds"], 4);
     assert_eq!(b["data"]["startedAt"], ts(0.0));
     assert_eq!(b["data"]["answeredAt"], ts(4.0));
     assert_eq!(b["data"]["endedAt"], ts(54.0));
@@ -199,7 +204,7 @@ fn an_answered_leg_shuffled_with_duplicates_tells_its_story_once() {
         [1, 2, 3, 4, 5]
     );
     let answered = body_of(&in_order[1], &record, &leg[1]);
-    assert_eq!(answered["data"]["ringSeconds"], 4.0);
+    assert_eq!(answered["data"]["ringSeconds"], 4);
     assert_eq!(answered["data"]["startedAt"], ts(0.0));
     let held = body_of(&in_order[2], &record, &leg[2]);
     assert_eq!(held["data"]["occurrence"], 1);

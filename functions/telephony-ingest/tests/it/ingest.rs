@@ -715,7 +715,7 @@ async fn call_events_of_the_captured_call(h: Harness) {
     assert_eq!(seen[1]["data"]["outcome"], "answeredElsewhere");
     assert_eq!(seen[1]["data"]["callId"], SEED_CALL);
     assert_eq!(seen[1]["data"]["ringSeconds"], 1.629);
-    assert_eq!(seen[1]["data"]["talkSeconds"], 0.0);
+    assert_eq!(seen[1]["data"]["talkSeconds"], 0);
     assert_eq!(seen[1]["data"]["redirections"][0]["reason"], "callQueue");
     // The record keeps the marks on the observations that caused them.
     let call = h.seed_call().await;
@@ -834,8 +834,8 @@ async fn call_events_of_a_shuffled_leg(h: Harness) {
         .unwrap()
         .1;
     assert_eq!(ended["data"]["outcome"], "answered");
-    assert_eq!(ended["data"]["talkSeconds"], 120.0);
-    assert_eq!(ended["data"]["ringSeconds"], 5.0);
+    assert_eq!(ended["data"]["talkSeconds"], 120);
+    assert_eq!(ended["data"]["ringSeconds"], 5);
     assert_eq!(ended["data"]["answeredAt"], at(5));
 }
 
