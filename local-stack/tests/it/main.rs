@@ -2,6 +2,7 @@
 //! receiver on 127.0.0.1. Each scenario runs on the embedded store and, when DynamoDB Local + moto
 //! are up (the test command starts them), in `--aws` mode.
 
+mod call_events;
 mod health;
 mod ingest_secrets;
 mod presence;
