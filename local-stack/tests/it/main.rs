@@ -9,10 +9,11 @@ mod presence;
 mod secret_logs;
 mod support;
 
-// Not end-to-end scenarios: the AWS calls one event costs, counted in-process; the fake Webex's
-// own behaviour.
+// Not end-to-end scenarios: the AWS calls one event costs, counted in-process; each function's
+// table and key access against template.yaml's policies; the fake Webex's own behaviour.
 mod calls_per_event;
 mod fake_webex;
+mod iam_policy;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
