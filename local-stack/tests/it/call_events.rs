@@ -17,6 +17,24 @@ const CALL_TYPES: &[&str] = &[
     "call:ended",
 ];
 
+/// A receiver, the stack, and a subscription of the receiver to every call event type.
+async fn subscribed(aws: bool) -> (Receiver, Stack, SigningSecret) {
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let stack = Stack::start(&[], aws).await;
+    let secret = SigningSecret::generate();
+    stack
+        .subscribe_to(&receiver.url, secret.expose(), CALL_TYPES)
+        .await;
+    (receiver, stack, secret)
+}
+
+/// Every delivery verifies under the external verifiers; the stack stops cleanly.
+async fn finish(receiver: Receiver, stack: Stack, secret: &SigningSecret) {
+    let captures = receiver.log.lock().unwrap().captures.clone();
+    crate::run_external_verifiers(&captures, secret.expose());
+    stack.stop().await;
+}
+
 /// Waits for `n` deliveries, gives a wrong extra one a second to (wrongly) arrive, and returns
 /// every delivered body.
 async fn bodies(receiver: &Receiver, n: usize) -> Vec<Value> {
@@ -55,12 +73,7 @@ fn types(bodies: &[Value]) -> Vec<String> {
 /// The captured call in captured order (updated, created, deleted), and again (duplicates): one
 /// `call:ringing`, one `call:ended` with `outcome: answeredElsewhere`, signed like every delivery.
 async fn the_captured_call(aws: bool) {
-    let receiver = Receiver::start(Behaviour::Ok).await;
-    let stack = Stack::start(&[], aws).await;
-    let secret = SigningSecret::generate();
-    stack
-        .subscribe_to(&receiver.url, secret.expose(), CALL_TYPES)
-        .await;
+    let (receiver, stack, secret) = subscribed(aws).await;
     let seeds = seed_envelopes();
     for _ in 0..2 {
         for (envelope, _) in &seeds {
@@ -75,21 +88,14 @@ async fn the_captured_call(aws: bool) {
     assert_eq!(ended["data"]["personality"], "terminator");
     assert_eq!(ended["data"]["talkSeconds"], 0);
     assert_eq!(ended["sequence"], 2);
-    let captures = receiver.log.lock().unwrap().captures.clone();
-    crate::run_external_verifiers(&captures, secret.expose());
-    stack.stop().await;
+    finish(receiver, stack, &secret).await;
 }
 
 /// A received → answered → held → resumed → disconnected leg, posted shuffled and with
 /// duplicates: ringing, answered, held, resumed, ended once each; `outcome: answered` and
 /// `talkSeconds` right.
 async fn a_shuffled_leg(aws: bool) {
-    let receiver = Receiver::start(Behaviour::Ok).await;
-    let stack = Stack::start(&[], aws).await;
-    let secret = SigningSecret::generate();
-    stack
-        .subscribe_to(&receiver.url, secret.expose(), CALL_TYPES)
-        .await;
+    let (receiver, stack, secret) = subscribed(aws).await;
     let template = seed_envelopes().remove(1).1;
     let start = chrono::Utc::now() - chrono::Duration::minutes(10);
     let at = |s: i64| {
@@ -143,9 +149,7 @@ async fn a_shuffled_leg(aws: bool) {
     assert_eq!(ended["data"]["outcome"], "answered");
     assert_eq!(ended["data"]["talkSeconds"], 87);
     assert_eq!(ended["data"]["ringSeconds"], 3);
-    let captures = receiver.log.lock().unwrap().captures.clone();
-    crate::run_external_verifiers(&captures, secret.expose());
-    stack.stop().await;
+    finish(receiver, stack, &secret).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
