@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use clap::Parser;
 use delivery_worker::config::WorkerArgs;
 use presence_poller::config::PollerArgs;
-use relay_shared::config::{DefaultRateLimit, Resources, WebexArgs};
+use relay_shared::config::{DefaultRateLimit, Resources, SecretsKeyArgs, WebexArgs};
 use relay_shared::targets::TargetArgs;
 use telephony_ingest::config::IngestArgs;
 use webhooks_api::config::ApiArgs;
@@ -86,6 +86,15 @@ pub struct Args {
         next_help_heading = "Subscriptions (webhooks API and delivery worker)"
     )]
     pub rate: DefaultRateLimit,
+
+    /// The key the API seals signing secrets with and the worker opens them with: a KMS key
+    /// (with --aws) or a local one; neither given → a local key generated for this run (secrets
+    /// stored by one run cannot be opened by the next: give --secrets-local-key to keep a table).
+    #[command(
+        flatten,
+        next_help_heading = "Secrets at rest (webhooks API and delivery worker)"
+    )]
+    pub secrets_key: SecretsKeyArgs,
 
     #[command(flatten, next_help_heading = "telephony-ingest")]
     pub ingest: IngestArgs,
@@ -208,6 +217,24 @@ mod tests {
         .unwrap();
         assert!(a.targets.allow_http_targets && a.aws && a.presence.presence_emit_baseline);
         assert!(parse(&["local-stack", "--log-json=maybe"]).is_err());
+        // The secrets key, once for both functions; a local key or a KMS key, not both.
+        let a = parse(&["local-stack", "--secrets-local-key", "AAAA"]).unwrap();
+        assert!(a.secrets_key.local_key.is_some() && a.secrets_key.kms_key_id.is_none());
+        let a = parse(&["local-stack", "--secrets-kms-key-id", "alias/k"]).unwrap();
+        assert_eq!(a.secrets_key.kms_key_id.as_deref(), Some("alias/k"));
+        assert!(parse(&[
+            "local-stack",
+            "--secrets-kms-key-id",
+            "alias/k",
+            "--secrets-local-key",
+            "AAAA"
+        ])
+        .is_err());
+        assert!(!format!(
+            "{:?}",
+            parse(&["local-stack", "--secrets-local-key", "c2VjcmV0"]).unwrap()
+        )
+        .contains("c2VjcmV0"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::{run_consumer, MetricsSink, Ports, Worker};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
-use relay_shared::config::{parse_command_line, ConfigError};
+use relay_shared::config::{parse_command_line, ConfigError, SecretsKey};
 use relay_shared::error::StoreError;
 use relay_shared::ports::{Clock, CorePorts};
 use relay_shared::webex::WebhookSecrets;
@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         backend::memory(args.store_capacity, visibility)
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let secrets_key = secrets_key(&args, aws).await?;
 
     for spec in &args.api_keys {
         let spec: ApiKeySpec = spec
@@ -112,7 +113,13 @@ async fn main() -> anyhow::Result<()> {
         clock: clock.clone(),
     };
     let ingest = Arc::new(Ingest::new(core.clone(), ingest_config));
-    let api_state = AppState::new(core.clone(), backend.dead_letter_source.clone(), api_config);
+    // The key that wraps signing secrets at rest: the API seals with it, the worker opens.
+    let api_state = AppState::new(
+        core.clone(),
+        backend.dead_letter_source.clone(),
+        secrets_key.sealer(),
+        api_config,
+    );
     let app = telephony_ingest::router(ingest).merge(webhooks_api::router(api_state));
 
     let http = Arc::new(ReqwestSender::new(
@@ -131,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
             core,
             http,
             dead_letter_sink: backend.dead_letter_sink.clone(),
+            secrets: secrets_key.opener(),
         },
         worker_config,
         Arc::new(metrics),
@@ -186,6 +194,29 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("stopped");
     Ok(())
+}
+
+/// The key both functions use (they share it, as on AWS): `--secrets-kms-key-id` (with the AWS
+/// backend), `--secrets-local-key`, or else a local key generated for this run, which the log
+/// says (never the key itself).
+async fn secrets_key(args: &Args, aws: bool) -> anyhow::Result<SecretsKey> {
+    let sdk = if aws && args.secrets_key.kms_key_id.is_some() {
+        Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+    } else {
+        None
+    };
+    match args.secrets_key.key(sdk.as_ref()) {
+        Err(ConfigError::Missing { .. }) => {
+            let key = relay_shared::secrets_at_rest::LocalKey::generate();
+            tracing::warn!(
+                key_id = key.key_id(),
+                "no --secrets-local-key (SECRETS_LOCAL_KEY) or --secrets-kms-key-id: signing secrets are sealed \
+                 with a local key generated for this run, so a later run cannot open what this one stores"
+            );
+            Ok(SecretsKey::Local(Arc::new(key)))
+        }
+        key => Ok(key?),
+    }
 }
 
 fn init_logging(json: bool) {

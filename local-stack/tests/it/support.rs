@@ -33,6 +33,8 @@ pub fn aws_available(test: &str) -> bool {
 /// A running local stack; killed when dropped.
 pub struct Stack {
     pub base: String,
+    /// The DynamoDB table of an `--aws` stack.
+    pub table: Option<String>,
     child: Child,
     log_path: std::path::PathBuf,
     /// Every line the stack printed on stdout but its ready line (e.g. EMF metric lines).
@@ -65,13 +67,13 @@ impl Stack {
             "20000".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        if aws {
-            let table = format!("e2e-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let table = aws.then(|| format!("e2e-{}", ulid::Ulid::new().to_string().to_lowercase()));
+        if let Some(table) = &table {
             args.extend([
                 "--aws".into(),
                 "--create-resources".into(),
                 "--table".into(),
-                table,
+                table.clone(),
             ]);
         }
         // Warnings and errors go to a file, shown when a test fails (`Stack::log`).
@@ -112,6 +114,7 @@ impl Stack {
         });
         Stack {
             base,
+            table,
             child,
             log_path,
             stdout,
