@@ -10,16 +10,13 @@
 //! whole tables or keys).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::{Ports, Worker, WorkerConfig};
 use relay_shared::adapters::aws::kms::KmsKeys;
-use relay_shared::adapters::aws::{aws_stores, DynamoTable};
+use relay_shared::adapters::aws::{aws_stores, DynamoTable, OpCounter};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
 use relay_shared::ports::{CorePorts, DeliveryQueue, QueueConsumer, Stores};
@@ -41,15 +38,22 @@ struct Access {
     scope: String,
 }
 
-/// Records each request a client sends (retries included) as the [`Access`]es IAM checks: a
-/// transaction or a batch as one per item, under the action IAM requires for it.
-#[derive(Debug, Clone, Default)]
-struct Recorder(Arc<Mutex<BTreeSet<Access>>>);
-
-impl Recorder {
-    fn take(&self) -> BTreeSet<Access> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
+/// What IAM checks for the requests an [`OpCounter::recording`] kept: a transaction or a batch
+/// as one [`Access`] per item, under the action IAM requires for it.
+fn accesses(recorder: &OpCounter) -> BTreeSet<Access> {
+    recorder
+        .take_requests()
+        .iter()
+        .flat_map(|r| {
+            let (service, op) = r.target.split_once('.').unwrap_or(("", &r.target));
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            match service {
+                s if s.starts_with("DynamoDB") => dynamodb_accesses(op, &body),
+                "TrentService" => vec![kms_access(op, &body)],
+                _ => vec![],
+            }
+        })
+        .collect()
 }
 
 fn prefix(pk: &str) -> String {
@@ -151,42 +155,15 @@ fn kms_access(op: &str, body: &Value) -> Access {
     }
 }
 
-impl Intercept for Recorder {
-    fn name(&self) -> &'static str {
-        "IamRecorder"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let Some(target) = ctx.request().headers().get("x-amz-target") else {
-            return Ok(());
-        };
-        let (service, op) = target.split_once('.').unwrap_or(("", target));
-        let body: Value = serde_json::from_slice(ctx.request().body().bytes().unwrap_or_default())
-            .unwrap_or(Value::Null);
-        let accesses = match service {
-            s if s.starts_with("DynamoDB") => dynamodb_accesses(op, &body),
-            "TrentService" => vec![kms_access(op, &body)],
-            _ => vec![],
-        };
-        self.0.lock().unwrap().extend(accesses);
-        Ok(())
-    }
-}
-
 /// One function's clients on the shared table and key, each request recorded.
 struct FunctionClients {
-    recorder: Recorder,
+    recorder: OpCounter,
     stores: Stores,
     kms: KmsKeys,
 }
 
 fn function_clients(sdk: &aws_config::SdkConfig, table: &str, key: &str) -> FunctionClients {
-    let recorder = Recorder::default();
+    let recorder = OpCounter::recording();
     let ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(recorder.clone())
@@ -528,26 +505,23 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         json!({"name": "iam", "url": url, "rateLimitPerMinute": 100,
             "eventTypes": ["telephony:created", "telephony:updated", "telephony:deleted", "presence:changed"]})
     };
-    let (status, ok_hook) = api
-        .call(
-            Method::POST,
-            "/api/hooks/webhooks",
-            USER_KEY,
-            Some(create(format!("{base}/ok"))),
-            Some("iam-1"),
-        )
-        .await;
-    assert_eq!(status, 201, "{ok_hook}");
-    let (status, _) = api
-        .call(
-            Method::POST,
-            "/api/hooks/webhooks",
-            USER_KEY,
-            Some(create(format!("{base}/ok"))),
-            Some("iam-1"),
-        )
-        .await;
-    assert!(status < 300, "the idempotent replay: {status}");
+    // Created with an Idempotency-Key, then the same request again: the stored answer replayed.
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let ok = Some(create(format!("{base}/ok")));
+        let (status, answer) = api
+            .call(
+                Method::POST,
+                "/api/hooks/webhooks",
+                USER_KEY,
+                ok,
+                Some("iam-1"),
+            )
+            .await;
+        assert!(status < 300, "create: {status} {answer}");
+        answers.push(answer);
+    }
+    let ok_hook = answers.remove(0);
     let mut chosen = create(format!("{base}/fail"));
     chosen["secret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     let (status, fail_hook) = api
@@ -628,7 +602,7 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         let (status, answer) = api.call(method.clone(), &path, key_, body, None).await;
         assert!(status < 300, "{method} {path}: {status} {answer}");
     }
-    used.insert("api-setup", api_clients.recorder.take());
+    used.insert("api-setup", accesses(&api_clients.recorder));
 
     // ---- ingest: the three events of one call (new call, known call), a duplicate, a stale one.
     let ingest_clients = function_clients(&sdk, &aws.table, &key);
@@ -661,7 +635,10 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         .await
         .status
         .is_success());
-    used.insert("TelephonyIngestFunction", ingest_clients.recorder.take());
+    used.insert(
+        "TelephonyIngestFunction",
+        accesses(&ingest_clients.recorder),
+    );
 
     // ---- the API's replay and redrive (after there are events and dead letters).
 
@@ -692,7 +669,7 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         config,
     );
     work(&worker, queue.as_ref(), 10).await;
-    used.insert("DeliveryWorkerFunction", worker_clients.recorder.take());
+    used.insert("DeliveryWorkerFunction", accesses(&worker_clients.recorder));
 
     // The API again: replay, the delivery log of a failed webhook, redrive, delete.
     let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
@@ -733,13 +710,13 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         }
     }
     let mut api_used = used.remove("api-setup").unwrap();
-    api_used.extend(api_clients.recorder.take());
+    api_used.extend(accesses(&api_clients.recorder));
     used.insert("WebhooksApiFunction", api_used);
     // The worker on what replay and redrive queued, the deleted webhook's jobs among them.
     work(&worker, queue.as_ref(), 10).await;
     used.get_mut("DeliveryWorkerFunction")
         .unwrap()
-        .extend(worker_clients.recorder.take());
+        .extend(accesses(&worker_clients.recorder));
 
     // ---- presence poller: baseline, a change fanned out to the subscriptions wanting it.
     let poller_clients = function_clients(&sdk, &aws.table, &key);
@@ -776,7 +753,7 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         (3, 1),
         "{first:?} {second:?}"
     );
-    used.insert("PresencePollerFunction", poller_clients.recorder.take());
+    used.insert("PresencePollerFunction", accesses(&poller_clients.recorder));
 
     // ---- the comparison
     let template = template();
