@@ -14,6 +14,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod events;
+pub mod filters;
 pub mod ids;
 pub mod logging;
 pub mod metrics;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::events::EventType;
+use crate::filters::Filter;
 use crate::ids::SubscriptionId;
 use crate::secrets_at_rest::{SecretContext, StoredSecret};
 
@@ -43,6 +44,9 @@ pub struct Subscription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
     pub rate_limit_per_minute: u32,
+    /// The payload filter (`filters`): only events passing it are queued for this subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version; every store write checks and bumps it.
@@ -76,6 +80,7 @@ impl Subscription {
             health: Health::Healthy,
             disabled_reason: None,
             rate_limit_per_minute: Self::DEFAULT_RATE_LIMIT_PER_MINUTE,
+            filter: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -146,6 +151,7 @@ impl std::fmt::Debug for Subscription {
             .field("enabled", &self.enabled)
             .field("health", &self.health)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("filter", &self.filter)
             .field("version", &self.version)
             .finish_non_exhaustive()
     }

@@ -13,6 +13,7 @@ use relay_shared::call_events::{self, Applied};
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::{QueueError, StoreError};
 use relay_shared::events::{rfc3339_millis, telephony_body, EventType, OutboundEvent};
+use relay_shared::filters;
 use relay_shared::ids::EventId;
 use relay_shared::metrics::{Emf, Unit};
 use relay_shared::ports::{Claim, CorePorts, QueuedJob, Term};
@@ -313,9 +314,20 @@ impl Ingest {
             .list_by_org(&envelope.org_id)
             .await
             .map_err(Unavailable::Subscriptions)?;
+        // Payload filters (relay_shared::filters) are applied here, so a filtered-out event costs
+        // no queue message; the body is parsed once per event, and only for a filtered subscriber.
         let jobs_for = |event: &OutboundEvent| -> Vec<QueuedJob> {
+            let doc = std::cell::OnceCell::new();
             subs.iter()
                 .filter(|s| s.org_id == envelope.org_id && s.wants(event.event_type))
+                .filter(|s| {
+                    s.filter.as_ref().is_none_or(|f| {
+                        let body = doc.get_or_init(|| {
+                            serde_json::from_str(&event.body).unwrap_or(serde_json::Value::Null)
+                        });
+                        f.matches(filters::document(event.event_type, body))
+                    })
+                })
                 .map(|s| QueuedJob::now(DeliveryJob::for_event(event, s.id)))
                 .collect()
         };

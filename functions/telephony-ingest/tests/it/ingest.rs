@@ -839,6 +839,74 @@ async fn call_events_of_a_shuffled_leg(h: Harness) {
     assert_eq!(ended["data"]["answeredAt"], at(5));
 }
 
+/// Payload filters at fan-out (relay_shared::filters): a subscriber filtering on
+/// `data.personality` = `originator` receives none of the captured (terminator) events and costs
+/// no queue message; `terminator` receives all three; a call-event subscriber filtering on the
+/// outcome receives only `call:ended`.
+async fn payload_filters_at_fan_out(h: Harness) {
+    let filtered = |types: &[EventType], filter: Value| {
+        let mut s = testkit::fixtures::subscription(SEED_ORG, types);
+        s.filter = Some(relay_shared::filters::Filter::parse(&filter).unwrap());
+        s
+    };
+    let originator = filtered(
+        &TELEPHONY,
+        serde_json::json!({"data.personality": "originator"}),
+    );
+    h.stores
+        .subscriptions
+        .create(&originator, 1000)
+        .await
+        .unwrap();
+    // Another call, so that the seed call is new below.
+    let other_call = with(SEED_UPDATED, |v| v["data"]["callId"] = "other-call".into());
+    let r = h.post(&other_call).await;
+    assert_eq!(r.body["status"], "queued", "{}", r.body);
+    assert_eq!(r.body["deliveries"], 0);
+    assert_eq!(
+        h.queue.calls(),
+        0,
+        "a filtered-out event costs no queue message"
+    );
+
+    let terminator = filtered(
+        &TELEPHONY,
+        serde_json::json!({"data.personality": {"in": ["terminator"]}}),
+    );
+    h.stores
+        .subscriptions
+        .create(&terminator, 1000)
+        .await
+        .unwrap();
+    let ended_only = filtered(
+        &EventType::CALL,
+        serde_json::json!({"data.outcome": {"exists": true}, "data.remoteParty.callType": "external"}),
+    );
+    h.stores
+        .subscriptions
+        .create(&ended_only, 1000)
+        .await
+        .unwrap();
+    for f in [SEED_UPDATED, SEED_CREATED, SEED_DELETED] {
+        let r = h.post(&envelope(f)).await;
+        assert_eq!(r.body["status"], "queued", "{}", r.body);
+    }
+    let jobs = h.drain().await;
+    assert!(jobs.iter().all(|j| j.subscription_id != originator.id));
+    assert_eq!(
+        jobs.iter()
+            .filter(|j| j.subscription_id == terminator.id)
+            .count(),
+        3
+    );
+    let calls: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.subscription_id == ended_only.id)
+        .collect();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].event_type, EventType::CallEnded);
+}
+
 macro_rules! scenarios {
     ($make:expr) => {
         #[tokio::test]
@@ -935,6 +1003,12 @@ macro_rules! scenarios {
         async fn call_events_of_a_shuffled_leg() {
             if let Some(h) = $make {
                 super::call_events_of_a_shuffled_leg(h).await
+            }
+        }
+        #[tokio::test]
+        async fn payload_filters_at_fan_out() {
+            if let Some(h) = $make {
+                super::payload_filters_at_fan_out(h).await
             }
         }
         #[tokio::test]
