@@ -266,6 +266,27 @@ fn read_statement(function: &str, statement: &Yaml, out: &mut Grants) {
             .push(format!("{function}/{sid}: only Allow statements are read"));
         return;
     }
+    // `ForAllValues` holds for a request naming no partition key: only keyed actions may be
+    // limited by `LeadingKeys` (docs/security.md, "No key, no grant").
+    const KEYED: &[&str] = &[
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "ConditionCheckItem",
+        "Query",
+        "BatchGetItem",
+        "BatchWriteItem",
+    ];
+    for a in &actions {
+        if let Some(op) = a.strip_prefix("dynamodb:") {
+            if !KEYED.contains(&op) {
+                out.problems.push(format!(
+                    "{function}/{sid}: {a} names no partition key, so LeadingKeys cannot limit it"
+                ));
+            }
+        }
+    }
     if actions.iter().any(|a| a.contains('*')) {
         out.problems
             .push(format!("{function}/{sid}: wildcard action in {actions:?}"));
@@ -800,6 +821,12 @@ Resources:
                 ForAllValues:StringLike:
                   dynamodb:LeadingKeys: ["SUB#*", "KEY#*"]
             - Effect: Allow
+              Action: dynamodb:Scan
+              Resource: !GetAtt RelayTable.Arn
+              Condition:
+                ForAllValues:StringLike:
+                  dynamodb:LeadingKeys: ["SUB#*"]
+            - Effect: Allow
               Action: dynamodb:Query
               Resource: !Sub "${RelayTable.Arn}/index/gsi2"
             - Effect: Allow
@@ -852,6 +879,11 @@ Resources:
         has("needs dynamodb:Query on index/gsi2 for ORG#"),
         "{findings:#?}"
     );
+    assert!(has("dynamodb:Scan names no partition key"), "{findings:#?}");
+    assert!(
+        has("granted dynamodb:Scan on table for SUB#* but never uses it"),
+        "{findings:#?}"
+    );
     assert!(!has("kms:Decrypt"), "{findings:#?}");
-    assert_eq!(findings.len(), 7, "{findings:#?}");
+    assert_eq!(findings.len(), 9, "{findings:#?}");
 }
