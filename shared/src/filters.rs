@@ -219,6 +219,44 @@ pub fn document(event_type: EventType, body: &Value) -> &Value {
     }
 }
 
+/// A filter the catalogue shows (`GET /api/hooks/event-types`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilterExample {
+    pub description: &'static str,
+    pub filter: Value,
+}
+
+/// The catalogue's filter examples for an event type: only inbound external calls, only one call
+/// queue (telephony and call events; none for the other types).
+pub fn examples(t: EventType) -> Vec<FilterExample> {
+    let telephony = matches!(
+        t,
+        EventType::TelephonyCreated | EventType::TelephonyUpdated | EventType::TelephonyDeleted
+    );
+    if !telephony && !t.is_call_event() {
+        return Vec::new();
+    }
+    let mut out = vec![FilterExample {
+        description: "Only inbound calls from outside the organisation.",
+        filter: serde_json::json!({"data.personality": "terminator", "data.remoteParty.callType": "external"}),
+    }];
+    out.push(FilterExample {
+        description: if telephony {
+            "Only calls that came through one call queue (Webex's `disconnected` event carries no redirections, so it does not pass; the call:* events carry the leg's)."
+        } else {
+            "Only calls that came through one call queue."
+        },
+        filter: serde_json::json!({"data.redirections.0.reason": "callQueue", "data.redirections.0.redirectingParty.name": "Sales Queue"}),
+    });
+    if t == EventType::CallEnded {
+        out.push(FilterExample {
+            description: "Only missed calls (for a missed-call follow-up).",
+            filter: serde_json::json!({"data.outcome": {"in": ["missed"]}}),
+        });
+    }
+    out
+}
+
 fn lookup<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(doc, |at, seg| match at {
         Value::Object(m) => m.get(seg),

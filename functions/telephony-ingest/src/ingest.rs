@@ -10,10 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use relay_shared::call_events::{self, Applied};
-use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::{QueueError, StoreError};
 use relay_shared::events::{rfc3339_millis, telephony_body, EventType, OutboundEvent};
-use relay_shared::filters;
 use relay_shared::ids::EventId;
 use relay_shared::metrics::{Emf, Unit};
 use relay_shared::ports::{Claim, CorePorts, QueuedJob, Term};
@@ -22,6 +20,7 @@ use relay_shared::webex::{TelephonyEnvelope, Verified, TELEPHONY_RESOURCE};
 
 use crate::config::{IngestConfig, WebhookAuth};
 use crate::envelope::{dedupe_key, event_millis, parse_envelope, Unparsed};
+use crate::fan_out;
 use crate::response::{truncate, IngestOutcome, IngestResponse};
 
 /// The wait before re-reading a call record whose conditional write lost a race (5, 10, 20 ms…).
@@ -314,23 +313,7 @@ impl Ingest {
             .list_by_org(&envelope.org_id)
             .await
             .map_err(Unavailable::Subscriptions)?;
-        // Payload filters (relay_shared::filters) are applied here, so a filtered-out event costs
-        // no queue message; the body is parsed once per event, and only for a filtered subscriber.
-        let jobs_for = |event: &OutboundEvent| -> Vec<QueuedJob> {
-            let doc = std::cell::OnceCell::new();
-            subs.iter()
-                .filter(|s| s.org_id == envelope.org_id && s.wants(event.event_type))
-                .filter(|s| {
-                    s.filter.as_ref().is_none_or(|f| {
-                        let body = doc.get_or_init(|| {
-                            serde_json::from_str(&event.body).unwrap_or(serde_json::Value::Null)
-                        });
-                        f.matches(filters::document(event.event_type, body))
-                    })
-                })
-                .map(|s| QueuedJob::now(DeliveryJob::for_event(event, s.id)))
-                .collect()
-        };
+        let jobs_for = |event: &OutboundEvent| fan_out::jobs_for(&subs, &envelope.org_id, event);
         let derived: Vec<QueuedJob> = call_events.iter().flat_map(jobs_for).collect();
         let mut jobs = jobs_for(&event);
         jobs.extend(derived.iter().cloned());

@@ -3,18 +3,20 @@
 //! The endpoint Webex calls for `telephony_calls` webhooks (`POST /webex/telephony`, API Gateway
 //! HTTP API payload v2). In order: size limit (413) → signature (401) → parse (400; other
 //! resources 202) → freshness (200 `stale`, not relayed) → dedupe (200 duplicate / 503 in
-//! progress) → call lifecycle state → outbound
+//! progress) → call lifecycle state (and the derived call events it implies) → outbound
 //! event (event log) → one delivery job per matching subscription → 200. Any storage or queue
 //! failure answers 503 with `Retry-After` and releases the dedupe claim, so Webex's retry succeeds:
 //! never a 200 for an event that is not durably queued.
 //!
 //! Layout: [`ingest::Ingest`] is the core, over the ports; [`http::router`] is the
 //! `axum::Router` that Lambda serves with `lambda_http::run` and the local stack with
-//! `axum::serve`; [`envelope`] parses bodies and derives the dedupe key; [`response`] is the
+//! `axum::serve`; [`envelope`] parses bodies and derives the dedupe key; [`fan_out`] picks the
+//! subscriptions of an event (type and payload filter); [`response`] is the
 //! answer and its outcome; [`config`] the settings.
 
 pub mod config;
 pub mod envelope;
+pub mod fan_out;
 pub mod http;
 pub mod ingest;
 pub mod response;

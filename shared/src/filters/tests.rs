@@ -150,3 +150,19 @@ fn serialises_as_given_and_deserialising_validates() {
     let e = serde_json::from_value::<Filter>(json!({"a": {"gt": 1}})).unwrap_err();
     assert!(e.to_string().contains("filter.a.gt"), "{e}");
 }
+
+#[test]
+fn catalogue_examples_parse_and_select_the_example_call() {
+    assert!(examples(EventType::PresenceChanged).is_empty());
+    assert_eq!(examples(EventType::TelephonyCreated).len(), 2);
+    for t in EventType::CALL {
+        let body = crate::call_events::example(t).unwrap();
+        for ex in examples(t) {
+            let f = Filter::parse(&ex.filter).unwrap();
+            // The catalogue's example call is an inbound external call through "Sales Queue",
+            // answered.
+            let want = !ex.description.contains("missed");
+            assert_eq!(f.matches(document(t, &body)), want, "{t}: {}", ex.filter);
+        }
+    }
+}
