@@ -230,8 +230,17 @@ fn grants_of(template: &Yaml, function: &str) -> Grants {
         out.problems.push(format!("{function} has no Policies"));
         return out;
     };
+    // A managed policy (by name or ARN) is outside what this test can read: refused.
+    for managed in strings(&template["Resources"][function]["Properties"]["ManagedPolicyArns"]) {
+        out.problems.push(format!(
+            "{function}: managed policy {managed} cannot be checked; use a Statement"
+        ));
+    }
     for policy in policies {
         let Some(map) = policy.as_mapping() else {
+            out.problems.push(format!(
+                "{function}: policy {policy:?} (a managed policy by name or ARN) cannot be checked; use a Statement"
+            ));
             continue;
         };
         for (name, body) in map {
@@ -306,10 +315,15 @@ fn read_statement(function: &str, statement: &Yaml, out: &mut Grants) {
         let scopes: Vec<String> = if kind == "key" {
             let keys =
                 strings(&condition["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"]);
-            let required = condition["Null"]["kms:EncryptionContextKeys"].as_str() == Some("false");
-            if keys.is_empty() || !required {
+            // ForAllValues alone admits a request with fewer keys (or none): each listed key must
+            // also be required to be present.
+            let every_key_required = keys.iter().all(|k| {
+                condition["Null"][format!("kms:EncryptionContext:{k}").as_str()].as_str()
+                    == Some("false")
+            });
+            if keys.is_empty() || !every_key_required {
                 out.problems.push(format!(
-                    "{function}/{sid}: a KMS grant needs ForAllValues:StringEquals kms:EncryptionContextKeys and Null kms:EncryptionContextKeys \"false\""
+                    "{function}/{sid}: a KMS grant needs ForAllValues:StringEquals kms:EncryptionContextKeys and, for each of those keys, Null kms:EncryptionContext:<key> \"false\""
                 ));
                 continue;
             }
@@ -813,6 +827,7 @@ Resources:
       Policies:
         - DynamoDBCrudPolicy:
             TableName: !Ref RelayTable
+        - AmazonDynamoDBFullAccess
         - Statement:
             - Effect: Allow
               Action: [dynamodb:GetItem, dynamodb:PutItem]
@@ -831,6 +846,16 @@ Resources:
               Resource: !Sub "${RelayTable.Arn}/index/gsi2"
             - Effect: Allow
               Action: kms:Decrypt
+              Resource: !GetAtt SecretsKey.Arn
+              Condition:
+                ForAllValues:StringEquals:
+                  kms:EncryptionContextKeys: [relay:org, relay:subscription]
+                "Null":
+                  kms:EncryptionContext:relay:org: "false"
+                  kms:EncryptionContext:relay:subscription: "false"
+            - Sid: WeakContext
+              Effect: Allow
+              Action: kms:GenerateDataKey
               Resource: !GetAtt SecretsKey.Arn
               Condition:
                 ForAllValues:StringEquals:
@@ -885,5 +910,10 @@ Resources:
         "{findings:#?}"
     );
     assert!(!has("kms:Decrypt"), "{findings:#?}");
-    assert_eq!(findings.len(), 9, "{findings:#?}");
+    assert!(has("policy String(\"AmazonDynamoDBFullAccess\")"), "{findings:#?}");
+    assert!(
+        has("F/WeakContext: a KMS grant needs ForAllValues:StringEquals kms:EncryptionContextKeys and, for each of those keys"),
+        "{findings:#?}"
+    );
+    assert_eq!(findings.len(), 11, "{findings:#?}");
 }
