@@ -178,6 +178,7 @@ pub fn defaults<A: Args>() -> A {
 pub const ENV_TABLE_NAME: &str = "TABLE_NAME";
 pub const ENV_DELIVERY_QUEUE_URL: &str = "DELIVERY_QUEUE_URL";
 pub const ENV_DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
+pub const ENV_ORDERED_QUEUE_URL: &str = "ORDERED_QUEUE_URL";
 
 /// Where the relay keeps its state and its queues: the one reader of `TABLE_NAME`,
 /// `DELIVERY_QUEUE_URL` and `DEAD_LETTER_QUEUE_URL`. Each function asks for the ones it needs.
@@ -192,6 +193,10 @@ pub struct Resources {
     /// The dead-letter SQS queue URL.
     #[arg(long = "dlq-url", env = ENV_DEAD_LETTER_QUEUE_URL)]
     pub dead_letter_queue_url: Option<String>,
+    /// The ordered (FIFO) delivery queue URL: per-call-ordered webhooks' jobs (docs/ordering.md).
+    /// Unset: such jobs are refused, never delivered unordered.
+    #[arg(long = "ordered-queue-url", env = ENV_ORDERED_QUEUE_URL)]
+    pub ordered_queue_url: Option<String>,
 }
 
 impl Resources {
@@ -326,6 +331,14 @@ impl SecretsKeyArgs {
 }
 
 impl SecretsKey {
+    /// Which key, for a log line: the KMS key as configured, or a local key's id (never the key).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Kms(k) => format!("KMS key {}", k.key_id()),
+            Self::Local(k) => format!("local key {}", k.key_id()),
+        }
+    }
+
     pub fn sealer(&self) -> crate::secrets_at_rest::SecretSealer {
         use crate::secrets_at_rest::SecretSealer;
         match self {

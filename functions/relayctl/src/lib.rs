@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 
 mod seal;
-pub use seal::{seal_secrets, SealSummary};
+pub use seal::{check_key_choice, seal_secrets, SealSummary};
 
 use chrono::{DateTime, Utc};
 use relay_shared::adapters::aws::secrets::SecretsManager;

@@ -42,6 +42,9 @@ struct SealArgs {
     /// Only count what would be sealed; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Accept SECRETS_LOCAL_KEY against a table that is not on a loopback DynamoDB endpoint.
+    #[arg(long)]
+    allow_local_key: bool,
     /// The relay's table (`TABLE_NAME`).
     #[command(flatten)]
     resources: Resources,
@@ -53,8 +56,26 @@ struct SealArgs {
 /// `seal-secrets`: prints the summary, and fails when any subscription could not be sealed.
 async fn seal(args: SealArgs) -> Result<(), CtlError> {
     let table = args.resources.table_name()?.to_owned();
+    relayctl::check_key_choice(
+        args.key.local_key.is_some(),
+        args.allow_local_key,
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .ok()
+            .as_deref(),
+    )?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let sealer = args.key.key(Some(&sdk))?.sealer();
+    let key = args.key.key(Some(&sdk))?;
+    eprintln!(
+        "relayctl: seal-secrets: {} under {}",
+        if args.dry_run {
+            "counting what to seal"
+        } else {
+            "sealing"
+        },
+        key.describe()
+    );
+    let sealer = key.sealer();
     let store = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let mut report = |sub: &relay_shared::subscription::Subscription, reason: &str| {
         eprintln!(

@@ -139,3 +139,61 @@ async fn sealed(sealer: &SecretSealer, sub: &Subscription) -> Result<Subscriptio
     next.version += 1;
     Ok(next)
 }
+
+/// A local key is for the local stack and tests: sealing a deployed table under one would leave
+/// every migrated webhook unreadable by the worker, which opens with KMS (and the API cannot repair
+/// a sealed item). So a local key needs a local DynamoDB endpoint, or `--allow-local-key`.
+pub fn check_key_choice(
+    local_key: bool,
+    allow_local_key: bool,
+    dynamodb_endpoint: Option<&str>,
+) -> Result<(), CtlError> {
+    if !local_key || allow_local_key {
+        return Ok(());
+    }
+    let local = dynamodb_endpoint.is_some_and(|e| {
+        url::Url::parse(e).is_ok_and(|u| {
+            matches!(
+                u.host(),
+                Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+            ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+                || u.host_str() == Some("localhost")
+        })
+    });
+    if local {
+        Ok(())
+    } else {
+        Err(CtlError::Usage(
+            "seal-secrets with SECRETS_LOCAL_KEY is refused against a deployed table: the worker \
+             opens secrets with the stack's KMS key (SECRETS_KMS_KEY_ID = the stack's \
+             SecretsKeyArn output). Pass --allow-local-key if this table really is a local one."
+                .into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod key_choice_tests {
+    use super::check_key_choice;
+
+    #[test]
+    fn a_local_key_needs_a_local_table_or_an_explicit_flag() {
+        assert!(check_key_choice(false, false, None).is_ok(), "KMS: fine");
+        assert!(
+            check_key_choice(true, false, None).is_err(),
+            "deployed table"
+        );
+        assert!(check_key_choice(
+            true,
+            false,
+            Some("https://dynamodb.eu-west-1.amazonaws.com")
+        )
+        .is_err());
+        assert!(check_key_choice(true, false, Some("http://127.0.0.1:8000")).is_ok());
+        assert!(check_key_choice(true, false, Some("http://localhost:8000")).is_ok());
+        assert!(
+            check_key_choice(true, true, None).is_ok(),
+            "explicitly allowed"
+        );
+    }
+}

@@ -11,10 +11,19 @@ pub const WHSEC_PREFIX: &str = "whsec_";
 /// base64-decoded bytes after `whsec_` (as its official libraries do); the two hex schemes
 /// (`X-ServiceHook-Signature`, `X-Hook-Signature`) use the whole string's UTF-8 bytes. A secret
 /// without the prefix (or whose remainder is not base64) is used as UTF-8 bytes by every scheme.
+/// Zeroed on drop: the worker makes one per delivery from the opened secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningSecret {
     text: String,
     standard_key: Vec<u8>,
+}
+
+impl Drop for SigningSecret {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.text.zeroize();
+        self.standard_key.zeroize();
+    }
 }
 
 impl SigningSecret {

@@ -25,13 +25,23 @@ impl KmsKeys {
         }
     }
 
+    /// The key as configured (id, ARN or alias).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig, key_id: impl Into<String>) -> Self {
         Self::new(aws_sdk_kms::Client::new(sdk), key_id)
     }
 }
 
-/// Throttling and transport failures are worth retrying; everything else (access denied, a
-/// disabled or wrong key, a ciphertext that does not match its context) is not.
+/// Only a ciphertext that is not this key's or not this context's is `Rejected` (retrying will
+/// not help: the job is parked as `secret_unreadable`). Everything else is `Unavailable`,
+/// including refusals about the key or the grant as a whole (access denied while IAM propagates,
+/// a disabled or deleted key): those hit every secret at once, and parking every delivery and
+/// marking every webhook failing would be the wrong answer to an operator fixing the key; the
+/// jobs stay queued, the `SecretUnavailable` alarm fires, and the queue's redrive policy is the
+/// backstop.
 fn seal_error<E, R>(op: &str, err: SdkError<E, R>) -> SealError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -41,17 +51,10 @@ where
         .as_service_error()
         .and_then(|e| e.code())
         .map(str::to_owned);
-    let retryable = match code.as_deref() {
-        None => true,
-        Some(c) => matches!(
-            c,
-            "ThrottlingException"
-                | "KMSInternalException"
-                | "DependencyTimeoutException"
-                | "KeyUnavailableException"
-                | "LimitExceededException"
-        ),
-    };
+    let about_this_ciphertext = matches!(
+        code.as_deref(),
+        Some("InvalidCiphertextException" | "IncorrectKeyException")
+    );
     let text = match (&code, err.as_service_error().and_then(|e| e.message())) {
         (Some(c), Some(m)) => format!("KMS {op}: {c}: {m}"),
         (Some(c), None) => format!("KMS {op}: {c}"),
@@ -60,11 +63,25 @@ where
             aws_sdk_kms::error::DisplayErrorContext(&err)
         ),
     };
-    if retryable {
-        SealError::Unavailable(text)
-    } else {
+    if about_this_ciphertext {
         SealError::Rejected(text)
+    } else {
+        SealError::Unavailable(text)
     }
+}
+
+/// The 32 key bytes out of KMS's answer, the SDK's copy zeroed.
+fn key_bytes(
+    blob: Option<aws_sdk_kms::primitives::Blob>,
+) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    let bytes = Zeroizing::new(
+        blob.ok_or_else(|| SealError::Unavailable("KMS returned no plaintext data key".into()))?
+            .into_inner(),
+    );
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        SealError::Rejected(format!("KMS data key is {} bytes, not 32", bytes.len()))
+    })?;
+    Ok(Zeroizing::new(key))
 }
 
 #[async_trait]
@@ -116,6 +133,14 @@ impl DataKeyUnwrapper for KmsKeys {
                 "sealed under the local key `{key_id}`, this relay uses KMS"
             )));
         }
+        // Configured by ARN (as the template does): a secret sealed under any other key is not
+        // this relay's, whatever a writer of the table put in the item.
+        if self.key_id.starts_with("arn:") && key_id != self.key_id {
+            return Err(SealError::Rejected(format!(
+                "sealed under `{key_id}`, this relay uses `{}`",
+                self.key_id
+            )));
+        }
         // Naming the key makes KMS refuse a ciphertext wrapped by any other key.
         let mut req = self
             .client
@@ -126,13 +151,6 @@ impl DataKeyUnwrapper for KmsKeys {
             req = req.encryption_context(k, v);
         }
         let out = req.send().await.map_err(|e| seal_error("Decrypt", e))?;
-        let plain = out
-            .plaintext()
-            .ok_or_else(|| SealError::Unavailable("KMS returned no plaintext".into()))?;
-        let key: [u8; 32] = plain
-            .as_ref()
-            .try_into()
-            .map_err(|_| SealError::Rejected("KMS data key is not 32 bytes".into()))?;
-        Ok(Zeroizing::new(key))
+        key_bytes(out.plaintext)
     }
 }
