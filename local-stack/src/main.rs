@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use delivery_worker::http_sender::ReqwestSender;
-use delivery_worker::{run_consumer, MetricsSink, Ports, Worker};
+use delivery_worker::{run_consumer, run_ordered_consumer, MetricsSink, Ports, Worker};
 use relay_shared::auth::Role;
 use relay_shared::clock::SystemClock;
 use relay_shared::config::{parse_command_line, ConfigError, SecretsKey};
@@ -151,6 +151,18 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(run_consumer(
             worker.clone(),
             backend.consumer.clone(),
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        )));
+    }
+    // The ordered queue's consumer (the second event source on Lambda), one batch at a time:
+    // within a batch the groups run concurrently (docs/ordering.md).
+    if let Some(ordered) = backend.ordered_consumer.clone() {
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(run_ordered_consumer(
+            worker.clone(),
+            ordered,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             },

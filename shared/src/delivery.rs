@@ -6,6 +6,7 @@ use strum::{IntoStaticStr, VariantArray};
 
 use crate::events::{EventType, OutboundEvent};
 use crate::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
+use crate::subscription::{Ordering, Subscription};
 
 /// Why an attempt failed, when it did not get an HTTP status. The names come from one rule,
 /// snake_case, applied by serde and by strum alike (`as_str`; a test checks they agree).
@@ -78,6 +79,64 @@ pub struct DeliveryJob {
     /// never POSTs twice.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run: String,
+    /// The event's place in its call (telephony and call events): sent as the
+    /// `webhook-sequence` header, so a receiver without ordering can drop a stale delivery
+    /// (docs/ordering.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// Set for a per-call-ordered webhook (docs/ordering.md): the FIFO message group, one per
+    /// webhook and call. Such a job goes to the ordered queue and is never re-sent: a retry holds
+    /// its message (and so its group) back on the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
+}
+
+/// The call a telephony or call event belongs to, and its per-call sequence: for a `call:*`
+/// event its body's `sequence`, for a raw `telephony:*` event its `data.eventTimestamp` in ms
+/// since the epoch (Webex's order of the leg's events, the one ingest's call state keeps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallPosition<'a> {
+    pub call_id: &'a str,
+    pub sequence: u64,
+}
+
+/// The call of a logged event, read back from its body (replay: the event log keeps the raw
+/// telephony events): `(data.callId, data.eventTimestamp in ms)` for a `telephony:*` event, the
+/// same sequence ingest gave it; `(callId, sequence)` for a `call:*` one. `None` for other
+/// events or a body without them.
+pub fn call_of_body(event_type: EventType, body: &str) -> Option<(String, u64)> {
+    let telephony = matches!(
+        event_type,
+        EventType::TelephonyCreated | EventType::TelephonyUpdated | EventType::TelephonyDeleted
+    );
+    if !telephony && !event_type.is_call_event() {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_str(body).ok()?;
+    if telephony {
+        let data = doc.get("data")?;
+        let at: DateTime<Utc> = data.get("eventTimestamp")?.as_str()?.parse().ok()?;
+        let call_id = data.get("callId")?.as_str()?.to_owned();
+        return Some((call_id, u64::try_from(at.timestamp_millis()).ok()?));
+    }
+    let call_id = doc.get("callId")?.as_str()?.to_owned();
+    Some((call_id, doc.get("sequence")?.as_u64()?))
+}
+
+/// Longest FIFO `MessageGroupId` SQS accepts.
+const MAX_GROUP_ID: usize = 128;
+
+/// The message group of a per-call-ordered job: `<webhook id>:<callId>`, or, when the call id is
+/// long or holds characters SQS refuses in a group id, `<webhook id>:#<sha-256 of it, hex>`.
+pub fn ordering_key(subscription_id: &SubscriptionId, call_id: &str) -> String {
+    let plain = format!("{subscription_id}:{call_id}");
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c.is_ascii_punctuation();
+    if plain.len() <= MAX_GROUP_ID && call_id.chars().all(allowed) && !call_id.starts_with('#') {
+        return plain;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(call_id.as_bytes());
+    format!("{subscription_id}:#{}", hex::encode(digest))
 }
 
 impl DeliveryJob {
@@ -92,7 +151,44 @@ impl DeliveryJob {
             not_before: None,
             dead_letter_reason: None,
             run: String::new(),
+            sequence: None,
+            ordering_key: None,
         }
+    }
+
+    /// The job of `event` for `sub` (fan-out): with the event's per-call sequence, and in the
+    /// call's message group when `sub` asked for per-call ordering.
+    pub fn for_subscriber(
+        event: &OutboundEvent,
+        sub: &Subscription,
+        call: Option<CallPosition<'_>>,
+    ) -> Self {
+        let mut job = Self::for_event(event, sub.id);
+        if let Some(call) = call {
+            job.sequence = Some(call.sequence);
+            if sub.ordering == Ordering::PerCall {
+                job.ordering_key = Some(ordering_key(&sub.id, call.call_id));
+            }
+        }
+        job
+    }
+
+    /// Does this job go through the ordered (FIFO) queue?
+    pub fn is_ordered(&self) -> bool {
+        self.ordering_key.is_some()
+    }
+
+    /// The FIFO deduplication id: one per delivery, run and attempt, so a fan-out re-sent after a
+    /// queue failure collapses in SQS's five-minute window (and, later, at the worker's claim).
+    pub fn deduplication_id(&self) -> String {
+        use sha2::Digest;
+        let key = format!(
+            "{}:{}#{}",
+            self.delivery_id(),
+            self.run,
+            self.next_attempt()
+        );
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
     }
 
     /// Starts a new pass through the retry schedule (replay, DLQ redrive): no attempts yet, and
@@ -106,12 +202,19 @@ impl DeliveryJob {
 
     /// The key under which the worker claims the next attempt.
     pub fn attempt_claim_key(&self) -> String {
-        format!(
-            "delivery:{}:{}#{}",
-            self.delivery_id(),
-            self.run,
-            self.next_attempt()
-        )
+        self.claim_key(self.next_attempt())
+    }
+
+    /// The key under which the worker claims attempt `attempt` of this run.
+    pub fn claim_key(&self, attempt: u32) -> String {
+        format!("delivery:{}:{}#{attempt}", self.delivery_id(), self.run)
+    }
+
+    /// An ordered job's record that attempt `attempt` failed and the message was held back for
+    /// the next one (its body, never re-sent, cannot say so): the worker finds the next attempt
+    /// of an ordered job by these (docs/ordering.md).
+    pub fn held_attempt_key(&self, attempt: u32) -> String {
+        format!("{}:held", self.claim_key(attempt))
     }
 
     /// Standard Webhooks `webhook-id`, stable across retries.
@@ -154,6 +257,33 @@ pub struct AttemptRecord {
 mod tests {
     use super::*;
     use crate::ids::{EventId, SubscriptionId};
+
+    #[test]
+    fn ordering_keys_are_per_webhook_and_call_and_fit_sqs() {
+        let sub = SubscriptionId::new_at(2);
+        let key = ordering_key(&sub, "call-1");
+        assert_eq!(key, format!("{sub}:call-1"));
+        assert_ne!(key, ordering_key(&SubscriptionId::new_at(3), "call-1"));
+        for odd in ["x".repeat(200), "ça va".to_owned(), "#call".to_owned()] {
+            let hashed = ordering_key(&sub, &odd);
+            assert!(hashed.len() <= MAX_GROUP_ID && hashed.starts_with(&format!("{sub}:#")));
+        }
+    }
+
+    #[test]
+    fn a_logged_event_tells_its_call_and_sequence() {
+        let raw = r#"{"data":{"callId":"c1","eventTimestamp":"2025-08-14T18:52:41.730Z"}}"#;
+        assert_eq!(
+            call_of_body(EventType::TelephonyUpdated, raw),
+            Some(("c1".into(), 1_755_197_561_730))
+        );
+        let call = r#"{"callId":"c1","sequence":3}"#;
+        assert_eq!(
+            call_of_body(EventType::CallEnded, call),
+            Some(("c1".into(), 3))
+        );
+        assert_eq!(call_of_body(EventType::PresenceChanged, raw), None);
+    }
 
     #[test]
     fn error_class_names_match_serde() {

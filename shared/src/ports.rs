@@ -385,6 +385,37 @@ pub trait DeliveryQueue: Send + Sync {
     async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError>;
 }
 
+/// The delivery queue that fan-out, the API and redrive send to: the jobs of per-call-ordered
+/// webhooks (`DeliveryJob::is_ordered`) go to the ordered (FIFO) queue, the others to the
+/// standard one, each in the order given (docs/ordering.md).
+pub struct RoutedQueue {
+    pub standard: Arc<dyn DeliveryQueue>,
+    /// `None` where no ordered queue is configured: an ordered job is then refused, never
+    /// delivered unordered.
+    pub ordered: Option<Arc<dyn DeliveryQueue>>,
+}
+
+#[async_trait]
+impl DeliveryQueue for RoutedQueue {
+    async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
+        let (ordered, standard): (Vec<QueuedJob>, Vec<QueuedJob>) =
+            jobs.iter().cloned().partition(|q| q.job.is_ordered());
+        if !standard.is_empty() {
+            self.standard.send(&standard).await?;
+        }
+        if ordered.is_empty() {
+            return Ok(());
+        }
+        match &self.ordered {
+            Some(queue) => queue.send(&ordered).await,
+            None => Err(QueueError::Unavailable(
+                "a per-call-ordered job, but no ordered queue is configured (ORDERED_QUEUE_URL)"
+                    .into(),
+            )),
+        }
+    }
+}
+
 /// A message taken off a queue by a consumer that polls (the local stack's worker, redrive).
 #[derive(Debug, Clone)]
 pub struct ReceivedJob {

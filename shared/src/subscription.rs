@@ -17,6 +17,24 @@ pub enum Health {
     Failing,
 }
 
+/// Whether a webhook's deliveries keep their call's order (docs/ordering.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// Deliveries are independent (the standard queue): the most throughput.
+    #[default]
+    None,
+    /// Deliveries of one `callId` never overtake each other, retries included (the FIFO queue,
+    /// one message group per webhook and call).
+    PerCall,
+}
+
+impl Ordering {
+    pub fn is_none(&self) -> bool {
+        *self == Ordering::None
+    }
+}
+
 /// A secret still accepted until `expires_at` after a rotation.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,6 +65,9 @@ pub struct Subscription {
     /// The payload filter (`filters`): only events passing it are queued for this subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
+    /// Per-call ordering (opt-in; `none` when absent).
+    #[serde(default, skip_serializing_if = "Ordering::is_none")]
+    pub ordering: Ordering,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version; every store write checks and bumps it.
@@ -81,6 +102,7 @@ impl Subscription {
             disabled_reason: None,
             rate_limit_per_minute: Self::DEFAULT_RATE_LIMIT_PER_MINUTE,
             filter: None,
+            ordering: Ordering::None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -152,6 +174,7 @@ impl std::fmt::Debug for Subscription {
             .field("health", &self.health)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("filter", &self.filter)
+            .field("ordering", &self.ordering)
             .field("version", &self.version)
             .finish_non_exhaustive()
     }

@@ -164,6 +164,9 @@ pub(crate) async fn open_secrets(
     Ok(secrets)
 }
 
+/// The header carrying a telephony or call event's per-call sequence.
+pub const SEQUENCE_HEADER: &str = "webhook-sequence";
+
 /// One POST of `job` to `sub`'s URL, signed with `secrets` (from [`open_secrets`]).
 pub(crate) async fn post_signed(
     http: &dyn HttpSender,
@@ -175,7 +178,7 @@ pub(crate) async fn post_signed(
 ) -> AttemptResult {
     let delivery_id = job.delivery_id();
     let sub_id = sub.id.to_string();
-    let headers = delivery_headers(&SignatureInput {
+    let mut headers = delivery_headers(&SignatureInput {
         delivery_id: &delivery_id,
         timestamp: now,
         event_type: job.event_type,
@@ -184,6 +187,11 @@ pub(crate) async fn post_signed(
         secrets,
         body: job.body.as_bytes(),
     });
+    // The per-call sequence (docs/ordering.md): not signed, the body is (and for a call event
+    // holds the same number); it only lets a receiver tell a stale delivery from a newer one.
+    if let Some(sequence) = job.sequence {
+        headers.push((SEQUENCE_HEADER, sequence.to_string()));
+    }
     let request = OutboundRequest {
         url: sub.url.clone(),
         headers,

@@ -1,11 +1,13 @@
-//! The two drivers of the core: the Lambda SQS handler (partial batch responses) and the local
-//! stack's in-process consumer loop.
+//! The drivers of the core: the Lambda SQS handler (partial batch responses; the standard and the
+//! ordered queue alike) and the local stack's in-process consumer loops (one per queue). A
+//! batch of the ordered (FIFO) queue is processed group by group ([`process_ordered`],
+//! docs/ordering.md).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use lambda_runtime::LambdaEvent;
 use relay_shared::error::QueueError;
@@ -30,31 +32,129 @@ async fn isolated(worker: Arc<Worker>, body: String, receive_count: u32) -> Deli
     }
 }
 
-/// Lambda entry point (SQS event source with `ReportBatchItemFailures`): every record is processed
-/// concurrently; the records whose outcome must not be acknowledged are returned as batch item
-/// failures, so SQS hands only those out again.
+/// One message of an ordered (FIFO) batch.
+#[derive(Debug, Clone)]
+pub struct OrderedMessage {
+    pub body: String,
+    pub receive_count: u32,
+    /// Its message group (`None`: unknown, e.g. an unparseable body; all such form one group).
+    pub group: Option<String>,
+}
+
+/// The message group a job's body names (`orderingKey`).
+pub fn message_group(body: &str) -> Option<String> {
+    let job: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some(job.get("orderingKey")?.as_str()?.to_owned())
+}
+
+/// Processes a batch of the ordered queue: its message groups concurrently, each group's messages
+/// one after the other in batch order (the order SQS FIFO keeps). After the first message of a
+/// group that is not acknowledged (held back for a retry, or failed), the rest of that group is
+/// not processed (`None`), so that nothing overtakes it; other groups flow on. (AWS: with
+/// `ReportBatchItemFailures` on a FIFO queue the function must stop at the first failure and
+/// report it and every unprocessed message of the batch; per group is enough, since SQS orders
+/// within a group only.)
+pub async fn process_ordered(
+    worker: &Arc<Worker>,
+    messages: &[OrderedMessage],
+) -> Vec<Option<DeliveryOutcome>> {
+    let mut groups: Vec<(&Option<String>, Vec<usize>)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        match groups.iter_mut().find(|(g, _)| *g == &m.group) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((&m.group, vec![i])),
+        }
+    }
+    let runs = groups.into_iter().map(|(_, members)| async move {
+        let mut done = Vec::with_capacity(members.len());
+        for i in members {
+            let m = &messages[i];
+            let outcome = isolated(worker.clone(), m.body.clone(), m.receive_count).await;
+            let go_on = outcome.acknowledged();
+            done.push((i, outcome));
+            if !go_on {
+                break;
+            }
+        }
+        done
+    });
+    let mut out = vec![None; messages.len()];
+    for (i, outcome) in join_all(runs).await.into_iter().flatten() {
+        out[i] = Some(outcome);
+    }
+    out
+}
+
+/// Whole seconds of a hold, rounded up (the queue caps it at its visibility maximum).
+fn hold_seconds(delay: Duration) -> u32 {
+    let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+fn receive_count(r: &SqsMessage) -> u32 {
+    r.attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Lambda entry point (SQS event sources with `ReportBatchItemFailures`). A batch of the standard
+/// queue: every record is processed concurrently. A batch of the ordered queue (its ARN ends in
+/// `.fifo`): [`process_ordered`], and a held-back record's visibility is changed to its retry
+/// delay through `ordered` (its queue), so the group waits that long. Records whose outcome must
+/// not be acknowledged (or that were not processed) are returned as batch item failures, so SQS
+/// hands only those out again.
 pub async fn function_handler(
     worker: Arc<Worker>,
+    ordered: Option<Arc<dyn QueueConsumer>>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let records = event.payload.records;
-    let tasks = records.iter().map(|r| {
-        let receive_count = r
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        isolated(
-            worker.clone(),
-            r.body.clone().unwrap_or_default(),
-            receive_count,
-        )
+    let is_fifo = records.first().is_some_and(|r| {
+        r.event_source_arn
+            .as_deref()
+            .is_some_and(|a| a.ends_with(".fifo"))
     });
-    let outcomes = join_all(tasks).await;
+    let outcomes: Vec<Option<DeliveryOutcome>> = if is_fifo {
+        let messages: Vec<OrderedMessage> = records
+            .iter()
+            .map(|r| {
+                let body = r.body.clone().unwrap_or_default();
+                let group = r
+                    .attributes
+                    .get("MessageGroupId")
+                    .cloned()
+                    .or_else(|| message_group(&body));
+                OrderedMessage {
+                    body,
+                    receive_count: receive_count(r),
+                    group,
+                }
+            })
+            .collect();
+        process_ordered(&worker, &messages).await
+    } else {
+        let tasks = records.iter().map(|r| {
+            isolated(
+                worker.clone(),
+                r.body.clone().unwrap_or_default(),
+                receive_count(r),
+            )
+        });
+        join_all(tasks).await.into_iter().map(Some).collect()
+    };
     let mut failures = Vec::new();
     for (record, outcome) in records.iter().zip(outcomes) {
-        if outcome.acknowledged() {
+        if outcome.as_ref().is_some_and(DeliveryOutcome::acknowledged) {
             continue;
+        }
+        if let (Some(DeliveryOutcome::Held { delay, .. }), Some(queue), Some(receipt)) =
+            (&outcome, &ordered, &record.receipt_handle)
+        {
+            if let Err(e) = queue.retry_after(receipt, hold_seconds(*delay)).await {
+                // The queue's visibility timeout brings it back sooner: an earlier retry.
+                tracing::warn!(error = %e, "could not hold a message back for its retry delay");
+            }
         }
         match &record.message_id {
             Some(id) => {
@@ -99,15 +199,75 @@ pub async fn poll_once(
     Ok(outcomes)
 }
 
+/// One receive → process → settle round on the ordered queue ([`process_ordered`]): a held
+/// message is hidden for its retry delay, a failed one for a few seconds, and the unprocessed rest
+/// of its group made visible at once (it still waits behind the held one: SQS FIFO hands out no
+/// message of a group while an earlier one is in flight).
+pub async fn poll_ordered_once(
+    worker: &Arc<Worker>,
+    consumer: &dyn QueueConsumer,
+    wait_seconds: u32,
+) -> Result<Vec<Option<DeliveryOutcome>>, QueueError> {
+    let received = consumer.receive(10, wait_seconds).await?;
+    let messages: Vec<OrderedMessage> = received
+        .iter()
+        .map(|m| OrderedMessage {
+            body: m.body.clone(),
+            receive_count: m.receive_count,
+            group: message_group(&m.body),
+        })
+        .collect();
+    let outcomes = process_ordered(worker, &messages).await;
+    for (m, outcome) in received.iter().zip(&outcomes) {
+        let result = match outcome {
+            Some(o) if o.acknowledged() => consumer.ack(&m.receipt).await,
+            Some(DeliveryOutcome::Held { delay, .. }) => {
+                consumer.retry_after(&m.receipt, hold_seconds(*delay)).await
+            }
+            Some(_) => consumer.retry_after(&m.receipt, 5).await,
+            None => consumer.retry_after(&m.receipt, 0).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not settle a received message");
+        }
+    }
+    Ok(outcomes)
+}
+
 /// The local stack's in-process worker: polls `consumer` until `shutdown` resolves.
 pub async fn run_consumer(
     worker: Arc<Worker>,
     consumer: Arc<dyn QueueConsumer>,
     shutdown: impl Future<Output = ()>,
 ) {
+    run_loop(shutdown, || async {
+        poll_once(&worker, consumer.as_ref(), 1).await.map(drop)
+    })
+    .await
+}
+
+/// The same for the ordered queue ([`poll_ordered_once`]).
+pub async fn run_ordered_consumer(
+    worker: Arc<Worker>,
+    consumer: Arc<dyn QueueConsumer>,
+    shutdown: impl Future<Output = ()>,
+) {
+    run_loop(shutdown, || async {
+        poll_ordered_once(&worker, consumer.as_ref(), 1)
+            .await
+            .map(drop)
+    })
+    .await
+}
+
+async fn run_loop<F, P>(shutdown: impl Future<Output = ()>, poll_once: P)
+where
+    P: Fn() -> F,
+    F: Future<Output = Result<(), QueueError>>,
+{
     tokio::pin!(shutdown);
     loop {
-        let poll = poll_once(&worker, consumer.as_ref(), 1);
+        let poll = poll_once();
         tokio::pin!(poll);
         tokio::select! {
             // Shutting down: finish the batch in flight (its deliveries and acks), then stop.

@@ -26,7 +26,7 @@ mod subscriptions;
 pub mod worker;
 
 pub use config::WorkerConfig;
-pub use handler::{function_handler, run_consumer};
+pub use handler::{function_handler, run_consumer, run_ordered_consumer};
 pub use metrics::{Metric, MetricsSink};
 pub use outcome::{DeferReason, DeliveryOutcome};
 pub use worker::{Ports, Worker};

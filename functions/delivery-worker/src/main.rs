@@ -10,10 +10,10 @@ use delivery_worker::config::FunctionArgs;
 use delivery_worker::http_sender::ReqwestSender;
 use delivery_worker::{function_handler, Ports, Worker, WorkerConfig};
 use lambda_runtime::{service_fn, LambdaEvent};
-use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
+use relay_shared::adapters::aws::{aws_stores, delivery_queue, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
-use relay_shared::ports::CorePorts;
+use relay_shared::ports::{CorePorts, QueueConsumer};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -23,6 +23,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let table = args.resources.table_name()?.to_owned();
     let queue_url = args.resources.delivery_queue_url()?.to_owned();
     let dlq_url = args.resources.dead_letter_queue_url()?.to_owned();
+    // The ordered (FIFO) queue, whose batches come from the second event source: a held-back
+    // retry changes its message's visibility there (docs/ordering.md).
+    let ordered_url = args.resources.ordered_queue_url.clone();
     tracing::info!(
         timeout_ms = config.delivery_timeout.as_millis() as u64,
         schedule = ?config.schedule.delays,
@@ -47,16 +50,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ports = Ports {
         core: CorePorts {
             stores: aws_stores(DynamoTable::new(dynamodb, table)),
-            queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
+            queue: Arc::new(delivery_queue(&sqs, &queue_url, ordered_url.as_deref())),
             clock: Arc::new(SystemClock),
         },
         http,
-        dead_letter_sink: Arc::new(SqsQueue::new(sqs, dlq_url)),
+        dead_letter_sink: Arc::new(SqsQueue::new(sqs.clone(), dlq_url)),
         secrets,
     };
+    let ordered: Option<Arc<dyn QueueConsumer>> =
+        ordered_url.map(|url| Arc::new(SqsQueue::new(sqs, url)) as Arc<dyn QueueConsumer>);
     let worker = Arc::new(Worker::new(ports, config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
-        function_handler(worker.clone(), event)
+        function_handler(worker.clone(), ordered.clone(), event)
     }))
     .await
 }

@@ -12,8 +12,9 @@ pub enum DeferReason {
     RateLimited,
 }
 
-/// What became of one queue message. Every variant but `Failed` means "acknowledge it": its
-/// successor (re-sent job, DLQ entry) is already safely stored, or there is nothing left to do.
+/// What became of one queue message. Every variant but `Held` and `Failed` means "acknowledge
+/// it": its successor (re-sent job, DLQ entry) is already safely stored, or there is nothing left
+/// to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryOutcome {
     /// The receiver answered 2xx.
@@ -31,6 +32,14 @@ pub enum DeliveryOutcome {
     Dropped { reason: String },
     /// The subscription is disabled (an attempt record `skipped` was written).
     Skipped { reason: String },
+    /// A per-call-ordered job (docs/ordering.md) stays on the FIFO queue, hidden for `delay`,
+    /// so that it holds back the rest of its message group: after failed attempt `attempt`
+    /// (the next one comes after `delay`), or without an attempt (`None`: rate limit). Not
+    /// acknowledged; the driver changes the message's visibility to `delay`.
+    Held {
+        attempt: Option<u32>,
+        delay: Duration,
+    },
     /// Something could not be stored (re-send, DLQ, store read): do NOT acknowledge, let the
     /// queue hand the message out again.
     Failed { error: String },
@@ -39,6 +48,21 @@ pub enum DeliveryOutcome {
 impl DeliveryOutcome {
     /// May the message be deleted from the queue?
     pub fn acknowledged(&self) -> bool {
-        !matches!(self, DeliveryOutcome::Failed { .. })
+        !matches!(
+            self,
+            DeliveryOutcome::Failed { .. } | DeliveryOutcome::Held { .. }
+        )
+    }
+
+    /// Was an attempt made and settled (so its claim is done, not released)?
+    pub fn settled_an_attempt(&self) -> bool {
+        self.acknowledged()
+            || matches!(
+                self,
+                DeliveryOutcome::Held {
+                    attempt: Some(_),
+                    ..
+                }
+            )
     }
 }

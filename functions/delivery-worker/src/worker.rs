@@ -34,6 +34,14 @@ pub struct Ports {
     pub secrets: SecretOpener,
 }
 
+/// The attempt claims' terms: the lease of the attempt being made, and how long a made attempt is
+/// remembered.
+#[derive(Clone, Copy)]
+struct Claims {
+    lease: Term,
+    remember_until: DateTime<Utc>,
+}
+
 /// The delivery core: see [`Worker::process_message`].
 pub struct Worker {
     ports: Ports,
@@ -220,58 +228,130 @@ impl Worker {
 
         // Exactly one worker makes a given attempt: SQS may hand one message to two consumers,
         // and a copy that arrives after the attempt was made must not POST again.
-        let attempt = job.next_attempt();
-        let claim_key = job.attempt_claim_key();
         let lease = chrono::Duration::from_std(self.config.delivery_timeout)
             .unwrap_or_else(|_| chrono::Duration::seconds(30))
             + chrono::Duration::seconds(30);
         let remember_until = now + chrono::Duration::days(ATTEMPT_CLAIM_DAYS);
-        match self
-            .ports
-            .core
-            .stores
-            .dedupe
-            .claim(&claim_key, Term::new(now, now + lease), remember_until)
-            .await
-        {
-            Ok(Claim::Claimed) => {}
-            Ok(Claim::Done) => {
-                tracing::info!(delivery_id = %job.delivery_id(), attempt, "attempt already made: dropping a duplicate queue message");
-                return DeliveryOutcome::Dropped {
-                    reason: format!("attempt {attempt} was already made (duplicate queue message)"),
-                };
-            }
-            Ok(Claim::InProgress) => {
-                return DeliveryOutcome::Failed {
-                    error: format!(
-                    "attempt {attempt} is being made by another worker; this copy comes back later"
-                ),
+        let claims = Claims {
+            lease: Term::new(now, now + lease),
+            remember_until,
+        };
+        let claimed = if job.is_ordered() {
+            self.next_ordered_attempt(&job, claims).await
+        } else {
+            let attempt = job.next_attempt();
+            self.claim(&job, attempt, claims).await.map(|()| attempt)
+        };
+        let attempt = match claimed {
+            Ok(attempt) => attempt,
+            Err(outcome) => {
+                if let DeliveryOutcome::Dropped { reason } = &outcome {
+                    tracing::info!(delivery_id = %job.delivery_id(), %reason, "dropping a duplicate queue message");
                 }
+                return outcome;
             }
-            Err(e) => {
-                return DeliveryOutcome::Failed {
-                    error: format!("claiming attempt {attempt}: {e}"),
-                }
-            }
+        };
+        if attempt > self.config.schedule.max_attempts() {
+            // Every attempt of an ordered job was made and held, but parking it failed then.
+            self.release_claim(&job.claim_key(attempt)).await;
+            let reason = format!("all {} attempts failed", attempt - 1);
+            return self.dead_letter(job, reason, true).await;
         }
+        let claim_key = job.claim_key(attempt);
         let outcome = self
             .attempt_and_settle(job, &sub, &secrets, attempt, now)
             .await;
-        let settled = if outcome.acknowledged() {
-            self.ports
+        if outcome.settled_an_attempt() {
+            if let Err(e) = self
+                .ports
                 .core
                 .stores
                 .dedupe
                 .complete(&claim_key, remember_until)
                 .await
+            {
+                tracing::warn!(error = %e, claim = %claim_key, "could not settle the attempt claim (its lease expires by itself)");
+            }
         } else {
             // Nothing durable happened for the next attempt: let the redelivered copy retry.
-            self.ports.core.stores.dedupe.release(&claim_key).await
-        };
-        if let Err(e) = settled {
-            tracing::warn!(error = %e, claim = %claim_key, "could not settle the attempt claim (its lease expires by itself)");
+            self.release_claim(&claim_key).await;
         }
         outcome
+    }
+
+    /// Claims attempt `attempt` of `job`; the outcome to return when it cannot be made here.
+    async fn claim(
+        &self,
+        job: &DeliveryJob,
+        attempt: u32,
+        claims: Claims,
+    ) -> Result<(), DeliveryOutcome> {
+        match self
+            .ports
+            .core
+            .stores
+            .dedupe
+            .claim(&job.claim_key(attempt), claims.lease, claims.remember_until)
+            .await
+        {
+            Ok(Claim::Claimed) => Ok(()),
+            Ok(Claim::Done) => Err(DeliveryOutcome::Dropped {
+                reason: format!("attempt {attempt} was already made (duplicate queue message)"),
+            }),
+            Ok(Claim::InProgress) => Err(DeliveryOutcome::Failed {
+                error: format!(
+                    "attempt {attempt} is being made by another worker; this copy comes back later"
+                ),
+            }),
+            Err(e) => Err(DeliveryOutcome::Failed {
+                error: format!("claiming attempt {attempt}: {e}"),
+            }),
+        }
+    }
+
+    /// An ordered job is never re-sent, so its body does not count its attempts: attempt `n`
+    /// was made and held back for the next one when both its claim and its held record are done
+    /// ([`DeliveryJob::held_attempt_key`]). Claims the first attempt not made yet; a made
+    /// attempt without a held record was settled (delivered, dead-lettered): a duplicate.
+    async fn next_ordered_attempt(
+        &self,
+        job: &DeliveryJob,
+        claims: Claims,
+    ) -> Result<u32, DeliveryOutcome> {
+        let dedupe = &self.ports.core.stores.dedupe;
+        let mut attempt = 1;
+        loop {
+            match self.claim(job, attempt, claims).await {
+                Ok(()) => return Ok(attempt),
+                Err(DeliveryOutcome::Dropped { reason }) => {
+                    let held = job.held_attempt_key(attempt);
+                    // A claim with no lease reads the record: `Done` if it was written.
+                    let now = claims.lease.from;
+                    match dedupe
+                        .claim(&held, Term::new(now, now), claims.remember_until)
+                        .await
+                    {
+                        Ok(Claim::Done) => attempt += 1,
+                        Ok(_) => {
+                            self.release_claim(&held).await;
+                            return Err(DeliveryOutcome::Dropped { reason });
+                        }
+                        Err(e) => {
+                            return Err(DeliveryOutcome::Failed {
+                                error: format!("reading attempt {attempt}'s hold: {e}"),
+                            })
+                        }
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    async fn release_claim(&self, key: &str) {
+        if let Err(e) = self.ports.core.stores.dedupe.release(key).await {
+            tracing::warn!(error = %e, claim = %key, "could not release the attempt claim (its lease expires by itself)");
+        }
     }
 
     /// Makes attempt `attempt` and settles the job: delivered, re-sent for the next attempt, or
@@ -351,6 +431,9 @@ impl Worker {
             }
             _ => scheduled,
         };
+        if job.is_ordered() {
+            return self.hold_after(&job, attempt, delay, &sub.id).await;
+        }
         job.not_before =
             Some(now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()));
         let queued = QueuedJob {
@@ -400,13 +483,54 @@ impl Worker {
         }
     }
 
-    /// Re-sends the job unchanged (no attempt counted) to come back after `wait`.
+    /// An ordered job's failed attempt: recorded as held (so the next receive makes the next
+    /// attempt), then left on the queue for `delay`, holding back its group.
+    async fn hold_after(
+        &self,
+        job: &DeliveryJob,
+        attempt: u32,
+        delay: Duration,
+        sub_id: &SubscriptionId,
+    ) -> DeliveryOutcome {
+        let remember_until =
+            self.ports.core.clock.now() + chrono::Duration::days(ATTEMPT_CLAIM_DAYS);
+        match self
+            .ports
+            .core
+            .stores
+            .dedupe
+            .complete(&job.held_attempt_key(attempt), remember_until)
+            .await
+        {
+            Ok(()) => {
+                self.emit(Metric::Retried, None, sub_id);
+                DeliveryOutcome::Held {
+                    attempt: Some(attempt),
+                    delay,
+                }
+            }
+            // Not recorded: the claim is released and the same attempt is made again.
+            Err(e) => DeliveryOutcome::Failed {
+                error: format!("recording held attempt {attempt}: {e}"),
+            },
+        }
+    }
+
+    /// Re-sends the job unchanged (no attempt counted) to come back after `wait`; an ordered job
+    /// is held on its queue instead (a re-sent copy would queue behind its successors).
     async fn defer(
         &self,
         job: &DeliveryJob,
         reason: DeferReason,
         wait: Duration,
     ) -> DeliveryOutcome {
+        if job.is_ordered() {
+            self.emit(Metric::Deferred, None, &job.subscription_id);
+            return DeliveryOutcome::Held {
+                attempt: None,
+                delay: wait,
+            };
+        }
         let mut job = job.clone();
         let now = self.ports.core.clock.now();
         if reason == DeferReason::RateLimited {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use relay_shared::adapters::aws::{aws_clients, aws_stores, DynamoTable, SqsQueue};
+use relay_shared::adapters::aws::{aws_clients, aws_stores, delivery_queue, DynamoTable, SqsQueue};
 use relay_shared::clock::SystemClock;
 use relay_shared::config::{ConfigError, Resources};
 use relay_shared::ports::{CorePorts, Stores};
@@ -18,7 +18,7 @@ pub async fn stores(resources: &Resources) -> Result<Stores, ConfigError> {
 }
 
 /// The whole state, built once per cold start: `TABLE_NAME`, `DELIVERY_QUEUE_URL`,
-/// `DEAD_LETTER_QUEUE_URL`, the secrets key (`SECRETS_KMS_KEY_ID` or `SECRETS_LOCAL_KEY`), plus
+/// `ORDERED_QUEUE_URL` (per-call-ordered webhooks' replays and redrives), `DEAD_LETTER_QUEUE_URL`, the secrets key (`SECRETS_KMS_KEY_ID` or `SECRETS_LOCAL_KEY`), plus
 /// the limits of [`ApiConfig::from_args`].
 pub async fn state(args: &FunctionArgs) -> Result<AppState, ConfigError> {
     let config = ApiConfig::from_args(args)?;
@@ -30,7 +30,8 @@ pub async fn state(args: &FunctionArgs) -> Result<AppState, ConfigError> {
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let stores = aws_stores(DynamoTable::new(ddb, table));
-    let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
+    let ordered_url = args.resources.ordered_queue_url.as_deref();
+    let queue = Arc::new(delivery_queue(&sqs, &queue_url, ordered_url));
     let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));
     let clock = Arc::new(SystemClock);
     Ok(AppState::new(

@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, ErrorClass};
 use relay_shared::events::EventType;
-use relay_shared::subscription::{Health, Subscription};
+use relay_shared::subscription::{Health, Ordering, Subscription};
 use serde::{Deserialize, Serialize};
 
 use crate::extract::non_null;
@@ -35,8 +35,18 @@ pub struct Webhook {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
     pub rate_limit_per_minute: u32,
+    /// `none` or `per-call` (docs/ordering.md).
+    pub ordering: &'static str,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// The API's name of an ordering (`validate::ordering` reads it back).
+pub fn ordering_name(ordering: Ordering) -> &'static str {
+    match ordering {
+        Ordering::None => "none",
+        Ordering::PerCall => "per-call",
+    }
 }
 
 impl From<&Subscription> for Webhook {
@@ -61,6 +71,7 @@ impl From<&Subscription> for Webhook {
                 s.disabled_reason.clone()
             },
             rate_limit_per_minute: s.rate_limit_per_minute,
+            ordering: ordering_name(s.ordering),
             created_at: time(s.created_at),
             updated_at: time(s.updated_at),
         }
@@ -125,6 +136,8 @@ pub struct CreateWebhook {
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "non_null")]
     pub rate_limit_per_minute: Option<u32>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub ordering: Option<String>,
 }
 
 impl std::fmt::Debug for CreateWebhook {
@@ -136,6 +149,7 @@ impl std::fmt::Debug for CreateWebhook {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("enabled", &self.enabled)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -154,6 +168,8 @@ pub struct UpdateWebhook {
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "non_null")]
     pub rate_limit_per_minute: Option<u32>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub ordering: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

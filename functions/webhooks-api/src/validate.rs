@@ -1,6 +1,7 @@
 //! Input validation shared by create and update.
 
 use relay_shared::events::EventType;
+use relay_shared::subscription::Ordering;
 
 use crate::config::ApiConfig;
 use crate::error::ApiError;
@@ -54,6 +55,18 @@ pub fn target_url(value: &str, config: &ApiConfig) -> Result<String, ApiError> {
         return Err(too_long());
     }
     Ok(url)
+}
+
+/// `ordering`: `none` or `per-call` (docs/ordering.md).
+pub fn ordering(value: &str) -> Result<Ordering, ApiError> {
+    match value {
+        "none" => Ok(Ordering::None),
+        "per-call" => Ok(Ordering::PerCall),
+        other => Err(ApiError::invalid(
+            "ordering",
+            format!("`ordering` must be `none` or `per-call`, not `{other}`."),
+        )),
+    }
 }
 
 /// A user-supplied secret: 24–128 printable ASCII characters (no spaces).

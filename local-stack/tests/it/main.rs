@@ -5,6 +5,7 @@
 mod call_events;
 mod health;
 mod ingest_secrets;
+mod ordering;
 mod presence;
 mod secret_logs;
 mod support;

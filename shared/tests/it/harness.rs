@@ -61,13 +61,28 @@ pub struct QueueEnv {
     pub consumer: Arc<dyn relay_shared::ports::QueueConsumer>,
     pub dead_letter_sink: Arc<dyn relay_shared::ports::DeadLetterSink>,
     pub dead_letter_source: Arc<dyn relay_shared::ports::QueueConsumer>,
+    /// A FIFO delivery queue (per-call ordering): its producer and consumer sides.
+    pub fifo: Arc<dyn relay_shared::ports::DeliveryQueue>,
+    pub fifo_consumer: Arc<dyn relay_shared::ports::QueueConsumer>,
     depth: Depth,
+    fifo_depth: Depth,
 }
 
 impl QueueEnv {
     /// Messages in the delivery queue: visible, in flight or delayed.
     pub async fn depth(&self) -> u64 {
-        match &self.depth {
+        self.depth.of().await
+    }
+
+    /// The same for the FIFO queue.
+    pub async fn fifo_depth(&self) -> u64 {
+        self.fifo_depth.of().await
+    }
+}
+
+impl Depth {
+    async fn of(&self) -> u64 {
+        match self {
             Depth::Memory(q) => q.len() as u64,
             Depth::Sqs(q) => q.approximate_depth().await.expect("queue depth"),
         }
@@ -78,7 +93,7 @@ pub mod queues {
     use std::time::Duration;
 
     use super::*;
-    use relay_shared::adapters::aws::MAX_RECEIVE_COUNT;
+    use relay_shared::adapters::aws::{create_fifo_queues, SqsQueue, MAX_RECEIVE_COUNT};
     use relay_shared::adapters::memory::MemoryQueue;
 
     pub fn memory() -> QueueEnv {
@@ -87,25 +102,37 @@ pub mod queues {
             MemoryQueue::new(Duration::from_secs(30))
                 .with_dead_letter(dlq.clone(), MAX_RECEIVE_COUNT),
         );
+        let fifo = Arc::new(MemoryQueue::fifo(Duration::from_secs(30)));
         QueueEnv {
             backend: Backend::Memory,
             queue: queue.clone(),
             consumer: queue.clone(),
             dead_letter_sink: dlq.clone(),
             dead_letter_source: dlq,
+            fifo: fifo.clone(),
+            fifo_consumer: fifo.clone(),
             depth: Depth::Memory(queue),
+            fifo_depth: Depth::Memory(fifo),
         }
     }
 
     pub async fn aws(test: &str) -> Option<QueueEnv> {
-        let (queue, dlq) = testkit::aws::fresh_queues(sqs(test).await?, "relay-conformance").await;
+        let client = sqs(test).await?;
+        let (queue, dlq) = testkit::aws::fresh_queues(client.clone(), "relay-conformance").await;
+        let (fifo_url, _) = create_fifo_queues(&client, &unique("relay-conformance"))
+            .await
+            .expect("FIFO queues");
+        let fifo = SqsQueue::new(client, fifo_url);
         Some(QueueEnv {
             backend: Backend::Aws,
             queue: Arc::new(queue.clone()),
             consumer: Arc::new(queue.clone()),
             dead_letter_sink: Arc::new(dlq.clone()),
             dead_letter_source: Arc::new(dlq),
+            fifo: Arc::new(fifo.clone()),
+            fifo_consumer: Arc::new(fifo.clone()),
             depth: Depth::Sqs(queue),
+            fifo_depth: Depth::Sqs(fifo),
         })
     }
 }

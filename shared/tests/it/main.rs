@@ -107,6 +107,8 @@ conformance! {
             ack_and_retry_after,
             redrive_after_max_receives,
             park_raw_body,
+            fifo_orders_a_group_and_holds_it_behind_a_message_in_flight,
+            fifo_deduplicates_ignores_delays_and_needs_a_group,
         ],
     }
 }

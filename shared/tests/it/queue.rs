@@ -183,6 +183,104 @@ pub async fn park_raw_body(env: QueueEnv) {
     let _ = env.backend;
 }
 
+/// A job of the per-call-ordered message group `group`.
+fn in_group(i: u32, group: &str) -> DeliveryJob {
+    DeliveryJob {
+        ordering_key: Some(group.into()),
+        ..job(i)
+    }
+}
+
+/// Receives for a while (a FIFO queue may hand a batch out over several receives).
+async fn receive_for_a_while(consumer: &dyn QueueConsumer) -> Vec<ReceivedJob> {
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        out.extend(consumer.receive(10, 1).await.unwrap());
+    }
+    out
+}
+
+/// FIFO: a group's messages leave in the order sent; none while an earlier one of the group is
+/// in flight (a held-back retry), while another group's do; the held one comes back first.
+pub async fn fifo_orders_a_group_and_holds_it_behind_a_message_in_flight(env: QueueEnv) {
+    let (a1, a2, b1) = (
+        in_group(1, "wh:a"),
+        in_group(2, "wh:a"),
+        in_group(3, "wh:b"),
+    );
+    let queued: Vec<_> = [&a1, &a2, &b1]
+        .into_iter()
+        .map(|j| QueuedJob::now(j.clone()))
+        .collect();
+    env.fifo.send(&queued).await.unwrap();
+    let got = receive_for_a_while(env.fifo_consumer.as_ref()).await;
+    let jobs: Vec<DeliveryJob> = got.iter().map(parsed).collect();
+    assert_eq!(jobs.first(), Some(&a1), "the group's first message first");
+    assert!(jobs.contains(&b1), "the other group is handed out too");
+    if let Some(i) = jobs.iter().position(|j| *j == a2) {
+        assert!(i > 0, "a2 after a1");
+    }
+    // a1 held back (as the worker holds a failed attempt); a2, if handed out, made visible.
+    for (r, j) in got.iter().zip(&jobs) {
+        if *j == a1 {
+            env.fifo_consumer
+                .retry_after(&r.receipt, 900)
+                .await
+                .unwrap();
+        } else if *j == a2 {
+            env.fifo_consumer.retry_after(&r.receipt, 0).await.unwrap();
+        } else {
+            env.fifo_consumer.ack(&r.receipt).await.unwrap();
+        }
+    }
+    assert!(
+        receive_for_a_while(env.fifo_consumer.as_ref())
+            .await
+            .is_empty(),
+        "a2 waits behind the held a1"
+    );
+    let held = &got[0];
+    env.fifo_consumer
+        .retry_after(&held.receipt, 0)
+        .await
+        .unwrap();
+    let again = receive_for_a_while(env.fifo_consumer.as_ref()).await;
+    assert_eq!(again.first().map(parsed), Some(a1), "the held one first");
+    assert_eq!(again[0].receive_count, 2);
+    assert!(again.iter().map(parsed).any(|j| j == a2) || again.len() == 1);
+    for r in &again {
+        env.fifo_consumer.ack(&r.receipt).await.unwrap();
+    }
+    if again.len() == 1 {
+        let last = receive_n(env.fifo_consumer.as_ref(), 1).await;
+        assert_eq!(last.iter().map(parsed).collect::<Vec<_>>(), [a2]);
+        env.fifo_consumer.ack(&last[0].receipt).await.unwrap();
+    }
+    assert_eq!(env.fifo_depth().await, 0);
+}
+
+/// FIFO: a job sent twice (a fan-out retried after a queue failure) is queued once; a delay is
+/// not applied (SQS refuses per-message delays there); a job without a group is refused.
+pub async fn fifo_deduplicates_ignores_delays_and_needs_a_group(env: QueueEnv) {
+    let j = in_group(1, "wh:a");
+    let delayed = QueuedJob {
+        job: j.clone(),
+        delay_seconds: 600,
+    };
+    env.fifo.send(std::slice::from_ref(&delayed)).await.unwrap();
+    env.fifo.send(&[delayed]).await.unwrap();
+    let got = receive_for_a_while(env.fifo_consumer.as_ref()).await;
+    assert_eq!(got.len(), 1, "one copy, visible at once");
+    assert_eq!(parsed(&got[0]), j);
+    env.fifo_consumer.ack(&got[0].receipt).await.unwrap();
+    let err = env.fifo.send(&[QueuedJob::now(job(2))]).await.unwrap_err();
+    assert!(
+        matches!(&err, QueueError::Unavailable(m) if m.contains("message group")),
+        "{err:?}"
+    );
+    assert_eq!(env.fifo_depth().await, 0);
+}
+
 fn parsed(received: &ReceivedJob) -> DeliveryJob {
     serde_json::from_str(&received.body).unwrap()
 }

@@ -67,6 +67,8 @@ pub fn job_for(sub: &Subscription, event_type: EventType) -> DeliveryJob {
         not_before: None,
         run: String::new(),
         dead_letter_reason: None,
+        sequence: None,
+        ordering_key: None,
     }
 }
 
@@ -239,7 +241,9 @@ impl Harness {
     /// One SQS batch through the Lambda handler.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let event = lambda_runtime::LambdaEvent::new(event, Default::default());
-        function_handler(self.worker.clone(), event).await.unwrap()
+        function_handler(self.worker.clone(), None, event)
+            .await
+            .unwrap()
     }
 
     pub async fn add(&self, sub: &Subscription) {

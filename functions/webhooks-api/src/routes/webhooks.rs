@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Duration;
-use relay_shared::delivery::DeliveryJob;
+use relay_shared::delivery::{call_of_body, CallPosition, DeliveryJob};
 use relay_shared::error::StoreError;
 use relay_shared::events::{rfc3339_millis, EventType, OutboundEvent};
 use relay_shared::ids::{EventId, SubscriptionId};
@@ -109,11 +109,18 @@ pub async fn create(
             .unwrap_or(cfg.default_rate_limit_per_minute),
         cfg,
     )?;
+    let ordering = req
+        .ordering
+        .as_deref()
+        .map(validate::ordering)
+        .transpose()?
+        .unwrap_or_default();
     let now = state.clock.now();
     let mut sub = Subscription {
         name,
         enabled: req.enabled.unwrap_or(true),
         rate_limit_per_minute,
+        ordering,
         ..Subscription::new(
             caller.user_id.clone(),
             caller.org_id.clone(),
@@ -195,10 +202,16 @@ pub async fn update(
         .rate_limit_per_minute
         .map(|r| validate::rate_limit(r, cfg))
         .transpose()?;
+    let ordering = req
+        .ordering
+        .as_deref()
+        .map(validate::ordering)
+        .transpose()?;
     if name.is_none()
         && url.is_none()
         && event_types.is_none()
         && rate_limit.is_none()
+        && ordering.is_none()
         && req.enabled.is_none()
     {
         let sub = find_owned(&state, &caller, &id).await?;
@@ -216,6 +229,10 @@ pub async fn update(
         }
         if let Some(r) = rate_limit {
             sub.rate_limit_per_minute = r;
+        }
+        if let Some(o) = ordering {
+            // Jobs already queued keep the queue they were sent to (docs/ordering.md).
+            sub.ordering = o;
         }
         if let Some(e) = req.enabled {
             sub.enabled = e;
@@ -394,7 +411,13 @@ async fn queue_replay(
         .take(max as usize)
         .filter(|e| sub.event_types.contains(&e.event_type))
         .map(|e| {
-            let mut job = DeliveryJob::for_event(e, sub.id);
+            // The same sequence (and, per-call-ordered, the same message group) as at ingest.
+            let call = call_of_body(e.event_type, &e.body);
+            let position = call.as_ref().map(|(call_id, sequence)| CallPosition {
+                call_id,
+                sequence: *sequence,
+            });
+            let mut job = DeliveryJob::for_subscriber(e, sub, position);
             job.start_new_run();
             QueuedJob::now(job)
         })

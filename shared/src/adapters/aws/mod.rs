@@ -44,7 +44,10 @@ mod table;
 use std::sync::Arc;
 
 pub use op_counter::OpCounter;
-pub use sqs::{create_queues, SqsQueue, MAX_RECEIVE_COUNT};
+pub use sqs::{
+    create_fifo_queues, create_queues, delivery_queue, SqsQueue, MAX_RECEIVE_COUNT,
+    ORDERED_MAX_RECEIVE_COUNT,
+};
 pub use table::{create_table, TTL_ATTRIBUTE};
 
 use crate::ports::Stores;

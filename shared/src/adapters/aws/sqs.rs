@@ -11,7 +11,9 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 
 use crate::error::{QueueError, MAX_QUEUE_MESSAGE_BYTES};
-use crate::ports::{DeadLetterSink, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
+use crate::ports::{
+    DeadLetterSink, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob, RoutedQueue,
+};
 use crate::retry::Backoff;
 
 /// `SendMessageBatch`'s limit on the number of messages (its limit on bytes:
@@ -27,9 +29,15 @@ const MAX_DELAY_SECONDS: u32 = 900;
 const MAX_VISIBILITY_SECONDS: u32 = 43_200;
 /// Receives after which SQS moves a message to the dead-letter queue (the redrive backstop).
 pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// The same for the ordered (FIFO) queue, whose retries are receives of the same message
+/// (held back by its visibility, docs/ordering.md): room for every attempt of the retry
+/// schedule, rate-limit holds and a few failed receives (template.yaml says the same).
+pub const ORDERED_MAX_RECEIVE_COUNT: u32 = 20;
 
 /// One SQS queue, used as the delivery queue (producer and consumer) or as the dead-letter queue.
-/// Cheap to clone.
+/// A FIFO queue (its name, so its URL, ends in `.fifo`) is sent each job's message group
+/// (`DeliveryJob::ordering_key`) and deduplication id, and no per-message delay (SQS refuses
+/// one there; a held-back retry changes the message's visibility instead). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
     pub client: Client,
@@ -79,8 +87,13 @@ impl SqsQueue {
             .sum())
     }
 
+    /// Is this a FIFO queue? (SQS requires a FIFO queue's name to end in `.fifo`.)
+    pub fn is_fifo(&self) -> bool {
+        self.queue_url.ends_with(".fifo")
+    }
+
     /// Sends one chunk (one of [`batches`]), retrying refused entries; the number still refused and why.
-    async fn send_chunk(&self, chunk: &[(String, u32)]) -> Result<(usize, String), QueueError> {
+    async fn send_chunk(&self, chunk: &[Outgoing]) -> Result<(usize, String), QueueError> {
         // Entry ids are the chunk indexes: unique within the call, and they map failures back.
         let mut pending: Vec<usize> = (0..chunk.len()).collect();
         let mut reason = String::new();
@@ -90,15 +103,20 @@ impl SqsQueue {
             }
             let mut entries = Vec::with_capacity(pending.len());
             for &i in &pending {
-                let (body, delay) = &chunk[i];
+                let m = &chunk[i];
                 let entry = SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(body)
-                    .delay_seconds(i32::try_from((*delay).min(MAX_DELAY_SECONDS)).unwrap_or(0))
-                    .build()
-                    .map_err(|e| {
-                        QueueError::Unavailable(format!("building an SQS request: {e}"))
-                    })?;
+                    .message_body(&m.body);
+                let entry = match &m.fifo {
+                    Some((group, deduplication)) => entry
+                        .message_group_id(group)
+                        .message_deduplication_id(deduplication),
+                    None => entry
+                        .delay_seconds(i32::try_from(m.delay.min(MAX_DELAY_SECONDS)).unwrap_or(0)),
+                };
+                let entry = entry.build().map_err(|e| {
+                    QueueError::Unavailable(format!("building an SQS request: {e}"))
+                })?;
                 entries.push(entry);
             }
             let res = self
@@ -124,6 +142,30 @@ impl SqsQueue {
         }
         Ok((pending.len(), reason))
     }
+}
+
+/// The delivery queue producers send to: the standard queue at `standard_url`, and the ordered
+/// (FIFO) one at `ordered_url` when it is configured ([`RoutedQueue`]).
+pub fn delivery_queue(
+    client: &Client,
+    standard_url: &str,
+    ordered_url: Option<&str>,
+) -> RoutedQueue {
+    RoutedQueue {
+        standard: std::sync::Arc::new(SqsQueue::new(client.clone(), standard_url)),
+        ordered: ordered_url.map(|url| {
+            std::sync::Arc::new(SqsQueue::new(client.clone(), url))
+                as std::sync::Arc<dyn DeliveryQueue>
+        }),
+    }
+}
+
+/// One message to send: the job's JSON, its delay (standard queues), its message group and
+/// deduplication id (FIFO queues).
+struct Outgoing {
+    body: String,
+    delay: u32,
+    fifo: Option<(String, String)>,
 }
 
 /// Splits messages of these body sizes (bytes, in order) into `SendMessageBatch` requests of at
@@ -155,9 +197,23 @@ impl DeliveryQueue for SqsQueue {
         for q in jobs {
             let body = serde_json::to_string(&q.job)
                 .map_err(|e| QueueError::Unavailable(format!("cannot encode job: {e}")))?;
-            messages.push((body, q.delay_seconds));
+            let fifo = if self.is_fifo() {
+                let group = q.job.ordering_key.clone().ok_or_else(|| {
+                    QueueError::Unavailable(
+                        "a FIFO queue needs each job's message group (ordering_key)".into(),
+                    )
+                })?;
+                Some((group, q.job.deduplication_id()))
+            } else {
+                None
+            };
+            messages.push(Outgoing {
+                body,
+                delay: q.delay_seconds,
+                fifo,
+            });
         }
-        let sizes: Vec<usize> = messages.iter().map(|(body, _)| body.len()).collect();
+        let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
         let mut accepted = 0;
         for range in batches(&sizes)? {
             let chunk = &messages[range];
@@ -249,9 +305,38 @@ impl DeadLetterSink for SqsQueue {
 /// Creates `<prefix>-dlq` and `<prefix>` (redriving to it after [`MAX_RECEIVE_COUNT`] receives);
 /// returns `(queue_url, dlq_url)`. Idempotent for the same names and attributes.
 pub async fn create_queues(client: &Client, prefix: &str) -> Result<(String, String), QueueError> {
-    let dlq = client
-        .create_queue()
-        .queue_name(format!("{prefix}-dlq"))
+    create_pair(client, prefix, "").await
+}
+
+/// The FIFO pair: `<prefix>-dlq.fifo` and `<prefix>.fifo` (redriving to it after
+/// [`MAX_RECEIVE_COUNT`] receives), as template.yaml's ordered delivery queue; `(queue_url,
+/// dlq_url)`.
+pub async fn create_fifo_queues(
+    client: &Client,
+    prefix: &str,
+) -> Result<(String, String), QueueError> {
+    create_pair(client, prefix, ".fifo").await
+}
+
+async fn create_pair(
+    client: &Client,
+    prefix: &str,
+    suffix: &str,
+) -> Result<(String, String), QueueError> {
+    let max_receives = if suffix.is_empty() {
+        MAX_RECEIVE_COUNT
+    } else {
+        ORDERED_MAX_RECEIVE_COUNT
+    };
+    let fifo = |req: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+        if suffix.is_empty() {
+            req
+        } else {
+            req.attributes(QueueAttributeName::FifoQueue, "true")
+        }
+    };
+    let dlq = fifo(client.create_queue())
+        .queue_name(format!("{prefix}-dlq{suffix}"))
         .send()
         .await
         .map_err(|e| unavailable("CreateQueue", e))?;
@@ -270,10 +355,9 @@ pub async fn create_queues(client: &Client, prefix: &str) -> Result<(String, Str
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .ok_or_else(|| QueueError::Unavailable("GetQueueAttributes returned no QueueArn".into()))?;
-    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string() }).to_string();
-    let queue = client
-        .create_queue()
-        .queue_name(prefix)
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string() }).to_string();
+    let queue = fifo(client.create_queue())
+        .queue_name(format!("{prefix}{suffix}"))
         .attributes(QueueAttributeName::RedrivePolicy, redrive)
         .send()
         .await

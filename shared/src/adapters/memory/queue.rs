@@ -1,5 +1,5 @@
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,20 @@ struct Message {
     visible_at: Instant,
     receive_count: u32,
     receipt: Option<String>,
+    /// The FIFO message group (FIFO queues only; `None` is one group of its own).
+    group: Option<String>,
 }
+
+impl Message {
+    /// Handed out and neither acknowledged nor visible again: on a FIFO queue it holds back
+    /// the rest of its group.
+    fn in_flight(&self, now: Instant) -> bool {
+        self.receipt.is_some() && self.visible_at > now
+    }
+}
+
+/// How long a FIFO queue remembers a deduplication id (SQS: five minutes).
+const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(300);
 
 /// Messages by id, plus two indexes so every operation is O(log n) whatever the backlog: the ids
 /// visible now (FIFO) and a min-heap of (instant it becomes visible, id) for delayed and in-flight
@@ -26,14 +39,31 @@ struct Inner {
     ready: VecDeque<u64>,
     hidden: BinaryHeap<Reverse<(Instant, u64)>>,
     next_id: u64,
+    /// FIFO only: the deduplication ids sent in the last five minutes, and until when each counts.
+    deduplication: HashMap<String, Instant>,
+    /// FIFO: messages leave in send order per group; the indexes above are not used.
+    fifo: bool,
 }
 
 impl Inner {
     fn hide_until(&mut self, id: u64, at: Instant) {
         if let Some(m) = self.messages.get_mut(&id) {
             m.visible_at = at;
-            self.hidden.push(Reverse((at, id)));
+            if !self.fifo {
+                self.hidden.push(Reverse((at, id)));
+            }
         }
+    }
+
+    /// Was `id` sent within the deduplication window (then this copy is accepted and dropped,
+    /// as SQS does)? Remembers it otherwise.
+    fn seen_recently(&mut self, id: String, now: Instant) -> bool {
+        self.deduplication.retain(|_, until| *until > now);
+        if self.deduplication.contains_key(&id) {
+            return true;
+        }
+        self.deduplication.insert(id, now + DEDUPLICATION_WINDOW);
+        false
     }
 
     /// Moves the messages whose hiding ended by `now` to the ready queue.
@@ -58,7 +88,11 @@ impl Inner {
 }
 
 /// An SQS-like queue in memory: delays, visibility timeouts, receive counts, and a redrive to a
-/// dead-letter queue after `max_receive_count` receives.
+/// dead-letter queue after `max_receive_count` receives. [`MemoryQueue::fifo`] makes a FIFO
+/// queue: per-message delays are ignored (SQS refuses them on FIFO queues), jobs need a message
+/// group (`DeliveryJob::ordering_key`), a deduplication id sent twice within five minutes is
+/// queued once, and a group's messages leave in the order sent, none while an earlier one of the
+/// group is in flight (received, neither acknowledged nor visible again): SQS FIFO semantics.
 pub struct MemoryQueue {
     inner: Mutex<Inner>,
     notify: Notify,
@@ -76,6 +110,17 @@ impl MemoryQueue {
         }
     }
 
+    /// A FIFO queue (see the type's documentation).
+    pub fn fifo(visibility: Duration) -> Self {
+        let q = Self::new(visibility);
+        q.inner.lock().unwrap().fifo = true;
+        q
+    }
+
+    pub fn is_fifo(&self) -> bool {
+        self.inner.lock().unwrap().fifo
+    }
+
     /// Like SQS's redrive policy: a message received `max_receive_count` times without an ack
     /// moves to `dlq`.
     pub fn with_dead_letter(mut self, dlq: Arc<MemoryQueue>, max_receive_count: u32) -> Self {
@@ -84,7 +129,12 @@ impl MemoryQueue {
     }
 
     pub fn push_raw(&self, body: String, delay: Duration) {
+        self.push(body, delay, None);
+    }
+
+    fn push(&self, body: String, delay: Duration, group: Option<String>) {
         let mut inner = self.inner.lock().unwrap();
+        let delay = if inner.fifo { Duration::ZERO } else { delay };
         let id = inner.next_id;
         inner.next_id += 1;
         let now = Instant::now();
@@ -95,10 +145,13 @@ impl MemoryQueue {
                 visible_at: now,
                 receive_count: 0,
                 receipt: None,
+                group,
             },
         );
         if delay.is_zero() {
-            inner.ready.push_back(id);
+            if !inner.fifo {
+                inner.ready.push_back(id);
+            }
             drop(inner);
             // One waiting consumer per message (a stored permit if none waits yet).
             self.notify.notify_one();
@@ -126,12 +179,68 @@ impl MemoryQueue {
             .collect()
     }
 
-    fn try_receive(&self, max: u32) -> Vec<ReceivedJob> {
-        let mut out = Vec::new();
-        let mut dead = Vec::new();
-        let mut inner = self.inner.lock().unwrap();
-        // Read under the lock: a message pushed just before must not look like it is from the future.
-        let now = Instant::now();
+    /// Takes message `id` out for the visibility timeout: its receipt and the received job.
+    fn hand_out(&self, inner: &mut Inner, id: u64, now: Instant) -> ReceivedJob {
+        let m = inner.messages.get_mut(&id).expect("present");
+        m.receive_count += 1;
+        let receipt = format!("{id}:{}", m.receive_count);
+        m.receipt = Some(receipt.clone());
+        let job = ReceivedJob {
+            body: m.body.clone(),
+            receipt,
+            receive_count: m.receive_count,
+        };
+        inner.hide_until(id, now + self.visibility);
+        job
+    }
+
+    /// Is message `id` over the redrive limit (then it is taken out, its body returned)?
+    fn redriven(&self, inner: &mut Inner, id: u64) -> Option<String> {
+        let (_, max_receives) = self.redrive.as_ref()?;
+        (inner.messages.get(&id)?.receive_count >= *max_receives)
+            .then(|| inner.messages.remove(&id).expect("present").body)
+    }
+
+    /// The FIFO receive: in send order, skipping every group with a message in flight; several
+    /// messages of one group may leave together, in order.
+    fn take_fifo(
+        &self,
+        inner: &mut Inner,
+        max: u32,
+        now: Instant,
+    ) -> (Vec<ReceivedJob>, Vec<String>) {
+        let held: HashSet<Option<String>> = inner
+            .messages
+            .values()
+            .filter(|m| m.in_flight(now))
+            .map(|m| m.group.clone())
+            .collect();
+        let mut ids: Vec<u64> = inner.messages.keys().copied().collect();
+        ids.sort_unstable();
+        let (mut out, mut dead) = (Vec::new(), Vec::new());
+        for id in ids {
+            if out.len() >= max as usize {
+                break;
+            }
+            if held.contains(&inner.messages[&id].group) {
+                continue;
+            }
+            match self.redriven(inner, id) {
+                Some(body) => dead.push(body),
+                None => out.push(self.hand_out(inner, id, now)),
+            }
+        }
+        (out, dead)
+    }
+
+    /// The standard receive: whatever is visible, oldest visible first.
+    fn take_standard(
+        &self,
+        inner: &mut Inner,
+        max: u32,
+        now: Instant,
+    ) -> (Vec<ReceivedJob>, Vec<String>) {
+        let (mut out, mut dead) = (Vec::new(), Vec::new());
         inner.reveal(now);
         while out.len() < max as usize {
             let Some(id) = inner.ready.pop_front() else {
@@ -147,22 +256,23 @@ impl MemoryQueue {
                 inner.hidden.push(Reverse((at, id)));
                 continue;
             }
-            if let Some((_, max_receives)) = &self.redrive {
-                if m.receive_count >= *max_receives {
-                    dead.push(inner.messages.remove(&id).expect("present").body);
-                    continue;
-                }
+            match self.redriven(inner, id) {
+                Some(body) => dead.push(body),
+                None => out.push(self.hand_out(inner, id, now)),
             }
-            m.receive_count += 1;
-            let receipt = format!("{id}:{}", m.receive_count);
-            m.receipt = Some(receipt.clone());
-            out.push(ReceivedJob {
-                body: m.body.clone(),
-                receipt,
-                receive_count: m.receive_count,
-            });
-            inner.hide_until(id, now + self.visibility);
         }
+        (out, dead)
+    }
+
+    fn try_receive(&self, max: u32) -> Vec<ReceivedJob> {
+        let mut inner = self.inner.lock().unwrap();
+        // Read under the lock: a message pushed just before must not look like it is from the future.
+        let now = Instant::now();
+        let (out, dead) = if inner.fifo {
+            self.take_fifo(&mut inner, max, now)
+        } else {
+            self.take_standard(&mut inner, max, now)
+        };
         drop(inner);
         if let Some((dlq, _)) = &self.redrive {
             for body in dead {
@@ -176,8 +286,15 @@ impl MemoryQueue {
 #[async_trait]
 impl DeliveryQueue for MemoryQueue {
     async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
+        let fifo = self.is_fifo();
         let mut bodies = Vec::with_capacity(jobs.len());
         for q in jobs {
+            if fifo && q.job.ordering_key.is_none() {
+                // As SQS answers a FIFO send without `MessageGroupId`.
+                return Err(QueueError::Unavailable(
+                    "a FIFO queue needs each job's message group (ordering_key)".into(),
+                ));
+            }
             let body = serde_json::to_string(&q.job)
                 .map_err(|e| QueueError::Unavailable(e.to_string()))?;
             // SQS's limit, so that a too-large job is refused here as it would be there.
@@ -185,9 +302,21 @@ impl DeliveryQueue for MemoryQueue {
             bodies.push(body);
         }
         for (q, body) in jobs.iter().zip(bodies) {
-            self.push_raw(
+            if fifo {
+                let now = Instant::now();
+                if self
+                    .inner
+                    .lock()
+                    .unwrap()
+                    .seen_recently(q.job.deduplication_id(), now)
+                {
+                    continue;
+                }
+            }
+            self.push(
                 body,
                 Duration::from_secs(u64::from(q.delay_seconds.min(900))),
+                q.job.ordering_key.clone(),
             );
         }
         Ok(())

@@ -1,0 +1,269 @@
+//! Per-call ordering (docs/ordering.md): an ordered job is never re-sent; a failed attempt holds
+//! its message, and so the rest of its message group, back on the FIFO queue; other groups flow on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use delivery_worker::handler::{poll_ordered_once, process_ordered, OrderedMessage};
+use delivery_worker::DeliveryOutcome;
+use relay_shared::adapters::memory::MemoryQueue;
+use relay_shared::delivery::{ordering_key, DeliveryJob};
+use relay_shared::events::EventType;
+use relay_shared::ports::{DeliveryQueue, QueuedJob};
+use relay_shared::subscription::{Ordering as CallOrdering, Subscription};
+use wiremock::matchers::{body_string_contains, header, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::*;
+
+/// A job of `call` for a per-call-ordered `sub`, its body naming the call.
+fn ordered(sub: &Subscription, event_type: EventType, call: &str, sequence: u64) -> DeliveryJob {
+    let mut job = job_for(sub, event_type);
+    job.body =
+        serde_json::json!({ "data": { "callId": call }, "event": event_type.as_str() }).to_string();
+    job.sequence = Some(sequence);
+    job.ordering_key = Some(ordering_key(&sub.id, call));
+    job
+}
+
+/// A receiver that answers 500 to the first `failures` `telephony:created` POSTs of `call`, 200
+/// to everything else.
+async fn receiver(call: &str, failures: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(header("X-ServiceHook-Event", "telephony:created"))
+        .and(body_string_contains(call))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(failures)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    respond(&server, ResponseTemplate::new(200), None).await;
+    server
+}
+
+/// What the receiver got, in order: (call, event type, `webhook-sequence`).
+async fn received(server: &MockServer) -> Vec<(String, String, String)> {
+    let requests = server.received_requests().await.unwrap();
+    requests
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            (
+                body["data"]["callId"].as_str().unwrap().to_owned(),
+                header_of(r, "X-ServiceHook-Event"),
+                header_of(r, "webhook-sequence"),
+            )
+        })
+        .collect()
+}
+
+fn header_of(r: &wiremock::Request, name: &str) -> String {
+    crate::common::header(r, name)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn per_call_harness(url: &str, attempts: usize) -> (Harness, Subscription) {
+    let h = Harness::new(test_config(attempts));
+    let sub = Subscription {
+        ordering: CallOrdering::PerCall,
+        ..h.seal(subscription(url)).await
+    };
+    h.add(&sub).await;
+    (h, sub)
+}
+
+fn message(job: &DeliveryJob) -> OrderedMessage {
+    OrderedMessage {
+        body: raw(job),
+        receive_count: 1,
+        group: job.ordering_key.clone(),
+    }
+}
+
+#[tokio::test]
+async fn a_failure_holds_back_the_rest_of_its_group_only() {
+    let server = receiver("call-a", 1).await;
+    let (h, sub) = per_call_harness(&server.uri(), 3).await;
+    let a1 = ordered(&sub, EventType::TelephonyCreated, "call-a", 1);
+    let a2 = ordered(&sub, EventType::TelephonyUpdated, "call-a", 2);
+    let b1 = ordered(&sub, EventType::TelephonyCreated, "call-b", 1);
+    let a3 = ordered(&sub, EventType::TelephonyDeleted, "call-a", 3);
+    let batch: Vec<OrderedMessage> = [&a1, &a2, &b1, &a3].into_iter().map(message).collect();
+
+    let outcomes = process_ordered(&h.worker, &batch).await;
+    assert_eq!(
+        outcomes[0],
+        Some(DeliveryOutcome::Held {
+            attempt: Some(1),
+            delay: Duration::ZERO
+        }),
+        "the failed created is held on the queue, not re-sent"
+    );
+    assert_eq!(outcomes[1], None, "updated is not processed behind it");
+    assert_eq!(outcomes[3], None, "nor deleted");
+    assert_eq!(
+        outcomes[2],
+        Some(delivered(1, 200)),
+        "the other call flows on"
+    );
+    assert_eq!(h.queue.len(), 0, "nothing was re-sent");
+    let got = received(&server).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&("call-b".into(), "telephony:created".into(), "1".into())));
+
+    // The held message comes back as it was: the next receive makes attempt 2 (the worker reads
+    // the held record, the body cannot count), then the group goes on in order.
+    let again = process_ordered(&h.worker, &batch[..2]).await;
+    assert_eq!(again, [Some(delivered(2, 200)), Some(delivered(1, 200))]);
+    // A duplicate copy of the delivered created is dropped, not posted a third time.
+    let dup = process_ordered(&h.worker, &batch[..1]).await;
+    assert!(
+        matches!(dup[0], Some(DeliveryOutcome::Dropped { .. })),
+        "{dup:?}"
+    );
+    let attempts = h.attempts(&sub.id).await;
+    assert_eq!(attempts.len(), 4, "two of created, one of updated and b");
+}
+
+#[tokio::test]
+async fn the_last_held_attempt_is_dead_lettered_and_releases_the_group() {
+    let server = receiver("call-a", 10).await;
+    let (h, sub) = per_call_harness(&server.uri(), 2).await;
+    let a1 = ordered(&sub, EventType::TelephonyCreated, "call-a", 1);
+    let first = process_ordered(&h.worker, &[message(&a1)]).await;
+    assert!(matches!(
+        first[0],
+        Some(DeliveryOutcome::Held {
+            attempt: Some(1),
+            ..
+        })
+    ));
+    let second = process_ordered(&h.worker, &[message(&a1)]).await;
+    assert!(
+        matches!(second[0], Some(DeliveryOutcome::DeadLettered { .. })),
+        "{second:?}"
+    );
+    let parked: DeliveryJob = serde_json::from_str(&h.dlq.bodies()[0]).unwrap();
+    assert_eq!(
+        parked.ordering_key, a1.ordering_key,
+        "a redrive goes back into its group"
+    );
+}
+
+/// Through the FIFO memory queue and the local stack's ordered consumer round: the receiver
+/// fails `created` twice and still gets created, updated, deleted in that order, while the other
+/// call's events pass meanwhile.
+#[tokio::test]
+async fn created_failing_twice_still_comes_before_updated_and_deleted() {
+    let server = receiver("call-a", 2).await;
+    let (h, sub) = per_call_harness(&server.uri(), 5).await;
+    let fifo = Arc::new(MemoryQueue::fifo(Duration::from_secs(30)));
+    let jobs = [
+        ordered(&sub, EventType::TelephonyCreated, "call-a", 1),
+        ordered(&sub, EventType::TelephonyUpdated, "call-a", 2),
+        ordered(&sub, EventType::TelephonyDeleted, "call-a", 3),
+        ordered(&sub, EventType::TelephonyCreated, "call-b", 1),
+        ordered(&sub, EventType::TelephonyDeleted, "call-b", 2),
+    ];
+    let queued: Vec<QueuedJob> = jobs.iter().cloned().map(QueuedJob::now).collect();
+    fifo.send(&queued).await.unwrap();
+    for _ in 0..20 {
+        if fifo.is_empty() {
+            break;
+        }
+        poll_ordered_once(&h.worker, fifo.as_ref(), 0)
+            .await
+            .unwrap();
+    }
+    assert!(fifo.is_empty());
+    let got = received(&server).await;
+    let of = |call: &str| -> Vec<(String, String)> {
+        got.iter()
+            .filter(|(c, _, _)| c == call)
+            .map(|(_, e, s)| (e.clone(), s.clone()))
+            .collect()
+    };
+    let pair = |e: &str, s: &str| (e.to_owned(), s.to_owned());
+    assert_eq!(
+        of("call-a"),
+        [
+            pair("telephony:created", "1"),
+            pair("telephony:created", "1"),
+            pair("telephony:created", "1"),
+            pair("telephony:updated", "2"),
+            pair("telephony:deleted", "3"),
+        ]
+    );
+    assert_eq!(
+        of("call-b"),
+        [
+            pair("telephony:created", "1"),
+            pair("telephony:deleted", "2")
+        ]
+    );
+    let b_done = got.iter().rposition(|(c, _, _)| c == "call-b").unwrap();
+    let a_created_ok = got
+        .iter()
+        .enumerate()
+        .filter(|(_, (c, e, _))| c == "call-a" && e == "telephony:created")
+        .nth(2)
+        .unwrap()
+        .0;
+    assert!(
+        b_done < a_created_ok,
+        "call-b was not held back by call-a's retries: {got:?}"
+    );
+}
+
+/// The Lambda handler on a FIFO batch: the failed record and the rest of its group are batch
+/// item failures, the held one's visibility is set to its retry delay; the other group is done.
+#[tokio::test]
+async fn lambda_reports_the_held_group_and_holds_its_message() {
+    let server = receiver("call-a", 1).await;
+    let (h, sub) = per_call_harness(&server.uri(), 3).await;
+    let fifo = Arc::new(MemoryQueue::fifo(Duration::from_secs(30)));
+    let jobs = [
+        ordered(&sub, EventType::TelephonyCreated, "call-a", 1),
+        ordered(&sub, EventType::TelephonyUpdated, "call-a", 2),
+        ordered(&sub, EventType::TelephonyCreated, "call-b", 1),
+    ];
+    let queued: Vec<QueuedJob> = jobs.iter().cloned().map(QueuedJob::now).collect();
+    fifo.send(&queued).await.unwrap();
+    let received_jobs = relay_shared::ports::QueueConsumer::receive(fifo.as_ref(), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(received_jobs.len(), 3);
+    let mut event = SqsEvent::default();
+    for (i, r) in received_jobs.iter().enumerate() {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("m{i}"));
+        m.receipt_handle = Some(r.receipt.clone());
+        m.body = Some(r.body.clone());
+        m.event_source_arn = Some("arn:aws:sqs:eu-west-1:123456789012:relay-ordered.fifo".into());
+        m.attributes.insert(
+            "MessageGroupId".into(),
+            message_group_of(&r.body).unwrap_or_default(),
+        );
+        event.records.push(m);
+    }
+    let lambda = lambda_runtime::LambdaEvent::new(event, Default::default());
+    let consumer: Arc<dyn relay_shared::ports::QueueConsumer> = fifo.clone();
+    let response = delivery_worker::function_handler(h.worker.clone(), Some(consumer), lambda)
+        .await
+        .unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m0", "m1"]);
+    let got = received(&server).await;
+    assert_eq!(got.len(), 2, "created of a (failed) and of b: {got:?}");
+}
+
+fn message_group_of(body: &str) -> Option<String> {
+    delivery_worker::handler::message_group(body)
+}
