@@ -60,7 +60,14 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     c.bench_function("fan-out to 10 webhooks, no filters", |b| {
-        b.iter(|| std::hint::black_box(jobs_for(&plain, &env.org_id, std::hint::black_box(&event))))
+        b.iter(|| {
+            std::hint::black_box(jobs_for(
+                &plain,
+                &env.org_id,
+                std::hint::black_box(&event),
+                None,
+            ))
+        })
     });
     c.bench_function("fan-out to 10 webhooks, each filtered", |b| {
         b.iter(|| {
@@ -68,6 +75,7 @@ fn bench(c: &mut Criterion) {
                 &filtered,
                 &env.org_id,
                 std::hint::black_box(&event),
+                None,
             ))
         })
     });

@@ -6,14 +6,21 @@ use std::cell::OnceCell;
 
 use serde_json::Value;
 
-use relay_shared::delivery::DeliveryJob;
+use relay_shared::delivery::{CallPosition, DeliveryJob};
 use relay_shared::events::OutboundEvent;
 use relay_shared::filters;
 use relay_shared::ports::QueuedJob;
 use relay_shared::subscription::Subscription;
 
-/// One job per subscription of `org_id` that wants the event's type and whose filter it passes.
-pub fn jobs_for(subs: &[Subscription], org_id: &str, event: &OutboundEvent) -> Vec<QueuedJob> {
+/// One job per subscription of `org_id` that wants the event's type and whose filter it passes,
+/// with the event's place in its call (`call`: the per-call sequence, and the message group of a
+/// per-call-ordered webhook, docs/ordering.md).
+pub fn jobs_for(
+    subs: &[Subscription],
+    org_id: &str,
+    event: &OutboundEvent,
+    call: Option<CallPosition<'_>>,
+) -> Vec<QueuedJob> {
     let doc: OnceCell<Value> = OnceCell::new();
     subs.iter()
         .filter(|s| s.org_id == org_id && s.wants(event.event_type))
@@ -25,6 +32,6 @@ pub fn jobs_for(subs: &[Subscription], org_id: &str, event: &OutboundEvent) -> V
                 f.matches(filters::document(event.event_type, body))
             })
         })
-        .map(|s| QueuedJob::now(DeliveryJob::for_event(event, s.id)))
+        .map(|s| QueuedJob::now(DeliveryJob::for_subscriber(event, s, call)))
         .collect()
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use relay_shared::call_events::{self, Applied};
+use relay_shared::delivery::CallPosition;
 use relay_shared::error::{QueueError, StoreError};
 use relay_shared::events::{rfc3339_millis, telephony_body, EventType, OutboundEvent};
 use relay_shared::ids::EventId;
@@ -313,9 +314,19 @@ impl Ingest {
             .list_by_org(&envelope.org_id)
             .await
             .map_err(Unavailable::Subscriptions)?;
-        let jobs_for = |event: &OutboundEvent| fan_out::jobs_for(&subs, &envelope.org_id, event);
-        let derived: Vec<QueuedJob> = call_events.iter().flat_map(jobs_for).collect();
-        let mut jobs = jobs_for(&event);
+        // Each job carries its event's place in the call: a raw event's `data.eventTimestamp` in
+        // ms, a call event's own sequence (docs/ordering.md).
+        let call_id = envelope.data.call_id.as_str();
+        let at = |sequence: u64| Some(CallPosition { call_id, sequence });
+        let jobs_for = |event: &OutboundEvent, sequence: u64| {
+            fan_out::jobs_for(&subs, &envelope.org_id, event, at(sequence))
+        };
+        let derived: Vec<QueuedJob> = call_events
+            .iter()
+            .zip(&call.marks)
+            .flat_map(|(event, mark)| jobs_for(event, mark.seq))
+            .collect();
+        let mut jobs = jobs_for(&event, event_millis(&envelope.data));
         jobs.extend(derived.iter().cloned());
         if !jobs.is_empty() {
             if let Err(e) = self.ports.queue.send(&jobs).await {

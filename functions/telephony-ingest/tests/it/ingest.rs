@@ -703,8 +703,13 @@ async fn call_events_of_the_captured_call(h: Harness) {
         assert_eq!(raw_jobs[0].body, expected_body(fixture, h.now));
         let derived = call_jobs(&jobs);
         assert_eq!(derived.iter().map(|(t, _, _)| *t).collect::<Vec<_>>(), want);
+        // Every job carries its place in the call: the raw event's Webex time in ms, a call
+        // event's own sequence.
+        let env: TelephonyEnvelope = parse_json(envelope(fixture).as_bytes()).unwrap();
+        assert_eq!(raw_jobs[0].sequence, Some(event_millis(&env.data)));
         for (_, body, job) in derived {
             assert_eq!(job.subscription_id, calls);
+            assert_eq!(job.sequence, body["sequence"].as_u64());
             seen.push(body);
         }
     }
