@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use relay_shared::adapters::aws::{aws_stores, DynamoTable, SqsQueue};
+use relay_shared::adapters::aws::{aws_stores, delivery_queue, DynamoTable};
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
 use relay_shared::ports::CorePorts;
@@ -22,7 +22,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let auth = args.ingest.secret_source()?.load(Some(&sdk)).await?;
     let config = args.ingest.config(auth);
     let stores = aws_stores(DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
-    let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
+    // Per-call-ordered webhooks' jobs go to the ordered (FIFO) queue (docs/ordering.md).
+    let ordered_url = args.resources.ordered_queue_url.as_deref();
+    let queue = Arc::new(delivery_queue(
+        &aws_sdk_sqs::Client::new(&sdk),
+        &queue_url,
+        ordered_url,
+    ));
 
     let ingest = Arc::new(Ingest::new(
         CorePorts {
