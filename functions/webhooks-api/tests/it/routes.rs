@@ -49,6 +49,7 @@ macro_rules! suite {
 }
 
 suite!(
+    ordering_is_opt_in_per_call,
     create_returns_the_secret_once,
     create_with_a_given_secret,
     validation_errors,
@@ -104,6 +105,51 @@ async fn h_with(b: Backend, edit: impl FnOnce(&mut ApiConfig)) -> Option<Harness
     let mut config = ApiConfig::default();
     edit(&mut config);
     b.harness(config).await
+}
+
+/// `ordering` (docs/ordering.md): `none` unless asked, `per-call` stored and shown, anything else
+/// (or `null`) a 422 naming the field; PATCH changes it.
+async fn ordering_is_opt_in_per_call(b: Backend) {
+    use relay_shared::subscription::Ordering;
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let plain = h
+        .call("POST", HOOKS, Some(&key), Some(valid_body()))
+        .await
+        .assert_status(201);
+    assert_eq!(plain["ordering"], "none");
+    let mut body = valid_body();
+    body["ordering"] = json!("per-call");
+    let ordered = h
+        .call("POST", HOOKS, Some(&key), Some(body.clone()))
+        .await
+        .assert_status(201);
+    assert_eq!(ordered["ordering"], "per-call");
+    let id = ordered["id"].as_str().unwrap();
+    let sid: SubscriptionId = id.parse().unwrap();
+    assert_eq!(h.stored(&sid).await.ordering, Ordering::PerCall);
+    let p = format!("{HOOKS}/{id}");
+    let got = h.call("GET", &p, Some(&key), None).await.assert_status(200);
+    assert_eq!(got["ordering"], "per-call");
+    for bad in [json!("fifo"), json!(null), json!(true)] {
+        body["ordering"] = bad.clone();
+        let e = h
+            .call("POST", HOOKS, Some(&key), Some(body.clone()))
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(e["field"], "ordering", "{bad}: {e}");
+        let e = h
+            .call("PATCH", &p, Some(&key), Some(json!({ "ordering": bad })))
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(e["field"], "ordering", "{bad}: {e}");
+    }
+    let patched = h
+        .call("PATCH", &p, Some(&key), Some(json!({"ordering": "none"})))
+        .await
+        .assert_status(200);
+    assert_eq!(patched["ordering"], "none");
+    assert_eq!(h.stored(&sid).await.ordering, Ordering::None);
 }
 
 async fn create_returns_the_secret_once(b: Backend) {
