@@ -156,13 +156,18 @@ async fn main() -> anyhow::Result<()> {
             },
         )));
     }
-    // The ordered queue's consumer (the second event source on Lambda), one batch at a time:
-    // within a batch the groups run concurrently (docs/ordering.md).
-    if let Some(ordered) = backend.ordered_consumer.clone() {
+    // The ordered queue's consumers (the second event source on Lambda): as many, since FIFO
+    // hands no consumer a message of a group another one has in flight (docs/ordering.md).
+    for ordered in backend
+        .ordered_consumer
+        .iter()
+        .cycle()
+        .take(args.consumers.max(1) as usize)
+    {
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(run_ordered_consumer(
             worker.clone(),
-            ordered,
+            ordered.clone(),
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             },
