@@ -332,9 +332,17 @@ impl Worker {
                         .await
                     {
                         Ok(Claim::Done) => attempt += 1,
-                        Ok(_) => {
+                        Ok(Claim::Claimed) => {
                             self.release_claim(&held).await;
                             return Err(DeliveryOutcome::Dropped { reason });
+                        }
+                        // Another copy reading it this instant: neither tells, come back later.
+                        Ok(Claim::InProgress) => {
+                            return Err(DeliveryOutcome::Failed {
+                                error: format!(
+                                    "attempt {attempt}'s hold is being read by another worker"
+                                ),
+                            })
                         }
                         Err(e) => {
                             return Err(DeliveryOutcome::Failed {
