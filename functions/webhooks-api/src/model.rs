@@ -165,11 +165,11 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "non_null")]
     pub event_types: Option<Vec<String>>,
     #[serde(default, deserialize_with = "non_null")]
+    pub ordering: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "non_null")]
     pub rate_limit_per_minute: Option<u32>,
-    #[serde(default, deserialize_with = "non_null")]
-    pub ordering: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -57,19 +57,13 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let call_id = body["items"]["data"]["callId"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let event = header("x-servicehook-event");
+    let event = header("x-servicehook-event").unwrap_or_default().to_owned();
     let mut s = state.lock().unwrap();
     let fail = event == "telephony:created" && call_id == s.call_id && s.failures_left > 0;
     if fail {
@@ -83,7 +77,7 @@ async fn answer(
     s.seen.push(Seen {
         call_id,
         event,
-        sequence: header("webhook-sequence").parse().ok(),
+        sequence: header("webhook-sequence").and_then(|v| v.parse().ok()),
         status: status.as_u16(),
     });
     status
