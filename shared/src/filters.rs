@@ -260,7 +260,12 @@ pub fn examples(t: EventType) -> Vec<FilterExample> {
 fn lookup<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(doc, |at, seg| match at {
         Value::Object(m) => m.get(seg),
-        Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        // An index in its plain form only (`1`, not `01`), as `pruned` keeps it.
+        Value::Array(a) => seg
+            .parse::<usize>()
+            .ok()
+            .filter(|i| i.to_string() == *seg)
+            .and_then(|i| a.get(i)),
         _ => None,
     })
 }
@@ -301,6 +306,9 @@ impl<'de> Deserialize<'de> for Filter {
         Filter::parse(&v).map_err(|e| serde::de::Error::custom(format!("{}: {}", e.field, e)))
     }
 }
+
+mod pruned;
+pub use pruned::document as pruned_document;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Step 8's selection: which subscriptions of the org get a job for one outbound event. Payload
 //! filters (`relay_shared::filters`) are applied here, so a filtered-out event costs no queue
-//! message; the body is parsed once per event, and only when a subscriber has a filter.
+//! message; the body is parsed once per event, only when a subscriber has a filter, and only
+//! into what the filters look at (`filters::pruned_document`).
 
 use std::cell::OnceCell;
 
@@ -21,17 +22,21 @@ pub fn jobs_for(
     event: &OutboundEvent,
     call: Option<CallPosition<'_>>,
 ) -> Vec<QueuedJob> {
-    let doc: OnceCell<Value> = OnceCell::new();
-    subs.iter()
+    let wanted: Vec<&Subscription> = subs
+        .iter()
         .filter(|s| s.org_id == org_id && s.wants(event.event_type))
-        .filter(|s| {
-            s.filter.as_ref().is_none_or(|f| {
-                // The body is JSON the ingest built itself; `Null` would only fail the filter.
-                let body =
-                    doc.get_or_init(|| serde_json::from_str(&event.body).unwrap_or(Value::Null));
-                f.matches(filters::document(event.event_type, body))
-            })
+        .collect();
+    // Parsed once, for all the filters of this event's subscribers, keeping only what they look at.
+    let doc: OnceCell<Value> = OnceCell::new();
+    let doc = || {
+        doc.get_or_init(|| {
+            let filters = wanted.iter().filter_map(|s| s.filter.as_ref());
+            filters::pruned_document(event.event_type, &event.body, filters)
         })
+    };
+    wanted
+        .iter()
+        .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(doc())))
         .map(|s| QueuedJob::now(DeliveryJob::for_subscriber(event, s, call)))
         .collect()
 }

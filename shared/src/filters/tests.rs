@@ -166,3 +166,48 @@ fn catalogue_examples_parse_and_select_the_example_call() {
         }
     }
 }
+
+/// The pruned document (parsed for the filters only) answers every filter as the whole one does.
+#[test]
+fn pruned_and_whole_documents_agree() {
+    let filters: Vec<Filter> = [
+        json!({"data.personality": "terminator", "data.remoteParty.callType": "external"}),
+        json!({"data.redirections.0.reason": "callQueue", "data.redirections.0.redirectingParty.name": {"prefix": "CQX"}}),
+        json!({"data.redirections.1.reason": {"exists": false}, "data.redirections.01": {"exists": false}}),
+        json!({"data.remoteParty": {"exists": true}, "data.remoteParty.name.x": {"exists": false}}),
+        json!({"data": {"ne": 1}, "data.state": {"nin": ["connected"]}, "event": ["updated", "deleted"]}),
+        json!({"data.outcome": {"in": ["answeredElsewhere", "answered"]}, "sequence": 2}),
+        json!({"data.appearance": 1.0, "data.muted": false, "orgId": {"prefix": "Y2l"}}),
+        json!({"type": {"prefix": "call:"}, "data.talkSeconds": 0}),
+    ]
+    .iter()
+    .map(|v| Filter::parse(v).unwrap())
+    .collect();
+    let mut bodies: Vec<(EventType, String)> = [SEED_UPDATED, SEED_DELETED]
+        .iter()
+        .map(|f| (EventType::TelephonyUpdated, telephony(f).to_string()))
+        .collect();
+    for t in EventType::CALL {
+        bodies.push((t, crate::call_events::example(t).unwrap().to_string()));
+    }
+    let mut passed = 0;
+    for (t, body) in &bodies {
+        let whole: Value = serde_json::from_str(body).unwrap();
+        let pruned = pruned_document(*t, body, &filters);
+        for f in &filters {
+            let want = f.matches(document(*t, &whole));
+            assert_eq!(f.matches(&pruned), want, "{t} {:?}", f.as_json());
+            // Each filter alone too.
+            assert_eq!(f.matches(&pruned_document(*t, body, [f])), want);
+            passed += usize::from(want);
+        }
+    }
+    assert!(
+        passed > 5,
+        "the cases exercise passing filters too ({passed})"
+    );
+    assert_eq!(
+        pruned_document(EventType::CallEnded, "not json", &filters),
+        Value::Null
+    );
+}
