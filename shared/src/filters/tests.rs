@@ -211,3 +211,41 @@ fn pruned_and_whole_documents_agree() {
         Value::Null
     );
 }
+
+proptest::proptest! {
+    /// Random paths over the telephony and call bodies' names: the pruned document answers
+    /// `exists` (the most path-sensitive condition) and `eq null` as the whole one does.
+    #[test]
+    fn pruned_agrees_on_random_paths(
+        paths in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "data", "personality", "remoteParty", "name", "redirections", "0", "1", "01",
+                    "reason", "redirectingParty", "state", "event", "type", "sequence", "x",
+                ]),
+                1..5,
+            ),
+            1..6,
+        ),
+        exists in proptest::bool::ANY,
+    ) {
+        let filters: Vec<Filter> = paths
+            .iter()
+            .map(|p| {
+                let cond = if exists { json!({"exists": true}) } else { Value::Null };
+                Filter::parse(&json!({ p.join("."): cond })).unwrap()
+            })
+            .collect();
+        let bodies = [
+            (EventType::TelephonyUpdated, telephony(SEED_UPDATED).to_string()),
+            (EventType::CallEnded, crate::call_events::example(EventType::CallEnded).unwrap().to_string()),
+        ];
+        for (t, body) in &bodies {
+            let whole: Value = serde_json::from_str(body).unwrap();
+            let pruned = pruned_document(*t, body, &filters);
+            for f in &filters {
+                proptest::prop_assert_eq!(f.matches(&pruned), f.matches(document(*t, &whole)));
+            }
+        }
+    }
+}
