@@ -444,6 +444,66 @@ mod tests {
         );
     }
 
+    fn ordered_job(i: u64, group: &str) -> QueuedJob {
+        let event = crate::events::OutboundEvent {
+            id: crate::ids::EventId::new_at(i),
+            event_type: crate::events::EventType::TelephonyCreated,
+            org_id: "o".into(),
+            created_at: chrono::Utc::now(),
+            body: "{}".into(),
+        };
+        let mut job =
+            crate::delivery::DeliveryJob::for_event(&event, crate::ids::SubscriptionId::new_at(1));
+        job.ordering_key = (!group.is_empty()).then(|| group.to_owned());
+        QueuedJob::now(job)
+    }
+
+    /// The redrive backstop on a FIFO queue: the group's head, received too often, moves to the
+    /// dead-letter queue, and the group goes on.
+    #[tokio::test]
+    async fn a_fifo_head_over_the_receive_limit_is_redriven_and_frees_its_group() {
+        let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(60)));
+        let q = MemoryQueue::fifo(Duration::from_secs(60)).with_dead_letter(dlq.clone(), 2);
+        q.send(&[ordered_job(1, "g"), ordered_job(2, "g")])
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let got = q.receive(1, 0).await.unwrap();
+            assert_eq!(got.len(), 1);
+            q.retry_after(&got[0].receipt, 0).await.unwrap();
+        }
+        let next = receive_all(&q).await;
+        assert_eq!(next.len(), 1, "the head went to the dead-letter queue");
+        assert_eq!(
+            next[0].receive_count, 1,
+            "the second message, first receive"
+        );
+        assert_eq!(dlq.len(), 1);
+    }
+
+    /// `RoutedQueue`: ordered jobs to the FIFO queue, the rest to the standard one; without an
+    /// ordered queue an ordered job is refused, never sent unordered.
+    #[tokio::test]
+    async fn routed_queue_splits_by_ordering_and_refuses_ordered_jobs_without_a_fifo_queue() {
+        use crate::ports::RoutedQueue;
+        let standard = Arc::new(MemoryQueue::new(Duration::from_secs(60)));
+        let fifo = Arc::new(MemoryQueue::fifo(Duration::from_secs(60)));
+        let routed = RoutedQueue {
+            standard: standard.clone(),
+            ordered: Some(fifo.clone()),
+        };
+        let jobs = [ordered_job(1, ""), ordered_job(2, "g"), ordered_job(3, "")];
+        routed.send(&jobs).await.unwrap();
+        assert_eq!((standard.len(), fifo.len()), (2, 1));
+        let unordered_only = RoutedQueue {
+            standard: standard.clone(),
+            ordered: None,
+        };
+        let err = unordered_only.send(&jobs[1..2]).await.unwrap_err();
+        assert!(matches!(err, QueueError::Unavailable(m) if m.contains("ORDERED_QUEUE_URL")));
+        assert_eq!(standard.len(), 2, "nothing sent unordered");
+    }
+
     /// Producers and consumers racing on the lock: every message is received and acked once.
     /// (A message pushed between a consumer reading the clock and taking the lock was once lost.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
