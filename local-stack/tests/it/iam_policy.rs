@@ -910,7 +910,10 @@ Resources:
         "{findings:#?}"
     );
     assert!(!has("kms:Decrypt"), "{findings:#?}");
-    assert!(has("policy String(\"AmazonDynamoDBFullAccess\")"), "{findings:#?}");
+    assert!(
+        has("policy String(\"AmazonDynamoDBFullAccess\")"),
+        "{findings:#?}"
+    );
     assert!(
         has("F/WeakContext: a KMS grant needs ForAllValues:StringEquals kms:EncryptionContextKeys and, for each of those keys"),
         "{findings:#?}"
