@@ -8,6 +8,7 @@
 pub mod adapters;
 pub mod auth;
 pub mod call_events;
+pub mod call_presence;
 pub mod call_state;
 pub mod clock;
 pub mod config;

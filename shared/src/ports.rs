@@ -8,6 +8,7 @@ use chrono::{DateTime, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::ApiKeyRecord;
+pub use crate::call_presence::CallPresence;
 use crate::call_state::CallRecord;
 use crate::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use crate::error::{QueueError, StoreError};
@@ -167,6 +168,10 @@ pub struct PresenceRecord {
     pub fingerprint: String,
     /// Monotonic version (the poll cycle's time in ms); a write never lowers it.
     pub version: u64,
+    /// The person's sent item (the presence contract's fields and `PRESENCE_EXTRA_FIELDS`) as
+    /// compact JSON, as the poller last recorded it: what presence from calls
+    /// (`call_presence`) emits with `status` changed. `None` in records written before it was kept.
+    pub item: Option<String>,
 }
 
 #[async_trait]
@@ -175,6 +180,23 @@ pub trait PresenceStore: Send + Sync {
     async fn load(&self, org_id: &str) -> Result<Vec<PresenceRecord>, StoreError>;
     /// Writes the changed records (batched by the adapter).
     async fn write(&self, org_id: &str, records: &[PresenceRecord]) -> Result<(), StoreError>;
+    /// One person's record and the ingest's call presence of them, in one consistent read
+    /// (presence from calls, `call_presence`).
+    async fn person(
+        &self,
+        org_id: &str,
+        person_id: &str,
+    ) -> Result<(Option<PresenceRecord>, Option<CallPresence>), StoreError>;
+    /// The call presences of these people (those that have one), consistently read: what the
+    /// poller checks for the people whose status changed.
+    async fn calls(
+        &self,
+        org_id: &str,
+        person_ids: &[&str],
+    ) -> Result<Vec<CallPresence>, StoreError>;
+    /// Writes `call` if the stored one has version `call.version - 1` (none for version 1), else
+    /// `StoreError::Conflict`.
+    async fn put_call(&self, org_id: &str, call: &CallPresence) -> Result<(), StoreError>;
 }
 
 /// A named lease with expiry, so two pollers never run at once.

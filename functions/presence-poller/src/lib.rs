@@ -27,12 +27,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use relay_shared::call_presence::{self, Verdict};
 use relay_shared::error::StoreError;
 use relay_shared::ports::{
     Clock, DeliveryQueue, EventLog, LeaseStore, PresenceRecord, PresenceStore, Stores,
     SubscriptionStore, Term, WebexClient,
 };
 use relay_shared::retry::Backoff;
+use relay_shared::webex::Person;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -225,6 +227,8 @@ impl Summary {
 pub enum CycleError {
     #[error("loading the last-known states: {0}")]
     Load(StoreError),
+    #[error("reading the changed people's call presences: {0}")]
+    CallPresence(StoreError),
     #[error("listing people: {0}")]
     Fetch(#[from] FetchError),
     #[error("emitting: {0}")]
@@ -293,6 +297,7 @@ impl Poller {
         Session {
             poller: self,
             known: None,
+            versions: HashMap::new(),
             needs_baseline: false,
             pending: HashMap::new(),
             last_version: 0,
@@ -407,6 +412,9 @@ pub struct Session<'p> {
     poller: &'p Poller,
     /// person id → fingerprint; `None` until loaded.
     known: Option<HashMap<String, String>>,
+    /// person id → the version of its record (when receivers were last told by the poller),
+    /// compared with the ingest's presence from calls.
+    versions: HashMap<String, u64>,
     /// The store was empty: the next complete listing is the baseline.
     needs_baseline: bool,
     /// Changed records whose write failed (retried every cycle and at the end).
@@ -436,6 +444,10 @@ impl Session<'_> {
             match p.presence.load(&cfg.org_id).await {
                 Ok(records) => {
                     self.needs_baseline = records.is_empty();
+                    self.versions = records
+                        .iter()
+                        .map(|r| (r.person_id.clone(), r.version))
+                        .collect();
                     self.known = Some(
                         records
                             .into_iter()
@@ -471,19 +483,74 @@ impl Session<'_> {
 
         let known = self.known.as_mut().expect("loaded above");
         let baseline = self.needs_baseline;
-        let changes = if baseline {
+        let mut changes = if baseline {
             diff::baseline(&listing.people, &cfg.diff_fields)
         } else {
             diff::diff(known, &listing.people, &cfg.diff_fields)
         };
-        report.changes = changes.len();
+        // Presence from calls (docs/presence-poller.md): what the ingest already told receivers
+        // is recorded but not emitted again, and Webex's late echoes of a call are left for the
+        // next cycle. Only with the default diff (`status` alone): with more fields, a change of
+        // another field must not be swallowed, so everything is emitted (at worst a repeat).
+        let mut agreed = vec![false; changes.len()];
+        if !baseline && !changes.is_empty() && cfg.diff_fields == diff::DiffFields::default() {
+            let ids: Vec<&str> = changes
+                .iter()
+                .map(|c| listing.people[c.index].id.as_str())
+                .collect();
+            let calls = match p.presence.calls(&cfg.org_id, &ids).await {
+                Ok(calls) => calls,
+                Err(e) => {
+                    report.error = Some(CycleError::CallPresence(e));
+                    return report;
+                }
+            };
+            if !calls.is_empty() {
+                let now_ms = now.timestamp_millis().max(0) as u64;
+                let by_person: HashMap<&str, &call_presence::CallPresence> =
+                    calls.iter().map(|c| (c.person_id.as_str(), c)).collect();
+                let verdicts: Vec<Verdict> = changes
+                    .iter()
+                    .map(|c| {
+                        let id = listing.people[c.index].id.as_str();
+                        call_presence::verdict(
+                            by_person.get(id).copied(),
+                            self.versions.get(id).copied().unwrap_or(0),
+                            &c.fingerprint,
+                            now_ms,
+                        )
+                    })
+                    .collect();
+                let echoes = verdicts.iter().filter(|v| **v == Verdict::Echo).count();
+                if echoes > 0 {
+                    tracing::info!(echoes, "presence: Webex still shows a call's start or end as before; looking again next cycle");
+                }
+                let mut kept = Vec::with_capacity(changes.len());
+                agreed.clear();
+                for (c, v) in changes.into_iter().zip(verdicts) {
+                    if v != Verdict::Echo {
+                        agreed.push(v == Verdict::Agreed);
+                        kept.push(c);
+                    }
+                }
+                changes = kept;
+            }
+        }
+        report.changes = if baseline {
+            changes.len()
+        } else {
+            agreed.iter().filter(|a| !**a).count()
+        };
         report.baseline = baseline;
 
-        if !changes.is_empty() && (!baseline || cfg.emit_baseline) {
-            let people = changes
-                .iter()
-                .map(|c| listing.people[c.index].clone())
-                .collect();
+        let emitted: Vec<Person> = changes
+            .iter()
+            .zip(&agreed)
+            .filter(|(_, agreed)| !**agreed)
+            .map(|(c, _)| listing.people[c.index].clone())
+            .collect();
+        if !emitted.is_empty() && (!baseline || cfg.emit_baseline) {
+            let people = emitted;
             let outbox = Outbox {
                 subscriptions: p.subscriptions.as_ref(),
                 events: p.events.as_ref(),
@@ -516,15 +583,18 @@ impl Session<'_> {
         }
 
         for c in changes {
-            let id = listing.people[c.index].id.clone();
+            let person = &listing.people[c.index];
+            let id = person.id.clone();
             self.pending.insert(
                 id.clone(),
                 PresenceRecord {
                     person_id: id.clone(),
                     fingerprint: c.fingerprint.clone(),
                     version,
+                    item: serde_json::to_string(person).ok(),
                 },
             );
+            self.versions.insert(id.clone(), version);
             known.insert(id, c.fingerprint);
         }
         self.needs_baseline = false;

@@ -22,6 +22,9 @@ pub const ENV_DEDUPE_TTL_HOURS: &str = "DEDUPE_TTL_HOURS";
 pub const ENV_EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
 /// Env (optional): how long a call's lifecycle record lives after its last event, in hours (default 24).
 pub const ENV_CALL_STATE_TTL_HOURS: &str = "CALL_STATE_TTL_HOURS";
+/// Env (optional): `true` sets a person's presence to `call` (and back) when their leg connects
+/// (and ends), at once (docs/presence-poller.md, "Presence from calls"; default off).
+pub const ENV_PRESENCE_FROM_CALLS: &str = "PRESENCE_FROM_CALLS";
 
 /// The largest body accepted (API Gateway's own limit is higher; Webex bodies are a few KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -87,6 +90,8 @@ pub struct IngestConfig {
     pub retry_after_seconds: u32,
     /// Optimistic-concurrency attempts for the call-state write.
     pub max_call_state_attempts: u32,
+    /// Emit `presence:changed` (`call`, then back) when a person's leg connects and ends.
+    pub presence_from_calls: bool,
 }
 
 /// Retention is bounded by ten years (in the unit of the setting).
@@ -117,6 +122,10 @@ pub struct IngestArgs {
     /// How long a call's lifecycle record lives after its last event, in hours.
     #[arg(long, env = ENV_CALL_STATE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_RETENTION))]
     pub call_state_ttl_hours: i64,
+    /// Set a person's presence to `call` when their leg connects and back when it ends, at once
+    /// (one presence read and write per connect or end; docs/presence-poller.md).
+    #[arg(long, env = ENV_PRESENCE_FROM_CALLS)]
+    pub presence_from_calls: bool,
 }
 
 impl IngestArgs {
@@ -165,6 +174,7 @@ impl IngestArgs {
             event_retention: chrono::Duration::days(self.event_retention_days),
             retry_after_seconds: 5,
             max_call_state_attempts: 5,
+            presence_from_calls: self.presence_from_calls,
         }
     }
 }
@@ -312,11 +322,18 @@ mod tests {
         assert_eq!(c.dedupe_ttl, chrono::Duration::hours(2));
         assert_eq!(c.event_retention, chrono::Duration::days(3));
         assert_eq!(c.call_state_ttl, chrono::Duration::hours(24));
+        assert!(!c.presence_from_calls, "presence from calls is opt-in");
+        let on = config(
+            &[(ENV_PRESENCE_FROM_CALLS, "true")],
+            WebhookAuth::InsecureUnsigned,
+        );
+        assert!(on.unwrap().presence_from_calls);
         for (k, v) in [
             (ENV_DEDUPE_TTL_HOURS, "0"),
             (ENV_EVENT_RETENTION_DAYS, "87601"),
             (ENV_CALL_STATE_TTL_HOURS, "x"),
             (ENV_ALLOW_UNSIGNED, "maybe"),
+            (ENV_PRESENCE_FROM_CALLS, "maybe"),
         ] {
             let e = config(&[(k, v)], WebhookAuth::InsecureUnsigned).unwrap_err();
             assert!(e.to_string().contains(k), "{e}");

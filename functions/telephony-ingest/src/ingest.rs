@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use relay_shared::call_events::{self, Applied};
+use relay_shared::call_presence::{self, Transition};
+use relay_shared::call_state::CallEventMark;
 use relay_shared::delivery::CallPosition;
 use relay_shared::error::{QueueError, StoreError};
 use relay_shared::events::{rfc3339_millis, telephony_body, EventType, OutboundEvent};
@@ -321,11 +323,16 @@ impl Ingest {
         let jobs_for = |event: &OutboundEvent, sequence: u64| {
             fan_out::jobs_for(&subs, &envelope.org_id, event, at(sequence))
         };
-        let derived: Vec<QueuedJob> = call_events
+        let mut derived: Vec<QueuedJob> = call_events
             .iter()
             .zip(&call.marks)
             .flat_map(|(event, mark)| jobs_for(event, mark.seq))
             .collect();
+        if self.config.presence_from_calls {
+            if let Some(event) = self.presence_from_calls(envelope, &call.marks, now).await {
+                derived.extend(fan_out::jobs_for(&subs, &envelope.org_id, &event, None));
+            }
+        }
         let mut jobs = jobs_for(&event, event_millis(&envelope.data));
         jobs.extend(derived.iter().cloned());
         if !jobs.is_empty() {
@@ -377,6 +384,47 @@ impl Ingest {
         Err(StoreError::Conflict(format!(
             "call state still contended after {attempts} attempts"
         )))
+    }
+
+    /// Presence from calls (`PRESENCE_FROM_CALLS`, docs/presence-poller.md): the leg's person to
+    /// `call` on its `call:answered`, back on its `call:ended` (`call_presence::apply`: one read
+    /// and at most one conditional write each), each event logged for replay. A leg that both
+    /// connected and ended within this one Webex event changes nothing. Best effort: a store
+    /// failure is logged and the poller reports the person's status at its next change.
+    async fn presence_from_calls(
+        &self,
+        envelope: &TelephonyEnvelope,
+        marks: &[CallEventMark],
+        now: DateTime<Utc>,
+    ) -> Option<OutboundEvent> {
+        let person = envelope.actor_id.as_deref()?;
+        let ended = marks.iter().any(|m| m.event == EventType::CallEnded);
+        let transition = match marks.iter().find(|m| m.event == EventType::CallAnswered) {
+            Some(_) if ended => return None,
+            Some(_) => Transition::Connected,
+            None if ended => Transition::Ended,
+            None => return None,
+        };
+        let presence = self.ports.stores.presence.as_ref();
+        let org = envelope.org_id.as_str();
+        let call_id = envelope.data.call_id.as_str();
+        let event = match call_presence::apply(presence, org, person, call_id, transition, now)
+            .await
+        {
+            Ok(event) => event?,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence from calls skipped; the poller reports the status at its next change");
+                return None;
+            }
+        };
+        let kept = now + self.config.event_retention;
+        match self.ports.stores.events.append(&event, kept).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => {
+                tracing::warn!(event_id = %event.id, error = %e, "presence event not kept in the event log; relaying it anyway")
+            }
+        }
+        Some(event)
     }
 
     /// A 200 `stale` answer (with its metric line) when the event's time, `data.eventTimestamp`,

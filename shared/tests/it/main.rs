@@ -83,7 +83,11 @@ conformance! {
         api_keys: [put_get_delete_and_duplicate],
         calls: [versioned_puts, racing_writers_one_wins],
         dedupe: [claim_complete_release, expired_claims_are_reclaimable],
-        presence: [load_and_write_in_batches, stale_write_behaviour],
+        presence: [
+            load_and_write_in_batches,
+            stale_write_behaviour,
+            call_presence_beside_the_record,
+        ],
         leases: [contention_and_expiry],
         attempts: [newest_first_with_status_filter_and_pages],
         events: [

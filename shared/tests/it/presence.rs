@@ -1,4 +1,5 @@
-use relay_shared::ports::PresenceRecord;
+use relay_shared::error::StoreError;
+use relay_shared::ports::{CallPresence, PresenceRecord};
 
 use crate::harness::{Backend, StoreEnv};
 
@@ -7,6 +8,7 @@ fn rec(person: &str, fingerprint: &str, version: u64) -> PresenceRecord {
         person_id: person.into(),
         fingerprint: fingerprint.into(),
         version,
+        item: None,
     }
 }
 
@@ -72,4 +74,78 @@ pub async fn stale_write_behaviour(env: StoreEnv) {
         Backend::Memory => assert_eq!(stored, vec![rec("person-1", "status=new", 200)]),
         Backend::Aws => assert_eq!(stored, vec![rec("person-1", "status=old", 150)]),
     }
+}
+
+/// Presence from calls: the ingest's call presence of a person sits beside the poller's record,
+/// is read with it in one call, is never part of `load`, and is written conditionally.
+pub async fn call_presence_beside_the_record(env: StoreEnv) {
+    let p = &env.stores.presence;
+    let mut record = rec("person-1", "active", 100);
+    record.item = Some(r#"{"id":"person-1","status":"active"}"#.into());
+    // Another person whose id extends this one's is not read with it.
+    p.write(
+        "org-1",
+        &[record.clone(), rec("person-10", "inactive", 100)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        p.person("org-1", "person-1").await.unwrap(),
+        (Some(record.clone()), None)
+    );
+    assert_eq!(p.person("org-1", "nobody").await.unwrap(), (None, None));
+
+    let mut call = CallPresence {
+        person_id: "person-1".into(),
+        live: vec!["call-1".into()],
+        told: Some("call".into()),
+        told_by: Some("call-1".into()),
+        told_at: 200,
+        before: Some("active".into()),
+        updated_at: 200,
+        version: 1,
+    };
+    p.put_call("org-1", &call).await.unwrap();
+    // Version 1 again: someone else wrote it first.
+    assert!(matches!(
+        p.put_call("org-1", &call).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Skipping a version is refused too.
+    let mut skip = call.clone();
+    skip.version = 3;
+    assert!(matches!(
+        p.put_call("org-1", &skip).await,
+        Err(StoreError::Conflict(_))
+    ));
+    call.version = 2;
+    call.live.clear();
+    p.put_call("org-1", &call).await.unwrap();
+
+    assert_eq!(
+        p.person("org-1", "person-1").await.unwrap(),
+        (Some(record.clone()), Some(call.clone()))
+    );
+    // The poller's load holds its records only.
+    let loaded = load_sorted(&env, "org-1").await;
+    assert_eq!(loaded, vec![record, rec("person-10", "inactive", 100)]);
+    assert_eq!(
+        p.calls("org-1", &["person-10", "person-1", "nobody", "person-1"])
+            .await
+            .unwrap(),
+        vec![call.clone()]
+    );
+    // 150 people, more than one BatchGetItem.
+    let ids: Vec<String> = (0..150).map(|i| format!("many-{i}")).collect();
+    for id in &ids {
+        let c = CallPresence {
+            person_id: id.clone(),
+            version: 1,
+            ..CallPresence::default()
+        };
+        p.put_call("org-2", &c).await.unwrap();
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(p.calls("org-2", &refs).await.unwrap().len(), 150);
+    assert!(p.calls("org-3", &refs).await.unwrap().is_empty());
 }

@@ -15,7 +15,9 @@ use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
 use relay_shared::events::{EventType, OutboundEvent};
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{DeliveryQueue, EventQuery, PresenceRecord, PresenceStore, Stores};
+use relay_shared::ports::{
+    CallPresence, DeliveryQueue, EventQuery, PresenceRecord, PresenceStore, Stores,
+};
 use relay_shared::subscription::Subscription;
 use serde_json::{json, Value};
 
@@ -112,6 +114,26 @@ impl PresenceStore for CountingPresence {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.records.fetch_add(records.len(), Ordering::SeqCst);
         self.inner.write(org_id, records).await
+    }
+
+    async fn person(
+        &self,
+        org_id: &str,
+        person_id: &str,
+    ) -> Result<(Option<PresenceRecord>, Option<CallPresence>), StoreError> {
+        self.inner.person(org_id, person_id).await
+    }
+
+    async fn calls(
+        &self,
+        org_id: &str,
+        person_ids: &[&str],
+    ) -> Result<Vec<CallPresence>, StoreError> {
+        self.inner.calls(org_id, person_ids).await
+    }
+
+    async fn put_call(&self, org_id: &str, call: &CallPresence) -> Result<(), StoreError> {
+        self.inner.put_call(org_id, call).await
     }
 }
 

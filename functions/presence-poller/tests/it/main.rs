@@ -3,6 +3,7 @@
 mod common;
 
 mod aws;
+mod call_presence;
 mod handler;
 mod health;
 mod poller;

@@ -213,6 +213,7 @@ async fn baseline_is_not_repeated_when_state_exists() {
             person_id: p["id"].as_str().unwrap().into(),
             fingerprint: if i == 2 { "inactive" } else { "active" }.into(),
             version: 1,
+            item: None,
         })
         .collect();
     rig.stores.presence.write(ORG, &records).await.unwrap();
@@ -656,6 +657,7 @@ async fn older_cycles_cannot_regress_the_memory_store() {
         person_id: "p".into(),
         fingerprint: f.into(),
         version: v,
+        item: None,
     };
     stores
         .presence

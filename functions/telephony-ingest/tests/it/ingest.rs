@@ -844,6 +844,114 @@ async fn call_events_of_a_shuffled_leg(h: Harness) {
     assert_eq!(ended["data"]["answeredAt"], at(5));
 }
 
+/// Presence from calls (`PRESENCE_FROM_CALLS`, docs/presence-poller.md): the leg's person, as
+/// the poller recorded them, goes to `call` when the leg is answered and back when it ends, each
+/// once (a retried Webex event re-queues the same event id), logged for replay; a person the
+/// poller never recorded gets nothing. Off by default (every other scenario).
+async fn presence_from_calls(h: Harness) {
+    let mut config = IngestConfig::new(WebhookAuth::secret(SECRET));
+    config.presence_from_calls = true;
+    let h = Harness::build_with(
+        h.stores.clone(),
+        h.queue.clone(),
+        h.consumer.clone(),
+        h.aws,
+        config,
+    );
+    h.subscribe(SEED_ORG, &[EventType::PresenceChanged]).await;
+    let created: Value = serde_json::from_str(&envelope(SEED_CREATED)).unwrap();
+    let person = created["actorId"].as_str().unwrap().to_owned();
+    let item = |status: &str| {
+        format!(
+            r#"{{"id":"{person}","emails":["ana@example.com"],"displayName":"Ana","status":"{status}","type":"person"}}"#
+        )
+    };
+    let polled = (h.now - chrono::Duration::minutes(1)).timestamp_millis() as u64;
+    let record = relay_shared::ports::PresenceRecord {
+        person_id: person.clone(),
+        fingerprint: "active".into(),
+        version: polled,
+        item: Some(item("active")),
+    };
+    h.stores.presence.write(SEED_ORG, &[record]).await.unwrap();
+
+    let start = h.now - chrono::Duration::minutes(2);
+    let at = |s: i64| rfc3339_millis(start + chrono::Duration::seconds(s));
+    let leg = |call: &str, actor: &str, stage: &str, event_type: &str, t: i64| {
+        with(SEED_CREATED, |v| {
+            let d = &mut v["data"];
+            d["callId"] = call.into();
+            d["eventType"] = event_type.into();
+            d["eventTimestamp"] = at(t).into();
+            d["created"] = at(0).into();
+            if t >= 5 {
+                d["answered"] = at(5).into();
+            }
+            if stage == "deleted" {
+                d["disconnected"] = at(t).into();
+            }
+            v["event"] = stage.into();
+            v["actorId"] = actor.into();
+        })
+    };
+    let presence_jobs = |jobs: Vec<DeliveryJob>| -> Vec<DeliveryJob> {
+        jobs.into_iter()
+            .filter(|j| j.event_type == EventType::PresenceChanged)
+            .collect()
+    };
+    let expected = |status: &str| {
+        format!(
+            r#"{{"payload":"user-presence","items":[{}]}}"#,
+            item(status)
+        )
+    };
+
+    let ringing = leg("presence-call", &person, "created", "received", 0);
+    assert_eq!(h.post(&ringing).await.status, StatusCode::OK);
+    assert!(
+        presence_jobs(h.drain().await).is_empty(),
+        "ringing is not a call yet"
+    );
+    let answered = leg("presence-call", &person, "updated", "answered", 5);
+    assert_eq!(h.post(&answered).await.status, StatusCode::OK);
+    let jobs = presence_jobs(h.drain().await);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].body, expected("call"));
+    assert_eq!(jobs[0].org_id, SEED_ORG);
+    let connected_id = jobs[0].event_id;
+
+    let ended = leg("presence-call", &person, "deleted", "disconnected", 65);
+    assert_eq!(h.post(&ended).await.status, StatusCode::OK);
+    let jobs = presence_jobs(h.drain().await);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].body, expected("active"));
+    let logged: Vec<_> = h
+        .logged()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == EventType::PresenceChanged)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(logged.len(), 2, "both are in the event log");
+    assert!(logged.contains(&connected_id));
+
+    // A person the poller never recorded: nothing to build the contract's item from.
+    for (stage, t, ty) in [("updated", 5, "answered"), ("deleted", 65, "disconnected")] {
+        let r = h
+            .post(&leg("stranger-call", "stranger", stage, ty, t))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert!(presence_jobs(h.drain().await).is_empty());
+    let (record, call) = h
+        .stores
+        .presence
+        .person(SEED_ORG, "stranger")
+        .await
+        .unwrap();
+    assert_eq!((record, call), (None, None));
+}
+
 /// Payload filters at fan-out (relay_shared::filters): a subscriber filtering on
 /// `data.personality` = `originator` receives none of the captured (terminator) events and costs
 /// no queue message; `terminator` receives all three; a call-event subscriber filtering on the
@@ -1020,6 +1128,12 @@ macro_rules! scenarios {
         async fn stale_events() {
             if let Some(h) = $make {
                 super::stale_events(h).await
+            }
+        }
+        #[tokio::test]
+        async fn presence_from_calls() {
+            if let Some(h) = $make {
+                super::presence_from_calls(h).await
             }
         }
     };
