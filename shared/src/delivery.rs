@@ -100,9 +100,11 @@ pub struct CallPosition<'a> {
     pub sequence: u64,
 }
 
-/// The call of a logged event, read back from its body (replay: the event log keeps the raw
-/// telephony events): `(data.callId, data.eventTimestamp in ms)` for a `telephony:*` event, the
-/// same sequence ingest gave it; `(callId, sequence)` for a `call:*` one. `None` for other
+/// The call of a logged event, read back from its body (replay: the event log keeps the bodies
+/// as delivered): `(items.data.callId, items.data.eventTimestamp in ms)` for a `telephony:*`
+/// event (`{"Payload","timestamp","items":<envelope>,"orgId"}`, the telephony webhook contract),
+/// the same sequence ingest gave it; `(data.callId, sequence)` for a `call:*` one
+/// (`{"type","sequence","timestamp","orgId","data":{…}}`, docs/call-events.md). `None` for other
 /// events or a body without them.
 pub fn call_of_body(event_type: EventType, body: &str) -> Option<(String, u64)> {
     let telephony = matches!(
@@ -114,12 +116,12 @@ pub fn call_of_body(event_type: EventType, body: &str) -> Option<(String, u64)> 
     }
     let doc: serde_json::Value = serde_json::from_str(body).ok()?;
     if telephony {
-        let data = doc.get("data")?;
+        let data = doc.get("items")?.get("data")?;
         let at: DateTime<Utc> = data.get("eventTimestamp")?.as_str()?.parse().ok()?;
         let call_id = data.get("callId")?.as_str()?.to_owned();
         return Some((call_id, u64::try_from(at.timestamp_millis()).ok()?));
     }
-    let call_id = doc.get("callId")?.as_str()?.to_owned();
+    let call_id = doc.get("data")?.get("callId")?.as_str()?.to_owned();
     Some((call_id, doc.get("sequence")?.as_u64()?))
 }
 
@@ -270,19 +272,33 @@ mod tests {
         }
     }
 
+    /// On the bodies as delivered and logged, not made-up shapes: the captured seed event through
+    /// `telephony_body`, and a derived call event through `call_events::body`.
     #[test]
     fn a_logged_event_tells_its_call_and_sequence() {
-        let raw = r#"{"data":{"callId":"c1","eventTimestamp":"2025-08-14T18:52:41.730Z"}}"#;
-        assert_eq!(
-            call_of_body(EventType::TelephonyUpdated, raw),
-            Some(("c1".into(), 1_755_197_561_730))
+        let seed: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/seed001/updated.json"))
+                .unwrap();
+        let envelope: crate::webex::TelephonyEnvelope =
+            serde_json::from_value(seed["items"].clone()).unwrap();
+        let raw = crate::events::telephony_body(&envelope, Utc::now());
+        let at = envelope.data.event_timestamp.at();
+        let expected = (
+            envelope.data.call_id.clone(),
+            u64::try_from(at.timestamp_millis()).unwrap(),
         );
-        let call = r#"{"callId":"c1","sequence":3}"#;
         assert_eq!(
-            call_of_body(EventType::CallEnded, call),
-            Some(("c1".into(), 3))
+            call_of_body(EventType::TelephonyUpdated, &raw),
+            Some(expected.clone())
         );
-        assert_eq!(call_of_body(EventType::PresenceChanged, raw), None);
+        let applied = crate::call_events::apply(None, &envelope, 100);
+        let mark = applied.marks.first().expect("the seed event rings");
+        let call = crate::call_events::body(mark, &applied.record.leg, &envelope);
+        assert_eq!(
+            call_of_body(mark.event, &call),
+            Some((expected.0, mark.seq))
+        );
+        assert_eq!(call_of_body(EventType::PresenceChanged, &raw), None);
     }
 
     #[test]

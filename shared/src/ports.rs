@@ -405,6 +405,13 @@ impl QueuedJob {
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError>;
+
+    /// Can this queue take per-call-ordered jobs (`DeliveryJob::is_ordered`)? A [`RoutedQueue`]
+    /// only with an ordered queue configured; the API refuses `"ordering": "per-call"` otherwise,
+    /// rather than let every later event of the org fail at fan-out (docs/ordering.md).
+    fn takes_ordered_jobs(&self) -> bool {
+        true
+    }
 }
 
 /// The delivery queue that fan-out, the API and redrive send to: the jobs of per-call-ordered
@@ -435,6 +442,10 @@ impl DeliveryQueue for RoutedQueue {
                     .into(),
             )),
         }
+    }
+
+    fn takes_ordered_jobs(&self) -> bool {
+        self.ordered.is_some()
     }
 }
 

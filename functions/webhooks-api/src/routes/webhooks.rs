@@ -12,7 +12,7 @@ use relay_shared::ids::{EventId, SubscriptionId};
 use relay_shared::ports::{EventQuery, QueuedJob};
 use relay_shared::secrets_at_rest::StoredSecret;
 use relay_shared::signing::SigningSecret;
-use relay_shared::subscription::Subscription;
+use relay_shared::subscription::{Ordering, Subscription};
 
 use super::PageQuery;
 use crate::auth::Caller;
@@ -112,7 +112,7 @@ pub async fn create(
     let ordering = req
         .ordering
         .as_deref()
-        .map(validate::ordering)
+        .map(|o| ordering(&state, o))
         .transpose()?
         .unwrap_or_default();
     let now = state.clock.now();
@@ -205,7 +205,7 @@ pub async fn update(
     let ordering = req
         .ordering
         .as_deref()
-        .map(validate::ordering)
+        .map(|o| ordering(&state, o))
         .transpose()?;
     if name.is_none()
         && url.is_none()
@@ -449,4 +449,17 @@ async fn queue_replay(
 fn fits_the_queue(job: &DeliveryJob) -> bool {
     serde_json::to_vec(job)
         .is_ok_and(|body| relay_shared::error::QueueError::check_size(body.len()).is_ok())
+}
+
+/// `ordering`, valid and possible here: `per-call` needs the ordered queue (`ORDERED_QUEUE_URL`);
+/// without it every later event of the org would fail at fan-out (docs/ordering.md).
+fn ordering(state: &AppState, value: &str) -> Result<Ordering, ApiError> {
+    let ordering = validate::ordering(value)?;
+    if ordering == Ordering::PerCall && !state.queue.takes_ordered_jobs() {
+        return Err(ApiError::invalid(
+            "ordering",
+            "`ordering: per-call` needs the ordered delivery queue, which this deployment does not have (ORDERED_QUEUE_URL).",
+        ));
+    }
+    Ok(ordering)
 }

@@ -4,4 +4,5 @@ mod common;
 
 mod lambda_events;
 mod openapi;
+mod ordering;
 mod routes;
