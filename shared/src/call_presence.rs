@@ -211,16 +211,17 @@ pub fn verdict(
     let Some(told) = call.told_after(poller_version) else {
         return Verdict::Emit;
     };
-    if status == told {
-        Verdict::Agreed
-    } else if call.live_at(now_ms) && told == CALL_STATUS && call.before.as_deref() == Some(status)
-    {
-        Verdict::Echo
-    } else if !call.live_at(now_ms)
+    let live = call.live_at(now_ms);
+    // Webex still shows the pre-call status while the call is live.
+    let start_echo = live && told == CALL_STATUS && call.before.as_deref() == Some(status);
+    // Webex still shows the call shortly after the ingest returned the person from it.
+    let end_echo = !live
         && told != CALL_STATUS
         && status == CALL_STATUS
-        && now_ms.saturating_sub(call.told_at) < END_ECHO_MS
-    {
+        && now_ms.saturating_sub(call.told_at) < END_ECHO_MS;
+    if status == told {
+        Verdict::Agreed
+    } else if start_echo || end_echo {
         Verdict::Echo
     } else {
         Verdict::Emit

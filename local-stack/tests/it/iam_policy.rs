@@ -670,6 +670,57 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         .await
         .status
         .is_success());
+    // Presence from calls (PRESENCE_FROM_CALLS): a leg of a person the poller recorded is answered,
+    // then ends: both views of the person read (Query), the call presence written (PutItem). In an
+    // org of its own, so that the poller below still starts from an empty state.
+    let first: Value = serde_json::from_str(&envelopes[0]).unwrap();
+    let person = first["actorId"].as_str().unwrap().to_owned();
+    let presence_org = "iam-presence-org";
+    let record = relay_shared::ports::PresenceRecord {
+        person_id: person.clone(),
+        fingerprint: "active".into(),
+        version: 1,
+        item: Some(format!(r#"{{"id":"{person}","status":"active"}}"#)),
+    };
+    aws.stores
+        .presence
+        .write(presence_org, &[record])
+        .await
+        .unwrap();
+    let mut presence_config = IngestConfig::new(WebhookAuth::secret(WEBEX_SECRET));
+    presence_config.presence_from_calls = true;
+    let presence_ingest = Ingest::new(
+        CorePorts {
+            stores: ingest_clients.stores.clone(),
+            queue: queue.clone(),
+            clock: clock.clone(),
+        },
+        presence_config,
+    )
+    .with_metrics(Arc::new(|_| {}));
+    for (stage, event_type) in [("updated", "answered"), ("deleted", "disconnected")] {
+        let mut leg = first.clone();
+        leg["orgId"] = json!(presence_org);
+        leg["event"] = json!(stage);
+        leg["data"]["callId"] = json!("iam-presence-call");
+        leg["data"]["eventType"] = json!(event_type);
+        leg["data"][event_type] = leg["data"]["eventTimestamp"].clone();
+        let body = leg.to_string();
+        let answer = presence_ingest
+            .handle(body.as_bytes(), Some(&sign(&body)))
+            .await;
+        assert_eq!(answer.status.as_u16(), 200, "presence from calls");
+    }
+    let (_, call) = aws
+        .stores
+        .presence
+        .person(presence_org, &person)
+        .await
+        .unwrap();
+    assert!(
+        call.is_some_and(|c| c.live.is_empty() && c.version == 2),
+        "connected, then ended"
+    );
     used.insert(
         "TelephonyIngestFunction",
         accesses(&ingest_clients.recorder),
