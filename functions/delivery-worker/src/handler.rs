@@ -148,12 +148,24 @@ pub async fn function_handler(
         if outcome.as_ref().is_some_and(DeliveryOutcome::acknowledged) {
             continue;
         }
-        if let (Some(DeliveryOutcome::Held { delay, .. }), Some(queue), Some(receipt)) =
-            (&outcome, &ordered, &record.receipt_handle)
-        {
-            if let Err(e) = queue.retry_after(receipt, hold_seconds(*delay)).await {
-                // The queue's visibility timeout brings it back sooner: an earlier retry.
-                tracing::warn!(error = %e, "could not hold a message back for its retry delay");
+        if let (true, Some(queue), Some(receipt)) = (is_fifo, &ordered, &record.receipt_handle) {
+            // A held record hides for its retry delay. The unprocessed rest of its group is made
+            // visible at once: left in flight for the queue's visibility timeout it would keep
+            // the whole group (the held head included: FIFO hands out nothing of a group while
+            // any of it is in flight) back for that long instead of the delay.
+            let (seconds, what) = match &outcome {
+                Some(DeliveryOutcome::Held { delay, .. }) => (
+                    Some(hold_seconds(*delay)),
+                    "hold a message back for its retry delay",
+                ),
+                None => (Some(0), "release an unprocessed message"),
+                Some(_) => (None, ""),
+            };
+            if let Some(seconds) = seconds {
+                if let Err(e) = queue.retry_after(receipt, seconds).await {
+                    // The queue's visibility timeout brings it back: later, or sooner.
+                    tracing::warn!(error = %e, "could not {what}");
+                }
             }
         }
         match &record.message_id {

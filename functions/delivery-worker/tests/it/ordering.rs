@@ -262,6 +262,21 @@ async fn lambda_reports_the_held_group_and_holds_its_message() {
     assert_eq!(failed, ["m0", "m1"]);
     let got = received(&server).await;
     assert_eq!(got.len(), 2, "created of a (failed) and of b: {got:?}");
+    // The unprocessed `updated` was made visible again, not left in flight for the visibility
+    // timeout (which would keep the group back that long, whatever the retry delay): once the
+    // held head is gone, it is handed out at once.
+    relay_shared::ports::QueueConsumer::ack(fifo.as_ref(), &received_jobs[0].receipt)
+        .await
+        .unwrap();
+    let next = relay_shared::ports::QueueConsumer::receive(fifo.as_ref(), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        next.len(),
+        1,
+        "the unprocessed rest of the group is visible"
+    );
+    assert_eq!(next[0].body, received_jobs[1].body);
 }
 
 fn message_group_of(body: &str) -> Option<String> {
