@@ -4,10 +4,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, ErrorClass};
 use relay_shared::events::EventType;
+use relay_shared::filters::FilterExample;
 use relay_shared::subscription::{Health, Ordering, Subscription};
 use serde::{Deserialize, Serialize};
 
-use crate::extract::non_null;
+use crate::extract::{non_null, nullable};
 
 /// RFC 3339 with milliseconds and `Z` (`2025-08-14T18:53:03.419Z`).
 pub fn time(at: DateTime<Utc>) -> String {
@@ -37,6 +38,9 @@ pub struct Webhook {
     pub rate_limit_per_minute: u32,
     /// `none` or `per-call` (docs/ordering.md).
     pub ordering: &'static str,
+    /// The payload filter as given (docs/call-events.md#payload-filters); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Map<String, serde_json::Value>>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -72,6 +76,7 @@ impl From<&Subscription> for Webhook {
             },
             rate_limit_per_minute: s.rate_limit_per_minute,
             ordering: ordering_name(s.ordering),
+            filter: s.filter.as_ref().map(|f| f.as_json().clone()),
             created_at: time(s.created_at),
             updated_at: time(s.updated_at),
         }
@@ -138,6 +143,9 @@ pub struct CreateWebhook {
     pub rate_limit_per_minute: Option<u32>,
     #[serde(default, deserialize_with = "non_null")]
     pub ordering: Option<String>,
+    /// Checked by `validate::filter`; `null` is the same as absent (no filter).
+    #[serde(default)]
+    pub filter: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for CreateWebhook {
@@ -150,11 +158,13 @@ impl std::fmt::Debug for CreateWebhook {
             .field("enabled", &self.enabled)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("ordering", &self.ordering)
+            .field("filter", &self.filter)
             .finish()
     }
 }
 
-/// Absent fields stay as they are; `null` is refused (none of these fields is nullable).
+/// Absent fields stay as they are; `null` is refused, except for `filter`, where it removes the
+/// filter.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWebhook {
@@ -170,6 +180,9 @@ pub struct UpdateWebhook {
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "non_null")]
     pub rate_limit_per_minute: Option<u32>,
+    /// Absent: unchanged; `null`: removed; an object: replaces the filter (`validate::filter`).
+    #[serde(default, deserialize_with = "nullable")]
+    pub filter: Option<Option<serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -276,6 +289,10 @@ pub struct EventTypeInfo {
     pub description: &'static str,
     /// An example delivery body (the exact JSON a subscriber receives).
     pub example: serde_json::Value,
+    /// Payload filters one might set for this type (`relay_shared::filters::examples`); absent
+    /// when the type has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter_examples: Vec<FilterExample>,
 }
 
 pub fn event_type_names(types: &[EventType]) -> Vec<&'static str> {

@@ -1,7 +1,9 @@
 //! Input validation shared by create and update.
 
 use relay_shared::events::EventType;
+use relay_shared::filters::Filter;
 use relay_shared::subscription::Ordering;
+use serde_json::Value;
 
 use crate::config::ApiConfig;
 use crate::error::ApiError;
@@ -67,6 +69,12 @@ pub fn ordering(value: &str) -> Result<Ordering, ApiError> {
             format!("`ordering` must be `none` or `per-call`, not `{other}`."),
         )),
     }
+}
+
+/// `filter` (docs/call-events.md#payload-filters), checked by the filter language itself: the 422
+/// names the path or operator at fault (`filter.data.personality`, `filter.data.personality.gt`).
+pub fn filter(value: &Value) -> Result<Filter, ApiError> {
+    Filter::parse(value).map_err(|e| ApiError::invalid(&e.field, e.message))
 }
 
 /// A user-supplied secret: 24–128 printable ASCII characters (no spaces).

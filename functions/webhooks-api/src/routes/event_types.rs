@@ -1,4 +1,5 @@
-//! `GET /api/hooks/event-types`: the catalogue, with descriptions and example delivery bodies.
+//! `GET /api/hooks/event-types`: the catalogue, with descriptions, example delivery bodies and
+//! example payload filters.
 
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -26,6 +27,7 @@ pub fn catalogue() -> Vec<EventTypeInfo> {
             name: t.as_str(),
             description: t.description(),
             example: example(t),
+            filter_examples: relay_shared::filters::examples(t),
         })
         .collect()
 }

@@ -115,12 +115,14 @@ pub async fn create(
         .map(|o| ordering(&state, o))
         .transpose()?
         .unwrap_or_default();
+    let filter = req.filter.as_ref().map(validate::filter).transpose()?;
     let now = state.clock.now();
     let mut sub = Subscription {
         name,
         enabled: req.enabled.unwrap_or(true),
         rate_limit_per_minute,
         ordering,
+        filter,
         ..Subscription::new(
             caller.user_id.clone(),
             caller.org_id.clone(),
@@ -207,11 +209,18 @@ pub async fn update(
         .as_deref()
         .map(|o| ordering(&state, o))
         .transpose()?;
+    // Absent: unchanged; `null`: removed; an object: replaces the filter.
+    let filter = req
+        .filter
+        .as_ref()
+        .map(|f| f.as_ref().map(validate::filter).transpose())
+        .transpose()?;
     if name.is_none()
         && url.is_none()
         && event_types.is_none()
         && rate_limit.is_none()
         && ordering.is_none()
+        && filter.is_none()
         && req.enabled.is_none()
     {
         let sub = find_owned(&state, &caller, &id).await?;
@@ -233,6 +242,10 @@ pub async fn update(
         if let Some(o) = ordering {
             // Jobs already queued keep the queue they were sent to (docs/ordering.md).
             sub.ordering = o;
+        }
+        if let Some(f) = &filter {
+            // Applies to events fanned out from then on; jobs already queued are delivered.
+            sub.filter = f.clone();
         }
         if let Some(e) = req.enabled {
             sub.enabled = e;
@@ -409,7 +422,7 @@ async fn queue_replay(
     let (mut jobs, too_large): (Vec<QueuedJob>, Vec<QueuedJob>) = events
         .iter()
         .take(max as usize)
-        .filter(|e| sub.event_types.contains(&e.event_type))
+        .filter(|e| sub.event_types.contains(&e.event_type) && passes_filter(sub, e))
         .map(|e| {
             // The same sequence (and, per-call-ordered, the same message group) as at ingest.
             let call = call_of_body(e.event_type, &e.body);
@@ -442,6 +455,18 @@ async fn queue_replay(
         skipped_too_large: too_large.len() as u32,
         truncated,
         next_since,
+    })
+}
+
+/// Does the logged event pass the webhook's payload filter, as it would at fan-out
+/// (docs/call-events.md#payload-filters)? A replay sends what the webhook would have received.
+fn passes_filter(sub: &Subscription, e: &OutboundEvent) -> bool {
+    sub.filter.as_ref().is_none_or(|f| {
+        f.matches(&relay_shared::filters::pruned_document(
+            e.event_type,
+            &e.body,
+            [f],
+        ))
     })
 }
 

@@ -50,6 +50,10 @@ macro_rules! suite {
 
 suite!(
     ordering_is_opt_in_per_call,
+    payload_filters_on_create_update_and_get,
+    payload_filters_are_refused_naming_the_path_or_operator,
+    the_catalogues_filter_examples_are_accepted,
+    a_replay_applies_the_filter,
     create_returns_the_secret_once,
     create_with_a_given_secret,
     validation_errors,
@@ -150,6 +154,287 @@ async fn ordering_is_opt_in_per_call(b: Backend) {
         .assert_status(200);
     assert_eq!(patched["ordering"], "none");
     assert_eq!(h.stored(&sid).await.ordering, Ordering::None);
+}
+
+/// `filter` (docs/call-events.md#payload-filters): absent or `null` is none (not shown); an
+/// object is stored and shown as given by create, GET and list; PATCH replaces it, `null` removes
+/// it, absent leaves it.
+async fn payload_filters_on_create_update_and_get(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let inbound = json!({"data.personality": "terminator", "data.remoteParty.callType": {"in": ["external"]}});
+    let mut body = valid_body();
+    body["filter"] = inbound.clone();
+    let c = h
+        .call("POST", HOOKS, Some(&key), Some(body.clone()))
+        .await
+        .assert_status(201);
+    assert_eq!(c["filter"], inbound);
+    let id = c["id"].as_str().unwrap();
+    let sid: SubscriptionId = id.parse().unwrap();
+    let stored = h.stored(&sid).await;
+    assert_eq!(
+        stored
+            .filter
+            .as_ref()
+            .map(|f| Value::Object(f.as_json().clone())),
+        Some(inbound.clone())
+    );
+    let p = format!("{HOOKS}/{id}");
+    let got = h.call("GET", &p, Some(&key), None).await.assert_status(200);
+    assert_eq!(got["filter"], inbound);
+    let listed = h
+        .call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(listed["data"][0]["filter"], inbound);
+    for none in [None, Some(Value::Null)] {
+        let mut body = valid_body();
+        if let Some(v) = none {
+            body["filter"] = v;
+        }
+        let plain = h
+            .call("POST", HOOKS, Some(&key), Some(body))
+            .await
+            .assert_status(201);
+        assert!(plain.get("filter").is_none(), "{plain}");
+        let sid: SubscriptionId = plain["id"].as_str().unwrap().parse().unwrap();
+        assert!(h.stored(&sid).await.filter.is_none());
+    }
+    // PATCH: an object replaces, absent leaves, null removes.
+    let queue = json!({"data.redirections.0.reason": "callQueue"});
+    let u = h
+        .call("PATCH", &p, Some(&key), Some(json!({ "filter": queue })))
+        .await
+        .assert_status(200);
+    assert_eq!(u["filter"], queue);
+    let v = h.stored(&sid).await.version;
+    let u = h
+        .call("PATCH", &p, Some(&key), Some(json!({"name": "renamed"})))
+        .await
+        .assert_status(200);
+    assert_eq!(u["filter"], queue);
+    assert_eq!(h.stored(&sid).await.version, v + 1);
+    let u = h
+        .call("PATCH", &p, Some(&key), Some(json!({ "filter": null })))
+        .await
+        .assert_status(200);
+    assert!(u.get("filter").is_none(), "{u}");
+    assert!(h.stored(&sid).await.filter.is_none());
+    let got = h.call("GET", &p, Some(&key), None).await.assert_status(200);
+    assert!(got.get("filter").is_none(), "{got}");
+}
+
+/// A filter the language refuses is a 422 whose `field` names the path or the operator at fault,
+/// on create (nothing stored) and on PATCH (nothing changed).
+async fn payload_filters_are_refused_naming_the_path_or_operator(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let good = json!({"data.personality": "originator"});
+    let mut body = valid_body();
+    body["filter"] = good.clone();
+    let c = h
+        .call("POST", HOOKS, Some(&key), Some(body))
+        .await
+        .assert_status(201);
+    let sid: SubscriptionId = c["id"].as_str().unwrap().parse().unwrap();
+    let p = format!("{HOOKS}/{sid}");
+    let before = h.stored(&sid).await;
+    let long_path = vec!["a"; 11].join(".");
+    let cases = [
+        (
+            json!({"data.personality": {"gt": 1}}),
+            "filter.data.personality.gt",
+            "eq, ne, in, nin, prefix, exists",
+        ),
+        (
+            json!({"data.personality": {"eq": "a", "ne": "b"}}),
+            "filter.data.personality",
+            "exactly one operator",
+        ),
+        (
+            json!({"data..personality": "terminator"}),
+            "filter.data..personality",
+            "not a path",
+        ),
+        (
+            json!({ long_path.clone(): 1 }),
+            &format!("filter.{long_path}"),
+            "not a path",
+        ),
+        (
+            json!({"data.redirections": [["callQueue"]]}),
+            "filter.data.redirections",
+            "not objects or arrays",
+        ),
+        (
+            json!({"data.state": {"in": []}}),
+            "filter.data.state.in",
+            "1–100",
+        ),
+        (
+            json!({"data.number": {"prefix": 1}}),
+            "filter.data.number.prefix",
+            "must be a string",
+        ),
+        (
+            json!({"data.redirections": {"exists": "yes"}}),
+            "filter.data.redirections.exists",
+            "true or false",
+        ),
+        (json!({}), "filter", "1–20"),
+        (
+            json!("data.personality=terminator"),
+            "filter",
+            "must be an object",
+        ),
+        (json!(["terminator"]), "filter", "must be an object"),
+    ];
+    for (filter, field, says) in &cases {
+        let mut body = valid_body();
+        body["filter"] = filter.clone();
+        let e = h
+            .call("POST", HOOKS, Some(&key), Some(body))
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(e["field"], *field, "{filter}: {e}");
+        assert!(
+            e["detail"].as_str().unwrap().contains(says),
+            "{filter}: {e}"
+        );
+        let e = h
+            .call("PATCH", &p, Some(&key), Some(json!({ "filter": filter })))
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(e["field"], *field, "{filter}: {e}");
+    }
+    let after = h.stored(&sid).await;
+    assert_eq!(
+        after.version, before.version,
+        "a refused PATCH changes nothing"
+    );
+    assert_eq!(after.filter, before.filter);
+    let listed = h
+        .call("GET", HOOKS, Some(&key), None)
+        .await
+        .assert_status(200);
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        1,
+        "a refused create stores nothing"
+    );
+    assert_eq!(listed["data"][0]["filter"], good);
+}
+
+/// The catalogue shows the filter examples (only inbound external calls, only one call queue) for
+/// telephony and call events, none for the others; each is a filter the API accepts, and the
+/// inbound one passes the catalogue's own telephony example.
+async fn the_catalogues_filter_examples_are_accepted(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let key = h.user().await;
+    let r = h
+        .call("GET", "/api/hooks/event-types", Some(&key), None)
+        .await
+        .assert_status(200);
+    let mut distinct: Vec<Value> = Vec::new();
+    for item in r["data"].as_array().unwrap() {
+        let t = EventType::parse(item["name"].as_str().unwrap()).unwrap();
+        let examples = relay_shared::filters::examples(t);
+        if examples.is_empty() {
+            assert!(item.get("filterExamples").is_none(), "{item}");
+            continue;
+        }
+        let shown = item["filterExamples"].as_array().unwrap();
+        assert_eq!(shown.len(), examples.len());
+        assert!(
+            shown.len() >= 2,
+            "inbound external and one call queue: {item}"
+        );
+        for (s, want) in shown.iter().zip(&examples) {
+            assert_eq!(s["description"], want.description);
+            assert_eq!(s["filter"], want.filter);
+            if !distinct.contains(&want.filter) {
+                distinct.push(want.filter.clone());
+            }
+        }
+        let inbound = relay_shared::filters::Filter::parse(&shown[0]["filter"]).unwrap();
+        let doc = relay_shared::filters::document(t, &item["example"]);
+        assert!(
+            inbound.matches(doc),
+            "{t:?}: the example call is inbound external"
+        );
+    }
+    assert!(distinct.len() >= 2);
+    for filter in distinct {
+        let mut body = valid_body();
+        body["eventTypes"] = json!(["telephony:created", "call:ended"]);
+        body["filter"] = filter.clone();
+        let c = h
+            .call("POST", HOOKS, Some(&key), Some(body))
+            .await
+            .assert_status(201);
+        assert_eq!(c["filter"], filter);
+    }
+}
+
+/// A replay re-queues only what the filter lets through, as the fan-out would have.
+async fn a_replay_applies_the_filter(b: Backend) {
+    let Some(h) = h(b).await else { return };
+    let org = unique("org");
+    let key = h.key(&unique("user"), &org, Role::User).await;
+    let mut body = valid_body();
+    body["eventTypes"] = json!(["telephony:updated"]);
+    body["filter"] = json!({"data.personality": "originator"});
+    let c = h
+        .call("POST", HOOKS, Some(&key), Some(body))
+        .await
+        .assert_status(201);
+    let id = c["id"].as_str().unwrap();
+    let seed: Value = serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/seed001/updated.json"
+    ))
+    .unwrap();
+    let at = h.clock.now() - Duration::minutes(30);
+    let mut ids = Vec::new();
+    for (i, personality) in ["terminator", "originator", "terminator"]
+        .iter()
+        .enumerate()
+    {
+        let mut logged = seed.clone();
+        logged["orgId"] = json!(org);
+        logged["items"]["orgId"] = json!(org);
+        logged["items"]["data"]["personality"] = json!(personality);
+        let e = OutboundEvent {
+            id: EventId::new_at(at.timestamp_millis() as u64 + i as u64),
+            event_type: EventType::TelephonyUpdated,
+            org_id: org.clone(),
+            created_at: at + Duration::milliseconds(i as i64),
+            body: logged.to_string(),
+        };
+        h.stores
+            .events
+            .append(&e, h.clock.now() + Duration::days(30))
+            .await
+            .unwrap();
+        ids.push(e.id);
+    }
+    let window = json!({"since": (at - Duration::minutes(1)).to_rfc3339(),
+                        "until": (at + Duration::minutes(1)).to_rfc3339()});
+    let r = h
+        .call(
+            "POST",
+            &format!("{HOOKS}/{id}/replay"),
+            Some(&key),
+            Some(window),
+        )
+        .await
+        .assert_status(202);
+    assert_eq!(r["queued"], 1, "{r}");
+    let jobs = h.drain_queue().await;
+    assert_eq!(
+        jobs.iter().map(|j| j.event_id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
 }
 
 async fn create_returns_the_secret_once(b: Backend) {
