@@ -32,6 +32,23 @@ async fn isolated(worker: Arc<Worker>, body: String, receive_count: u32) -> Deli
     }
 }
 
+/// [`isolated`] for a message of the standard queue ([`Worker::process_standard_message`]: an
+/// ordered job found there is moved to the ordered queue).
+async fn isolated_standard(
+    worker: Arc<Worker>,
+    body: String,
+    receive_count: u32,
+) -> DeliveryOutcome {
+    match tokio::spawn(async move { worker.process_standard_message(&body, receive_count).await })
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => DeliveryOutcome::Failed {
+            error: format!("delivery task failed: {e}"),
+        },
+    }
+}
+
 /// One message of an ordered (FIFO) batch.
 #[derive(Debug, Clone)]
 pub struct OrderedMessage {
@@ -135,7 +152,7 @@ pub async fn function_handler(
         process_ordered(&worker, &messages).await
     } else {
         let tasks = records.iter().map(|r| {
-            isolated(
+            isolated_standard(
                 worker.clone(),
                 r.body.clone().unwrap_or_default(),
                 receive_count(r),
@@ -194,7 +211,7 @@ pub async fn poll_once(
     let outcomes = join_all(
         received
             .iter()
-            .map(|m| isolated(worker.clone(), m.body.clone(), m.receive_count)),
+            .map(|m| isolated_standard(worker.clone(), m.body.clone(), m.receive_count)),
     )
     .await;
     for (m, outcome) in received.iter().zip(&outcomes) {

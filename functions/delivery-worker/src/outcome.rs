@@ -32,6 +32,10 @@ pub enum DeliveryOutcome {
     Dropped { reason: String },
     /// The subscription is disabled (an attempt record `skipped` was written).
     Skipped { reason: String },
+    /// A per-call-ordered job received from the standard queue (sent there by an old or
+    /// misconfigured producer): re-sent, unattempted, to the ordered queue, where it can be held
+    /// back in its group (docs/ordering.md).
+    Rerouted,
     /// A per-call-ordered job (docs/ordering.md) stays on the FIFO queue, hidden for `delay`,
     /// so that it holds back the rest of its message group: after failed attempt `attempt`
     /// (the next one comes after `delay`), or without an attempt (`None`: rate limit). Not

@@ -118,6 +118,32 @@ impl Worker {
         outcome
     }
 
+    /// A message of the standard queue: an ordered job there (sent by a producer without the
+    /// routed queue) is not attempted — a retry there would be held on a queue that cannot hold
+    /// it — but re-sent to the ordered queue ([`DeliveryOutcome::Rerouted`]); the rest as
+    /// [`Worker::process_message`].
+    pub async fn process_standard_message(
+        &self,
+        raw_body: &str,
+        receive_count: u32,
+    ) -> DeliveryOutcome {
+        match serde_json::from_str::<DeliveryJob>(raw_body) {
+            Ok(job) if job.is_ordered() => {
+                let delivery_id = job.delivery_id();
+                match self.ports.core.queue.send(&[QueuedJob::now(job)]).await {
+                    Ok(()) => {
+                        tracing::warn!(%delivery_id, "an ordered job on the standard queue: moved to the ordered queue");
+                        DeliveryOutcome::Rerouted
+                    }
+                    Err(e) => DeliveryOutcome::Failed {
+                        error: format!("could not move an ordered job to the ordered queue: {e}"),
+                    },
+                }
+            }
+            _ => self.process_message(raw_body, receive_count).await,
+        }
+    }
+
     async fn park_unparseable(&self, raw_body: &str, error: &str) -> DeliveryOutcome {
         let reason = format!("unparseable delivery job: {error}");
         let envelope = serde_json::json!({

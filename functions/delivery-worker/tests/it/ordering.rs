@@ -282,3 +282,54 @@ async fn lambda_reports_the_held_group_and_holds_its_message() {
 fn message_group_of(body: &str) -> Option<String> {
     delivery_worker::handler::message_group(body)
 }
+
+/// An ordered job that reached the standard queue (a producer without the routed queue, e.g. an
+/// old `relay-keys redrive-dlq`) is not attempted there, where a retry could not be held: the
+/// worker moves it to the ordered queue and acknowledges it.
+#[tokio::test]
+async fn an_ordered_job_on_the_standard_queue_is_moved_to_the_ordered_queue() {
+    let server = receiver("call-a", 1).await;
+    let config = test_config(3);
+    let fifo = Arc::new(MemoryQueue::fifo(Duration::from_secs(30)));
+    let standard = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
+    let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
+    let routed = Arc::new(relay_shared::ports::RoutedQueue {
+        standard: standard.clone(),
+        ordered: Some(fifo.clone() as Arc<dyn DeliveryQueue>),
+    });
+    let h = Harness::with_queues(
+        config.clone(),
+        sender(&config),
+        Arc::new(relay_shared::clock::SystemClock),
+        relay_shared::adapters::memory::memory_stores(),
+        standard,
+        routed,
+        dlq.clone(),
+        dlq,
+    );
+    let sub = Subscription {
+        ordering: CallOrdering::PerCall,
+        ..h.seal(subscription(&server.uri())).await
+    };
+    h.add(&sub).await;
+    let job = ordered(&sub, EventType::TelephonyCreated, "call-a", 1);
+    let mut m = SqsMessage::default();
+    m.message_id = Some("m0".into());
+    m.receipt_handle = Some("r0".into());
+    m.body = Some(raw(&job));
+    m.event_source_arn = Some("arn:aws:sqs:eu-west-1:123456789012:relay-deliveries".into());
+    let mut event = SqsEvent::default();
+    event.records.push(m);
+    let response = h.handle(event).await;
+    assert!(response.batch_item_failures.is_empty(), "acknowledged");
+    assert!(
+        received(&server).await.is_empty(),
+        "not attempted on the standard queue"
+    );
+    let moved = relay_shared::ports::QueueConsumer::receive(fifo.as_ref(), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 1, "re-sent to the ordered queue");
+    let moved: DeliveryJob = serde_json::from_str(&moved[0].body).unwrap();
+    assert_eq!(moved, job);
+}

@@ -174,7 +174,10 @@ async fn redrive_dlq(resources: &Resources, org: Option<&str>, limit: u32) -> i3
     }
     let (_, sqs) = relay_shared::adapters::aws::aws_clients().await;
     let dlq = SqsQueue::new(sqs.clone(), dlq_url);
-    let queue = SqsQueue::new(sqs, queue_url);
+    // Routed as the API's redrive is: a per-call-ordered job goes back into its FIFO group
+    // (ORDERED_QUEUE_URL), not to the standard queue (docs/ordering.md).
+    let ordered_url = resources.ordered_queue_url.as_deref();
+    let queue = relay_shared::adapters::aws::delivery_queue(&sqs, &queue_url, ordered_url);
     let scope = org.map_or(RedriveScope::All, RedriveScope::Org);
     // Scoped to one org, the scan may have to pass other orgs' jobs: look at up to 10x `limit`.
     let scan = if org.is_some() {
