@@ -261,3 +261,85 @@ async fn presence_keeps_polling_across_three_token_expiries() {
     }
     stack.stop().await;
 }
+
+/// Presence from calls through the stack (`PRESENCE_FROM_CALLS=true`, docs/presence-poller.md):
+/// a person the poller listed answers a call → `call` at once; Webex catching up with `call` is
+/// not delivered again; the call ends → back to `active` at once; Webex catching up with that is
+/// not delivered again either.
+async fn presence_from_calls(aws: bool) {
+    let (_, created) = seed_envelopes().swap_remove(1);
+    let person = created["actorId"].as_str().unwrap().to_owned();
+    let webex = fake_webex(2).await;
+    webex.update(|p| p[0]["id"] = json!(person));
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let mut env = FAST.to_vec();
+    env.push(("PRESENCE_FROM_CALLS", "true"));
+    let stack = start_stack(&webex, &["--webex-token", WEBEX_TOKEN], &env, aws).await;
+    subscribe_presence(&stack, &receiver.url, &SigningSecret::generate()).await;
+    webex.wait_for_listings(3, Duration::from_secs(30)).await;
+
+    let leg = |stage: &str, event_type: &str| {
+        let mut v = created.clone();
+        let now = relay_shared::events::rfc3339_millis(chrono::Utc::now());
+        v["event"] = json!(stage);
+        v["data"]["callId"] = json!("e2e-presence-call");
+        v["data"]["eventType"] = json!(event_type);
+        v["data"]["eventTimestamp"] = json!(now);
+        v["data"][event_type] = json!(now);
+        v.to_string()
+    };
+    let with_status = |status: &str| {
+        let mut p = webex.people()[0].clone();
+        p["status"] = json!(status);
+        presence_body(&[p])
+    };
+    let bodies = |receiver: &Receiver| -> Vec<String> {
+        let log = receiver.log.lock().unwrap();
+        log.captures
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c.body).into_owned())
+            .collect()
+    };
+
+    assert_eq!(stack.ingest(&leg("updated", "answered")).await, 200);
+    assert_eq!(
+        receiver
+            .wait_for_successes(1, Duration::from_secs(30))
+            .await,
+        1
+    );
+    assert_eq!(bodies(&receiver), vec![with_status("call")]);
+    // Webex still says `active`, then catches up with `call`: nothing more.
+    webex.wait_for_listings(2, Duration::from_secs(30)).await;
+    webex.update(|p| p[0]["status"] = json!("call"));
+    webex.wait_for_listings(3, Duration::from_secs(30)).await;
+    assert_eq!(bodies(&receiver).len(), 1, "{:?}", bodies(&receiver));
+
+    assert_eq!(stack.ingest(&leg("deleted", "disconnected")).await, 200);
+    assert_eq!(
+        receiver
+            .wait_for_successes(2, Duration::from_secs(30))
+            .await,
+        2
+    );
+    webex.update(|p| p[0]["status"] = json!("active"));
+    webex.wait_for_listings(3, Duration::from_secs(30)).await;
+    assert_eq!(
+        bodies(&receiver),
+        vec![with_status("call"), with_status("active")],
+        "call, then back, once each"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_from_calls_in_memory() {
+    presence_from_calls(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_from_calls_on_aws_adapters() {
+    if aws_available("presence_from_calls_on_aws_adapters") {
+        presence_from_calls(true).await;
+    }
+}
