@@ -1,10 +1,11 @@
 //! Derived call events end to end (docs/call-events.md): Webex telephony events in, signed
-//! `call:*` deliveries out, each exactly once per call leg whatever the order and duplicates.
+//! `call:*` deliveries out, each exactly once per call leg whatever the order and duplicates; and
+//! payload filters set through the API, applied at fan-out.
 
 use std::time::Duration;
 
 use relay_shared::signing::SigningSecret;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
@@ -173,5 +174,82 @@ async fn call_events_of_a_shuffled_leg_in_memory() {
 async fn call_events_of_a_shuffled_leg_on_aws_adapters() {
     if aws_available("call_events_of_a_shuffled_leg_on_aws_adapters") {
         a_shuffled_leg(true).await;
+    }
+}
+
+/// Payload filters through the API and the local stack: a webhook filtering on
+/// `data.personality` = `originator` receives none of the captured (terminator) events, one
+/// filtering on `terminator` all three (docs/call-events.md#payload-filters); a bad operator is a
+/// 422 naming it.
+async fn a_personality_filter(aws: bool) {
+    let originators = Receiver::start(Behaviour::Ok).await;
+    let terminators = Receiver::start(Behaviour::Ok).await;
+    let stack = Stack::start(&[], aws).await;
+    let create = |url: &str, filter: Value| {
+        json!({
+            "name": "filtered",
+            "url": url,
+            "eventTypes": ["telephony:created", "telephony:updated", "telephony:deleted"],
+            "filter": filter,
+            "rateLimitPerMinute": 1000000
+        })
+    };
+    let (status, body) = stack
+        .api(
+            reqwest::Method::POST,
+            "/api/hooks/webhooks",
+            USER_KEY,
+            Some(create(
+                &originators.url,
+                json!({"data.personality": {"gt": 1}}),
+            )),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "filter.data.personality.gt", "{body}");
+    for (rx, personality) in [(&originators, "originator"), (&terminators, "terminator")] {
+        let (status, body) = stack
+            .api(
+                reqwest::Method::POST,
+                "/api/hooks/webhooks",
+                USER_KEY,
+                Some(create(&rx.url, json!({"data.personality": personality}))),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(
+            body["filter"],
+            json!({"data.personality": personality}),
+            "{body}"
+        );
+    }
+    for (envelope, _) in &seed_envelopes() {
+        assert_eq!(stack.ingest(envelope).await, 200);
+    }
+    assert_eq!(
+        terminators
+            .wait_for_successes(3, Duration::from_secs(30))
+            .await,
+        3
+    );
+    originators
+        .wait_for_successes(1, Duration::from_secs(1))
+        .await;
+    assert!(
+        originators.log.lock().unwrap().captures.is_empty(),
+        "filtered out"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personality_filter_in_memory() {
+    a_personality_filter(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personality_filter_on_aws_adapters() {
+    if aws_available("a_personality_filter_on_aws_adapters") {
+        a_personality_filter(true).await;
     }
 }
