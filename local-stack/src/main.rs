@@ -74,6 +74,11 @@ async fn main() -> anyhow::Result<()> {
     } else {
         backend::memory(args.store_capacity, visibility)
     };
+    if backend.ordered_consumer.is_some() {
+        // As the Lambda worker with ORDERED_QUEUE_URL: a schedule the ordered queue cannot hold
+        // is refused at start (docs/ordering.md).
+        worker_config.check_ordered()?;
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let secrets_key = secrets_key(&args, aws).await?;
 

@@ -4,7 +4,7 @@ use std::ops::Bound;
 use std::time::Duration;
 
 use relay_shared::config::{
-    defaults, from_env_pairs, in_range, ConfigError, SubscriptionFunctionArgs,
+    defaults, from_env_pairs, in_range, invalid, ConfigError, SubscriptionFunctionArgs,
 };
 use relay_shared::targets::TargetPolicy;
 
@@ -33,6 +33,11 @@ pub struct WorkerConfig {
     /// (`WORKER_CONCURRENCY`, default 10; on Lambda the event source's batch size decides).
     pub concurrency: usize,
 }
+
+/// What a hold leaves of SQS's 12-hour visibility maximum: the visibility is counted from the
+/// receive and the hold is set after the attempt, up to a function timeout later (at most 900 s
+/// on Lambda).
+pub const HOLD_MARGIN_SECONDS: u64 = 900;
 
 /// How much of a response body is stored in the attempt log.
 const SNIPPET_BYTES: usize = 1024;
@@ -110,6 +115,48 @@ impl WorkerConfig {
         args.own.config(args.targets.policy(), args.rate.per_minute)
     }
 
+    /// With an ordered queue (docs/ordering.md) a retry is a hold of the message on the queue,
+    /// not a re-send, so the schedule must fit what SQS can hold: every jittered delay within
+    /// the visibility maximum (12 h, counted from the receive) less [`HOLD_MARGIN_SECONDS`], and
+    /// room for the attempts within the ordered queue's `maxReceiveCount` (a message behind its
+    /// group's held head in a batch counts a receive at every hold of the head). Checked at
+    /// start-up where an ordered queue is configured (`ORDERED_QUEUE_URL`, the local stack).
+    pub fn check_ordered(&self) -> Result<(), ConfigError> {
+        use relay_shared::adapters::aws::{
+            MAX_HOLD_SECONDS, ORDERED_BATCH_SIZE, ORDERED_MAX_RECEIVE_COUNT,
+        };
+        let shown = || {
+            let v: Vec<String> = self.schedule.delays.iter().map(u64::to_string).collect();
+            v.join(",")
+        };
+        let max_hold = u64::from(MAX_HOLD_SECONDS) - HOLD_MARGIN_SECONDS;
+        let jitter = u64::from(self.schedule.jitter_percent);
+        if let Some(d) = self.schedule.delays.iter().skip(1).find(|d| {
+            // The longest jittered delay, rounded up as the hold is.
+            d.saturating_mul(100 + jitter).div_ceil(100) > max_hold
+        }) {
+            return Err(invalid(
+                "RETRY_SCHEDULE_SECONDS",
+                shown(),
+                format!(
+                    "with the ordered queue (ORDERED_QUEUE_URL) a retry is held on the queue, at most {max_hold} s with jitter ({d} s with {jitter} % is more)"
+                ),
+            ));
+        }
+        let receives = ORDERED_BATCH_SIZE * self.schedule.max_attempts() * 2;
+        if receives > ORDERED_MAX_RECEIVE_COUNT {
+            return Err(invalid(
+                "RETRY_SCHEDULE_SECONDS",
+                shown(),
+                format!(
+                    "with the ordered queue (ORDERED_QUEUE_URL) at most {} attempts fit its maxReceiveCount ({ORDERED_MAX_RECEIVE_COUNT})",
+                    ORDERED_MAX_RECEIVE_COUNT / ORDERED_BATCH_SIZE / 2
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The configuration the Lambda function would read from these variables (tests).
     pub fn from_env_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
         Ok(Self::from_args(&from_env_pairs(pairs)?))
@@ -147,6 +194,39 @@ mod tests {
         assert_eq!(c.targets.allow_cidrs.len(), 3);
         assert!(c.targets.allow_http && c.targets.allow_private);
         assert_eq!(c.default_rate_limit_per_minute, 5);
+    }
+
+    /// With an ordered queue a retry is a hold (docs/ordering.md): a delay SQS cannot hold, or
+    /// more attempts than the ordered queue's maxReceiveCount leaves room for, is refused.
+    #[test]
+    fn an_ordered_queue_needs_a_schedule_sqs_can_hold() {
+        let with = |schedule: &str, jitter: &str| {
+            WorkerConfig::from_env_pairs(&[
+                ("RETRY_SCHEDULE_SECONDS", schedule),
+                ("RETRY_JITTER_PERCENT", jitter),
+            ])
+            .unwrap()
+            .check_ordered()
+        };
+        assert!(WorkerConfig::default().check_ordered().is_ok());
+        assert!(with("0,60,35000", "20").is_ok());
+        let e = with("0,60,36000", "20").unwrap_err();
+        assert!(e.to_string().contains("RETRY_SCHEDULE_SECONDS"), "{e}");
+        assert!(with("0,43200", "0").is_err());
+        // The first delay is informational (the first attempt runs when queued).
+        assert!(with("86400,60", "0").is_ok());
+        let fifty = vec!["1"; 50].join(",");
+        assert!(with(&fifty, "0").is_ok(), "the schedule's maximum fits");
+        let limit = relay_shared::adapters::aws::ORDERED_MAX_RECEIVE_COUNT;
+        assert!(
+            limit >= relay_shared::adapters::aws::ORDERED_BATCH_SIZE * 50 * 2,
+            "maxReceiveCount {limit} leaves no room for followers' receives"
+        );
+        let template = include_str!("../../../template.yaml");
+        assert!(
+            template.contains(&format!("maxReceiveCount: {limit}\n")),
+            "template.yaml's ordered queue has maxReceiveCount {limit}"
+        );
     }
 
     #[test]

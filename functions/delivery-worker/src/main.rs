@@ -26,6 +26,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The ordered (FIFO) queue, whose batches come from the second event source: a held-back
     // retry changes its message's visibility there (docs/ordering.md).
     let ordered_url = args.resources.ordered_queue_url.clone();
+    if ordered_url.is_some() {
+        config.check_ordered()?;
+    }
     tracing::info!(
         timeout_ms = config.delivery_timeout.as_millis() as u64,
         schedule = ?config.schedule.delays,

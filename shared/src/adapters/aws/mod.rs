@@ -45,8 +45,8 @@ use std::sync::Arc;
 
 pub use op_counter::OpCounter;
 pub use sqs::{
-    create_fifo_queues, create_queues, delivery_queue, SqsQueue, MAX_RECEIVE_COUNT,
-    ORDERED_MAX_RECEIVE_COUNT,
+    create_fifo_queues, create_queues, delivery_queue, SqsQueue, MAX_HOLD_SECONDS,
+    MAX_RECEIVE_COUNT, ORDERED_BATCH_SIZE, ORDERED_MAX_RECEIVE_COUNT,
 };
 pub use table::{create_table, TTL_ATTRIBUTE};
 

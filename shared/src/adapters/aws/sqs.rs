@@ -30,9 +30,19 @@ const MAX_VISIBILITY_SECONDS: u32 = 43_200;
 /// Receives after which SQS moves a message to the dead-letter queue (the redrive backstop).
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// The same for the ordered (FIFO) queue, whose retries are receives of the same message
-/// (held back by its visibility, docs/ordering.md): room for every attempt of the retry
-/// schedule, rate-limit holds and a few failed receives (template.yaml says the same).
-pub const ORDERED_MAX_RECEIVE_COUNT: u32 = 20;
+/// (held back by its visibility, docs/ordering.md). A message also counts a receive each time it
+/// came in a batch behind its group's held head and went back unprocessed: the 10th message of a
+/// group can be received 9 x the attempts of those before it before its own first attempt. So:
+/// room for [`ORDERED_BATCH_SIZE`] x 50 attempts (the schedule's maximum) twice over, rate-limit
+/// holds and failed receives (template.yaml says the same; the worker refuses a schedule that
+/// could need more).
+pub const ORDERED_MAX_RECEIVE_COUNT: u32 = 1000;
+/// The ordered event source's batch size (template.yaml `OrderedDeliveries`), and the local
+/// stack's ordered receive.
+pub const ORDERED_BATCH_SIZE: u32 = 10;
+/// SQS's visibility timeout maximum, counted from the receive (a hold set later must fit in what
+/// is left of it).
+pub const MAX_HOLD_SECONDS: u32 = MAX_VISIBILITY_SECONDS;
 
 /// One SQS queue, used as the delivery queue (producer and consumer) or as the dead-letter queue.
 /// A FIFO queue (its name, so its URL, ends in `.fifo`) is sent each job's message group
