@@ -183,11 +183,23 @@ struct Outgoing {
 /// refuses a larger batch as a whole, so counting messages alone could fail every retry). A
 /// message over the limit is an error before anything is sent.
 pub fn batches(sizes: &[usize]) -> Result<Vec<Range<usize>>, QueueError> {
+    batches_by_group(sizes, &vec![None; sizes.len()])
+}
+
+/// [`batches`], for a FIFO queue: a request holds at most one message of each message group
+/// (`groups[i]`, `None`: no group). Refused entries are re-sent after the accepted ones of their
+/// request, and the next request goes only once every entry is in; so, one message per group
+/// and request, a re-sent message can never land behind a later one of its own group.
+pub fn batches_by_group(
+    sizes: &[usize],
+    groups: &[Option<&str>],
+) -> Result<Vec<Range<usize>>, QueueError> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, &size) in sizes.iter().enumerate() {
         QueueError::check_size(size)?;
-        if i - start == BATCH_SIZE || bytes + size > MAX_QUEUE_MESSAGE_BYTES {
+        let group_in_request = groups[i].is_some() && groups[start..i].contains(&groups[i]);
+        if i - start == BATCH_SIZE || bytes + size > MAX_QUEUE_MESSAGE_BYTES || group_in_request {
             out.push(start..i);
             (start, bytes) = (i, 0);
         }
@@ -224,8 +236,12 @@ impl DeliveryQueue for SqsQueue {
             });
         }
         let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
+        let groups: Vec<Option<&str>> = messages
+            .iter()
+            .map(|m| m.fifo.as_ref().map(|(group, _)| group.as_str()))
+            .collect();
         let mut accepted = 0;
-        for range in batches(&sizes)? {
+        for range in batches_by_group(&sizes, &groups)? {
             let chunk = &messages[range];
             let (refused, reason) = self.send_chunk(chunk).await?;
             accepted += chunk.len() - refused;
@@ -382,6 +398,26 @@ async fn create_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO request never holds two messages of one group: re-sending a refused entry of a
+    /// request then cannot put it behind a later message of its group accepted in that request
+    /// (review of per-call ordering, docs/ordering.md).
+    #[test]
+    fn fifo_batches_hold_one_message_per_group() {
+        let sizes = [100; 6];
+        let groups = [Some("a"), Some("b"), Some("a"), Some("c"), Some("b"), None];
+        let ranges = batches_by_group(&sizes, &groups).unwrap();
+        assert_eq!(ranges, [0..2, 2..6]);
+        for r in &ranges {
+            let mut seen: Vec<&str> = groups[r.clone()].iter().flatten().copied().collect();
+            let n = seen.len();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), n, "{r:?}");
+        }
+        // Without groups (a standard queue): by count and bytes only.
+        assert_eq!(batches_by_group(&sizes, &[None; 6]).unwrap(), [0..6]);
+    }
 
     #[test]
     fn batches_by_count_and_bytes() {
