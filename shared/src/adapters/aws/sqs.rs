@@ -181,8 +181,10 @@ struct Outgoing {
 /// Splits messages of these body sizes (bytes, in order) into `SendMessageBatch` requests of at
 /// most [`BATCH_SIZE`] messages whose bodies add up to at most [`MAX_QUEUE_MESSAGE_BYTES`] (SQS
 /// refuses a larger batch as a whole, so counting messages alone could fail every retry). A
-/// message over the limit is an error before anything is sent.
-pub fn batches(sizes: &[usize]) -> Result<Vec<Range<usize>>, QueueError> {
+/// message over the limit is an error before anything is sent. (Tests; sending uses
+/// [`batches_by_group`].)
+#[cfg(test)]
+fn batches(sizes: &[usize]) -> Result<Vec<Range<usize>>, QueueError> {
     batches_by_group(sizes, &vec![None; sizes.len()])
 }
 
