@@ -75,6 +75,31 @@ pub async fn process_ordered(
     worker: &Arc<Worker>,
     messages: &[OrderedMessage],
 ) -> Vec<Option<DeliveryOutcome>> {
+    process_ordered_until(worker, messages, None).await
+}
+
+/// What an attempt needs of the invocation's remaining time besides the delivery timeout (the
+/// claim, the attempt log, the visibility changes).
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// [`process_ordered`] within an invocation that ends at `deadline` (Lambda's): a group's
+/// messages run one after the other, so a few slow receivers could outlast the function timeout
+/// (the invocation killed, the whole batch back after the visibility timeout, the cut-off
+/// attempt POSTed again). A message is started only while the delivery timeout plus
+/// [`DEADLINE_MARGIN`] remains; the rest of its group is left unprocessed (`None`), to come back
+/// at once in the next batch.
+pub async fn process_ordered_until(
+    worker: &Arc<Worker>,
+    messages: &[OrderedMessage],
+    deadline: Option<std::time::SystemTime>,
+) -> Vec<Option<DeliveryOutcome>> {
+    let needed = worker.config().delivery_timeout + DEADLINE_MARGIN;
+    let time_left = move || {
+        deadline.is_none_or(|d| {
+            d.duration_since(std::time::SystemTime::now())
+                .is_ok_and(|left| left >= needed)
+        })
+    };
     let mut groups: Vec<(&Option<String>, Vec<usize>)> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         match groups.iter_mut().find(|(g, _)| *g == &m.group) {
@@ -85,6 +110,9 @@ pub async fn process_ordered(
     let runs = groups.into_iter().map(|(_, members)| async move {
         let mut done = Vec::with_capacity(members.len());
         for i in members {
+            if !time_left() {
+                break;
+            }
             let m = &messages[i];
             let outcome = isolated(worker.clone(), m.body.clone(), m.receive_count).await;
             let go_on = outcome.acknowledged();
@@ -149,7 +177,9 @@ pub async fn function_handler(
                 }
             })
             .collect();
-        process_ordered(&worker, &messages).await
+        // A test's default context has no deadline (0).
+        let deadline = (event.context.deadline > 0).then(|| event.context.deadline());
+        process_ordered_until(&worker, &messages, deadline).await
     } else {
         let tasks = records.iter().map(|r| {
             isolated_standard(

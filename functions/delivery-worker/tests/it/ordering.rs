@@ -333,3 +333,56 @@ async fn an_ordered_job_on_the_standard_queue_is_moved_to_the_ordered_queue() {
     let moved: DeliveryJob = serde_json::from_str(&moved[0].body).unwrap();
     assert_eq!(moved, job);
 }
+
+/// A group's messages run one after the other: the handler starts one only while the delivery
+/// timeout plus a margin is left of the invocation, and leaves the rest of the group
+/// unprocessed (batch item failures, back at once) instead of being killed mid-POST at the
+/// function timeout.
+#[tokio::test]
+async fn lambda_leaves_what_would_outlast_the_invocation_unprocessed() {
+    let server = MockServer::start().await;
+    respond(
+        &server,
+        ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)),
+        None,
+    )
+    .await;
+    let (h, sub) = per_call_harness(&server.uri(), 3).await;
+    let jobs = [
+        ordered(&sub, EventType::TelephonyCreated, "call-a", 1),
+        ordered(&sub, EventType::TelephonyUpdated, "call-a", 2),
+        ordered(&sub, EventType::TelephonyCreated, "call-b", 1),
+    ];
+    let mut event = SqsEvent::default();
+    for (i, job) in jobs.iter().enumerate() {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("m{i}"));
+        m.receipt_handle = Some(format!("r{i}"));
+        m.body = Some(raw(job));
+        m.event_source_arn = Some("arn:aws:sqs:eu-west-1:123456789012:relay-ordered.fifo".into());
+        event.records.push(m);
+    }
+    // Time for one slow delivery per group, not two.
+    let needed = h.worker.config().delivery_timeout + delivery_worker::handler::DEADLINE_MARGIN;
+    let deadline = std::time::SystemTime::now() + needed + Duration::from_secs(1);
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let lambda = lambda_runtime::LambdaEvent::new(event, context);
+    let response = delivery_worker::function_handler(h.worker.clone(), None, lambda)
+        .await
+        .unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["m1"],
+        "call-a's second message waits for the next batch"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
