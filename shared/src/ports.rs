@@ -174,6 +174,9 @@ pub struct PresenceRecord {
     pub item: Option<String>,
 }
 
+/// Both views of one person: the poller's record and the ingest's call presence (each if any).
+pub type PersonViews = (Option<PresenceRecord>, Option<CallPresence>);
+
 #[async_trait]
 pub trait PresenceStore: Send + Sync {
     /// Every record of the org, in one query.
@@ -182,11 +185,7 @@ pub trait PresenceStore: Send + Sync {
     async fn write(&self, org_id: &str, records: &[PresenceRecord]) -> Result<(), StoreError>;
     /// One person's record and the ingest's call presence of them, in one consistent read
     /// (presence from calls, `call_presence`).
-    async fn person(
-        &self,
-        org_id: &str,
-        person_id: &str,
-    ) -> Result<(Option<PresenceRecord>, Option<CallPresence>), StoreError>;
+    async fn person(&self, org_id: &str, person_id: &str) -> Result<PersonViews, StoreError>;
     /// The call presences of these people (those that have one), consistently read: what the
     /// poller checks for the people whose status changed.
     async fn calls(

@@ -16,7 +16,7 @@ use relay_shared::error::StoreError;
 use relay_shared::events::{EventType, OutboundEvent};
 use relay_shared::ids::SubscriptionId;
 use relay_shared::ports::{
-    CallPresence, DeliveryQueue, EventQuery, PresenceRecord, PresenceStore, Stores,
+    CallPresence, DeliveryQueue, EventQuery, PersonViews, PresenceRecord, PresenceStore, Stores,
 };
 use relay_shared::subscription::Subscription;
 use serde_json::{json, Value};
@@ -116,11 +116,7 @@ impl PresenceStore for CountingPresence {
         self.inner.write(org_id, records).await
     }
 
-    async fn person(
-        &self,
-        org_id: &str,
-        person_id: &str,
-    ) -> Result<(Option<PresenceRecord>, Option<CallPresence>), StoreError> {
+    async fn person(&self, org_id: &str, person_id: &str) -> Result<PersonViews, StoreError> {
         self.inner.person(org_id, person_id).await
     }
 

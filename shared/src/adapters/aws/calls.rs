@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::common::{doc, doc_item, n, secs, Condition, Conditional, EXPIRES_AT};
+use super::common::{doc, doc_item, n, secs, Condition, EXPIRES_AT};
 use super::DynamoTable;
 use crate::call_state::CallRecord;
 use crate::error::StoreError;
@@ -27,31 +27,14 @@ impl CallStateStore for DynamoTable {
     }
 
     async fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
-        let Some(prev) = record.version.checked_sub(1) else {
-            return Err(StoreError::Conflict(format!(
-                "call {}: version 0 cannot be written",
-                record.call_id
-            )));
-        };
         // The record carries its own expiry (Unix seconds), extended as the call goes on.
         let mut item = doc_item(pk(&record.call_id), SK, record)?;
         item.insert(EXPIRES_AT.into(), n(record.expires_at));
-        item.insert("version".into(), n(record.version));
         // An expired item that TTL has not removed yet counts as absent (`get` does not return it).
-        let unchanged = if prev == 0 {
-            Condition::new("attribute_not_exists(pk) OR expires_at <= :now")
-                .value(":now", n(secs(Utc::now())))
-        } else {
-            Condition::new("#v = :prev")
-                .name("#v", "version")
-                .value(":prev", n(prev))
-        };
-        match self.put_if(item, unchanged).await? {
-            Conditional::Written => Ok(()),
-            Conditional::Refused(_) => Err(StoreError::Conflict(format!(
-                "call {} changed",
-                record.call_id
-            ))),
-        }
+        let absent = Condition::new("attribute_not_exists(pk) OR expires_at <= :now")
+            .value(":now", n(secs(Utc::now())));
+        let what = format!("call {}", record.call_id);
+        self.put_next_version(item, record.version, absent, &what)
+            .await
     }
 }

@@ -409,6 +409,35 @@ impl DynamoTable {
         Ok(())
     }
 
+    /// An optimistic write: `item` with `version`, put if the stored item has `version - 1` or,
+    /// for version 1, if `absent` (the item's "not there yet" condition) holds. Otherwise, and
+    /// for version 0, `StoreError::Conflict` naming `what`.
+    pub(crate) async fn put_next_version(
+        &self,
+        mut item: Item,
+        version: u64,
+        absent: Condition<'_>,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        let Some(prev) = version.checked_sub(1) else {
+            return Err(StoreError::Conflict(format!(
+                "{what}: version 0 cannot be written"
+            )));
+        };
+        item.insert("version".into(), n(version));
+        let unchanged = if prev == 0 {
+            absent
+        } else {
+            Condition::new("#v = :prev")
+                .name("#v", "version")
+                .value(":prev", n(prev))
+        };
+        match self.put_if(item, unchanged).await? {
+            Conditional::Written => Ok(()),
+            Conditional::Refused(_) => Err(StoreError::Conflict(format!("{what} changed"))),
+        }
+    }
+
     /// A PutItem of `item` if `condition` holds.
     pub(crate) async fn put_if(
         &self,

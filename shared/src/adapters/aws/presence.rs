@@ -21,11 +21,11 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
 
 use super::common::{
     backoff, build_error, doc, doc_item, get_n, get_s, key, n, s, store_error, Collect, Condition,
-    Conditional, Item, QuerySpec,
+    Item, QuerySpec,
 };
 use super::DynamoTable;
 use crate::error::StoreError;
-use crate::ports::{CallPresence, PresenceRecord, PresenceStore};
+use crate::ports::{CallPresence, PersonViews, PresenceRecord, PresenceStore};
 
 /// `BatchWriteItem`'s limit.
 pub(crate) const BATCH_SIZE: usize = 25;
@@ -150,11 +150,7 @@ impl PresenceStore for DynamoTable {
         Ok(())
     }
 
-    async fn person(
-        &self,
-        org_id: &str,
-        person_id: &str,
-    ) -> Result<(Option<PresenceRecord>, Option<CallPresence>), StoreError> {
+    async fn person(&self, org_id: &str, person_id: &str) -> Result<PersonViews, StoreError> {
         let record_sk = format!("{PERSON_PREFIX}{person_id}");
         let call = call_sk(person_id);
         let mut spec = QuerySpec::partition(pk(org_id));
@@ -234,28 +230,11 @@ impl PresenceStore for DynamoTable {
     }
 
     async fn put_call(&self, org_id: &str, call: &CallPresence) -> Result<(), StoreError> {
-        let Some(prev) = call.version.checked_sub(1) else {
-            return Err(StoreError::Conflict(format!(
-                "call presence of {}: version 0 cannot be written",
-                call.person_id
-            )));
-        };
-        let mut item = doc_item(pk(org_id), call_sk(&call.person_id), call)?;
-        item.insert("version".into(), n(call.version));
-        let unchanged = if prev == 0 {
-            Condition::new("attribute_not_exists(pk)")
-        } else {
-            Condition::new("#v = :prev")
-                .name("#v", "version")
-                .value(":prev", n(prev))
-        };
-        match self.put_if(item, unchanged).await? {
-            Conditional::Written => Ok(()),
-            Conditional::Refused(_) => Err(StoreError::Conflict(format!(
-                "call presence of {} changed",
-                call.person_id
-            ))),
-        }
+        let item = doc_item(pk(org_id), call_sk(&call.person_id), call)?;
+        let absent = Condition::new("attribute_not_exists(pk)");
+        let what = format!("call presence of {}", call.person_id);
+        self.put_next_version(item, call.version, absent, &what)
+            .await
     }
 }
 

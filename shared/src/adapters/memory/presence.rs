@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::ports::{CallPresence, PresenceRecord, PresenceStore};
+use crate::ports::{CallPresence, PersonViews, PresenceRecord, PresenceStore};
 
 #[derive(Default)]
 struct Org {
@@ -44,11 +44,7 @@ impl PresenceStore for MemoryPresence {
         Ok(())
     }
 
-    async fn person(
-        &self,
-        org_id: &str,
-        person_id: &str,
-    ) -> Result<(Option<PresenceRecord>, Option<CallPresence>), StoreError> {
+    async fn person(&self, org_id: &str, person_id: &str) -> Result<PersonViews, StoreError> {
         let orgs = self.orgs.lock().unwrap();
         let org = orgs.get(org_id);
         Ok((
