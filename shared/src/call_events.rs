@@ -30,6 +30,7 @@ pub fn observation(envelope: &TelephonyEnvelope) -> CallObservation {
         state: data.state.as_ref().map(|s| s.as_str().to_owned()),
         event_timestamp: data.event_timestamp.as_str().to_owned(),
         event_time: data.event_timestamp.at(),
+        key: data.dedupe_key(),
         derived: Vec::new(),
     }
 }
@@ -211,6 +212,9 @@ fn implied(record: &CallRecord) -> Vec<Implied> {
     }
     let mut middle = Vec::new();
     let mut held = false;
+    // Two distinct Webex events of one transfer at the same instant (history keeps both, as
+    // the dedupe key does) are one transfer.
+    let mut transfer_at = None;
     for o in &record.history {
         match on_hold(o) {
             Some(true) if !held => {
@@ -223,7 +227,8 @@ fn implied(record: &CallRecord) -> Vec<Implied> {
             }
             _ => {}
         }
-        if transferred(o) {
+        if transferred(o) && transfer_at != Some(o.event_time) {
+            transfer_at = Some(o.event_time);
             middle.push(Implied::at(EventType::CallTransferred, o.event_time));
         }
     }

@@ -21,6 +21,10 @@ pub struct CallObservation {
     /// `data.eventTimestamp` as Webex sent it.
     pub event_timestamp: String,
     pub event_time: DateTime<Utc>,
+    /// The event's dedupe key (`TelephonyCallData::dedupe_key`, a hash of the whole `data`):
+    /// what tells two Webex events apart. Empty in records stored before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
     /// The derived call events this observation caused. They are stored with it, in the same
     /// conditional write, so that a retry of the same Webex event (after a crash or a queue
     /// failure between that write and the queueing) re-queues exactly these, under the same ids.
@@ -29,8 +33,14 @@ pub struct CallObservation {
 }
 
 impl CallObservation {
-    /// The same Webex event (whatever derived events it caused).
+    /// The same Webex event (whatever derived events it caused): the same dedupe key, as the
+    /// ingest's dedupe claim tells events apart, so a distinct event that happens to share stage,
+    /// type, state and timestamp still counts. An observation stored without a key (before it was
+    /// kept) is compared on those four.
     pub fn same_event(&self, other: &CallObservation) -> bool {
+        if !self.key.is_empty() && !other.key.is_empty() {
+            return self.key == other.key;
+        }
         self.stage == other.stage
             && self.event_type == other.event_type
             && self.state == other.state
@@ -208,6 +218,7 @@ mod tests {
             event_time: DateTime::parse_from_rfc3339(ts)
                 .unwrap()
                 .with_timezone(&Utc),
+            key: String::new(),
             derived: Vec::new(),
         }
     }
@@ -240,5 +251,22 @@ mod tests {
         );
         assert_eq!(r.history.len(), 3);
         assert_eq!(r.expires_at, 20);
+    }
+
+    /// Events are told apart by their dedupe key when both observations have one; a stored
+    /// observation without one (an older record) is compared on stage, type, state and time.
+    #[test]
+    fn same_event_compares_the_dedupe_key() {
+        let keyed = |key: &str| CallObservation {
+            key: key.into(),
+            ..obs("updated", "2025-08-14T18:52:41.730Z")
+        };
+        assert!(keyed("tel:a").same_event(&keyed("tel:a")));
+        assert!(!keyed("tel:a").same_event(&keyed("tel:b")));
+        assert!(keyed("").same_event(&keyed("tel:b")));
+        assert!(!keyed("").same_event(&CallObservation {
+            state: Some("held".into()),
+            ..keyed("tel:b")
+        }));
     }
 }

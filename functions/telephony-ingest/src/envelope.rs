@@ -1,9 +1,6 @@
 //! Webhook bodies: the telephony envelope (routed on `resource`), its dedupe key and event time,
 //! and what a 400 says about a body that does not parse.
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-
 use relay_shared::webex::{
     parse_json, EnvelopeHead, ParseError, TelephonyCallData, TelephonyEnvelope, TELEPHONY_RESOURCE,
 };
@@ -34,61 +31,10 @@ pub fn parse_envelope(body: &[u8]) -> Result<TelephonyEnvelope, Unparsed> {
     parse_json::<TelephonyEnvelope>(body).map_err(Unparsed::Invalid)
 }
 
-/// The dedupe key of a telephony event: `(callSessionId, callId, data.eventType, eventTimestamp,
-/// hash of data)`, hashed so that a key has a bounded length whatever Webex sends. The hash of the
-/// whole `data` keeps two different events of one type in the same millisecond apart, while an
-/// exact redelivery (the same `data`, whatever the envelope around it) is still one event. (Webex's
-/// top-level `id` is the webhook registration, the same for every event.)
+/// The dedupe key of a telephony event ([`TelephonyCallData::dedupe_key`], in relay-shared
+/// because the call record tells Webex events apart by the same key).
 pub fn dedupe_key(data: &TelephonyCallData) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        data.call_session_id.as_deref().unwrap_or(""),
-        data.call_id.as_str(),
-        data.event_type.as_str(),
-        data.event_timestamp.as_str(),
-    ] {
-        hash_str(&mut h, part);
-    }
-    let value = serde_json::to_value(data).expect("call data serialises");
-    hash_value(&mut h, &value);
-    format!("tel:{}", hex::encode(h.finalize()))
-}
-
-fn hash_str(h: &mut Sha256, s: &str) {
-    h.update((s.len() as u64).to_be_bytes());
-    h.update(s.as_bytes());
-}
-
-/// A canonical hash of a JSON value: object keys in sorted order (the order Webex happens to send
-/// them in does not matter), every item tagged and length-prefixed (no two values hash alike).
-fn hash_value(h: &mut Sha256, v: &Value) {
-    match v {
-        Value::Null => h.update(b"n"),
-        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
-        Value::Number(n) => {
-            h.update(b"#");
-            hash_str(h, &n.to_string());
-        }
-        Value::String(s) => {
-            h.update(b"s");
-            hash_str(h, s);
-        }
-        Value::Array(items) => {
-            h.update(b"[");
-            h.update((items.len() as u64).to_be_bytes());
-            items.iter().for_each(|i| hash_value(h, i));
-        }
-        Value::Object(map) => {
-            h.update(b"{");
-            h.update((map.len() as u64).to_be_bytes());
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by_key(|(k, _)| *k);
-            for (k, v) in entries {
-                hash_str(h, k);
-                hash_value(h, v);
-            }
-        }
-    }
+    data.dedupe_key()
 }
 
 /// `data.eventTimestamp` in ms since the epoch (clamped to the ULID range): the time part of the

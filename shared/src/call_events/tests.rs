@@ -211,6 +211,37 @@ fn an_answered_leg_shuffled_with_duplicates_tells_its_story_once() {
     assert_eq!(held["timestamp"], ts(20.0));
 }
 
+/// Two distinct Webex events equal on stage, type, state and timestamp (the second says the call
+/// was completed elsewhere) are two events, as the ingest's dedupe key tells them apart: the
+/// second's leg facts count. An exact redelivery (the same `data`) is still one.
+#[test]
+fn a_distinct_event_equal_on_stage_type_state_and_time_still_counts() {
+    let first = event("updated", "received", "alerting", 0.5, json!({}));
+    let elsewhere = event(
+        "updated",
+        "received",
+        "alerting",
+        0.5,
+        json!({"completedElsewhere": true}),
+    );
+    let end = event("deleted", "disconnected", "disconnected", 9.0, json!({}));
+    let (marks, record) = run(&[first.clone(), elsewhere.clone(), first, elsewhere, end]);
+    assert_eq!(kinds(&marks), ["call:ringing", "call:ended"]);
+    assert_eq!(marks[1].outcome, Some(CallOutcome::AnsweredElsewhere));
+    assert_eq!(record.history.len(), 3, "{:?}", record.history);
+    // Two distinct events of one transfer at one instant: one call:transferred.
+    let forwarded = |extra| event("updated", "forwarded", "connected", 5.0, extra);
+    let (marks, _) = run(&[
+        event("created", "received", "alerting", 0.5, json!({})),
+        forwarded(json!({})),
+        forwarded(json!({"muted": true})),
+    ]);
+    assert_eq!(
+        kinds(&marks),
+        ["call:ringing", "call:answered", "call:transferred"]
+    );
+}
+
 #[test]
 fn a_retry_of_an_applied_event_re_queues_the_same_marks_and_writes_nothing() {
     let leg = answered_leg();

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::open_enum::open_enum;
 use super::{WebexTime, WebhookEnvelope};
@@ -74,6 +75,66 @@ pub struct TelephonyCallData {
     pub completed_elsewhere: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl TelephonyCallData {
+    /// The dedupe key of a telephony event: `(callSessionId, callId, data.eventType,
+    /// eventTimestamp, hash of data)`, hashed so that a key has a bounded length whatever Webex
+    /// sends. The hash of the whole `data` keeps two different events of one type in the same
+    /// millisecond apart, while an exact redelivery (the same `data`, whatever the envelope around
+    /// it) is still one event. (Webex's top-level `id` is the webhook registration, the same for
+    /// every event.) The ingest claims it; the call record (`call_state`) tells events apart by it.
+    pub fn dedupe_key(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [
+            self.call_session_id.as_deref().unwrap_or(""),
+            self.call_id.as_str(),
+            self.event_type.as_str(),
+            self.event_timestamp.as_str(),
+        ] {
+            hash_str(&mut h, part);
+        }
+        let value = serde_json::to_value(self).expect("call data serialises");
+        hash_value(&mut h, &value);
+        format!("tel:{}", hex::encode(h.finalize()))
+    }
+}
+
+fn hash_str(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u64).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+/// A canonical hash of a JSON value: object keys in sorted order (the order Webex happens to send
+/// them in does not matter), every item tagged and length-prefixed (no two values hash alike).
+fn hash_value(h: &mut Sha256, v: &Value) {
+    match v {
+        Value::Null => h.update(b"n"),
+        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            h.update(b"#");
+            hash_str(h, &n.to_string());
+        }
+        Value::String(s) => {
+            h.update(b"s");
+            hash_str(h, s);
+        }
+        Value::Array(items) => {
+            h.update(b"[");
+            h.update((items.len() as u64).to_be_bytes());
+            items.iter().for_each(|i| hash_value(h, i));
+        }
+        Value::Object(map) => {
+            h.update(b"{");
+            h.update((map.len() as u64).to_be_bytes());
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by_key(|(k, _)| *k);
+            for (k, v) in entries {
+                hash_str(h, k);
+                hash_value(h, v);
+            }
+        }
+    }
 }
 
 /// A party of a call (`remoteParty`, `redirectingParty`).

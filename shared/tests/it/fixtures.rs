@@ -47,6 +47,7 @@ pub fn call(call_id: &str, version: u64, stage: &str, at: DateTime<Utc>) -> Call
         state: Some("alerting".into()),
         event_timestamp: at.to_rfc3339(),
         event_time: at,
+        key: String::new(),
         derived: Vec::new(),
     };
     let mut r = CallRecord::new(
