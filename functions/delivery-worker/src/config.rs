@@ -215,7 +215,7 @@ mod tests {
         assert!(with("0,43200", "0").is_err());
         // The first delay is informational (the first attempt runs when queued).
         assert!(with("86400,60", "0").is_ok());
-        let fifty = vec!["1"; 50].join(",");
+        let fifty = ["1"; 50].join(",");
         assert!(with(&fifty, "0").is_ok(), "the schedule's maximum fits");
         let limit = relay_shared::adapters::aws::ORDERED_MAX_RECEIVE_COUNT;
         assert!(

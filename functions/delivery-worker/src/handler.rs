@@ -130,10 +130,17 @@ pub async fn process_ordered_until(
     out
 }
 
-/// Whole seconds of a hold, rounded up (the queue caps it at its visibility maximum).
+/// Whole seconds of a hold, rounded up, and at most what SQS can still hold after this
+/// receive (its 12-hour visibility maximum counts from the receive: less
+/// [`crate::config::HOLD_MARGIN_SECONDS`]). A longer wait (a `Retry-After` doubling a long
+/// delay) is cut short to that — an earlier retry, still held — rather than refused by SQS and
+/// back after the visibility timeout (the schedule itself is checked at start,
+/// `WorkerConfig::check_ordered`).
 fn hold_seconds(delay: Duration) -> u32 {
+    let max = u64::from(relay_shared::adapters::aws::MAX_HOLD_SECONDS)
+        - crate::config::HOLD_MARGIN_SECONDS;
     let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-    u32::try_from(secs).unwrap_or(u32::MAX)
+    u32::try_from(secs.min(max)).unwrap_or(u32::MAX)
 }
 
 fn receive_count(r: &SqsMessage) -> u32 {
@@ -344,5 +351,15 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_hold_fits_what_sqs_can_hold_after_the_receive() {
+        use std::time::Duration;
+        assert_eq!(super::hold_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(super::hold_seconds(Duration::from_secs(86_400)), 42_300);
     }
 }

@@ -418,7 +418,7 @@ mod tests {
             assert_eq!(seen.len(), n, "{r:?}");
         }
         // Without groups (a standard queue): by count and bytes only.
-        assert_eq!(batches_by_group(&sizes, &[None; 6]).unwrap(), [0..6]);
+        assert_eq!(batches_by_group(&sizes, &[None; 6]).unwrap(), vec![0..6]);
     }
 
     #[test]
