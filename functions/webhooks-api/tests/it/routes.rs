@@ -240,7 +240,7 @@ async fn payload_filters_are_refused_naming_the_path_or_operator(b: Backend) {
     let sid: SubscriptionId = c["id"].as_str().unwrap().parse().unwrap();
     let p = format!("{HOOKS}/{sid}");
     let before = h.stored(&sid).await;
-    let long_path = vec!["a"; 11].join(".");
+    let long_path = ["a"; 11].join(".");
     let cases = [
         (
             json!({"data.personality": {"gt": 1}}),
