@@ -1,22 +1,40 @@
-//! Log lines a test can read: [`capture`] installs a JSON `tracing` subscriber (DEBUG and up) for
-//! the current thread, the one a `#[tokio::test]` runs on, until the returned value is dropped.
+//! Log lines a test can read: [`capture`] collects the JSON `tracing` lines (DEBUG and up) that the
+//! current thread (the one a `#[tokio::test]` runs on) logs, until the returned value is dropped.
+//!
+//! One process-wide subscriber, installed by the first capture, writes each line to the buffer of
+//! the thread that logged it (or nowhere). A per-thread default subscriber would be simpler but is
+//! racy: tracing-core caches each callsite's interest against the subscribers it sees when the
+//! callsite registers, so a line logged first on another, subscriber-less thread could be cached
+//! as "nobody is interested" and vanish from a capture under load.
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, Once};
 
 use serde_json::Value;
 
-/// The captured lines; dropping it uninstalls the subscriber.
+/// The captured lines; dropping it stops the capture on this thread.
 pub struct CapturedLogs {
     buf: Buffer,
-    _guard: tracing::subscriber::DefaultGuard,
+    previous: Option<Buffer>,
 }
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
 
-impl std::io::Write for Buffer {
+thread_local! {
+    static CURRENT: RefCell<Option<Buffer>> = const { RefCell::new(None) };
+}
+
+/// Appends to the logging thread's capture buffer, if it has one.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        CURRENT.with(|c| {
+            if let Some(buf) = c.borrow().as_ref() {
+                buf.0.lock().unwrap().extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -24,22 +42,29 @@ impl std::io::Write for Buffer {
     }
 }
 
+static INSTALL: Once = Once::new();
+
 /// Captures what this thread logs from now on, as `tracing_subscriber`'s JSON lines.
 pub fn capture() -> CapturedLogs {
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(|| ThreadWriter)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in a test binary");
+    });
     let buf = Buffer::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    // A callsite that another test's thread was registering while this subscriber was added may
-    // have cached "nobody is interested" (tracing-core computes it against the subscribers it saw
-    // when registration began): let such registrations finish, then recompute every callsite.
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    tracing::callsite::rebuild_interest_cache();
-    CapturedLogs { buf, _guard: guard }
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(buf.clone()));
+    CapturedLogs { buf, previous }
+}
+
+impl Drop for CapturedLogs {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CURRENT.with(|c| *c.borrow_mut() = previous);
+    }
 }
 
 impl CapturedLogs {
