@@ -15,6 +15,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod events;
+pub mod fan_out;
 pub mod filters;
 pub mod ids;
 pub mod logging;

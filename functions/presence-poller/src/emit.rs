@@ -2,11 +2,11 @@
 //! logging them for replay and fanning them out to the org's subscriptions.
 
 use chrono::{DateTime, Utc};
-use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::{QueueError, StoreError};
 use relay_shared::events::{presence_body, EventType, OutboundEvent};
+use relay_shared::fan_out;
 use relay_shared::ids::EventId;
-use relay_shared::ports::{DeliveryQueue, EventLog, QueuedJob, SubscriptionStore};
+use relay_shared::ports::{DeliveryQueue, EventLog, SubscriptionStore};
 use relay_shared::webex::Person;
 
 /// Room kept in every event for the rest of its delivery job (ids, org, attempt history, …),
@@ -114,10 +114,8 @@ impl Outbox<'_> {
                 body,
             };
             self.events.append(&event, now + ttl).await?;
-            jobs.extend(
-                subs.iter()
-                    .map(|s| QueuedJob::now(DeliveryJob::for_event(&event, s.id))),
-            );
+            // The subscribers' payload filters apply to presence events as to any other.
+            jobs.extend(fan_out::jobs_for(&subs, org_id, &event, None));
             out.events += 1;
         }
         if !jobs.is_empty() {

@@ -4,13 +4,13 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use relay_shared::events::{telephony_body, EventType, OutboundEvent};
+use relay_shared::fan_out::jobs_for;
 use relay_shared::filters::Filter;
 use relay_shared::ids::EventId;
 use relay_shared::subscription::Subscription;
 use relay_shared::webex::{verify_webex_signature, webex_signature};
 use serde_json::json;
 use telephony_ingest::envelope::parse_envelope;
-use telephony_ingest::fan_out::jobs_for;
 
 const SEED: &str = include_str!("../../../tests/fixtures/seed001/updated.json");
 

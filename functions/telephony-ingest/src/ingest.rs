@@ -23,8 +23,8 @@ use relay_shared::webex::{TelephonyEnvelope, Verified, TELEPHONY_RESOURCE};
 
 use crate::config::{IngestConfig, WebhookAuth};
 use crate::envelope::{dedupe_key, event_millis, parse_envelope, Unparsed};
-use crate::fan_out;
 use crate::response::{truncate, IngestOutcome, IngestResponse};
+use relay_shared::fan_out;
 
 /// The wait before re-reading a call record whose conditional write lost a race (5, 10, 20 ms…).
 const CALL_WRITE_BACKOFF: Backoff = Backoff::new(std::time::Duration::from_millis(5));

@@ -10,13 +10,12 @@
 //!
 //! Layout: [`ingest::Ingest`] is the core, over the ports; [`http::router`] is the
 //! `axum::Router` that Lambda serves with `lambda_http::run` and the local stack with
-//! `axum::serve`; [`envelope`] parses bodies and derives the dedupe key; [`fan_out`] picks the
+//! `axum::serve`; [`envelope`] parses bodies and derives the dedupe key; `relay_shared::fan_out` picks the
 //! subscriptions of an event (type and payload filter); [`response`] is the
 //! answer and its outcome; [`config`] the settings.
 
 pub mod config;
 pub mod envelope;
-pub mod fan_out;
 pub mod http;
 pub mod ingest;
 pub mod response;

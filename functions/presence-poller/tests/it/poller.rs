@@ -925,3 +925,40 @@ async fn max_respects_webexs_caps() {
         assert_eq!(rig.fake.requests(), pages, "{first:?}");
     }
 }
+
+/// Payload filters hold for presence events too: a subscriber filtering on one status gets only
+/// the events that match (one event per cycle here, one person changing).
+#[tokio::test]
+async fn a_presence_subscribers_filter_is_applied() {
+    let mut served = people(3, "active");
+    let rig = Rig::new(served.clone(), fast_config()).await;
+    let mut only_dnd = subscription(ORG, &[EventType::PresenceChanged], true);
+    only_dnd.filter = Some(
+        relay_shared::filters::Filter::parse(
+            &serde_json::json!({"items.0.status": "DoNotDisturb"}),
+        )
+        .unwrap(),
+    );
+    rig.stores
+        .subscriptions
+        .create(&only_dnd, 100)
+        .await
+        .unwrap();
+    let mut s = rig.poller.session();
+    cycle_ok(&s.cycle(far()).await);
+
+    set_status(&mut served, 0, "inactive");
+    rig.fake.set_people(served.clone());
+    let r = s.cycle(far()).await;
+    cycle_ok(&r);
+    assert_eq!(r.emitted.events, 1);
+    assert_eq!(r.emitted.jobs, 0, "filtered out: no job");
+
+    set_status(&mut served, 1, "DoNotDisturb");
+    rig.fake.set_people(served.clone());
+    let r = s.cycle(far()).await;
+    cycle_ok(&r);
+    assert_eq!(r.emitted.jobs, 1);
+    assert_eq!(rig.jobs().len(), 1);
+    assert_eq!(rig.jobs()[0].subscription_id, only_dnd.id);
+}

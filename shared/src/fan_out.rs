@@ -1,5 +1,6 @@
-//! Step 8's selection: which subscriptions of the org get a job for one outbound event. Payload
-//! filters (`relay_shared::filters`) are applied here, so a filtered-out event costs no queue
+//! Fan-out: which subscriptions of the org get a job for one outbound event (the ingest's step 8,
+//! the presence poller's emit, docs/telephony-ingest.md). Payload filters (`crate::filters`) are
+//! applied here, for every event type, so a filtered-out event costs no queue
 //! message; the body is parsed once per event, only when a subscriber has a filter, and only
 //! into what the filters look at (`filters::pruned_document`).
 
@@ -7,11 +8,11 @@ use std::cell::OnceCell;
 
 use serde_json::Value;
 
-use relay_shared::delivery::{CallPosition, DeliveryJob};
-use relay_shared::events::OutboundEvent;
-use relay_shared::filters;
-use relay_shared::ports::QueuedJob;
-use relay_shared::subscription::Subscription;
+use crate::delivery::{CallPosition, DeliveryJob};
+use crate::events::OutboundEvent;
+use crate::filters;
+use crate::ports::QueuedJob;
+use crate::subscription::Subscription;
 
 /// One job per subscription of `org_id` that wants the event's type and whose filter it passes,
 /// with the event's place in its call (`call`: the per-call sequence, and the message group of a
