@@ -32,6 +32,9 @@ use crate::retry::Backoff;
 pub const METRIC_REFRESH_FAILED: &str = "WebexTokenRefreshFailed";
 /// The metric of a successful refresh (Count).
 pub const METRIC_REFRESHED: &str = "WebexTokenRefreshed";
+/// Webex answered with a rate limit (Count; also emitted by the presence poller for its own
+/// calls, so one metric shows every Webex 429 of a function).
+pub const METRIC_RATE_LIMITED: &str = "WebexRateLimited";
 /// The structured log event of a failed refresh (until operational events exist).
 pub const EVENT_REFRESH_FAILED: &str = "webex:token-refresh-failed";
 
@@ -96,6 +99,17 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Webex answered the refresh with a rate limit (429, or 423 as its other APIs do).
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(
+            self,
+            TokenError::Refresh(RefreshError::Refused {
+                status: 429 | 423,
+                ..
+            })
+        )
+    }
+
     /// A short, stable reason for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -1028,10 +1042,13 @@ impl Inner {
             error = %e,
             "the Webex token refresh failed"
         );
+        let mut doc = Emf::new(&self.function).metric(METRIC_REFRESH_FAILED, Unit::Count, 1);
+        if e.is_rate_limited() {
+            // Counted with the poller's own 429s: the dashboard's Webex rate-limit widget.
+            doc = doc.metric(METRIC_RATE_LIMITED, Unit::Count, 1);
+        }
         (self.metrics)(
-            Emf::new(&self.function)
-                .metric(METRIC_REFRESH_FAILED, Unit::Count, 1)
-                .property("secret", self.vault.id())
+            doc.property("secret", self.vault.id())
                 .property("reason", e.reason())
                 .line(self.clock.now().timestamp_millis()),
         );
@@ -1791,5 +1808,19 @@ mod tests {
             "bad (trackingId T2)"
         );
         assert_eq!(refusal_message("<html>", None), "(no error in the body)");
+    }
+
+    #[test]
+    fn a_429_or_423_refusal_is_a_rate_limit() {
+        let refused = |status| {
+            TokenError::Refresh(RefreshError::Refused {
+                status,
+                message: String::new(),
+            })
+        };
+        assert!(refused(429).is_rate_limited());
+        assert!(refused(423).is_rate_limited());
+        assert!(!refused(400).is_rate_limited());
+        assert!(!TokenError::Refresh(RefreshError::Transport("x".into())).is_rate_limited());
     }
 }

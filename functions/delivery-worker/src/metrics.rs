@@ -23,6 +23,11 @@ pub enum Metric {
     /// A job left on the queue because the key service could not open its signing secret
     /// (throttled, unreachable); it comes back after the visibility timeout.
     SecretUnavailable,
+    /// A webhook went from healthy to failing (once per transition; the template's
+    /// `WebhookFailingAlarm` watches it).
+    WebhookFailing,
+    /// An enabled webhook was disabled by the worker (410 Gone, or the auto-disable policy).
+    WebhookDisabled,
 }
 
 impl Metric {

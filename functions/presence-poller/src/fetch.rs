@@ -91,6 +91,9 @@ pub struct Calls {
     pub made: u32,
     /// Time spent waiting for the budget's slots.
     pub budget_wait: Duration,
+    /// Answers that were a Webex rate limit (429/423, or 503 with `Retry-After`), retried ones
+    /// included: the `WebexRateLimited` metric.
+    pub rate_limited: u32,
 }
 
 /// The ports and limits of a listing.
@@ -196,6 +199,7 @@ async fn fetch_page(
                 status,
                 retry_after_seconds,
             } => {
+                calls.rate_limited += 1;
                 let wait = retry_after_seconds
                     .map(Duration::from_secs)
                     .unwrap_or(backoff)

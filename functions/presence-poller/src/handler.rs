@@ -59,7 +59,9 @@ pub async fn handle_with_health(
     if let Some(outcome) = checked {
         println!("{}", outcome.emf_line(now_ms));
     }
-    println!("{}", emf_line(&summary, now_ms));
+    for line in emf_lines(&summary, now_ms) {
+        println!("{line}");
+    }
     Ok(summary)
 }
 
@@ -86,6 +88,24 @@ pub async fn health_until(
         })
 }
 
+/// The most values one EMF metric may carry in one document (the EMF specification's limit).
+const MAX_EMF_VALUES: usize = 100;
+
+/// The invocation's CloudWatch embedded-metric-format lines (`relay_shared::metrics`): the
+/// counters ([`emf_line`]), then `PresenceCycleTime` with one value per completed cycle (in
+/// documents of at most 100 values; none when no cycle completed, so the stalled-loop alarm sees
+/// missing data).
+pub fn emf_lines(s: &Summary, now_ms: i64) -> Vec<String> {
+    let mut lines = vec![emf_line(s, now_ms)];
+    lines.extend(s.cycle_durations_ms.chunks(MAX_EMF_VALUES).map(|chunk| {
+        Emf::new("presence-poller")
+            .metric("PresenceCycleTime", Unit::Milliseconds, chunk.to_vec())
+            .property("orgId", s.org_id.as_str())
+            .line(now_ms)
+    }));
+    lines
+}
+
 /// One CloudWatch embedded-metric-format line (`relay_shared::metrics`) with the invocation's
 /// counters and the org id as a property.
 pub fn emf_line(s: &Summary, now_ms: i64) -> String {
@@ -101,6 +121,7 @@ pub fn emf_line(s: &Summary, now_ms: i64) -> String {
         ("PresenceEvents", s.events as f64),
         ("PresenceJobs", s.jobs as f64),
         ("PresenceWebexCalls", f64::from(s.webex_calls)),
+        ("WebexRateLimited", f64::from(s.webex_rate_limited)),
         ("PresenceSkippedInvocations", skipped),
     ];
     metrics
@@ -180,11 +201,46 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            7
+            8
         );
         assert_eq!(v["Function"], "presence-poller");
         assert_eq!(v["PresenceCycles"], 28.0);
         assert_eq!(v["PresenceChanges"], 3.0);
         assert_eq!(v["PresenceSkippedInvocations"], 0.0);
+        assert_eq!(v["WebexRateLimited"], 0.0);
+        assert_eq!(
+            emf_lines(&summary, 0).len(),
+            1,
+            "no completed cycle: no cycle time"
+        );
+    }
+
+    #[test]
+    fn cycle_times_in_documents_of_at_most_100_values() {
+        let mut summary: Summary = serde_json::from_value(json!({
+            "status": "completed", "orgId": "o", "holder": "h", "cycles": 0, "failedCycles": 0,
+            "skippedTicks": 0, "peopleSeen": 0, "changes": 0, "baselineRecorded": 0, "events": 0,
+            "jobs": 0, "webexCalls": 0, "stateLoads": 0, "stateRecordsWritten": 0, "errorCount": 0,
+            "errors": [], "durationMs": 1
+        }))
+        .unwrap();
+        summary.cycle_durations_ms = (0..150).collect();
+        let lines = emf_lines(&summary, 5);
+        assert_eq!(lines.len(), 3);
+        let doc = |i: usize| serde_json::from_str::<Value>(&lines[i]).unwrap();
+        assert_eq!(doc(1)["PresenceCycleTime"].as_array().unwrap().len(), 100);
+        assert_eq!(doc(2)["PresenceCycleTime"].as_array().unwrap().len(), 50);
+        assert_eq!(doc(2)["PresenceCycleTime"][49], 149);
+        let m = &doc(1)["_aws"]["CloudWatchMetrics"][0]["Metrics"][0];
+        assert_eq!(
+            m,
+            &json!({"Name": "PresenceCycleTime", "Unit": "Milliseconds"})
+        );
+        assert!(
+            !serde_json::to_string(&summary)
+                .unwrap()
+                .contains("cycleDurations"),
+            "not in the JSON summary"
+        );
     }
 }

@@ -150,6 +150,14 @@ pub struct Summary {
     pub events: usize,
     pub jobs: usize,
     pub webex_calls: u32,
+    /// Of those, answers that were a Webex rate limit (429/423; metric `WebexRateLimited`).
+    #[serde(default)]
+    pub webex_rate_limited: u32,
+    /// How long each completed (not failed) cycle took, in ms: the `PresenceCycleTime` metric,
+    /// whose sample count is the completed cycles (the `PresenceLoopStalledAlarm` watches it).
+    /// Not in the JSON summary (up to one value per cycle).
+    #[serde(skip)]
+    pub cycle_durations_ms: Vec<u64>,
     /// Time the calls waited for the budget (`PRESENCE_WEBEX_CALLS_PER_MINUTE`): above zero, the
     /// cycles were stretched.
     #[serde(default)]
@@ -178,6 +186,8 @@ impl Summary {
             events: 0,
             jobs: 0,
             webex_calls: 0,
+            webex_rate_limited: 0,
+            cycle_durations_ms: Vec::new(),
             budget_wait_ms: 0,
             state_loads: 0,
             state_records_written: 0,
@@ -197,6 +207,7 @@ impl Summary {
     fn absorb(&mut self, r: &CycleReport) {
         self.cycles += 1;
         self.webex_calls += r.webex_calls;
+        self.webex_rate_limited += r.webex_rate_limited;
         self.budget_wait_ms += r.budget_wait.as_millis() as u64;
         self.state_loads += r.state_loads;
         self.state_records_written += r.written;
@@ -259,6 +270,8 @@ pub struct CycleReport {
     /// State records written.
     pub written: usize,
     pub webex_calls: u32,
+    /// Of those, answers that were a Webex rate limit (429/423).
+    pub webex_rate_limited: u32,
     /// Time the calls waited for the budget.
     pub budget_wait: Duration,
     pub state_loads: u32,
@@ -375,7 +388,13 @@ impl Poller {
                 summary.skipped_ticks += 1;
                 continue;
             }
+            let cycle_started = Instant::now();
             let report = session.cycle(opts.stop_at).await;
+            if report.error.is_none() {
+                summary
+                    .cycle_durations_ms
+                    .push(cycle_started.elapsed().as_millis() as u64);
+            }
             if let Some(e) = &report.error {
                 failures += 1;
                 let backoff = Backoff::new(cfg.backoff_base)
@@ -471,6 +490,7 @@ impl Session<'_> {
         let listing = fetch::fetch_listing(&lister, stop_at, &mut calls).await;
         report.webex_calls = calls.made;
         report.budget_wait = calls.budget_wait;
+        report.webex_rate_limited = calls.rate_limited;
         let listing = match listing {
             Ok(l) => l,
             Err(e) => {

@@ -68,6 +68,13 @@ pub const STALE_METRIC: &str = "IngestStaleEvent";
 pub const NOT_LOGGED_METRIC: &str = "IngestEventNotLogged";
 /// Counts events kept in the event log but not relayed (property `reason`: `too_large`).
 pub const PARKED_METRIC: &str = "IngestEventParked";
+/// Counts requests answered (one EMF line per request, property `outcome`).
+pub const REQUESTS_METRIC: &str = "IngestRequests";
+/// Counts events relayed (outcome `queued`: fanned out to the delivery queue, possibly to no one).
+pub const EVENTS_METRIC: &str = "IngestEvents";
+/// Counts requests answered 5xx (the `IngestServerErrorsAlarm`): Webex retries them, but many in a
+/// row mean the store or the queue is down.
+pub const SERVER_ERROR_METRIC: &str = "IngestServerError";
 /// How far ahead of the ingest's clock an event may be dated (Webex's clock against ours).
 pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
@@ -91,7 +98,27 @@ impl Ingest {
     }
 
     /// Handles one webhook: the raw body bytes exactly as received and the signature header.
+    /// Every answer is counted (one EMF line: [`REQUESTS_METRIC`], [`EVENTS_METRIC`],
+    /// [`SERVER_ERROR_METRIC`]).
     pub async fn handle(&self, body: &[u8], signature: Option<&str>) -> IngestResponse {
+        let resp = self.answer(body, signature).await;
+        let queued = resp.outcome == IngestOutcome::Queued;
+        (self.metrics)(
+            Emf::new(METRICS_FUNCTION)
+                .metric(REQUESTS_METRIC, Unit::Count, 1)
+                .metric(EVENTS_METRIC, Unit::Count, u8::from(queued))
+                .metric(
+                    SERVER_ERROR_METRIC,
+                    Unit::Count,
+                    u8::from(resp.status.is_server_error()),
+                )
+                .property("outcome", resp.outcome.as_str())
+                .line(self.ports.clock.now().timestamp_millis()),
+        );
+        resp
+    }
+
+    async fn answer(&self, body: &[u8], signature: Option<&str>) -> IngestResponse {
         // 1. Size.
         if body.len() > self.config.max_body_bytes {
             return IngestResponse::too_large(self.config.max_body_bytes);

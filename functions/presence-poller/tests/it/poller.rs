@@ -301,6 +301,7 @@ async fn rate_limit_is_honoured_then_the_cycle_completes() {
     let r = s.cycle(far()).await;
     cycle_ok(&r);
     assert_eq!(r.webex_calls, 4, "3 pages + 1 retry of page 1");
+    assert_eq!(r.webex_rate_limited, 1, "the WebexRateLimited metric");
     let statuses: Vec<(usize, u16)> = rig.fake.seen()[3..]
         .iter()
         .map(|x| (x.page, x.status))
@@ -317,6 +318,7 @@ async fn a_423_is_a_rate_limit_too() {
     let r = s.cycle(far()).await;
     cycle_ok(&r);
     assert_eq!(r.webex_calls, 2);
+    assert_eq!(r.webex_rate_limited, 1);
 }
 
 #[tokio::test]
@@ -325,7 +327,13 @@ async fn a_retry_after_beyond_the_deadline_skips_the_cycle_and_pauses_polling() 
     let rig = Rig::new(served.clone(), fast_config()).await;
     rig.subscribe().await;
     // Baseline by an earlier invocation.
-    assert_eq!(run_cycles(&rig.poller, "inv-0", 1).await.failed_cycles, 0);
+    let baseline = run_cycles(&rig.poller, "inv-0", 1).await;
+    assert_eq!(baseline.failed_cycles, 0);
+    assert_eq!(
+        baseline.cycle_durations_ms.len(),
+        1,
+        "one completed cycle timed"
+    );
     set_status(&mut served, 1, "inactive");
     rig.fake.set_people(served);
     rig.fake.fault(None, Fault::rate_limited(429, 30));
@@ -341,6 +349,12 @@ async fn a_retry_after_beyond_the_deadline_skips_the_cycle_and_pauses_polling() 
     assert_eq!(summary.failed_cycles, 1);
     assert!(summary.skipped_ticks > 0);
     assert_eq!(summary.webex_calls, 1);
+    assert_eq!(summary.webex_rate_limited, 1);
+    assert!(
+        summary.cycle_durations_ms.is_empty(),
+        "a failed cycle has no cycle time: {:?}",
+        summary.cycle_durations_ms
+    );
     assert!(
         summary.errors[0].contains("rate limit"),
         "{:?}",

@@ -182,6 +182,16 @@ impl Harness {
         self.stores.events.list(SEED_ORG, query).await.unwrap()
     }
 
+    /// The EMF lines emitted so far that carry `metric`.
+    fn metric_lines(&self, metric: &str) -> Vec<String> {
+        let lines = self.metrics.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|d| d.get(metric).is_some()))
+            .cloned()
+            .collect()
+    }
+
     /// Everything queued so far (acknowledged, so the next call sees only new jobs).
     async fn drain(&self) -> Vec<DeliveryJob> {
         let mut out = Vec::new();
@@ -509,6 +519,28 @@ async fn queue_failure_then_retry(h: Harness) {
     h.queue.set_down(false);
     let r = h.post(&body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // One EMF line per answer: the 503 counted as a server error, the retry as a relayed event.
+    let counts: Vec<(Value, Value, Value, Value)> = h
+        .metric_lines(telephony_ingest::ingest::REQUESTS_METRIC)
+        .iter()
+        .map(|l| {
+            let d: Value = serde_json::from_str(l).unwrap();
+            let m = |k: &str| d[k].clone();
+            (
+                m("IngestRequests"),
+                m("IngestEvents"),
+                m("IngestServerError"),
+                m("outcome"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (1.into(), 0.into(), 1.into(), "unavailable".into()),
+            (1.into(), 1.into(), 0.into(), "queued".into()),
+        ]
+    );
     assert_eq!(r.body["deliveries"], 2);
     assert_eq!(
         r.body["eventId"],
@@ -609,7 +641,7 @@ async fn stale_events(h: Harness) {
     }
     assert!(h.drain().await.is_empty(), "a stale event is not relayed");
     assert!(h.stores.calls.get("stale-call").await.unwrap().is_none());
-    let metrics = h.metrics.lock().unwrap().clone();
+    let metrics = h.metric_lines(telephony_ingest::ingest::STALE_METRIC);
     assert_eq!(metrics.len(), 3, "{metrics:?}");
     for (line, reason) in metrics.iter().zip([
         "older_than_dedupe_window",
@@ -652,7 +684,7 @@ async fn too_large_to_queue_is_parked(h: Harness) {
         logged[0].id.to_string(),
         r.body["eventId"].as_str().unwrap()
     );
-    let metrics = h.metrics.lock().unwrap().clone();
+    let metrics = h.metric_lines(telephony_ingest::ingest::PARKED_METRIC);
     assert_eq!(metrics.len(), 1, "{metrics:?}");
     let doc: Value = serde_json::from_str(&metrics[0]).unwrap();
     assert_eq!(doc[telephony_ingest::ingest::PARKED_METRIC], 1);
@@ -1182,6 +1214,27 @@ impl relay_shared::ports::EventLog for FullLog {
         _: EventQuery,
     ) -> Result<Vec<relay_shared::events::OutboundEvent>, relay_shared::error::StoreError> {
         Ok(vec![])
+    }
+    async fn get(
+        &self,
+        _: &str,
+        _: &relay_shared::ids::EventId,
+    ) -> Result<Option<relay_shared::events::OutboundEvent>, relay_shared::error::StoreError> {
+        Ok(None)
+    }
+    async fn page(
+        &self,
+        _: &str,
+        _: relay_shared::ports::EventFilter,
+        _: &relay_shared::ports::PageRequest,
+    ) -> Result<
+        relay_shared::ports::Page<relay_shared::events::OutboundEvent>,
+        relay_shared::error::StoreError,
+    > {
+        Ok(relay_shared::ports::Page {
+            items: vec![],
+            next_cursor: None,
+        })
     }
 }
 
