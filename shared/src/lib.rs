@@ -20,6 +20,7 @@ pub mod filters;
 pub mod ids;
 pub mod logging;
 pub mod metrics;
+pub mod operational;
 pub mod ports;
 pub mod retry;
 pub mod secrets_at_rest;

@@ -8,8 +8,9 @@ use crate::filters::Filter;
 use crate::ids::SubscriptionId;
 use crate::secrets_at_rest::{SecretContext, StoredSecret};
 
-/// Delivery health, set by the worker: `failing` after a job exhausts its attempts, cleared by the
-/// next success.
+/// Delivery health, set by the worker: `failing` after a job exhausts its attempts (or fails
+/// permanently), cleared by the next success. The change to `failing` and back is what the
+/// operational events `webhook:failing` and `webhook:recovered` report, once each per episode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
@@ -61,6 +62,12 @@ pub struct Subscription {
     /// Why the relay disabled it (e.g. the receiver answered `410 Gone`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// Since when every attempt has failed: set by the worker at the first failed attempt after a
+    /// success (one conditional update per streak), cleared by the next success or a re-enable.
+    /// The auto-disable policy (`AUTO_DISABLE_AFTER_HOURS`, docs/operational-events.md) measures
+    /// from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
     pub rate_limit_per_minute: u32,
     /// The payload filter (`filters`): only events passing it are queued for this subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +107,7 @@ impl Subscription {
             enabled: true,
             health: Health::Healthy,
             disabled_reason: None,
+            failing_since: None,
             rate_limit_per_minute: Self::DEFAULT_RATE_LIMIT_PER_MINUTE,
             filter: None,
             ordering: Ordering::None,
@@ -172,6 +180,7 @@ impl std::fmt::Debug for Subscription {
             .field("secret", &"<redacted>")
             .field("enabled", &self.enabled)
             .field("health", &self.health)
+            .field("failing_since", &self.failing_since)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("filter", &self.filter)
             .field("ordering", &self.ordering)

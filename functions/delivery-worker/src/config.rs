@@ -6,6 +6,7 @@ use std::time::Duration;
 use relay_shared::config::{
     defaults, from_env_pairs, in_range, invalid, ConfigError, SubscriptionFunctionArgs,
 };
+use relay_shared::operational::OperationalArgs;
 use relay_shared::targets::TargetPolicy;
 
 use crate::schedule::RetrySchedule;
@@ -32,7 +33,15 @@ pub struct WorkerConfig {
     /// Messages per receive in the local consumer loop, delivered concurrently
     /// (`WORKER_CONCURRENCY`, default 10; on Lambda the event source's batch size decides).
     pub concurrency: usize,
+    /// A webhook failing continuously this long is disabled (`AUTO_DISABLE_AFTER_HOURS`, default
+    /// 120 = 5 days; `None` when 0: never). Measured from `Subscription::failing_since`.
+    pub auto_disable_after: Option<chrono::Duration>,
+    /// The operational events' rate limit (`OPERATIONAL_EVENTS_PER_MINUTE`).
+    pub operational: OperationalArgs,
 }
+
+/// The default of `AUTO_DISABLE_AFTER_HOURS` (5 days, as Svix).
+pub const DEFAULT_AUTO_DISABLE_AFTER_HOURS: u32 = 120;
 
 /// What a hold leaves of SQS's 12-hour visibility maximum: the visibility is counted from the
 /// receive and the hold is set after the attempt, up to a function timeout later (at most 900 s
@@ -71,6 +80,12 @@ pub struct WorkerArgs {
     /// Messages per receive in the local consumer loop (Lambda: the batch size decides).
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10, value_parser = in_range(0usize..))]
     pub worker_concurrency: usize,
+    /// Disable a webhook that has failed continuously for this many hours, and send
+    /// `webhook:disabled` (0: never; docs/operational-events.md).
+    #[arg(long, env = "AUTO_DISABLE_AFTER_HOURS", default_value_t = DEFAULT_AUTO_DISABLE_AFTER_HOURS, value_parser = in_range(0u32..=87_600))]
+    pub auto_disable_after_hours: u32,
+    #[command(flatten)]
+    pub operational: OperationalArgs,
 }
 
 impl WorkerArgs {
@@ -96,6 +111,9 @@ impl WorkerArgs {
             max_response_bytes,
             snippet_bytes: SNIPPET_BYTES.min(max_response_bytes),
             concurrency: self.worker_concurrency.max(1),
+            auto_disable_after: (self.auto_disable_after_hours > 0)
+                .then(|| chrono::Duration::hours(i64::from(self.auto_disable_after_hours))),
+            operational: self.operational.clone(),
         }
     }
 }
@@ -178,6 +196,15 @@ mod tests {
         );
         assert_eq!(c.max_response_bytes, 65536);
         assert_eq!(c.snippet_bytes, 1024);
+        assert_eq!(c.auto_disable_after, Some(chrono::Duration::days(5)));
+        assert_eq!(c.operational.events_per_minute, 10);
+        let c = WorkerConfig::from_env_pairs(&[
+            ("AUTO_DISABLE_AFTER_HOURS", "0"),
+            ("OPERATIONAL_EVENTS_PER_MINUTE", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.auto_disable_after, None, "0 switches it off");
+        assert_eq!(c.operational.events_per_minute, 3);
 
         let c = WorkerConfig::from_env_pairs(&[
             ("DELIVERY_TIMEOUT_SECONDS", "0.2"),

@@ -68,33 +68,41 @@ impl SubscriptionCache {
         );
     }
 
+    /// The subscription as stored now (the cache bypassed, then refreshed): what a transition
+    /// (failing, recovered, disabled) is decided and reported on.
+    pub async fn fresh(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        let sub = self.store.get(id).await?;
+        self.remember(*id, sub.clone());
+        Ok(sub)
+    }
+
     /// Get → change → conditional update, retried on a lost race. `change` returns `false` when
-    /// there is nothing to do.
+    /// there is nothing to do. The subscription as it is afterwards (`None`: deleted).
     async fn update(
         &self,
         id: &SubscriptionId,
         change: impl Fn(&mut Subscription) -> bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Subscription>, StoreError> {
         for _ in 0..8 {
             let Some(mut sub) = self.store.get(id).await? else {
                 self.remember(*id, None);
-                return Ok(());
+                return Ok(None);
             };
             if !change(&mut sub) {
-                self.remember(*id, Some(sub));
-                return Ok(());
+                self.remember(*id, Some(sub.clone()));
+                return Ok(Some(sub));
             }
             sub.version += 1;
             sub.updated_at = self.clock.now();
             match self.store.update(&sub).await {
                 Ok(()) => {
-                    self.remember(*id, Some(sub));
-                    return Ok(());
+                    self.remember(*id, Some(sub.clone()));
+                    return Ok(Some(sub));
                 }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(StoreError::NotFound) => {
                     self.remember(*id, None);
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(e) => return Err(e),
             }
@@ -102,23 +110,75 @@ impl SubscriptionCache {
         Err(StoreError::Conflict(format!("{id} kept changing")))
     }
 
-    /// Marks the subscription healthy or failing (logged, never fails the job).
-    pub async fn set_health(&self, id: &SubscriptionId, health: Health) {
+    /// Marks the subscription failing (logged, never fails the job).
+    pub async fn set_failing(&self, id: &SubscriptionId) {
         let result = self
             .update(id, |s| {
-                if s.health == health {
+                if s.health == Health::Failing {
                     return false;
                 }
-                s.health = health;
+                s.health = Health::Failing;
                 true
             })
             .await;
         match result {
-            Ok(()) => {
-                tracing::info!(subscription_id = %id, health = ?health, "subscription health updated")
+            Ok(_) => {
+                tracing::info!(subscription_id = %id, health = ?Health::Failing, "subscription health updated")
             }
             Err(e) => {
-                tracing::error!(subscription_id = %id, health = ?health, error = %e, "could not update subscription health")
+                tracing::error!(subscription_id = %id, health = ?Health::Failing, error = %e, "could not update subscription health")
+            }
+        }
+    }
+
+    /// A success: healthy again, and the failing streak over (`failing_since` cleared). Logged,
+    /// never fails the job.
+    pub async fn set_recovered(&self, id: &SubscriptionId) {
+        let result = self
+            .update(id, |s| {
+                if s.health == Health::Healthy && s.failing_since.is_none() {
+                    return false;
+                }
+                s.health = Health::Healthy;
+                s.failing_since = None;
+                true
+            })
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::info!(subscription_id = %id, health = ?Health::Healthy, "subscription health updated")
+            }
+            Err(e) => {
+                tracing::error!(subscription_id = %id, health = ?Health::Healthy, error = %e, "could not update subscription health")
+            }
+        }
+    }
+
+    /// A failed attempt: the start of the failing streak, `at`, unless one is already under way
+    /// (one conditional update per streak). When the streak started (`None`: unknown, the
+    /// subscription could not be read or is gone); logged, never fails the job.
+    pub async fn failing_since(
+        &self,
+        sub: &Subscription,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        if let Some(since) = sub.failing_since {
+            return Some(since);
+        }
+        let result = self
+            .update(&sub.id, |s| {
+                if s.failing_since.is_some() {
+                    return false;
+                }
+                s.failing_since = Some(at);
+                true
+            })
+            .await;
+        match result {
+            Ok(s) => s.and_then(|s| s.failing_since),
+            Err(e) => {
+                tracing::error!(subscription_id = %sub.id, error = %e, "could not record when the subscription started failing");
+                None
             }
         }
     }
@@ -136,7 +196,7 @@ impl SubscriptionCache {
             })
             .await;
         match result {
-            Ok(()) => tracing::warn!(subscription_id = %id, reason, "subscription disabled"),
+            Ok(_) => tracing::warn!(subscription_id = %id, reason, "subscription disabled"),
             Err(e) => {
                 tracing::error!(subscription_id = %id, error = %e, "could not disable the subscription")
             }

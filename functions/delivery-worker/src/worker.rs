@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use relay_shared::delivery::{AttemptRecord, DeliveryJob, ErrorClass};
+use relay_shared::events::rfc3339_millis;
 use relay_shared::ids::SubscriptionId;
+use relay_shared::operational::{DisabledCause, OperationalEmitter, OperationalEvent, Trigger};
 use relay_shared::ports::{
     Claim, CorePorts, DeadLetterSink, HttpSender, QueuedJob, RateWindow, Term,
 };
@@ -48,7 +50,26 @@ pub struct Worker {
     config: WorkerConfig,
     metrics: Arc<MetricsSink>,
     subscriptions: SubscriptionCache,
+    /// Operational events about the webhooks delivered to (docs/operational-events.md).
+    operational: OperationalEmitter,
 }
+
+/// Why a job is parked: what decides the health change and the operational events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Park {
+    /// Its schedule is used up: `webhook:failing` (once per episode), no
+    /// `delivery:dead-lettered` (that is the failing event's story).
+    Exhausted,
+    /// Any other reason (permanent failure, secret unreadable, auto-disable): the webhook is
+    /// marked failing and `delivery:dead-lettered` sent.
+    Failing,
+    /// 410 Gone: the webhook was disabled (`webhook:disabled`); `delivery:dead-lettered` sent,
+    /// the health unchanged.
+    Gone,
+}
+
+/// The disabled reason of a 410.
+const GONE_REASON: &str = "the receiver answered 410 Gone";
 
 /// How much of an unparseable body is kept in the DLQ envelope.
 const MAX_PARKED_RAW: usize = 200 * 1024;
@@ -71,11 +92,13 @@ impl Worker {
             ports.core.clock.clone(),
             config.subscription_cache,
         );
+        let operational = OperationalEmitter::from_core(&ports.core, &config.operational);
         Self {
             ports,
             config,
             metrics,
             subscriptions,
+            operational,
         }
     }
 
@@ -281,7 +304,7 @@ impl Worker {
             // Every attempt of an ordered job was made and held, but parking it failed then.
             self.release_claim(&job.claim_key(attempt)).await;
             let reason = format!("all {} attempts failed", attempt - 1);
-            return self.dead_letter(job, reason, true).await;
+            return self.dead_letter(job, &sub, reason, Park::Exhausted).await;
         }
         let claim_key = job.claim_key(attempt);
         let outcome = self
@@ -413,10 +436,8 @@ impl Worker {
 
         if result.succeeded() {
             self.emit(Metric::Delivered, Some(result.duration_ms), &sub.id);
-            if sub.health == Health::Failing {
-                self.subscriptions
-                    .set_health(&sub.id, Health::Healthy)
-                    .await;
+            if sub.health == Health::Failing || sub.failing_since.is_some() {
+                self.recovered(sub, &job, now).await;
             }
             return DeliveryOutcome::Delivered {
                 attempt,
@@ -424,16 +445,29 @@ impl Worker {
             };
         }
         self.emit(Metric::Failed, Some(result.duration_ms), &sub.id);
-
         if result.gone {
-            self.subscriptions
-                .disable(&sub.id, "the receiver answered 410 Gone")
+            self.disable(sub, DisabledCause::Gone, GONE_REASON, now)
                 .await;
             return self
                 .dead_letter(
                     job,
+                    sub,
                     "the receiver answered 410 Gone: subscription disabled".into(),
-                    false,
+                    Park::Gone,
+                )
+                .await;
+        }
+        // The failing streak (started now unless under way): what auto-disable measures.
+        let failing_since = self.subscriptions.failing_since(sub, now).await;
+        if let Some(reason) = self.auto_disable_due(failing_since, now) {
+            self.disable(sub, DisabledCause::AutoDisable, &reason, now)
+                .await;
+            return self
+                .dead_letter(
+                    job,
+                    sub,
+                    format!("webhook auto-disabled: {reason}"),
+                    Park::Failing,
                 )
                 .await;
         }
@@ -446,14 +480,14 @@ impl Worker {
                     .unwrap_or("other"),
                 result.error.as_deref().unwrap_or("")
             );
-            return self.dead_letter(job, reason, true).await;
+            return self.dead_letter(job, sub, reason, Park::Failing).await;
         }
         let Some(scheduled) = self.config.schedule.delay_after(attempt) else {
             let reason = format!(
                 "all {attempt} attempts failed (last: {})",
                 result.failure_summary()
             );
-            return self.dead_letter(job, reason, true).await;
+            return self.dead_letter(job, sub, reason, Park::Exhausted).await;
         };
         let delay = match result.status_code {
             Some(429 | 503) => {
@@ -511,7 +545,7 @@ impl Worker {
             }
             SealError::Rejected(detail) => {
                 tracing::error!(subscription_id = %sub.id, event_id = %job.event_id, error = %detail, "the signing secret cannot be opened");
-                self.dead_letter(job, SECRET_UNREADABLE.to_owned(), true)
+                self.dead_letter(job, sub, SECRET_UNREADABLE.to_owned(), Park::Failing)
                     .await
             }
         }
@@ -593,12 +627,14 @@ impl Worker {
         }
     }
 
-    /// Parks the job with its attempt history; marks the subscription failing.
+    /// Parks the job with its attempt history; marks the subscription failing (unless `Gone`)
+    /// and reports it (docs/operational-events.md).
     async fn dead_letter(
         &self,
         mut job: DeliveryJob,
+        sub: &Subscription,
         reason: String,
-        mark_failing: bool,
+        park: Park,
     ) -> DeliveryOutcome {
         job.dead_letter_reason = Some(reason.clone());
         job.not_before = None;
@@ -617,12 +653,92 @@ impl Worker {
         }
         tracing::warn!(subscription_id = %job.subscription_id, event_id = %job.event_id, reason = %reason, "delivery job dead-lettered");
         self.emit(Metric::DeadLettered, None, &job.subscription_id);
-        if mark_failing {
-            self.subscriptions
-                .set_health(&job.subscription_id, Health::Failing)
-                .await;
+        let now = self.ports.core.clock.now();
+        // Not about an operational event's own delivery: a webhook failing to take operational
+        // events must not answer each with another one (two failing siblings would feed each
+        // other). Its failing/disabled/recovered transitions are still reported, once each.
+        if park != Park::Exhausted && !job.event_type.is_operational() {
+            let op = OperationalEvent::dead_lettered(sub, &Trigger::of(&job), &reason, now);
+            self.operational.emit_logged(&op).await;
+        }
+        if park != Park::Gone {
+            self.failing(&job, now).await;
         }
         DeliveryOutcome::DeadLettered { reason }
+    }
+
+    /// The webhook of `job` starts failing (if it was not already): `webhook:failing` is sent
+    /// before the health is written, so a crash between the two sends it again on the retry, as
+    /// the same event (its id is the transition's: the subscription's version).
+    async fn failing(&self, job: &DeliveryJob, now: DateTime<Utc>) {
+        match self.subscriptions.fresh(&job.subscription_id).await {
+            Ok(Some(before)) if before.health == Health::Healthy => {
+                self.emit(Metric::WebhookFailing, None, &job.subscription_id);
+                let op = OperationalEvent::failing(&before, &Trigger::of(job), now);
+                self.operational.emit_logged(&op).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(subscription_id = %job.subscription_id, error = %e, "could not read the subscription to report it failing")
+            }
+        }
+        self.subscriptions.set_failing(&job.subscription_id).await;
+    }
+
+    /// A success after failures: `webhook:recovered` when the webhook was marked failing (sent
+    /// before the health is written, as [`Self::failing`]), and the failing streak ended.
+    async fn recovered(&self, sub: &Subscription, job: &DeliveryJob, now: DateTime<Utc>) {
+        match self.subscriptions.fresh(&sub.id).await {
+            Ok(Some(before)) if before.health == Health::Failing => {
+                let op = OperationalEvent::recovered(&before, job.event_id, now);
+                self.operational.emit_logged(&op).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(subscription_id = %sub.id, error = %e, "could not read the subscription to report it recovered")
+            }
+        }
+        self.subscriptions.set_recovered(&sub.id).await;
+    }
+
+    /// Disables the webhook for `cause`, sending `webhook:disabled` first if it is still enabled.
+    async fn disable(
+        &self,
+        sub: &Subscription,
+        cause: DisabledCause,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) {
+        match self.subscriptions.fresh(&sub.id).await {
+            Ok(Some(before)) if before.enabled => {
+                self.emit(Metric::WebhookDisabled, None, &sub.id);
+                let op = OperationalEvent::disabled(&before, cause, reason, None, now);
+                self.operational.emit_logged(&op).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(subscription_id = %sub.id, error = %e, "could not read the subscription to report it disabled")
+            }
+        }
+        self.subscriptions.disable(&sub.id, reason).await;
+    }
+
+    /// The auto-disable policy: the reason to disable a webhook failing since `failing_since`,
+    /// when that is at least `AUTO_DISABLE_AFTER_HOURS` ago.
+    fn auto_disable_due(
+        &self,
+        failing_since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        let after = self.config.auto_disable_after?;
+        let since = failing_since?;
+        (now - since >= after).then(|| {
+            format!(
+                "failing continuously since {} (AUTO_DISABLE_AFTER_HOURS={})",
+                rfc3339_millis(since),
+                after.num_hours()
+            )
+        })
     }
 
     async fn record_attempt(&self, record: &AttemptRecord, now: DateTime<Utc>) {

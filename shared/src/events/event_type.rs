@@ -29,6 +29,20 @@ pub enum EventType {
     CallTransferred,
     #[strum(serialize = "call:ended")]
     CallEnded,
+    #[strum(serialize = "webhook:failing")]
+    WebhookFailing,
+    #[strum(serialize = "webhook:disabled")]
+    WebhookDisabled,
+    #[strum(serialize = "webhook:recovered")]
+    WebhookRecovered,
+    #[strum(serialize = "delivery:dead-lettered")]
+    DeliveryDeadLettered,
+    #[strum(serialize = "webex:webhook-reactivated")]
+    WebexWebhookReactivated,
+    #[strum(serialize = "webex:token-refresh-failed")]
+    WebexTokenRefreshFailed,
+    #[strum(serialize = "presence:throttled")]
+    PresenceThrottled,
 }
 
 /// A string that names no event type.
@@ -44,7 +58,7 @@ impl TryFrom<String> for EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 18] = [
         EventType::TelephonyCreated,
         EventType::TelephonyUpdated,
         EventType::TelephonyDeleted,
@@ -56,7 +70,43 @@ impl EventType {
         EventType::CallResumed,
         EventType::CallTransferred,
         EventType::CallEnded,
+        EventType::WebhookFailing,
+        EventType::WebhookDisabled,
+        EventType::WebhookRecovered,
+        EventType::DeliveryDeadLettered,
+        EventType::WebexWebhookReactivated,
+        EventType::WebexTokenRefreshFailed,
+        EventType::PresenceThrottled,
     ];
+
+    /// The operational events (docs/operational-events.md): what goes wrong with the relay's own
+    /// deliveries and its Webex side, emitted by the relay itself (`crate::operational`).
+    pub const OPERATIONAL: [EventType; 7] = [
+        EventType::WebhookFailing,
+        EventType::WebhookDisabled,
+        EventType::WebhookRecovered,
+        EventType::DeliveryDeadLettered,
+        EventType::WebexWebhookReactivated,
+        EventType::WebexTokenRefreshFailed,
+        EventType::PresenceThrottled,
+    ];
+
+    /// One of the operational events.
+    pub fn is_operational(self) -> bool {
+        Self::OPERATIONAL.contains(&self)
+    }
+
+    /// An operational event about one webhook (delivered to its owner's other webhooks), rather
+    /// than about the org's Webex side (delivered to the org's subscribers).
+    pub fn is_webhook_scoped(self) -> bool {
+        matches!(
+            self,
+            EventType::WebhookFailing
+                | EventType::WebhookDisabled
+                | EventType::WebhookRecovered
+                | EventType::DeliveryDeadLettered
+        )
+    }
 
     /// The derived call events (docs/call-events.md), in the order of a call's story.
     pub const CALL: [EventType; 6] = [
@@ -112,6 +162,27 @@ impl EventType {
             EventType::CallEnded => {
                 "Derived, once per call leg: the leg ended, with `outcome` (answered, missed, answeredElsewhere, unanswered), `ringSeconds` and `talkSeconds`."
             }
+            EventType::WebhookFailing => {
+                "Operational, once per failing episode: another of your webhooks started failing (a delivery exhausted its retries or failed permanently), with the event, attempts, last status and error class."
+            }
+            EventType::WebhookDisabled => {
+                "Operational: another of your webhooks was disabled, by a 410 Gone, by the auto-disable policy (failing continuously) or by hand (who and why)."
+            }
+            EventType::WebhookRecovered => {
+                "Operational, once per failing episode: another of your webhooks delivered again after failing."
+            }
+            EventType::DeliveryDeadLettered => {
+                "Operational: a delivery to another of your webhooks was parked in the dead-letter queue for a reason other than exhausting its retries (permanent failure, unreadable secret, 410 Gone)."
+            }
+            EventType::WebexWebhookReactivated => {
+                "Operational, org-wide: Webex had deactivated the relay's telephony webhook and the relay reactivated it (events may have been missed meanwhile)."
+            }
+            EventType::WebexTokenRefreshFailed => {
+                "Operational, org-wide: the relay could not refresh its Webex token (presence stops until it can)."
+            }
+            EventType::PresenceThrottled => {
+                "Operational, org-wide: Webex throttled the presence poller (429/423 with Retry-After); presence changes are delayed."
+            }
         }
     }
 
@@ -160,6 +231,14 @@ mod tests {
             EventType::ALL.iter().filter(|t| t.is_call_event()).count(),
             EventType::CALL.len()
         );
+        assert_eq!(
+            EventType::ALL.iter().filter(|t| t.is_operational()).count(),
+            EventType::OPERATIONAL.len()
+        );
+        assert!(EventType::OPERATIONAL
+            .iter()
+            .filter(|t| t.is_webhook_scoped())
+            .all(|t| t.is_operational()));
         let e = serde_json::from_str::<EventType>("\"nope\"").unwrap_err();
         assert!(e.to_string().contains("unknown event type `nope`"), "{e}");
     }

@@ -35,12 +35,18 @@ pub fn now_ms() -> u64 {
     Utc::now().timestamp_millis() as u64
 }
 
-/// A subscription of `org-1` to every event type, delivered to `url`.
+/// A subscription of `org-1` to every event type but the operational ones (those are about its
+/// siblings, which most tests do not want queued; tests/it/operational.rs has them), delivered
+/// to `url`.
 pub fn subscription(url: &str) -> Subscription {
+    let types: Vec<EventType> = EventType::ALL
+        .into_iter()
+        .filter(|t| !t.is_operational())
+        .collect();
     Subscription {
         name: "test".into(),
         url: url.into(),
-        ..testkit::fixtures::subscription("org-1", &EventType::ALL)
+        ..testkit::fixtures::subscription("org-1", &types)
     }
 }
 

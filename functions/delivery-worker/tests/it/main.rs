@@ -4,6 +4,7 @@ mod common;
 
 mod aws;
 mod backlog;
+mod operational;
 mod ordering;
 mod secrets;
 mod ssrf;

@@ -144,5 +144,16 @@ pub fn example(t: EventType) -> Value {
         | EventType::CallEnded => {
             relay_shared::call_events::example(t).expect("a call event type has an example")
         }
+        // The operational events: built by relay_shared::operational itself
+        // (docs/operational-events.md).
+        EventType::WebhookFailing
+        | EventType::WebhookDisabled
+        | EventType::WebhookRecovered
+        | EventType::DeliveryDeadLettered
+        | EventType::WebexWebhookReactivated
+        | EventType::WebexTokenRefreshFailed
+        | EventType::PresenceThrottled => {
+            relay_shared::operational::example(t).expect("an operational event type has an example")
+        }
     }
 }

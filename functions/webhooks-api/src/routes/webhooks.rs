@@ -9,10 +9,13 @@ use relay_shared::delivery::{call_of_body, CallPosition, DeliveryJob};
 use relay_shared::error::StoreError;
 use relay_shared::events::{rfc3339_millis, EventType, OutboundEvent};
 use relay_shared::ids::{EventId, SubscriptionId};
+use relay_shared::operational::{
+    DisabledCause, OperationalArgs, OperationalEmitter, OperationalEvent,
+};
 use relay_shared::ports::{EventQuery, QueuedJob};
 use relay_shared::secrets_at_rest::StoredSecret;
 use relay_shared::signing::SigningSecret;
-use relay_shared::subscription::{Ordering, Subscription};
+use relay_shared::subscription::{Health, Ordering, Subscription};
 
 use super::PageQuery;
 use crate::auth::Caller;
@@ -226,7 +229,10 @@ pub async fn update(
         let sub = find_owned(&state, &caller, &id).await?;
         return Ok(Json(Webhook::from(&sub)));
     }
+    // The webhook as it was before the write that succeeded (what `webhook:disabled` reports).
+    let mut before: Option<Subscription> = None;
     let sub = update_owned(&state, &caller, &id, |sub| {
+        before = Some(sub.clone());
         if let Some(n) = &name {
             sub.name = n.clone();
         }
@@ -248,15 +254,23 @@ pub async fn update(
             sub.filter = f.clone();
         }
         if let Some(e) = req.enabled {
-            sub.enabled = e;
-            if e {
+            if e && !sub.enabled {
+                // Re-enabled: the disabled state is cleared, and so is the failing streak, so
+                // that the next failure is a new episode (`webhook:failing` again) and the
+                // auto-disable clock starts over.
                 sub.disabled_reason = None;
+                sub.failing_since = None;
+                sub.health = Health::Healthy;
             }
+            sub.enabled = e;
         }
         Ok(())
     })
     .await?;
     tracing::info!(subscription_id = %sub.id, user_id = %caller.user_id, "webhook updated");
+    if let Some(before) = before.filter(|b| b.enabled && !sub.enabled) {
+        disabled_by_hand(&state, &caller, &before).await;
+    }
     Ok(Json(Webhook::from(&sub)))
 }
 
@@ -279,7 +293,28 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn refuse_disabled(sub: &Subscription) -> ApiResult<()> {
+/// `webhook:disabled` for a webhook its owner disabled (`PATCH enabled: false`), to the owner's
+/// other webhooks that want it (docs/operational-events.md). Best-effort: the change is made.
+async fn disabled_by_hand(state: &AppState, caller: &Caller, before: &Subscription) {
+    // The API disables one webhook per request: the default limit is the backstop.
+    let emitter = OperationalEmitter::new(
+        state.stores.subscriptions.clone(),
+        state.queue.clone(),
+        state.stores.rate_limits.clone(),
+        state.clock.clone(),
+        &OperationalArgs::default(),
+    );
+    let op = OperationalEvent::disabled(
+        before,
+        DisabledCause::Manual,
+        "disabled by hand (PATCH enabled: false)",
+        Some(&caller.user_id),
+        state.clock.now(),
+    );
+    emitter.emit_logged(&op).await;
+}
+
+pub(crate) fn refuse_disabled(sub: &Subscription) -> ApiResult<()> {
     if sub.enabled {
         Ok(())
     } else {
@@ -460,7 +495,7 @@ async fn queue_replay(
 
 /// Does the logged event pass the webhook's payload filter, as it would at fan-out
 /// (docs/call-events.md#payload-filters)? A replay sends what the webhook would have received.
-fn passes_filter(sub: &Subscription, e: &OutboundEvent) -> bool {
+pub(crate) fn passes_filter(sub: &Subscription, e: &OutboundEvent) -> bool {
     sub.filter.as_ref().is_none_or(|f| {
         f.matches(&relay_shared::filters::pruned_document(
             e.event_type,
