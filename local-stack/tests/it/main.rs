@@ -5,6 +5,7 @@
 mod call_events;
 mod health;
 mod ingest_secrets;
+mod operational_events;
 mod ordering;
 mod presence;
 mod secret_logs;

@@ -276,6 +276,8 @@ pub fn seed_envelopes() -> Vec<(String, Value)> {
 pub enum Behaviour {
     Ok,
     AlwaysFail,
+    /// Every request answered with this status (e.g. 410 Gone).
+    Status(u16),
     /// 500 on `fail_pct` % and a hang (longer than the delivery timeout, then 500) on
     /// `hang_pct` % of requests, at random from a fixed seed; an id that already failed
     /// `max_failures_per_id` times is answered 200, so the retry schedule always suffices.
@@ -418,6 +420,10 @@ async fn handle(
         match behaviour {
             Behaviour::Ok => (StatusCode::OK, None),
             Behaviour::AlwaysFail => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            Behaviour::Status(code) => (
+                StatusCode::from_u16(code).expect("a valid status code"),
+                None,
+            ),
             Behaviour::Chaos {
                 max_failures_per_id,
                 ..

@@ -4,5 +4,6 @@ mod common;
 
 mod lambda_events;
 mod openapi;
+mod operational;
 mod ordering;
 mod routes;
