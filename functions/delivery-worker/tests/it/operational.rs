@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use delivery_worker::handler::poll_once;
-use delivery_worker::DeliveryOutcome;
+use delivery_worker::{DeliveryOutcome, Metric};
 use relay_shared::clock::ManualClock;
 use relay_shared::events::EventType;
 use relay_shared::signing::{standard_webhooks_signature, SigningSecret};
@@ -149,6 +149,8 @@ async fn exhausting_the_schedule_sends_webhook_failing_once_per_episode_and_neve
     assert_eq!(operational_received(&r.watcher_rx).await.len(), 1);
     // The failing webhook wants every type, operational ones included, yet never hears of itself.
     assert!(operational_received(&r.failing_rx).await.is_empty());
+    // One transition, one metric (the template's WebhookFailing alarm).
+    assert_eq!(r.h.metrics.count(Metric::WebhookFailing), 1);
 }
 
 #[tokio::test]
@@ -224,6 +226,7 @@ async fn a_410_sends_webhook_disabled_and_delivery_dead_lettered() {
     assert!(dead["reason"].as_str().unwrap().contains("410"));
     assert!(!r.h.sub(&r.failing.id).await.unwrap().enabled);
     assert!(operational_received(&r.failing_rx).await.is_empty());
+    assert_eq!(r.h.metrics.count(Metric::WebhookDisabled), 1);
 }
 
 #[tokio::test]
