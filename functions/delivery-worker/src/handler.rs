@@ -12,6 +12,8 @@ use futures::future::join_all;
 use lambda_runtime::LambdaEvent;
 use relay_shared::error::QueueError;
 use relay_shared::ports::QueueConsumer;
+use relay_shared::telemetry::{self, Start, TraceCarrier};
+use tracing::Instrument;
 
 use crate::outcome::DeliveryOutcome;
 use crate::worker::Worker;
@@ -23,8 +25,14 @@ use crate::worker::Worker;
 /// safe because attempts are claimed (`Worker::process_message`): a copy whose attempt was already
 /// made and settled is dropped as a duplicate; only an attempt cut off mid-flight is made again
 /// (receivers dedupe on `webhook-id`).
-async fn isolated(worker: Arc<Worker>, body: String, receive_count: u32) -> DeliveryOutcome {
-    match tokio::spawn(async move { worker.process_message(&body, receive_count).await }).await {
+async fn isolated(
+    worker: Arc<Worker>,
+    body: String,
+    receive_count: u32,
+    span: tracing::Span,
+) -> DeliveryOutcome {
+    let task = async move { worker.process_message(&body, receive_count).await };
+    match tokio::spawn(task.instrument(span)).await {
         Ok(outcome) => outcome,
         Err(e) => DeliveryOutcome::Failed {
             error: format!("delivery task failed: {e}"),
@@ -38,10 +46,10 @@ async fn isolated_standard(
     worker: Arc<Worker>,
     body: String,
     receive_count: u32,
+    span: tracing::Span,
 ) -> DeliveryOutcome {
-    match tokio::spawn(async move { worker.process_standard_message(&body, receive_count).await })
-        .await
-    {
+    let task = async move { worker.process_standard_message(&body, receive_count).await };
+    match tokio::spawn(task.instrument(span)).await {
         Ok(outcome) => outcome,
         Err(e) => DeliveryOutcome::Failed {
             error: format!("delivery task failed: {e}"),
@@ -56,6 +64,43 @@ pub struct OrderedMessage {
     pub receive_count: u32,
     /// Its message group (`None`: unknown, e.g. an unparseable body; all such form one group).
     pub group: Option<String>,
+    /// Its sender's trace context (message attributes).
+    pub trace: TraceCarrier,
+}
+
+/// The span one queue message is processed in (the SQS hop's consumer side): it continues the
+/// sender's trace from the message attributes (`traceparent`, `tracestate`, `baggage` with the
+/// Webex tracking id), and names the invocation's request id, so the worker's log lines and the
+/// attempt records carry both (docs/observability.md, "Tracing").
+pub fn job_span(trace: &TraceCarrier, request_id: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "delivery.job",
+        "otel.name" = "delivery job process",
+        "otel.kind" = "consumer",
+        "messaging.system" = "aws_sqs",
+        "messaging.operation.type" = "process",
+    );
+    telemetry::start(
+        &span,
+        Start {
+            remote: Some(trace),
+            request_id,
+            tracking_id: None,
+        },
+    );
+    if let Some(tracking_id) = telemetry::context::ids_of(&span).and_then(|i| i.tracking_id) {
+        telemetry::set_attribute(&span, telemetry::context::TRACKING_ID_KEY, tracking_id);
+    }
+    span
+}
+
+/// The trace context of a Lambda SQS record (its message attributes).
+fn record_trace(r: &SqsMessage) -> TraceCarrier {
+    TraceCarrier::from_pairs(
+        r.message_attributes
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.string_value.as_deref()?))),
+    )
 }
 
 /// The message group a job's body names (`orderingKey`).
@@ -75,7 +120,7 @@ pub async fn process_ordered(
     worker: &Arc<Worker>,
     messages: &[OrderedMessage],
 ) -> Vec<Option<DeliveryOutcome>> {
-    process_ordered_until(worker, messages, None).await
+    process_ordered_until(worker, messages, None, None).await
 }
 
 /// What an attempt needs of the invocation's remaining time besides the delivery timeout (the
@@ -92,6 +137,7 @@ pub async fn process_ordered_until(
     worker: &Arc<Worker>,
     messages: &[OrderedMessage],
     deadline: Option<std::time::SystemTime>,
+    request_id: Option<&str>,
 ) -> Vec<Option<DeliveryOutcome>> {
     let needed = worker.config().delivery_timeout + DEADLINE_MARGIN;
     let time_left = move || {
@@ -114,7 +160,8 @@ pub async fn process_ordered_until(
                 break;
             }
             let m = &messages[i];
-            let outcome = isolated(worker.clone(), m.body.clone(), m.receive_count).await;
+            let span = job_span(&m.trace, request_id);
+            let outcome = isolated(worker.clone(), m.body.clone(), m.receive_count, span).await;
             let go_on = outcome.acknowledged();
             done.push((i, outcome));
             if !go_on {
@@ -162,6 +209,7 @@ pub async fn function_handler(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let records = event.payload.records;
+    let request_id = Some(event.context.request_id.as_str()).filter(|r| !r.is_empty());
     let is_fifo = records.first().is_some_and(|r| {
         r.event_source_arn
             .as_deref()
@@ -181,18 +229,20 @@ pub async fn function_handler(
                     body,
                     receive_count: receive_count(r),
                     group,
+                    trace: record_trace(r),
                 }
             })
             .collect();
         // A test's default context has no deadline (0).
         let deadline = (event.context.deadline > 0).then(|| event.context.deadline());
-        process_ordered_until(&worker, &messages, deadline).await
+        process_ordered_until(&worker, &messages, deadline, request_id).await
     } else {
         let tasks = records.iter().map(|r| {
             isolated_standard(
                 worker.clone(),
                 r.body.clone().unwrap_or_default(),
                 receive_count(r),
+                job_span(&record_trace(r), request_id),
             )
         });
         join_all(tasks).await.into_iter().map(Some).collect()
@@ -245,11 +295,10 @@ pub async fn poll_once(
 ) -> Result<Vec<DeliveryOutcome>, QueueError> {
     let max = worker.config().concurrency.clamp(1, 10) as u32;
     let received = consumer.receive(max, wait_seconds).await?;
-    let outcomes = join_all(
-        received
-            .iter()
-            .map(|m| isolated_standard(worker.clone(), m.body.clone(), m.receive_count)),
-    )
+    let outcomes = join_all(received.iter().map(|m| {
+        let span = job_span(&m.trace, None);
+        isolated_standard(worker.clone(), m.body.clone(), m.receive_count, span)
+    }))
     .await;
     for (m, outcome) in received.iter().zip(&outcomes) {
         let result = if outcome.acknowledged() {
@@ -281,6 +330,7 @@ pub async fn poll_ordered_once(
             body: m.body.clone(),
             receive_count: m.receive_count,
             group: message_group(&m.body),
+            trace: m.trace.clone(),
         })
         .collect();
     let outcomes = process_ordered(worker, &messages).await;

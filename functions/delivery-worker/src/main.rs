@@ -17,7 +17,8 @@ use relay_shared::ports::{CorePorts, QueueConsumer};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    relay_shared::logging::init_json_logging();
+    // JSON logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
+    let telemetry = relay_shared::logging::init_function("delivery-worker");
     let args: FunctionArgs = from_process_env("delivery-worker")?;
     let config = WorkerConfig::from_args(&args);
     let table = args.resources.table_name()?.to_owned();
@@ -64,7 +65,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ordered_url.map(|url| Arc::new(SqsQueue::new(sqs, url)) as Arc<dyn QueueConsumer>);
     let worker = Arc::new(Worker::new(ports, config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
-        function_handler(worker.clone(), ordered.clone(), event)
+        let (worker, ordered, telemetry) = (worker.clone(), ordered.clone(), telemetry.clone());
+        async move {
+            let response = function_handler(worker, ordered, event).await;
+            // Before the invocation returns: the runtime freezes the process after it.
+            telemetry.flush().await;
+            response
+        }
     }))
     .await
 }

@@ -17,6 +17,7 @@ use chrono::Utc;
 
 use relay_shared::events::EventType;
 use relay_shared::ids::EventId;
+use relay_shared::telemetry::{self, Start};
 use relay_shared::webex::SecretRole;
 use relay_shared::webex::{tracking_id, SPARK_SIGNATURE_HEADER, WEBEX_SIGNATURE_HEADER};
 use tracing::Instrument;
@@ -54,22 +55,57 @@ async fn handle_http(State(ingest): State<Arc<Ingest>>, req: Request) -> Respons
     let tracking_id = tracking_id(req.headers()).unwrap_or("").to_owned();
     let signature = signature_header(req.headers()).map(str::to_owned);
     // What the core logs names the request (the span); the request line carries the ids itself.
-    let span = tracing::info_span!("telephony_webhook", %request_id, %tracking_id);
+    // The span starts the request's trace (a new one: the ingest is the relay's public edge, so
+    // a caller's `traceparent` is not continued); its context goes with every job it queues
+    // (docs/observability.md, "Tracing").
+    let span = tracing::info_span!(
+        "telephony_webhook",
+        %request_id,
+        %tracking_id,
+        "otel.name" = "POST /webex/telephony",
+        "otel.kind" = "server",
+    );
+    telemetry::start(
+        &span,
+        Start {
+            remote: None,
+            request_id: Some(&request_id),
+            tracking_id: Some(&tracking_id),
+        },
+    );
+    telemetry::set_attribute(&span, "http.request.method", "POST");
+    telemetry::set_attribute(&span, "http.route", ROUTE);
+    telemetry::set_attribute(
+        &span,
+        telemetry::context::TRACKING_ID_KEY,
+        tracking_id.clone(),
+    );
     let resp = async {
         match read_body(req, ingest.config().max_body_bytes).await {
             Err(resp) => resp,
             Ok(bytes) => ingest.handle(&bytes, signature.as_deref()).await,
         }
     }
-    .instrument(span)
+    .instrument(span.clone())
     .await;
-    log_request(
-        &resp,
-        &request_id,
-        &tracking_id,
-        ingest.config().auth.is_insecure(),
-        started,
-    );
+    let status = i64::from(resp.status.as_u16());
+    telemetry::set_attribute(&span, "http.response.status_code", status);
+    if resp.status.is_server_error() {
+        telemetry::set_error(&span, resp.outcome.as_str());
+    }
+    if let Some(event_id) = resp.event_id {
+        telemetry::set_attribute(&span, "event.id", event_id.to_string());
+    }
+    // In the span, so the request line carries the trace id too.
+    span.in_scope(|| {
+        log_request(
+            &resp,
+            &request_id,
+            &tracking_id,
+            ingest.config().auth.is_insecure(),
+            started,
+        )
+    });
     resp.into_response()
 }
 

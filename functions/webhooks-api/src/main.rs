@@ -8,7 +8,8 @@ use webhooks_api::config::FunctionArgs;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    relay_shared::logging::init_json_logging();
+    // JSON logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
+    let telemetry = relay_shared::logging::init_function("webhooks-api");
     let state = match from_process_env::<FunctionArgs>("webhooks-api") {
         Ok(args) => webhooks_api::aws::state(&args).await,
         Err(e) => Err(e),
@@ -20,5 +21,38 @@ async fn main() -> Result<(), lambda_http::Error> {
             return Err(e.into());
         }
     };
-    lambda_http::run(webhooks_api::router(state)).await
+    lambda_http::run(traced(webhooks_api::router(state), telemetry)).await
+}
+
+/// One root span per request (what a test delivery, replay or redrive queues carries its trace
+/// context, and its log lines the trace and request ids), flushed before the response goes back:
+/// the runtime freezes the process once the invocation returns.
+fn traced(router: axum::Router, telemetry: relay_shared::telemetry::Telemetry) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let telemetry = telemetry.clone();
+            let request_id = req
+                .extensions()
+                .get::<lambda_http::Context>()
+                .map(|c| c.request_id.clone());
+            let span = tracing::info_span!(
+                "api.request",
+                "otel.name" = %req.method(),
+                "otel.kind" = "server",
+            );
+            relay_shared::telemetry::set_attribute(&span, "url.path", req.uri().path().to_owned());
+            relay_shared::telemetry::start(
+                &span,
+                relay_shared::telemetry::Start {
+                    request_id: request_id.as_deref(),
+                    ..Default::default()
+                },
+            );
+            async move {
+                let response = tracing::Instrument::instrument(next.run(req), span).await;
+                telemetry.flush().await;
+                response
+            }
+        },
+    ))
 }

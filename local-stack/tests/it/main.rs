@@ -10,6 +10,7 @@ mod ordering;
 mod presence;
 mod secret_logs;
 mod support;
+mod traces;
 
 // Not end-to-end scenarios: the AWS calls one event costs, counted in-process; each function's
 // table and key access against template.yaml's policies; the fake Webex's own behaviour.

@@ -80,6 +80,7 @@ fn message(job: &DeliveryJob) -> OrderedMessage {
         body: raw(job),
         receive_count: 1,
         group: job.ordering_key.clone(),
+        trace: Default::default(),
     }
 }
 
