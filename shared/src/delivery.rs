@@ -175,6 +175,20 @@ impl DeliveryJob {
         job
     }
 
+    /// A new run of a logged event for `sub` (replay, resend): the same sequence and, for a
+    /// per-call-ordered webhook, the same message group as at ingest (read back from the body,
+    /// [`call_of_body`]), with no attempts and a run id of its own ([`Self::start_new_run`]).
+    pub fn rerun(event: &OutboundEvent, sub: &Subscription) -> Self {
+        let call = call_of_body(event.event_type, &event.body);
+        let position = call.as_ref().map(|(call_id, sequence)| CallPosition {
+            call_id,
+            sequence: *sequence,
+        });
+        let mut job = Self::for_subscriber(event, sub, position);
+        job.start_new_run();
+        job
+    }
+
     /// Does this job go through the ordered (FIFO) queue?
     pub fn is_ordered(&self) -> bool {
         self.ordering_key.is_some()
@@ -253,6 +267,38 @@ pub struct AttemptRecord {
     /// The first KiB of the response body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_snippet: Option<String>,
+    /// The headers sent, in order, signatures redacted (`signing::recorded_headers`); empty
+    /// when no request was made, and in records written before they were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers: Vec<(String, String)>,
+    /// The body posted, for an event the event log does not keep ([`body_kept_with_attempt`]) and
+    /// of at most [`MAX_RECORDED_BODY`] bytes; the others' bodies are read from the event log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// The W3C trace id of the attempt (the ingest request's trace, carried through the queue;
+    /// docs/observability.md, "Tracing"); none in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The worker invocation's request id (Lambda's `requestId`; none in the local stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The largest body an attempt record keeps itself (a DynamoDB item holds 400 KB; an attempt row
+/// should stay a few KB).
+pub const MAX_RECORDED_BODY: usize = 4096;
+
+/// Is the body of an event of this type kept with its attempts (then only up to
+/// [`MAX_RECORDED_BODY`])? Those the event log does not keep: test events and operational events
+/// (docs/operational-events.md), made by the API and the worker rather than logged by ingest.
+pub fn body_kept_with_attempt(event_type: EventType) -> bool {
+    event_type == EventType::WebhookTest || event_type.is_operational()
+}
+
+/// The body an attempt record of `job` keeps, if any ([`body_kept_with_attempt`]).
+pub fn recorded_body(job: &DeliveryJob) -> Option<String> {
+    (body_kept_with_attempt(job.event_type) && job.body.len() <= MAX_RECORDED_BODY)
+        .then(|| job.body.clone())
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub mod ports;
 pub mod retry;
 pub mod secrets_at_rest;
 pub mod signing;
+pub mod stats;
 pub mod subscription;
 pub mod targets;
 pub mod webex;

@@ -12,8 +12,9 @@ pub use crate::call_presence::CallPresence;
 use crate::call_state::CallRecord;
 use crate::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use crate::error::{QueueError, StoreError};
-use crate::events::OutboundEvent;
-use crate::ids::SubscriptionId;
+use crate::events::{EventType, OutboundEvent};
+use crate::ids::{AttemptId, EventId, SubscriptionId};
+use crate::stats::{AttemptSample, StatsBucket};
 use crate::subscription::Subscription;
 use crate::webex_api;
 
@@ -207,11 +208,15 @@ pub trait LeaseStore: Send + Sync {
     async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
-/// Which attempts to list: one subscription's, optionally only those with one status.
+/// Which attempts to list: one subscription's, optionally only those with one status, of one
+/// event type, and made in `[since, until)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptQuery {
     pub subscription_id: SubscriptionId,
     pub status: Option<AttemptStatus>,
+    pub event_type: Option<EventType>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl AttemptQuery {
@@ -220,7 +225,18 @@ impl AttemptQuery {
         Self {
             subscription_id,
             status: None,
+            event_type: None,
+            since: None,
+            until: None,
         }
+    }
+
+    /// Does `attempt` pass the filters (the subscription is the adapter's to check)?
+    pub fn matches(&self, attempt: &AttemptRecord) -> bool {
+        self.status.is_none_or(|s| attempt.status == s)
+            && self.event_type.is_none_or(|t| attempt.event_type == t)
+            && self.since.is_none_or(|t| attempt.at >= t)
+            && self.until.is_none_or(|t| attempt.at < t)
     }
 
     /// Only the attempts with `status`.
@@ -246,6 +262,12 @@ pub trait AttemptLog: Send + Sync {
         query: AttemptQuery,
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>, StoreError>;
+    /// One attempt of the subscription (`None`: none, or expired).
+    async fn get(
+        &self,
+        subscription_id: &SubscriptionId,
+        id: &AttemptId,
+    ) -> Result<Option<AttemptRecord>, StoreError>;
 }
 
 /// Outbound events kept for replay (records expire after a TTL).
@@ -261,6 +283,33 @@ pub trait EventLog: Send + Sync {
     /// Webex's `eventTimestamp`.)
     async fn list(&self, org_id: &str, query: EventQuery)
         -> Result<Vec<OutboundEvent>, StoreError>;
+    /// One logged event of the org (`None`: not logged, or expired).
+    async fn get(&self, org_id: &str, id: &EventId) -> Result<Option<OutboundEvent>, StoreError>;
+    /// The org's events that `filter` lets through, newest (largest id) first, one page at a
+    /// time (`GET /api/hooks/events`).
+    async fn page(
+        &self,
+        org_id: &str,
+        filter: EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<OutboundEvent>, StoreError>;
+}
+
+/// Which of an org's logged events a paged listing shows: optionally only one type, and only
+/// those whose `created_at` is in `[since, until)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventFilter {
+    pub event_type: Option<EventType>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, event: &OutboundEvent) -> bool {
+        self.event_type.is_none_or(|t| event.event_type == t)
+            && self.since.is_none_or(|t| event.created_at >= t)
+            && self.until.is_none_or(|t| event.created_at < t)
+    }
 }
 
 /// Which of an org's logged events to list (replay): those whose `created_at` is in
@@ -290,6 +339,22 @@ impl EventQuery {
     pub fn covers(&self, event: &OutboundEvent) -> bool {
         event.created_at >= self.since && event.created_at < self.until
     }
+}
+
+/// Per-webhook delivery statistics in five-minute buckets (`crate::stats`): one write per made
+/// attempt, read a day at a time (`GET /api/hooks/webhooks/{id}/stats`). Buckets expire after
+/// `stats::BUCKET_TTL`.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Counts one attempt into its bucket (one atomic update, no read).
+    async fn record(&self, sample: &AttemptSample) -> Result<(), StoreError>;
+    /// The webhook's buckets that start at or after `since`, oldest first (only those with
+    /// attempts exist).
+    async fn buckets(
+        &self,
+        subscription_id: &SubscriptionId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<StatsBucket>, StoreError>;
 }
 
 /// Named fixed-window counters shared by every instance: a subscription's deliveries (the
@@ -465,6 +530,9 @@ pub trait QueueConsumer: Send + Sync {
     async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
     /// Makes the message visible again after `seconds` (a negative ack).
     async fn retry_after(&self, receipt: &str, seconds: u32) -> Result<(), QueueError>;
+    /// About how many messages are available in the queue (SQS `ApproximateNumberOfMessages`:
+    /// not those a consumer holds right now): the dead-letter depth of `GET /api/hooks/dlq`.
+    async fn approximate_depth(&self) -> Result<u64, QueueError>;
 }
 
 /// Where jobs that exhausted their attempts (or cannot be parsed) are parked: the producing side of
@@ -585,6 +653,7 @@ pub struct Stores {
     pub events: Arc<dyn EventLog>,
     pub rate_limits: Arc<dyn RateLimiter>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub stats: Arc<dyn StatsStore>,
 }
 
 /// What every function core is built on (ingest, the worker, the API, the presence poller): the

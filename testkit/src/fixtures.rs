@@ -53,5 +53,9 @@ pub fn attempt(
         error_class: None,
         error: None,
         response_snippet: Some("ok".into()),
+        request_headers: vec![],
+        request_body: None,
+        trace_id: None,
+        request_id: None,
     }
 }

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use relay_shared::delivery::{
-    AttemptRecord, AttemptStatus, AttemptSummary, DeliveryJob, ErrorClass,
+    recorded_body, AttemptRecord, AttemptStatus, AttemptSummary, DeliveryJob, ErrorClass,
 };
 use relay_shared::ids::AttemptId;
 use relay_shared::ports::{HttpSender, OutboundRequest, OutboundResponse, SendError};
 use relay_shared::secrets_at_rest::{SealError, SecretOpener};
-use relay_shared::signing::{delivery_headers, SignatureInput, SigningSecret};
+use relay_shared::signing::{delivery_headers, recorded_headers, SignatureInput, SigningSecret};
 use relay_shared::subscription::Subscription;
 use secrecy::ExposeSecret;
 
@@ -30,6 +30,8 @@ pub(crate) struct AttemptResult {
     /// The receiver answered 410: the subscription is disabled.
     pub gone: bool,
     pub duration_ms: u64,
+    /// The headers sent, signatures redacted (`signing::recorded_headers`); none when skipped.
+    pub request_headers: Vec<(String, String)>,
 }
 
 impl AttemptResult {
@@ -45,6 +47,7 @@ impl AttemptResult {
             permanent: false,
             gone: false,
             duration_ms: 0,
+            request_headers: Vec::new(),
         }
     }
 
@@ -80,6 +83,7 @@ impl AttemptResult {
             permanent: false,
             gone: status == 410,
             duration_ms,
+            request_headers: Vec::new(),
         }
     }
 
@@ -97,6 +101,7 @@ impl AttemptResult {
                 || matches!(e.class, ErrorClass::SsrfBlocked | ErrorClass::InvalidUrl),
             gone: false,
             duration_ms,
+            request_headers: Vec::new(),
         }
     }
 
@@ -116,6 +121,12 @@ impl AttemptResult {
             error_class: self.error_class,
             error: self.error.clone(),
             response_snippet: self.snippet.clone(),
+            request_headers: self.request_headers.clone(),
+            request_body: (self.status != AttemptStatus::Skipped)
+                .then(|| recorded_body(job))
+                .flatten(),
+            trace_id: None,
+            request_id: None,
         }
     }
 
@@ -192,6 +203,7 @@ pub(crate) async fn post_signed(
     if let Some(sequence) = job.sequence {
         headers.push((SEQUENCE_HEADER, sequence.to_string()));
     }
+    let request_headers = recorded_headers(&headers);
     let request = OutboundRequest {
         url: sub.url.clone(),
         headers,
@@ -201,9 +213,13 @@ pub(crate) async fn post_signed(
     let started = Instant::now();
     let sent = http.post(request).await;
     let duration_ms = started.elapsed().as_millis() as u64;
-    match sent {
+    let result = match sent {
         Ok(resp) => AttemptResult::from_response(resp, config.snippet_bytes, duration_ms),
         Err(e) => AttemptResult::from_error(e, duration_ms),
+    };
+    AttemptResult {
+        request_headers,
+        ..result
     }
 }
 

@@ -753,5 +753,6 @@ impl Worker {
             // The job itself carries its attempt history; a lost log row must not cause a duplicate delivery.
             tracing::error!(subscription_id = %record.subscription_id, attempt = record.attempt, error = %e, "could not write the attempt log");
         }
+        relay_shared::stats::count_attempt(self.ports.core.stores.stats.as_ref(), record).await;
     }
 }

@@ -210,6 +210,41 @@ impl<S: Send + Sync> FromRequestParts<S> for SubscriptionIdPath {
     }
 }
 
+/// A webhook route with a second id (`/webhooks/{id}/deliveries/{attemptId}`,
+/// `/webhooks/{id}/events/{eventId}/…`): the webhook's id and the other, parsed as `T`. Either
+/// one that cannot be one of ours is not found (`404`, the webhook's when it is the webhook's id).
+pub struct WebhookAnd<T>(pub SubscriptionId, pub T);
+
+/// What a [`WebhookAnd`] answers when its second id cannot be one of ours.
+pub trait NotFoundAs {
+    fn not_found() -> ApiError;
+}
+
+impl NotFoundAs for relay_shared::ids::AttemptId {
+    fn not_found() -> ApiError {
+        ApiError::not_found("No delivery attempt with this id exists for this webhook.")
+    }
+}
+
+impl NotFoundAs for relay_shared::ids::EventId {
+    fn not_found() -> ApiError {
+        ApiError::not_found("No event with this id is in your organisation's event log.")
+    }
+}
+
+impl<S: Send + Sync, T: std::str::FromStr + NotFoundAs> FromRequestParts<S> for WebhookAnd<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((id, other)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::webhook_not_found())?;
+        let id = id.parse().map_err(|_| ApiError::webhook_not_found())?;
+        let other = other.parse().map_err(|_| T::not_found())?;
+        Ok(WebhookAnd(id, other))
+    }
+}
+
 /// For PATCH bodies: a field that may be absent (`None`) but, when present, must not be `null`.
 pub fn non_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,

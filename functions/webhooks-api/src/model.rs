@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, ErrorClass};
-use relay_shared::events::EventType;
+use relay_shared::events::{EventType, OutboundEvent};
 use relay_shared::filters::FilterExample;
+use relay_shared::stats::WindowStats;
 use relay_shared::subscription::{Health, Ordering, Subscription};
 use serde::{Deserialize, Serialize};
 
@@ -280,6 +281,119 @@ impl From<&AttemptRecord> for Delivery {
             response_snippet: a.response_snippet.clone(),
         }
     }
+}
+
+/// `GET /api/hooks/webhooks/{id}/deliveries/{attemptId}`: the row and what was sent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// `[name, value]` pairs in the order sent, signature values redacted.
+    pub request_headers: Vec<(String, String)>,
+    /// The exact body posted; `null` when it is no longer known (then `bodyUnavailable` says why).
+    pub body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_unavailable: Option<&'static str>,
+    /// The OpenTelemetry trace of the attempt, when tracing was on.
+    pub trace_id: Option<String>,
+}
+
+/// Why an attempt's body cannot be shown.
+pub mod body_unavailable {
+    /// The event has left the event log (its retention ran out).
+    pub const EXPIRED: &str = "expired";
+    /// The event log does not keep this type and the body was too large to keep with the attempt.
+    pub const NOT_RECORDED: &str = "not_recorded";
+    /// No request was made (the attempt was skipped).
+    pub const NOT_SENT: &str = "not_sent";
+}
+
+/// `GET /api/hooks/webhooks/{id}/stats`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsResponse {
+    pub webhook_id: String,
+    pub windows: StatsWindows,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsWindows {
+    #[serde(rename = "1h")]
+    pub hour: WindowStatsBody,
+    #[serde(rename = "24h")]
+    pub day: WindowStatsBody,
+}
+
+/// One window's figures (`relay_shared::stats::WindowStats`, times as the API writes them).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowStatsBody {
+    pub attempts: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub success_rate: Option<f64>,
+    pub p50_ms: Option<u64>,
+    pub p95_ms: Option<u64>,
+    pub last_success_at: Option<String>,
+    pub last_failure_at: Option<String>,
+}
+
+impl From<WindowStats> for WindowStatsBody {
+    fn from(w: WindowStats) -> Self {
+        Self {
+            attempts: w.attempts,
+            successes: w.successes,
+            failures: w.failures,
+            success_rate: w.success_rate,
+            p50_ms: w.p50_ms,
+            p95_ms: w.p95_ms,
+            last_success_at: w.last_success_at.map(time),
+            last_failure_at: w.last_failure_at.map(time),
+        }
+    }
+}
+
+/// One row of `GET /api/hooks/events`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedEvent {
+    pub id: String,
+    pub event_type: &'static str,
+    pub created_at: String,
+    /// The body as delivered, parsed (a body that is not JSON is shown as a string).
+    pub payload: serde_json::Value,
+}
+
+impl From<&OutboundEvent> for LoggedEvent {
+    fn from(e: &OutboundEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            event_type: e.event_type.as_str(),
+            created_at: time(e.created_at),
+            payload: serde_json::from_str(&e.body)
+                .unwrap_or_else(|_| serde_json::Value::String(e.body.clone())),
+        }
+    }
+}
+
+/// `POST /api/hooks/webhooks/{id}/events/{eventId}/resend`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResendResponse {
+    pub event_id: String,
+    pub webhook_id: String,
+    /// The `webhook-id` header: the same as the event's earlier deliveries to this webhook.
+    pub delivery_id: String,
+    /// The new run's id.
+    pub run: String,
+}
+
+/// `GET /api/hooks/dlq`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DlqDepth {
+    pub approximate_messages: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,4 +1,4 @@
-//! The quotas on `POST …/test` and `POST …/replay` (docs/webhooks-api.md, "Limits"): fixed
+//! The quotas on `POST …/test`, `POST …/replay` and `POST …/events/{eventId}/resend` (docs/webhooks-api.md, "Limits"): fixed
 //! one-minute windows per webhook and per tenant (org), counted in the shared rate-limit store so
 //! every Lambda instance sees the same counts, and one replay in flight per webhook (a lease).
 //! Over a quota the answer is `429` with `Retry-After` and the usual JSON error body.
@@ -68,6 +68,21 @@ pub async fn replay_call(state: &AppState, sub: &Subscription) -> ApiResult<()> 
         q.replay_per_webhook,
         q.replay_per_tenant,
         "Replaying",
+    )
+    .await
+}
+
+/// The per-webhook, then the per-tenant quota of `POST …/events/{eventId}/resend`: counters of
+/// its own (`resend#…`) with the test limits, as a resend queues one job as a test does.
+pub async fn resend_call(state: &AppState, sub: &Subscription) -> ApiResult<()> {
+    let q = state.config.quotas;
+    webhook_then_tenant(
+        state,
+        sub,
+        "resend",
+        q.test_per_webhook,
+        q.test_per_tenant,
+        "Resending events",
     )
     .await
 }

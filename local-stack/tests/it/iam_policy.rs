@@ -795,6 +795,49 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
             );
         }
     }
+    // The inspection routes: stats, an attempt's detail (its body from the event log), the
+    // filtered delivery log, the event log, resending one of its events, the dead-letter depth.
+    let get = |path: String, key_: &'static str| {
+        let api = &api;
+        async move {
+            let (status, answer) = api.call(Method::GET, &path, key_, None, None).await;
+            assert_eq!(status, 200, "GET {path}: {answer}");
+            answer
+        }
+    };
+    let log = get(format!("/api/hooks/webhooks/{ok_id}/deliveries"), USER_KEY).await;
+    let attempt = log["data"][0]["id"]
+        .as_str()
+        .expect("an attempt")
+        .to_owned();
+    get(
+        format!("/api/hooks/webhooks/{ok_id}/deliveries/{attempt}"),
+        USER_KEY,
+    )
+    .await;
+    let window = format!("since={}", since.replace('+', "%2B"));
+    get(
+        format!("/api/hooks/webhooks/{ok_id}/deliveries?eventType=telephony:created&{window}"),
+        USER_KEY,
+    )
+    .await;
+    get(format!("/api/hooks/webhooks/{ok_id}/stats"), USER_KEY).await;
+    let events = get(format!("/api/hooks/events?{window}"), USER_KEY).await;
+    let event = events["data"][0]["id"]
+        .as_str()
+        .expect("an event")
+        .to_owned();
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            &format!("/api/hooks/webhooks/{ok_id}/events/{event}/resend"),
+            USER_KEY,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "resend: {answer}");
+    get("/api/hooks/dlq".to_owned(), ADMIN_KEY).await;
     let mut api_used = used.remove("api-setup").unwrap();
     api_used.extend(accesses(&api_clients.recorder));
     used.insert("WebhooksApiFunction", api_used);

@@ -59,3 +59,34 @@ pub fn delivery_headers(input: &SignatureInput<'_>) -> Vec<(&'static str, String
     }
     headers
 }
+
+/// What stands in for a signature in a recorded header.
+pub const REDACTED: &str = "<redacted>";
+
+/// The headers as the attempt log keeps them (`GET …/deliveries/{attemptId}`): every header
+/// sent, in order, except the signatures' values. No header carries the secret itself (each
+/// signature is an HMAC under it), but a signature with its body and timestamp is a delivery
+/// anyone could replay to the receiver within its tolerance, and the value tells a reader nothing
+/// the secret holder cannot recompute: each is kept as its scheme's prefix and `<redacted>` (the
+/// `webhook-signature` list keeps one entry per signing secret, so a rotation stays visible).
+pub fn recorded_headers(headers: &[(&str, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let shown = match *name {
+                "webhook-signature" => value
+                    .split(' ')
+                    .map(|sig| match sig.split_once(',') {
+                        Some((version, _)) => format!("{version},{REDACTED}"),
+                        None => REDACTED.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                "x-hook-signature" => format!("sha256={REDACTED}"),
+                "x-servicehook-signature" => REDACTED.to_owned(),
+                _ => value.clone(),
+            };
+            ((*name).to_owned(), shown)
+        })
+        .collect()
+}

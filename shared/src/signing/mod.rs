@@ -6,7 +6,7 @@ mod headers;
 mod schemes;
 mod secret;
 
-pub use headers::{delivery_headers, SignatureInput, USER_AGENT};
+pub use headers::{delivery_headers, recorded_headers, SignatureInput, REDACTED, USER_AGENT};
 pub use schemes::{hook_signature, service_hook_signature, standard_webhooks_signature};
 pub use secret::{SigningSecret, WHSEC_PREFIX};
 

@@ -150,3 +150,47 @@ fn telephony_headers_have_no_org_header() {
     });
     assert!(headers.iter().all(|(k, _)| *k != "x-org-id"));
 }
+
+/// What the attempt log keeps: every header, in order, with no signature value (nor anything an
+/// HMAC under either secret could be recomputed from besides the body, which the API shows).
+#[test]
+fn recorded_headers_keep_every_name_but_no_signature() {
+    let secrets = [
+        SigningSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        SigningSecret::new("old-secret-old-secret-0001"),
+    ];
+    let body = b"{}";
+    let headers = delivery_headers(&SignatureInput {
+        delivery_id: "msg_1",
+        timestamp: Utc.timestamp_opt(1614265330, 0).unwrap(),
+        event_type: EventType::PresenceChanged,
+        subscription_id: "wh_x",
+        org_id: "org-1",
+        secrets: &secrets,
+        body,
+    });
+    let recorded = recorded_headers(&headers);
+    let names = |h: &[(String, String)]| h.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    let sent: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), v.clone()))
+        .collect();
+    assert_eq!(names(&recorded), names(&sent));
+    let get = |n: &str| recorded.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    assert_eq!(get("webhook-signature"), "v1,<redacted> v1,<redacted>");
+    assert_eq!(get("x-hook-signature"), "sha256=<redacted>");
+    assert_eq!(get("x-servicehook-signature"), "<redacted>");
+    assert_eq!(get("webhook-id"), "msg_1");
+    for (name, value) in &sent {
+        if name.contains("signature") {
+            let sig = value.rsplit([',', '=']).next().unwrap();
+            assert!(recorded.iter().all(|(_, v)| !v.contains(sig)), "{name}");
+        }
+    }
+    for secret in [
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "old-secret-old-secret-0001",
+    ] {
+        assert!(recorded.iter().all(|(_, v)| !v.contains(secret)));
+    }
+}

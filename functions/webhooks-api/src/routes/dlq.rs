@@ -1,4 +1,4 @@
-//! `POST /api/hooks/dlq/redrive` (admin): moves the caller's org's dead-lettered jobs back to the
+//! `GET /api/hooks/dlq` (admin): the dead-letter queue's depth. `POST /api/hooks/dlq/redrive` (admin): moves the caller's org's dead-lettered jobs back to the
 //! delivery queue. The operator-wide redrive (every org) is `relay-keys redrive-dlq`, a CLI that
 //! needs AWS credentials for the queues rather than an API key (docs/webhooks-api.md).
 //!
@@ -17,7 +17,7 @@ use relay_shared::ports::{DeliveryQueue, QueueConsumer, QueuedJob};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::OptionalJson;
-use crate::model::{RedriveRequest, RedriveResponse};
+use crate::model::{DlqDepth, RedriveRequest, RedriveResponse};
 use crate::state::AppState;
 
 pub const DEFAULT_REDRIVE_LIMIT: u32 = 100;
@@ -58,6 +58,17 @@ pub async fn redrive(
     tracing::info!(moved = r.moved, skipped = r.skipped, user_id = %caller.user_id,
         org_id = %caller.org_id, "dead-letter queue redriven for one org");
     Ok(Json(r))
+}
+
+/// `GET /api/hooks/dlq` (admin): about how many messages wait in the dead-letter queue that
+/// redrive reads (SQS `ApproximateNumberOfMessages`; every org's, the queue is shared, so only
+/// the count is shown).
+pub async fn depth(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<DlqDepth>> {
+    caller.require_admin()?;
+    let approximate_messages = state.dead_letter_source.approximate_depth().await?;
+    Ok(Json(DlqDepth {
+        approximate_messages,
+    }))
 }
 
 /// Moves up to `limit` jobs of `scope` from `source` (the dead-letter queue) to `queue`, looking

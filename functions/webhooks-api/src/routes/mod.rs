@@ -3,7 +3,9 @@
 pub mod deliveries;
 pub mod dlq;
 pub mod event_types;
+pub mod events;
 pub mod openapi;
+pub mod stats;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -62,6 +64,17 @@ pub fn router(state: AppState) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/api/hooks/webhooks/{id}/deliveries", get(deliveries::list))
+        .route(
+            "/api/hooks/webhooks/{id}/deliveries/{attempt_id}",
+            get(deliveries::get_one),
+        )
+        .route("/api/hooks/webhooks/{id}/stats", get(stats::get_stats))
+        .route(
+            "/api/hooks/webhooks/{id}/events/{event_id}/resend",
+            post(events::resend),
+        )
+        .route("/api/hooks/events", get(events::list))
+        .route("/api/hooks/dlq", get(dlq::depth))
         .route("/api/hooks/webhooks/{id}/test", post(webhooks::send_test))
         .route(
             "/api/hooks/webhooks/{id}/rotate-secret",

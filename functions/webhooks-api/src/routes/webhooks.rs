@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Duration;
-use relay_shared::delivery::{call_of_body, CallPosition, DeliveryJob};
+use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
 use relay_shared::events::{rfc3339_millis, EventType, OutboundEvent};
 use relay_shared::ids::{EventId, SubscriptionId};
@@ -458,17 +458,8 @@ async fn queue_replay(
         .iter()
         .take(max as usize)
         .filter(|e| sub.event_types.contains(&e.event_type) && passes_filter(sub, e))
-        .map(|e| {
-            // The same sequence (and, per-call-ordered, the same message group) as at ingest.
-            let call = call_of_body(e.event_type, &e.body);
-            let position = call.as_ref().map(|(call_id, sequence)| CallPosition {
-                call_id,
-                sequence: *sequence,
-            });
-            let mut job = DeliveryJob::for_subscriber(e, sub, position);
-            job.start_new_run();
-            QueuedJob::now(job)
-        })
+        // The same sequence (and, per-call-ordered, the same message group) as at ingest.
+        .map(|e| QueuedJob::now(DeliveryJob::rerun(e, sub)))
         // An event the log kept but the queue cannot carry (ingest parked it as too_large) is
         // skipped and counted: sending it would fail this replay on every retry.
         .partition(|q| fits_the_queue(&q.job));
@@ -506,7 +497,7 @@ pub(crate) fn passes_filter(sub: &Subscription, e: &OutboundEvent) -> bool {
 }
 
 /// Would the delivery queue take this job (its JSON body within SQS's message size)?
-fn fits_the_queue(job: &DeliveryJob) -> bool {
+pub(crate) fn fits_the_queue(job: &DeliveryJob) -> bool {
     serde_json::to_vec(job)
         .is_ok_and(|body| relay_shared::error::QueueError::check_size(body.len()).is_ok())
 }

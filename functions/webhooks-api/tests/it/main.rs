@@ -2,6 +2,7 @@
 
 mod common;
 
+mod inspection;
 mod lambda_events;
 mod openapi;
 mod operational;

@@ -138,4 +138,31 @@ async fn a_replay_keeps_the_call_group_and_sequence() {
     assert_eq!(jobs[1].event_type, mark.event);
     assert_eq!(jobs[1].ordering_key.as_deref(), Some(group.as_str()));
     assert_eq!(jobs[1].sequence, Some(mark.seq));
+    // Resending one of them is the same: the ordered queue, the call's group and sequence, a run
+    // of its own (the replayed ones acknowledged first: in flight, they hold the group back).
+    for m in &received {
+        fifo.ack(&m.receipt).await.unwrap();
+    }
+    let r = h
+        .call(
+            "POST",
+            &format!("{HOOKS}/{sid}/events/{}/resend", jobs[1].event_id),
+            Some(&key),
+            None,
+        )
+        .await
+        .assert_status(202);
+    let resent: Vec<DeliveryJob> = fifo
+        .receive(10, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect();
+    assert_eq!(resent.len(), 1, "the resent job on the ordered queue");
+    assert_eq!(resent[0].event_id, jobs[1].event_id);
+    assert_eq!(resent[0].ordering_key.as_deref(), Some(group.as_str()));
+    assert_eq!(resent[0].sequence, Some(mark.seq));
+    assert_eq!(r["run"], resent[0].run);
+    assert_ne!(resent[0].run, jobs[1].run);
 }

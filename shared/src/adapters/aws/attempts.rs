@@ -1,15 +1,17 @@
 //! The delivery attempt log: `ATTEMPTS#<wh_id>`/`<att_id>` (ULID: time-ordered) with `doc`,
 //! `status` and `expires_at`. Listed newest first (`ScanIndexForward = false`), optionally
-//! filtered on `status`.
+//! filtered on `status` (a `FilterExpression`), a time window (an `sk` range: the ids carry the
+//! attempt's time) and the event type (on the document).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::common::{expiring_doc, is_expired, s, Item, QuerySpec};
+use super::common::{doc, expiring_doc, is_expired, s, Item, QuerySpec};
+use super::events::{last_id_instant, ulid_range};
 use super::DynamoTable;
 use crate::delivery::{AttemptRecord, AttemptStatus};
 use crate::error::StoreError;
-use crate::ids::SubscriptionId;
+use crate::ids::{AttemptId, SubscriptionId};
 use crate::ports::{AttemptLog, AttemptQuery, Page, PageRequest};
 
 fn pk(subscription_id: &SubscriptionId) -> String {
@@ -50,9 +52,36 @@ impl AttemptLog for DynamoTable {
             spec.names.push(("#st", "status"));
             spec.values.push((":st", s(status_str(status))));
         }
+        if query.since.is_some() || query.until.is_some() {
+            // Attempt ids carry the attempt's time (`at`, in ms): the window is a key range.
+            let since = query.since.unwrap_or(DateTime::UNIX_EPOCH);
+            let until = query.until.unwrap_or_else(last_id_instant);
+            let (lo, hi) = ulid_range(AttemptId::PREFIX, since, until);
+            spec.key_condition = "pk = :pk AND sk BETWEEN :lo AND :hi";
+            spec.values.push((":lo", s(lo)));
+            spec.values.push((":hi", s(hi)));
+        }
         let now = Utc::now();
-        let live = move |item: &Item| !is_expired(item, now);
+        // The event type is only in the document (older items have no other attribute for it),
+        // so it is checked here, with the exact time bounds.
+        let needs_doc =
+            query.event_type.is_some() || query.since.is_some() || query.until.is_some();
+        let keep = move |item: &Item| {
+            !is_expired(item, now)
+                && (!needs_doc || doc::<AttemptRecord>(item).is_ok_and(|a| query.matches(&a)))
+        };
         let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
-        self.query_page(&spec, page, &cursor_key, &live).await
+        self.query_page(&spec, page, &cursor_key, &keep).await
+    }
+
+    async fn get(
+        &self,
+        subscription_id: &SubscriptionId,
+        id: &AttemptId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.get_live(pk(subscription_id), &id.to_string(), Utc::now())
+            .await?
+            .map(|item| doc(&item))
+            .transpose()
     }
 }

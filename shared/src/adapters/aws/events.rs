@@ -13,7 +13,7 @@ use super::DynamoTable;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
 use crate::ids::EventId;
-use crate::ports::{EventLog, EventQuery};
+use crate::ports::{EventFilter, EventLog, EventQuery, Page, PageRequest};
 
 /// How much earlier than its `createdAt` an event id's timestamp may be: ingest stamps ids with
 /// Webex's `eventTimestamp` (so a retried webhook keeps its id), which precedes the ingest time by
@@ -29,16 +29,28 @@ fn pk(org_id: &str) -> String {
 /// The smallest and largest event id whose timestamp falls in `[since, until)` (millisecond
 /// resolution; the exact bounds are applied on `createdAt`).
 fn id_range(since: DateTime<Utc>, until: DateTime<Utc>) -> (String, String) {
+    ulid_range(EventId::PREFIX, since, until)
+}
+
+/// The smallest and largest `<prefix><ULID>` id whose timestamp falls in `[since, until)`
+/// (millisecond resolution): a `sk BETWEEN` range over time-ordered ids (events, attempts).
+pub(super) fn ulid_range(
+    prefix: &str,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> (String, String) {
     let lo_ms = u64::try_from(since.timestamp_millis()).unwrap_or(0);
     // The last millisecond that still has instants before `until`.
     let hi_ms = (until - chrono::Duration::nanoseconds(1)).timestamp_millis();
     let hi_ms = u64::try_from(hi_ms).unwrap_or(0).min((1 << 48) - 1);
     let lo = Ulid::from_parts(lo_ms, 0);
     let hi = Ulid::from_parts(hi_ms, u128::MAX);
-    (
-        format!("{}{lo}", EventId::PREFIX),
-        format!("{}{hi}", EventId::PREFIX),
-    )
+    (format!("{prefix}{lo}"), format!("{prefix}{hi}"))
+}
+
+/// The latest instant an id can stand for (a ULID's timestamp has 48 bits of milliseconds).
+pub(super) fn last_id_instant() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis((1 << 48) - 1).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// An item's size as DynamoDB counts it against its limit: attribute names plus values (strings
@@ -114,6 +126,45 @@ impl EventLog for DynamoTable {
             )
             .await?;
         items.iter().take(query.limit as usize).map(doc).collect()
+    }
+
+    async fn get(&self, org_id: &str, id: &EventId) -> Result<Option<OutboundEvent>, StoreError> {
+        self.get_live(pk(org_id), &id.to_string(), Utc::now())
+            .await?
+            .map(|item| doc(&item))
+            .transpose()
+    }
+
+    async fn page(
+        &self,
+        org_id: &str,
+        filter: EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<OutboundEvent>, StoreError> {
+        let partition = pk(org_id);
+        let mut spec = QuerySpec::partition(partition.clone());
+        spec.forward = false;
+        if filter.since.is_some() || filter.until.is_some() {
+            // As `list`: the key range widened by how far an id may stray from `createdAt`.
+            let since = filter
+                .since
+                .and_then(|t| t.checked_sub_signed(ID_MAY_PRECEDE_CREATION))
+                .unwrap_or(DateTime::UNIX_EPOCH);
+            let until = filter
+                .until
+                .and_then(|t| t.checked_add_signed(ID_MAY_FOLLOW_CREATION))
+                .unwrap_or_else(last_id_instant);
+            let (lo, hi) = id_range(since, until);
+            spec.key_condition = "pk = :pk AND sk BETWEEN :lo AND :hi";
+            spec.values.push((":lo", s(lo)));
+            spec.values.push((":hi", s(hi)));
+        }
+        let now = Utc::now();
+        let keep = move |item: &Item| {
+            !is_expired(item, now) && doc::<OutboundEvent>(item).is_ok_and(|e| filter.matches(&e))
+        };
+        let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
+        self.query_page(&spec, page, &cursor_key, &keep).await
     }
 }
 

@@ -38,6 +38,7 @@ mod presence;
 mod rate_limits;
 pub mod secrets;
 mod sqs;
+mod stats;
 mod subscriptions;
 mod table;
 
@@ -105,7 +106,8 @@ pub fn aws_stores(table: DynamoTable) -> Stores {
         attempts: Arc::new(table.clone()),
         events: Arc::new(table.clone()),
         rate_limits: Arc::new(table.clone()),
-        idempotency: Arc::new(table),
+        idempotency: Arc::new(table.clone()),
+        stats: Arc::new(table),
     }
 }
 

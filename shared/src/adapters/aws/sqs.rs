@@ -314,6 +314,25 @@ impl QueueConsumer for SqsQueue {
             .map_err(|e| unavailable("ChangeMessageVisibility", e))?;
         Ok(())
     }
+
+    async fn approximate_depth(&self) -> Result<u64, QueueError> {
+        let res = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetQueueAttributes", e))?;
+        res.attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                QueueError::Unavailable(
+                    "GetQueueAttributes returned no ApproximateNumberOfMessages".into(),
+                )
+            })
+    }
 }
 
 #[async_trait]

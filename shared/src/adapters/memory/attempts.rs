@@ -8,7 +8,7 @@ use super::bounded::keep_newest;
 use super::{decode_cursor, encode_cursor};
 use crate::delivery::AttemptRecord;
 use crate::error::StoreError;
-use crate::ids::SubscriptionId;
+use crate::ids::{AttemptId, SubscriptionId};
 use crate::ports::{AttemptLog, AttemptQuery, Page, PageRequest};
 
 /// The delivery-attempt log in memory. Unbounded by default; `with_capacity` keeps only the newest
@@ -61,12 +61,24 @@ impl AttemptLog for MemoryAttemptLog {
             .iter()
             .rev()
             .filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()))
-            .filter(|(_, a)| query.status.is_none_or(|s| a.status == s))
+            .filter(|(_, a)| query.matches(a))
             .map(|(_, a)| a.clone())
             .take(page.size() + 1)
             .collect();
         Page::from_lookahead(newest_first, page.size(), |a| {
             Ok(encode_cursor(&a.id.to_string()))
         })
+    }
+
+    async fn get(
+        &self,
+        subscription_id: &SubscriptionId,
+        id: &AttemptId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let items = self.items.lock().unwrap();
+        Ok(items
+            .get(subscription_id)
+            .and_then(|log| log.get(&id.to_string()))
+            .cloned())
     }
 }

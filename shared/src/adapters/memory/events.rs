@@ -5,9 +5,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::bounded::keep_newest;
+use super::{decode_cursor, encode_cursor};
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
-use crate::ports::{EventLog, EventQuery};
+use crate::ids::EventId;
+use crate::ports::{EventFilter, EventLog, EventQuery, Page, PageRequest};
 
 /// The event log in memory. Unbounded by default; `with_capacity` keeps only the newest events of
 /// each org (the local stack's embedded store, so a long run does not grow without limit).
@@ -60,13 +62,45 @@ impl EventLog for MemoryEventLog {
             })
             .unwrap_or_default())
     }
+
+    async fn get(&self, org_id: &str, id: &EventId) -> Result<Option<OutboundEvent>, StoreError> {
+        let items = self.items.lock().unwrap();
+        Ok(items
+            .get(org_id)
+            .and_then(|log| log.get(&id.to_string()))
+            .cloned())
+    }
+
+    async fn page(
+        &self,
+        org_id: &str,
+        filter: EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<OutboundEvent>, StoreError> {
+        let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
+        let items = self.items.lock().unwrap();
+        let newest_first: Vec<OutboundEvent> = items
+            .get(org_id)
+            .map(|log| {
+                log.iter()
+                    .rev()
+                    .filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()))
+                    .filter(|(_, e)| filter.matches(e))
+                    .map(|(_, e)| e.clone())
+                    .take(page.size() + 1)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Page::from_lookahead(newest_first, page.size(), |e| {
+            Ok(encode_cursor(&e.id.to_string()))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::EventType;
-    use crate::ids::EventId;
 
     #[tokio::test]
     async fn capacity_keeps_the_newest_events_per_org() {

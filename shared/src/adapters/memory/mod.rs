@@ -12,6 +12,7 @@ mod leases;
 mod presence;
 mod queue;
 mod rate_limits;
+mod stats;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use leases::MemoryLeases;
 pub use presence::MemoryPresence;
 pub use queue::MemoryQueue;
 pub use rate_limits::MemoryRateLimiter;
+pub use stats::MemoryStats;
 pub use subscriptions::MemorySubscriptions;
 
 use crate::ports::Stores;
@@ -43,6 +45,7 @@ pub fn memory_stores() -> Stores {
         events: Arc::new(MemoryEventLog::default()),
         rate_limits: Arc::new(MemoryRateLimiter::default()),
         idempotency: Arc::new(MemoryIdempotency::default()),
+        stats: Arc::new(MemoryStats::default()),
     }
 }
 

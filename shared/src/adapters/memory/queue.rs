@@ -362,6 +362,13 @@ impl QueueConsumer for MemoryQueue {
         }
         Ok(())
     }
+
+    /// The visible messages (as SQS's `ApproximateNumberOfMessages`: not delayed, not in flight).
+    async fn approximate_depth(&self) -> Result<u64, QueueError> {
+        let now = Instant::now();
+        let inner = self.inner.lock().unwrap();
+        Ok(inner.messages.values().filter(|m| m.visible_at <= now).count() as u64)
+    }
 }
 
 #[async_trait]
