@@ -22,6 +22,11 @@ pub async fn run(base: &str, webex_secret: &str) -> anyhow::Result<()> {
     let secret = SigningSecret::generate();
     let (receiver_url, mut deliveries) = receiver::start(secret.clone()).await?;
     println!("demo: receiver listening on {receiver_url} (verifies Standard Webhooks, X-Hook-Signature and X-ServiceHook-Signature)");
+    let flaky_url = receiver_url.replace("/hook", "/flaky");
+    println!(
+        "demo: console: {base}/console/ (sign in with the API key: {DEMO_API_KEY})\n      \
+         a webhook you create there with the URL {flaky_url} fails each delivery's first attempt (503) and accepts the next"
+    );
 
     let http = reqwest::Client::new();
     let created = http
@@ -82,6 +87,9 @@ pub async fn run(base: &str, webex_secret: &str) -> anyhow::Result<()> {
         }
     }
     println!("demo: all three deliveries arrived and verified. The stack keeps running; press Ctrl-C to stop.");
+    println!(
+        "demo: open the console: {base}/console/ and sign in with the API key: {DEMO_API_KEY}"
+    );
     Ok(())
 }
 

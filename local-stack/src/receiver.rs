@@ -1,8 +1,9 @@
 //! The `--demo` receiver: a subscriber endpoint on 127.0.0.1 that checks every signature scheme a
 //! delivery carries and prints what it got.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -34,6 +35,8 @@ impl Received {
 struct ReceiverState {
     secret: SigningSecret,
     tx: mpsc::UnboundedSender<Received>,
+    /// `/flaky`: the `webhook-id`s seen once already.
+    seen: Mutex<HashSet<String>>,
 }
 
 /// Verifies a delivery's three signatures against `secret`.
@@ -83,6 +86,26 @@ async fn receive(
     status
 }
 
+/// `/flaky`, for webhooks a person creates in the console (with a secret the receiver does not
+/// know, so nothing is verified): the first attempt of each delivery (`webhook-id`) is a 503, every
+/// later one — a retry, a resend, a redrive — a 200. Bounded: it remembers at most 10,000 ids.
+async fn flaky(State(state): State<Arc<ReceiverState>>, headers: HeaderMap) -> StatusCode {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut seen = state.seen.lock().expect("not poisoned");
+    if seen.len() >= 10_000 {
+        seen.clear();
+    }
+    if seen.insert(id) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// Starts the receiver on 127.0.0.1 (random port). Returns its URL and a stream of deliveries.
 pub async fn start(
     secret: SigningSecret,
@@ -90,7 +113,12 @@ pub async fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     let app = Router::new()
         .route("/hook", post(receive))
-        .with_state(Arc::new(ReceiverState { secret, tx }));
+        .route("/flaky", post(flaky))
+        .with_state(Arc::new(ReceiverState {
+            secret,
+            tx,
+            seen: Mutex::new(HashSet::new()),
+        }));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     tokio::spawn(async move {

@@ -1,5 +1,6 @@
 //! The router: one module per resource.
 
+pub mod console;
 pub mod deliveries;
 pub mod dlq;
 pub mod event_types;
@@ -85,6 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hooks/event-types", get(event_types::list))
         .route("/api/hooks/openapi.json", get(openapi::document))
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency))
+        // The web console's static files (after the idempotency layer: GETs only).
+        .merge(console::routes())
         // Every body read (`extract::read_body`) is within this limit.
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .fallback(not_found)

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod console;
 mod inspection;
 mod lambda_events;
 mod openapi;
