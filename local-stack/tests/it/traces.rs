@@ -137,6 +137,19 @@ impl Drop for Collector {
     }
 }
 
+/// The names from `from` up to `to` through the exported parents, if they are all there.
+fn chain(spans: &[Exported], from: &Exported, to: &Exported) -> Option<Vec<String>> {
+    let mut names = vec![from.name.clone()];
+    let mut at = from;
+    while at.span_id != to.span_id {
+        at = spans
+            .iter()
+            .find(|s| s.trace_id == to.trace_id && s.span_id == at.parent_span_id)?;
+        names.push(at.name.clone());
+    }
+    Some(names)
+}
+
 const TRACKING_ID: &str = "ROUTER_e2e-trace-0001";
 
 async fn one_trace_from_ingest_to_attempt(aws: bool) {
@@ -195,6 +208,8 @@ async fn one_trace_from_ingest_to_attempt(aws: bool) {
             let attempt = spans
                 .iter()
                 .find(|s| s.name == "POST webhook" && s.trace_id == ingest.trace_id)?;
+            // And every span between them (a parent ends, so is exported, after its children).
+            chain(spans, attempt, ingest)?;
             Some((ingest.clone(), attempt.clone()))
         })
         .await;
@@ -224,22 +239,7 @@ async fn one_trace_from_ingest_to_attempt(aws: bool) {
     // The chain from the attempt up to the ingest request: the job span (the queue hop's
     // consumer side, whose parent came from the message attribute), in aws mode through the
     // SQS producer span.
-    let by_id: HashMap<&str, &Exported> = spans
-        .iter()
-        .filter(|s| s.trace_id == ingest.trace_id)
-        .map(|s| (s.span_id.as_str(), s))
-        .collect();
-    let mut chain = vec![attempt.name.clone()];
-    let mut at = &attempt;
-    while at.span_id != ingest.span_id {
-        at = by_id.get(at.parent_span_id.as_str()).unwrap_or_else(|| {
-            panic!(
-                "{}'s parent {} was not exported: {chain:?}",
-                at.name, at.parent_span_id
-            )
-        });
-        chain.push(at.name.clone());
-    }
+    let chain = chain(&spans, &attempt, &ingest).expect("complete");
     let expected: &[&str] = if aws {
         &[
             "POST webhook",
