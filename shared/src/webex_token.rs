@@ -635,6 +635,21 @@ pub trait TokenSource: Send + Sync {
     async fn record(&self) -> Option<TokenRecord> {
         None
     }
+
+    /// The last failed refresh not taken yet (the presence poller turns it into the operational
+    /// event `webex:token-refresh-failed`, docs/operational-events.md); `None` by default.
+    fn take_refresh_failure(&self) -> Option<RefreshFailure> {
+        None
+    }
+}
+
+/// A failed refresh, as the operational event `webex:token-refresh-failed` reports it: its class
+/// (never a token or Webex's text), failures in a row, and the next try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFailure {
+    pub reason: &'static str,
+    pub failures: u32,
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// A fixed token (`WEBEX_TOKEN`).
@@ -716,6 +731,8 @@ struct Inner {
     lease: LeaseTiming,
     metrics: MetricSink,
     state: tokio::sync::Mutex<State>,
+    /// The last failed refresh, until taken ([`TokenSource::take_refresh_failure`]).
+    last_failure: std::sync::Mutex<Option<RefreshFailure>>,
 }
 
 impl TokenManager {
@@ -740,6 +757,7 @@ impl TokenManager {
                 lease: LeaseTiming::default(),
                 metrics: Arc::new(|line| println!("{line}")),
                 state: Default::default(),
+                last_failure: Default::default(),
             }),
         }
     }
@@ -1042,6 +1060,11 @@ impl Inner {
             error = %e,
             "the Webex token refresh failed"
         );
+        *self.last_failure.lock().unwrap() = Some(RefreshFailure {
+            reason: e.reason(),
+            failures,
+            retry_at,
+        });
         let mut doc = Emf::new(&self.function).metric(METRIC_REFRESH_FAILED, Unit::Count, 1);
         if e.is_rate_limited() {
             // Counted with the poller's own 429s: the dashboard's Webex rate-limit widget.
@@ -1091,6 +1114,10 @@ impl TokenSource for TokenManager {
     async fn record(&self) -> Option<TokenRecord> {
         let mut st = self.inner.state.lock().await;
         self.inner.loaded(&mut st).await.ok().cloned()
+    }
+
+    fn take_refresh_failure(&self) -> Option<RefreshFailure> {
+        self.inner.last_failure.lock().unwrap().take()
     }
 }
 
@@ -1540,6 +1567,12 @@ mod tests {
         assert_eq!(rig.metrics(METRIC_REFRESH_FAILED), 1);
         let line: Value = serde_json::from_str(&rig.lines.lock().unwrap()[0]).unwrap();
         assert_eq!(line["reason"], "expired");
+        // What the presence poller reports as `webex:token-refresh-failed`, taken once.
+        let failure = m
+            .take_refresh_failure()
+            .expect("the failure is kept until taken");
+        assert_eq!(failure.reason, "expired");
+        assert_eq!(m.take_refresh_failure(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,7 +4,8 @@
 //! reactivate the relay's webhook if Webex deactivated it, recreate it if it is missing (with the
 //! ingest secret), renew the actor interest registration before it expires — and warns before the
 //! Webex refresh token expires. Each finding is one EMF metric (alarmed in template.yaml) and one
-//! `tracing::warn!(event = "webex:…")` line (until operational events exist). See docs/deploy.md.
+//! `tracing::warn!(event = "webex:…")` line; a reactivation is also the operational event
+//! `webex:webhook-reactivated` (docs/operational-events.md). See docs/deploy.md.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use relay_shared::adapters::aws::secrets::SecretsManager;
 use relay_shared::config::in_range;
 use relay_shared::metrics::{Emf, Unit};
+use relay_shared::operational::{OperationalEmitter, OperationalEvent};
 use relay_shared::ports::{Clock, LeaseStore, Term, WebexClient};
 use relay_shared::webex_registrations::{
     check, refresh_token_expiring, Desired, Finding, Mode, Report, DEFAULT_NAME,
@@ -163,6 +165,8 @@ pub struct HealthCheck {
     /// The org whose secret signs a recreated webhook (the token's own: `org::signing_org`).
     org_id: String,
     config: HealthConfig,
+    /// `webex:webhook-reactivated` to this org's subscribers (docs/operational-events.md).
+    operational: Option<(OperationalEmitter, String)>,
 }
 
 impl HealthCheck {
@@ -180,7 +184,19 @@ impl HealthCheck {
             secret: SigningSecret::None,
             org_id: String::new(),
             config,
+            operational: None,
         }
+    }
+
+    /// Reports a reactivation as the operational event `webex:webhook-reactivated` to the
+    /// subscribers of `org_id` (the org the poller watches).
+    pub fn with_operational(
+        mut self,
+        emitter: OperationalEmitter,
+        org_id: impl Into<String>,
+    ) -> Self {
+        self.operational = Some((emitter, org_id.into()));
+        self
     }
 
     /// The token source whose record says when the refresh token expires.
@@ -246,6 +262,17 @@ impl HealthCheck {
             }
         }
         self.log(&out);
+        if let (Some((emitter, org)), Some(report)) = (&self.operational, &out.report) {
+            if out.findings.contains(&Finding::Reactivated) {
+                let op = OperationalEvent::webex_webhook_reactivated(
+                    org,
+                    &report.webhook.id,
+                    &self.config.target_url,
+                    now,
+                );
+                emitter.emit_logged(&op).await;
+            }
+        }
         out
     }
 

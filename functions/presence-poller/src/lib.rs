@@ -29,12 +29,14 @@ use std::time::Duration;
 
 use relay_shared::call_presence::{self, Verdict};
 use relay_shared::error::StoreError;
+use relay_shared::operational::{OperationalArgs, OperationalEmitter, OperationalEvent};
 use relay_shared::ports::{
     Clock, DeliveryQueue, EventLog, LeaseStore, PresenceRecord, PresenceStore, Stores,
     SubscriptionStore, Term, WebexClient,
 };
 use relay_shared::retry::Backoff;
 use relay_shared::webex::Person;
+use relay_shared::webex_token::TokenSource;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -58,6 +60,11 @@ pub struct Poller {
     /// Outlives the invocations of a warm function: the budget is per token, not per run.
     budget: CallBudget,
     config: PollerConfig,
+    /// The org's operational events `presence:throttled` and `webex:token-refresh-failed`
+    /// (docs/operational-events.md).
+    operational: OperationalEmitter,
+    /// Where a failed token refresh is read from (`None`: a fixed token, nothing to report).
+    tokens: Option<Arc<dyn TokenSource>>,
 }
 
 /// How one run (one invocation) is bounded.
@@ -288,6 +295,15 @@ impl Poller {
         clock: Arc<dyn Clock>,
         config: PollerConfig,
     ) -> Self {
+        // The poller's events are at most one per org, type and minute by their ids: the
+        // default limit is only the backstop.
+        let operational = OperationalEmitter::new(
+            stores.subscriptions.clone(),
+            queue.clone(),
+            stores.rate_limits.clone(),
+            clock.clone(),
+            &OperationalArgs::default(),
+        );
         Self {
             presence: stores.presence.clone(),
             leases: stores.leases.clone(),
@@ -295,9 +311,39 @@ impl Poller {
             events: stores.events.clone(),
             webex,
             queue,
+            operational,
             clock,
             budget: CallBudget::per_minute(config.webex_calls_per_minute),
             config,
+            tokens: None,
+        }
+    }
+
+    /// The token source whose failed refreshes become `webex:token-refresh-failed`.
+    pub fn with_tokens(mut self, tokens: Arc<dyn TokenSource>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The org's operational events after a cycle: Webex throttled it (the cycle was skipped on a
+    /// 429/423), or the token could not be refreshed. Each at most once per org and minute (their
+    /// ids), and within the rate limit; best-effort.
+    async fn report_operational(&self, report: &CycleReport) {
+        let org = &self.config.org_id;
+        let now = self.clock.now();
+        if let Some(CycleError::Fetch(FetchError::RateLimited {
+            status,
+            retry_after,
+            ..
+        })) = &report.error
+        {
+            let op = OperationalEvent::presence_throttled(org, *status, retry_after.as_secs(), now);
+            self.operational.emit_logged(&op).await;
+        }
+        if let Some(f) = self.tokens.as_ref().and_then(|t| t.take_refresh_failure()) {
+            let op =
+                OperationalEvent::token_refresh_failed(org, f.reason, f.failures, f.retry_at, now);
+            self.operational.emit_logged(&op).await;
         }
     }
 
@@ -407,6 +453,7 @@ impl Poller {
                 failures = 0;
                 resume_at = None;
             }
+            self.report_operational(&report).await;
             summary.absorb(&report);
         }
 

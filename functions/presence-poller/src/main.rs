@@ -16,6 +16,7 @@ use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
 use relay_shared::adapters::webex_http::WebexHttpClient;
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_process_env;
+use relay_shared::operational::{OperationalArgs, OperationalEmitter};
 use relay_shared::ports::{DeliveryQueue, Stores};
 use relay_shared::webex_token::{MemoryVault, TokenManager, TokenVault};
 use serde_json::Value;
@@ -93,16 +94,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Arc::new(
             HealthCheck::new(webex.clone(), stores.leases.clone(), Arc::new(SystemClock), c)
                 .with_secret(args.health.signing_secret(&sdk), org::signing_org(&config))
-                .with_tokens(tokens.clone()),
+                .with_tokens(tokens.clone())
+                // A reactivation is told to the watched org's subscribers (docs/operational-events.md).
+                .with_operational(
+                    OperationalEmitter::new(
+                        stores.subscriptions.clone(),
+                        queue.clone(),
+                        stores.rate_limits.clone(),
+                        Arc::new(SystemClock),
+                        &OperationalArgs::default(),
+                    ),
+                    config.org_id.clone(),
+                ),
         )
     });
-    let poller = Arc::new(Poller::new(
-        &stores,
-        webex,
-        queue,
-        Arc::new(SystemClock),
-        config,
-    ));
+    // A failed token refresh is told to the org's subscribers (webex:token-refresh-failed).
+    let poller = Arc::new(
+        Poller::new(&stores, webex, queue, Arc::new(SystemClock), config).with_tokens(tokens),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (poller, health) = (poller.clone(), health.clone());
         // Boxed: inlined, the invocation's future (polling loop and health check side by side)

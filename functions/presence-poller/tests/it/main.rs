@@ -6,6 +6,7 @@ mod aws;
 mod call_presence;
 mod handler;
 mod health;
+mod operational;
 mod poller;
 mod ticker;
 mod token;
