@@ -28,6 +28,7 @@ pub mod signing;
 pub mod stats;
 pub mod subscription;
 pub mod targets;
+pub mod telemetry;
 pub mod webex;
 pub mod webex_api;
 pub mod webex_registrations;

@@ -13,7 +13,9 @@ use relay_shared::ports::{HttpSender, OutboundRequest, OutboundResponse, SendErr
 use relay_shared::secrets_at_rest::{SealError, SecretOpener};
 use relay_shared::signing::{delivery_headers, recorded_headers, SignatureInput, SigningSecret};
 use relay_shared::subscription::Subscription;
+use relay_shared::telemetry;
 use secrecy::ExposeSecret;
+use tracing::Instrument;
 
 use crate::config::WorkerConfig;
 
@@ -105,8 +107,11 @@ impl AttemptResult {
         }
     }
 
-    /// The attempt-log row for attempt `attempt` of `job`, made at `at`.
+    /// The attempt-log row for attempt `attempt` of `job`, made at `at`, with the trace and
+    /// request ids of the job's span (the worker's handler starts it from the message's trace
+    /// context and the invocation's request id).
     pub fn record(&self, job: &DeliveryJob, attempt: u32, at: DateTime<Utc>) -> AttemptRecord {
+        let ids = telemetry::current();
         AttemptRecord {
             id: AttemptId::new_at(at.timestamp_millis().max(0) as u64),
             delivery_id: job.delivery_id(),
@@ -125,8 +130,8 @@ impl AttemptResult {
             request_body: (self.status != AttemptStatus::Skipped)
                 .then(|| recorded_body(job))
                 .flatten(),
-            trace_id: None,
-            request_id: None,
+            trace_id: ids.as_ref().map(|i| i.trace_id.clone()),
+            request_id: ids.and_then(|i| i.request_id),
         }
     }
 
@@ -178,13 +183,15 @@ pub(crate) async fn open_secrets(
 /// The header carrying a telephony or call event's per-call sequence.
 pub const SEQUENCE_HEADER: &str = "webhook-sequence";
 
-/// One POST of `job` to `sub`'s URL, signed with `secrets` (from [`open_secrets`]).
+/// One POST of `job` to `sub`'s URL, signed with `secrets` (from [`open_secrets`]): attempt
+/// `attempt`, in a span of its own when trace export is on (docs/observability.md).
 pub(crate) async fn post_signed(
     http: &dyn HttpSender,
     config: &WorkerConfig,
     job: &DeliveryJob,
     sub: &Subscription,
     secrets: &[SigningSecret],
+    attempt: u32,
     now: DateTime<Utc>,
 ) -> AttemptResult {
     let delivery_id = job.delivery_id();
@@ -210,17 +217,52 @@ pub(crate) async fn post_signed(
         body: Arc::from(job.body.as_str()),
         timeout: config.delivery_timeout,
     };
+    let span = attempt_span(job, sub, attempt);
     let started = Instant::now();
-    let sent = http.post(request).await;
+    let sent = http.post(request).instrument(span.clone()).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     let result = match sent {
         Ok(resp) => AttemptResult::from_response(resp, config.snippet_bytes, duration_ms),
         Err(e) => AttemptResult::from_error(e, duration_ms),
     };
+    if let Some(code) = result.status_code {
+        span.record("http.response.status_code", code);
+    }
+    if !result.succeeded() {
+        if let Some(class) = result.error_class {
+            span.record("error.type", class.as_str());
+        }
+        telemetry::set_error(&span, result.failure_summary());
+    }
     AttemptResult {
         request_headers,
         ..result
     }
+}
+
+/// The span of one delivery attempt (export on only: none, at no cost, otherwise), with the
+/// attributes an operator looks a delivery up by. Never the URL: it may hold a token.
+fn attempt_span(job: &DeliveryJob, sub: &Subscription, attempt: u32) -> tracing::Span {
+    if !telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    let tracking_id = telemetry::current()
+        .and_then(|i| i.tracking_id)
+        .unwrap_or_default();
+    tracing::info_span!(
+        "delivery.attempt",
+        "otel.name" = "POST webhook",
+        "otel.kind" = "client",
+        "http.request.method" = "POST",
+        "webex.trackingid" = %tracking_id,
+        "event.id" = %job.event_id,
+        "event.type" = job.event_type.as_str(),
+        "webhook.id" = %sub.id,
+        "delivery.id" = %job.delivery_id(),
+        "delivery.attempt" = attempt,
+        "http.response.status_code" = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    )
 }
 
 /// `s` cut to at most `max` bytes, on a char boundary.

@@ -427,6 +427,7 @@ impl Worker {
             &job,
             sub,
             secrets,
+            attempt,
             now,
         )
         .await;
