@@ -37,7 +37,7 @@ use crate::args::{ApiKeySpec, Args, LOCAL_WEBEX_SECRET};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args: Args = parse_command_line();
-    init_logging(args.log_json);
+    let telemetry = init_logging(args.log_json);
     if args.demo {
         args.targets.allow_private_targets = true;
         args.api_keys.push(format!(
@@ -211,6 +211,8 @@ async fn main() -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    // The last batch of spans (export on: OTEL_EXPORTER_OTLP_ENDPOINT).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     println!("stopped");
     Ok(())
 }
@@ -238,14 +240,15 @@ async fn secrets_key(args: &Args, aws: bool) -> anyhow::Result<SecretsKey> {
     }
 }
 
-fn init_logging(json: bool) {
-    use relay_shared::logging::{init_logging, LogFormat};
+/// Logs, and trace export as the `OTEL_*` variables say (docs/observability.md, "Tracing").
+fn init_logging(json: bool) -> relay_shared::telemetry::Telemetry {
+    use relay_shared::logging::{init, LogFormat};
     let format = if json {
         LogFormat::Json
     } else {
         LogFormat::Compact
     };
-    init_logging(format, "warn,local_stack=info");
+    init(format, "warn,local_stack=info", "local-stack")
 }
 
 async fn shutdown_signal() {

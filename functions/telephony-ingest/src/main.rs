@@ -12,7 +12,8 @@ use telephony_ingest::{router, Ingest};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    relay_shared::logging::init_json_logging();
+    // JSON logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
+    let telemetry = relay_shared::logging::init_function("telephony-ingest");
 
     let args: FunctionArgs = from_process_env("telephony-ingest")?;
     let table = args.resources.table_name()?.to_owned();
@@ -38,5 +39,23 @@ async fn main() -> Result<(), lambda_http::Error> {
         },
         config,
     ));
-    lambda_http::run(router(ingest)).await
+    lambda_http::run(flush_after_each_request(router(ingest), telemetry)).await
+}
+
+/// Flushes the request's spans before its response goes back: the runtime freezes the process
+/// once the invocation returns (a no-op with trace export off).
+fn flush_after_each_request(
+    router: axum::Router,
+    telemetry: relay_shared::telemetry::Telemetry,
+) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let telemetry = telemetry.clone();
+            async move {
+                let response = next.run(req).await;
+                telemetry.flush().await;
+                response
+            }
+        },
+    ))
 }
