@@ -23,7 +23,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    relay_shared::logging::init_json_logging();
+    // JSON logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
+    let telemetry = relay_shared::logging::init_function("presence-poller");
     let args: FunctionArgs = from_process_env("presence-poller")?;
     let mut config = args.poller.config()?;
     let rt = args.runtime.config()?;
@@ -113,12 +114,28 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Poller::new(&stores, webex, queue, Arc::new(SystemClock), config).with_tokens(tokens),
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (poller, health) = (poller.clone(), health.clone());
+        let (poller, health, telemetry) = (poller.clone(), health.clone(), telemetry.clone());
         // Boxed: inlined, the invocation's future (polling loop and health check side by side)
         // makes `main`'s too deep a type for clippy's layout pass (query depth overflow).
-        Box::pin(
-            async move { handler::handle_with_health(&poller, health.as_deref(), event).await },
-        )
+        Box::pin(async move {
+            // One root span per invocation: what it queues carries its trace context.
+            let span = tracing::info_span!("presence.invocation", "otel.kind" = "internal");
+            relay_shared::telemetry::start(
+                &span,
+                relay_shared::telemetry::Start {
+                    request_id: Some(&event.context.request_id),
+                    ..Default::default()
+                },
+            );
+            let summary = tracing::Instrument::instrument(
+                handler::handle_with_health(&poller, health.as_deref(), event),
+                span,
+            )
+            .await;
+            // Before the invocation returns: the runtime freezes the process after it.
+            telemetry.flush().await;
+            summary
+        })
     }))
     .await
 }
