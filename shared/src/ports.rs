@@ -521,6 +521,9 @@ pub struct ReceivedJob {
     pub receipt: String,
     /// How many times the queue has handed this message out.
     pub receive_count: u32,
+    /// The sender's trace context (message attributes `traceparent`, `tracestate`, `baggage`;
+    /// empty when it sent none). The worker's job span continues it (crate::telemetry).
+    pub trace: crate::telemetry::TraceCarrier,
 }
 
 /// The consuming side of a queue (used by the local stack's worker loop and by DLQ redrive).
@@ -530,9 +533,10 @@ pub trait QueueConsumer: Send + Sync {
     async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
     /// Makes the message visible again after `seconds` (a negative ack).
     async fn retry_after(&self, receipt: &str, seconds: u32) -> Result<(), QueueError>;
-    /// About how many messages are available in the queue (SQS `ApproximateNumberOfMessages`:
-    /// not those a consumer holds right now): the dead-letter depth of `GET /api/hooks/dlq`.
-    async fn approximate_depth(&self) -> Result<u64, QueueError>;
+    /// How many messages the queue holds — visible, in flight and delayed (SQS: its three
+    /// approximations summed, `SqsQueue::approximate_depth`): the dead-letter depth of
+    /// `GET /api/hooks/dlq`.
+    async fn depth(&self) -> Result<u64, QueueError>;
 }
 
 /// Where jobs that exhausted their attempts (or cannot be parsed) are parked: the producing side of

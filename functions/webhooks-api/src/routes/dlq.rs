@@ -60,12 +60,12 @@ pub async fn redrive(
     Ok(Json(r))
 }
 
-/// `GET /api/hooks/dlq` (admin): about how many messages wait in the dead-letter queue that
-/// redrive reads (SQS `ApproximateNumberOfMessages`; every org's, the queue is shared, so only
-/// the count is shown).
+/// `GET /api/hooks/dlq` (admin): about how many messages the dead-letter queue that redrive
+/// reads holds (visible, in flight and delayed; every org's, the queue is shared, so only the
+/// count is shown).
 pub async fn depth(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<DlqDepth>> {
     caller.require_admin()?;
-    let approximate_messages = state.dead_letter_source.approximate_depth().await?;
+    let approximate_messages = state.dead_letter_source.depth().await?;
     Ok(Json(DlqDepth {
         approximate_messages,
     }))

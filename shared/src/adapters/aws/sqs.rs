@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 
@@ -15,6 +16,8 @@ use crate::ports::{
     DeadLetterSink, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob, RoutedQueue,
 };
 use crate::retry::Backoff;
+use crate::telemetry::{self, TraceCarrier};
+use tracing::Instrument;
 
 /// `SendMessageBatch`'s limit on the number of messages (its limit on bytes:
 /// [`MAX_QUEUE_MESSAGE_BYTES`]).
@@ -114,9 +117,19 @@ impl SqsQueue {
             let mut entries = Vec::with_capacity(pending.len());
             for &i in &pending {
                 let m = &chunk[i];
-                let entry = SendMessageBatchRequestEntry::builder()
+                let mut entry = SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(&m.body);
+                for (name, value) in m.trace.pairs() {
+                    let value = MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(value)
+                        .build()
+                        .map_err(|e| {
+                            QueueError::Unavailable(format!("building an SQS attribute: {e}"))
+                        })?;
+                    entry = entry.message_attributes(name, value);
+                }
                 let entry = match &m.fifo {
                     Some((group, deduplication)) => entry
                         .message_group_id(group)
@@ -171,11 +184,20 @@ pub fn delivery_queue(
 }
 
 /// One message to send: the job's JSON, its delay (standard queues), its message group and
-/// deduplication id (FIFO queues).
+/// deduplication id (FIFO queues), and the sender's trace context (message attributes
+/// `traceparent`, `tracestate`, `baggage`; docs/observability.md).
 struct Outgoing {
     body: String,
     delay: u32,
     fifo: Option<(String, String)>,
+    trace: TraceCarrier,
+}
+
+impl Outgoing {
+    /// What SQS counts against its size limits: the body and the attributes.
+    fn size(&self) -> usize {
+        self.body.len() + self.trace.encoded_len()
+    }
 }
 
 /// Splits messages of these body sizes (bytes, in order) into `SendMessageBatch` requests of at
@@ -216,8 +238,28 @@ pub fn batches_by_group(
 #[async_trait]
 impl DeliveryQueue for SqsQueue {
     async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
+        // The SQS hop's producer span, with export on only (no cost otherwise).
+        let span = if telemetry::enabled() {
+            tracing::info_span!(
+                "sqs.send",
+                "otel.kind" = "producer",
+                "messaging.system" = "aws_sqs",
+                "messaging.batch.message_count" = jobs.len()
+            )
+        } else {
+            tracing::Span::none()
+        };
+        self.send_jobs(jobs).instrument(span).await
+    }
+}
+
+impl SqsQueue {
+    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
         let total = jobs.len();
         let mut messages = Vec::with_capacity(total);
+        // The sending span's context (the ingest request, the worker's job, …: with export on,
+        // the producer span `send` runs in), the same for every job of the call.
+        let trace = telemetry::carrier();
         for q in jobs {
             let body = serde_json::to_string(&q.job)
                 .map_err(|e| QueueError::Unavailable(format!("cannot encode job: {e}")))?;
@@ -231,13 +273,20 @@ impl DeliveryQueue for SqsQueue {
             } else {
                 None
             };
+            // The attributes only where they fit: a body at the limit is still sent, untraced.
+            let trace = if body.len() + trace.encoded_len() <= MAX_QUEUE_MESSAGE_BYTES {
+                trace.clone()
+            } else {
+                TraceCarrier::default()
+            };
             messages.push(Outgoing {
                 body,
                 delay: q.delay_seconds,
                 fifo,
+                trace,
             });
         }
-        let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
+        let sizes: Vec<usize> = messages.iter().map(Outgoing::size).collect();
         let groups: Vec<Option<&str>> = messages
             .iter()
             .map(|m| m.fifo.as_ref().map(|(group, _)| group.as_str()))
@@ -270,6 +319,12 @@ impl QueueConsumer for SqsQueue {
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .wait_time_seconds(wait_seconds.min(20) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .set_message_attribute_names(Some(
+                telemetry::context::ATTRIBUTE_NAMES
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect(),
+            ))
             .send()
             .await
             .map_err(|e| unavailable("ReceiveMessage", e))?;
@@ -283,10 +338,17 @@ impl QueueConsumer for SqsQueue {
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(1);
+                let trace = TraceCarrier::from_pairs(
+                    m.message_attributes()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(k, v)| Some((k.as_str(), v.string_value()?))),
+                );
                 Some(ReceivedJob {
                     body: m.body().unwrap_or_default().to_owned(),
                     receipt,
                     receive_count,
+                    trace,
                 })
             })
             .collect())
@@ -315,23 +377,8 @@ impl QueueConsumer for SqsQueue {
         Ok(())
     }
 
-    async fn approximate_depth(&self) -> Result<u64, QueueError> {
-        let res = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetQueueAttributes", e))?;
-        res.attributes()
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                QueueError::Unavailable(
-                    "GetQueueAttributes returned no ApproximateNumberOfMessages".into(),
-                )
-            })
+    async fn depth(&self) -> Result<u64, QueueError> {
+        SqsQueue::approximate_depth(self).await
     }
 }
 

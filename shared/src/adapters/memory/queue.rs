@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use crate::error::QueueError;
 use crate::ports::{DeadLetterSink, DeliveryQueue, QueueConsumer, QueuedJob, ReceivedJob};
+use crate::telemetry::{self, TraceCarrier};
 
 struct Message {
     body: String,
@@ -16,6 +17,8 @@ struct Message {
     receipt: Option<String>,
     /// The FIFO message group (FIFO queues only; `None` is one group of its own).
     group: Option<String>,
+    /// The sender's trace context, as SQS keeps message attributes.
+    trace: TraceCarrier,
 }
 
 impl Message {
@@ -129,10 +132,10 @@ impl MemoryQueue {
     }
 
     pub fn push_raw(&self, body: String, delay: Duration) {
-        self.push(body, delay, None);
+        self.push(body, delay, None, TraceCarrier::default());
     }
 
-    fn push(&self, body: String, delay: Duration, group: Option<String>) {
+    fn push(&self, body: String, delay: Duration, group: Option<String>, trace: TraceCarrier) {
         let mut inner = self.inner.lock().unwrap();
         let delay = if inner.fifo { Duration::ZERO } else { delay };
         let id = inner.next_id;
@@ -146,6 +149,7 @@ impl MemoryQueue {
                 receive_count: 0,
                 receipt: None,
                 group,
+                trace,
             },
         );
         if delay.is_zero() {
@@ -189,6 +193,7 @@ impl MemoryQueue {
             body: m.body.clone(),
             receipt,
             receive_count: m.receive_count,
+            trace: m.trace.clone(),
         };
         inner.hide_until(id, now + self.visibility);
         job
@@ -287,6 +292,8 @@ impl MemoryQueue {
 impl DeliveryQueue for MemoryQueue {
     async fn send(&self, jobs: &[QueuedJob]) -> Result<(), QueueError> {
         let fifo = self.is_fifo();
+        // As the SQS adapter: the sending span's context travels with each message.
+        let trace = telemetry::carrier();
         let mut bodies = Vec::with_capacity(jobs.len());
         for q in jobs {
             if fifo && q.job.ordering_key.is_none() {
@@ -317,6 +324,7 @@ impl DeliveryQueue for MemoryQueue {
                 body,
                 Duration::from_secs(u64::from(q.delay_seconds.min(900))),
                 q.job.ordering_key.clone(),
+                trace.clone(),
             );
         }
         Ok(())
@@ -363,11 +371,8 @@ impl QueueConsumer for MemoryQueue {
         Ok(())
     }
 
-    /// The visible messages (as SQS's `ApproximateNumberOfMessages`: not delayed, not in flight).
-    async fn approximate_depth(&self) -> Result<u64, QueueError> {
-        let now = Instant::now();
-        let inner = self.inner.lock().unwrap();
-        Ok(inner.messages.values().filter(|m| m.visible_at <= now).count() as u64)
+    async fn depth(&self) -> Result<u64, QueueError> {
+        Ok(self.len() as u64)
     }
 }
 
