@@ -17,7 +17,7 @@
 use std::fmt;
 
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, FilterFn};
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
@@ -137,9 +137,7 @@ where
             .with_threads(false)
             .with_location(false)
             .with_tracked_inactivity(false)
-            .with_filter(FilterFn::new(|m: &Metadata<'_>| {
-                m.is_span() && is_own(m.target())
-            })),
+            .with_filter(FilterFn::new(own_span).with_max_level_hint(Level::INFO)),
     )
 }
 
@@ -153,17 +151,20 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let cap = FilterFn::new(allowed);
-    // On the registry itself: the OpenTelemetry layer's own (per-layer) filter needs it.
-    let base = tracing_subscriber::registry().with(filter).with(cap);
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Per layer, not global: the log level decides what is logged, never which spans exist. The
+    // relay's own spans are always there (a `warn` line in a request still names its trace, and
+    // `RUST_LOG=warn` does not switch tracing off); a span is not a log line by itself.
+    let own = FilterFn::new(own_span).with_max_level_hint(Level::INFO);
+    let fmt_filter = env.or(own).and(FilterFn::new(allowed));
+    let base = tracing_subscriber::registry();
     match format {
         LogFormat::Json => {
             let fmt = tracing_subscriber::fmt::layer()
                 .fmt_fields(JsonFields::new())
                 .event_format(JsonWithIds::new())
-                .with_writer(writer);
+                .with_writer(writer)
+                .with_filter(fmt_filter);
             let base = base.with(fmt);
             let otel = otel_layer(telemetry);
             tracing::Dispatch::new(base.with(otel))
@@ -172,12 +173,18 @@ where
             let fmt = tracing_subscriber::fmt::layer()
                 .compact()
                 .with_target(false)
-                .with_writer(writer);
+                .with_writer(writer)
+                .with_filter(fmt_filter);
             let base = base.with(fmt);
             let otel = otel_layer(telemetry);
             tracing::Dispatch::new(base.with(otel))
         }
     }
+}
+
+/// A span of the relay's own code at `info` or above: what is traced and names log lines.
+fn own_span(meta: &Metadata<'_>) -> bool {
+    meta.is_span() && *meta.level() <= Level::INFO && is_own(meta.target())
 }
 
 /// Installs the global subscriber: level from `RUST_LOG` (else `default_filter`), capped as the
@@ -389,5 +396,30 @@ mod tests {
             id
         });
         assert_eq!(lines(&buf)[0]["traceId"], otel_trace_id.as_str());
+    }
+
+    /// The log level does not decide which spans exist: at `warn` a warning inside a request still
+    /// names its trace (and export, were it on, would still see the span).
+    #[test]
+    fn a_warn_level_keeps_the_ids_on_warnings() {
+        if std::env::var_os("RUST_LOG").is_some() {
+            return; // the level comes from there then
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let dispatch = subscriber(LogFormat::Json, "warn", &Telemetry::off(), move || {
+            out.clone()
+        });
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!("request");
+            crate::telemetry::start(&span, crate::telemetry::Start::default());
+            span.in_scope(|| {
+                tracing::info!("not logged at warn");
+                tracing::warn!("logged");
+            });
+        });
+        let lines = lines(&buf);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["traceId"].as_str().map(str::len), Some(32));
     }
 }
