@@ -636,7 +636,7 @@ export async function attempt(ctx) {
     ]),
     h('h2', {}, 'Request headers'),
     headers.length
-      ? table('Headers sent (signatures included; never the secret)', ['Name', 'Value'], headers.map(([k, val]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', { class: 'mono' }, val))))
+      ? table('Headers sent (never a secret)', ['Name', 'Value'], headers.map(([k, val]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', { class: 'mono' }, val))))
       : status('This attempt has no recorded request headers.'),
     h('h2', {}, 'Request body'),
     d.body === null || d.body === undefined ? status('The body is no longer in the event log.') : code(pretty(d.body), 'Request body'),

@@ -72,8 +72,10 @@ pub fn files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
     ASSETS.iter().map(|a| (a.name, a.body))
 }
 
+/// `/console` → the webhooks view: a path API Gateway's `/console/{proxy+}` route is sure to match
+/// (an empty `{proxy+}`, `/console/`, may not be), so the `ConsoleUrl` stack output works as given.
 async fn redirect() -> Response {
-    with_security_headers(Redirect::permanent("/console/").into_response())
+    with_security_headers(Redirect::permanent("/console/webhooks").into_response())
 }
 
 async fn index(headers: HeaderMap) -> Response {

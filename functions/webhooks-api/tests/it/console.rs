@@ -106,7 +106,7 @@ async fn unknown_console_files_are_404_and_the_bare_path_redirects() {
     assert_eq!(r.status, 404);
     let r = get(&h, "/console", &[]).await;
     assert_eq!(r.status, 308);
-    assert_eq!(header(&r, "location"), "/console/");
+    assert_eq!(header(&r, "location"), "/console/webhooks");
     assert_security_headers(&r);
     // Only GET (and HEAD): the console takes no writes.
     let r = h
