@@ -1128,7 +1128,9 @@ async fn patch_semantics(b: Backend) {
         .call("PATCH", &p, Some(&key), Some(json!({"enabled": true})))
         .await
         .assert_status(200);
-    assert_eq!(e["status"], "failing");
+    // Re-enabling clears the disabled state, the health included, so that the next failure is
+    // a new episode (docs/operational-events.md#auto-disable).
+    assert_eq!(e["status"], "active");
     assert!(e.get("disabledReason").is_none());
     h.call(
         "PATCH",
