@@ -93,3 +93,74 @@ pub async fn newest_first_with_status_filter_and_pages(env: StoreEnv) {
         .await;
     assert_eq!(bad, Err(StoreError::BadCursor));
 }
+
+/// The delivery log's filters (`GET …/deliveries?eventType&since&until`) and one attempt by id
+/// (`GET …/deliveries/{attemptId}`).
+pub async fn filters_on_type_and_time_and_get_by_id(env: StoreEnv) {
+    use relay_shared::events::EventType;
+    use relay_shared::ids::AttemptId;
+    let log = env.stores.attempts.as_ref();
+    let t = now();
+    let keep = t + Duration::days(7);
+    let base = millis(t);
+    let sub = SubscriptionId::new_at(base + 7);
+    // One a second; the odd ones are call events, the even ones presence.
+    let records: Vec<AttemptRecord> = (0..6u64)
+        .map(|i| AttemptRecord {
+            event_type: if i % 2 == 1 {
+                EventType::CallRinging
+            } else {
+                EventType::PresenceChanged
+            },
+            ..attempt(sub, base + i * 1000, 1, AttemptStatus::Succeeded)
+        })
+        .collect();
+    for r in &records {
+        log.record(r, keep).await.unwrap();
+    }
+    let at = |i: i64| t + Duration::seconds(i);
+    let query = |q: AttemptQuery| async move { all_pages(log, q, 2).await.0 };
+    let calls = AttemptQuery {
+        event_type: Some(EventType::CallRinging),
+        ..AttemptQuery::of(sub)
+    };
+    assert_eq!(
+        query(calls).await,
+        [&records[5], &records[3], &records[1]].map(Clone::clone)
+    );
+    // [since, until), millisecond bounds.
+    let window = AttemptQuery {
+        since: Some(at(1)),
+        until: Some(at(4)),
+        ..AttemptQuery::of(sub)
+    };
+    assert_eq!(
+        query(window).await,
+        [&records[3], &records[2], &records[1]].map(Clone::clone)
+    );
+    let late_calls = AttemptQuery {
+        since: Some(at(2) + Duration::milliseconds(1)),
+        ..calls
+    };
+    assert_eq!(
+        query(late_calls).await,
+        [&records[5], &records[3]].map(Clone::clone)
+    );
+    let before = AttemptQuery {
+        until: Some(at(1)),
+        ..AttemptQuery::of(sub)
+    };
+    assert_eq!(query(before).await, [records[0].clone()]);
+    // By id: only under its own subscription.
+    assert_eq!(
+        log.get(&sub, &records[2].id).await.unwrap(),
+        Some(records[2].clone())
+    );
+    assert_eq!(
+        log.get(&SubscriptionId::new_at(base), &records[2].id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(log.get(&sub, &AttemptId::new_at(base)).await.unwrap(), None);
+}

@@ -122,3 +122,81 @@ pub async fn an_event_over_the_item_limit_is_refused_cleanly(env: StoreEnv) {
         vec![big]
     );
 }
+
+/// `GET /api/hooks/events`: newest first, paged, by type and by `createdAt` window (an id's time
+/// may precede its `createdAt`: the window is on `createdAt`), and one event by id.
+pub async fn paged_newest_first_filtered_and_got_by_id(env: StoreEnv) {
+    use crate::fixtures::millis;
+    use relay_shared::events::{EventType, OutboundEvent};
+    use relay_shared::ids::EventId;
+    use relay_shared::ports::{EventFilter, PageRequest};
+    let log = &env.stores.events;
+    let t = now();
+    let s = Duration::seconds;
+    let keep = t + Duration::days(1);
+    let mut events: Vec<OutboundEvent> = (0..5).map(|i| event("org-p", t + s(i))).collect();
+    events[2].event_type = EventType::TelephonyCreated;
+    // Stamped with Webex's time, an hour before it was logged.
+    let early = OutboundEvent {
+        id: EventId::new_at(millis(t - Duration::hours(1))),
+        ..event("org-p", t + s(10))
+    };
+    for e in events.iter().chain([&early]) {
+        log.append(e, keep).await.unwrap();
+    }
+    log.append(&event("org-q", t), keep).await.unwrap();
+    let all_pages = |filter: EventFilter| async move {
+        let (mut out, mut cursor) = (Vec::new(), None);
+        loop {
+            let page = log
+                .page("org-p", filter, &PageRequest { limit: 2, cursor })
+                .await
+                .unwrap();
+            assert!(page.items.len() <= 2);
+            out.extend(page.items);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return out;
+            }
+        }
+    };
+    let newest_first: Vec<_> = events.iter().rev().cloned().collect();
+    let all = all_pages(EventFilter::default()).await;
+    assert_eq!(all[..5], newest_first[..], "by id, newest first");
+    assert_eq!(all[5], early);
+    let calls = EventFilter {
+        event_type: Some(EventType::TelephonyCreated),
+        ..EventFilter::default()
+    };
+    assert_eq!(all_pages(calls).await, [events[2].clone()]);
+    let window = EventFilter {
+        since: Some(t + s(1)),
+        until: Some(t + s(4)),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        all_pages(window).await,
+        [&events[3], &events[2], &events[1]].map(Clone::clone)
+    );
+    let later = EventFilter {
+        since: Some(t + s(9)),
+        ..EventFilter::default()
+    };
+    assert_eq!(all_pages(later).await, [early.clone()], "on createdAt");
+    let bad = log
+        .page(
+            "org-p",
+            EventFilter::default(),
+            &PageRequest {
+                limit: 2,
+                cursor: Some("%%%".into()),
+            },
+        )
+        .await;
+    assert_eq!(bad, Err(StoreError::BadCursor));
+    assert_eq!(
+        log.get("org-p", &events[1].id).await.unwrap(),
+        Some(events[1].clone())
+    );
+    assert_eq!(log.get("org-q", &events[1].id).await.unwrap(), None);
+}

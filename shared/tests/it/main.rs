@@ -24,6 +24,7 @@ mod presence;
 mod queue;
 mod rate_limits;
 mod setup;
+mod stats;
 mod subscriptions;
 
 // Not part of the conformance suite: the captured Webex payloads' byte-for-byte round trip through the model.
@@ -89,11 +90,15 @@ conformance! {
             call_presence_beside_the_record,
         ],
         leases: [contention_and_expiry],
-        attempts: [newest_first_with_status_filter_and_pages],
+        attempts: [
+            newest_first_with_status_filter_and_pages,
+            filters_on_type_and_time_and_get_by_id,
+        ],
         events: [
             window_query,
             window_is_on_created_at_not_id_time,
             an_event_over_the_item_limit_is_refused_cleanly,
+            paged_newest_first_filtered_and_got_by_id,
         ],
         rate_limits: [
             limit_and_independent_windows,
@@ -102,6 +107,7 @@ conformance! {
             slots_are_consecutive_and_never_shared,
         ],
         idempotency: [put_get_conflict_and_expiry],
+        stats: [buckets_count_per_five_minutes, concurrent_counts_are_never_lost],
     }
     queues => {
         queue: [
@@ -113,6 +119,7 @@ conformance! {
             park_raw_body,
             fifo_orders_a_group_and_holds_it_behind_a_message_in_flight,
             fifo_deduplicates_ignores_delays_and_needs_a_group,
+            depth_counts_every_message,
         ],
     }
 }

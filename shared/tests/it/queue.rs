@@ -284,3 +284,17 @@ pub async fn fifo_deduplicates_ignores_delays_and_needs_a_group(env: QueueEnv) {
 fn parsed(received: &ReceivedJob) -> DeliveryJob {
     serde_json::from_str(&received.body).unwrap()
 }
+
+/// The dead-letter depth `GET /api/hooks/dlq` shows: every message, handed out or not.
+pub async fn depth_counts_every_message(env: QueueEnv) {
+    let dlq = env.dead_letter_source.as_ref();
+    assert_eq!(dlq.depth().await.unwrap(), 0);
+    for body in ["a", "b", "c"] {
+        env.dead_letter_sink.park(body).await.unwrap();
+    }
+    assert_eq!(dlq.depth().await.unwrap(), 3);
+    let got = receive_n(dlq, 1).await;
+    assert_eq!(dlq.depth().await.unwrap(), 3, "one in flight still counts");
+    dlq.ack(&got[0].receipt).await.unwrap();
+    assert_eq!(dlq.depth().await.unwrap(), 2);
+}
