@@ -8,5 +8,6 @@ mod operational;
 mod ordering;
 mod secrets;
 mod ssrf;
+mod traces;
 mod verifiers;
 mod worker;
