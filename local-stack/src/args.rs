@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use clap::Parser;
 use delivery_worker::config::WorkerArgs;
 use presence_poller::config::PollerArgs;
-use relay_shared::config::{DefaultRateLimit, Resources, SecretsKeyArgs, WebexArgs};
+use relay_shared::config::{DefaultRateLimit, Resources, RetentionArgs, SecretsKeyArgs, WebexArgs};
 use relay_shared::targets::TargetArgs;
 use telephony_ingest::config::IngestArgs;
 use webhooks_api::config::ApiArgs;
@@ -95,6 +95,11 @@ pub struct Args {
         next_help_heading = "Secrets at rest (webhooks API and delivery worker)"
     )]
     pub secrets_key: SecretsKeyArgs,
+
+    /// How long the event log (ingest, presence, replay) and the attempt log (worker, delivery
+    /// log) keep their items, as every function reads it.
+    #[command(flatten, next_help_heading = "Retention (event log and delivery log)")]
+    pub retention: RetentionArgs,
 
     #[command(flatten, next_help_heading = "telephony-ingest")]
     pub ingest: IngestArgs,

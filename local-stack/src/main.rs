@@ -59,8 +59,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Each function configured from its own parsed flags, as on Lambda from its variables.
-    let worker_config = args.worker.config(targets.clone(), args.rate.per_minute);
-    let api_config = args.api.config(targets, args.rate.per_minute)?;
+    let retention = args.retention.retention();
+    let worker_config = args
+        .worker
+        .config(targets.clone(), args.rate.per_minute, &retention);
+    let api_config = args.api.config(targets, args.rate.per_minute, retention)?;
     let webhook_secret = match args.ingest.secret_source() {
         Err(ConfigError::Missing { .. }) => {
             SecretSource::Plain(WebhookSecrets::single(LOCAL_WEBEX_SECRET.into(), None))
@@ -110,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         WebhookAuth::InsecureUnsigned => LOCAL_WEBEX_SECRET.to_owned(),
     };
-    let ingest_config = args.ingest.config(ingest_auth);
+    let ingest_config = args.ingest.config(ingest_auth, &retention);
     // The ports every function core shares in this one process.
     let core = CorePorts {
         stores: backend.stores.clone(),

@@ -243,6 +243,109 @@ impl Default for DefaultRateLimit {
     }
 }
 
+pub const ENV_EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
+pub const ENV_ATTEMPT_RETENTION_DAYS: &str = "ATTEMPT_RETENTION_DAYS";
+/// Deprecated name of [`ENV_EVENT_RETENTION_DAYS`] (the presence poller's, default 7 then).
+pub const DEPRECATED_ENV_EVENT_TTL_DAYS: &str = "EVENT_TTL_DAYS";
+/// Deprecated name of [`ENV_ATTEMPT_RETENTION_DAYS`].
+pub const DEPRECATED_ENV_ATTEMPT_TTL_DAYS: &str = "ATTEMPT_TTL_DAYS";
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 14;
+pub const DEFAULT_ATTEMPT_RETENTION_DAYS: u32 = 30;
+/// Retention is bounded by ten years.
+pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+/// How long the event log and the attempt (delivery) log keep their items: the one reader of
+/// `EVENT_RETENTION_DAYS` (ingest, presence poller, webhooks API) and `ATTEMPT_RETENTION_DAYS`
+/// (delivery worker, webhooks API). Writers stamp each item's `expires_at` (DynamoDB's TTL) with
+/// it; readers skip expired items; the API refuses a replay window older than the event log's.
+/// The old names `EVENT_TTL_DAYS` and `ATTEMPT_TTL_DAYS` are still read when the new one is unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct RetentionArgs {
+    /// How long the event log keeps an event (replay), in days [default: 14].
+    #[arg(long = "event-retention-days", env = ENV_EVENT_RETENTION_DAYS, value_parser = in_range(1u32..=MAX_RETENTION_DAYS))]
+    pub event_days: Option<u32>,
+    /// Deprecated: EVENT_RETENTION_DAYS (read only when that is unset).
+    #[arg(long = "event-ttl-days", env = DEPRECATED_ENV_EVENT_TTL_DAYS, hide = true, value_parser = in_range(1u32..=MAX_RETENTION_DAYS))]
+    pub deprecated_event_ttl_days: Option<u32>,
+    /// How long the delivery (attempt) log keeps an attempt, in days [default: 30].
+    #[arg(long = "attempt-retention-days", env = ENV_ATTEMPT_RETENTION_DAYS, value_parser = in_range(1u32..=MAX_RETENTION_DAYS))]
+    pub attempt_days: Option<u32>,
+    /// Deprecated: ATTEMPT_RETENTION_DAYS (read only when that is unset).
+    #[arg(long = "attempt-ttl-days", env = DEPRECATED_ENV_ATTEMPT_TTL_DAYS, hide = true, value_parser = in_range(1u32..=MAX_RETENTION_DAYS))]
+    pub deprecated_attempt_ttl_days: Option<u32>,
+}
+
+/// The retention of the event log and the attempt log (see [`RetentionArgs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub events: chrono::Duration,
+    pub attempts: chrono::Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        RetentionArgs::default().retention()
+    }
+}
+
+impl Retention {
+    /// The `expires_at` of an event logged at `now`.
+    pub fn event_expiry(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        now + self.events
+    }
+
+    /// The `expires_at` of an attempt recorded at `now`.
+    pub fn attempt_expiry(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        now + self.attempts
+    }
+
+    /// The oldest instant the event log still covers at `now`: a replay window starting earlier
+    /// asks for events that are gone (or going).
+    pub fn oldest_event(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        now - self.events
+    }
+}
+
+impl RetentionArgs {
+    /// The retention: each setting, else its deprecated name (with a warning), else its default.
+    pub fn retention(&self) -> Retention {
+        let days = |set: Option<u32>, old: Option<u32>, old_name: &str, new_name: &str, default| {
+            if set.is_none() && old.is_some() {
+                tracing::warn!(
+                    variable = old_name,
+                    "{old_name} is deprecated: set {new_name} instead (docs/configuration.md)"
+                );
+            }
+            chrono::Duration::days(i64::from(set.or(old).unwrap_or(default)))
+        };
+        Retention {
+            events: days(
+                self.event_days,
+                self.deprecated_event_ttl_days,
+                DEPRECATED_ENV_EVENT_TTL_DAYS,
+                ENV_EVENT_RETENTION_DAYS,
+                DEFAULT_EVENT_RETENTION_DAYS,
+            ),
+            attempts: days(
+                self.attempt_days,
+                self.deprecated_attempt_ttl_days,
+                DEPRECATED_ENV_ATTEMPT_TTL_DAYS,
+                ENV_ATTEMPT_RETENTION_DAYS,
+                DEFAULT_ATTEMPT_RETENTION_DAYS,
+            ),
+        }
+    }
+}
+
 /// What the webhooks API and the delivery worker read on Lambda: [`Resources`], the settings both
 /// read (the target policy and [`DefaultRateLimit`], so the API accepts what the worker delivers;
 /// [`SecretsKeyArgs`], so the worker opens what the API sealed)
@@ -258,6 +361,9 @@ pub struct SubscriptionFunctionArgs<A: Args> {
     /// The API seals signing secrets with it, the worker opens them.
     #[command(flatten)]
     pub secrets_key: SecretsKeyArgs,
+    /// The API reads both retentions, the worker the attempt log's.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     #[command(flatten)]
     pub own: A,
 }
@@ -443,6 +549,45 @@ mod tests {
             in_range::<u32, _>(1..)("0").unwrap_err(),
             "must be at least 1"
         );
+    }
+
+    #[test]
+    fn retention_one_reader_with_deprecated_aliases() {
+        let r =
+            |pairs: &[(&str, &str)]| from_env_pairs::<RetentionArgs>(pairs).map(|a| a.retention());
+        let days = chrono::Duration::days;
+        assert_eq!(
+            r(&[]).unwrap(),
+            Retention {
+                events: days(14),
+                attempts: days(30)
+            }
+        );
+        assert_eq!(Retention::default(), r(&[]).unwrap());
+        let set = r(&[
+            ("EVENT_RETENTION_DAYS", "3"),
+            ("ATTEMPT_RETENTION_DAYS", "90"),
+        ])
+        .unwrap();
+        assert_eq!((set.events, set.attempts), (days(3), days(90)));
+        // The old names count while the new ones are unset; the new ones win.
+        let old = r(&[("EVENT_TTL_DAYS", "7"), ("ATTEMPT_TTL_DAYS", "5")]).unwrap();
+        assert_eq!((old.events, old.attempts), (days(7), days(5)));
+        let both = r(&[("EVENT_TTL_DAYS", "7"), ("EVENT_RETENTION_DAYS", "21")]).unwrap();
+        assert_eq!(both.events, days(21));
+        for (name, v) in [
+            ("EVENT_RETENTION_DAYS", "0"),
+            ("ATTEMPT_RETENTION_DAYS", "3651"),
+            ("EVENT_TTL_DAYS", "x"),
+            ("ATTEMPT_TTL_DAYS", "0"),
+        ] {
+            let e = r(&[(name, v)]).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        let now = chrono::DateTime::UNIX_EPOCH + days(100);
+        assert_eq!(set.event_expiry(now), now + days(3));
+        assert_eq!(set.attempt_expiry(now), now + days(90));
+        assert_eq!(set.oldest_event(now), now - days(3));
     }
 
     #[test]

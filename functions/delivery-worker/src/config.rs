@@ -4,7 +4,7 @@ use std::ops::Bound;
 use std::time::Duration;
 
 use relay_shared::config::{
-    defaults, from_env_pairs, in_range, invalid, ConfigError, SubscriptionFunctionArgs,
+    defaults, from_env_pairs, in_range, invalid, ConfigError, Retention, SubscriptionFunctionArgs,
 };
 use relay_shared::operational::OperationalArgs;
 use relay_shared::targets::TargetPolicy;
@@ -20,7 +20,8 @@ pub struct WorkerConfig {
     pub schedule: RetrySchedule,
     /// Which targets may be called (`ALLOW_HTTP_TARGETS`, `ALLOW_PRIVATE_TARGETS`, `TARGET_ALLOW_CIDRS`).
     pub targets: TargetPolicy,
-    /// Attempt log retention (`ATTEMPT_TTL_DAYS`, default 30).
+    /// Attempt log retention (`ATTEMPT_RETENTION_DAYS`, default 30; the shared reader
+    /// `relay_shared::config::RetentionArgs`, `ATTEMPT_TTL_DAYS` its deprecated name).
     pub attempt_ttl: chrono::Duration,
     /// How long a warm container trusts a loaded subscription (`SUBSCRIPTION_CACHE_SECONDS`, default 10; 0 disables).
     pub subscription_cache: Duration,
@@ -68,9 +69,6 @@ pub struct WorkerArgs {
     /// ± jitter on every retry delay, in percent (default: RetrySchedule's 20).
     #[arg(long, env = "RETRY_JITTER_PERCENT", value_parser = in_range(0u32..=100))]
     pub retry_jitter_percent: Option<u32>,
-    /// Attempt log retention in days.
-    #[arg(long, env = "ATTEMPT_TTL_DAYS", default_value_t = 30, value_parser = in_range(1i64..))]
-    pub attempt_ttl_days: i64,
     /// How long a warm container trusts a loaded subscription, in seconds (0 disables).
     #[arg(long, env = "SUBSCRIPTION_CACHE_SECONDS", default_value_t = 10, value_parser = in_range(0u64..))]
     pub subscription_cache_seconds: u64,
@@ -95,6 +93,7 @@ impl WorkerArgs {
         &self,
         targets: TargetPolicy,
         default_rate_limit_per_minute: u32,
+        retention: &Retention,
     ) -> WorkerConfig {
         let d = RetrySchedule::default();
         let max_response_bytes = self.max_response_bytes.max(1);
@@ -105,7 +104,7 @@ impl WorkerArgs {
                 self.retry_jitter_percent.unwrap_or(d.jitter_percent),
             ),
             targets,
-            attempt_ttl: chrono::Duration::days(self.attempt_ttl_days),
+            attempt_ttl: retention.attempts,
             subscription_cache: Duration::from_secs(self.subscription_cache_seconds),
             default_rate_limit_per_minute,
             max_response_bytes,
@@ -130,7 +129,11 @@ impl Default for WorkerConfig {
 
 impl WorkerConfig {
     pub fn from_args(args: &FunctionArgs) -> Self {
-        args.own.config(args.targets.policy(), args.rate.per_minute)
+        args.own.config(
+            args.targets.policy(),
+            args.rate.per_minute,
+            &args.retention.retention(),
+        )
     }
 
     /// With an ordered queue (docs/ordering.md) a retry is a hold of the message on the queue,

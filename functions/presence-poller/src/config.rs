@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use relay_shared::config::{defaults, in_range, invalid, ConfigError, Resources, WebexArgs};
+use relay_shared::config::{
+    defaults, in_range, invalid, ConfigError, Resources, Retention, RetentionArgs, WebexArgs,
+};
 use relay_shared::webex_token::TokenRecord;
 
 use crate::diff::{DiffFields, ExtraFields};
@@ -61,7 +63,8 @@ pub struct PollerConfig {
     /// `PRESENCE_MAX_RUN_MS` (unset): stop polling after this long even if the invocation could go
     /// on (e.g. to end before the next scheduled invocation when the timeout exceeds a minute).
     pub max_run: Option<Duration>,
-    /// `EVENT_TTL_DAYS` (7): how long events stay in the replay log.
+    /// How long events stay in the event log (replay): `EVENT_RETENTION_DAYS` (14), the shared
+    /// reader `relay_shared::config::RetentionArgs` (`EVENT_TTL_DAYS` is its deprecated name).
     pub event_ttl: chrono::Duration,
 }
 
@@ -131,15 +134,12 @@ pub struct PollerArgs {
     /// Stop polling after this long even if the invocation could go on.
     #[arg(long, env = "PRESENCE_MAX_RUN_MS", value_parser = in_range(0u64..))]
     pub presence_max_run_ms: Option<u64>,
-    /// How long events stay in the replay log, in days.
-    #[arg(long, env = "EVENT_TTL_DAYS", default_value_t = 7, value_parser = in_range(0u32..))]
-    pub event_ttl_days: u32,
 }
 
 impl PollerArgs {
-    /// The config; refuses diff fields that are not sent (a change only there would emit an item
-    /// that looks unchanged).
-    pub fn config(&self) -> Result<PollerConfig, ConfigError> {
+    /// The config, the event log kept for `retention.events`; refuses diff fields that are not
+    /// sent (a change only there would emit an item that looks unchanged).
+    pub fn config(&self, retention: &Retention) -> Result<PollerConfig, ConfigError> {
         let ms = Duration::from_millis;
         let diff_fields = self.presence_diff_fields.clone().unwrap_or_default();
         let extra_fields = self.presence_extra_fields.clone().unwrap_or_default();
@@ -179,7 +179,7 @@ impl PollerArgs {
             max_event_bytes: self.presence_max_event_bytes,
             lease_grace: ms(self.presence_lease_grace_ms),
             max_run: self.presence_max_run_ms.map(ms),
-            event_ttl: chrono::Duration::days(i64::from(self.event_ttl_days)),
+            event_ttl: retention.events,
         })
     }
 }
@@ -190,7 +190,7 @@ impl PollerConfig {
         Self {
             org_id: org_id.into(),
             ..defaults::<PollerArgs>()
-                .config()
+                .config(&Retention::default())
                 .expect("the defaults are valid")
         }
     }
@@ -316,6 +316,8 @@ pub struct FunctionArgs {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub poller: PollerArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     /// The Webex-side health check (`crate::health`).
     #[command(flatten)]
     pub health: crate::health::HealthArgs,
@@ -328,7 +330,7 @@ mod tests {
 
     impl PollerConfig {
         fn from_env(env: &[(&str, &str)]) -> Result<Self, ConfigError> {
-            from_env_pairs::<PollerArgs>(env)?.config()
+            from_env_pairs::<PollerArgs>(env)?.config(&Retention::default())
         }
     }
 

@@ -26,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // JSON logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
     let telemetry = relay_shared::logging::init_function("presence-poller");
     let args: FunctionArgs = from_process_env("presence-poller")?;
-    let mut config = args.poller.config()?;
+    let mut config = args.poller.config(&args.retention.retention())?;
     let rt = args.runtime.config()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use relay_shared::adapters::aws::secrets::{SecretError, SecretsManager};
-use relay_shared::config::{defaults, in_range, invalid, ConfigError, Resources};
+use relay_shared::config::{
+    defaults, in_range, invalid, ConfigError, Resources, Retention, RetentionArgs,
+};
 use relay_shared::webex::WebhookSecrets;
 use secrecy::SecretString;
 
@@ -18,8 +20,6 @@ pub const ENV_SECRET_PREVIOUS: &str = "WEBEX_WEBHOOK_SECRET_PREVIOUS";
 pub const ENV_ALLOW_UNSIGNED: &str = "ALLOW_UNSIGNED_WEBHOOKS";
 /// Env (optional): how long an ingest dedupe record lives, in hours (default 24).
 pub const ENV_DEDUPE_TTL_HOURS: &str = "DEDUPE_TTL_HOURS";
-/// Env (optional): how long outbound events are kept for replay, in days (default 14).
-pub const ENV_EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
 /// Env (optional): how long a call's lifecycle record lives after its last event, in hours (default 24).
 pub const ENV_CALL_STATE_TTL_HOURS: &str = "CALL_STATE_TTL_HOURS";
 /// Env (optional): `true` sets a person's presence to `call` (and back) when their leg connects
@@ -85,6 +85,7 @@ pub struct IngestConfig {
     /// How long an in-flight claim blocks a concurrent duplicate (longer than the function timeout).
     pub dedupe_lease: chrono::Duration,
     pub call_state_ttl: chrono::Duration,
+    /// How long the event log keeps an event (`EVENT_RETENTION_DAYS`, [`RetentionArgs`]).
     pub event_retention: chrono::Duration,
     /// `Retry-After` on 503 answers.
     pub retry_after_seconds: u32,
@@ -116,9 +117,6 @@ pub struct IngestArgs {
     /// How long a processed event is remembered, in hours (Webex retries within minutes).
     #[arg(long, env = ENV_DEDUPE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_RETENTION))]
     pub dedupe_ttl_hours: i64,
-    /// How long outbound events are kept for replay, in days.
-    #[arg(long, env = ENV_EVENT_RETENTION_DAYS, default_value_t = 14, value_parser = in_range(1i64..=MAX_RETENTION))]
-    pub event_retention_days: i64,
     /// How long a call's lifecycle record lives after its last event, in hours.
     #[arg(long, env = ENV_CALL_STATE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_RETENTION))]
     pub call_state_ttl_hours: i64,
@@ -164,14 +162,15 @@ impl IngestArgs {
         })
     }
 
-    pub fn config(&self, auth: WebhookAuth) -> IngestConfig {
+    /// The configuration with `auth`, the event log kept for `retention.events`.
+    pub fn config(&self, auth: WebhookAuth, retention: &Retention) -> IngestConfig {
         IngestConfig {
             auth,
             max_body_bytes: MAX_BODY_BYTES,
             dedupe_ttl: chrono::Duration::hours(self.dedupe_ttl_hours),
             dedupe_lease: chrono::Duration::seconds(60),
             call_state_ttl: chrono::Duration::hours(self.call_state_ttl_hours),
-            event_retention: chrono::Duration::days(self.event_retention_days),
+            event_retention: retention.events,
             retry_after_seconds: 5,
             max_call_state_attempts: 5,
             presence_from_calls: self.presence_from_calls,
@@ -213,13 +212,15 @@ pub struct FunctionArgs {
     #[command(flatten)]
     pub resources: Resources,
     #[command(flatten)]
+    pub retention: RetentionArgs,
+    #[command(flatten)]
     pub ingest: IngestArgs,
 }
 
 impl IngestConfig {
     /// Every default, with `auth`.
     pub fn new(auth: WebhookAuth) -> Self {
-        defaults::<IngestArgs>().config(auth)
+        defaults::<IngestArgs>().config(auth, &Retention::default())
     }
 }
 
@@ -235,7 +236,7 @@ mod tests {
     }
 
     fn config(env: &[(&str, &str)], auth: WebhookAuth) -> Result<IngestConfig, ConfigError> {
-        Ok(from_env_pairs::<IngestArgs>(env)?.config(auth))
+        Ok(from_env_pairs::<IngestArgs>(env)?.config(auth, &Retention::default()))
     }
 
     #[test]
@@ -317,9 +318,19 @@ mod tests {
 
     #[test]
     fn ttl_overrides() {
-        let env = [(ENV_DEDUPE_TTL_HOURS, "2"), (ENV_EVENT_RETENTION_DAYS, "3")];
+        let env = [(ENV_DEDUPE_TTL_HOURS, "2")];
         let c = config(&env, WebhookAuth::InsecureUnsigned).unwrap();
         assert_eq!(c.dedupe_ttl, chrono::Duration::hours(2));
+        assert_eq!(c.event_retention, chrono::Duration::days(14));
+        // The event retention is the shared reader's (relay_shared::config::RetentionArgs).
+        let args: FunctionArgs = from_env_pairs(&[
+            ("EVENT_RETENTION_DAYS", "3"),
+            ("ALLOW_UNSIGNED_WEBHOOKS", "true"),
+        ])
+        .unwrap();
+        let c = args
+            .ingest
+            .config(WebhookAuth::InsecureUnsigned, &args.retention.retention());
         assert_eq!(c.event_retention, chrono::Duration::days(3));
         assert_eq!(c.call_state_ttl, chrono::Duration::hours(24));
         assert!(!c.presence_from_calls, "presence from calls is opt-in");
@@ -330,7 +341,6 @@ mod tests {
         assert!(on.unwrap().presence_from_calls);
         for (k, v) in [
             (ENV_DEDUPE_TTL_HOURS, "0"),
-            (ENV_EVENT_RETENTION_DAYS, "87601"),
             (ENV_CALL_STATE_TTL_HOURS, "x"),
             (ENV_ALLOW_UNSIGNED, "maybe"),
             (ENV_PRESENCE_FROM_CALLS, "maybe"),

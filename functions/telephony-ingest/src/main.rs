@@ -21,7 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     // One SDK configuration per cold start, for Secrets Manager, DynamoDB and SQS alike.
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let auth = args.ingest.secret_source()?.load(Some(&sdk)).await?;
-    let config = args.ingest.config(auth);
+    let config = args.ingest.config(auth, &args.retention.retention());
     let stores = aws_stores(DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table));
     // Per-call-ordered webhooks' jobs go to the ordered (FIFO) queue (docs/ordering.md).
     let ordered_url = args.resources.ordered_queue_url.as_deref();

@@ -1,7 +1,7 @@
 //! Configuration of the management API, read once per cold start.
 
 use relay_shared::config::{
-    defaults, from_env_pairs, in_range, invalid, ConfigError, SubscriptionFunctionArgs,
+    defaults, from_env_pairs, in_range, invalid, ConfigError, Retention, SubscriptionFunctionArgs,
 };
 use relay_shared::targets::TargetPolicy;
 
@@ -35,6 +35,9 @@ pub struct ApiConfig {
     /// rate limit or queued by a replay) may take at most this long to drain at its rate, i.e. at
     /// most `MAX_BACKLOG_MINUTES × rateLimitPerMinute` jobs; a replay queues only what fits.
     pub max_backlog_minutes: u32,
+    /// `EVENT_RETENTION_DAYS` (14) and `ATTEMPT_RETENTION_DAYS` (30): a replay window may not
+    /// start before the event log's retention (422 `since`).
+    pub retention: Retention,
 }
 
 /// Calls allowed per fixed one-minute window (shared by every instance through the table's
@@ -101,6 +104,7 @@ impl ApiArgs {
         &self,
         targets: TargetPolicy,
         default_rate_limit_per_minute: u32,
+        retention: Retention,
     ) -> Result<ApiConfig, ConfigError> {
         if default_rate_limit_per_minute > self.max_rate_limit {
             return Err(invalid(
@@ -126,6 +130,7 @@ impl ApiArgs {
                 replay_per_tenant: self.replay_per_tenant_per_minute,
             },
             max_backlog_minutes: self.max_backlog_minutes,
+            retention,
         })
     }
 }
@@ -142,7 +147,11 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     pub fn from_args(args: &FunctionArgs) -> Result<Self, ConfigError> {
-        args.own.config(args.targets.policy(), args.rate.per_minute)
+        args.own.config(
+            args.targets.policy(),
+            args.rate.per_minute,
+            args.retention.retention(),
+        )
     }
 
     /// The configuration the Lambda function would read from these variables (tests).
@@ -163,6 +172,9 @@ mod tests {
         );
         assert_eq!(ApiConfig::default().max_body_bytes, 262_144);
         assert_eq!(ApiConfig::default().max_rate_limit_per_minute, 100);
+        assert_eq!(ApiConfig::default().retention, Retention::default());
+        let r = ApiConfig::from_env_pairs(&[("EVENT_RETENTION_DAYS", "3")]).unwrap();
+        assert_eq!(r.retention.events, chrono::Duration::days(3));
         let env = [
             ("MAX_WEBHOOKS_PER_USER", "3"),
             ("ALLOW_HTTP_TARGETS", "true"),

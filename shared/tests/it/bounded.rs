@@ -66,10 +66,18 @@ async fn bounded_stores_forget_the_oldest_entries_beyond_capacity() {
     let (a, b) = (SubscriptionId::new_at(1), SubscriptionId::new_at(2));
     for ms in 1..=5u64 {
         let rec = attempt(a, 1_000 + ms, 1, AttemptStatus::Failed);
-        stores.attempts.record(&rec, t).await.unwrap();
+        stores
+            .attempts
+            .record(&rec, t + Duration::days(1))
+            .await
+            .unwrap();
     }
     let rec = attempt(b, 2_000, 1, AttemptStatus::Succeeded);
-    stores.attempts.record(&rec, t).await.unwrap();
+    stores
+        .attempts
+        .record(&rec, t + Duration::days(1))
+        .await
+        .unwrap();
     let page = PageRequest {
         limit: 10,
         cursor: None,

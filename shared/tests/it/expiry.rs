@@ -1,6 +1,7 @@
-//! DynamoDB-only: TTL deletion is lazy (never, on DynamoDB Local), so every reader of an item with
-//! `expires_at` must skip expired items itself. (The in-memory stores drop nothing by time except
-//! where the port passes `now`: dedupe and idempotency, covered by the shared tests.)
+//! Retention: TTL deletion is lazy (never, on DynamoDB Local), so every reader of an item with
+//! `expires_at` must skip expired items itself. The event and attempt logs do on both backends
+//! (`logs_skip_expired_items`, in the conformance list); the call state on DynamoDB
+//! (`call_state_skips_expired_records`; the in-memory call store is bounded by count instead).
 
 use chrono::Duration;
 use relay_shared::delivery::AttemptStatus;
@@ -8,25 +9,14 @@ use relay_shared::ids::SubscriptionId;
 use relay_shared::ports::{AttemptQuery, EventQuery, PageRequest};
 
 use crate::fixtures::{attempt, call, event, millis, now};
-use crate::harness;
+use crate::harness::{self, StoreEnv};
 
-#[tokio::test]
-async fn readers_skip_expired_items() {
-    let Some(env) = harness::stores::aws("aws::expiry::readers_skip_expired_items").await else {
-        return;
-    };
+/// The event log and the attempt log: an item recorded with an `expires_at` already passed (a
+/// retention shorter than its age) is skipped by every reader, and does not count towards a page.
+pub async fn logs_skip_expired_items(env: StoreEnv) {
     let t = now();
     let past = t - Duration::seconds(5);
     let future = t + Duration::hours(1);
-
-    // Call state: an expired record reads as absent, and version 1 may replace it.
-    let mut expired = call("call-old", 1, "created", t);
-    expired.expires_at = past.timestamp();
-    env.stores.calls.put(&expired).await.unwrap();
-    assert_eq!(env.stores.calls.get("call-old").await.unwrap(), None);
-    let fresh = call("call-old", 1, "created", t);
-    env.stores.calls.put(&fresh).await.unwrap();
-    assert_eq!(env.stores.calls.get("call-old").await.unwrap(), Some(fresh));
 
     // Attempt log: expired attempts are not listed, and do not count towards a page.
     let sub = SubscriptionId::new_at(millis(t));
@@ -69,4 +59,23 @@ async fn readers_skip_expired_items() {
             .unwrap(),
         vec![kept]
     );
+}
+
+#[tokio::test]
+async fn call_state_skips_expired_records() {
+    let Some(env) = harness::stores::aws("aws::expiry::call_state_skips_expired_records").await
+    else {
+        return;
+    };
+    let t = now();
+    let past = t - Duration::seconds(5);
+
+    // Call state: an expired record reads as absent, and version 1 may replace it.
+    let mut expired = call("call-old", 1, "created", t);
+    expired.expires_at = past.timestamp();
+    env.stores.calls.put(&expired).await.unwrap();
+    assert_eq!(env.stores.calls.get("call-old").await.unwrap(), None);
+    let fresh = call("call-old", 1, "created", t);
+    env.stores.calls.put(&fresh).await.unwrap();
+    assert_eq!(env.stores.calls.get("call-old").await.unwrap(), Some(fresh));
 }

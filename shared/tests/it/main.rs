@@ -108,6 +108,7 @@ conformance! {
         ],
         idempotency: [put_get_conflict_and_expiry],
         stats: [buckets_count_per_five_minutes, concurrent_counts_are_never_lost],
+        expiry: [logs_skip_expired_items],
     }
     queues => {
         queue: [

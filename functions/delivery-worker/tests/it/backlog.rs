@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use relay_shared::adapters::memory::{memory_stores, MemoryQueue};
+use relay_shared::adapters::memory::{memory_stores_at, MemoryQueue};
 use relay_shared::clock::ManualClock;
 use relay_shared::error::QueueError;
 use relay_shared::events::EventType;
@@ -57,7 +57,7 @@ async fn a_rate_limited_backlog_is_re_sent_once_per_job() {
         config.clone(),
         sender(&config),
         clock.clone(),
-        memory_stores(),
+        memory_stores_at(clock.clone()),
         unused.clone(),
         queue.clone(),
         unused.clone(),

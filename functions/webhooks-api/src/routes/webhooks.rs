@@ -414,6 +414,19 @@ pub async fn replay(
             "`until` must be later than `since`.",
         ));
     }
+    // Older events are gone (or going: TTL deletes them late, and every reader skips them), so a
+    // window starting before the retention could only ever replay part of itself.
+    let oldest = cfg.retention.oldest_event(state.clock.now());
+    if req.since < oldest {
+        return Err(ApiError::invalid(
+            "since",
+            format!(
+                "The event log keeps events for {} days (EVENT_RETENTION_DAYS): `since` may be no earlier than {}.",
+                cfg.retention.events.num_days(),
+                time(oldest)
+            ),
+        ));
+    }
     if req.until - req.since > Duration::days(i64::from(cfg.replay_max_window_days)) {
         return Err(ApiError::invalid(
             "until",

@@ -984,7 +984,8 @@ async fn tenant_isolation(b: Backend) {
         h.call("POST", &format!("{p}/rotate-secret"), Some(other), None)
             .await
             .assert_error(404, "not_found");
-        let w = json!({"since": "2025-01-01T00:00:00Z", "until": "2025-01-02T00:00:00Z"});
+        let since = h.clock.now() - Duration::days(1);
+        let w = json!({"since": since.to_rfc3339(), "until": h.clock.now().to_rfc3339()});
         h.call("POST", &format!("{p}/replay"), Some(other), Some(w))
             .await
             .assert_error(404, "not_found");
@@ -1677,13 +1678,27 @@ async fn replay_requeues_the_window(b: Backend) {
     h.call("POST", &p, Some(&key), None)
         .await
         .assert_error(415, "unsupported_media_type");
-    let ok14 = json!({"since": "2025-01-01T00:00:00Z", "until": "2025-01-15T00:00:00Z"});
-    assert_eq!(
-        h.call("POST", &p, Some(&key), Some(ok14))
-            .await
-            .assert_status(202)["queued"],
-        0
-    );
+    // Within the event log's retention (EVENT_RETENTION_DAYS, 14) only: older events are gone.
+    let since = h.clock.now() - Duration::days(14) - Duration::seconds(1);
+    let until = since + Duration::days(1);
+    let r = h
+        .call(
+            "POST",
+            &p,
+            Some(&key),
+            Some(json!({"since": since.to_rfc3339(), "until": until.to_rfc3339()})),
+        )
+        .await
+        .assert_error(422, "validation_failed");
+    assert_eq!(r["field"], "since", "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("14 days"), "{r}");
+    let since = h.clock.now() - Duration::days(13);
+    let ok14 =
+        json!({"since": since.to_rfc3339(), "until": (since + Duration::days(14)).to_rfc3339()});
+    // A 14-day window is accepted (it holds the events above again).
+    h.call("POST", &p, Some(&key), Some(ok14))
+        .await
+        .assert_status(202);
 }
 
 async fn replay_is_bounded(b: Backend) {

@@ -5,26 +5,47 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::bounded::keep_newest;
+use super::expiring::Expiring;
 use super::{decode_cursor, encode_cursor};
+use crate::clock::SystemClock;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
 use crate::ids::EventId;
-use crate::ports::{EventFilter, EventLog, EventQuery, Page, PageRequest};
+use crate::ports::{Clock, EventFilter, EventLog, EventQuery, Page, PageRequest};
+use std::sync::Arc;
 
 /// The event log in memory. Unbounded by default; `with_capacity` keeps only the newest events of
-/// each org (the local stack's embedded store, so a long run does not grow without limit).
-#[derive(Default)]
+/// each org (the local stack's embedded store, so a long run does not grow without limit). Every
+/// reader skips an event whose `expires_at` has passed on its clock (the system clock unless
+/// [`MemoryEventLog::with_clock`]), as the DynamoDB adapter does.
 pub struct MemoryEventLog {
-    items: Mutex<HashMap<String, BTreeMap<String, OutboundEvent>>>,
+    items: Mutex<HashMap<String, BTreeMap<String, Expiring<OutboundEvent>>>>,
     capacity_per_org: Option<usize>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryEventLog {
+    fn default() -> Self {
+        Self {
+            items: Mutex::default(),
+            capacity_per_org: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 impl MemoryEventLog {
     pub fn with_capacity(capacity_per_org: usize) -> Self {
         Self {
-            items: Mutex::default(),
             capacity_per_org: Some(capacity_per_org.max(1)),
+            ..Self::default()
         }
+    }
+
+    /// Expiry judged by `clock` (tests on a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -33,14 +54,17 @@ impl EventLog for MemoryEventLog {
     async fn append(
         &self,
         event: &OutboundEvent,
-        _expires_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         // DynamoDB's item limit, on the event's JSON (what the DynamoDB item mostly is).
         let bytes = serde_json::to_string(event).map_or(0, |doc| doc.len());
         StoreError::check_size(bytes)?;
         let mut items = self.items.lock().unwrap();
         let log = items.entry(event.org_id.clone()).or_default();
-        log.insert(event.id.to_string(), event.clone());
+        log.insert(
+            event.id.to_string(),
+            Expiring::new(event.clone(), expires_at),
+        );
         keep_newest(log, self.capacity_per_org);
         Ok(())
     }
@@ -50,11 +74,13 @@ impl EventLog for MemoryEventLog {
         org_id: &str,
         query: EventQuery,
     ) -> Result<Vec<OutboundEvent>, StoreError> {
+        let now = self.clock.now();
         let items = self.items.lock().unwrap();
         Ok(items
             .get(org_id)
             .map(|log| {
                 log.values()
+                    .filter_map(|e| e.live(now))
                     .filter(|e| query.covers(e))
                     .take(query.limit as usize)
                     .cloned()
@@ -64,10 +90,12 @@ impl EventLog for MemoryEventLog {
     }
 
     async fn get(&self, org_id: &str, id: &EventId) -> Result<Option<OutboundEvent>, StoreError> {
+        let now = self.clock.now();
         let items = self.items.lock().unwrap();
         Ok(items
             .get(org_id)
             .and_then(|log| log.get(&id.to_string()))
+            .and_then(|e| e.live(now))
             .cloned())
     }
 
@@ -78,6 +106,7 @@ impl EventLog for MemoryEventLog {
         page: &PageRequest,
     ) -> Result<Page<OutboundEvent>, StoreError> {
         let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
+        let now = self.clock.now();
         let items = self.items.lock().unwrap();
         let newest_first: Vec<OutboundEvent> = items
             .get(org_id)
@@ -85,9 +114,10 @@ impl EventLog for MemoryEventLog {
                 log.iter()
                     .rev()
                     .filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()))
-                    .filter(|(_, e)| filter.matches(e))
-                    .map(|(_, e)| e.clone())
+                    .filter_map(|(_, e)| e.live(now))
+                    .filter(|e| filter.matches(e))
                     .take(page.size() + 1)
+                    .cloned()
                     .collect()
             })
             .unwrap_or_default();
@@ -114,7 +144,7 @@ mod tests {
                 created_at: t,
                 body: i.to_string(),
             };
-            log.append(&e, t).await.unwrap();
+            log.append(&e, t + chrono::Duration::days(1)).await.unwrap();
         }
         let kept = log
             .list(

@@ -7,6 +7,7 @@ mod bounded;
 mod calls;
 mod dedupe;
 mod events;
+mod expiring;
 mod idempotency;
 mod leases;
 mod presence;
@@ -32,8 +33,15 @@ pub use subscriptions::MemorySubscriptions;
 
 use crate::ports::Stores;
 
-/// Every store, in memory, unbounded: the test double.
+/// Every store, in memory, unbounded: the test double. The event and attempt logs judge expiry
+/// (`expires_at`, the retention) by the system clock, as the DynamoDB adapters do; tests on a
+/// manual clock use [`memory_stores_at`].
 pub fn memory_stores() -> Stores {
+    memory_stores_at(Arc::new(crate::clock::SystemClock))
+}
+
+/// [`memory_stores`] whose event and attempt logs judge expiry by `clock`.
+pub fn memory_stores_at(clock: Arc<dyn crate::ports::Clock>) -> Stores {
     Stores {
         subscriptions: Arc::new(MemorySubscriptions::default()),
         api_keys: Arc::new(MemoryApiKeys::default()),
@@ -41,8 +49,8 @@ pub fn memory_stores() -> Stores {
         dedupe: Arc::new(MemoryDedupe::default()),
         presence: Arc::new(MemoryPresence::default()),
         leases: Arc::new(MemoryLeases::default()),
-        attempts: Arc::new(MemoryAttemptLog::default()),
-        events: Arc::new(MemoryEventLog::default()),
+        attempts: Arc::new(MemoryAttemptLog::default().with_clock(clock.clone())),
+        events: Arc::new(MemoryEventLog::default().with_clock(clock)),
         rate_limits: Arc::new(MemoryRateLimiter::default()),
         idempotency: Arc::new(MemoryIdempotency::default()),
         stats: Arc::new(MemoryStats::default()),
