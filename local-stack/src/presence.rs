@@ -11,6 +11,7 @@ use presence_poller::health::{HealthCheck, SigningSecret};
 use presence_poller::token::{http_clients, RefreshingWebex};
 use presence_poller::{Poller, RunOptions};
 use relay_shared::adapters::aws::secrets::SecretsManager;
+use relay_shared::operational::{OperationalArgs, OperationalEmitter};
 use relay_shared::ports::Clock;
 use relay_shared::webex_token::{MemoryVault, TokenManager, TokenSource};
 use tokio::sync::watch;
@@ -33,7 +34,7 @@ pub async fn spawn(
         }
         return Ok(None);
     };
-    let mut config = args.presence.config(&args.retention.retention())?;
+    let mut config = args.presence.config()?;
     // As on Lambda: the token in a record refreshed at `<base URL>/access_token` ahead of expiry
     // and after a 401 (here the record lives in memory).
     let tokens: Arc<dyn TokenSource> = Arc::new(TokenManager::at_webex(
@@ -73,8 +74,19 @@ pub async fn spawn(
             clock.clone(),
             health,
         )
-        .with_tokens(tokens)
-        .with_secret(secret, presence_poller::org::signing_org(&config));
+        .with_tokens(tokens.clone())
+        .with_secret(secret, presence_poller::org::signing_org(&config))
+        // As on Lambda: a reactivation is told to the org's subscribers (webex:webhook-reactivated).
+        .with_operational(
+            OperationalEmitter::new(
+                backend.stores.subscriptions.clone(),
+                backend.queue.clone(),
+                backend.stores.rate_limits.clone(),
+                clock.clone(),
+                &OperationalArgs::default(),
+            ),
+            config.org_id.clone(),
+        );
         println!(
             "webex health: checking {} every {} min",
             check.config().target_url,
@@ -82,7 +94,9 @@ pub async fn spawn(
         );
         tokio::spawn(health_loop(check, clock.clone(), stop.clone()));
     }
-    let poller = Poller::new(&backend.stores, webex, backend.queue.clone(), clock, config);
+    // A failed token refresh is told to the org's subscribers (webex:token-refresh-failed).
+    let poller = Poller::new(&backend.stores, webex, backend.queue.clone(), clock, config)
+        .with_tokens(tokens);
     println!("presence: polling {} for org {org}", args.webex.base_url);
     Ok(Some(tokio::spawn(async move {
         loop {
