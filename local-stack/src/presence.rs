@@ -34,7 +34,7 @@ pub async fn spawn(
         }
         return Ok(None);
     };
-    let mut config = args.presence.config()?;
+    let mut config = args.presence.config(&args.retention.retention())?;
     // As on Lambda: the token in a record refreshed at `<base URL>/access_token` ahead of expiry
     // and after a 401 (here the record lives in memory).
     let tokens: Arc<dyn TokenSource> = Arc::new(TokenManager::at_webex(
