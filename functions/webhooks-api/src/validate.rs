@@ -143,6 +143,49 @@ pub fn rate_limit(value: u32, config: &ApiConfig) -> Result<u32, ApiError> {
     Ok(value)
 }
 
+/// A query parameter naming one event type (`eventType`).
+pub fn event_type_param(field: &str, value: &str) -> Result<EventType, ApiError> {
+    EventType::parse(value).ok_or_else(|| {
+        let shown: String = value.chars().take(64).collect();
+        ApiError::invalid(
+            field,
+            format!(
+                "`{shown}` is not an event type; valid types: {}.",
+                catalogue_names()
+            ),
+        )
+    })
+}
+
+/// A `[since, until)` window, either end open.
+pub type TimeWindow = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// `since`/`until` query parameters: RFC 3339 instants (`2026-12-02T03:00:00Z`), `until` later
+/// than `since` when both are given. A window `[since, until)`.
+pub fn time_window(since: Option<&str>, until: Option<&str>) -> Result<TimeWindow, ApiError> {
+    let instant = |field: &str, value: &str| {
+        DateTime::parse_from_rfc3339(value)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::invalid(
+                    field,
+                    format!("`{field}` must be an RFC 3339 date-time, e.g. 2026-12-02T03:00:00Z."),
+                )
+            })
+    };
+    let since = since.map(|v| instant("since", v)).transpose()?;
+    let until = until.map(|v| instant("until", v)).transpose()?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if u <= s {
+            return Err(ApiError::invalid(
+                "until",
+                "`until` must be later than `since`.",
+            ));
+        }
+    }
+    Ok((since, until))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -205,47 +248,4 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("eventTypes[0]"));
         assert!(event_types(&[]).is_err());
     }
-}
-
-/// A query parameter naming one event type (`eventType`).
-pub fn event_type_param(field: &str, value: &str) -> Result<EventType, ApiError> {
-    EventType::parse(value).ok_or_else(|| {
-        let shown: String = value.chars().take(64).collect();
-        ApiError::invalid(
-            field,
-            format!(
-                "`{shown}` is not an event type; valid types: {}.",
-                catalogue_names()
-            ),
-        )
-    })
-}
-
-/// `since`/`until` query parameters: RFC 3339 instants (`2026-12-02T03:00:00Z`), `until` later
-/// than `since` when both are given. A window `[since, until)`.
-pub fn time_window(
-    since: Option<&str>,
-    until: Option<&str>,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
-    let instant = |field: &str, value: &str| {
-        DateTime::parse_from_rfc3339(value)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                ApiError::invalid(
-                    field,
-                    format!("`{field}` must be an RFC 3339 date-time, e.g. 2026-12-02T03:00:00Z."),
-                )
-            })
-    };
-    let since = since.map(|v| instant("since", v)).transpose()?;
-    let until = until.map(|v| instant("until", v)).transpose()?;
-    if let (Some(s), Some(u)) = (since, until) {
-        if u <= s {
-            return Err(ApiError::invalid(
-                "until",
-                "`until` must be later than `since`.",
-            ));
-        }
-    }
-    Ok((since, until))
 }

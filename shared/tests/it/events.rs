@@ -182,7 +182,11 @@ pub async fn paged_newest_first_filtered_and_got_by_id(env: StoreEnv) {
         since: Some(t + s(9)),
         ..EventFilter::default()
     };
-    assert_eq!(all_pages(later).await, [early.clone()], "on createdAt");
+    assert_eq!(
+        all_pages(later).await,
+        std::slice::from_ref(&early),
+        "on createdAt"
+    );
     let bad = log
         .page(
             "org-p",
