@@ -149,6 +149,11 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def arrived(self, pred, timeout):
+        """Whether a request matching `pred` arrives within `timeout` seconds (woken by each request)."""
+        with self.cond:
+            return self.cond.wait_for(lambda: any(pred(r) for r in self.requests), timeout=timeout)
+
     def wait_for(self, pred, what):
         """The first request matching `pred`, waiting (bounded) until one arrives."""
         with self.cond:
