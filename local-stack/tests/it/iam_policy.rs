@@ -538,7 +538,8 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
     use reqwest::Method;
     let create = |url: String| {
         json!({"name": "iam", "url": url, "rateLimitPerMinute": 100,
-            "eventTypes": ["telephony:created", "telephony:updated", "telephony:deleted", "presence:changed"]})
+            "eventTypes": ["telephony:created", "telephony:updated", "telephony:deleted", "presence:changed",
+                "presence:throttled"]})
     };
     // Created with an Idempotency-Key, then the same request again: the stored answer replayed.
     let mut answers = Vec::new();
@@ -882,6 +883,19 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         (3, 1),
         "{first:?} {second:?}"
     );
+    // Webex throttles a cycle: `presence:throttled` to the org's subscribers that want it, counted
+    // in the operational events' per-subject rate limit (RATE#ops#…).
+    fake.fault(None, testkit::fake_webex::Fault::rate_limited(429, 30));
+    let throttled = poller
+        .run(
+            presence_poller::RunOptions::until(
+                "iam-3",
+                tokio::time::Instant::now() + Duration::from_millis(300),
+            )
+            .max_cycles(1),
+        )
+        .await;
+    assert_eq!(throttled.failed_cycles, 1, "{throttled:?}");
     used.insert("PresencePollerFunction", accesses(&poller_clients.recorder));
 
     // ---- the comparison
