@@ -149,6 +149,15 @@ def test_a_person_creates_a_webhook_sees_it_fail_and_succeed_resends_rotates_and
     expect(failed.first).to_contain_text("503")
     check_view(page)
 
+    # A test's attempt: test events are not in the event log, so it offers a new test instead.
+    failed.filter(has_text="webhook:test").get_by_role("link").click()
+    expect(page.get_by_role("heading", level=1, name="Attempt 1 of webhook:test")).to_be_visible()
+    expect(page.get_by_text("Test events are not kept in the event log")).to_be_visible()
+    expect(page.get_by_role("button", name="Send a new test event")).to_be_visible()
+    expect(page.get_by_label("Request body")).to_contain_text('"type": "webhook:test"')
+    page.go_back()
+    expect(failed).to_have_count(2)
+
     # Inspect the call event's attempt.
     failed.filter(has_text="telephony:created").get_by_role("link").click()
     expect(page.get_by_role("heading", level=1, name="Attempt 1 of telephony:created")).to_be_visible()
@@ -176,6 +185,22 @@ def test_a_person_creates_a_webhook_sees_it_fail_and_succeed_resends_rotates_and
     expect(page).to_have_url(re.compile(r"status=failed"))
     expect(page.locator("tr[data-status=succeeded]")).to_have_count(0)
     expect(page.locator("tr[data-status=failed]")).to_have_count(2)
+    # A time window that holds none of them.
+    page.get_by_label("Since (your time)").fill("2099-01-01T00:00")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page).to_have_url(re.compile(r"since=2099-01-01T"))
+    expect(page.get_by_text("No attempts match")).to_be_visible()
+    # Paged by nextCursor: three attempts, one a page.
+    page.goto(f"{BASE}/console/webhooks/{wid}/deliveries?limit=1")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(1)
+    seen = {rows.first.inner_text()}
+    for _ in range(2):
+        page.get_by_role("link", name="Next page").click()
+        expect(page.get_by_role("link", name="First page")).to_be_visible()
+        expect(rows).to_have_count(1)
+        seen.add(rows.first.inner_text())
+    assert len(seen) == 3, seen
     # The list shows the webhook's health and its 24 h success rate (1 of 3 attempts).
     page.get_by_role("link", name="Webhooks", exact=True).first.click()
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=name, exact=True))

@@ -580,6 +580,24 @@ function pageUrl(id, q, cursor) {
   return `${hookPath(id)}/deliveries${s ? `?${s}` : ''}`;
 }
 
+// Operational events (docs/operational-events.md): delivered like any other, never logged.
+const NOT_LOGGED = new Set([
+  'webhook:failing',
+  'webhook:disabled',
+  'webhook:recovered',
+  'delivery:dead-lettered',
+  'webex:webhook-reactivated',
+  'webex:token-refresh-failed',
+  'presence:throttled',
+]);
+
+// `bodyUnavailable` of an attempt without `body` (docs/webhooks-api.md).
+const BODY_UNAVAILABLE = {
+  expired: 'The body is no longer in the event log (it expired).',
+  not_recorded: 'The body was not recorded with this attempt (a test or operational body over 4 KiB).',
+  not_sent: 'Nothing was sent: the attempt was skipped.',
+};
+
 export async function attempt(ctx) {
   const [id, attemptId] = ctx.params;
   const [w, d] = await Promise.all([getWebhook(ctx, id), api('GET', `/webhooks/${enc(id)}/deliveries/${enc(attemptId)}`)]);
@@ -601,8 +619,10 @@ export async function attempt(ctx) {
       resend.disabled = false;
     }
   });
-  // Test events are not kept in the event log, so they cannot be resent: a new test does the job.
+  // Test and operational events are not kept in the event log, so they cannot be resent (the API
+  // would answer 404); for a test, a new one does the job.
   const isTest = d.eventType === 'webhook:test';
+  const notLogged = isTest || NOT_LOGGED.has(d.eventType);
   const again = h('button', { type: 'button' }, 'Send a new test event');
   again.addEventListener('click', async () => {
     again.disabled = true;
@@ -617,8 +637,13 @@ export async function attempt(ctx) {
   });
   const headers = Array.isArray(d.requestHeaders) ? d.requestHeaders : [];
   ctx.view.append(
-    isTest
-      ? h('div', { class: 'actions' }, again, h('span', { class: 'small' }, 'Test events are not kept in the event log, so this one cannot be resent.'))
+    notLogged
+      ? h(
+          'div',
+          { class: 'actions' },
+          isTest ? again : null,
+          h('span', { class: 'small' }, `${isTest ? 'Test' : 'Operational'} events are not kept in the event log, so this one cannot be resent.`),
+        )
       : h('div', { class: 'actions' }, resend),
     out,
     dl([
@@ -639,7 +664,7 @@ export async function attempt(ctx) {
       ? table('Headers sent (never a secret)', ['Name', 'Value'], headers.map(([k, val]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', { class: 'mono' }, val))))
       : status('This attempt has no recorded request headers.'),
     h('h2', {}, 'Request body'),
-    d.body === null || d.body === undefined ? status('The body is no longer in the event log.') : code(pretty(d.body), 'Request body'),
+    d.body === null || d.body === undefined ? status(BODY_UNAVAILABLE[d.bodyUnavailable] || 'The body is not available.') : code(pretty(d.body), 'Request body'),
     h('h2', {}, 'Response'),
     d.responseSnippet ? code(d.responseSnippet, 'Response snippet (first KiB)') : status('No response body was recorded.'),
   );
