@@ -8,6 +8,7 @@ mod operational;
 mod ordering;
 mod secrets;
 mod ssrf;
+mod stats;
 mod traces;
 mod verifiers;
 mod worker;
