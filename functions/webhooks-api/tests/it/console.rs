@@ -195,3 +195,39 @@ fn the_console_has_no_html_sinks_and_nothing_inline() {
         }
     }
 }
+
+/// On Lambda: an API Gateway HTTP API v2 event for a deep link, through `lambda_http`'s request
+/// conversion (as `src/main.rs` runs the router), is the app with its headers.
+#[tokio::test]
+async fn a_deep_link_works_through_lambda_http() {
+    use tower::ServiceExt;
+    let path = "/console/webhooks/wh_01KAQ8Z3V2J6X4T1N0G9Q5M7RB/deliveries";
+    let event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "GET /console/{proxy+}",
+        "rawPath": path,
+        "rawQueryString": "status=failed",
+        "headers": {"accept": "text/html", "host": "abcdef1234.execute-api.us-east-1.amazonaws.com"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abcdef1234",
+            "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abcdef1234",
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.20", "userAgent": "test"},
+            "requestId": "req-console", "routeKey": "GET /console/{proxy+}", "stage": "$default",
+            "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 1795435200000u64
+        },
+        "pathParameters": {"proxy": "webhooks/wh_01KAQ8Z3V2J6X4T1N0G9Q5M7RB/deliveries"},
+        "queryStringParameters": {"status": "failed"},
+        "isBase64Encoded": false
+    });
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let res = harness().router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        CONTENT_SECURITY_POLICY
+    );
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], index_html());
+}
