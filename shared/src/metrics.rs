@@ -3,11 +3,50 @@
 //! format specification"). Every function's metrics share one namespace and one dimension,
 //! `Function`.
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-/// The CloudWatch namespace of every relay metric (the template's alarms and dashboards use it).
+/// The default CloudWatch namespace of every relay metric (the template's alarms and dashboard
+/// use the stack's `MetricsNamespace`, this by default).
 pub const NAMESPACE: &str = "WebexRelay";
+/// Another namespace for this deployment's metrics (template.yaml sets it from the
+/// `MetricsNamespace` parameter), so that two stacks in one account and region keep their metrics,
+/// alarms and dashboards apart.
+pub const ENV_NAMESPACE: &str = "METRICS_NAMESPACE";
+
+/// The namespace of this process's metrics: `METRICS_NAMESPACE` (read once), else [`NAMESPACE`]. A
+/// value CloudWatch would refuse is ignored with a warning (the template's parameter pattern
+/// already refuses it).
+pub fn namespace() -> &'static str {
+    static CONFIGURED: OnceLock<String> = OnceLock::new();
+    CONFIGURED.get_or_init(|| {
+        let set = std::env::var(ENV_NAMESPACE).unwrap_or_default();
+        let set = set.trim();
+        match set {
+            "" => NAMESPACE.to_owned(),
+            ns if valid_namespace(ns) => ns.to_owned(),
+            ns => {
+                tracing::warn!(
+                    variable = ENV_NAMESPACE,
+                    value = ns,
+                    "not a CloudWatch namespace; using {NAMESPACE}"
+                );
+                NAMESPACE.to_owned()
+            }
+        }
+    })
+}
+
+/// CloudWatch's rule: 1–255 of `A-Za-z0-9 . - _ / # :`, not starting with `AWS/` (AWS's own).
+fn valid_namespace(ns: &str) -> bool {
+    (1..=255).contains(&ns.len())
+        && !ns.starts_with("AWS/")
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_/#:".contains(c))
+}
 /// The one dimension: which function emitted the metric.
 pub const DIMENSION: &str = "Function";
 
@@ -56,7 +95,7 @@ impl Emf {
             json!({
                 "Timestamp": now_ms,
                 "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
+                    "Namespace": namespace(),
                     "Dimensions": [[DIMENSION]],
                     "Metrics": self.metrics,
                 }],
@@ -69,6 +108,16 @@ impl Emf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces() {
+        for ok in ["WebexRelay", "WebexRelay/staging", "relay-eu_1.a#b:c"] {
+            assert!(valid_namespace(ok), "{ok}");
+        }
+        for bad in ["", "AWS/Lambda", "with space", "é", &"x".repeat(256)] {
+            assert!(!valid_namespace(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn document_shape() {
