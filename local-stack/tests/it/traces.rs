@@ -287,14 +287,13 @@ async fn one_trace_from_ingest_to_attempt(aws: bool) {
         .find(|l| l["fields"]["message"] == "telephony webhook")
         .unwrap();
     assert_eq!(request["requestId"], request["fields"]["request_id"]);
-    if let Some(record) = attempt_record(&stack, &sub_id).await {
-        assert_eq!(record["traceId"], ingest.trace_id.as_str(), "{record}");
-    }
+    let record = attempt_record(&stack, &sub_id).await;
+    assert_eq!(record["traceId"], ingest.trace_id.as_str(), "{record}");
     stack.stop().await;
 }
 
-/// The delivery's attempt as the API shows it (detail route), when it names a trace id.
-async fn attempt_record(stack: &Stack, sub_id: &str) -> Option<Value> {
+/// The delivery's attempt as the API shows it (`GET …/deliveries/{attemptId}`).
+async fn attempt_record(stack: &Stack, sub_id: &str) -> Value {
     let (status, list) = stack
         .api(
             reqwest::Method::GET,
@@ -304,7 +303,10 @@ async fn attempt_record(stack: &Stack, sub_id: &str) -> Option<Value> {
         )
         .await;
     assert_eq!(status, 200, "{list}");
-    let id = list["data"][0]["id"].as_str()?.to_owned();
+    let id = list["data"][0]["id"]
+        .as_str()
+        .expect("an attempt")
+        .to_owned();
     let (status, detail) = stack
         .api(
             reqwest::Method::GET,
@@ -313,7 +315,8 @@ async fn attempt_record(stack: &Stack, sub_id: &str) -> Option<Value> {
             None,
         )
         .await;
-    (status == 200 && detail.get("traceId").is_some()).then_some(detail)
+    assert_eq!(status, 200, "{detail}");
+    detail
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
