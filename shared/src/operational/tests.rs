@@ -283,3 +283,25 @@ fn the_reader_defaults_and_bounds() {
     )])
     .is_err());
 }
+
+#[test]
+fn every_operational_type_has_a_catalogue_example_of_its_shape() {
+    for t in EventType::ALL {
+        let Some(body) = example(t) else {
+            assert!(!t.is_operational(), "{t} has no example");
+            continue;
+        };
+        assert!(t.is_operational(), "{t}");
+        assert_eq!(body["type"], t.as_str());
+        assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(body["orgId"].is_string());
+        let data = body["data"].as_object().unwrap();
+        if t.is_webhook_scoped() {
+            for key in ["webhookId", "webhookName", "url"] {
+                assert!(data.contains_key(key), "{t}: {key}");
+            }
+        } else {
+            assert!(!data.contains_key("webhookId"), "{t}");
+        }
+    }
+}
