@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::common::{doc, expiring_doc, is_expired, s, Item, QuerySpec};
+use super::common::{check_cursor_in_range, doc, expiring_doc, is_expired, s, Item, QuerySpec};
 use super::events::{last_id_instant, ulid_range};
 use super::DynamoTable;
 use crate::delivery::{AttemptRecord, AttemptStatus};
@@ -47,6 +47,7 @@ impl AttemptLog for DynamoTable {
         let partition = pk(&query.subscription_id);
         let mut spec = QuerySpec::partition(partition.clone());
         spec.forward = false;
+        let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
         if let Some(status) = query.status {
             spec.filter = Some("#st = :st");
             spec.names.push(("#st", "status"));
@@ -58,6 +59,7 @@ impl AttemptLog for DynamoTable {
             let until = query.until.unwrap_or_else(last_id_instant);
             let (lo, hi) = ulid_range(AttemptId::PREFIX, since, until);
             spec.key_condition = "pk = :pk AND sk BETWEEN :lo AND :hi";
+            check_cursor_in_range(page, &cursor_key, &lo, &hi)?;
             spec.values.push((":lo", s(lo)));
             spec.values.push((":hi", s(hi)));
         }
@@ -70,7 +72,6 @@ impl AttemptLog for DynamoTable {
             !is_expired(item, now)
                 && (!needs_doc || doc::<AttemptRecord>(item).is_ok_and(|a| query.matches(&a)))
         };
-        let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
         self.query_page(&spec, page, &cursor_key, &keep).await
     }
 

@@ -257,6 +257,26 @@ pub(crate) fn decode_cursor(
     Ok(out)
 }
 
+/// Refuses a cursor whose sort key lies outside `[lo, hi]` (`StoreError::BadCursor`): a cursor
+/// of the same partition but another window (the caller changed `since`/`until` and kept it), which
+/// DynamoDB would refuse as a ValidationException, read as the store being unavailable.
+pub(crate) fn check_cursor_in_range(
+    page: &PageRequest,
+    cursor_key: &[(&str, Option<&str>)],
+    lo: &str,
+    hi: &str,
+) -> Result<(), StoreError> {
+    let Some(cursor) = page.cursor.as_deref() else {
+        return Ok(());
+    };
+    let start = decode_cursor(cursor, cursor_key)?;
+    let sk = get_s(&start, SK)?;
+    if sk < lo || sk > hi {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(())
+}
+
 /// A Query, described once and run page by page.
 pub(crate) struct QuerySpec<'a> {
     pub index: Option<&'a str>,

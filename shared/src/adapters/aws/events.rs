@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
-use super::common::{doc, expiring_doc, is_expired, s, Collect, Item, QuerySpec};
+use super::common::{
+    check_cursor_in_range, doc, expiring_doc, is_expired, s, Collect, Item, QuerySpec,
+};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
@@ -144,6 +146,7 @@ impl EventLog for DynamoTable {
         let partition = pk(org_id);
         let mut spec = QuerySpec::partition(partition.clone());
         spec.forward = false;
+        let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
         if filter.since.is_some() || filter.until.is_some() {
             // As `list`: the key range widened by how far an id may stray from `createdAt`.
             let since = filter
@@ -156,6 +159,7 @@ impl EventLog for DynamoTable {
                 .unwrap_or_else(last_id_instant);
             let (lo, hi) = id_range(since, until);
             spec.key_condition = "pk = :pk AND sk BETWEEN :lo AND :hi";
+            check_cursor_in_range(page, &cursor_key, &lo, &hi)?;
             spec.values.push((":lo", s(lo)));
             spec.values.push((":hi", s(hi)));
         }
@@ -163,7 +167,6 @@ impl EventLog for DynamoTable {
         let keep = move |item: &Item| {
             !is_expired(item, now) && doc::<OutboundEvent>(item).is_ok_and(|e| filter.matches(&e))
         };
-        let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
         self.query_page(&spec, page, &cursor_key, &keep).await
     }
 }
