@@ -6,7 +6,7 @@
 use chrono::Duration;
 use relay_shared::delivery::AttemptStatus;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{AttemptQuery, EventQuery, PageRequest};
+use relay_shared::ports::{AttemptQuery, EventFilter, EventQuery, PageRequest};
 
 use crate::fixtures::{attempt, call, event, millis, now};
 use crate::harness::{self, StoreEnv};
@@ -23,11 +23,21 @@ pub async fn logs_skip_expired_items(env: StoreEnv) {
     let live: Vec<_> = (0..3)
         .map(|i| attempt(sub, millis(t) + i * 10, 1, AttemptStatus::Failed))
         .collect();
+    let mut stale_ids = Vec::new();
     for (i, a) in live.iter().enumerate() {
         env.stores.attempts.record(a, future).await.unwrap();
         let stale = attempt(sub, millis(t) + i as u64 * 10 + 5, 1, AttemptStatus::Failed);
         env.stores.attempts.record(&stale, past).await.unwrap();
+        stale_ids.push(stale.id);
     }
+    // Looked up by id: absent once expired, present while not.
+    for id in &stale_ids {
+        assert_eq!(env.stores.attempts.get(&sub, id).await.unwrap(), None);
+    }
+    assert_eq!(
+        env.stores.attempts.get(&sub, &live[0].id).await.unwrap(),
+        Some(live[0].clone())
+    );
     let page = env
         .stores
         .attempts
@@ -46,11 +56,34 @@ pub async fn logs_skip_expired_items(env: StoreEnv) {
     // Event log.
     let kept = event("org-1", t);
     env.stores.events.append(&kept, future).await.unwrap();
-    env.stores
+    let gone = event("org-1", t + Duration::seconds(1));
+    env.stores.events.append(&gone, past).await.unwrap();
+    assert_eq!(
+        env.stores.events.get("org-1", &gone.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        env.stores.events.get("org-1", &kept.id).await.unwrap(),
+        Some(kept.clone())
+    );
+    let page = env
+        .stores
         .events
-        .append(&event("org-1", t + Duration::seconds(1)), past)
+        .page(
+            "org-1",
+            EventFilter::default(),
+            &PageRequest {
+                limit: 10,
+                cursor: None,
+            },
+        )
         .await
         .unwrap();
+    assert_eq!(
+        page.items,
+        vec![kept.clone()],
+        "the paged listing skips it too"
+    );
     assert_eq!(
         env.stores
             .events
