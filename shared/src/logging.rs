@@ -95,12 +95,25 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let ids = ctx.event_scope().and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<SpanIds>().cloned())
+        // The ids of the nearest started span, as the JSON members to append (one allocation,
+        // none when the line is outside any started span).
+        let members = ctx.event_scope().and_then(|scope| {
+            scope.into_iter().find_map(|span| {
+                let ext = span.extensions();
+                let ids = ext.get::<SpanIds>()?;
+                let mut m = format!(
+                    ",\"traceId\":\"{}\",\"spanId\":\"{}\"",
+                    ids.trace_id, ids.span_id
+                );
+                if let Some(request_id) = &ids.request_id {
+                    let quoted = serde_json::to_string(request_id).ok()?;
+                    m.push_str(",\"requestId\":");
+                    m.push_str(&quoted);
+                }
+                Some(m)
+            })
         });
-        let Some(ids) = ids else {
+        let Some(members) = members else {
             return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::new();
@@ -111,15 +124,7 @@ where
             return writer.write_str(&line);
         };
         writer.write_str(object)?;
-        write!(
-            writer,
-            ",\"traceId\":\"{}\",\"spanId\":\"{}\"",
-            ids.trace_id, ids.span_id
-        )?;
-        if let Some(request_id) = &ids.request_id {
-            let quoted = serde_json::to_string(request_id).map_err(|_| fmt::Error)?;
-            write!(writer, ",\"requestId\":{quoted}")?;
-        }
+        writer.write_str(&members)?;
         writer.write_str("}\n")
     }
 }
