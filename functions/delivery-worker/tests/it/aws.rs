@@ -163,7 +163,10 @@ async fn aws_exhausted_job_goes_to_the_dlq_and_marks_failing() {
     assert!(job.dead_letter_reason.unwrap().contains("all 3 attempts"));
     let stored = h.stores.subscriptions.get(&sub.id).await.unwrap().unwrap();
     assert_eq!(stored.health, Health::Failing);
-    assert_eq!(stored.version, sub.version + 1);
+    // Two conditional writes: the failing streak's start at the first failed attempt (once per
+    // streak, for auto-disable), then the health when the schedule was exhausted.
+    assert!(stored.failing_since.is_some());
+    assert_eq!(stored.version, sub.version + 2);
     assert_eq!(h.attempts(&sub.id).await.len(), 3);
 }
 
