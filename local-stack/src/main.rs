@@ -120,7 +120,13 @@ async fn main() -> anyhow::Result<()> {
         queue: backend.queue.clone(),
         clock: clock.clone(),
     };
-    let ingest = Arc::new(Ingest::new(core.clone(), ingest_config));
+    let ingest = Ingest::new(core.clone(), ingest_config);
+    // Its EMF lines (one per request) only with --log-json, as the worker's below.
+    let ingest = Arc::new(if args.log_json {
+        ingest
+    } else {
+        ingest.with_metrics(Arc::new(|_| {}))
+    });
     // The key that wraps signing secrets at rest: the API seals with it, the worker opens.
     let api_state = AppState::new(
         core.clone(),
