@@ -263,4 +263,75 @@ mod tests {
             }
         ));
     }
+
+    /// A loopback OTLP receiver for one request: answers 200 and hands back what was posted.
+    fn one_request_receiver() -> (String, std::sync::mpsc::Receiver<(String, usize)>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body_len) = loop {
+                let n = conn.read(&mut chunk).unwrap();
+                assert!(n > 0, "connection closed mid-request");
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        let n = conn.read(&mut chunk).unwrap();
+                        assert!(n > 0, "connection closed mid-body");
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    break (head, len);
+                }
+            };
+            // Handed over before the answer: once the client has the answer, the channel has it.
+            let _ = tx.send((head, body_len));
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+                .unwrap();
+        });
+        (format!("http://{addr}"), rx)
+    }
+
+    /// What a Lambda invocation relies on: `flush` returns once the collector has the spans
+    /// (OTLP http/protobuf to `/v1/traces`), so nothing is left when the runtime freezes.
+    #[tokio::test]
+    async fn flush_exports_the_ended_spans_before_returning() {
+        let (endpoint, received) = one_request_receiver();
+        let config = TracingConfig::from_lookup("t", |k| {
+            (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| endpoint.clone())
+        });
+        let telemetry = build(&config).unwrap();
+        let dispatch = crate::logging::subscriber(
+            crate::logging::LogFormat::Json,
+            "info",
+            &telemetry,
+            std::io::sink,
+        );
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!("request");
+            start(&span, Start::default());
+        });
+        telemetry.flush().await;
+        // No waiting here: the flush returned after the collector's answer, which it sends
+        // after handing the request over (the batch's own schedule is 5 s away).
+        let (head, body_len) = received
+            .try_recv()
+            .expect("the spans were posted by the time flush returned");
+        assert!(head.starts_with("post /v1/traces "), "{head}");
+        assert!(
+            head.contains("content-type: application/x-protobuf"),
+            "{head}"
+        );
+        assert!(body_len > 0);
+        telemetry.shutdown();
+    }
 }
