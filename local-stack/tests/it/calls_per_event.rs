@@ -119,12 +119,12 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
         counts(&[("GetItem", 1), ("PutItem", 4), ("Query(index)", 1)])
     );
     assert_eq!(ingest_sqs, counts(&[("SendMessageBatch", 1)]));
-    // Delivery (cold subscription cache): subscription read; rate-limit counter (update); attempt
-    // claim, attempt record and claim completion (3 puts); no SQS call besides the event source's
-    // receive/delete.
+    // Delivery (cold subscription cache): subscription read; rate-limit counter and the webhook's
+    // stats bucket (2 updates, `GET …/stats`); attempt claim, attempt record and claim completion
+    // (3 puts); no SQS call besides the event source's receive/delete.
     assert_eq!(
         worker_ddb,
-        counts(&[("GetItem", 1), ("PutItem", 3), ("UpdateItem", 1)])
+        counts(&[("GetItem", 1), ("PutItem", 3), ("UpdateItem", 2)])
     );
     assert!(worker_sqs.is_empty(), "{worker_sqs:?}");
 }
