@@ -8,14 +8,13 @@ use relay_shared::ids::AttemptId;
 use relay_shared::ports::AttemptQuery;
 use serde::Deserialize;
 
+use super::log_page;
 use super::webhooks::find_owned;
-use super::PageQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, SubscriptionIdPath, WebhookAnd};
 use crate::model::{body_unavailable, Delivery, DeliveryDetail, ListResponse};
 use crate::state::AppState;
-use crate::validate;
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,17 +40,13 @@ pub async fn list(
     SubscriptionIdPath(id): SubscriptionIdPath,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> ApiResult<Json<ListResponse<Delivery>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .page_request()?;
-    let event_type = q
-        .event_type
-        .as_deref()
-        .map(|t| validate::event_type_param("eventType", t))
-        .transpose()?;
-    let (since, until) = validate::time_window(q.since.as_deref(), q.until.as_deref())?;
+    let (page, filter) = log_page(
+        q.limit,
+        q.cursor,
+        q.event_type.as_deref(),
+        q.since.as_deref(),
+        q.until.as_deref(),
+    )?;
     let sub = find_owned(&state, &caller, &id).await?;
     let query = AttemptQuery {
         subscription_id: sub.id,
@@ -59,9 +54,9 @@ pub async fn list(
             StatusFilter::Succeeded => AttemptStatus::Succeeded,
             StatusFilter::Failed => AttemptStatus::Failed,
         }),
-        event_type,
-        since,
-        until,
+        event_type: filter.event_type,
+        since: filter.since,
+        until: filter.until,
     };
     let page = state.stores.attempts.list(query, &page).await?;
     Ok(Json(ListResponse {

@@ -8,18 +8,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::ids::EventId;
-use relay_shared::ports::{EventFilter, QueuedJob};
+use relay_shared::ports::QueuedJob;
 use serde::Deserialize;
 
+use super::log_page;
 use super::webhooks::{find_owned, fits_the_queue, refuse_disabled};
-use super::PageQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, OptionalJson, WebhookAnd};
 use crate::model::{Empty, ListResponse, LoggedEvent, ResendResponse};
 use crate::quota;
 use crate::state::AppState;
-use crate::validate;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,22 +35,13 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<ListResponse<LoggedEvent>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .page_request()?;
-    let event_type = q
-        .event_type
-        .as_deref()
-        .map(|t| validate::event_type_param("eventType", t))
-        .transpose()?;
-    let (since, until) = validate::time_window(q.since.as_deref(), q.until.as_deref())?;
-    let filter = EventFilter {
-        event_type,
-        since,
-        until,
-    };
+    let (page, filter) = log_page(
+        q.limit,
+        q.cursor,
+        q.event_type.as_deref(),
+        q.since.as_deref(),
+        q.until.as_deref(),
+    )?;
     let page = state
         .stores
         .events

@@ -15,11 +15,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use relay_shared::ports::EventFilter;
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::idempotency::idempotency;
 use crate::state::AppState;
+use crate::validate;
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 50;
 pub const MAX_PAGE_LIMIT: u32 = 250;
@@ -49,6 +51,30 @@ impl PageQuery {
         }
         Ok(relay_shared::ports::PageRequest { limit, cursor })
     }
+}
+
+/// `?limit=&cursor=&eventType=&since=&until=`, what the event log and the delivery log are both
+/// listed by, checked in that order: the page and the filter.
+pub fn log_page(
+    limit: Option<u32>,
+    cursor: Option<String>,
+    event_type: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(relay_shared::ports::PageRequest, EventFilter), ApiError> {
+    let page = PageQuery { limit, cursor }.page_request()?;
+    let event_type = event_type
+        .map(|t| validate::event_type_param("eventType", t))
+        .transpose()?;
+    let (since, until) = validate::time_window(since, until)?;
+    Ok((
+        page,
+        EventFilter {
+            event_type,
+            since,
+            until,
+        },
+    ))
 }
 
 /// The whole API. Served by `lambda_http::run` on Lambda and by `axum::serve` locally.
