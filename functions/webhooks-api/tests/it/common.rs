@@ -135,6 +135,31 @@ impl Resp {
     }
 }
 
+/// `suite!(case, …)`: each `async fn case(b: Backend)` of the invoking module as two tests,
+/// `memory::case` and `aws::case` (the AWS one gets no harness, and returns, when
+/// `testkit::aws`'s gate skips: `Backend::harness`).
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Memory).await
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Aws).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use suite;
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }

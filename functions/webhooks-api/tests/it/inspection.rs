@@ -13,30 +13,9 @@ use relay_shared::stats::bucket_start;
 use serde_json::{json, Value};
 use webhooks_api::ApiConfig;
 
-use crate::common::{unique, Backend, Harness};
+use crate::common::{suite, unique, Backend, Harness};
 
 const HOOKS: &str = "/api/hooks/webhooks";
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Memory).await
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Aws).await
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     stats_add_up_the_last_hour_and_day,

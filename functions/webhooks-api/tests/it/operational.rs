@@ -10,30 +10,9 @@ use relay_shared::subscription::Health;
 use serde_json::{json, Value};
 use webhooks_api::ApiConfig;
 
-use crate::common::{unique, Backend, Harness};
+use crate::common::{suite, unique, Backend, Harness};
 
 const HOOKS: &str = "/api/hooks/webhooks";
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Memory).await
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Aws).await
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     disabling_by_hand_tells_the_owners_other_webhooks,

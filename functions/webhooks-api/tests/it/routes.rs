@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use crate::common::{request, unique, Backend, Harness};
+use crate::common::{request, suite, unique, Backend, Harness};
 use base64::Engine;
 use chrono::Duration;
 use relay_shared::auth::Role;
@@ -25,27 +25,6 @@ const HOOKS: &str = "/api/hooks/webhooks";
 
 fn valid_body() -> Value {
     json!({"name": "My Connection Monitor", "url": "https://my-server.example.com/webhook", "eventTypes": ["telephony:created", "presence:changed"]})
-}
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Memory).await
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Aws).await
-                }
-            )*
-        }
-    };
 }
 
 suite!(
