@@ -32,6 +32,18 @@ async fn create(h: &Harness, key: &str, name: &str, types: &[&str]) -> Subscript
     r["id"].as_str().unwrap().parse().unwrap()
 }
 
+/// `PATCH {"enabled": …}` by `key`, answered 200: the webhook as the API shows it.
+async fn set_enabled(h: &Harness, key: &str, id: &SubscriptionId, enabled: bool) -> Value {
+    h.call(
+        "PATCH",
+        &format!("{HOOKS}/{id}"),
+        Some(key),
+        Some(json!({ "enabled": enabled })),
+    )
+    .await
+    .assert_status(200)
+}
+
 async fn disabling_by_hand_tells_the_owners_other_webhooks(b: Backend) {
     let Some(h) = b.harness(ApiConfig::default()).await else {
         return;
@@ -44,15 +56,7 @@ async fn disabling_by_hand_tells_the_owners_other_webhooks(b: Backend) {
     create(&h, &other_user, "someone else's", &["webhook:disabled"]).await;
     h.drain_queue().await;
 
-    let r = h
-        .call(
-            "PATCH",
-            &format!("{HOOKS}/{about}"),
-            Some(&key),
-            Some(json!({"enabled": false})),
-        )
-        .await
-        .assert_status(200);
+    let r = set_enabled(&h, &key, &about, false).await;
     assert_eq!(r["status"], "disabled");
     let jobs = h.drain_queue().await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
@@ -71,14 +75,7 @@ async fn disabling_by_hand_tells_the_owners_other_webhooks(b: Backend) {
     assert_eq!(body["data"]["by"], user);
 
     // Already disabled: nothing more to say.
-    h.call(
-        "PATCH",
-        &format!("{HOOKS}/{about}"),
-        Some(&key),
-        Some(json!({"enabled": false})),
-    )
-    .await
-    .assert_status(200);
+    set_enabled(&h, &key, &about, false).await;
     assert!(h.drain_queue().await.is_empty());
 }
 
@@ -103,15 +100,7 @@ async fn re_enabling_clears_the_disabled_state_and_the_failing_streak(b: Backend
     assert_eq!(r["status"], "disabled");
     assert!(r["disabledReason"].is_string());
 
-    let r = h
-        .call(
-            "PATCH",
-            &format!("{HOOKS}/{id}"),
-            Some(&key),
-            Some(json!({"enabled": true})),
-        )
-        .await
-        .assert_status(200);
+    let r = set_enabled(&h, &key, &id, true).await;
     assert_eq!(r["status"], "active", "{r}");
     assert!(r.get("disabledReason").is_none());
     let stored = h.stored(&id).await;
