@@ -29,6 +29,7 @@ pub mod stats;
 pub mod subscription;
 pub mod targets;
 pub mod telemetry;
+pub mod text;
 pub mod webex;
 pub mod webex_api;
 pub mod webex_registrations;

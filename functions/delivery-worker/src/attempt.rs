@@ -14,6 +14,7 @@ use relay_shared::secrets_at_rest::{SealError, SecretOpener};
 use relay_shared::signing::{delivery_headers, recorded_headers, SignatureInput, SigningSecret};
 use relay_shared::subscription::Subscription;
 use relay_shared::telemetry;
+use relay_shared::text::truncate_utf8;
 use secrecy::ExposeSecret;
 use tracing::Instrument;
 
@@ -263,27 +264,4 @@ fn attempt_span(job: &DeliveryJob, sub: &Subscription, attempt: u32) -> tracing:
         "http.response.status_code" = tracing::field::Empty,
         "error.type" = tracing::field::Empty,
     )
-}
-
-/// `s` cut to at most `max` bytes, on a char boundary.
-pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        assert_eq!(truncate_utf8("héllo", 2), "h");
-        assert_eq!(truncate_utf8("abc", 10), "abc");
-    }
 }

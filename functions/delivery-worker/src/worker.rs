@@ -16,8 +16,9 @@ use relay_shared::ports::{
 use relay_shared::secrets_at_rest::{SealError, SecretOpener};
 use relay_shared::signing::SigningSecret;
 use relay_shared::subscription::{Health, Subscription};
+use relay_shared::text::truncate_utf8;
 
-use crate::attempt::{open_secrets, post_signed, truncate_utf8, AttemptResult};
+use crate::attempt::{open_secrets, post_signed, AttemptResult};
 use crate::config::WorkerConfig;
 use crate::metrics::{Metric, MetricsSink};
 use crate::outcome::{DeferReason, DeliveryOutcome};

@@ -14,6 +14,8 @@ use tracing::{Dispatch, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::registry::{LookupSpan, Registry};
 
+use crate::text::truncate_utf8;
+
 /// The SQS message attribute (and HTTP header) names of the W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
@@ -118,7 +120,7 @@ impl TraceCarrier {
             (key.trim() == TRACKING_ID_KEY)
                 .then(|| percent_decode(value.trim()))
                 .flatten()
-                .map(|v| bounded(&v, MAX_TRACKING_ID).to_owned())
+                .map(|v| truncate_utf8(&v, MAX_TRACKING_ID).to_owned())
         })
     }
 }
@@ -234,7 +236,7 @@ pub fn start(span: &Span, how: Start<'_>) {
         let tracking_id = how
             .tracking_id
             .filter(|t| !t.is_empty())
-            .map(|t| bounded(t, MAX_TRACKING_ID).to_owned())
+            .map(|t| truncate_utf8(t, MAX_TRACKING_ID).to_owned())
             .or_else(|| remote.as_ref().and_then(|(_, _, t)| t.clone()))
             .or_else(|| inherited.as_ref().and_then(|i| i.tracking_id.clone()));
         let request_id = how
@@ -366,17 +368,6 @@ pub fn set_error(span: &Span, description: impl Into<String>) {
     if super::enabled() {
         span.set_status(opentelemetry::trace::Status::error(description.into()));
     }
-}
-
-fn bounded(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// A baggage value: everything but W3C's `baggage-octet`s (and `%`) percent-encoded.
