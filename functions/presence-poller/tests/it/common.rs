@@ -237,6 +237,21 @@ impl Rig {
         vec![subs[0].id, subs[1].id]
     }
 
+    /// After a baseline of `served`: person 1 changes, Webex answers every listing 429 with a
+    /// `Retry-After` (30 s) beyond the invocation's deadline, and one invocation `invocation`
+    /// runs with a 300 ms deadline.
+    pub async fn run_throttled(&self, mut served: Vec<Value>, invocation: &str) -> Summary {
+        set_status(&mut served, 1, "inactive");
+        self.fake.set_people(served);
+        self.fake.fault(None, Fault::rate_limited(429, 30));
+        self.poller
+            .run(RunOptions::until(
+                invocation,
+                tokio::time::Instant::now() + Duration::from_millis(300),
+            ))
+            .await
+    }
+
     /// The queued delivery jobs, in order.
     pub fn jobs(&self) -> Vec<DeliveryJob> {
         self.queue

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use presence_poller::health::{HealthArgs, HealthCheck};
 use presence_poller::token::StaticToken;
-use presence_poller::{Poller, RunOptions};
+use presence_poller::Poller;
 use relay_shared::adapters::memory::MemoryQueue;
 use relay_shared::clock::SystemClock;
 use relay_shared::config::from_env_pairs;
@@ -20,7 +20,7 @@ use relay_shared::ports::DeliveryQueue;
 use relay_shared::webex_token::{RefreshFailure, TokenError, TokenSource};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use testkit::fake_webex::{FakeWebex, Fault, ORG};
+use testkit::fake_webex::{FakeWebex, ORG};
 
 use crate::common::*;
 
@@ -51,22 +51,13 @@ async fn watch(
 
 #[tokio::test]
 async fn a_throttled_cycle_sends_presence_throttled_to_the_org() {
-    let mut served = people(3, "active");
+    let served = people(3, "active");
     let rig = Rig::new(served.clone(), fast_config()).await;
     let watcher = watch(&rig.stores, EventType::PresenceThrottled).await;
     run_cycles(&rig.poller, "inv-0", 1).await;
     assert!(queued(&rig.queue, EventType::PresenceThrottled).is_empty());
 
-    set_status(&mut served, 1, "inactive");
-    rig.fake.set_people(served);
-    rig.fake.fault(None, Fault::rate_limited(429, 30));
-    let summary = rig
-        .poller
-        .run(RunOptions::until(
-            "inv-1",
-            tokio::time::Instant::now() + Duration::from_millis(300),
-        ))
-        .await;
+    let summary = rig.run_throttled(served, "inv-1").await;
     assert_eq!(summary.failed_cycles, 1, "{summary:?}");
     let got = queued(&rig.queue, EventType::PresenceThrottled);
     assert_eq!(got.len(), 1, "{got:?}");

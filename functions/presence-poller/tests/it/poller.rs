@@ -323,7 +323,7 @@ async fn a_423_is_a_rate_limit_too() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_deadline_skips_the_cycle_and_pauses_polling() {
-    let mut served = people(50, "active");
+    let served = people(50, "active");
     let rig = Rig::new(served.clone(), fast_config()).await;
     rig.subscribe().await;
     // Baseline by an earlier invocation.
@@ -334,16 +334,7 @@ async fn a_retry_after_beyond_the_deadline_skips_the_cycle_and_pauses_polling() 
         1,
         "one completed cycle timed"
     );
-    set_status(&mut served, 1, "inactive");
-    rig.fake.set_people(served);
-    rig.fake.fault(None, Fault::rate_limited(429, 30));
-    let summary = rig
-        .poller
-        .run(RunOptions::until(
-            "inv-1",
-            tokio::time::Instant::now() + Duration::from_millis(300),
-        ))
-        .await;
+    let summary = rig.run_throttled(served, "inv-1").await;
     assert_eq!(summary.status, RunStatus::Completed);
     assert_eq!(summary.cycles, 1, "no call before Retry-After has passed");
     assert_eq!(summary.failed_cycles, 1);
