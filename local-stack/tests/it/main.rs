@@ -421,7 +421,17 @@ async fn chaos_on_aws_adapters() {
 
 async fn always_failing_receiver_fills_the_dlq(aws: bool) {
     let receiver = Receiver::start(Behaviour::AlwaysFail).await;
-    let stack = Stack::start(&["--retry-schedule", "0,0,0,0,0"], aws).await;
+    // A 2 s delivery timeout (the receiver answers at once) makes the queue's visibility timeout
+    // its 30 s floor instead of 12 × the default 30 s: under load a job whose processing fails
+    // before its attempt (a store call refused) is not acknowledged and comes back only after
+    // the visibility timeout; at 360 s that outlasts any wait here (seen: one redriven job
+    // invisible in moto, its event never delivered in the test's time; and 97/100 attempts:
+    // one job's last three). At 30 s it comes back well within [`STALLED`].
+    let stack = Stack::start(
+        &["--retry-schedule", "0,0,0,0,0", "--delivery-timeout", "2"],
+        aws,
+    )
+    .await;
     let id = stack
         .subscribe(&receiver.url, SigningSecret::generate().expose())
         .await;
