@@ -49,17 +49,7 @@ async fn bodies(receiver: &Receiver, n: usize) -> Vec<Value> {
         .wait_for_successes(n + 1, Duration::from_secs(1))
         .await;
     let captures = receiver.log.lock().unwrap().captures.clone();
-    captures
-        .iter()
-        .map(|c| {
-            let body: Value = serde_json::from_slice(&c.body).unwrap();
-            assert_eq!(
-                c.headers["x-servicehook-event"],
-                body["type"].as_str().unwrap()
-            );
-            body
-        })
-        .collect()
+    captures.iter().map(Capture::typed_body).collect()
 }
 
 fn types(bodies: &[Value]) -> Vec<String> {

@@ -27,14 +27,7 @@ fn operational(receiver: &Receiver) -> Vec<Value> {
     captures
         .iter()
         .filter(|c| OPERATIONAL.contains(&c.headers["x-servicehook-event"].as_str()))
-        .map(|c| {
-            let body: Value = serde_json::from_slice(&c.body).unwrap();
-            assert_eq!(
-                c.headers["x-servicehook-event"],
-                body["type"].as_str().unwrap()
-            );
-            body
-        })
+        .map(Capture::typed_body)
         .collect()
 }
 

@@ -297,6 +297,19 @@ pub struct Capture {
     pub status: u16,
 }
 
+impl Capture {
+    /// The delivered JSON body, checked to be of the type its `X-ServiceHook-Event` header names
+    /// (the relay's own and derived events carry a `type`).
+    pub fn typed_body(&self) -> Value {
+        let body: Value = serde_json::from_slice(&self.body).unwrap();
+        assert_eq!(
+            self.headers["x-servicehook-event"],
+            body["type"].as_str().unwrap()
+        );
+        body
+    }
+}
+
 #[derive(Default)]
 pub struct Log {
     pub captures: Vec<Capture>,
