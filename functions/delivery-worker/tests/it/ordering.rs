@@ -75,6 +75,14 @@ async fn per_call_harness(url: &str, attempts: usize) -> (Harness, Subscription)
     (h, sub)
 }
 
+/// A FIFO memory queue (the ordered queue's stand-in) holding `jobs`, visible now.
+async fn fifo_holding(jobs: &[DeliveryJob]) -> Arc<MemoryQueue> {
+    let fifo = Arc::new(MemoryQueue::fifo(Duration::from_secs(30)));
+    let queued: Vec<QueuedJob> = jobs.iter().cloned().map(QueuedJob::now).collect();
+    fifo.send(&queued).await.unwrap();
+    fifo
+}
+
 fn message(job: &DeliveryJob) -> OrderedMessage {
     OrderedMessage {
         body: raw(job),
@@ -161,16 +169,14 @@ async fn the_last_held_attempt_is_dead_lettered_and_releases_the_group() {
 async fn created_failing_twice_still_comes_before_updated_and_deleted() {
     let server = receiver("call-a", 2).await;
     let (h, sub) = per_call_harness(&server.uri(), 5).await;
-    let fifo = Arc::new(MemoryQueue::fifo(Duration::from_secs(30)));
-    let jobs = [
+    let fifo = fifo_holding(&[
         ordered(&sub, EventType::TelephonyCreated, "call-a", 1),
         ordered(&sub, EventType::TelephonyUpdated, "call-a", 2),
         ordered(&sub, EventType::TelephonyDeleted, "call-a", 3),
         ordered(&sub, EventType::TelephonyCreated, "call-b", 1),
         ordered(&sub, EventType::TelephonyDeleted, "call-b", 2),
-    ];
-    let queued: Vec<QueuedJob> = jobs.iter().cloned().map(QueuedJob::now).collect();
-    fifo.send(&queued).await.unwrap();
+    ])
+    .await;
     for _ in 0..20 {
         if fifo.is_empty() {
             break;
@@ -225,14 +231,12 @@ async fn created_failing_twice_still_comes_before_updated_and_deleted() {
 async fn lambda_reports_the_held_group_and_holds_its_message() {
     let server = receiver("call-a", 1).await;
     let (h, sub) = per_call_harness(&server.uri(), 3).await;
-    let fifo = Arc::new(MemoryQueue::fifo(Duration::from_secs(30)));
-    let jobs = [
+    let fifo = fifo_holding(&[
         ordered(&sub, EventType::TelephonyCreated, "call-a", 1),
         ordered(&sub, EventType::TelephonyUpdated, "call-a", 2),
         ordered(&sub, EventType::TelephonyCreated, "call-b", 1),
-    ];
-    let queued: Vec<QueuedJob> = jobs.iter().cloned().map(QueuedJob::now).collect();
-    fifo.send(&queued).await.unwrap();
+    ])
+    .await;
     let received_jobs = relay_shared::ports::QueueConsumer::receive(fifo.as_ref(), 10, 0)
         .await
         .unwrap();
