@@ -53,6 +53,35 @@ fn with(fixture: &str, edit: impl FnOnce(&mut Value)) -> String {
     serde_json::to_string(&v).unwrap()
 }
 
+/// A leg event of `call` (the seed's `created`, edited): `stage` (`created`, `updated`,
+/// `deleted`) with Webex's `event_type`, `t` seconds after `start`; created at `start`, answered
+/// 5 s in once `t >= 5`, disconnected at `t` when deleted; `edit` sets the rest.
+fn leg_event(
+    start: DateTime<Utc>,
+    call: &str,
+    stage: &str,
+    event_type: &str,
+    t: i64,
+    edit: impl FnOnce(&mut Value),
+) -> String {
+    let at = |s: i64| rfc3339_millis(start + chrono::Duration::seconds(s));
+    with(SEED_CREATED, |v| {
+        let d = &mut v["data"];
+        d["callId"] = call.into();
+        d["eventType"] = event_type.into();
+        d["eventTimestamp"] = at(t).into();
+        d["created"] = at(0).into();
+        if t >= 5 {
+            d["answered"] = at(5).into();
+        }
+        if stage == "deleted" {
+            d["disconnected"] = at(t).into();
+        }
+        v["event"] = stage.into();
+        edit(v);
+    })
+}
+
 struct Harness {
     router: Router,
     stores: Stores,
@@ -814,20 +843,8 @@ async fn call_events_of_a_shuffled_leg(h: Harness) {
     let start = h.now - chrono::Duration::minutes(10);
     let at = |s: i64| rfc3339_millis(start + chrono::Duration::seconds(s));
     let leg_event = |stage: &str, event_type: &str, state: &str, t: i64| {
-        with(SEED_CREATED, |v| {
-            let d = &mut v["data"];
-            d["callId"] = "shuffled-call".into();
-            d["eventType"] = event_type.into();
-            d["state"] = state.into();
-            d["eventTimestamp"] = at(t).into();
-            d["created"] = at(0).into();
-            if t >= 5 {
-                d["answered"] = at(5).into();
-            }
-            if stage == "deleted" {
-                d["disconnected"] = at(t).into();
-            }
-            v["event"] = stage.into();
+        leg_event(start, "shuffled-call", stage, event_type, t, |v| {
+            v["data"]["state"] = state.into();
         })
     };
     let leg = [
@@ -908,21 +925,8 @@ async fn presence_from_calls(h: Harness) {
     h.stores.presence.write(SEED_ORG, &[record]).await.unwrap();
 
     let start = h.now - chrono::Duration::minutes(2);
-    let at = |s: i64| rfc3339_millis(start + chrono::Duration::seconds(s));
     let leg = |call: &str, actor: &str, stage: &str, event_type: &str, t: i64| {
-        with(SEED_CREATED, |v| {
-            let d = &mut v["data"];
-            d["callId"] = call.into();
-            d["eventType"] = event_type.into();
-            d["eventTimestamp"] = at(t).into();
-            d["created"] = at(0).into();
-            if t >= 5 {
-                d["answered"] = at(5).into();
-            }
-            if stage == "deleted" {
-                d["disconnected"] = at(t).into();
-            }
-            v["event"] = stage.into();
+        leg_event(start, call, stage, event_type, t, |v| {
             v["actorId"] = actor.into();
         })
     };
