@@ -292,7 +292,7 @@ pub const MAX_RECORDED_BODY: usize = 4096;
 /// [`MAX_RECORDED_BODY`])? Those the event log does not keep: test events and operational events
 /// (docs/operational-events.md), made by the API and the worker rather than logged by ingest.
 pub fn body_kept_with_attempt(event_type: EventType) -> bool {
-    event_type == EventType::WebhookTest || event_type.is_operational()
+    !event_type.is_logged()
 }
 
 /// The body an attempt record of `job` keeps, if any ([`body_kept_with_attempt`]).

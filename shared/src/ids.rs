@@ -101,6 +101,29 @@ pub fn delivery_id(event: &EventId, subscription: &SubscriptionId) -> String {
     format!("msg_{}_{}", event.0, subscription.0)
 }
 
+/// The smallest and largest `<prefix><ULID>` id whose timestamp falls in `[since, until)`
+/// (millisecond resolution): the key range of a time window over time-ordered ids (events,
+/// attempts), as both the DynamoDB and the memory adapters read it.
+pub fn ulid_range(
+    prefix: &str,
+    since: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> (String, String) {
+    let lo_ms = u64::try_from(since.timestamp_millis()).unwrap_or(0);
+    // The last millisecond that still has instants before `until`.
+    let hi_ms = (until - chrono::Duration::nanoseconds(1)).timestamp_millis();
+    let hi_ms = u64::try_from(hi_ms).unwrap_or(0).min((1 << 48) - 1);
+    let lo = Ulid::from_parts(lo_ms, 0);
+    let hi = Ulid::from_parts(hi_ms, u128::MAX);
+    (format!("{prefix}{lo}"), format!("{prefix}{hi}"))
+}
+
+/// The latest instant an id can stand for (a ULID's timestamp has 48 bits of milliseconds).
+pub fn last_id_instant() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis((1 << 48) - 1)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

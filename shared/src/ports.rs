@@ -231,6 +231,17 @@ impl AttemptQuery {
         }
     }
 
+    /// The range of attempt ids (keys) of the window, `None` without one: attempt ids carry the
+    /// attempt's time (`at`, in ms). A cursor outside it belongs to another window.
+    pub fn id_range(&self) -> Option<(String, String)> {
+        if self.since.is_none() && self.until.is_none() {
+            return None;
+        }
+        let since = self.since.unwrap_or(DateTime::UNIX_EPOCH);
+        let until = self.until.unwrap_or_else(crate::ids::last_id_instant);
+        Some(crate::ids::ulid_range(AttemptId::PREFIX, since, until))
+    }
+
     /// Does `attempt` pass the filters (the subscription is the adapter's to check)?
     pub fn matches(&self, attempt: &AttemptRecord) -> bool {
         self.status.is_none_or(|s| attempt.status == s)
@@ -304,7 +315,38 @@ pub struct EventFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// How much earlier than its `createdAt` an event id's timestamp may be: ingest stamps ids with
+/// Webex's `eventTimestamp` (so a retried webhook keeps its id), which precedes the ingest time by
+/// Webex's delivery delay, retries included.
+pub const EVENT_ID_MAY_PRECEDE_CREATION: chrono::Duration = chrono::Duration::hours(24);
+/// And how much later (clock skew between Webex and us).
+pub const EVENT_ID_MAY_FOLLOW_CREATION: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The most stored items one page of a paged log listing ([`EventLog::page`],
+/// [`AttemptLog::list`]) reads, whatever its filters: a filter that matches little stops there
+/// with a shorter page (even an empty one) and a cursor to go on from, rather than reading the
+/// whole partition in one request.
+pub const PAGE_SCAN_BUDGET: usize = 500;
+
 impl EventFilter {
+    /// The range of event ids (keys) the window's events can have, `None` without a window:
+    /// widened by how far an id's timestamp may stray from `createdAt`, which is then checked
+    /// exactly ([`matches`](Self::matches)). A cursor outside it belongs to another window.
+    pub fn id_range(&self) -> Option<(String, String)> {
+        if self.since.is_none() && self.until.is_none() {
+            return None;
+        }
+        let since = self
+            .since
+            .and_then(|t| t.checked_sub_signed(EVENT_ID_MAY_PRECEDE_CREATION))
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        let until = self
+            .until
+            .and_then(|t| t.checked_add_signed(EVENT_ID_MAY_FOLLOW_CREATION))
+            .unwrap_or_else(crate::ids::last_id_instant);
+        Some(crate::ids::ulid_range(EventId::PREFIX, since, until))
+    }
+
     pub fn matches(&self, event: &OutboundEvent) -> bool {
         self.event_type.is_none_or(|t| event.event_type == t)
             && self.since.is_none_or(|t| event.created_at >= t)

@@ -23,14 +23,18 @@ pub const BUCKET_TTL: Duration = Duration::days(2);
 /// The histogram bins' inclusive upper bounds in milliseconds: bin `i` counts the durations `d`
 /// with `DURATION_BOUNDS_MS[i - 1] < d <= DURATION_BOUNDS_MS[i]` (bin 0: `d <= 1`), and one more
 /// bin counts everything above the last bound. 1–2–2.5–3–4–5–6–8 per decade from 10 ms (each
-/// bound at most 4/3 of the one before), up to 120 s (longer than any delivery timeout).
-pub const DURATION_BOUNDS_MS: [u64; 49] = [
+/// bound at most 4/3 of the one before), up to 1 000 s: above the longest delivery timeout
+/// (`DELIVERY_TIMEOUT_SECONDS` ≤ 900), so a made attempt never lands in the overflow bin. Bins are
+/// only ever appended (the DynamoDB adapter names them `h<index>`).
+pub const DURATION_BOUNDS_MS: [u64; 58] = [
     1, 2, 3, 4, 5, 6, 8, //
     10, 12, 15, 20, 25, 30, 40, 50, 60, 80, //
     100, 120, 150, 200, 250, 300, 400, 500, 600, 800, //
     1_000, 1_200, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 8_000, //
     10_000, 12_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000, //
-    100_000, 120_000,
+    100_000, 120_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000, 600_000,
+    800_000, //
+    1_000_000,
 ];
 
 /// How many bins the histogram has (the bounds', and one for the overflow).
@@ -190,6 +194,12 @@ pub fn percentile(histogram: &[u64], pct: u64) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn one_sample(duration_ms: u64) -> Vec<u64> {
+        let mut histogram = vec![0; BINS];
+        histogram[bin_of(duration_ms)] += 1;
+        histogram
+    }
+
     #[test]
     fn bins_are_inclusive_upper_bounds_and_log_scale() {
         assert_eq!(bin_of(0), 0);
@@ -197,8 +207,12 @@ mod tests {
         assert_eq!(bin_of(2), 1);
         assert_eq!(bin_of(7), 6);
         assert_eq!(bin_of(8), 6);
-        assert_eq!(bin_of(120_000), DURATION_BOUNDS_MS.len() - 1);
-        assert_eq!(bin_of(120_001), BINS - 1);
+        assert_eq!(bin_of(1_000_000), DURATION_BOUNDS_MS.len() - 1);
+        assert_eq!(bin_of(1_000_001), BINS - 1);
+        // The longest delivery timeout (900 s) is within the bounds, at the same resolution.
+        assert!(bin_of(900_000) < BINS - 1);
+        assert_eq!(percentile(&one_sample(300_000), 95), Some(300_000));
+        assert_eq!(percentile(&one_sample(900_000), 95), Some(1_000_000));
         for pair in DURATION_BOUNDS_MS.windows(2) {
             assert!(pair[0] < pair[1]);
             if pair[0] >= 6 {

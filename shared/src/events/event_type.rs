@@ -96,6 +96,12 @@ impl EventType {
         Self::OPERATIONAL.contains(&self)
     }
 
+    /// Does the event log keep events of this type? Test and operational events are made by the
+    /// API and the worker for one delivery and never logged (their attempts keep the body).
+    pub fn is_logged(self) -> bool {
+        self != EventType::WebhookTest && !self.is_operational()
+    }
+
     /// An operational event about one webhook (delivered to its owner's other webhooks), rather
     /// than about the org's Webex side (delivered to the org's subscribers).
     pub fn is_webhook_scoped(self) -> bool {

@@ -164,3 +164,58 @@ pub async fn filters_on_type_and_time_and_get_by_id(env: StoreEnv) {
     );
     assert_eq!(log.get(&sub, &AttemptId::new_at(base)).await.unwrap(), None);
 }
+
+/// A cursor kept while the window changed (its key lies outside the new window) is `BadCursor` on
+/// every backend, as DynamoDB refuses such a start key.
+pub async fn a_cursor_of_another_window_is_refused(env: StoreEnv) {
+    let log = env.stores.attempts.as_ref();
+    let t = now();
+    let base = millis(t);
+    let sub = SubscriptionId::new_at(base + 9);
+    for i in 0..3u64 {
+        let r = attempt(sub, base + i * 1000, 1, AttemptStatus::Succeeded);
+        log.record(&r, t + Duration::days(7)).await.unwrap();
+    }
+    let first = log
+        .list(
+            AttemptQuery::of(sub),
+            &PageRequest {
+                limit: 1,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(first.next_cursor.is_some());
+    let long_ago = AttemptQuery {
+        since: Some(t - Duration::days(10)),
+        until: Some(t - Duration::days(9)),
+        ..AttemptQuery::of(sub)
+    };
+    let moved = log
+        .list(
+            long_ago,
+            &PageRequest {
+                limit: 2,
+                cursor: first.next_cursor.clone(),
+            },
+        )
+        .await;
+    assert_eq!(moved, Err(StoreError::BadCursor));
+    // Inside the window, the same cursor goes on.
+    let recent = AttemptQuery {
+        since: Some(t - Duration::days(1)),
+        ..AttemptQuery::of(sub)
+    };
+    let next = log
+        .list(
+            recent,
+            &PageRequest {
+                limit: 5,
+                cursor: first.next_cursor,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.items.len(), 2);
+}

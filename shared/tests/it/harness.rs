@@ -27,6 +27,9 @@ pub async fn sqs(test: &str) -> Option<aws_sdk_sqs::Client> {
 pub struct StoreEnv {
     pub stores: Stores,
     pub backend: Backend,
+    /// On DynamoDB: the client and the table, for the tests that write an item as an older
+    /// version of an adapter did.
+    pub dynamodb: Option<(aws_sdk_dynamodb::Client, String)>,
 }
 
 pub mod stores {
@@ -37,15 +40,17 @@ pub mod stores {
         StoreEnv {
             stores: memory_stores(),
             backend: Backend::Memory,
+            dynamodb: None,
         }
     }
 
     pub async fn aws(test: &str) -> Option<StoreEnv> {
-        let (stores, _) =
-            testkit::aws::fresh_stores(dynamodb(test).await?, "relay-conformance").await;
+        let client = dynamodb(test).await?;
+        let (stores, table) = testkit::aws::fresh_stores(client.clone(), "relay-conformance").await;
         Some(StoreEnv {
             stores,
             backend: Backend::Aws,
+            dynamodb: Some((client, table)),
         })
     }
 }

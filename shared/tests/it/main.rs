@@ -93,12 +93,14 @@ conformance! {
         attempts: [
             newest_first_with_status_filter_and_pages,
             filters_on_type_and_time_and_get_by_id,
+            a_cursor_of_another_window_is_refused,
         ],
         events: [
             window_query,
             window_is_on_created_at_not_id_time,
             an_event_over_the_item_limit_is_refused_cleanly,
             paged_newest_first_filtered_and_got_by_id,
+            a_sparse_type_filter_reads_bounded_pages,
         ],
         rate_limits: [
             limit_and_independent_windows,
@@ -107,7 +109,11 @@ conformance! {
             slots_are_consecutive_and_never_shared,
         ],
         idempotency: [put_get_conflict_and_expiry],
-        stats: [buckets_count_per_five_minutes, concurrent_counts_are_never_lost],
+        stats: [
+            buckets_count_per_five_minutes,
+            concurrent_counts_are_never_lost,
+            last_times_never_go_backwards,
+        ],
         expiry: [logs_skip_expired_items],
     }
     queues => {

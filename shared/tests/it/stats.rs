@@ -95,3 +95,38 @@ pub async fn concurrent_counts_are_never_lost(env: StoreEnv) {
     assert_eq!((b[0].successes, b[0].failures), (15, 5));
     assert_eq!(b[0].histogram.iter().sum::<u64>(), 20);
 }
+
+/// An attempt that started earlier but is recorded after a later one (a slow receiver, or two
+/// workers) never moves the last success or failure back; racing records settle on the latest.
+pub async fn last_times_never_go_backwards(env: StoreEnv) {
+    let stats = env.stores.stats.clone();
+    let t = now();
+    let sub = SubscriptionId::new_at(millis(t) + 3);
+    let here = bucket_start(t);
+    for s in [
+        sample(sub, here + Duration::seconds(10), true, 5),
+        sample(sub, here + Duration::seconds(5), true, 30_000),
+        sample(sub, here + Duration::seconds(20), false, 5),
+        sample(sub, here + Duration::seconds(3), false, 30_000),
+    ] {
+        stats.record(&s).await.unwrap();
+    }
+    let b = stats.buckets(&sub, here).await.unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].last_success_at, Some(here + Duration::seconds(10)));
+    assert_eq!(b[0].last_failure_at, Some(here + Duration::seconds(20)));
+    assert_eq!((b[0].successes, b[0].failures), (2, 2));
+    // Racing out-of-order records: the latest of them is what stays.
+    let tasks: Vec<_> = (0..16i64)
+        .map(|i| {
+            let stats = stats.clone();
+            let at = here + Duration::seconds(30 + (i * 7) % 16);
+            tokio::spawn(async move { stats.record(&sample(sub, at, true, 1)).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let b = stats.buckets(&sub, here).await.unwrap();
+    assert_eq!(b[0].last_success_at, Some(here + Duration::seconds(45)));
+}

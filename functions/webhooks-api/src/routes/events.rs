@@ -42,6 +42,18 @@ pub async fn list(
         q.since.as_deref(),
         q.until.as_deref(),
     )?;
+    // A type the log never holds would only read the whole log to find nothing.
+    if let Some(t) = filter.event_type.filter(|t| !t.is_logged()) {
+        return Err(ApiError::invalid(
+            "eventType",
+            format!(
+                "`{}` events are not kept in the event log (test and operational events are sent \
+                 once, never logged): the delivery log (`GET /api/hooks/webhooks/{{id}}/deliveries`) \
+                 has their attempts.",
+                t.as_str()
+            ),
+        ));
+    }
     let page = state
         .stores
         .events

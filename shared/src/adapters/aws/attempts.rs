@@ -1,13 +1,14 @@
 //! The delivery attempt log: `ATTEMPTS#<wh_id>`/`<att_id>` (ULID: time-ordered) with `doc`,
-//! `status` and `expires_at`. Listed newest first (`ScanIndexForward = false`), optionally
-//! filtered on `status` (a `FilterExpression`), a time window (an `sk` range: the ids carry the
-//! attempt's time) and the event type (on the document).
+//! `status`, `event_type` and `expires_at`. Listed newest first (`ScanIndexForward = false`),
+//! optionally filtered on `status` and the event type (a `FilterExpression`; items written before
+//! `event_type` existed are checked on the document) and a time window (an `sk` range: the ids
+//! carry the attempt's time).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::common::{check_cursor_in_range, doc, expiring_doc, is_expired, s, Item, QuerySpec};
-use super::events::{last_id_instant, ulid_range};
+use super::events::{EVENT_TYPE, OF_TYPE};
 use super::DynamoTable;
 use crate::delivery::{AttemptRecord, AttemptStatus};
 use crate::error::StoreError;
@@ -36,6 +37,7 @@ impl AttemptLog for DynamoTable {
         let sk = attempt.id.to_string();
         let mut item = expiring_doc(pk(&attempt.subscription_id), sk, attempt, expires_at)?;
         item.insert("status".into(), s(status_str(attempt.status)));
+        item.insert(EVENT_TYPE.into(), s(attempt.event_type.as_str()));
         self.put(item).await
     }
 
@@ -48,24 +50,32 @@ impl AttemptLog for DynamoTable {
         let mut spec = QuerySpec::partition(partition.clone());
         spec.forward = false;
         let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
+        let filter = [
+            query.status.map(|_| "#st = :st"),
+            query.event_type.map(|_| OF_TYPE),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" AND ");
+        spec.filter = (!filter.is_empty()).then_some(filter.as_str());
         if let Some(status) = query.status {
-            spec.filter = Some("#st = :st");
             spec.names.push(("#st", "status"));
             spec.values.push((":st", s(status_str(status))));
         }
-        if query.since.is_some() || query.until.is_some() {
-            // Attempt ids carry the attempt's time (`at`, in ms): the window is a key range.
-            let since = query.since.unwrap_or(DateTime::UNIX_EPOCH);
-            let until = query.until.unwrap_or_else(last_id_instant);
-            let (lo, hi) = ulid_range(AttemptId::PREFIX, since, until);
+        if let Some(t) = query.event_type {
+            spec.names.push(("#et", EVENT_TYPE));
+            spec.values.push((":et", s(t.as_str())));
+        }
+        if let Some((lo, hi)) = query.id_range() {
             spec.key_condition = "pk = :pk AND sk BETWEEN :lo AND :hi";
             check_cursor_in_range(page, &cursor_key, &lo, &hi)?;
             spec.values.push((":lo", s(lo)));
             spec.values.push((":hi", s(hi)));
         }
         let now = Utc::now();
-        // The event type is only in the document (older items have no other attribute for it),
-        // so it is checked here, with the exact time bounds.
+        // The event type again on the document (items older than `event_type` pass the filter),
+        // and the exact time bounds.
         let needs_doc =
             query.event_type.is_some() || query.since.is_some() || query.until.is_some();
         let keep = move |item: &Item| {

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::DynamoTable;
 use crate::error::StoreError;
-use crate::ports::{Page, PageRequest};
+use crate::ports::{Page, PageRequest, PAGE_SCAN_BUDGET};
 use crate::retry::{Backoff, Jitter};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -330,16 +330,34 @@ impl DynamoTable {
         spec: &QuerySpec<'_>,
         collect: Collect<'_>,
     ) -> Result<Vec<Item>, StoreError> {
+        Ok(self.query_run(spec, collect, None).await?.0)
+    }
+
+    /// [`query_collect`](Self::query_collect), reading at most `budget` items (as DynamoDB counts
+    /// them: before the `FilterExpression` and `keep`). Stopped by the budget with more to read,
+    /// it returns the key to go on from too.
+    async fn query_run(
+        &self,
+        spec: &QuerySpec<'_>,
+        collect: Collect<'_>,
+        budget: Option<usize>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
         let mut out = Vec::new();
         let mut start = collect.start;
+        let mut scanned = 0usize;
+        // Once anything is filtered out (a FilterExpression, or `keep` refused an item), what is
+        // still missing says nothing about how much must be read: full pages then, or a sparse
+        // filter would walk the partition in tiny Queries.
+        let mut sparse = spec.filter.is_some();
         loop {
-            // Without a filter, ask for exactly what is still missing (+0: callers already asked for
-            // one more than they return); with one, read full pages.
-            let limit = match (collect.want, spec.filter) {
-                (Some(w), None) => {
-                    Some(i32::try_from(w.saturating_sub(out.len()).max(1)).unwrap_or(i32::MAX))
-                }
-                _ => None,
+            let missing = collect
+                .want
+                .filter(|_| !sparse)
+                .map(|w| w.saturating_sub(out.len()).max(1));
+            let left = budget.map(|b| b.saturating_sub(scanned).max(1));
+            let limit = match (missing, left) {
+                (Some(m), Some(l)) => Some(m.min(l)),
+                (m, l) => m.or(l),
             };
             let res = self
                 .client
@@ -354,17 +372,27 @@ impl DynamoTable {
                 // Strongly consistent on the table; GSIs only offer eventual consistency.
                 .set_consistent_read(spec.index.is_none().then_some(true))
                 .set_exclusive_start_key(start.take())
-                .set_limit(limit)
+                .set_limit(limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX)))
                 .send()
                 .await
                 .map_err(|e| store_error("Query", e))?;
+            let before = out.len();
             out.extend(res.items().iter().filter(|i| (collect.keep)(i)).cloned());
+            sparse |= out.len() - before < res.items().len();
+            scanned += usize::try_from(res.scanned_count())
+                .unwrap_or(0)
+                .max(res.items().len());
             if collect.want.is_some_and(|w| out.len() >= w) {
-                return Ok(out);
+                return Ok((out, None));
             }
             match res.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
+                Some(k) if !k.is_empty() => {
+                    if budget.is_some_and(|b| scanned >= b) {
+                        return Ok((out, Some(k.clone())));
+                    }
+                    start = Some(k.clone());
+                }
+                _ => return Ok((out, None)),
             }
         }
     }
@@ -393,9 +421,11 @@ impl DynamoTable {
         Ok(self.get_item(pk, sk).await?.filter(|i| !is_expired(i, now)))
     }
 
-    /// One page of the JSON documents of `spec`'s items that `keep` accepts, after `page.cursor`.
-    /// `cursor_key` lists the key attributes a cursor holds, each with the value it must have
-    /// where that is known (see [`decode_cursor`]).
+    /// One page of the JSON documents of `spec`'s items that `keep` accepts, after `page.cursor`,
+    /// reading at most [`PAGE_SCAN_BUDGET`] items: a page stopped by it may be shorter than
+    /// asked (even empty) and go on from where the reading stopped. `cursor_key` lists the key
+    /// attributes a cursor holds, each with the value it must have where that is known (see
+    /// [`decode_cursor`]).
     pub(crate) async fn query_page<T: DeserializeOwned>(
         &self,
         spec: &QuerySpec<'_>,
@@ -409,12 +439,20 @@ impl DynamoTable {
             .map(|c| decode_cursor(c, cursor_key))
             .transpose()?;
         let want = Some(page.size() + 1);
-        let items = self
-            .query_collect(spec, Collect { start, want, keep })
+        let (items, stopped_at) = self
+            .query_run(spec, Collect { start, want, keep }, Some(PAGE_SCAN_BUDGET))
             .await?;
         let key_attrs: Vec<&str> = cursor_key.iter().map(|(name, _)| *name).collect();
-        Page::from_lookahead(items, page.size(), |last| encode_cursor(last, &key_attrs))?
-            .try_map(doc)
+        let page = match stopped_at {
+            Some(key) => Page {
+                next_cursor: Some(encode_cursor(&key, &key_attrs)?),
+                items,
+            },
+            None => {
+                Page::from_lookahead(items, page.size(), |last| encode_cursor(last, &key_attrs))?
+            }
+        };
+        page.try_map(doc)
     }
 
     /// An unconditional PutItem.

@@ -6,7 +6,6 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use ulid::Ulid;
 
 use super::common::{
     check_cursor_in_range, doc, expiring_doc, is_expired, s, Collect, Item, QuerySpec,
@@ -14,15 +13,11 @@ use super::common::{
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
-use crate::ids::EventId;
-use crate::ports::{EventFilter, EventLog, EventQuery, Page, PageRequest};
-
-/// How much earlier than its `createdAt` an event id's timestamp may be: ingest stamps ids with
-/// Webex's `eventTimestamp` (so a retried webhook keeps its id), which precedes the ingest time by
-/// Webex's delivery delay, retries included.
-const ID_MAY_PRECEDE_CREATION: chrono::Duration = chrono::Duration::hours(24);
-/// And how much later (clock skew between Webex and us).
-const ID_MAY_FOLLOW_CREATION: chrono::Duration = chrono::Duration::minutes(5);
+use crate::ids::{ulid_range, EventId};
+use crate::ports::{
+    EventFilter, EventLog, EventQuery, Page, PageRequest, EVENT_ID_MAY_FOLLOW_CREATION,
+    EVENT_ID_MAY_PRECEDE_CREATION,
+};
 
 fn pk(org_id: &str) -> String {
     format!("EVENTS#{org_id}")
@@ -34,26 +29,14 @@ fn id_range(since: DateTime<Utc>, until: DateTime<Utc>) -> (String, String) {
     ulid_range(EventId::PREFIX, since, until)
 }
 
-/// The smallest and largest `<prefix><ULID>` id whose timestamp falls in `[since, until)`
-/// (millisecond resolution): a `sk BETWEEN` range over time-ordered ids (events, attempts).
-pub(super) fn ulid_range(
-    prefix: &str,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> (String, String) {
-    let lo_ms = u64::try_from(since.timestamp_millis()).unwrap_or(0);
-    // The last millisecond that still has instants before `until`.
-    let hi_ms = (until - chrono::Duration::nanoseconds(1)).timestamp_millis();
-    let hi_ms = u64::try_from(hi_ms).unwrap_or(0).min((1 << 48) - 1);
-    let lo = Ulid::from_parts(lo_ms, 0);
-    let hi = Ulid::from_parts(hi_ms, u128::MAX);
-    (format!("{prefix}{lo}"), format!("{prefix}{hi}"))
-}
+/// The attribute that holds an event's or an attempt's type (its wire name), so that a listing of
+/// one type filters in DynamoDB (a `FilterExpression`). Items written before it existed have only
+/// the document: the filter lets them through and the adapter checks the document.
+pub(super) const EVENT_TYPE: &str = "event_type";
 
-/// The latest instant an id can stand for (a ULID's timestamp has 48 bits of milliseconds).
-pub(super) fn last_id_instant() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis((1 << 48) - 1).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
+/// The `FilterExpression` of a listing of one type (`#et`, `:et`): the items of that type, and those
+/// written before the attribute existed (checked on the document).
+pub(super) const OF_TYPE: &str = "(attribute_not_exists(#et) OR #et = :et)";
 
 /// An item's size as DynamoDB counts it against its limit: attribute names plus values (strings
 /// and binaries by their bytes, a number by its digits, nested values with their names).
@@ -84,7 +67,8 @@ impl EventLog for DynamoTable {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sk = event.id.to_string();
-        let item = expiring_doc(pk(&event.org_id), sk, event, expires_at)?;
+        let mut item = expiring_doc(pk(&event.org_id), sk, event, expires_at)?;
+        item.insert(EVENT_TYPE.into(), s(event.event_type.as_str()));
         // Refused here, as `TooLarge`, rather than as DynamoDB's ValidationException (which would
         // read as the store being unavailable, and be retried).
         StoreError::check_size(item_bytes(&item))?;
@@ -102,8 +86,8 @@ impl EventLog for DynamoTable {
         // The window is on `createdAt`; the key range is widened by how far an id's timestamp can
         // stray from it, and `createdAt` is then applied exactly.
         let (lo, hi) = id_range(
-            query.since - ID_MAY_PRECEDE_CREATION,
-            query.until + ID_MAY_FOLLOW_CREATION,
+            query.since - EVENT_ID_MAY_PRECEDE_CREATION,
+            query.until + EVENT_ID_MAY_FOLLOW_CREATION,
         );
         let spec = QuerySpec {
             index: None,
@@ -147,21 +131,16 @@ impl EventLog for DynamoTable {
         let mut spec = QuerySpec::partition(partition.clone());
         spec.forward = false;
         let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
-        if filter.since.is_some() || filter.until.is_some() {
-            // As `list`: the key range widened by how far an id may stray from `createdAt`.
-            let since = filter
-                .since
-                .and_then(|t| t.checked_sub_signed(ID_MAY_PRECEDE_CREATION))
-                .unwrap_or(DateTime::UNIX_EPOCH);
-            let until = filter
-                .until
-                .and_then(|t| t.checked_add_signed(ID_MAY_FOLLOW_CREATION))
-                .unwrap_or_else(last_id_instant);
-            let (lo, hi) = id_range(since, until);
+        if let Some((lo, hi)) = filter.id_range() {
             spec.key_condition = "pk = :pk AND sk BETWEEN :lo AND :hi";
             check_cursor_in_range(page, &cursor_key, &lo, &hi)?;
             spec.values.push((":lo", s(lo)));
             spec.values.push((":hi", s(hi)));
+        }
+        if let Some(t) = filter.event_type {
+            spec.filter = Some(OF_TYPE);
+            spec.names.push(("#et", EVENT_TYPE));
+            spec.values.push((":et", s(t.as_str())));
         }
         let now = Utc::now();
         let keep = move |item: &Item| {

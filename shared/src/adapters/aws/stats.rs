@@ -1,15 +1,22 @@
 //! Delivery statistics: `STATS#<wh_id>`/`<bucket start, RFC 3339>` per five-minute bucket
 //! (`crate::stats`), with the counters `successes` and `failures`, one counter per duration bin
-//! (`h0` … `h49`, only the bins that have attempts exist), `last_success_at`/`last_failure_at`
+//! (`h0` … `h58`, only the bins that have attempts exist), `last_success_at`/`last_failure_at`
 //! (Unix ms) and `expires_at` (the bucket's start + `BUCKET_TTL`). One attempt is one UpdateItem
 //! (`ADD` the counters, `SET` the last time and the TTL): no read, no condition, so concurrent
-//! workers never lose a count. The last times are the latest write's (attempts of one webhook
-//! made at nearly the same instant may leave the earlier one).
+//! workers never lose a count. DynamoDB has no `max` in an update expression, so the `SET` asks
+//! for the time it replaced (`UPDATED_OLD`); only when that was later (an attempt that started
+//! earlier, recorded after a later one) a second, conditional UpdateItem puts it back — the last
+//! times never go backwards at rest, at no extra cost on the usual in-order path.
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::common::{get_n, is_expired, key, n, s, secs, store_error, Collect, Item, QuerySpec};
+use aws_sdk_dynamodb::types::ReturnValue;
+
+use super::common::{
+    get_n, is_conditional_failure, is_expired, key, n, s, secs, store_error, Collect, Item,
+    QuerySpec,
+};
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::ids::SubscriptionId;
@@ -63,6 +70,36 @@ fn bucket(item: &Item) -> Result<StatsBucket, StoreError> {
     })
 }
 
+impl DynamoTable {
+    /// Puts `later` back as the bucket's `last` time unless a still later one is there by now
+    /// (another worker's write, or its own restore): the condition makes concurrent restores
+    /// converge on the latest time.
+    async fn restore_last(
+        &self,
+        sample: &AttemptSample,
+        start: DateTime<Utc>,
+        last: &str,
+        later: i64,
+    ) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk(&sample.subscription_id), sk(start))))
+            .update_expression("SET #l = :later")
+            .condition_expression("#l < :later")
+            .expression_attribute_names("#l", last)
+            .expression_attribute_values(":later", n(later))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+}
+
 #[async_trait]
 impl StatsStore for DynamoTable {
     async fn record(&self, sample: &AttemptSample) -> Result<(), StoreError> {
@@ -72,7 +109,9 @@ impl StatsStore for DynamoTable {
         } else {
             ("failures", "last_failure_at")
         };
-        self.client
+        let at = sample.at.timestamp_millis();
+        let res = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(pk(&sample.subscription_id), sk(start))))
@@ -81,12 +120,21 @@ impl StatsStore for DynamoTable {
             .expression_attribute_names("#h", bin_attribute(bin_of(sample.duration_ms)))
             .expression_attribute_names("#l", last)
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":at", n(sample.at.timestamp_millis()))
+            .expression_attribute_values(":at", n(at))
             .expression_attribute_values(":exp", n(secs(start + BUCKET_TTL)))
+            .return_values(ReturnValue::UpdatedOld)
             .send()
             .await
             .map_err(|e| store_error("UpdateItem", e))?;
-        Ok(())
+        let replaced = res
+            .attributes()
+            .filter(|old| old.contains_key(last))
+            .map(|old| get_n::<i64>(old, last))
+            .transpose()?;
+        match replaced {
+            Some(later) if later > at => self.restore_last(sample, start, last, later).await,
+            _ => Ok(()),
+        }
     }
 
     async fn buckets(

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::bounded::keep_newest;
 use super::expiring::Expiring;
-use super::{decode_cursor, encode_cursor};
+use super::page_newest_first;
 use crate::clock::SystemClock;
 use crate::delivery::AttemptRecord;
 use crate::error::StoreError;
@@ -72,27 +72,12 @@ impl AttemptLog for MemoryAttemptLog {
         query: AttemptQuery,
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>, StoreError> {
-        let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
         let now = self.clock.now();
         let items = self.items.lock().unwrap();
-        let Some(log) = items.get(&query.subscription_id) else {
-            return Ok(Page {
-                items: vec![],
-                next_cursor: None,
-            });
-        };
-        // Newest first, from just before the cursor, one more than the page for the lookahead.
-        let newest_first: Vec<AttemptRecord> = log
-            .iter()
-            .rev()
-            .filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()))
-            .filter_map(|(_, a)| a.live(now))
-            .filter(|a| query.matches(a))
-            .take(page.size() + 1)
-            .cloned()
-            .collect();
-        Page::from_lookahead(newest_first, page.size(), |a| {
-            Ok(encode_cursor(&a.id.to_string()))
+        let empty = BTreeMap::new();
+        let log = items.get(&query.subscription_id).unwrap_or(&empty);
+        page_newest_first(log, query.id_range(), page, |a| {
+            a.live(now).filter(|a| query.matches(a))
         })
     }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::bounded::keep_newest;
 use super::expiring::Expiring;
-use super::{decode_cursor, encode_cursor};
+use super::page_newest_first;
 use crate::clock::SystemClock;
 use crate::error::StoreError;
 use crate::events::OutboundEvent;
@@ -105,24 +105,12 @@ impl EventLog for MemoryEventLog {
         filter: EventFilter,
         page: &PageRequest,
     ) -> Result<Page<OutboundEvent>, StoreError> {
-        let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
         let now = self.clock.now();
         let items = self.items.lock().unwrap();
-        let newest_first: Vec<OutboundEvent> = items
-            .get(org_id)
-            .map(|log| {
-                log.iter()
-                    .rev()
-                    .filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()))
-                    .filter_map(|(_, e)| e.live(now))
-                    .filter(|e| filter.matches(e))
-                    .take(page.size() + 1)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        Page::from_lookahead(newest_first, page.size(), |e| {
-            Ok(encode_cursor(&e.id.to_string()))
+        let empty = BTreeMap::new();
+        let log = items.get(org_id).unwrap_or(&empty);
+        page_newest_first(log, filter.id_range(), page, |e| {
+            e.live(now).filter(|e| filter.matches(e))
         })
     }
 }

@@ -86,3 +86,49 @@ pub(crate) fn decode_cursor(cursor: &str) -> Result<String, crate::error::StoreE
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or(crate::error::StoreError::BadCursor)
 }
+
+/// One page of a time-ordered log (keys: ULID ids), newest first, read as the DynamoDB adapters
+/// read theirs: the keys in `range` (a window's, `None` without one) before the cursor — a cursor
+/// outside `range` is `BadCursor`, as DynamoDB's start key would be refused —, at most
+/// [`PAGE_SCAN_BUDGET`](crate::ports::PAGE_SCAN_BUDGET) of them read. `keep` gives the entry's
+/// value when it is live and passes the filters. A page the budget stopped may be shorter than
+/// asked, with a cursor at the last key read.
+pub(crate) fn page_newest_first<V, T: Clone>(
+    log: &std::collections::BTreeMap<String, V>,
+    range: Option<(String, String)>,
+    page: &crate::ports::PageRequest,
+    keep: impl Fn(&V) -> Option<&T>,
+) -> Result<crate::ports::Page<T>, crate::error::StoreError> {
+    use crate::ports::{Page, PAGE_SCAN_BUDGET};
+    use std::ops::Bound;
+    let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
+    if let (Some(b), Some((lo, hi))) = (&before, &range) {
+        if b < lo || b > hi {
+            return Err(crate::error::StoreError::BadCursor);
+        }
+    }
+    let (lo, hi) = match range {
+        Some((lo, hi)) => (Bound::Included(lo), Bound::Included(hi)),
+        None => (Bound::Unbounded, Bound::Unbounded),
+    };
+    let hi = before.map_or(hi, Bound::Excluded);
+    let want = page.size() + 1;
+    let mut kept: Vec<(&String, T)> = Vec::new();
+    for (read, (key, value)) in log.range::<String, _>((lo, hi)).rev().enumerate() {
+        kept.extend(keep(value).map(|v| (key, v.clone())));
+        if kept.len() >= want {
+            break;
+        }
+        if read + 1 == PAGE_SCAN_BUDGET {
+            return Ok(Page {
+                items: kept.into_iter().map(|(_, v)| v).collect(),
+                next_cursor: Some(encode_cursor(key)),
+            });
+        }
+    }
+    let page = Page::from_lookahead(kept, page.size(), |(key, _)| Ok(encode_cursor(key)))?;
+    Ok(Page {
+        items: page.items.into_iter().map(|(_, v)| v).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
