@@ -16,6 +16,7 @@ use relay_shared::ports::Clock;
 use relay_shared::webex_token::{MemoryVault, TokenManager, TokenSource};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::args::Args;
 use crate::backend::Backend;
@@ -100,10 +101,13 @@ pub async fn spawn(
     println!("presence: polling {} for org {org}", args.webex.base_url);
     Ok(Some(tokio::spawn(async move {
         loop {
-            let run = poller.run(RunOptions::until(
-                "local-stack",
-                Instant::now() + RUN_LENGTH,
-            ));
+            // As on Lambda: each run (an invocation there) is one trace.
+            let run = poller
+                .run(RunOptions::until(
+                    "local-stack",
+                    Instant::now() + RUN_LENGTH,
+                ))
+                .instrument(presence_poller::invocation_span(None));
             tokio::select! {
                 summary = run => tracing::info!(summary = ?summary, "presence run finished"),
                 _ = stop.wait_for(|s| *s) => break,

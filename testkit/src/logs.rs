@@ -47,8 +47,10 @@ static INSTALL: Once = Once::new();
 /// Captures what this thread logs from now on, as `tracing_subscriber`'s JSON lines.
 pub fn capture() -> CapturedLogs {
     INSTALL.call_once(|| {
+        // The relay's own JSON line (`traceId`, `spanId`, `requestId` inside a started span).
         let subscriber = tracing_subscriber::fmt()
             .json()
+            .event_format(relay_shared::logging::JsonWithIds::new())
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(|| ThreadWriter)
             .finish();
@@ -68,7 +70,8 @@ impl Drop for CapturedLogs {
 }
 
 impl CapturedLogs {
-    /// Every line so far, parsed (`level`, `fields.message`, `fields.<name>`, `spans`).
+    /// Every line so far, parsed (`level`, `fields.message`, `fields.<name>`, `spans`, and
+    /// `traceId`/`spanId`/`requestId` as on Lambda).
     pub fn lines(&self) -> Vec<Value> {
         let bytes = self.buf.0.lock().unwrap().clone();
         String::from_utf8(bytes)

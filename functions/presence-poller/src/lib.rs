@@ -67,6 +67,21 @@ pub struct Poller {
     tokens: Option<Arc<dyn TokenSource>>,
 }
 
+/// The root span of one run: a Lambda invocation (`request_id`: its request id) or one run of the
+/// local stack's presence loop. What the run queues carries its trace context and its log lines
+/// the trace (and request) ids (docs/observability.md, "Tracing"). Instrument the run with it.
+pub fn invocation_span(request_id: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!("presence.invocation", "otel.kind" = "internal");
+    relay_shared::telemetry::start(
+        &span,
+        relay_shared::telemetry::Start {
+            request_id,
+            ..Default::default()
+        },
+    );
+    span
+}
+
 /// How one run (one invocation) is bounded.
 #[derive(Debug, Clone)]
 pub struct RunOptions {

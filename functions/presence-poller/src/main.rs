@@ -119,14 +119,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // makes `main`'s too deep a type for clippy's layout pass (query depth overflow).
         Box::pin(async move {
             // One root span per invocation: what it queues carries its trace context.
-            let span = tracing::info_span!("presence.invocation", "otel.kind" = "internal");
-            relay_shared::telemetry::start(
-                &span,
-                relay_shared::telemetry::Start {
-                    request_id: Some(&event.context.request_id),
-                    ..Default::default()
-                },
-            );
+            let span = presence_poller::invocation_span(Some(&event.context.request_id));
             let summary = tracing::Instrument::instrument(
                 handler::handle_with_health(&poller, health.as_deref(), event),
                 span,

@@ -21,35 +21,18 @@ async fn main() -> Result<(), lambda_http::Error> {
             return Err(e.into());
         }
     };
-    lambda_http::run(traced(webhooks_api::router(state), telemetry)).await
+    lambda_http::run(flushed(webhooks_api::router(state), telemetry)).await
 }
 
-/// One root span per request (what a test delivery, replay or redrive queues carries its trace
-/// context, and its log lines the trace and request ids), flushed before the response goes back:
-/// the runtime freezes the process once the invocation returns.
-fn traced(router: axum::Router, telemetry: relay_shared::telemetry::Telemetry) -> axum::Router {
+/// The router (whose layer gives each request its root span, `routes::request_span`), with the
+/// spans flushed before the response goes back: the runtime freezes the process once the
+/// invocation returns.
+fn flushed(router: axum::Router, telemetry: relay_shared::telemetry::Telemetry) -> axum::Router {
     router.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let telemetry = telemetry.clone();
-            let request_id = req
-                .extensions()
-                .get::<lambda_http::Context>()
-                .map(|c| c.request_id.clone());
-            let span = tracing::info_span!(
-                "api.request",
-                "otel.name" = %req.method(),
-                "otel.kind" = "server",
-            );
-            relay_shared::telemetry::set_attribute(&span, "url.path", req.uri().path().to_owned());
-            relay_shared::telemetry::start(
-                &span,
-                relay_shared::telemetry::Start {
-                    request_id: request_id.as_deref(),
-                    ..Default::default()
-                },
-            );
             async move {
-                let response = tracing::Instrument::instrument(next.run(req), span).await;
+                let response = next.run(req).await;
                 telemetry.flush().await;
                 response
             }

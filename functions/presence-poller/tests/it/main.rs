@@ -10,3 +10,4 @@ mod operational;
 mod poller;
 mod ticker;
 mod token;
+mod traces;

@@ -16,7 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use relay_shared::ports::EventFilter;
+use relay_shared::telemetry;
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::idempotency::idempotency;
@@ -118,7 +120,34 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .fallback(not_found)
         .layer(middleware::from_fn(json_errors))
+        // Outermost: every line of a request, and every job it queues, is in its trace.
+        .layer(middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// One root span per request, wherever the router runs (Lambda, the local stack, the tests): its
+/// log lines carry the trace id (and on Lambda the request id), and the jobs it queues (test,
+/// replay, resend, redrive) carry its trace context (docs/observability.md, "Tracing"). On Lambda
+/// `main` flushes the spans after each request; this layer only starts them.
+async fn request_span(req: Request, next: Next) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|c| c.request_id.clone());
+    let span = tracing::info_span!(
+        "api.request",
+        "otel.name" = %req.method(),
+        "otel.kind" = "server",
+    );
+    telemetry::set_attribute(&span, "url.path", req.uri().path().to_owned());
+    telemetry::start(
+        &span,
+        telemetry::Start {
+            request_id: request_id.as_deref(),
+            ..Default::default()
+        },
+    );
+    next.run(req).instrument(span).await
 }
 
 async fn not_found() -> ApiError {

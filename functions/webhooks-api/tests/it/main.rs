@@ -9,3 +9,4 @@ mod openapi;
 mod operational;
 mod ordering;
 mod routes;
+mod traces;
