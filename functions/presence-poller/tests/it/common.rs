@@ -238,18 +238,17 @@ impl Rig {
     }
 
     /// After a baseline of `served`: person 1 changes, Webex answers every listing 429 with a
-    /// `Retry-After` (30 s) beyond the invocation's deadline, and one invocation `invocation`
-    /// runs with a 300 ms deadline.
+    /// `Retry-After` beyond the invocation's deadline, and one invocation `invocation` runs one
+    /// cycle (the test decides how many, not the machine's speed: a wall-clock deadline gave a
+    /// loaded machine zero cycles). 120 s is beyond [`far`]'s 60 s even after the poller's cap
+    /// (`PRESENCE_MAX_RETRY_AFTER_MS`, 60 s): the cycle fails at once rather than waiting. What
+    /// the loop does next (no call until Retry-After has passed) is tests/it/ticker.rs's, in
+    /// paused time.
     pub async fn run_throttled(&self, mut served: Vec<Value>, invocation: &str) -> Summary {
         set_status(&mut served, 1, "inactive");
         self.fake.set_people(served);
-        self.fake.fault(None, Fault::rate_limited(429, 30));
-        self.poller
-            .run(RunOptions::until(
-                invocation,
-                tokio::time::Instant::now() + Duration::from_millis(300),
-            ))
-            .await
+        self.fake.fault(None, Fault::rate_limited(429, 120));
+        run_cycles(&self.poller, invocation, 1).await
     }
 
     /// The queued delivery jobs, in order.

@@ -321,8 +321,12 @@ async fn a_423_is_a_rate_limit_too() {
     assert_eq!(r.webex_rate_limited, 1);
 }
 
+/// The listing's 429, through HTTP, fails the cycle without a retry. That polling then pauses
+/// until Retry-After has passed is tests/it/ticker.rs's
+/// `a_retry_after_beyond_the_deadline_pauses_polling_until_the_deadline` (paused time: a
+/// wall-clock deadline here gave a loaded machine no cycle at all).
 #[tokio::test]
-async fn a_retry_after_beyond_the_deadline_skips_the_cycle_and_pauses_polling() {
+async fn a_retry_after_beyond_the_deadline_skips_the_cycle() {
     let served = people(50, "active");
     let rig = Rig::new(served.clone(), fast_config()).await;
     rig.subscribe().await;
@@ -336,10 +340,9 @@ async fn a_retry_after_beyond_the_deadline_skips_the_cycle_and_pauses_polling() 
     );
     let summary = rig.run_throttled(served, "inv-1").await;
     assert_eq!(summary.status, RunStatus::Completed);
-    assert_eq!(summary.cycles, 1, "no call before Retry-After has passed");
+    assert_eq!(summary.cycles, 1);
     assert_eq!(summary.failed_cycles, 1);
-    assert!(summary.skipped_ticks > 0);
-    assert_eq!(summary.webex_calls, 1);
+    assert_eq!(summary.webex_calls, 1, "no retry within the cycle");
     assert_eq!(summary.webex_rate_limited, 1);
     assert!(
         summary.cycle_durations_ms.is_empty(),
@@ -562,29 +565,22 @@ async fn store_calls_per_cycle() {
     assert_eq!(rig.presence.counts(), (2, 3, 526));
 }
 
+/// Three cycles, counted by the test rather than fitted into a wall-clock deadline (which gave a
+/// loaded machine fewer); the loop's stop at the deadline (and a listing cut off by it) is
+/// tests/it/ticker.rs's, in paused time.
 #[tokio::test]
-async fn the_loop_runs_until_the_deadline_and_reports() {
+async fn the_loop_runs_its_cycles_and_reports() {
     let mut served = people(40, "active");
     let rig = Rig::new(served.clone(), fast_config()).await;
     rig.subscribe().await;
     rig.fake.push_snapshot(served.clone());
     set_status(&mut served, 3, "inactive");
     rig.fake.push_snapshot(served.clone());
-    let summary = rig
-        .poller
-        .run(RunOptions::until(
-            "inv-loop",
-            tokio::time::Instant::now() + Duration::from_millis(800),
-        ))
-        .await;
+    let summary = run_cycles(&rig.poller, "inv-loop", 3).await;
     assert_eq!(summary.status, RunStatus::Completed);
-    assert!(summary.cycles >= 2, "{summary:?}");
-    // Only a listing cut off by the deadline may fail (it is abandoned, never diffed).
-    assert!(summary.failed_cycles <= 1, "{summary:?}");
-    assert!(
-        summary.errors.iter().all(|e| e.contains("deadline")),
-        "{summary:?}"
-    );
+    assert_eq!(summary.cycles, 3, "{summary:?}");
+    assert_eq!(summary.failed_cycles, 0, "{summary:?}");
+    assert!(summary.errors.is_empty(), "{summary:?}");
     assert_eq!(summary.people_seen, 40);
     assert_eq!(summary.changes, 1);
     assert_eq!(summary.events, 1);

@@ -210,3 +210,30 @@ async fn retry_after_is_honoured_on_top_of_the_budget() {
     );
     assert_eq!(summary.webex_calls, 25);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_beyond_the_deadline_pauses_polling_until_the_deadline() {
+    // The second cycle's call (at 2 s) answers 429 with Retry-After: 60, past the 55 s stop: the
+    // cycle fails at once (no waiting within it), and no call is made before Retry-After has
+    // passed: every later tick (4, 6, …, 54 s) is skipped.
+    let mut webex = Scripted::new(Instant::now(), vec![]);
+    webex.limited = vec![(1, 60)];
+    let (summary, calls) = run_minute_with(webex).await;
+    assert_eq!(calls, [0, 2].map(Duration::from_secs));
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(summary.cycles, 2);
+    assert_eq!(summary.failed_cycles, 1);
+    assert_eq!(summary.skipped_ticks, 26, "{summary:?}");
+    assert_eq!(summary.webex_calls, 2);
+    assert_eq!(summary.webex_rate_limited, 1);
+    assert_eq!(
+        summary.cycle_durations_ms.len(),
+        1,
+        "the failed one untimed"
+    );
+    assert!(
+        summary.errors[0].contains("rate limit"),
+        "{:?}",
+        summary.errors
+    );
+}
