@@ -418,6 +418,20 @@ impl TargetPolicy {
     }
 }
 
+/// A target URL as it may be shown to someone other than its webhook's owner (another service,
+/// such as the owner's chat hook receiving operational events): `scheme://host[:port]/path`,
+/// without userinfo, query or fragment, which are where receivers put their tokens
+/// (`?token=…`). `None` when it does not parse (then nothing of it is shown).
+pub fn shareable_url(raw: &str) -> Option<String> {
+    let mut url = Url::parse(raw).ok()?;
+    // Both fail only for a URL that cannot have credentials (no host): nothing to drop then.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.into())
+}
+
 /// One parsed `TARGET_ALLOW_CIDRS` value (an alias, so clap takes it as one value, not a list).
 pub type AllowCidrs = Vec<IpNet>;
 

@@ -37,6 +37,7 @@ use crate::events::{rfc3339_millis, EventType, OutboundEvent};
 use crate::ids::{EventId, SubscriptionId};
 use crate::ports::{Clock, CorePorts, DeliveryQueue, RateLimiter, RateWindow, SubscriptionStore};
 use crate::subscription::Subscription;
+use crate::targets::shareable_url;
 
 /// The default of `OPERATIONAL_EVENTS_PER_MINUTE`.
 pub const DEFAULT_PER_MINUTE: u32 = 10;
@@ -125,12 +126,15 @@ pub struct OperationalEvent {
     pub subject: Subject,
 }
 
-/// `webhookId`, `webhookName`, `url`: what every webhook-scoped body's `data` starts with.
+/// `webhookId`, `webhookName`, `url`: what every webhook-scoped body's `data` starts with. The
+/// body goes to the owner's *other* webhooks, often another service, so the URL is only its
+/// shareable part (`targets::shareable_url`: no userinfo, query or fragment, where receivers
+/// keep their tokens).
 fn webhook_data(sub: &Subscription) -> Map<String, Value> {
     let mut data = Map::new();
     data.insert("webhookId".into(), json!(sub.id.to_string()));
     data.insert("webhookName".into(), json!(sub.name));
-    data.insert("url".into(), json!(sub.url));
+    data.insert("url".into(), json!(shareable_url(&sub.url)));
     data
 }
 
@@ -507,7 +511,8 @@ pub fn example(t: EventType) -> Option<Value> {
         ..Subscription::new(
             "user-1",
             org,
-            "https://crm.example.com/hooks/webex",
+            // The query (a receiver's token) is not in the bodies: they show `url` without it.
+            "https://crm.example.com/hooks/webex?key=s3cr3t",
             vec![EventType::TelephonyCreated],
             "example",
             created,

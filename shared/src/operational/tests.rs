@@ -300,8 +300,47 @@ fn every_operational_type_has_a_catalogue_example_of_its_shape() {
             for key in ["webhookId", "webhookName", "url"] {
                 assert!(data.contains_key(key), "{t}: {key}");
             }
+            // The example webhook's URL has a token in its query: never shown.
+            assert_eq!(data["url"], "https://crm.example.com/hooks/webex", "{t}");
         } else {
             assert!(!data.contains_key("webhookId"), "{t}");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_token_in_the_webhooks_url_never_reaches_a_sibling() {
+    let r = rig(10);
+    let about = Subscription {
+        url: "https://user:pa55@crm.example.com:8443/hooks/webex?token=s3cr3t#k=s3cr3t".into(),
+        ..sub("alice", "org-1", &[])
+    };
+    let sibling = sub("alice", "org-1", &EventType::OPERATIONAL);
+    r.add(&about).await;
+    r.add(&sibling).await;
+    let trigger = Trigger::of(&exhausted_job(&about));
+    let at = t0();
+    let ops = [
+        OperationalEvent::failing(&about, &trigger, at),
+        OperationalEvent::recovered(&about, trigger.event_id, at),
+        OperationalEvent::disabled(&about, DisabledCause::Manual, "by hand", Some("alice"), at),
+        OperationalEvent::dead_lettered(&about, &trigger, "permanent failure", at),
+    ];
+    for op in &ops {
+        assert_eq!(r.emitter.emit(op).await.unwrap(), Emission::Queued(1));
+    }
+    let jobs = r.queued();
+    assert_eq!(jobs.len(), ops.len());
+    for job in jobs {
+        assert_eq!(job.subscription_id, sibling.id);
+        for secret in ["s3cr3t", "pa55", "user:", "token"] {
+            assert!(!job.body.contains(secret), "{secret} in {}", job.body);
+        }
+        let body: Value = serde_json::from_str(&job.body).unwrap();
+        assert_eq!(
+            body["data"]["url"], "https://crm.example.com:8443/hooks/webex",
+            "{}",
+            job.event_type
+        );
     }
 }

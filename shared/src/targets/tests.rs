@@ -424,3 +424,22 @@ fn an_allow_list_entry_naming_a_metadata_address_opens_it() {
         Reason::CloudMetadata
     );
 }
+
+#[test]
+fn a_shareable_url_keeps_scheme_host_port_and_path_only() {
+    for (raw, shown) in [
+        (
+            "https://crm.example.com/hooks/webex?token=s3cr3t#frag",
+            "https://crm.example.com/hooks/webex",
+        ),
+        (
+            "https://user:pa55@crm.example.com:8443/h?a=1&key=s3cr3t",
+            "https://crm.example.com:8443/h",
+        ),
+        ("https://crm.example.com", "https://crm.example.com/"),
+        ("http://127.0.0.1:9000/x/y", "http://127.0.0.1:9000/x/y"),
+    ] {
+        assert_eq!(shareable_url(raw).as_deref(), Some(shown), "{raw}");
+    }
+    assert_eq!(shareable_url("not a url?token=s3cr3t"), None);
+}
