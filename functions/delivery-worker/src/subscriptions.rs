@@ -19,6 +19,15 @@ struct Cached {
     sub: Option<Subscription>,
 }
 
+/// A subscription as [`SubscriptionCache::get`] loaded it for a job.
+pub(crate) struct Loaded {
+    /// `None`: deleted.
+    pub sub: Option<Subscription>,
+    /// Served from the cache, so up to its age behind the store: a change another container made
+    /// meanwhile (a failing streak started, a recovery) may be missing from it.
+    pub cached: bool,
+}
+
 pub(crate) struct SubscriptionCache {
     store: Arc<dyn SubscriptionStore>,
     clock: Arc<dyn Clock>,
@@ -37,18 +46,26 @@ impl SubscriptionCache {
         }
     }
 
-    /// The subscription (`None`: deleted), from the cache when fresh enough.
-    pub async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+    /// The subscription a job is about to be delivered to (`sub` `None`: deleted), from the
+    /// cache when fresh enough — an enabled copy only. A disabled or deleted one is read again:
+    /// the job would be skipped or dropped for good on it, and it may be up to the cache's age
+    /// behind a re-enable (`PATCH enabled:true` then a resend or redrive at once). Cheap: fan-out
+    /// queues no job for a disabled webhook, so only in-flight, resent, replayed and redriven
+    /// jobs get that far.
+    pub async fn get(&self, id: &SubscriptionId) -> Result<Loaded, StoreError> {
         if !self.ttl.is_zero() {
             if let Some(c) = self.entries.lock().unwrap().get(id) {
-                if c.loaded.elapsed() < self.ttl {
-                    return Ok(c.sub.clone());
+                if c.loaded.elapsed() < self.ttl && c.sub.as_ref().is_some_and(|s| s.enabled) {
+                    return Ok(Loaded {
+                        sub: c.sub.clone(),
+                        cached: true,
+                    });
                 }
             }
         }
         let sub = self.store.get(id).await?;
         self.remember(*id, sub.clone());
-        Ok(sub)
+        Ok(Loaded { sub, cached: false })
     }
 
     fn remember(&self, id: SubscriptionId, sub: Option<Subscription>) {
@@ -157,6 +174,11 @@ impl SubscriptionCache {
     /// A failed attempt: the start of the failing streak, `at`, unless one is already under way
     /// (one conditional update per streak). When the streak started (`None`: unknown, the
     /// subscription could not be read or is gone); logged, never fails the job.
+    ///
+    /// A streak `sub` already shows is returned as is, without a read, even from a cached copy:
+    /// a stored streak is never older than a cached one (it only ends, or starts again later), so
+    /// a cached start that does not make auto-disable due cannot hide a stored one that does —
+    /// and one that does is re-read before anything is disabled (`Worker::auto_disable`).
     pub async fn failing_since(
         &self,
         sub: &Subscription,
@@ -183,11 +205,18 @@ impl SubscriptionCache {
         }
     }
 
-    /// Disables the subscription with `reason` (logged, never fails the job).
-    pub async fn disable(&self, id: &SubscriptionId, reason: &str) {
+    /// Disables the subscription with `reason` if the stored copy still satisfies `still` (checked
+    /// inside the conditional update, so on the state it writes over). Whether it is disabled
+    /// afterwards (already disabled counts; a store error is logged and counts as not).
+    pub async fn disable(
+        &self,
+        id: &SubscriptionId,
+        reason: &str,
+        still: impl Fn(&Subscription) -> bool,
+    ) -> bool {
         let result = self
             .update(id, |s| {
-                if !s.enabled {
+                if !s.enabled || !still(s) {
                     return false;
                 }
                 s.enabled = false;
@@ -196,9 +225,17 @@ impl SubscriptionCache {
             })
             .await;
         match result {
-            Ok(_) => tracing::warn!(subscription_id = %id, reason, "subscription disabled"),
+            Ok(Some(s)) if !s.enabled => {
+                tracing::warn!(subscription_id = %id, reason, "subscription disabled");
+                true
+            }
+            Ok(_) => {
+                tracing::info!(subscription_id = %id, reason, "subscription not disabled: its stored state no longer calls for it");
+                false
+            }
             Err(e) => {
-                tracing::error!(subscription_id = %id, error = %e, "could not disable the subscription")
+                tracing::error!(subscription_id = %id, error = %e, "could not disable the subscription");
+                false
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::config::WorkerConfig;
 use crate::metrics::{Metric, MetricsSink};
 use crate::outcome::{DeferReason, DeliveryOutcome};
 use crate::schedule;
-use crate::subscriptions::SubscriptionCache;
+use crate::subscriptions::{Loaded, SubscriptionCache};
 
 /// The worker's ports: built once per cold start.
 #[derive(Clone)]
@@ -196,9 +196,12 @@ impl Worker {
             }
         }
 
-        let sub = match self.subscriptions.get(&job.subscription_id).await {
-            Ok(Some(sub)) => sub,
-            Ok(None) => {
+        let (sub, cached) = match self.subscriptions.get(&job.subscription_id).await {
+            Ok(Loaded {
+                sub: Some(sub),
+                cached,
+            }) => (sub, cached),
+            Ok(Loaded { sub: None, .. }) => {
                 tracing::info!(subscription_id = %job.subscription_id, event_id = %job.event_id, "subscription deleted: dropping the job");
                 return DeliveryOutcome::Dropped {
                     reason: "subscription deleted".into(),
@@ -309,7 +312,7 @@ impl Worker {
         }
         let claim_key = job.claim_key(attempt);
         let outcome = self
-            .attempt_and_settle(job, &sub, &secrets, attempt, now)
+            .attempt_and_settle(job, &sub, cached, &secrets, attempt, now)
             .await;
         if outcome.settled_an_attempt() {
             if let Err(e) = self
@@ -413,11 +416,13 @@ impl Worker {
     }
 
     /// Makes attempt `attempt` and settles the job: delivered, re-sent for the next attempt, or
-    /// parked in the DLQ.
+    /// parked in the DLQ. `cached`: `sub` came from the cache (may miss another container's
+    /// change of its health).
     async fn attempt_and_settle(
         &self,
         mut job: DeliveryJob,
         sub: &Subscription,
+        cached: bool,
         secrets: &[SigningSecret],
         attempt: u32,
         now: DateTime<Utc>,
@@ -438,7 +443,11 @@ impl Worker {
 
         if result.succeeded() {
             self.emit(Metric::Delivered, Some(result.duration_ms), &sub.id);
-            if sub.health == Health::Failing || sub.failing_since.is_some() {
+            // A cached copy may not show a streak another container started since it was read:
+            // then the stored state decides (one strongly consistent read), or the success would
+            // leave the streak open — no webhook:recovered, and auto-disable measuring from a
+            // start that a success has ended. A copy read for this job is the stored state.
+            if cached || sub.health == Health::Failing || sub.failing_since.is_some() {
                 self.recovered(sub, &job, now).await;
             }
             return DeliveryOutcome::Delivered {
@@ -459,19 +468,20 @@ impl Worker {
                 )
                 .await;
         }
-        // The failing streak (started now unless under way): what auto-disable measures.
+        // The failing streak (started now unless under way): what auto-disable measures. A
+        // cached start is at worst older than the stored one, so it only tells when to look.
         let failing_since = self.subscriptions.failing_since(sub, now).await;
-        if let Some(reason) = self.auto_disable_due(failing_since, now) {
-            self.disable(sub, DisabledCause::AutoDisable, &reason, now)
-                .await;
-            return self
-                .dead_letter(
-                    job,
-                    sub,
-                    format!("webhook auto-disabled: {reason}"),
-                    Park::Failing,
-                )
-                .await;
+        if self.auto_disable_due(failing_since, now).is_some() {
+            if let Some(reason) = self.auto_disable(sub, now).await {
+                return self
+                    .dead_letter(
+                        job,
+                        sub,
+                        format!("webhook auto-disabled: {reason}"),
+                        Park::Failing,
+                    )
+                    .await;
+            }
         }
         if result.permanent {
             let reason = format!(
@@ -695,6 +705,10 @@ impl Worker {
                 let op = OperationalEvent::recovered(&before, job.event_id, now);
                 self.operational.emit_logged(&op).await;
             }
+            // Stored healthy, no streak: nothing to end (the read checking a cached copy is the
+            // only one then).
+            Ok(Some(before)) if before.failing_since.is_none() => return,
+            Ok(None) => return,
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(subscription_id = %sub.id, error = %e, "could not read the subscription to report it recovered")
@@ -722,7 +736,36 @@ impl Worker {
                 tracing::error!(subscription_id = %sub.id, error = %e, "could not read the subscription to report it disabled")
             }
         }
-        self.subscriptions.disable(&sub.id, reason).await;
+        self.subscriptions.disable(&sub.id, reason, |_| true).await;
+    }
+
+    /// Auto-disables the webhook if its STORED streak calls for it (the caller's copy may be
+    /// the cache's, with a start that a success on another container has ended since): read
+    /// fresh, `webhook:disabled` sent first (as [`Self::disable`]), then disabled only if the
+    /// stored start is still the one decided on. The reason when it is disabled (or already
+    /// was); `None`: keep failing as usual. A recovery landing between the read and the write
+    /// leaves it enabled, its `webhook:disabled` already sent: the price of sending first.
+    async fn auto_disable(&self, sub: &Subscription, now: DateTime<Utc>) -> Option<String> {
+        let before = match self.subscriptions.fresh(&sub.id).await {
+            Ok(before) => before?,
+            Err(e) => {
+                tracing::error!(subscription_id = %sub.id, error = %e, "could not read the subscription to decide on auto-disable");
+                return None;
+            }
+        };
+        // On the stored copy: its streak, or one starting now if it has ended.
+        let since = self.subscriptions.failing_since(&before, now).await?;
+        let reason = self.auto_disable_due(Some(since), now)?;
+        if before.enabled {
+            self.emit(Metric::WebhookDisabled, None, &sub.id);
+            let op =
+                OperationalEvent::disabled(&before, DisabledCause::AutoDisable, &reason, None, now);
+            self.operational.emit_logged(&op).await;
+        }
+        self.subscriptions
+            .disable(&sub.id, &reason, |s| s.failing_since == Some(since))
+            .await
+            .then_some(reason)
     }
 
     /// The auto-disable policy: the reason to disable a webhook failing since `failing_since`,

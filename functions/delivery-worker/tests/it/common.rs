@@ -97,6 +97,17 @@ pub fn test_config(attempts: usize) -> WorkerConfig {
     }
 }
 
+/// [`test_config`] with the deployed subscription cache (`SUBSCRIPTION_CACHE_SECONDS`'s
+/// default, 10 s): what a warm container runs, for the races only a cached copy can lose.
+pub fn cached_config(attempts: usize) -> WorkerConfig {
+    let cache = WorkerConfig::default().subscription_cache;
+    assert!(!cache.is_zero(), "the default caches");
+    WorkerConfig {
+        subscription_cache: cache,
+        ..test_config(attempts)
+    }
+}
+
 /// The test key service: a local key that counts its unwraps and can be made unavailable.
 pub struct TestKeys {
     key: Arc<LocalKey>,

@@ -357,3 +357,162 @@ async fn a_webhook_failing_to_take_operational_events_does_not_answer_each_with_
     assert_eq!(parked[1].event_type, EventType::DeliveryDeadLettered);
     assert_eq!(parked[1].subscription_id, b.id);
 }
+
+/// `PATCH {"enabled": true}` as the API writes it (another process: this worker's cache does
+/// not see it).
+async fn re_enable_in_the_store(h: &Harness, id: &relay_shared::ids::SubscriptionId) {
+    let mut stored = h.sub(id).await.unwrap();
+    stored.enabled = true;
+    stored.disabled_reason = None;
+    stored.failing_since = None;
+    stored.health = Health::Healthy;
+    stored.version += 1;
+    h.stores.subscriptions.update(&stored).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_right_after_a_re_enable_is_delivered_though_the_cache_saw_it_disabled() {
+    // The console's flow: a 410 disables the webhook (this container caches the disabled copy),
+    // its owner re-enables it and resends at once, within the cache's age.
+    let r = rig(cached_config(3), 410, &[]).await;
+    r.push_job();
+    drain(&r.h).await;
+    assert!(
+        !r.h.sub(&r.failing.id).await.unwrap().enabled,
+        "410 disabled it"
+    );
+    re_enable_in_the_store(&r.h, &r.failing.id).await;
+    answer(&r.failing_rx, 200).await;
+    r.push_job();
+    let outcomes = drain(&r.h).await;
+    assert!(
+        matches!(outcomes[..], [DeliveryOutcome::Delivered { .. }]),
+        "not skipped on the cached disabled copy: {outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_for_a_webhook_disabled_in_the_store_is_still_skipped_with_the_cache_on() {
+    let r = rig(cached_config(3), 410, &[]).await;
+    r.push_job();
+    drain(&r.h).await;
+    r.push_job();
+    let outcomes = drain(&r.h).await;
+    assert!(
+        matches!(&outcomes[..], [DeliveryOutcome::Skipped { reason }] if reason.contains("410")),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn auto_disable_decides_on_the_stored_streak_not_a_cached_one() {
+    let t0: DateTime<Utc> = Utc::now();
+    let clock = Arc::new(ManualClock::new(t0));
+    let config = delivery_worker::WorkerConfig {
+        auto_disable_after: Some(chrono::Duration::hours(120)),
+        ..cached_config(2)
+    };
+    let h = Harness::with(config.clone(), sender(&config), clock.clone());
+    let r = rig_with(h, 500, &[EventType::WebhookDisabled]).await;
+    r.push_job();
+    drain(&r.h).await;
+    let mut stored = r.h.sub(&r.failing.id).await.unwrap();
+    assert_eq!(stored.failing_since, Some(t0));
+    // Five days later another container delivers successfully: the streak is over in the store,
+    // while this container's cached copy (< 10 s old) still says failing since t0.
+    clock.advance(chrono::Duration::hours(120) + chrono::Duration::seconds(1));
+    stored.failing_since = None;
+    stored.health = Health::Healthy;
+    stored.version += 1;
+    r.h.stores.subscriptions.update(&stored).await.unwrap();
+    // A failure right after, on this container.
+    r.push_job();
+    let outcomes = drain(&r.h).await;
+    let after = r.h.sub(&r.failing.id).await.unwrap();
+    assert!(
+        after.enabled,
+        "auto-disabled on a streak that had ended: {:?} {outcomes:?}",
+        after.disabled_reason
+    );
+    assert_eq!(
+        after.failing_since,
+        Some(t0 + chrono::Duration::hours(120) + chrono::Duration::seconds(1)),
+        "a new streak starts"
+    );
+    assert!(operational_received(&r.watcher_rx).await.is_empty());
+    assert_eq!(r.h.metrics.count(Metric::WebhookDisabled), 0);
+}
+
+#[tokio::test]
+async fn a_success_on_a_cached_copy_ends_a_streak_another_container_started() {
+    let r = rig(cached_config(2), 200, &[EventType::WebhookRecovered]).await;
+    r.push_job();
+    drain(&r.h).await; // delivered: this container caches a healthy copy
+                       // Another container's job exhausted its schedule meanwhile: failing since t0.
+    let t0 = Utc::now() - chrono::Duration::hours(1);
+    let mut stored = r.h.sub(&r.failing.id).await.unwrap();
+    stored.failing_since = Some(t0);
+    stored.health = Health::Failing;
+    stored.version += 1;
+    r.h.stores.subscriptions.update(&stored).await.unwrap();
+
+    r.push_job();
+    let outcomes = drain(&r.h).await;
+    // The job, then the watcher's webhook:recovered.
+    assert!(
+        matches!(
+            outcomes[..],
+            [
+                DeliveryOutcome::Delivered { .. },
+                DeliveryOutcome::Delivered { .. }
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    let after = r.h.sub(&r.failing.id).await.unwrap();
+    assert_eq!(after.health, Health::Healthy, "the success is seen");
+    assert_eq!(after.failing_since, None, "the streak is over");
+    let got = operational_received(&r.watcher_rx).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "webhook:recovered");
+    assert_eq!(
+        got[0].1["data"]["failingSince"],
+        relay_shared::events::rfc3339_millis(t0)
+    );
+}
+
+#[tokio::test]
+async fn a_token_in_the_failing_webhooks_url_never_reaches_its_siblings() {
+    // A refused target (permanent: dead-lettered and failing at once) with its token in the query.
+    let h = Harness::new(test_config(5));
+    let watcher_rx = receiver(200).await;
+    let refused = h
+        .seal(subscription(
+            "http://10.255.255.1/hook?token=s3cr3t&x=1#s3cr3t",
+        ))
+        .await;
+    let watch = h
+        .seal(watcher(
+            &format!("{}/watch", watcher_rx.uri()),
+            &EventType::OPERATIONAL,
+        ))
+        .await;
+    h.add(&refused).await;
+    h.add(&watch).await;
+    h.queue.push_raw(
+        raw(&job_for(&refused, EventType::TelephonyCreated)),
+        Duration::ZERO,
+    );
+    drain(&h).await;
+    let got = operational_received(&watcher_rx).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (event, body) in &got {
+        assert!(!body.to_string().contains("s3cr3t"), "{event}: {body}");
+        assert_eq!(body["data"]["url"], "http://10.255.255.1/hook", "{event}");
+    }
+    // Nor the watcher's attempt records (they keep operational bodies).
+    for record in h.attempts(&watch.id).await {
+        let kept = record.request_body.unwrap_or_default();
+        assert!(!kept.contains("s3cr3t"), "{kept}");
+    }
+}
