@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use relay_shared::operational::{OperationalArgs, OperationalEmitter};
 use relay_shared::ports::{Clock, CorePorts, DeliveryQueue, QueueConsumer, Stores};
 use relay_shared::secrets_at_rest::SecretSealer;
 
@@ -21,6 +22,10 @@ pub struct AppState {
     /// clear (docs/security.md).
     pub sealer: SecretSealer,
     pub config: Arc<ApiConfig>,
+    /// Sends the API's operational events (`webhook:disabled` by hand), built from the same
+    /// ports as the rest, as the worker's. The default rate limit: the API disables one webhook
+    /// per request, so the limit is only the backstop.
+    pub operational: OperationalEmitter,
 }
 
 impl AppState {
@@ -30,6 +35,7 @@ impl AppState {
         sealer: SecretSealer,
         config: ApiConfig,
     ) -> Self {
+        let operational = OperationalEmitter::from_core(&core, &OperationalArgs::default());
         let CorePorts {
             stores,
             queue,
@@ -42,6 +48,7 @@ impl AppState {
             clock,
             sealer,
             config: Arc::new(config),
+            operational,
         }
     }
 }

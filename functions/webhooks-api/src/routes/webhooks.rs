@@ -9,9 +9,7 @@ use relay_shared::delivery::DeliveryJob;
 use relay_shared::error::StoreError;
 use relay_shared::events::{rfc3339_millis, EventType, OutboundEvent};
 use relay_shared::ids::{EventId, SubscriptionId};
-use relay_shared::operational::{
-    DisabledCause, OperationalArgs, OperationalEmitter, OperationalEvent,
-};
+use relay_shared::operational::{DisabledCause, OperationalEvent};
 use relay_shared::ports::{EventQuery, QueuedJob};
 use relay_shared::secrets_at_rest::StoredSecret;
 use relay_shared::signing::SigningSecret;
@@ -296,14 +294,6 @@ pub async fn delete(
 /// `webhook:disabled` for a webhook its owner disabled (`PATCH enabled: false`), to the owner's
 /// other webhooks that want it (docs/operational-events.md). Best-effort: the change is made.
 async fn disabled_by_hand(state: &AppState, caller: &Caller, before: &Subscription) {
-    // The API disables one webhook per request: the default limit is the backstop.
-    let emitter = OperationalEmitter::new(
-        state.stores.subscriptions.clone(),
-        state.queue.clone(),
-        state.stores.rate_limits.clone(),
-        state.clock.clone(),
-        &OperationalArgs::default(),
-    );
     let op = OperationalEvent::disabled(
         before,
         DisabledCause::Manual,
@@ -311,7 +301,7 @@ async fn disabled_by_hand(state: &AppState, caller: &Caller, before: &Subscripti
         Some(&caller.user_id),
         state.clock.now(),
     );
-    emitter.emit_logged(&op).await;
+    state.operational.emit_logged(&op).await;
 }
 
 pub(crate) fn refuse_disabled(sub: &Subscription) -> ApiResult<()> {
