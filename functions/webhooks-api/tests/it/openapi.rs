@@ -71,4 +71,17 @@ fn documents_every_route() {
         .map(|t| t.as_str())
         .collect();
     assert_eq!(types, catalogue);
+    // And the logged ones (`GET /api/hooks/events?eventType=`) are those the event log keeps.
+    let logged: Vec<&str> = json["components"]["schemas"]["LoggedEventType"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let kept: Vec<&str> = relay_shared::events::EventType::ALL
+        .iter()
+        .filter(|t| t.is_logged())
+        .map(|t| t.as_str())
+        .collect();
+    assert_eq!(logged, kept);
 }
