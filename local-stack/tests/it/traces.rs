@@ -165,7 +165,7 @@ async fn one_trace_from_ingest_to_attempt(aws: bool) {
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
             (
                 "RUST_LOG",
-                "warn,telephony_ingest=info,delivery_worker=info",
+                "warn,telephony_ingest=info,delivery_worker=info,webhooks_api=info",
             ),
         ],
         aws,
@@ -289,6 +289,48 @@ async fn one_trace_from_ingest_to_attempt(aws: bool) {
     assert_eq!(request["requestId"], request["fields"]["request_id"]);
     let record = attempt_record(&stack, &sub_id).await;
     assert_eq!(record["traceId"], ingest.trace_id.as_str(), "{record}");
+
+    // An API request is a trace of its own (the router's `api.request` span, here as on Lambda),
+    // and the test delivery it queues continues it: request → job → attempt.
+    let path = format!("/api/hooks/webhooks/{sub_id}/test");
+    let (status, queued) = stack
+        .api(reqwest::Method::POST, &path, USER_KEY, None)
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let found = collector
+        .wait_for(Duration::from_secs(30), |spans| {
+            let request = spans
+                .iter()
+                .find(|s| s.name == "POST" && s.attributes.get("url.path") == Some(&path))?;
+            let attempt = spans
+                .iter()
+                .find(|s| s.name == "POST webhook" && s.trace_id == request.trace_id)?;
+            Some((request.clone(), self::chain(spans, attempt, request)?))
+        })
+        .await;
+    let Some((request, api_chain)) = found else {
+        panic!(
+            "no trace spanning the API request and the test delivery; spans: {:#?}\nlog:\n{}",
+            collector.spans(),
+            stack.log(50)
+        );
+    };
+    assert_eq!(
+        request.parent_span_id, "",
+        "the API request starts its trace"
+    );
+    assert_eq!(api_chain.first().map(String::as_str), Some("POST webhook"));
+    assert!(
+        api_chain.iter().any(|n| n == "delivery job process"),
+        "{api_chain:?}"
+    );
+    let output = stack.output();
+    let line = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "test event queued")
+        .unwrap_or_else(|| panic!("no API line in:\n{output}"));
+    assert_eq!(line["traceId"], request.trace_id.as_str(), "{line}");
     stack.stop().await;
 }
 
