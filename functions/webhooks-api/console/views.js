@@ -556,7 +556,7 @@ export async function deliveries(ctx) {
       results,
       rows.length
         ? table('Attempts, newest first', ['At', 'Event type', 'Attempt', 'Status', 'HTTP', 'Duration', 'Error class'], rows)
-        : status(cursor ? 'No more attempts.' : 'No attempts match (yet). Send a test from the webhook\'s page.'),
+        : status(page.nextCursor ? 'No matching attempts in this part of the log; the next page reads on.' : cursor ? 'No more attempts.' : 'No attempts match (yet). Send a test from the webhook\'s page.'),
       pager,
     );
   };
@@ -778,7 +778,8 @@ export async function eventTypes(ctx) {
 export async function events(ctx) {
   const q = ctx.query;
   heading(ctx, 'Event log', h('p', {}, 'Your org\'s events, newest first, as the relay logged them (kept for the event log\'s retention).'));
-  const types = await catalogue().catch(() => []);
+  // Only the types the log keeps: the API refuses the others (422 eventType).
+  const types = (await catalogue().catch(() => [])).filter((t) => t.name !== 'webhook:test' && !NOT_LOGGED.has(t.name));
   const et = h('select', { name: 'eventType' }, h('option', { value: '' }, 'any'), types.map((t) => h('option', { value: t.name, selected: q.get('eventType') === t.name }, t.name)));
   const since = h('input', { type: 'datetime-local', name: 'since', value: isoToLocal(q.get('since')) });
   const until = h('input', { type: 'datetime-local', name: 'until', value: isoToLocal(q.get('until')) });
@@ -829,7 +830,9 @@ export async function events(ctx) {
   const pager = h('p', { class: 'pager' });
   if (cursor) pager.append(h('a', { href: link(null) }, 'First page'), ' ');
   if (page.nextCursor) pager.append(h('a', { href: link(page.nextCursor), rel: 'next' }, 'Next page'));
-  ctx.view.append(rows.length ? table('Events, newest first', ['Created', 'Type', 'Id', 'Payload'], rows) : status('No events match.'), pager);
+  // A page reads a bounded part of the log: an empty one with a next page means "none here yet".
+  const none = page.nextCursor ? 'No matching events in this part of the log; the next page reads on.' : 'No events match.';
+  ctx.view.append(rows.length ? table('Events, newest first', ['Created', 'Type', 'Id', 'Payload'], rows) : status(none), pager);
 }
 
 // ---------------------------------------------------------------------------------------------
