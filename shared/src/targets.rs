@@ -419,17 +419,18 @@ impl TargetPolicy {
 }
 
 /// A target URL as it may be shown to someone other than its webhook's owner (another service,
-/// such as the owner's chat hook receiving operational events): `scheme://host[:port]/path`,
-/// without userinfo, query or fragment, which are where receivers put their tokens
-/// (`?token=…`). `None` when it does not parse (then nothing of it is shown).
+/// such as the owner's chat hook receiving operational events): its origin only,
+/// `scheme://host[:port]` (the port when not the scheme's default). Receivers keep their tokens
+/// in the userinfo, the query (`?token=…`) and, as chat and automation hooks do
+/// (`/services/T…/B…/<token>`, `/hooks/catch/<id>/<token>`), in the path: none of it is shown.
+/// `None` when it does not parse or has no host (then nothing of it is shown).
 pub fn shareable_url(raw: &str) -> Option<String> {
-    let mut url = Url::parse(raw).ok()?;
-    // Both fail only for a URL that cannot have credentials (no host): nothing to drop then.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.set_fragment(None);
-    Some(url.into())
+    let url = Url::parse(raw).ok()?;
+    url.host_str()?;
+    match url.origin() {
+        origin @ url::Origin::Tuple(..) => Some(origin.ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
 }
 
 /// One parsed `TARGET_ALLOW_CIDRS` value (an alias, so clap takes it as one value, not a list).

@@ -128,8 +128,8 @@ pub struct OperationalEvent {
 
 /// `webhookId`, `webhookName`, `url`: what every webhook-scoped body's `data` starts with. The
 /// body goes to the owner's *other* webhooks, often another service, so the URL is only its
-/// shareable part (`targets::shareable_url`: no userinfo, query or fragment, where receivers
-/// keep their tokens).
+/// origin (`targets::shareable_url`: no userinfo, query, fragment or path, where receivers keep
+/// their tokens).
 fn webhook_data(sub: &Subscription) -> Map<String, Value> {
     let mut data = Map::new();
     data.insert("webhookId".into(), json!(sub.id.to_string()));
