@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generates the telephony-ingest sample events (API Gateway HTTP API, payload v2) in events/.
+"""Generates the telephony-ingest sample events (API Gateway HTTP API, payload v2; one through a Lambda
+function URL, the same payload version) in events/.
 
     python3 scripts/make-telephony-events.py            # events/telephony-*.json from the fixtures
     python3 scripts/make-telephony-events.py --check    # fail if events/ is stale
@@ -81,6 +82,33 @@ def api_gateway_event(name, body: str, signature, epoch_ms):
     }
 
 
+def function_url_event(name, body: str, signature, epoch_ms):
+    """The same POST as it reaches the function through a Lambda function URL (template parameter
+    IngestFrontDoor=FunctionUrl): payload 2.0 like the HTTP API's, but routeKey `$default`, the
+    function URL's host, and accountId `anonymous` (AuthType NONE)."""
+    event = api_gateway_event(name, body, signature, epoch_ms)
+    host = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
+    headers = {k: v for k, v in event["headers"].items() if k != "host"}
+    headers.update({
+        "host": host,
+        "x-amzn-tls-cipher-suite": "TLS_AES_128_GCM_SHA256",
+        "x-amzn-tls-version": "TLSv1.3",
+        "x-amzn-trace-id": "Root=1-689e30ff-0123456789abcdef01234567",
+    })
+    event["headers"] = dict(sorted(headers.items()))
+    event["routeKey"] = "$default"
+    ctx = event["requestContext"]
+    ctx.update({
+        "accountId": "anonymous",
+        "apiId": host.split(".")[0],
+        "domainName": host,
+        "domainPrefix": host.split(".")[0],
+        "requestId": f"req-telephony-{name}",
+        "routeKey": "$default",
+    })
+    return event
+
+
 def build():
     out = {}
     for stage in STAGES:
@@ -90,6 +118,7 @@ def build():
     created = json.loads((FIXTURES / "created.json").read_text(encoding="utf-8"))["items"]
     body = compact(created)
     out["telephony-bad-signature.json"] = api_gateway_event("bad-signature", body, "0" * 40, REQUEST_TIME_EPOCH["created"])
+    out["telephony-function-url.json"] = function_url_event("function-url", body, sign(body.encode("utf-8")), REQUEST_TIME_EPOCH["created"])
     # Valid signature over a body that is not JSON: the function answers 400 (not 401).
     broken = body[: len(body) // 2]
     out["telephony-malformed.json"] = api_gateway_event("malformed", broken, sign(broken.encode("utf-8")), REQUEST_TIME_EPOCH["created"])

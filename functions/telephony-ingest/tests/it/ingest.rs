@@ -1326,6 +1326,48 @@ async fn base64_encoded_api_gateway_body_is_verified_on_the_decoded_bytes() {
     assert_eq!(h.drain().await[0].body, body_of(&items.to_string(), h.now));
 }
 
+/// With `IngestFrontDoor=FunctionUrl` (template.yaml) Webex POSTs to the function URL: the same
+/// payload version 2.0, with routeKey `$default` and the function URL's host. lambda_http reads it
+/// as an HTTP API request, so the router sees `POST /webex/telephony` and relays it as usual; the
+/// function URL passes any path, so one without the route is a 404 (why `WebexIngestUrl` ends in
+/// `/webex/telephony` in both cases).
+#[tokio::test]
+async fn a_function_url_event_reaches_the_same_route() {
+    let h = Harness::memory_with_config(capture_window());
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let req = event_request("telephony-function-url.json");
+    assert!(
+        matches!(
+            req.extensions()
+                .get::<lambda_http::request::RequestContext>(),
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(_))
+        ),
+        "a function URL event is an HTTP API (payload 2.0) request to lambda_http"
+    );
+    let resp = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer["status"], "queued", "{answer}");
+    let path = format!(
+        "{}/../../events/telephony-function-url.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut ev: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let body = ev["body"].as_str().unwrap().to_owned();
+    let items: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h.drain().await[0].body, body_of(&items.to_string(), h.now));
+
+    ev["rawPath"] = "/".into();
+    ev["requestContext"]["http"]["path"] = "/".into();
+    let req = lambda_http::request::from_str(&ev.to_string()).unwrap();
+    let resp = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(h.drain().await.is_empty());
+}
+
 #[tokio::test]
 async fn insecure_mode_accepts_unsigned() {
     let q = Arc::new(relay_shared::adapters::memory::MemoryQueue::new(
