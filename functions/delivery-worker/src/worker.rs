@@ -537,11 +537,12 @@ impl Worker {
         }
     }
 
-    /// No attempt without the secrets. The key service unavailable (throttled, unreachable): not
+    /// No attempt without the secrets. The key service unavailable (throttled, unreachable,
+    /// access denied, key disabled: a fault of the key or its grant, `SealError::Unavailable`): not
     /// acknowledged, so the queue hands the job out again later, like a failed store read: no
-    /// attempt counted, nothing lost. The secret unreadable under this relay's key (another key,
-    /// tampered, access denied): retrying cannot help, so the job is parked with
-    /// [`SECRET_UNREADABLE`] and the subscription marked failing.
+    /// attempt counted, nothing lost. The secret unreadable under this relay's key (sealed under
+    /// another key, tampered: `SealError::Rejected`): retrying cannot help, so the job is parked
+    /// with [`SECRET_UNREADABLE`] and the subscription marked failing.
     async fn secrets_unopened(
         &self,
         job: DeliveryJob,
