@@ -255,18 +255,27 @@ async fn a_permanent_failure_sends_delivery_dead_lettered_and_webhook_failing() 
     assert_eq!(got[0].1["data"]["errorClass"], "ssrf_blocked");
 }
 
-#[tokio::test]
-async fn failing_continuously_past_auto_disable_after_disables_and_says_so() {
+/// A failing webhook (500) watched for `webhook:disabled`, under `base` with a 120 h auto-disable
+/// and a manual clock at `t0`, after its first job failed (the streak starts at `t0`).
+async fn failing_once_with_auto_disable(
+    base: delivery_worker::WorkerConfig,
+) -> (DateTime<Utc>, Arc<ManualClock>, Rig) {
     let t0: DateTime<Utc> = Utc::now();
     let clock = Arc::new(ManualClock::new(t0));
     let config = delivery_worker::WorkerConfig {
         auto_disable_after: Some(chrono::Duration::hours(120)),
-        ..test_config(2)
+        ..base
     };
     let h = Harness::with(config.clone(), sender(&config), clock.clone());
     let r = rig_with(h, 500, &[EventType::WebhookDisabled]).await;
     r.push_job();
     drain(&r.h).await;
+    (t0, clock, r)
+}
+
+#[tokio::test]
+async fn failing_continuously_past_auto_disable_after_disables_and_says_so() {
+    let (t0, clock, r) = failing_once_with_auto_disable(test_config(2)).await;
     assert!(r.h.sub(&r.failing.id).await.unwrap().enabled);
 
     // Just short of the limit: still enabled.
@@ -406,16 +415,7 @@ async fn a_job_for_a_webhook_disabled_in_the_store_is_still_skipped_with_the_cac
 
 #[tokio::test]
 async fn auto_disable_decides_on_the_stored_streak_not_a_cached_one() {
-    let t0: DateTime<Utc> = Utc::now();
-    let clock = Arc::new(ManualClock::new(t0));
-    let config = delivery_worker::WorkerConfig {
-        auto_disable_after: Some(chrono::Duration::hours(120)),
-        ..cached_config(2)
-    };
-    let h = Harness::with(config.clone(), sender(&config), clock.clone());
-    let r = rig_with(h, 500, &[EventType::WebhookDisabled]).await;
-    r.push_job();
-    drain(&r.h).await;
+    let (t0, clock, r) = failing_once_with_auto_disable(cached_config(2)).await;
     let mut stored = r.h.sub(&r.failing.id).await.unwrap();
     assert_eq!(stored.failing_since, Some(t0));
     // Five days later another container delivers successfully: the streak is over in the store,
