@@ -44,6 +44,7 @@ mod table;
 
 use std::sync::Arc;
 
+pub use common::{attribute_size, item_size, read_units, write_units};
 pub use op_counter::OpCounter;
 pub use sqs::{
     create_fifo_queues, create_queues, delivery_queue, SqsQueue, MAX_HOLD_SECONDS,
