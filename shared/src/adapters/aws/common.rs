@@ -493,6 +493,20 @@ impl DynamoTable {
         cursor_key: &[(&str, Option<&str>)],
         keep: &(dyn Fn(&Item) -> bool + Sync),
     ) -> Result<Page<T>, StoreError> {
+        self.query_page_with(spec, page, cursor_key, keep, doc)
+            .await
+    }
+
+    /// [`query_page`](Self::query_page) of items that are not a JSON `doc`: `decode` reads each
+    /// kept item (the event log's compressed bodies).
+    pub(crate) async fn query_page_with<T>(
+        &self,
+        spec: &QuerySpec<'_>,
+        page: &PageRequest,
+        cursor_key: &[(&str, Option<&str>)],
+        keep: &(dyn Fn(&Item) -> bool + Sync),
+        decode: fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
         let start = page
             .cursor
             .as_deref()
@@ -512,7 +526,7 @@ impl DynamoTable {
                 Page::from_lookahead(items, page.size(), |last| encode_cursor(last, &key_attrs))?
             }
         };
-        page.try_map(doc)
+        page.try_map(decode)
     }
 
     /// An unconditional PutItem.
