@@ -8,6 +8,13 @@ use crate::events::{EventType, OutboundEvent};
 use crate::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
 use crate::subscription::{Ordering, Subscription};
 
+/// How long the delivery worker remembers an attempt claim (`DeliveryJob::attempt_claim_key`),
+/// in days: within it, a second copy of a job (an SQS redelivery, or a Webex redelivery the
+/// ingest queued again under the same deterministic event id) is recognised and not POSTed
+/// again. The ingest's freshness window (`DEDUPE_TTL_HOURS`) may not exceed it, or a re-sent
+/// capture could arrive after the worker forgot it.
+pub const ATTEMPT_CLAIM_DAYS: i64 = 5;
+
 /// Why an attempt failed, when it did not get an HTTP status. The names come from one rule,
 /// snake_case, applied by serde and by strum alike (`as_str`; a test checks they agree).
 #[derive(

@@ -18,8 +18,22 @@ pub const ENV_SECRET: &str = "WEBEX_WEBHOOK_SECRET";
 pub const ENV_SECRET_PREVIOUS: &str = "WEBEX_WEBHOOK_SECRET_PREVIOUS";
 /// Env: `true` lets the function start without any secret and accept unsigned webhooks (local only).
 pub const ENV_ALLOW_UNSIGNED: &str = "ALLOW_UNSIGNED_WEBHOOKS";
-/// Env (optional): how long an ingest dedupe record lives, in hours (default 24).
+/// Env (optional): the freshness window, in hours (default 24, at most
+/// [`MAX_DEDUPE_TTL_HOURS`]): how old an event may be and still be relayed. The name is from
+/// when the ingest kept dedupe records that long; a redelivery within it is now collapsed by the
+/// delivery worker's attempt claims (docs/telephony-ingest.md, step 4).
 pub const ENV_DEDUPE_TTL_HOURS: &str = "DEDUPE_TTL_HOURS";
+/// Env (optional): how long a warm container reuses an org's subscriptions, in seconds (default 5,
+/// 0 = query them for every event; [`crate::subscriptions`]).
+pub const ENV_SUBSCRIPTIONS_CACHE_SECONDS: &str = "SUBSCRIPTIONS_CACHE_SECONDS";
+
+/// The freshness window's upper bound: the worker's attempt memory
+/// ([`relay_shared::delivery::ATTEMPT_CLAIM_DAYS`]), so that any event accepted as fresh is one the
+/// worker still recognises if it was delivered before.
+pub const MAX_DEDUPE_TTL_HOURS: i64 = relay_shared::delivery::ATTEMPT_CLAIM_DAYS * 24;
+/// The largest `SUBSCRIPTIONS_CACHE_SECONDS` (the staleness bound it sets is documented; beyond
+/// minutes it would only delay new webhooks).
+pub const MAX_SUBSCRIPTIONS_CACHE_SECONDS: u32 = 300;
 /// Env (optional): how long a call's lifecycle record lives after its last event, in hours (default 24).
 pub const ENV_CALL_STATE_TTL_HOURS: &str = "CALL_STATE_TTL_HOURS";
 /// Env (optional): `true` sets a person's presence to `call` (and back) when their leg connects
@@ -80,10 +94,11 @@ pub enum SecretSource {
 pub struct IngestConfig {
     pub auth: WebhookAuth,
     pub max_body_bytes: usize,
-    /// How long a processed event is remembered (Webex retries within minutes).
+    /// The freshness window (`DEDUPE_TTL_HOURS`): an event dated earlier than `now - dedupe_ttl`
+    /// is answered `stale`. At most the worker's attempt memory when read from the environment.
     pub dedupe_ttl: chrono::Duration,
-    /// How long an in-flight claim blocks a concurrent duplicate (longer than the function timeout).
-    pub dedupe_lease: chrono::Duration,
+    /// How long an org's subscriptions are reused (`SUBSCRIPTIONS_CACHE_SECONDS`; zero: not cached).
+    pub subscriptions_cache_ttl: chrono::Duration,
     pub call_state_ttl: chrono::Duration,
     /// How long the event log keeps an event (`EVENT_RETENTION_DAYS`, [`RetentionArgs`]).
     pub event_retention: chrono::Duration,
@@ -114,9 +129,16 @@ pub struct IngestArgs {
     /// With no secret configured: accept unsigned webhooks (local use only; logged loudly).
     #[arg(long, env = ENV_ALLOW_UNSIGNED)]
     pub allow_unsigned_webhooks: bool,
-    /// How long a processed event is remembered, in hours (Webex retries within minutes).
-    #[arg(long, env = ENV_DEDUPE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_RETENTION))]
+    /// The freshness window, in hours: an event older than this is acknowledged as `stale` and
+    /// not relayed (at most the delivery worker's attempt memory, 120 h).
+    #[arg(long, env = ENV_DEDUPE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_DEDUPE_TTL_HOURS))]
     pub dedupe_ttl_hours: i64,
+    /// How long a warm container reuses an org's subscriptions for the fan-out, in seconds
+    /// (0 = read them for every event): a new webhook or a type/filter change reaches the ingest
+    /// within this bound; disable, delete, url and secret changes apply at once (the worker reads
+    /// each subscription fresh).
+    #[arg(long, env = ENV_SUBSCRIPTIONS_CACHE_SECONDS, default_value_t = 5, value_parser = in_range(0u32..=MAX_SUBSCRIPTIONS_CACHE_SECONDS))]
+    pub subscriptions_cache_seconds: u32,
     /// How long a call's lifecycle record lives after its last event, in hours.
     #[arg(long, env = ENV_CALL_STATE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_RETENTION))]
     pub call_state_ttl_hours: i64,
@@ -168,7 +190,9 @@ impl IngestArgs {
             auth,
             max_body_bytes: MAX_BODY_BYTES,
             dedupe_ttl: chrono::Duration::hours(self.dedupe_ttl_hours),
-            dedupe_lease: chrono::Duration::seconds(60),
+            subscriptions_cache_ttl: chrono::Duration::seconds(i64::from(
+                self.subscriptions_cache_seconds,
+            )),
             call_state_ttl: chrono::Duration::hours(self.call_state_ttl_hours),
             event_retention: retention.events,
             retry_after_seconds: 5,
@@ -333,6 +357,21 @@ mod tests {
             .config(WebhookAuth::InsecureUnsigned, &args.retention.retention());
         assert_eq!(c.event_retention, chrono::Duration::days(3));
         assert_eq!(c.call_state_ttl, chrono::Duration::hours(24));
+        assert_eq!(c.subscriptions_cache_ttl, chrono::Duration::seconds(5));
+        let off = config(
+            &[(ENV_SUBSCRIPTIONS_CACHE_SECONDS, "0")],
+            WebhookAuth::InsecureUnsigned,
+        );
+        assert_eq!(
+            off.unwrap().subscriptions_cache_ttl,
+            chrono::Duration::zero()
+        );
+        // The freshness window reaches up to the worker's attempt memory, not beyond.
+        let edge = config(
+            &[(ENV_DEDUPE_TTL_HOURS, "120")],
+            WebhookAuth::InsecureUnsigned,
+        );
+        assert_eq!(edge.unwrap().dedupe_ttl, chrono::Duration::days(5));
         assert!(!c.presence_from_calls, "presence from calls is opt-in");
         let on = config(
             &[(ENV_PRESENCE_FROM_CALLS, "true")],
@@ -341,6 +380,9 @@ mod tests {
         assert!(on.unwrap().presence_from_calls);
         for (k, v) in [
             (ENV_DEDUPE_TTL_HOURS, "0"),
+            (ENV_DEDUPE_TTL_HOURS, "121"),
+            (ENV_SUBSCRIPTIONS_CACHE_SECONDS, "301"),
+            (ENV_SUBSCRIPTIONS_CACHE_SECONDS, "-1"),
             (ENV_CALL_STATE_TTL_HOURS, "x"),
             (ENV_ALLOW_UNSIGNED, "maybe"),
             (ENV_PRESENCE_FROM_CALLS, "maybe"),

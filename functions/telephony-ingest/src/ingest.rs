@@ -1,7 +1,11 @@
-//! The ingest core over the ports: size → signature → parse → freshness → dedupe claim → call state
-//! (with the derived call events it implies, docs/call-events.md) → event log → one delivery job
-//! per matching subscription, for the raw event and for each call event. Any storage or queue failure after
-//! the claim releases it and answers 503, so Webex's retry succeeds.
+//! The ingest core over the ports: size → signature → parse → freshness → call state (with the
+//! derived call events it implies, docs/call-events.md) and event log → one delivery job per
+//! matching subscription, for the raw event and for each call event. Any storage or queue failure
+//! answers 503, so Webex's retry succeeds; nothing is acknowledged that is not queued.
+//!
+//! No dedupe record of its own: the event id is derived from the Webex event
+//! (`EventId::derived`), so a redelivery is queued again under the same delivery ids and the
+//! delivery worker's attempt claim collapses it (docs/telephony-ingest.md, step 5).
 
 use std::sync::Arc;
 
@@ -11,25 +15,27 @@ use serde_json::json;
 
 use relay_shared::call_events::{self, Applied};
 use relay_shared::call_presence::{self, Transition};
-use relay_shared::call_state::CallEventMark;
+use relay_shared::call_state::{CallEventMark, CallRecord};
 use relay_shared::delivery::CallPosition;
 use relay_shared::error::{QueueError, StoreError};
 use relay_shared::events::{rfc3339_millis, telephony_body, EventType, OutboundEvent};
 use relay_shared::ids::EventId;
 use relay_shared::metrics::{Emf, Unit};
-use relay_shared::ports::{Claim, CorePorts, QueuedJob, Term};
+use relay_shared::ports::{CorePorts, QueuedJob};
 use relay_shared::retry::Backoff;
+use relay_shared::subscription::Subscription;
 use relay_shared::webex::{TelephonyEnvelope, Verified, TELEPHONY_RESOURCE};
 
 use crate::config::{IngestConfig, WebhookAuth};
 use crate::envelope::{dedupe_key, event_millis, parse_envelope, Unparsed};
 use crate::response::{truncate, IngestOutcome, IngestResponse};
+use crate::subscriptions::SubscriptionsCache;
 use relay_shared::fan_out;
 
 /// The wait before re-reading a call record whose conditional write lost a race (5, 10, 20 ms…).
 const CALL_WRITE_BACKOFF: Backoff = Backoff::new(std::time::Duration::from_millis(5));
 
-/// A failure after the dedupe claim: the claim is released and the caller answers 503.
+/// A failure before the jobs are queued: the caller answers 503 (Webex retries).
 #[derive(Debug, thiserror::Error)]
 enum Unavailable {
     #[error("call state: {0}")]
@@ -48,6 +54,9 @@ struct Deliveries {
     call_events: Vec<EventType>,
     /// Every job queued.
     total: usize,
+    /// The call state already held this Webex event (a redelivery): queued again, answered
+    /// `duplicate`.
+    already_recorded: bool,
 }
 
 /// The ingest core, over the ports.
@@ -55,6 +64,8 @@ pub struct Ingest {
     ports: CorePorts,
     config: IngestConfig,
     metrics: MetricsSink,
+    /// The org's subscriptions, per warm container (`SUBSCRIPTIONS_CACHE_SECONDS`).
+    subscriptions: SubscriptionsCache,
 }
 
 /// Where EMF metric lines go (stdout in Lambda, where CloudWatch Logs picks them up).
@@ -70,7 +81,10 @@ pub const NOT_LOGGED_METRIC: &str = "IngestEventNotLogged";
 pub const PARKED_METRIC: &str = "IngestEventParked";
 /// Counts requests answered (one EMF line per request, property `outcome`).
 pub const REQUESTS_METRIC: &str = "IngestRequests";
-/// Counts events relayed (outcome `queued`: fanned out to the delivery queue, possibly to no one).
+/// Counts events relayed (outcome `queued`, or `duplicate`: fanned out to the delivery queue,
+/// possibly to no one). A redelivery is queued again, so it counts again (Webex redelivers only
+/// after a failure or a timeout; nothing tells a first copy that failed after its call-state
+/// write from one whose jobs were queued).
 pub const EVENTS_METRIC: &str = "IngestEvents";
 /// Counts requests answered 5xx (the `IngestServerErrorsAlarm`): Webex retries them, but many in a
 /// row mean the store or the queue is down.
@@ -81,6 +95,7 @@ pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 impl Ingest {
     pub fn new(ports: CorePorts, config: IngestConfig) -> Self {
         Self {
+            subscriptions: SubscriptionsCache::new(config.subscriptions_cache_ttl),
             ports,
             config,
             metrics: Arc::new(|line| println!("{line}")),
@@ -102,7 +117,10 @@ impl Ingest {
     /// [`SERVER_ERROR_METRIC`]).
     pub async fn handle(&self, body: &[u8], signature: Option<&str>) -> IngestResponse {
         let resp = self.answer(body, signature).await;
-        let queued = resp.outcome == IngestOutcome::Queued;
+        let queued = matches!(
+            resp.outcome,
+            IngestOutcome::Queued | IngestOutcome::Duplicate
+        );
         (self.metrics)(
             Emf::new(METRICS_FUNCTION)
                 .metric(REQUESTS_METRIC, Unit::Count, 1)
@@ -181,18 +199,20 @@ impl Ingest {
             return r;
         };
 
-        // 4. Freshness: a body older than the dedupe window could be a capture re-sent after its
-        // dedupe record expired, so it is acknowledged (Webex counts only failures against the
-        // webhook) and dropped before anything is stored.
+        // 4. Freshness: a body older than the window (`DEDUPE_TTL_HOURS`, at most the worker's
+        // attempt memory) could be a capture re-sent after the worker forgot its deliveries, so
+        // it is acknowledged (Webex counts only failures against the webhook) and dropped before
+        // anything is stored.
         if let Some(mut r) = self.stale(&envelope) {
             r.call_id = Some(call_id);
             r.event_type = Some(event_type);
             return r;
         }
 
+        // Deterministic: a Webex redelivery gets the same id, hence the same delivery ids.
         let key = dedupe_key(&envelope.data);
         let event_id = EventId::derived(event_millis(&envelope.data), key.as_bytes());
-        let mut resp = self.process(&envelope, event_type, &key, event_id).await;
+        let mut resp = self.process(&envelope, event_type, event_id).await;
         resp.call_id = Some(call_id);
         resp.event_type = Some(event_type);
         resp.event_id = Some(event_id);
@@ -203,77 +223,33 @@ impl Ingest {
         &self,
         envelope: &TelephonyEnvelope,
         event_type: EventType,
-        key: &str,
         event_id: EventId,
     ) -> IngestResponse {
         let now = self.ports.clock.now();
-        // 5. Dedupe claim.
-        let claim = self
-            .ports
-            .stores
-            .dedupe
-            .claim(
-                key,
-                Term::new(now, now + self.config.dedupe_lease),
-                now + self.config.dedupe_ttl,
-            )
-            .await;
-        match claim {
-            Ok(Claim::Claimed) => {}
-            Ok(Claim::Done) => {
-                return IngestResponse::new(
-                    StatusCode::OK,
-                    IngestOutcome::Duplicate,
-                    json!({ "status": "duplicate", "eventId": event_id }),
-                );
-            }
-            Ok(Claim::InProgress) => {
-                let mut r = IngestResponse::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    IngestOutcome::InProgress,
-                    json!({ "error": "in_progress", "detail": "this event is being processed by another request; retry later" }),
-                );
-                r.retry_after_seconds = Some(self.config.retry_after_seconds);
-                return r;
-            }
-            Err(e) => return self.unavailable(format!("dedupe: {e}")),
-        }
-
         match self.deliver(envelope, event_type, event_id, now).await {
             Ok(deliveries) => {
-                if let Err(e) = self
-                    .ports
-                    .stores
-                    .dedupe
-                    .complete(key, now + self.config.dedupe_ttl)
-                    .await
-                {
-                    // The jobs are queued: answering 503 would only make Webex send it again. The
-                    // claim's lease runs out and a later duplicate would be re-queued with the same
-                    // event id (receivers dedupe on `webhook-id`).
-                    tracing::warn!(error = %e, "could not mark the dedupe record done; the event is queued");
-                }
-                let mut body = json!({ "status": "queued", "deliveries": deliveries.total, "eventId": event_id });
+                // A Webex redelivery (the call state already holds this event) is fanned out
+                // again all the same: nothing records that its jobs were queued (a crash may have
+                // come between the call-state write and the send), and the copies carry the same
+                // event id, hence the same delivery ids, which the worker's attempt claims
+                // collapse into one POST each.
+                let (status, outcome) = if deliveries.already_recorded {
+                    ("duplicate", IngestOutcome::Duplicate)
+                } else {
+                    ("queued", IngestOutcome::Queued)
+                };
+                let mut body = json!({ "status": status, "deliveries": deliveries.total, "eventId": event_id });
                 if !deliveries.call_events.is_empty() {
                     body["callEvents"] = json!(deliveries.call_events);
                 }
-                let mut r = IngestResponse::new(StatusCode::OK, IngestOutcome::Queued, body);
+                let mut r = IngestResponse::new(StatusCode::OK, outcome, body);
                 r.deliveries = deliveries.total;
                 r
             }
             // Too large for the queue: retrying cannot help, and 503s would loop until Webex gives
-            // up on the webhook. The event is in the event log (step 7): answered 200 `parked`,
-            // marked done so that Webex's retries are duplicates, with a metric line.
+            // up on the webhook. The event is in the event log (step 7): answered 200 `parked`
+            // (a redelivery meets the same limit and is parked again), with a metric line.
             Err(Unavailable::Queue(e @ QueueError::TooLarge { .. })) => {
-                if let Err(ce) = self
-                    .ports
-                    .stores
-                    .dedupe
-                    .complete(key, now + self.config.dedupe_ttl)
-                    .await
-                {
-                    tracing::warn!(error = %ce, "could not mark a parked event's dedupe record done");
-                }
                 self.metric(PARKED_METRIC, "too_large", &envelope.org_id, now);
                 let mut r = IngestResponse::new(
                     StatusCode::OK,
@@ -283,16 +259,21 @@ impl Ingest {
                 r.detail = Some(e.to_string());
                 r
             }
-            Err(e) => {
-                if let Err(re) = self.ports.stores.dedupe.release(key).await {
-                    tracing::warn!(error = %re, "could not release the dedupe claim; it expires with its lease");
-                }
-                self.unavailable(e.to_string())
-            }
+            // Nothing is acknowledged that is not queued: Webex retries a 503, and its retry
+            // finds whatever this attempt stored (same ids) and queues the jobs.
+            Err(e) => self.unavailable(e.to_string()),
         }
     }
 
-    /// Steps 6–8: call state, event log, fan-out. Returns what was queued.
+    /// Steps 5–8: call state, event log, fan-out, in three sequential rounds of AWS calls:
+    /// 1. the call-state read, the event-log append and (on a cache miss) the org's subscriptions,
+    ///    concurrently: none depends on another;
+    /// 2. the call-state conditional write (none for an event already recorded; a lost race
+    ///    re-reads and writes again: two rounds more per retry);
+    /// 3. one `send` of every job (SendMessageBatch).
+    ///
+    /// Presence from calls (opt-in) adds its own calls between 2 and 3. Any failure returns before
+    /// the send, so the caller answers 503 and Webex's retry redoes what is missing.
     async fn deliver(
         &self,
         envelope: &TelephonyEnvelope,
@@ -300,10 +281,32 @@ impl Ingest {
         event_id: EventId,
         now: DateTime<Utc>,
     ) -> Result<Deliveries, Unavailable> {
+        let event = OutboundEvent {
+            id: event_id,
+            event_type,
+            org_id: envelope.org_id.clone(),
+            created_at: now,
+            body: telephony_body(envelope, now),
+        };
+        // Round 1.
+        let (stored, (), subs) = tokio::try_join!(
+            async {
+                self.ports
+                    .stores
+                    .calls
+                    .get(&envelope.data.call_id)
+                    .await
+                    .map_err(Unavailable::CallState)
+            },
+            self.log_event(&event, &envelope.org_id, now),
+            self.subscriptions(&envelope.org_id, now),
+        )?;
+        // Round 2.
         let call = self
-            .record_call_state(envelope, now)
+            .record_call_state(envelope, stored, now)
             .await
             .map_err(Unavailable::CallState)?;
+        let already_recorded = !call.changed();
         // The derived call events (docs/call-events.md): not in the event log (no write of their
         // own); their ids are deterministic, so a re-queued copy collapses at the worker.
         let call_events: Vec<OutboundEvent> = call
@@ -312,37 +315,6 @@ impl Ingest {
             .map(|m| call_events::outbound(m, &call.record, envelope, now))
             .collect();
 
-        let event = OutboundEvent {
-            id: event_id,
-            event_type,
-            org_id: envelope.org_id.clone(),
-            created_at: now,
-            body: telephony_body(envelope, now),
-        };
-        match self
-            .ports
-            .stores
-            .events
-            .append(&event, now + self.config.event_retention)
-            .await
-        {
-            // A retry of an event already logged (same derived id).
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            // Over the event log's item limit: relayed all the same, only not replayable.
-            Err(e @ StoreError::TooLarge { .. }) => {
-                tracing::warn!(event_id = %event_id, error = %e, "event not kept in the event log (too large); relaying it anyway");
-                self.metric(NOT_LOGGED_METRIC, "too_large", &envelope.org_id, now);
-            }
-            Err(e) => return Err(Unavailable::EventLog(e)),
-        }
-
-        let subs = self
-            .ports
-            .stores
-            .subscriptions
-            .list_by_org(&envelope.org_id)
-            .await
-            .map_err(Unavailable::Subscriptions)?;
         // Each job carries its event's place in the call: a raw event's `data.eventTimestamp` in
         // ms, a call event's own sequence (docs/ordering.md).
         let call_id = envelope.data.call_id.as_str();
@@ -362,6 +334,7 @@ impl Ingest {
         }
         let mut jobs = jobs_for(&event, event_millis(&envelope.data));
         jobs.extend(derived.iter().cloned());
+        // Round 3.
         if !jobs.is_empty() {
             if let Err(e) = self.ports.queue.send(&jobs).await {
                 // The raw event too large for the queue (parked by the caller) must not hold
@@ -379,22 +352,76 @@ impl Ingest {
         Ok(Deliveries {
             call_events: call_events.iter().map(|e| e.event_type).collect(),
             total: jobs.len(),
+            already_recorded,
         })
+    }
+
+    /// Step 7: the outbound event appended to the event log for replay. A redelivery's append
+    /// meets its own earlier item (same derived id): `Conflict`, which is fine.
+    async fn log_event(
+        &self,
+        event: &OutboundEvent,
+        org_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Unavailable> {
+        match self
+            .ports
+            .stores
+            .events
+            .append(event, now + self.config.event_retention)
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            // Over the event log's item limit: relayed all the same, only not replayable.
+            Err(e @ StoreError::TooLarge { .. }) => {
+                tracing::warn!(event_id = %event.id, error = %e, "event not kept in the event log (too large); relaying it anyway");
+                self.metric(NOT_LOGGED_METRIC, "too_large", org_id, now);
+                Ok(())
+            }
+            Err(e) => Err(Unavailable::EventLog(e)),
+        }
+    }
+
+    /// The org's subscriptions: from the warm container's cache while younger than
+    /// `SUBSCRIPTIONS_CACHE_SECONDS` ([`SubscriptionsCache`]), else one query (stamped with the
+    /// time it started, so the bound is never exceeded).
+    async fn subscriptions(
+        &self,
+        org_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Vec<Subscription>>, Unavailable> {
+        if let Some(subs) = self.subscriptions.get(org_id, now) {
+            return Ok(subs);
+        }
+        let subs = Arc::new(
+            self.ports
+                .stores
+                .subscriptions
+                .list_by_org(org_id)
+                .await
+                .map_err(Unavailable::Subscriptions)?,
+        );
+        self.subscriptions.put(org_id, subs.clone(), now);
+        Ok(subs)
     }
 
     /// Step 6: the call's lifecycle record and the call events it newly implies (or, for a
     /// retry of an event already recorded, the ones it caused then), with bounded
-    /// optimistic-concurrency retries. One conditional write, none for an event already seen.
+    /// optimistic-concurrency retries. `stored` is round 1's read; one conditional write, none
+    /// for an event already seen; a lost race re-reads.
     async fn record_call_state(
         &self,
         envelope: &TelephonyEnvelope,
+        mut stored: Option<CallRecord>,
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
         let expires_at = (now + self.config.call_state_ttl).timestamp();
         let attempts = self.config.max_call_state_attempts.max(1);
         for attempt in 1..=attempts {
-            let stored = self.ports.stores.calls.get(&envelope.data.call_id).await?;
-            let mut applied = call_events::apply(stored, envelope, expires_at);
+            if attempt > 1 {
+                stored = self.ports.stores.calls.get(&envelope.data.call_id).await?;
+            }
+            let mut applied = call_events::apply(stored.take(), envelope, expires_at);
             if !applied.changed() {
                 return Ok(applied);
             }
@@ -457,7 +484,7 @@ impl Ingest {
     /// A 200 `stale` answer (with its metric line) when the event's time, `data.eventTimestamp`,
     /// lies outside `[now - dedupe TTL, now + MAX_CLOCK_SKEW]`. The envelope's own `created` is the
     /// webhook registration's, not the event's. A future date is refused too: relayed, it would
-    /// stay "fresh" long after its dedupe record expired.
+    /// stay "fresh" long after the worker's attempt claims for it expired.
     fn stale(&self, envelope: &TelephonyEnvelope) -> Option<IngestResponse> {
         let now = self.ports.clock.now();
         let at = envelope.data.event_timestamp.at();

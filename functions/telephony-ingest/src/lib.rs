@@ -2,11 +2,12 @@
 //!
 //! The endpoint Webex calls for `telephony_calls` webhooks (`POST /webex/telephony`, API Gateway
 //! HTTP API payload v2). In order: size limit (413) → signature (401) → parse (400; other
-//! resources 202) → freshness (200 `stale`, not relayed) → dedupe (200 duplicate / 503 in
-//! progress) → call lifecycle state (and the derived call events it implies) → outbound
-//! event (event log) → one delivery job per matching subscription → 200. Any storage or queue
-//! failure answers 503 with `Retry-After` and releases the dedupe claim, so Webex's retry succeeds:
-//! never a 200 for an event that is not durably queued.
+//! resources 202) → freshness (200 `stale`, not relayed) → call lifecycle state (and the derived
+//! call events it implies) with the outbound event's log append and the org's subscriptions
+//! (cached, [`subscriptions`]) read concurrently → one delivery job per matching subscription →
+//! 200 `queued`, or `duplicate` for a redelivery (queued again: the worker's attempt claims
+//! collapse it). Any storage or queue failure answers 503 with `Retry-After`, so Webex's retry
+//! succeeds: never a 200 for an event that is not durably queued.
 //!
 //! Layout: [`ingest::Ingest`] is the core, over the ports; [`http::router`] is the
 //! `axum::Router` that Lambda serves with `lambda_http::run` and the local stack with
@@ -19,6 +20,7 @@ pub mod envelope;
 pub mod http;
 pub mod ingest;
 pub mod response;
+pub mod subscriptions;
 
 pub use config::{IngestConfig, WebhookAuth, MAX_BODY_BYTES};
 pub use http::{router, ROUTE};

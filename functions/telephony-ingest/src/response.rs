@@ -15,8 +15,9 @@ use crate::envelope::parse_detail;
 #[strum(serialize_all = "snake_case")]
 pub enum IngestOutcome {
     Queued,
+    /// A Webex redelivery (the call state already holds the event): queued again under the same
+    /// ids (the worker's attempt claims collapse the copies), answered 200 `duplicate`.
     Duplicate,
-    InProgress,
     Ignored,
     /// Dated outside the accepted window (older than the dedupe TTL, or in the future): 200, not relayed.
     Stale,
@@ -112,7 +113,7 @@ mod tests {
     #[test]
     fn outcome_log_names() {
         assert_eq!(IngestOutcome::Queued.as_str(), "queued");
-        assert_eq!(IngestOutcome::InProgress.as_str(), "in_progress");
+        assert_eq!(IngestOutcome::Duplicate.as_str(), "duplicate");
         assert_eq!(IngestOutcome::TooLarge.as_str(), "too_large");
         assert_eq!(IngestOutcome::BadRequest.as_str(), "bad_request");
     }

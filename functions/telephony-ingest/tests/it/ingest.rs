@@ -19,9 +19,7 @@ use relay_shared::clock::ManualClock;
 use relay_shared::delivery::DeliveryJob;
 use relay_shared::events::{rfc3339_millis, EventType};
 use relay_shared::ids::{EventId, SubscriptionId};
-use relay_shared::ports::{
-    Claim, CorePorts, DeliveryQueue, EventQuery, QueueConsumer, Stores, Term,
-};
+use relay_shared::ports::{CorePorts, DeliveryQueue, EventQuery, QueueConsumer, Stores};
 use relay_shared::webex::{
     parse_json, redate_captured, webex_signature, SecretRole, TelephonyEnvelope, WebhookSecrets,
 };
@@ -88,6 +86,8 @@ struct Harness {
     queue: Arc<FlakyQueue<dyn DeliveryQueue>>,
     consumer: Arc<dyn QueueConsumer>,
     now: DateTime<Utc>,
+    /// The ingest's clock (starts at `now`): moved on to age the subscriptions cache.
+    clock: Arc<ManualClock>,
     aws: bool,
     /// The EMF lines the ingest emitted.
     metrics: Arc<std::sync::Mutex<Vec<String>>>,
@@ -121,11 +121,12 @@ impl Harness {
         // clock agree with the records written.
         let now = Utc::now().trunc_subsecs(3);
         let queue = Arc::new(FlakyQueue::new(queue, 0));
+        let clock = Arc::new(ManualClock::new(now));
         let ingest = Ingest::new(
             CorePorts {
                 stores: stores.clone(),
                 queue: queue.clone(),
-                clock: Arc::new(ManualClock::new(now)),
+                clock: clock.clone(),
             },
             config,
         );
@@ -138,6 +139,7 @@ impl Harness {
             queue,
             consumer,
             now,
+            clock,
             aws,
             metrics,
         }
@@ -195,6 +197,11 @@ impl Harness {
         let s = testkit::fixtures::subscription(org, types);
         self.stores.subscriptions.create(&s, 1000).await.unwrap();
         s.id
+    }
+
+    /// `SUBSCRIPTIONS_CACHE_SECONDS` as every harness has it (the default).
+    fn subscriptions_cache_ttl(&self) -> chrono::Duration {
+        IngestConfig::new(WebhookAuth::secret(SECRET)).subscriptions_cache_ttl
     }
 
     /// The seed call's stored state (it must be there).
@@ -337,19 +344,30 @@ async fn seed_sequence(h: Harness) {
     }
 }
 
-/// The same event twice: one set of deliveries, then `{"status":"duplicate"}`.
+/// The same event twice (a Webex redelivery): answered `duplicate` from the call state, and
+/// queued again under the same event id, so each copy has the same delivery id and attempt claim
+/// as the first (the worker's claim collapses them into one POST); the call state is written once.
 async fn duplicate(h: Harness) {
     h.subscribe(SEED_ORG, &TELEPHONY).await;
     let body = envelope(SEED_CREATED);
-    assert_eq!(h.post(&body).await.status, StatusCode::OK);
-    assert_eq!(h.drain().await.len(), 1);
     let r = h.post(&body).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body["status"], "duplicate");
-    assert!(
-        h.drain().await.is_empty(),
-        "a duplicate is not queued again"
+    assert_eq!(r.body["status"], "queued");
+    let first = h.drain().await;
+    assert_eq!(first.len(), 1);
+    let version = h.seed_call().await.version;
+    let r = h.post(&body).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "duplicate", "{}", r.body);
+    assert_eq!(r.body["deliveries"], 1, "{}", r.body);
+    assert_eq!(
+        r.body["eventId"],
+        expected_event_id(SEED_CREATED).to_string()
     );
+    let again = h.drain().await;
+    assert_eq!(again.len(), 1, "a duplicate is queued again");
+    assert_eq!(again[0].delivery_id(), first[0].delivery_id());
+    assert_eq!(again[0].attempt_claim_key(), first[0].attempt_claim_key());
     // A second Webex registration (other top-level id) delivering the same call event is a duplicate too.
     let r = h
         .post(&with(SEED_CREATED, |v| {
@@ -357,29 +375,71 @@ async fn duplicate(h: Harness) {
         }))
         .await;
     assert_eq!(r.body["status"], "duplicate");
-    // A claim held by a concurrent request: 503 with Retry-After.
-    let other = with(SEED_CREATED, |v| {
-        v["data"]["eventTimestamp"] = rfc3339_millis(h.now - chrono::Duration::seconds(1)).into()
-    });
-    let env: TelephonyEnvelope = parse_json(other.as_bytes()).unwrap();
-    let key = dedupe_key(&env.data);
-    let now = Utc::now();
-    assert_eq!(
-        h.stores
-            .dedupe
-            .claim(
-                &key,
-                Term::new(now, now + chrono::Duration::seconds(60)),
-                now + chrono::Duration::hours(1)
-            )
-            .await
-            .unwrap(),
-        Claim::Claimed
-    );
-    let r = h.post(&other).await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.retry_after.is_some());
-    assert!(h.drain().await.is_empty());
+    let again = h.drain().await;
+    assert_eq!(again[0].attempt_claim_key(), first[0].attempt_claim_key());
+    assert_eq!(h.seed_call().await.version, version, "recorded once");
+    assert_eq!(h.logged().await.len(), 1, "logged once");
+}
+
+/// Two copies of one event at the same time (nothing holds a lease any more): both answered 200
+/// (one `queued`, the other `duplicate` once its call-state write lost the race and re-read), both
+/// queued under the same attempt claim; the call state holds the event once.
+async fn concurrent_copies(h: Harness) {
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let body = envelope(SEED_UPDATED);
+    let (a, b) = tokio::join!(h.post(&body), h.post(&body));
+    let mut statuses = vec![
+        a.body["status"].as_str().unwrap().to_owned(),
+        b.body["status"].as_str().unwrap().to_owned(),
+    ];
+    statuses.sort();
+    assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(statuses, ["duplicate", "queued"]);
+    let jobs = h.drain().await;
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0].attempt_claim_key(), jobs[1].attempt_claim_key());
+    let call = h.seed_call().await;
+    assert_eq!(call.history.len(), 1);
+    assert_eq!(call.version, 1);
+}
+
+/// The org's subscriptions cache (`SUBSCRIPTIONS_CACHE_SECONDS`, default 5 s), on the ingest's
+/// clock: a webhook created, or one disabled, after an event of its org reaches the fan-out once
+/// the entry is as old as the bound, not before; a disabled one's job is still queued meanwhile
+/// (the worker, reading the subscription fresh, skips it). Another org has an entry of its own.
+async fn subscriptions_cache_staleness(h: Harness) {
+    let bound = IngestConfig::new(WebhookAuth::secret(SECRET)).subscriptions_cache_ttl;
+    assert_eq!(bound, chrono::Duration::seconds(5));
+    let old = h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let r = h.post(&envelope(SEED_UPDATED)).await;
+    assert_eq!(r.body["deliveries"], 1, "{}", r.body);
+    h.drain().await;
+
+    let new = h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let mut off = h.stores.subscriptions.get(&old).await.unwrap().unwrap();
+    off.enabled = false;
+    off.version += 1;
+    h.stores.subscriptions.update(&off).await.unwrap();
+    // Just inside the bound: the cached list (the disabled one still gets its job, the new none).
+    h.clock.advance(bound - chrono::Duration::milliseconds(1));
+    let r = h.post(&envelope(SEED_CREATED)).await;
+    assert_eq!(r.body["deliveries"], 1, "{}", r.body);
+    let jobs = h.drain().await;
+    assert_eq!(jobs[0].subscription_id, old);
+    // At the bound: read again.
+    h.clock.advance(chrono::Duration::milliseconds(1));
+    let r = h.post(&envelope(SEED_DELETED)).await;
+    assert_eq!(r.body["deliveries"], 1, "{}", r.body);
+    let jobs = h.drain().await;
+    assert_eq!(jobs[0].subscription_id, new);
+
+    // Another org: its own entry, read at its first event.
+    let other = h.subscribe("another-org", &TELEPHONY).await;
+    let r = h
+        .post(&with(SEED_CREATED, |v| v["orgId"] = "another-org".into()))
+        .await;
+    assert_eq!(r.body["deliveries"], 1, "{}", r.body);
+    assert_eq!(h.drain().await[0].subscription_id, other);
 }
 
 /// Two different events of one type in the same millisecond are two events (the dedupe key hashes
@@ -397,10 +457,12 @@ async fn distinct_data_same_millisecond(h: Harness) {
         assert_eq!(h.drain().await.len(), 1);
     }
     assert_ne!(ids[0], ids[1], "two events, two ids");
-    for body in [&first, &second] {
-        assert_eq!(h.post(body).await.body["status"], "duplicate");
+    for (body, id) in [&first, &second].into_iter().zip(&ids) {
+        let r = h.post(body).await;
+        assert_eq!(r.body["status"], "duplicate");
+        assert_eq!(&r.body["eventId"], id, "re-queued under its own id");
     }
-    assert!(h.drain().await.is_empty());
+    assert_eq!(h.drain().await.len(), 2);
 }
 
 async fn bad_signatures(h: Harness) {
@@ -533,7 +595,8 @@ async fn other_resource(h: Harness) {
     assert!(h.stores.calls.get(SEED_CALL).await.unwrap().is_none());
 }
 
-/// A queue failure answers 503 (claim released); Webex's retry then succeeds, same event id.
+/// A queue failure answers 503; Webex's retry then succeeds, same event id. The call state was
+/// written by the first try, so the retry is answered `duplicate` (and queues the jobs).
 async fn queue_failure_then_retry(h: Harness) {
     h.subscribe(SEED_ORG, &TELEPHONY).await;
     h.subscribe(SEED_ORG, &TELEPHONY).await;
@@ -548,7 +611,8 @@ async fn queue_failure_then_retry(h: Harness) {
     h.queue.set_down(false);
     let r = h.post(&body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    // One EMF line per answer: the 503 counted as a server error, the retry as a relayed event.
+    // One EMF line per answer: the 503 counted as a server error, the retry as a relayed event
+    // (a duplicate queues its jobs too).
     let counts: Vec<(Value, Value, Value, Value)> = h
         .metric_lines(telephony_ingest::ingest::REQUESTS_METRIC)
         .iter()
@@ -567,9 +631,10 @@ async fn queue_failure_then_retry(h: Harness) {
         counts,
         vec![
             (1.into(), 0.into(), 1.into(), "unavailable".into()),
-            (1.into(), 1.into(), 0.into(), "queued".into()),
+            (1.into(), 1.into(), 0.into(), "duplicate".into()),
         ]
     );
+    assert_eq!(r.body["status"], "duplicate");
     assert_eq!(r.body["deliveries"], 2);
     assert_eq!(
         r.body["eventId"],
@@ -695,7 +760,8 @@ async fn stale_events(h: Harness) {
 
 /// An event within the body limit whose delivery job exceeds the queue's message limit (its body
 /// is quoted once more inside the job) is kept in the event log and answered 200 `parked`, with a
-/// metric line: not a 503 that Webex would retry forever. Webex's retry is a duplicate.
+/// metric line: not a 503 that Webex would retry forever. Webex's retry meets the same limit:
+/// parked again (the event logged once).
 async fn too_large_to_queue_is_parked(h: Harness) {
     h.subscribe(SEED_ORG, &TELEPHONY).await;
     let body = with(SEED_CREATED, |v| {
@@ -717,7 +783,11 @@ async fn too_large_to_queue_is_parked(h: Harness) {
     assert_eq!(metrics.len(), 1, "{metrics:?}");
     let doc: Value = serde_json::from_str(&metrics[0]).unwrap();
     assert_eq!(doc[telephony_ingest::ingest::PARKED_METRIC], 1);
-    assert_eq!(h.post(&body).await.body["status"], "duplicate");
+    let again = h.post(&body).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["status"], "parked");
+    assert_eq!(again.body["eventId"], r.body["eventId"]);
+    assert_eq!(h.logged().await.len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -792,8 +862,8 @@ async fn call_events_of_the_captured_call(h: Harness) {
 }
 
 /// A queue failure after the call state (with its call events) was written: Webex's retry is an
-/// event already recorded, which writes nothing and re-queues the same call event (same id, same
-/// body), so the worker's attempt claim keeps it to one delivery.
+/// event already recorded (`duplicate`), which writes nothing and re-queues the same call event
+/// (same id, same body), so the worker's attempt claim keeps it to one delivery.
 async fn call_events_survive_a_queue_failure(h: Harness) {
     h.subscribe(SEED_ORG, &EventType::CALL).await;
     let body = envelope(SEED_DELETED);
@@ -808,7 +878,11 @@ async fn call_events_survive_a_queue_failure(h: Harness) {
     );
     h.queue.set_down(false);
     let r = h.post(&body).await;
-    assert_eq!(r.body["status"], "queued", "{}", r.body);
+    assert_eq!(r.body["status"], "duplicate", "{}", r.body);
+    assert_eq!(
+        r.body["callEvents"],
+        serde_json::json!(["call:ringing", "call:ended"])
+    );
     let jobs = h.drain().await;
     let derived = call_jobs(&jobs);
     assert_eq!(
@@ -834,6 +908,7 @@ async fn call_events_survive_a_queue_failure(h: Harness) {
     }
     assert!(call_jobs(&h.drain().await).is_empty());
     assert_eq!(h.post(&body).await.body["status"], "duplicate");
+    assert_eq!(call_jobs(&h.drain().await).len(), 2, "re-queued, same ids");
 }
 
 /// A received → answered → held → resumed → disconnected leg, posted shuffled and with
@@ -854,15 +929,24 @@ async fn call_events_of_a_shuffled_leg(h: Harness) {
         leg_event("updated", "resumed", "connected", 45),
         leg_event("deleted", "disconnected", "disconnected", 125),
     ];
-    let mut derived = Vec::new();
+    // Each call event once per event id (what the worker's attempt claim delivers): a
+    // redelivery re-queues the call events its Webex event caused, with the same id and body.
+    let mut derived: Vec<(EventType, Value)> = Vec::new();
+    let mut by_id = std::collections::HashMap::new();
     for i in [3, 4, 3, 0, 2, 4, 1, 0, 2] {
         let r = h.post(&leg[i]).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        derived.extend(
-            call_jobs(&h.drain().await)
-                .into_iter()
-                .map(|(t, b, _)| (t, b)),
-        );
+        for (t, b, job) in call_jobs(&h.drain().await) {
+            match by_id.entry(job.event_id) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    assert_eq!(first.get(), &job.body, "a re-queued copy is the same")
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(job.body.clone());
+                    derived.push((t, b));
+                }
+            }
+        }
     }
     let mut types: Vec<&str> = derived.iter().map(|(t, _)| t.as_str()).collect();
     types.sort();
@@ -1036,6 +1120,8 @@ async fn payload_filters_at_fan_out(h: Harness) {
         .create(&ended_only, 1000)
         .await
         .unwrap();
+    // New webhooks reach the fan-out once the org's cached list is as old as its bound.
+    h.clock.advance(h.subscriptions_cache_ttl());
     for f in [SEED_UPDATED, SEED_CREATED, SEED_DELETED] {
         let r = h.post(&envelope(f)).await;
         assert_eq!(r.body["status"], "queued", "{}", r.body);
@@ -1068,6 +1154,18 @@ macro_rules! scenarios {
         async fn duplicate() {
             if let Some(h) = $make {
                 super::duplicate(h).await
+            }
+        }
+        #[tokio::test]
+        async fn concurrent_copies() {
+            if let Some(h) = $make {
+                super::concurrent_copies(h).await
+            }
+        }
+        #[tokio::test]
+        async fn subscriptions_cache_staleness() {
+            if let Some(h) = $make {
+                super::subscriptions_cache_staleness(h).await
             }
         }
         #[tokio::test]

@@ -1,3 +1,4 @@
 //! The telephony ingest's integration tests, one binary.
 
 mod ingest;
+mod rounds;
