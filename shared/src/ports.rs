@@ -134,29 +134,57 @@ pub trait CallStateStore: Send + Sync {
     async fn put(&self, record: &CallRecord) -> Result<(), StoreError>;
 }
 
-/// The outcome of claiming an ingest dedupe key.
+/// The outcome of a claim ([`DedupeStore`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// First time (or a previous claim's lease ran out): go ahead.
+    /// First time (or a previous claim's lease ran out unsettled): go ahead.
     Claimed,
-    /// Already fully processed.
+    /// Already done: completed, or the attempt record the claim names exists.
     Done,
-    /// Another request holds the claim right now.
+    /// Another holder's claim is live and not settled yet.
     InProgress,
 }
 
-/// Ingest deduplication: claim → (work) → complete, or release on failure so a retry can claim.
+/// The attempt-log record an attempt claim names ([`AttemptLog::get`] of `subscription_id`,
+/// `attempt_id`): the record the claimed attempt will leave. Once it exists the claim counts as
+/// done, so settling an attempt is that one write, with no "claim done" write after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRef {
+    pub subscription_id: SubscriptionId,
+    pub attempt_id: AttemptId,
+}
+
+/// Claims of work done at most once (the delivery worker's attempts, an ordered job's held
+/// records): claim → (work) → settled (the named record written, or [`DedupeStore::complete`]),
+/// or released on failure so a retry can claim. A claim is remembered until its `expires_at`.
+///
+/// Meeting another holder's claim: done (completed, or the record it names exists) → `Done`;
+/// else its lease still running → `InProgress`; else (the holder crashed unsettled) it is taken
+/// over, conditionally on the claim seen, so of two copies taking over the same claim one wins.
 #[async_trait]
 pub trait DedupeStore: Send + Sync {
-    /// Claims `key` for `lease` (a pending claim whose lease has ended may be claimed again); the
-    /// key is remembered until `expires_at`.
+    /// Claims `key` for `lease`, naming no record: it is settled only by `complete`.
     async fn claim(
         &self,
         key: &str,
         lease: Term,
         expires_at: DateTime<Utc>,
     ) -> Result<Claim, StoreError>;
+    /// Claims `key` for `lease`, naming `record`, the attempt record whose write settles it.
+    async fn claim_attempt(
+        &self,
+        key: &str,
+        record: AttemptRef,
+        lease: Term,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
+    /// Is `key` done at `now` (completed, or its named record written)? Strongly consistent
+    /// reads, nothing written.
+    async fn is_done(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Marks `key` done without a record: an ordered job's held record, or the fallback when
+    /// the attempt record cannot be written (the made attempt is still remembered).
     async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Gives up a pending claim (a done key stays done).
     async fn release(&self, key: &str) -> Result<(), StoreError>;
 }
 

@@ -1,7 +1,9 @@
 use chrono::Duration;
-use relay_shared::ports::{Claim, Term};
+use relay_shared::delivery::{AttemptRecord, AttemptStatus};
+use relay_shared::ids::{AttemptId, EventId, SubscriptionId};
+use relay_shared::ports::{AttemptRef, Claim, Term};
 
-use crate::fixtures::now;
+use crate::fixtures::{millis, now};
 use crate::harness::StoreEnv;
 
 pub async fn claim_complete_release(env: StoreEnv) {
@@ -80,5 +82,226 @@ pub async fn expired_claims_are_reclaimable(env: StoreEnv) {
     assert_eq!(
         d.claim("k4", term(11, 41), keep).await.unwrap(),
         Claim::Claimed
+    );
+}
+
+/// The attempt record `r` names, as the worker writes it (its id the claim's).
+fn record_of(r: AttemptRef, at: chrono::DateTime<chrono::Utc>) -> AttemptRecord {
+    AttemptRecord {
+        id: r.attempt_id,
+        ..testkit::fixtures::attempt(
+            r.subscription_id,
+            EventId::new_at(millis(at)),
+            1,
+            AttemptStatus::Succeeded,
+            at,
+        )
+    }
+}
+
+fn attempt_ref(sub: SubscriptionId, at: chrono::DateTime<chrono::Utc>) -> AttemptRef {
+    AttemptRef {
+        subscription_id: sub,
+        attempt_id: AttemptId::new_at(millis(at)),
+    }
+}
+
+/// The record a claim names settles it: no "claim done" write. Before the record exists the claim
+/// is in progress; once it does, every later claim — even after the lease — is `Done`.
+pub async fn an_attempt_claim_is_settled_by_the_record_it_names(env: StoreEnv) {
+    let (d, log) = (&env.stores.dedupe, &env.stores.attempts);
+    let t = now();
+    let term = |from, until| Term::new(t + Duration::seconds(from), t + Duration::seconds(until));
+    let keep = t + Duration::days(5);
+    let sub = SubscriptionId::new_at(millis(t));
+    let (mine, other) = (attempt_ref(sub, t), attempt_ref(sub, t));
+
+    assert_eq!(
+        d.claim_attempt("a1", mine, term(0, 30), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    assert!(!d.is_done("a1", t).await.unwrap(), "not settled yet");
+    assert_eq!(
+        d.claim_attempt("a1", other, term(1, 31), keep)
+            .await
+            .unwrap(),
+        Claim::InProgress,
+        "another copy waits for the holder"
+    );
+    // The holder's attempt record: the claim is settled by it.
+    log.record(&record_of(mine, t), t + Duration::days(30))
+        .await
+        .unwrap();
+    assert!(d.is_done("a1", t + Duration::seconds(2)).await.unwrap());
+    assert_eq!(
+        d.claim_attempt("a1", other, term(2, 32), keep)
+            .await
+            .unwrap(),
+        Claim::Done
+    );
+    assert_eq!(
+        d.claim_attempt("a1", other, term(100, 130), keep)
+            .await
+            .unwrap(),
+        Claim::Done,
+        "after the lease too: the record says the attempt was made"
+    );
+    assert_eq!(
+        d.claim("a1", term(101, 131), keep).await.unwrap(),
+        Claim::Done,
+        "a claim naming no record sees it done as well"
+    );
+
+    // A record under another id does not settle a claim.
+    let third = attempt_ref(sub, t);
+    assert_eq!(
+        d.claim_attempt("a2", third, term(0, 30), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    log.record(&record_of(attempt_ref(sub, t), t), t + Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.claim_attempt("a2", other, term(1, 31), keep)
+            .await
+            .unwrap(),
+        Claim::InProgress
+    );
+
+    // `complete` settles an attempt claim too (the fallback when the record cannot be written).
+    d.complete("a2", keep).await.unwrap();
+    assert!(d.is_done("a2", t + Duration::seconds(2)).await.unwrap());
+    assert_eq!(
+        d.claim_attempt("a2", other, term(2, 32), keep)
+            .await
+            .unwrap(),
+        Claim::Done
+    );
+    assert!(!d.is_done("never-claimed", t).await.unwrap());
+}
+
+/// A holder that crashed before its record: after its lease another copy takes the claim over
+/// (naming its own record); a late record of the overtaken holder does not settle the new claim.
+/// A released claim (no record made) is claimable at once. A claim's memory expires.
+pub async fn an_unsettled_attempt_claim_is_taken_over_after_its_lease(env: StoreEnv) {
+    let (d, log) = (&env.stores.dedupe, &env.stores.attempts);
+    let t = now();
+    let term = |from, until| Term::new(t + Duration::seconds(from), t + Duration::seconds(until));
+    let keep = t + Duration::days(5);
+    let sub = SubscriptionId::new_at(millis(t));
+    let (first, second, third) = (
+        attempt_ref(sub, t),
+        attempt_ref(sub, t),
+        attempt_ref(sub, t),
+    );
+
+    assert_eq!(
+        d.claim_attempt("b1", first, term(0, 30), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        d.claim_attempt("b1", second, term(29, 59), keep)
+            .await
+            .unwrap(),
+        Claim::InProgress
+    );
+    assert_eq!(
+        d.claim_attempt("b1", second, term(31, 61), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed,
+        "the first holder's lease is over, its record never written"
+    );
+    log.record(&record_of(first, t), t + Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.claim_attempt("b1", third, term(32, 62), keep)
+            .await
+            .unwrap(),
+        Claim::InProgress,
+        "the claim is the second holder's now"
+    );
+    log.record(&record_of(second, t), t + Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.claim_attempt("b1", third, term(33, 63), keep)
+            .await
+            .unwrap(),
+        Claim::Done
+    );
+
+    // Released (the attempt's settle failed, nothing recorded under its name): claimable at once.
+    assert_eq!(
+        d.claim_attempt("b2", first, term(0, 30), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    d.release("b2").await.unwrap();
+    assert_eq!(
+        d.claim_attempt("b2", third, term(1, 31), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+
+    // Remembered until `expires_at` only (TTL not run yet): then a new claim.
+    let fourth = attempt_ref(sub, t);
+    assert_eq!(
+        d.claim_attempt("b3", fourth, term(0, 30), t + Duration::seconds(10))
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    log.record(&record_of(fourth, t), t + Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.claim_attempt("b3", first, term(9, 39), keep)
+            .await
+            .unwrap(),
+        Claim::Done
+    );
+    assert_eq!(
+        d.claim_attempt("b3", first, term(11, 41), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+}
+
+/// Copies racing to take over one expired claim: exactly one gets it.
+pub async fn racing_take_overs_one_wins(env: StoreEnv) {
+    let d = &env.stores.dedupe;
+    let t = now();
+    let term = |from, until| Term::new(t + Duration::seconds(from), t + Duration::seconds(until));
+    let keep = t + Duration::days(5);
+    let sub = SubscriptionId::new_at(millis(t));
+    assert_eq!(
+        d.claim_attempt("c1", attempt_ref(sub, t), term(0, 30), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let copy = || d.claim_attempt("c1", attempt_ref(sub, t), term(31, 61), keep);
+    let (a, b, c, e) = tokio::join!(copy(), copy(), copy(), copy());
+    let got = [a, b, c, e];
+    let claimed = got
+        .iter()
+        .filter(|c| matches!(c, Ok(Claim::Claimed)))
+        .count();
+    assert_eq!(claimed, 1, "{got:?}");
+    assert!(
+        got.iter()
+            .all(|c| matches!(c, Ok(Claim::Claimed | Claim::InProgress))),
+        "{got:?}"
     );
 }

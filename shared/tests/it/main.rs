@@ -83,7 +83,13 @@ conformance! {
         ],
         api_keys: [put_get_delete_and_duplicate],
         calls: [versioned_puts, racing_writers_one_wins],
-        dedupe: [claim_complete_release, expired_claims_are_reclaimable],
+        dedupe: [
+            claim_complete_release,
+            expired_claims_are_reclaimable,
+            an_attempt_claim_is_settled_by_the_record_it_names,
+            an_unsettled_attempt_claim_is_taken_over_after_its_lease,
+            racing_take_overs_one_wins,
+        ],
         presence: [
             load_and_write_in_batches,
             stale_write_behaviour,

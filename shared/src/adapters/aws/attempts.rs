@@ -19,6 +19,11 @@ fn pk(subscription_id: &SubscriptionId) -> String {
     format!("ATTEMPTS#{subscription_id}")
 }
 
+/// The key of attempt `id`'s record: what an attempt claim names (aws/dedupe.rs).
+pub(super) fn key_of(subscription_id: &SubscriptionId, id: &AttemptId) -> (String, String) {
+    (pk(subscription_id), id.to_string())
+}
+
 /// The status as the API spells it (`succeeded`, `failed`, `skipped`).
 fn status_str(status: AttemptStatus) -> String {
     serde_json::to_value(status)

@@ -1,15 +1,18 @@
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::bounded::BoundedMap;
 use crate::error::StoreError;
-use crate::ports::{Claim, DedupeStore, Term};
+use crate::ports::{AttemptLog, AttemptRef, Claim, DedupeStore, Term};
 
+#[derive(Clone, PartialEq)]
 enum Entry {
     Pending {
         lease: Term,
+        /// The attempt record that settles it (an attempt claim).
+        record: Option<AttemptRef>,
         expires_at: DateTime<Utc>,
     },
     Done {
@@ -17,18 +20,102 @@ enum Entry {
     },
 }
 
-/// Dedupe claims in memory. Unbounded by default; `with_capacity` keeps the most recently written
-/// keys only (the local stack's embedded store, where nothing else expires them).
+impl Entry {
+    fn live(&self, now: DateTime<Utc>) -> bool {
+        match self {
+            Entry::Pending { expires_at, .. } | Entry::Done { expires_at } => *expires_at > now,
+        }
+    }
+}
+
+/// Claims in memory, as the DynamoDB adapter keeps them: an attempt claim is settled by the
+/// record it names in `attempts` (the same stores' attempt log; without one, only `complete`
+/// settles a claim). Unbounded by default; `with_capacity` keeps the most recently written keys
+/// only (the local stack's embedded store, where nothing else expires them).
 #[derive(Default)]
 pub struct MemoryDedupe {
     items: Mutex<BoundedMap<Entry>>,
+    attempts: Option<Arc<dyn AttemptLog>>,
 }
 
 impl MemoryDedupe {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             items: Mutex::new(BoundedMap::with_capacity(capacity)),
+            attempts: None,
         }
+    }
+
+    /// Attempt claims settled by the records they name in `attempts`.
+    pub fn over(mut self, attempts: Arc<dyn AttemptLog>) -> Self {
+        self.attempts = Some(attempts);
+        self
+    }
+
+    async fn record_exists(&self, record: &AttemptRef) -> Result<bool, StoreError> {
+        match &self.attempts {
+            Some(log) => Ok(log
+                .get(&record.subscription_id, &record.attempt_id)
+                .await?
+                .is_some()),
+            None => Ok(false),
+        }
+    }
+
+    /// Is `entry` done: completed, or its named record written?
+    async fn settled(&self, entry: &Entry) -> Result<bool, StoreError> {
+        match entry {
+            Entry::Done { .. } => Ok(true),
+            Entry::Pending {
+                record: Some(r), ..
+            } => self.record_exists(r).await,
+            Entry::Pending { record: None, .. } => Ok(false),
+        }
+    }
+
+    /// As the DynamoDB adapter: the lock is never held across the record read, so the entry
+    /// judged is replaced only if it is still the one seen.
+    async fn claim_naming(
+        &self,
+        key: &str,
+        record: Option<AttemptRef>,
+        lease: Term,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let now = lease.from;
+        let ours = Entry::Pending {
+            lease,
+            record,
+            expires_at,
+        };
+        for _ in 0..3 {
+            let seen = {
+                let mut items = self.items.lock().unwrap();
+                match items.get(key) {
+                    Some(e) if e.live(now) => e.clone(),
+                    _ => {
+                        items.insert(key, ours);
+                        return Ok(Claim::Claimed);
+                    }
+                }
+            };
+            if self.settled(&seen).await? {
+                return Ok(Claim::Done);
+            }
+            let Entry::Pending { lease: held, .. } = &seen else {
+                unreachable!("a done entry is settled")
+            };
+            if held.runs_at(now) {
+                return Ok(Claim::InProgress);
+            }
+            // The holder's lease ran out unsettled: take over the claim exactly as seen.
+            let mut items = self.items.lock().unwrap();
+            if items.get(key) == Some(&seen) {
+                items.insert(key, ours);
+                return Ok(Claim::Claimed);
+            }
+        }
+        Ok(Claim::InProgress)
     }
 }
 
@@ -40,18 +127,26 @@ impl DedupeStore for MemoryDedupe {
         lease: Term,
         expires_at: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
-        let now = lease.from;
-        let mut items = self.items.lock().unwrap();
-        match items.get(key) {
-            Some(Entry::Done { expires_at }) if *expires_at > now => return Ok(Claim::Done),
-            Some(Entry::Pending {
-                lease: held,
-                expires_at,
-            }) if held.runs_at(now) && *expires_at > now => return Ok(Claim::InProgress),
-            _ => {}
-        }
-        items.insert(key, Entry::Pending { lease, expires_at });
-        Ok(Claim::Claimed)
+        self.claim_naming(key, None, lease, expires_at).await
+    }
+
+    async fn claim_attempt(
+        &self,
+        key: &str,
+        record: AttemptRef,
+        lease: Term,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        self.claim_naming(key, Some(record), lease, expires_at)
+            .await
+    }
+
+    async fn is_done(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let entry = match self.items.lock().unwrap().get(key) {
+            Some(e) if e.live(now) => e.clone(),
+            _ => return Ok(false),
+        };
+        self.settled(&entry).await
     }
 
     async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {

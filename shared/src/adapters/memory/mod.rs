@@ -42,14 +42,17 @@ pub fn memory_stores() -> Stores {
 
 /// [`memory_stores`] whose event and attempt logs judge expiry by `clock`.
 pub fn memory_stores_at(clock: Arc<dyn crate::ports::Clock>) -> Stores {
+    let attempts: Arc<dyn crate::ports::AttemptLog> =
+        Arc::new(MemoryAttemptLog::default().with_clock(clock.clone()));
     Stores {
         subscriptions: Arc::new(MemorySubscriptions::default()),
         api_keys: Arc::new(MemoryApiKeys::default()),
         calls: Arc::new(MemoryCallStates::default()),
-        dedupe: Arc::new(MemoryDedupe::default()),
+        // Attempt claims are settled by the records they name in this attempt log.
+        dedupe: Arc::new(MemoryDedupe::default().over(attempts.clone())),
         presence: Arc::new(MemoryPresence::default()),
         leases: Arc::new(MemoryLeases::default()),
-        attempts: Arc::new(MemoryAttemptLog::default().with_clock(clock.clone())),
+        attempts,
         events: Arc::new(MemoryEventLog::default().with_clock(clock)),
         rate_limits: Arc::new(MemoryRateLimiter::default()),
         idempotency: Arc::new(MemoryIdempotency::default()),
@@ -60,13 +63,18 @@ pub fn memory_stores_at(clock: Arc<dyn crate::ports::Clock>) -> Stores {
 /// Every store, in memory, with the growing ones bounded: the local stack's embedded store, where
 /// no TTL sweeper runs. Keeps the newest `capacity` events per org (replay) and attempts per
 /// subscription (delivery log), the `capacity` most recently written calls, and `2 × capacity`
-/// dedupe keys (an ingest claim and an attempt claim per event); older entries are forgotten.
+/// claims (attempt claims, ordered jobs' held records); older entries are forgotten (an attempt
+/// claim whose record was forgotten is settled only while its lease runs).
 pub fn bounded_memory_stores(capacity: usize) -> Stores {
     let capacity = capacity.max(1);
+    let attempts: Arc<dyn crate::ports::AttemptLog> =
+        Arc::new(MemoryAttemptLog::with_capacity(capacity));
     Stores {
         calls: Arc::new(MemoryCallStates::with_capacity(capacity)),
-        dedupe: Arc::new(MemoryDedupe::with_capacity(capacity.saturating_mul(2))),
-        attempts: Arc::new(MemoryAttemptLog::with_capacity(capacity)),
+        dedupe: Arc::new(
+            MemoryDedupe::with_capacity(capacity.saturating_mul(2)).over(attempts.clone()),
+        ),
+        attempts,
         events: Arc::new(MemoryEventLog::with_capacity(capacity)),
         ..memory_stores()
     }
