@@ -1,3 +1,4 @@
+use aws_sdk_dynamodb::types::AttributeValue::S;
 use chrono::Duration;
 use relay_shared::error::{StoreError, MAX_STORE_ITEM_BYTES};
 use relay_shared::ports::EventQuery;
@@ -102,14 +103,25 @@ pub async fn an_event_over_the_item_limit_is_refused_cleanly(env: StoreEnv) {
     let log = &env.stores.events;
     let t = now();
     let keep = t + Duration::days(1);
+    // Bodies that do not compress (the DynamoDB adapter stores them deflated): printable ASCII
+    // from a fixed pseudo-random sequence, ≥ 6.5 bits of information a byte, so twice the limit
+    // stays over it compressed, and under the limit stays under it plain.
     let sized = |i: i64, bytes: usize| {
         let mut e = event("org-1", t + Duration::seconds(i));
-        e.body = "x".repeat(bytes);
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ bytes as u64;
+        e.body = (0..bytes)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b' ' + (x % 95) as u8)
+            })
+            .collect();
         e
     };
     let big = sized(1, 300 * 1024);
     log.append(&big, keep).await.unwrap();
-    let too_big = sized(2, MAX_STORE_ITEM_BYTES);
+    let too_big = sized(2, 2 * MAX_STORE_ITEM_BYTES);
     let err = log.append(&too_big, keep).await.unwrap_err();
     assert!(
         matches!(err, StoreError::TooLarge { max, .. } if max == MAX_STORE_ITEM_BYTES),
@@ -341,4 +353,177 @@ pub async fn a_sparse_type_filter_reads_bounded_pages(env: StoreEnv) {
         .unwrap();
     assert_eq!(all.items.len(), 10);
     assert!(all.next_cursor.is_some());
+}
+
+/// The captured telephony events (tests/fixtures/seed001), built as the ingest builds them
+/// (`telephony_body` of the parsed `items` at the captured timestamp: the capture byte for byte),
+/// logged at a nanosecond instant.
+fn seed001_events() -> Vec<relay_shared::events::OutboundEvent> {
+    use relay_shared::events::{telephony_body, EventType, OutboundEvent};
+    use relay_shared::ids::EventId;
+    use relay_shared::webex::{parse_json, TelephonyEnvelope};
+    let logged = now() + Duration::nanoseconds(123_456_789);
+    [
+        (
+            EventType::TelephonyUpdated,
+            include_str!("../../../tests/fixtures/seed001/updated.json"),
+        ),
+        (
+            EventType::TelephonyCreated,
+            include_str!("../../../tests/fixtures/seed001/created.json"),
+        ),
+        (
+            EventType::TelephonyDeleted,
+            include_str!("../../../tests/fixtures/seed001/deleted.json"),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (event_type, text))| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let items = serde_json::to_string(&v["items"]).unwrap();
+        let env: TelephonyEnvelope = parse_json(items.as_bytes()).unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str().unwrap())
+            .unwrap()
+            .to_utc();
+        let body = telephony_body(&env, at);
+        assert_eq!(body, serde_json::to_string(&v).unwrap(), "the capture");
+        let created_at = logged + Duration::milliseconds(i as i64);
+        OutboundEvent {
+            id: EventId::new_at(crate::fixtures::millis(created_at)),
+            event_type,
+            org_id: env.org_id.clone(),
+            created_at,
+            body,
+        }
+    })
+    .collect()
+}
+
+/// Replay reads the captured telephony events back byte for byte (get, list and page), and on
+/// DynamoDB each stored item is at most one write unit by DynamoDB's size rule (the body is kept
+/// compressed).
+pub async fn seed_events_replay_byte_exact_in_one_write_unit_each(env: StoreEnv) {
+    use relay_shared::ports::{EventFilter, PageRequest};
+    let log = &env.stores.events;
+    let events = seed001_events();
+    let org = events[0].org_id.clone();
+    let keep = now() + Duration::days(1);
+    for e in &events {
+        log.append(e, keep).await.unwrap();
+    }
+    for e in &events {
+        let got = log.get(&org, &e.id).await.unwrap().expect("logged");
+        assert_eq!(got.body.as_bytes(), e.body.as_bytes());
+        assert_eq!(&got, e);
+    }
+    let since = events[0].created_at - Duration::seconds(1);
+    let listed = log
+        .list(
+            &org,
+            EventQuery::new(since, since + Duration::minutes(1), 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed, events);
+    let page = log
+        .page(
+            &org,
+            EventFilter::default(),
+            &PageRequest {
+                limit: 10,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items, events.iter().rev().cloned().collect::<Vec<_>>());
+    if let Some((client, table)) = &env.dynamodb {
+        for e in &events {
+            let item = client
+                .get_item()
+                .table_name(table)
+                .key("pk", S(format!("EVENTS#{org}")))
+                .key("sk", S(e.id.to_string()))
+                .send()
+                .await
+                .unwrap()
+                .item
+                .expect("stored");
+            let size = relay_shared::adapters::aws::item_size(&item);
+            assert!(
+                size <= 1024,
+                "{}: a {size}-byte item (more than 1 WRU)",
+                e.event_type
+            );
+            assert!(
+                matches!(
+                    item.get("body"),
+                    Some(aws_sdk_dynamodb::types::AttributeValue::B(_))
+                ),
+                "the body is binary (compressed)"
+            );
+            assert!(!item.contains_key("doc"));
+        }
+    }
+}
+
+/// An event log item written before the body was compressed (the whole event as JSON in `doc`,
+/// with `event_type`) is still read by get, list and page, beside new items. DynamoDB only (the
+/// memory adapter has no stored form).
+pub async fn items_written_before_compression_still_read(env: StoreEnv) {
+    use relay_shared::ports::{EventFilter, PageRequest};
+    let Some((client, table)) = &env.dynamodb else {
+        return;
+    };
+    let log = &env.stores.events;
+    let mut events = seed001_events();
+    let org = events[0].org_id.clone();
+    let keep = now() + Duration::days(1);
+    let old = events.remove(0);
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", S(format!("EVENTS#{org}")))
+        .item("sk", S(old.id.to_string()))
+        .item("doc", S(serde_json::to_string(&old).unwrap()))
+        .item("event_type", S(old.event_type.as_str().into()))
+        .item(
+            "expires_at",
+            aws_sdk_dynamodb::types::AttributeValue::N(keep.timestamp().to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    for e in &events {
+        log.append(e, keep).await.unwrap();
+    }
+    assert_eq!(log.get(&org, &old.id).await.unwrap(), Some(old.clone()));
+    let since = old.created_at - Duration::seconds(1);
+    let all: Vec<_> = std::iter::once(old.clone()).chain(events).collect();
+    assert_eq!(
+        log.list(
+            &org,
+            EventQuery::new(since, since + Duration::minutes(1), 10)
+        )
+        .await
+        .unwrap(),
+        all
+    );
+    let of_type = EventFilter {
+        event_type: Some(old.event_type),
+        ..EventFilter::default()
+    };
+    let page = log
+        .page(
+            &org,
+            of_type,
+            &PageRequest {
+                limit: 10,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![old]);
 }

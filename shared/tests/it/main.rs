@@ -107,6 +107,8 @@ conformance! {
             an_event_over_the_item_limit_is_refused_cleanly,
             paged_newest_first_filtered_and_got_by_id,
             a_sparse_type_filter_reads_bounded_pages,
+            seed_events_replay_byte_exact_in_one_write_unit_each,
+            items_written_before_compression_still_read,
         ],
         rate_limits: [
             limit_and_independent_windows,
