@@ -112,11 +112,12 @@ async fn dynamodb_and_sqs_calls_per_telephony_event() {
 
     println!("ingest  DynamoDB {ingest_ddb:?}  SQS {ingest_sqs:?}");
     println!("deliver DynamoDB {worker_ddb:?}  SQS {worker_sqs:?}");
-    // Ingest: call-state read; dedupe claim, call-state conditional write, event-log append and
-    // dedupe completion (4 puts); subscriptions of the org (one GSI query); one SendMessageBatch.
+    // Ingest (a cold subscriptions cache): call-state read, event-log append and the org's
+    // subscriptions (one GSI query) concurrently; the call-state conditional write; one
+    // SendMessageBatch. No dedupe record: a redelivery collapses at the worker's attempt claim.
     assert_eq!(
         ingest_ddb,
-        counts(&[("GetItem", 1), ("PutItem", 4), ("Query(index)", 1)])
+        counts(&[("GetItem", 1), ("PutItem", 2), ("Query(index)", 1)])
     );
     assert_eq!(ingest_sqs, counts(&[("SendMessageBatch", 1)]));
     // Delivery (cold subscription cache): subscription read; rate-limit counter and the webhook's

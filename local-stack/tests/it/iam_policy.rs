@@ -642,7 +642,7 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
 
     // ---- ingest: the three events of one call (new call, known call), a duplicate, a stale one.
     let ingest_clients = function_clients(&sdk, &aws.table, &key);
-    // The queue refuses the first event's jobs: 503, its dedupe claim released.
+    // The queue refuses the first event's jobs: 503 (its retry below is a duplicate, queued again).
     let ingest_queue = Arc::new(testkit::FlakyQueue::new(queue.clone(), 1));
     let ingest = Ingest::new(
         CorePorts {
