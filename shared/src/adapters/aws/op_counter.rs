@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::config::interceptors::{
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 /// An SDK interceptor that counts the requests a client sends, by operation (the
 /// `x-amz-target` header's last part, e.g. `PutItem`, `SendMessageBatch`), retries included. A
@@ -238,13 +239,14 @@ impl Intercept for OpCounter {
         &self,
         ctx: &AfterDeserializationInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(op) = ctx
-            .inner()
-            .request()
-            .and_then(|r| r.headers().get("x-amz-target"))
-            .and_then(dynamodb_op)
+        // The request has been sent (and taken from the context) by now; the operation's
+        // metadata stays in the config bag.
+        let Some(op) = cfg
+            .load::<Metadata>()
+            .filter(|m| m.service().eq_ignore_ascii_case("dynamodb"))
+            .map(Metadata::name)
         else {
             return Ok(());
         };
