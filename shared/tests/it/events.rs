@@ -527,3 +527,59 @@ pub async fn items_written_before_compression_still_read(env: StoreEnv) {
         .unwrap();
     assert_eq!(page.items, vec![old]);
 }
+
+/// What the cost model counts with `OpCounter`, on the event log: a seed telephony event's append
+/// consumes 1 WRU and a strongly consistent get 1 RRU as DynamoDB (Local) reports it (the
+/// interceptor asks for `ReturnConsumedCapacity`); calls made concurrently are one round trip,
+/// one after another's answer a round each. DynamoDB only.
+pub async fn op_counter_sums_capacity_and_counts_round_trips(env: StoreEnv) {
+    use relay_shared::adapters::aws::{Capacity, DynamoTable, OpCounter};
+    use relay_shared::ports::EventLog;
+    let Some((client, table)) = &env.dynamodb else {
+        return;
+    };
+    let ops = OpCounter::default();
+    let counted = aws_sdk_dynamodb::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(ops.clone())
+            .build(),
+    );
+    let log = DynamoTable::new(counted, table.clone());
+    let events = seed001_events();
+    let org = events[0].org_id.clone();
+    let keep = now() + Duration::days(1);
+    log.append(&events[0], keep).await.unwrap();
+    assert_eq!(
+        ops.take_capacity(),
+        Capacity {
+            write: 1.0,
+            read: 0.0
+        }
+    );
+    assert_eq!(ops.take_rounds(), 1);
+    // Two appends and a get at once: one round; their capacity adds up.
+    let (a, b, c) = tokio::join!(
+        log.append(&events[1], keep),
+        log.append(&events[2], keep),
+        EventLog::get(&log, &org, &events[0].id),
+    );
+    (a.unwrap(), b.unwrap());
+    assert_eq!(c.unwrap().as_ref(), Some(&events[0]));
+    assert_eq!(
+        ops.take_capacity(),
+        Capacity {
+            write: 2.0,
+            read: 1.0
+        }
+    );
+    assert_eq!(ops.take_rounds(), 1);
+    // One after another: a round each.
+    for e in &events {
+        EventLog::get(&log, &org, &e.id).await.unwrap().unwrap();
+    }
+    assert_eq!(ops.take_rounds(), 3);
+    assert_eq!(ops.take_capacity().read, 3.0);
+    assert_eq!(ops.take().get("GetItem"), Some(&4));
+}

@@ -109,6 +109,7 @@ conformance! {
             a_sparse_type_filter_reads_bounded_pages,
             seed_events_replay_byte_exact_in_one_write_unit_each,
             items_written_before_compression_still_read,
+            op_counter_sums_capacity_and_counts_round_trips,
         ],
         rate_limits: [
             limit_and_independent_windows,
