@@ -178,9 +178,6 @@ pub trait DedupeStore: Send + Sync {
         lease: Term,
         expires_at: DateTime<Utc>,
     ) -> Result<Claim, StoreError>;
-    /// Is `key` done at `now` (completed, or its named record written)? Strongly consistent
-    /// reads, nothing written.
-    async fn is_done(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Marks `key` done without a record: an ordered job's held record, or the fallback when
     /// the attempt record cannot be written (the made attempt is still remembered).
     async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;

@@ -108,13 +108,19 @@ impl AttemptResult {
         }
     }
 
-    /// The attempt-log row for attempt `attempt` of `job`, made at `at`, with the trace and
-    /// request ids of the job's span (the worker's handler starts it from the message's trace
-    /// context and the invocation's request id).
-    pub fn record(&self, job: &DeliveryJob, attempt: u32, at: DateTime<Utc>) -> AttemptRecord {
+    /// The attempt-log row `id` (the name its claim gave it) for attempt `attempt` of `job`,
+    /// made at `at`, with the trace and request ids of the job's span (the worker's handler
+    /// starts it from the message's trace context and the invocation's request id).
+    pub fn record(
+        &self,
+        id: AttemptId,
+        job: &DeliveryJob,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) -> AttemptRecord {
         let ids = telemetry::current();
         AttemptRecord {
-            id: AttemptId::new_at(at.timestamp_millis().max(0) as u64),
+            id,
             delivery_id: job.delivery_id(),
             event_id: job.event_id,
             subscription_id: job.subscription_id,

@@ -23,8 +23,6 @@ pub struct WorkerConfig {
     /// Attempt log retention (`ATTEMPT_RETENTION_DAYS`, default 30; the shared reader
     /// `relay_shared::config::RetentionArgs`, `ATTEMPT_TTL_DAYS` its deprecated name).
     pub attempt_ttl: chrono::Duration,
-    /// How long a warm container trusts a loaded subscription (`SUBSCRIPTION_CACHE_SECONDS`, default 10; 0 disables).
-    pub subscription_cache: Duration,
     /// Rate limit for subscriptions that carry 0 (`DEFAULT_RATE_LIMIT_PER_MINUTE`, default 100).
     pub default_rate_limit_per_minute: u32,
     /// How much of a response body is read (`MAX_RESPONSE_BYTES`, default 65536).
@@ -69,9 +67,10 @@ pub struct WorkerArgs {
     /// ± jitter on every retry delay, in percent (default: RetrySchedule's 20).
     #[arg(long, env = "RETRY_JITTER_PERCENT", value_parser = in_range(0u32..=100))]
     pub retry_jitter_percent: Option<u32>,
-    /// How long a warm container trusts a loaded subscription, in seconds (0 disables).
-    #[arg(long, env = "SUBSCRIPTION_CACHE_SECONDS", default_value_t = 10, value_parser = in_range(0u64..))]
-    pub subscription_cache_seconds: u64,
+    /// Deprecated, ignored: every job reads its subscription fresh (docs/delivery-worker.md).
+    /// Still accepted so that a deployment setting it keeps starting.
+    #[arg(long, env = "SUBSCRIPTION_CACHE_SECONDS", hide = true, value_parser = in_range(0u64..))]
+    pub subscription_cache_seconds: Option<u64>,
     /// Response bytes read at most.
     #[arg(long, env = "MAX_RESPONSE_BYTES", default_value_t = 64 * 1024, value_parser = in_range(0usize..))]
     pub max_response_bytes: usize,
@@ -105,7 +104,6 @@ impl WorkerArgs {
             ),
             targets,
             attempt_ttl: retention.attempts,
-            subscription_cache: Duration::from_secs(self.subscription_cache_seconds),
             default_rate_limit_per_minute,
             max_response_bytes,
             snippet_bytes: SNIPPET_BYTES.min(max_response_bytes),
@@ -257,6 +255,14 @@ mod tests {
             template.contains(&format!("maxReceiveCount: {limit}\n")),
             "template.yaml's ordered queue has maxReceiveCount {limit}"
         );
+    }
+
+    /// `SUBSCRIPTION_CACHE_SECONDS` (the warm-container cache it set is gone) is still accepted,
+    /// and changes nothing.
+    #[test]
+    fn the_deprecated_subscription_cache_setting_is_accepted_and_ignored() {
+        let c = WorkerConfig::from_env_pairs(&[("SUBSCRIPTION_CACHE_SECONDS", "10")]).unwrap();
+        assert_eq!(format!("{c:?}"), format!("{:?}", WorkerConfig::default()));
     }
 
     #[test]

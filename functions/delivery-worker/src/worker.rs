@@ -1,17 +1,19 @@
 //! The delivery pipeline: one raw queue message in, one [`DeliveryOutcome`] out. Parse → not yet
-//! due? → subscription (deleted, disabled) → rate limit → claim the attempt → POST → settle
-//! (delivered, re-sent for the next attempt, or parked in the dead-letter queue).
+//! due? → subscription, read fresh (deleted, disabled) → the rate limit and the attempt claim,
+//! concurrently → POST → settle (delivered, re-sent for the next attempt, held, or parked in the
+//! dead-letter queue) → the attempt record, which settles the claim: three sequential store round
+//! trips around the POST (docs/delivery-worker.md, "Round trips").
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use relay_shared::delivery::{AttemptRecord, DeliveryJob, ErrorClass};
+use relay_shared::delivery::{AttemptRecord, DeliveryJob, ErrorClass, ATTEMPT_CLAIM_DAYS};
 use relay_shared::events::rfc3339_millis;
-use relay_shared::ids::SubscriptionId;
+use relay_shared::ids::{AttemptId, SubscriptionId};
 use relay_shared::operational::{DisabledCause, OperationalEmitter, OperationalEvent, Trigger};
 use relay_shared::ports::{
-    Claim, CorePorts, DeadLetterSink, HttpSender, QueuedJob, RateWindow, Term,
+    AttemptRef, Claim, CorePorts, DeadLetterSink, HttpSender, QueuedJob, RateWindow, Term,
 };
 use relay_shared::secrets_at_rest::{SealError, SecretOpener};
 use relay_shared::signing::SigningSecret;
@@ -23,7 +25,7 @@ use crate::config::WorkerConfig;
 use crate::metrics::{Metric, MetricsSink};
 use crate::outcome::{DeferReason, DeliveryOutcome};
 use crate::schedule;
-use crate::subscriptions::{Loaded, SubscriptionCache};
+use crate::subscriptions::Subscriptions;
 
 /// The worker's ports: built once per cold start.
 #[derive(Clone)]
@@ -37,12 +39,13 @@ pub struct Ports {
     pub secrets: SecretOpener,
 }
 
-/// The attempt claims' terms: the lease of the attempt being made, and how long a made attempt is
-/// remembered.
+/// The attempt claims' terms: the lease of the attempt being made, how long a made attempt is
+/// remembered, and the attempt record the claim names (whose write settles it).
 #[derive(Clone, Copy)]
 struct Claims {
     lease: Term,
     remember_until: DateTime<Utc>,
+    record: AttemptRef,
 }
 
 /// The delivery core: see [`Worker::process_message`].
@@ -50,7 +53,7 @@ pub struct Worker {
     ports: Ports,
     config: WorkerConfig,
     metrics: Arc<MetricsSink>,
-    subscriptions: SubscriptionCache,
+    subscriptions: Subscriptions,
     /// Operational events about the webhooks delivered to (docs/operational-events.md).
     operational: OperationalEmitter,
 }
@@ -74,9 +77,6 @@ const GONE_REASON: &str = "the receiver answered 410 Gone";
 
 /// How much of an unparseable body is kept in the DLQ envelope.
 const MAX_PARKED_RAW: usize = 200 * 1024;
-/// How long a made attempt is remembered, so a late duplicate queue message is recognised (longer
-/// than the delivery queue keeps messages).
-const ATTEMPT_CLAIM_DAYS: i64 = 5;
 /// The dead-letter reason of a job whose subscription's secret cannot be opened: its reason class
 /// and what to do, never the key service's detail (that is in the log).
 pub const SECRET_UNREADABLE: &str = "secret_unreadable: the webhook's signing secret cannot be \
@@ -88,10 +88,9 @@ impl Worker {
     }
 
     pub fn with_metrics(ports: Ports, config: WorkerConfig, metrics: Arc<MetricsSink>) -> Self {
-        let subscriptions = SubscriptionCache::new(
+        let subscriptions = Subscriptions::new(
             ports.core.stores.subscriptions.clone(),
             ports.core.clock.clone(),
-            config.subscription_cache,
         );
         let operational = OperationalEmitter::from_core(&ports.core, &config.operational);
         Self {
@@ -196,12 +195,11 @@ impl Worker {
             }
         }
 
-        let (sub, cached) = match self.subscriptions.get(&job.subscription_id).await {
-            Ok(Loaded {
-                sub: Some(sub),
-                cached,
-            }) => (sub, cached),
-            Ok(Loaded { sub: None, .. }) => {
+        // Round 1: the subscription as stored now (strongly consistent, every job: a PATCH, a
+        // rotation or a disable made before the job was enqueued applies to this attempt).
+        let sub = match self.subscriptions.get(&job.subscription_id).await {
+            Ok(Some(sub)) => sub,
+            Ok(None) => {
                 tracing::info!(subscription_id = %job.subscription_id, event_id = %job.event_id, "subscription deleted: dropping the job");
                 return DeliveryOutcome::Dropped {
                     reason: "subscription deleted".into(),
@@ -220,7 +218,8 @@ impl Worker {
             };
             tracing::info!(subscription_id = %sub.id, event_id = %job.event_id, reason = %reason, "dropping the job");
             let skipped = AttemptResult::skipped(reason.clone());
-            self.record_attempt(&skipped.record(&job, job.next_attempt(), now), now)
+            let id = AttemptId::new_at(now.timestamp_millis().max(0) as u64);
+            self.record_attempt(&skipped.record(id, &job, job.next_attempt(), now), now)
                 .await;
             return DeliveryOutcome::Skipped { reason };
         }
@@ -232,71 +231,28 @@ impl Worker {
             Err(e) => return self.secrets_unopened(job, &sub, e).await,
         };
 
-        // Per-subscription rate limit, shared by every instance (fixed minute windows).
+        // Round 2: the rate-limit token (per subscription, shared by every instance: fixed
+        // minute windows) and the attempt claim, concurrently. Exactly one worker makes a given
+        // attempt: SQS may hand one message to two consumers, and a copy that arrives after the
+        // attempt was made must not POST again. The claim names the record the attempt will
+        // leave, whose write settles it.
         let limit = if sub.rate_limit_per_minute == 0 {
             self.config.default_rate_limit_per_minute
         } else {
             sub.rate_limit_per_minute
         };
         let window = RateWindow::containing(now, limit);
-        match self
-            .ports
-            .core
-            .stores
-            .rate_limits
-            .try_acquire(&sub.id, window)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                // Each waiting job gets its own future slot (one minute / limit apart, from the
-                // next window on), so a backlog of B jobs is re-sent about B times in all, not
-                // every minute each (docs/delivery-worker.md, "Rate limit").
-                let interval = RateWindow::LENGTH / limit.max(1) as i32;
-                let slot = match self
-                    .ports
-                    .core
-                    .stores
-                    .rate_limits
-                    .reserve_slots(&sub.id, window.end(), interval, 1)
-                    .await
-                {
-                    Ok(slot) => slot,
-                    Err(e) => {
-                        return DeliveryOutcome::Failed {
-                            error: format!("reserving a delivery slot: {e}"),
-                        }
-                    }
-                };
-                let wait = (slot - now).to_std().unwrap_or(Duration::from_secs(1));
-                tracing::info!(subscription_id = %sub.id, limit, %slot, "rate limit reached: deferring to the webhook's next free slot");
-                return self.defer(&job, DeferReason::RateLimited, wait).await;
-            }
-            Err(e) => {
-                return DeliveryOutcome::Failed {
-                    error: format!("rate limiter: {e}"),
-                }
-            }
-        }
-
-        // Exactly one worker makes a given attempt: SQS may hand one message to two consumers,
-        // and a copy that arrives after the attempt was made must not POST again.
-        let lease = chrono::Duration::from_std(self.config.delivery_timeout)
-            .unwrap_or_else(|_| chrono::Duration::seconds(30))
-            + chrono::Duration::seconds(30);
-        let remember_until = now + chrono::Duration::days(ATTEMPT_CLAIM_DAYS);
-        let claims = Claims {
-            lease: Term::new(now, now + lease),
-            remember_until,
-        };
-        let claimed = if job.is_ordered() {
-            self.next_ordered_attempt(&job, claims).await
-        } else {
-            let attempt = job.next_attempt();
-            self.claim(&job, attempt, claims).await.map(|()| attempt)
-        };
+        let claims = self.claims(&job, now);
+        let rate_limits = &self.ports.core.stores.rate_limits;
+        let (allowed, claimed) = tokio::join!(
+            rate_limits.try_acquire(&sub.id, window),
+            self.claim_next(&job, claims)
+        );
         let attempt = match claimed {
             Ok(attempt) => attempt,
+            // Not this copy's to make (made already, being made, or the claim failed): a token
+            // taken meanwhile is spent — rare (a duplicate queue message) and only ever early on
+            // the limit, never over it.
             Err(outcome) => {
                 if let DeliveryOutcome::Dropped { reason } = &outcome {
                     tracing::info!(delivery_id = %job.delivery_id(), %reason, "dropping a duplicate queue message");
@@ -304,32 +260,87 @@ impl Worker {
                 return outcome;
             }
         };
+        let claim_key = job.claim_key(attempt);
         if attempt > self.config.schedule.max_attempts() {
             // Every attempt of an ordered job was made and held, but parking it failed then.
-            self.release_claim(&job.claim_key(attempt)).await;
+            self.release_claim(&claim_key).await;
             let reason = format!("all {} attempts failed", attempt - 1);
             return self.dead_letter(job, &sub, reason, Park::Exhausted).await;
         }
-        let claim_key = job.claim_key(attempt);
-        let outcome = self
-            .attempt_and_settle(job, &sub, cached, &secrets, attempt, now)
-            .await;
-        if outcome.settled_an_attempt() {
-            if let Err(e) = self
-                .ports
-                .core
-                .stores
-                .dedupe
-                .complete(&claim_key, remember_until)
-                .await
-            {
-                tracing::warn!(error = %e, claim = %claim_key, "could not settle the attempt claim (its lease expires by itself)");
+        match allowed {
+            Ok(true) => {}
+            Ok(false) => {
+                // No attempt now: the claim is given back for the deferred copy.
+                self.release_claim(&claim_key).await;
+                return self.rate_limited(&job, &sub, window, limit, now).await;
             }
-        } else {
-            // Nothing durable happened for the next attempt: let the redelivered copy retry.
-            self.release_claim(&claim_key).await;
+            Err(e) => {
+                self.release_claim(&claim_key).await;
+                return DeliveryOutcome::Failed {
+                    error: format!("rate limiter: {e}"),
+                };
+            }
         }
-        outcome
+        self.attempt_and_settle(job, &sub, &secrets, attempt, claims, now)
+            .await
+    }
+
+    /// The limit is used up: each waiting job gets its own future slot (one minute / limit
+    /// apart, from the next window on), so a backlog of B jobs is re-sent about B times in all,
+    /// not every minute each (docs/delivery-worker.md, "Rate limit").
+    async fn rate_limited(
+        &self,
+        job: &DeliveryJob,
+        sub: &Subscription,
+        window: RateWindow,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> DeliveryOutcome {
+        let interval = RateWindow::LENGTH / limit.max(1) as i32;
+        let slot = match self
+            .ports
+            .core
+            .stores
+            .rate_limits
+            .reserve_slots(&sub.id, window.end(), interval, 1)
+            .await
+        {
+            Ok(slot) => slot,
+            Err(e) => {
+                return DeliveryOutcome::Failed {
+                    error: format!("reserving a delivery slot: {e}"),
+                }
+            }
+        };
+        let wait = (slot - now).to_std().unwrap_or(Duration::from_secs(1));
+        tracing::info!(subscription_id = %sub.id, limit, %slot, "rate limit reached: deferring to the webhook's next free slot");
+        self.defer(job, DeferReason::RateLimited, wait).await
+    }
+
+    /// The terms of `job`'s attempt claim taken at `now`, naming a new attempt id for its record.
+    fn claims(&self, job: &DeliveryJob, now: DateTime<Utc>) -> Claims {
+        let lease = chrono::Duration::from_std(self.config.delivery_timeout)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30))
+            + chrono::Duration::seconds(30);
+        Claims {
+            lease: Term::new(now, now + lease),
+            remember_until: now + chrono::Duration::days(ATTEMPT_CLAIM_DAYS),
+            record: AttemptRef {
+                subscription_id: job.subscription_id,
+                attempt_id: AttemptId::new_at(now.timestamp_millis().max(0) as u64),
+            },
+        }
+    }
+
+    /// Claims the attempt this copy of `job` is to make (the next one in its body; an ordered
+    /// job's first one not made yet); the outcome to return when there is none to make here.
+    async fn claim_next(&self, job: &DeliveryJob, claims: Claims) -> Result<u32, DeliveryOutcome> {
+        if job.is_ordered() {
+            self.next_ordered_attempt(job, claims).await
+        } else {
+            let attempt = job.next_attempt();
+            self.claim(job, attempt, claims).await.map(|()| attempt)
+        }
     }
 
     /// Claims attempt `attempt` of `job`; the outcome to return when it cannot be made here.
@@ -344,7 +355,12 @@ impl Worker {
             .core
             .stores
             .dedupe
-            .claim(&job.claim_key(attempt), claims.lease, claims.remember_until)
+            .claim_attempt(
+                &job.claim_key(attempt),
+                claims.record,
+                claims.lease,
+                claims.remember_until,
+            )
             .await
         {
             Ok(Claim::Claimed) => Ok(()),
@@ -365,7 +381,9 @@ impl Worker {
     /// An ordered job is never re-sent, so its body does not count its attempts: attempt `n`
     /// was made and held back for the next one when both its claim and its held record are done
     /// ([`DeliveryJob::held_attempt_key`]). Claims the first attempt not made yet; a made
-    /// attempt without a held record was settled (delivered, dead-lettered): a duplicate.
+    /// attempt without a held record was settled (delivered, dead-lettered): a duplicate. Each
+    /// attempt made before costs two more conditional writes (its claim's, its hold's) and,
+    /// when not held, a delete.
     async fn next_ordered_attempt(
         &self,
         job: &DeliveryJob,
@@ -415,16 +433,18 @@ impl Worker {
         }
     }
 
-    /// Makes attempt `attempt` and settles the job: delivered, re-sent for the next attempt, or
-    /// parked in the DLQ. `cached`: `sub` came from the cache (may miss another container's
-    /// change of its health).
+    /// Makes attempt `attempt` and settles the job: delivered, re-sent for the next attempt,
+    /// held, or parked in the DLQ; then writes the attempt record the claim names, which settles
+    /// the claim. Last, so that once it exists everything the attempt caused is stored: a crash
+    /// before it leaves the claim unsettled and a redelivered copy makes the attempt again after
+    /// the lease (at least once), a crash after it finds the record (never again).
     async fn attempt_and_settle(
         &self,
-        mut job: DeliveryJob,
+        job: DeliveryJob,
         sub: &Subscription,
-        cached: bool,
         secrets: &[SigningSecret],
         attempt: u32,
+        claims: Claims,
         now: DateTime<Utc>,
     ) -> DeliveryOutcome {
         let result = post_signed(
@@ -437,17 +457,67 @@ impl Worker {
             now,
         )
         .await;
-        self.record_attempt(&result.record(&job, attempt, now), now)
-            .await;
+        let record = result.record(claims.record.attempt_id, &job, attempt, now);
+        let claim_key = job.claim_key(attempt);
+        let outcome = self.settle(job, sub, &result, attempt, now).await;
+        if outcome.settled_an_attempt() {
+            self.settle_claim(&record, &claim_key, claims.remember_until, now)
+                .await;
+        } else {
+            // Its successor (re-send, hold, park) was not stored: the claim is released so the
+            // redelivered copy makes this attempt again. The attempt made is still logged, under
+            // an id of its own (under the claim's name it would settle the claim).
+            let id = AttemptId::new_at(now.timestamp_millis().max(0) as u64);
+            self.record_attempt(&AttemptRecord { id, ..record }, now)
+                .await;
+            self.release_claim(&claim_key).await;
+        }
+        outcome
+    }
+
+    /// The attempt record `record` (the one its claim names): the claim's settlement. If it
+    /// cannot be written, or expires before the claim does (`ATTEMPT_RETENTION_DAYS` shorter
+    /// than the claim's memory), the claim is marked done as well, so the made attempt is still
+    /// remembered.
+    async fn settle_claim(
+        &self,
+        record: &AttemptRecord,
+        claim_key: &str,
+        remember_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
+        let expires_at = now + self.config.attempt_ttl;
+        let attempts = &self.ports.core.stores.attempts;
+        match attempts.record(record, expires_at).await {
+            Ok(()) if expires_at >= remember_until => return,
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(subscription_id = %record.subscription_id, attempt = record.attempt, error = %e, "could not write the attempt log; marking the attempt claim done instead");
+            }
+        }
+        let dedupe = &self.ports.core.stores.dedupe;
+        if let Err(e) = dedupe.complete(claim_key, remember_until).await {
+            tracing::warn!(error = %e, claim = %claim_key, "could not settle the attempt claim: after its lease a redelivered copy may make this attempt again");
+        }
+    }
+
+    /// What attempt `attempt`'s `result` means for the job: delivered, re-sent for the next
+    /// attempt, held, or parked (and the webhook's health with it).
+    async fn settle(
+        &self,
+        mut job: DeliveryJob,
+        sub: &Subscription,
+        result: &AttemptResult,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> DeliveryOutcome {
         job.attempts.push(result.summary(attempt, now));
 
         if result.succeeded() {
             self.emit(Metric::Delivered, Some(result.duration_ms), &sub.id);
-            // A cached copy may not show a streak another container started since it was read:
-            // then the stored state decides (one strongly consistent read), or the success would
-            // leave the streak open — no webhook:recovered, and auto-disable measuring from a
-            // start that a success has ended. A copy read for this job is the stored state.
-            if cached || sub.health == Health::Failing || sub.failing_since.is_some() {
+            // The copy read for this job is the stored state: only a failing one has a streak
+            // to end (re-read before the transition, another container may have ended it).
+            if sub.health == Health::Failing || sub.failing_since.is_some() {
                 self.recovered(sub, &job, now).await;
             }
             return DeliveryOutcome::Delivered {
@@ -468,8 +538,7 @@ impl Worker {
                 )
                 .await;
         }
-        // The failing streak (started now unless under way): what auto-disable measures. A
-        // cached start is at worst older than the stored one, so it only tells when to look.
+        // The failing streak (started now unless under way): what auto-disable measures.
         let failing_since = self.subscriptions.failing_since(sub, now).await;
         if self.auto_disable_due(failing_since, now).is_some() {
             if let Some(reason) = self.auto_disable(sub, now).await {
@@ -684,7 +753,7 @@ impl Worker {
     /// before the health is written, so a crash between the two sends it again on the retry, as
     /// the same event (its id is the transition's: the subscription's version).
     async fn failing(&self, job: &DeliveryJob, now: DateTime<Utc>) {
-        match self.subscriptions.fresh(&job.subscription_id).await {
+        match self.subscriptions.get(&job.subscription_id).await {
             Ok(Some(before)) if before.health == Health::Healthy => {
                 self.emit(Metric::WebhookFailing, None, &job.subscription_id);
                 let op = OperationalEvent::failing(&before, &Trigger::of(job), now);
@@ -701,13 +770,12 @@ impl Worker {
     /// A success after failures: `webhook:recovered` when the webhook was marked failing (sent
     /// before the health is written, as [`Self::failing`]), and the failing streak ended.
     async fn recovered(&self, sub: &Subscription, job: &DeliveryJob, now: DateTime<Utc>) {
-        match self.subscriptions.fresh(&sub.id).await {
+        match self.subscriptions.get(&sub.id).await {
             Ok(Some(before)) if before.health == Health::Failing => {
                 let op = OperationalEvent::recovered(&before, job.event_id, now);
                 self.operational.emit_logged(&op).await;
             }
-            // Stored healthy, no streak: nothing to end (the read checking a cached copy is the
-            // only one then).
+            // Stored healthy, no streak (another container's success ended it): nothing to end.
             Ok(Some(before)) if before.failing_since.is_none() => return,
             Ok(None) => return,
             Ok(_) => {}
@@ -726,7 +794,7 @@ impl Worker {
         reason: &str,
         now: DateTime<Utc>,
     ) {
-        match self.subscriptions.fresh(&sub.id).await {
+        match self.subscriptions.get(&sub.id).await {
             Ok(Some(before)) if before.enabled => {
                 self.emit(Metric::WebhookDisabled, None, &sub.id);
                 let op = OperationalEvent::disabled(&before, cause, reason, None, now);
@@ -740,14 +808,14 @@ impl Worker {
         self.subscriptions.disable(&sub.id, reason, |_| true).await;
     }
 
-    /// Auto-disables the webhook if its STORED streak calls for it (the caller's copy may be
-    /// the cache's, with a start that a success on another container has ended since): read
-    /// fresh, `webhook:disabled` sent first (as [`Self::disable`]), then disabled only if the
+    /// Auto-disables the webhook if its STORED streak calls for it (the job's copy, read before
+    /// the attempt, may show a start that a success on another container has ended since): read
+    /// again, `webhook:disabled` sent first (as [`Self::disable`]), then disabled only if the
     /// stored start is still the one decided on. The reason when it is disabled (or already
     /// was); `None`: keep failing as usual. A recovery landing between the read and the write
     /// leaves it enabled, its `webhook:disabled` already sent: the price of sending first.
     async fn auto_disable(&self, sub: &Subscription, now: DateTime<Utc>) -> Option<String> {
-        let before = match self.subscriptions.fresh(&sub.id).await {
+        let before = match self.subscriptions.get(&sub.id).await {
             Ok(before) => before?,
             Err(e) => {
                 tracing::error!(subscription_id = %sub.id, error = %e, "could not read the subscription to decide on auto-disable");
@@ -799,6 +867,5 @@ impl Worker {
             // The job itself carries its attempt history; a lost log row must not cause a duplicate delivery.
             tracing::error!(subscription_id = %record.subscription_id, attempt = record.attempt, error = %e, "could not write the attempt log");
         }
-        relay_shared::stats::count_attempt(self.ports.core.stores.stats.as_ref(), record).await;
     }
 }

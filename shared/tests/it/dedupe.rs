@@ -122,7 +122,6 @@ pub async fn an_attempt_claim_is_settled_by_the_record_it_names(env: StoreEnv) {
             .unwrap(),
         Claim::Claimed
     );
-    assert!(!d.is_done("a1", t).await.unwrap(), "not settled yet");
     assert_eq!(
         d.claim_attempt("a1", other, term(1, 31), keep)
             .await
@@ -134,7 +133,6 @@ pub async fn an_attempt_claim_is_settled_by_the_record_it_names(env: StoreEnv) {
     log.record(&record_of(mine, t), t + Duration::days(30))
         .await
         .unwrap();
-    assert!(d.is_done("a1", t + Duration::seconds(2)).await.unwrap());
     assert_eq!(
         d.claim_attempt("a1", other, term(2, 32), keep)
             .await
@@ -174,14 +172,12 @@ pub async fn an_attempt_claim_is_settled_by_the_record_it_names(env: StoreEnv) {
 
     // `complete` settles an attempt claim too (the fallback when the record cannot be written).
     d.complete("a2", keep).await.unwrap();
-    assert!(d.is_done("a2", t + Duration::seconds(2)).await.unwrap());
     assert_eq!(
         d.claim_attempt("a2", other, term(2, 32), keep)
             .await
             .unwrap(),
         Claim::Done
     );
-    assert!(!d.is_done("never-claimed", t).await.unwrap());
 }
 
 /// A holder that crashed before its record: after its lease another copy takes the claim over

@@ -52,6 +52,10 @@ async fn kms_harness(test: &str, config: WorkerConfig) -> Option<(AwsHarness, Se
 impl AwsHarness {
     async fn new(sdk: &aws_config::SdkConfig, config: WorkerConfig, secrets: SecretOpener) -> Self {
         let aws = testkit::aws::Resources::new(sdk, "relay-dw").await;
+        Self::on(aws, config, secrets)
+    }
+
+    fn on(aws: testkit::aws::Resources, config: WorkerConfig, secrets: SecretOpener) -> Self {
         let ports = Ports {
             core: CorePorts {
                 stores: aws.stores.clone(),
@@ -322,4 +326,122 @@ async fn aws_kms_unreachable_leaves_the_job_on_the_queue() {
         1,
         "still queued (in flight until poll_once's retry delay passes)"
     );
+}
+
+/// One telephony delivery to a healthy webhook, as Lambda runs it (a request id, the ingest's
+/// trace context), counted on the DynamoDB client: the subscription read; the rate window and
+/// the attempt claim, concurrently; the attempt record, which settles the claim — 3 sequential
+/// round trips, 4 calls, 3 write units and 1 read unit — and every item written ≤ 1 KiB.
+#[tokio::test]
+async fn aws_a_delivery_is_three_round_trips_and_items_of_at_most_1_kib() {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+    use relay_shared::adapters::aws::{item_size, OpCounter};
+
+    let test = "aws_a_delivery_is_three_round_trips_and_items_of_at_most_1_kib";
+    // The process-wide subscriber (a Lambda function always has one): the attempt record then
+    // carries the trace and request ids, as deployed.
+    let _logs = testkit::logs::capture();
+    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
+        return;
+    };
+    let ops = OpCounter::default();
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(ops.clone())
+            .build(),
+    );
+    let aws =
+        testkit::aws::Resources::with_clients(ddb.clone(), aws_sdk_sqs::Client::new(&sdk), "dw")
+            .await;
+    let table = aws.table.clone();
+    let config = test_config(5);
+    let h = AwsHarness::on(aws, config, TestKeys::new().opener());
+    let server = MockServer::start().await;
+    respond(
+        &server,
+        ResponseTemplate::new(200).set_body_string(r#"{"received":true}"#),
+        None,
+    )
+    .await;
+    let sub = subscription(&format!("{}/hook", server.uri()));
+    h.stores.subscriptions.create(&sub, 10).await.unwrap();
+
+    // The captured telephony event (tests/fixtures/seed001) as ingest relays it.
+    let seed: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/seed001/created.json"
+    ))
+    .unwrap();
+    let envelope: relay_shared::webex::TelephonyEnvelope =
+        serde_json::from_value(seed["items"].clone()).unwrap();
+    let job = DeliveryJob {
+        body: relay_shared::events::telephony_body(&envelope, chrono::Utc::now()),
+        ..job_for(&sub, EventType::TelephonyCreated)
+    };
+    let mut message = SqsMessage::default();
+    message.message_id = Some("m1".into());
+    message.body = Some(raw(&job));
+    message
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "1".into());
+    let mut traceparent = SqsMessageAttribute::default();
+    traceparent.string_value =
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+    traceparent.data_type = Some("String".into());
+    message
+        .message_attributes
+        .insert("traceparent".into(), traceparent);
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "8f3c2a6e-5b1d-4c7e-9a0f-2d6b8e4c1a93".into();
+    let mut batch = SqsEvent::default();
+    batch.records.push(message);
+    let event = lambda_runtime::LambdaEvent::new(batch, context);
+    ops.take();
+    ops.take_rounds();
+    ops.take_capacity();
+
+    let response = delivery_worker::handler::function_handler(h.worker.clone(), None, event)
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let counts = ops.take();
+    let rounds = ops.take_rounds();
+    let capacity = ops.take_capacity();
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    let want: std::collections::BTreeMap<String, u32> =
+        [("GetItem", 1), ("UpdateItem", 1), ("PutItem", 2)]
+            .into_iter()
+            .map(|(op, n)| (op.to_owned(), n))
+            .collect();
+    assert_eq!(
+        counts, want,
+        "subscription read, rate window, claim, record"
+    );
+    assert_eq!(rounds, 3, "read; rate window ‖ claim; record");
+    assert_eq!((capacity.write, capacity.read), (3.0, 1.0));
+
+    // Every item the delivery wrote, by DynamoDB's size rule.
+    let items = ddb.scan().table_name(&table).send().await.unwrap();
+    let mut sizes = Vec::new();
+    for item in items.items() {
+        let pk = item["pk"].as_s().unwrap();
+        if pk.starts_with("SUB") || pk.starts_with("OWNER") {
+            continue; // the subscription, written by the test
+        }
+        let kind = pk.split('#').next().unwrap().to_owned();
+        sizes.push((kind, item_size(item)));
+    }
+    eprintln!("items written by one delivery (bytes): {sizes:?}");
+    let kinds: Vec<&str> = sizes.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        kinds.contains(&"ATTEMPTS") && kinds.contains(&"DEDUPE"),
+        "{sizes:?}"
+    );
+    for (kind, size) in &sizes {
+        assert!(
+            *size <= 1024,
+            "{kind} item of {size} B: over one write unit"
+        );
+    }
+    let record = &h.attempts(&sub.id).await[0];
+    assert!(record.trace_id.is_some() && record.request_id.is_some());
 }

@@ -82,7 +82,7 @@ pub fn raw(job: &DeliveryJob) -> String {
     serde_json::to_string(job).unwrap()
 }
 
-/// Zero delays, no jitter, a short timeout, no cache; localhost receivers allowed via the allow-list.
+/// Zero delays, no jitter, a short timeout; localhost receivers allowed via the allow-list.
 pub fn test_config(attempts: usize) -> WorkerConfig {
     WorkerConfig {
         delivery_timeout: Duration::from_secs(5),
@@ -92,19 +92,7 @@ pub fn test_config(attempts: usize) -> WorkerConfig {
             allow_private: false,
             allow_cidrs: vec!["127.0.0.0/8".parse().unwrap()],
         },
-        subscription_cache: Duration::ZERO,
         ..WorkerConfig::default()
-    }
-}
-
-/// [`test_config`] with the deployed subscription cache (`SUBSCRIPTION_CACHE_SECONDS`'s
-/// default, 10 s): what a warm container runs, for the races only a cached copy can lose.
-pub fn cached_config(attempts: usize) -> WorkerConfig {
-    let cache = WorkerConfig::default().subscription_cache;
-    assert!(!cache.is_zero(), "the default caches");
-    WorkerConfig {
-        subscription_cache: cache,
-        ..test_config(attempts)
     }
 }
 

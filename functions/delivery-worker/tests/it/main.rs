@@ -4,6 +4,7 @@ mod common;
 
 mod aws;
 mod backlog;
+mod fresh;
 mod operational;
 mod ordering;
 mod secrets;

@@ -367,8 +367,7 @@ async fn a_webhook_failing_to_take_operational_events_does_not_answer_each_with_
     assert_eq!(parked[1].subscription_id, b.id);
 }
 
-/// `PATCH {"enabled": true}` as the API writes it (another process: this worker's cache does
-/// not see it).
+/// `PATCH {"enabled": true}` as the API writes it (another process).
 async fn re_enable_in_the_store(h: &Harness, id: &relay_shared::ids::SubscriptionId) {
     let mut stored = h.sub(id).await.unwrap();
     stored.enabled = true;
@@ -380,10 +379,10 @@ async fn re_enable_in_the_store(h: &Harness, id: &relay_shared::ids::Subscriptio
 }
 
 #[tokio::test]
-async fn a_job_right_after_a_re_enable_is_delivered_though_the_cache_saw_it_disabled() {
-    // The console's flow: a 410 disables the webhook (this container caches the disabled copy),
-    // its owner re-enables it and resends at once, within the cache's age.
-    let r = rig(cached_config(3), 410, &[]).await;
+async fn a_job_right_after_a_re_enable_is_delivered_by_a_warm_worker_that_saw_it_disabled() {
+    // The console's flow: a 410 disables the webhook (this warm worker read the disabled copy),
+    // its owner re-enables it and resends at once.
+    let r = rig(test_config(3), 410, &[]).await;
     r.push_job();
     drain(&r.h).await;
     assert!(
@@ -396,13 +395,13 @@ async fn a_job_right_after_a_re_enable_is_delivered_though_the_cache_saw_it_disa
     let outcomes = drain(&r.h).await;
     assert!(
         matches!(outcomes[..], [DeliveryOutcome::Delivered { .. }]),
-        "not skipped on the cached disabled copy: {outcomes:?}"
+        "not skipped on the disabled copy read before: {outcomes:?}"
     );
 }
 
 #[tokio::test]
-async fn a_job_for_a_webhook_disabled_in_the_store_is_still_skipped_with_the_cache_on() {
-    let r = rig(cached_config(3), 410, &[]).await;
+async fn a_job_for_a_webhook_disabled_in_the_store_is_skipped_by_a_warm_worker() {
+    let r = rig(test_config(3), 410, &[]).await;
     r.push_job();
     drain(&r.h).await;
     r.push_job();
@@ -414,12 +413,12 @@ async fn a_job_for_a_webhook_disabled_in_the_store_is_still_skipped_with_the_cac
 }
 
 #[tokio::test]
-async fn auto_disable_decides_on_the_stored_streak_not_a_cached_one() {
-    let (t0, clock, r) = failing_once_with_auto_disable(cached_config(2)).await;
+async fn auto_disable_decides_on_the_stored_streak() {
+    let (t0, clock, r) = failing_once_with_auto_disable(test_config(2)).await;
     let mut stored = r.h.sub(&r.failing.id).await.unwrap();
     assert_eq!(stored.failing_since, Some(t0));
     // Five days later another container delivers successfully: the streak is over in the store,
-    // while this container's cached copy (< 10 s old) still says failing since t0.
+    // while this warm worker last saw it failing since t0.
     clock.advance(chrono::Duration::hours(120) + chrono::Duration::seconds(1));
     stored.failing_since = None;
     stored.health = Health::Healthy;
@@ -444,10 +443,10 @@ async fn auto_disable_decides_on_the_stored_streak_not_a_cached_one() {
 }
 
 #[tokio::test]
-async fn a_success_on_a_cached_copy_ends_a_streak_another_container_started() {
-    let r = rig(cached_config(2), 200, &[EventType::WebhookRecovered]).await;
+async fn a_success_ends_a_streak_another_container_started() {
+    let r = rig(test_config(2), 200, &[EventType::WebhookRecovered]).await;
     r.push_job();
-    drain(&r.h).await; // delivered: this container caches a healthy copy
+    drain(&r.h).await; // delivered: this warm worker saw it healthy
                        // Another container's job exhausted its schedule meanwhile: failing since t0.
     let t0 = Utc::now() - chrono::Duration::hours(1);
     let mut stored = r.h.sub(&r.failing.id).await.unwrap();

@@ -1,5 +1,8 @@
 //! The delivery attempt log: `ATTEMPTS#<wh_id>`/`<att_id>` (ULID: time-ordered) with `doc`,
-//! `status`, `event_type` and `expires_at`. Listed newest first (`ScanIndexForward = false`),
+//! `status`, `event_type` and `expires_at`. The `doc` leaves out what the key and those attributes
+//! hold (`id`, `subscriptionId`, `status`, `eventType`, and `deliveryId` when it is the usual
+//! `msg_<event>_<webhook>`), so that a telephony attempt's item stays within one write unit; a
+//! read puts them back (documents written whole before still read). Listed newest first (`ScanIndexForward = false`),
 //! optionally filtered on `status` and the event type (a `FilterExpression`; items written before
 //! `event_type` existed are checked on the document) and a time window (an `sk` range: the ids
 //! carry the attempt's time).
@@ -7,12 +10,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::common::{check_cursor_in_range, doc, expiring_doc, is_expired, s, Item, QuerySpec};
+use super::common::{check_cursor_in_range, expiring_doc, get_s, is_expired, s, Item, QuerySpec};
 use super::events::{EVENT_TYPE, OF_TYPE};
 use super::DynamoTable;
 use crate::delivery::{AttemptRecord, AttemptStatus};
 use crate::error::StoreError;
-use crate::ids::{AttemptId, SubscriptionId};
+use crate::ids::{delivery_id, AttemptId, EventId, SubscriptionId};
 use crate::ports::{AttemptLog, AttemptQuery, Page, PageRequest};
 
 fn pk(subscription_id: &SubscriptionId) -> String {
@@ -22,6 +25,63 @@ fn pk(subscription_id: &SubscriptionId) -> String {
 /// The key of attempt `id`'s record: what an attempt claim names (aws/dedupe.rs).
 pub(super) fn key_of(subscription_id: &SubscriptionId, id: &AttemptId) -> (String, String) {
     (pk(subscription_id), id.to_string())
+}
+
+/// The `doc` fields the item holds elsewhere ([`attempt_of`] restores them).
+const KEPT_ELSEWHERE: [&str; 4] = ["id", "subscriptionId", "status", "eventType"];
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("attempt `doc` does not decode: {e}"))
+}
+
+/// The item of `attempt`: its `doc` without what the key and the attributes hold.
+fn attempt_item(attempt: &AttemptRecord, expires_at: DateTime<Utc>) -> Result<Item, StoreError> {
+    let mut value = serde_json::to_value(attempt).map_err(corrupt)?;
+    if let Some(fields) = value.as_object_mut() {
+        for name in KEPT_ELSEWHERE {
+            fields.remove(name);
+        }
+        if attempt.delivery_id == delivery_id(&attempt.event_id, &attempt.subscription_id) {
+            fields.remove("deliveryId");
+        }
+    }
+    let sk = attempt.id.to_string();
+    let mut item = expiring_doc(pk(&attempt.subscription_id), sk, &value, expires_at)?;
+    item.insert("status".into(), s(status_str(attempt.status)));
+    item.insert(EVENT_TYPE.into(), s(attempt.event_type.as_str()));
+    Ok(item)
+}
+
+/// The attempt an item holds, its `doc` completed from the key and the attributes.
+fn attempt_of(item: &Item) -> Result<AttemptRecord, StoreError> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(get_s(item, "doc")?).map_err(corrupt)?;
+    let fields = value
+        .as_object_mut()
+        .ok_or_else(|| corrupt("not an object"))?;
+    let from_item = |name: &str| -> Result<String, StoreError> {
+        Ok(match name {
+            "id" => get_s(item, "sk")?.to_owned(),
+            "subscriptionId" => {
+                let pk = get_s(item, "pk")?;
+                pk.strip_prefix("ATTEMPTS#").unwrap_or(pk).to_owned()
+            }
+            "status" => get_s(item, "status")?.to_owned(),
+            _ => get_s(item, EVENT_TYPE)?.to_owned(),
+        })
+    };
+    for name in KEPT_ELSEWHERE {
+        if !fields.contains_key(name) {
+            fields.insert(name.into(), from_item(name)?.into());
+        }
+    }
+    if !fields.contains_key("deliveryId") {
+        let id = |name: &str| fields.get(name).and_then(|v| v.as_str()).unwrap_or("");
+        let event: EventId = id("eventId").parse().map_err(corrupt)?;
+        let sub: SubscriptionId = id("subscriptionId").parse().map_err(corrupt)?;
+        fields.insert("deliveryId".into(), delivery_id(&event, &sub).into());
+    }
+    serde_json::from_value(value).map_err(corrupt)
 }
 
 /// The status as the API spells it (`succeeded`, `failed`, `skipped`).
@@ -39,11 +99,7 @@ impl AttemptLog for DynamoTable {
         attempt: &AttemptRecord,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let sk = attempt.id.to_string();
-        let mut item = expiring_doc(pk(&attempt.subscription_id), sk, attempt, expires_at)?;
-        item.insert("status".into(), s(status_str(attempt.status)));
-        item.insert(EVENT_TYPE.into(), s(attempt.event_type.as_str()));
-        self.put(item).await
+        self.put(attempt_item(attempt, expires_at)?).await
     }
 
     async fn list(
@@ -85,9 +141,10 @@ impl AttemptLog for DynamoTable {
             query.event_type.is_some() || query.since.is_some() || query.until.is_some();
         let keep = move |item: &Item| {
             !is_expired(item, now)
-                && (!needs_doc || doc::<AttemptRecord>(item).is_ok_and(|a| query.matches(&a)))
+                && (!needs_doc || attempt_of(item).is_ok_and(|a| query.matches(&a)))
         };
-        self.query_page(&spec, page, &cursor_key, &keep).await
+        self.query_page_with(&spec, page, &cursor_key, &keep, attempt_of)
+            .await
     }
 
     async fn get(
@@ -97,7 +154,68 @@ impl AttemptLog for DynamoTable {
     ) -> Result<Option<AttemptRecord>, StoreError> {
         self.get_live(pk(subscription_id), &id.to_string(), Utc::now())
             .await?
-            .map(|item| doc(&item))
+            .map(|item| attempt_of(&item))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::ErrorClass;
+    use crate::events::EventType;
+
+    fn telephony_attempt() -> AttemptRecord {
+        let (event_id, sub) = (EventId::new_at(1), SubscriptionId::new_at(2));
+        AttemptRecord {
+            id: AttemptId::new_at(3),
+            delivery_id: delivery_id(&event_id, &sub),
+            event_id,
+            subscription_id: sub,
+            event_type: EventType::TelephonyCreated,
+            attempt: 2,
+            at: Utc::now(),
+            duration_ms: 41,
+            status: AttemptStatus::Failed,
+            status_code: Some(503),
+            error_class: Some(ErrorClass::HttpStatus),
+            error: Some("HTTP 503".into()),
+            response_snippet: Some("busy".into()),
+            request_headers: vec![("webhook-id".into(), "msg_x".into())],
+            request_body: None,
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            request_id: Some("req-1".into()),
+        }
+    }
+
+    /// The `doc` leaves out what the key and the attributes hold, and a read restores it.
+    #[test]
+    fn the_doc_holds_only_what_the_item_does_not_and_reads_back_whole() {
+        let a = telephony_attempt();
+        let item = attempt_item(&a, Utc::now()).unwrap();
+        let stored: serde_json::Value = serde_json::from_str(get_s(&item, "doc").unwrap()).unwrap();
+        for name in KEPT_ELSEWHERE.iter().chain(&["deliveryId"]) {
+            assert!(stored.get(name).is_none(), "{name} in {stored}");
+        }
+        assert_eq!(attempt_of(&item).unwrap(), a);
+        // Another delivery id than the usual one is kept as it is.
+        let odd = AttemptRecord {
+            delivery_id: "msg_custom".into(),
+            ..a.clone()
+        };
+        assert_eq!(
+            attempt_of(&attempt_item(&odd, Utc::now()).unwrap()).unwrap(),
+            odd
+        );
+    }
+
+    /// An item written before (the whole record in `doc`) still reads.
+    #[test]
+    fn an_item_with_the_whole_doc_still_reads() {
+        let a = telephony_attempt();
+        let mut item =
+            expiring_doc(pk(&a.subscription_id), a.id.to_string(), &a, Utc::now()).unwrap();
+        item.insert("status".into(), s(status_str(a.status)));
+        assert_eq!(attempt_of(&item).unwrap(), a);
     }
 }

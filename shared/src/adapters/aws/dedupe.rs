@@ -172,13 +172,6 @@ impl DedupeStore for DynamoTable {
             .await
     }
 
-    async fn is_done(&self, key_: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        match self.get_live(pk(key_), SK, now).await? {
-            Some(item) => self.settled(&item, now).await,
-            None => Ok(false),
-        }
-    }
-
     async fn complete(&self, key_: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
         let mut item = expiring_item(pk(key_), SK, expires_at);
         item.insert("state".into(), s(DONE));

@@ -141,14 +141,6 @@ impl DedupeStore for MemoryDedupe {
             .await
     }
 
-    async fn is_done(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let entry = match self.items.lock().unwrap().get(key) {
-            Some(e) if e.live(now) => e.clone(),
-            _ => return Ok(false),
-        };
-        self.settled(&entry).await
-    }
-
     async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
         self.items
             .lock()
