@@ -1,19 +1,121 @@
-//! Call state: `CALL#<callId>`/`CALL` with `doc`, `version` and `expires_at`. Writes are
-//! optimistic: version 1 requires no live item, version v > 1 requires the stored version v - 1.
+//! Call state: `CALL#<callId>`/`CALL` with the record compressed in `z` ([`record_codec`]),
+//! `version` and `expires_at`. Writes are optimistic: version 1 requires no live item, version
+//! v > 1 requires the stored version v - 1. Items written before the compression hold the record
+//! as the JSON `doc` and still read.
+//!
+//! Why compressed: the ingest writes the record once per Webex event, and as JSON it passes
+//! DynamoDB's 1 KiB write unit at the first event of a captured call (1035 B of `doc`; 1695 B
+//! after its three events), which doubled the call state's share of an event's cost. Deflated
+//! with a dictionary of the record's own field names it is 288–420 B for those three
+//! (items of 379–511 B: one write unit each; test below).
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 
-use super::common::{doc, doc_item, n, secs, Condition, EXPIRES_AT};
+use super::common::{doc, key, n, secs, Condition, Item, DOC, EXPIRES_AT};
 use super::DynamoTable;
 use crate::call_state::CallRecord;
 use crate::error::StoreError;
 use crate::ports::CallStateStore;
 
 const SK: &str = "CALL";
+/// The record, compressed: binary, [`record_codec`]'s format.
+const Z: &str = "z";
 
 fn pk(call_id: &str) -> String {
     format!("CALL#{call_id}")
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("call state {what}: {e}"))
+}
+
+/// The item of `record` (without `version`, which the optimistic write adds).
+fn record_item(record: &CallRecord) -> Result<Item, StoreError> {
+    let json = serde_json::to_vec(record).map_err(|e| corrupt("encoding", e))?;
+    let mut item = key(pk(&record.call_id), SK);
+    item.insert(
+        Z.into(),
+        AttributeValue::B(Blob::new(record_codec::pack(&json))),
+    );
+    // The record carries its own expiry (Unix seconds), extended as the call goes on.
+    item.insert(EXPIRES_AT.into(), n(record.expires_at));
+    Ok(item)
+}
+
+/// The record an item holds: compressed in `z`, or (written before) the JSON `doc`.
+fn record_of(item: &Item) -> Result<CallRecord, StoreError> {
+    match item.get(Z) {
+        Some(AttributeValue::B(b)) => {
+            let json = record_codec::unpack(b.as_ref())?;
+            serde_json::from_slice(&json).map_err(|e| corrupt("record", e))
+        }
+        Some(_) => Err(corrupt(Z, "not binary")),
+        None if item.contains_key(DOC) => doc(item),
+        None => Err(corrupt(Z, "missing")),
+    }
+}
+
+/// The record's stored form: one format byte, then the bytes — `1`: raw deflate with
+/// [`DICTIONARY_V1`](record_codec::DICTIONARY_V1) preset (the event log's codec loop,
+/// `events::body_codec::deflate_with`); `0`: the JSON as it is (if deflate would not shrink it).
+/// A format once written is read for as long as records live; a better dictionary is a new byte.
+pub(crate) mod record_codec {
+    use super::corrupt;
+    use crate::adapters::aws::events::body_codec::{deflate_with, inflate_with};
+    use crate::error::StoreError;
+
+    const PLAIN: u8 = 0;
+    const DEFLATE_V1: u8 = 1;
+
+    /// What a `CallRecord`'s JSON is made of (`crate::call_state`): its field names in the order
+    /// serde writes them, the values the captured calls repeat (stages, Webex event types and
+    /// states, call event types, outcomes) and the base64 prefixes of Webex ids. No value of any
+    /// real call. What is used most comes last. Never change it (a new one is a new format).
+    pub(crate) const DICTIONARY_V1: &[u8] = concat!(
+        r#""outcome":"answered","missed","unanswered","answeredElsewhere","#,
+        r#"{"event":"call:answered","call:held","call:resumed","call:transferred","#,
+        r#""personality":"originator","clickToDial","connected","held","remoteHeld","#,
+        r#"{"reason":"callQueue","huntGroup","redirectingParty":{"name":"","number":"+1","#,
+        r#""privacyEnabled":false,"callType":"location"}}]},"#,
+        r#""leg":{"personality":"terminator","startedAt":"20","answeredAt":"20","#,
+        r#""endedAt":"20","completedElsewhere":true,"redirections":["#,
+        r#""derived":[{"event":"call:ringing","n":1,"seq":1,"at":"20","ringMs":"#,
+        r#","talkMs":0,"outcome":"answeredElsewhere"},{"event":"call:ended","n":1,"seq":2,"at":"20"}]},"#,
+        r#"{"stage":"updated","eventType":"updated","state":"connected","eventTimestamp":"20","#,
+        r#""eventTime":"20","key":"tel:"},"#,
+        r#"{"stage":"deleted","eventType":"disconnected","state":"disconnected","#,
+        r#""eventTimestamp":"20","eventTime":"20","key":"tel:"},"#,
+        r#"{"callId":"Y2lzY29zcGFyazovL3VzL0NBTEwv","callSessionId":"","#,
+        r#""orgId":"Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8","#,
+        r#""latest":{"stage":"created","eventType":"received","state":"alerting","#,
+        r#""eventTimestamp":"20","eventTime":"20","key":"tel:"},"#,
+        r#""history":[{"stage":"created","eventType":"received","state":"alerting","#,
+        r#""eventTimestamp":"20","eventTime":"20","key":"tel:"#,
+    )
+    .as_bytes();
+
+    /// The stored form of a record's JSON.
+    pub(crate) fn pack(json: &[u8]) -> Vec<u8> {
+        match deflate_with(json, DICTIONARY_V1) {
+            Ok(z) if z.len() < json.len() => [&[DEFLATE_V1][..], &z].concat(),
+            _ => [&[PLAIN][..], json].concat(),
+        }
+    }
+
+    /// The JSON `stored` holds.
+    pub(crate) fn unpack(stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match stored.split_first() {
+            Some((&PLAIN, rest)) => Ok(rest.to_vec()),
+            Some((&DEFLATE_V1, rest)) => {
+                inflate_with(rest, DICTIONARY_V1).map_err(|e| corrupt("decompression", e))
+            }
+            Some((other, _)) => Err(corrupt("format", format!("unknown format {other}"))),
+            None => Err(corrupt("format", "empty")),
+        }
+    }
 }
 
 #[async_trait]
@@ -22,19 +124,85 @@ impl CallStateStore for DynamoTable {
         self.get_live(pk(call_id), SK, Utc::now())
             .await?
             .as_ref()
-            .map(doc)
+            .map(record_of)
             .transpose()
     }
 
     async fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
-        // The record carries its own expiry (Unix seconds), extended as the call goes on.
-        let mut item = doc_item(pk(&record.call_id), SK, record)?;
-        item.insert(EXPIRES_AT.into(), n(record.expires_at));
+        let item = record_item(record)?;
         // An expired item that TTL has not removed yet counts as absent (`get` does not return it).
         let absent = Condition::new("attribute_not_exists(pk) OR expires_at <= :now")
             .value(":now", n(secs(Utc::now())));
         let what = format!("call {}", record.call_id);
         self.put_next_version(item, record.version, absent, &what)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::aws::common::{doc_item, item_size};
+    use crate::webex::TelephonyEnvelope;
+
+    /// The seed call's record after each of its captured events, in captured order (what the
+    /// ingest writes), with the version the write carries.
+    fn seed_records() -> Vec<CallRecord> {
+        let mut stored: Option<CallRecord> = None;
+        let mut out = Vec::new();
+        for fixture in [
+            include_str!("../../../../tests/fixtures/seed001/updated.json"),
+            include_str!("../../../../tests/fixtures/seed001/created.json"),
+            include_str!("../../../../tests/fixtures/seed001/deleted.json"),
+        ] {
+            let v: serde_json::Value = serde_json::from_str(fixture).unwrap();
+            let envelope: TelephonyEnvelope = serde_json::from_value(v["items"].clone()).unwrap();
+            let mut applied = crate::call_events::apply(stored.take(), &envelope, 1_900_000_000);
+            applied.record.version += 1;
+            out.push(applied.record.clone());
+            stored = Some(applied.record);
+        }
+        out
+    }
+
+    #[test]
+    fn seed_call_items_fit_one_write_unit_and_read_back() {
+        for record in seed_records() {
+            let mut item = record_item(&record).unwrap();
+            item.insert("version".into(), n(record.version));
+            let size = item_size(&item);
+            assert!(size <= 1024, "call state item of {size} B: {record:?}");
+            assert_eq!(record_of(&item).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn a_record_written_before_compression_still_reads() {
+        let record = seed_records().pop().unwrap();
+        let mut legacy = doc_item(pk(&record.call_id), SK, &record).unwrap();
+        legacy.insert(EXPIRES_AT.into(), n(record.expires_at));
+        assert_eq!(record_of(&legacy).unwrap(), record);
+    }
+
+    #[test]
+    fn both_formats_round_trip_and_damage_is_corrupt() {
+        for json in [&b"{}"[..], br#"{"callId":"Y2lzY29zcGFyazovL3VzL0NBTEwvx"}"#] {
+            assert_eq!(
+                record_codec::unpack(&record_codec::pack(json)).unwrap(),
+                json
+            );
+        }
+        assert_eq!(record_codec::pack(b"{}"), b"\x00{}");
+        let mut packed = record_codec::pack(&serde_json::to_vec(&seed_records()[2]).unwrap());
+        assert_eq!(packed[0], 1);
+        packed.truncate(packed.len() / 2);
+        assert!(matches!(
+            record_codec::unpack(&packed),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            record_codec::unpack(b"\x07x"),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

@@ -204,15 +204,24 @@ pub(crate) mod body_codec {
     }
 
     fn deflate(input: &[u8]) -> Result<Vec<u8>, StoreError> {
+        deflate_with(input, DICTIONARY_V1).map_err(|e| failed("compression", e))
+    }
+
+    fn inflate(input: &[u8]) -> Result<Vec<u8>, StoreError> {
+        inflate_with(input, DICTIONARY_V1).map_err(|e| failed("decompression", e))
+    }
+
+    /// Raw deflate (level 9) of `input` with `dictionary` preset: the loop the event body and
+    /// the call state (`super::calls`) share, each with its own dictionary.
+    pub(crate) fn deflate_with(input: &[u8], dictionary: &[u8]) -> Result<Vec<u8>, String> {
         let mut z = Compress::new(Compression::best(), false);
-        z.set_dictionary(DICTIONARY_V1)
-            .map_err(|e| failed("compression", e))?;
+        z.set_dictionary(dictionary).map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(input.len() / 2 + 64);
         loop {
             let done = usize::try_from(z.total_in()).unwrap_or(input.len());
             let status = z
                 .compress_vec(&input[done..], &mut out, FlushCompress::Finish)
-                .map_err(|e| failed("compression", e))?;
+                .map_err(|e| e.to_string())?;
             if status == Status::StreamEnd {
                 return Ok(out);
             }
@@ -220,24 +229,22 @@ pub(crate) mod body_codec {
         }
     }
 
-    fn inflate(input: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// The inverse of [`deflate_with`] (the same `dictionary`).
+    pub(crate) fn inflate_with(input: &[u8], dictionary: &[u8]) -> Result<Vec<u8>, String> {
         let mut z = Decompress::new(false);
-        z.set_dictionary(DICTIONARY_V1)
-            .map_err(|e| failed("decompression", e))?;
+        z.set_dictionary(dictionary).map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(input.len() * 4);
         loop {
             let done = usize::try_from(z.total_in()).unwrap_or(input.len());
             let before = (z.total_in(), z.total_out());
             let status = z
                 .decompress_vec(&input[done..], &mut out, FlushDecompress::Finish)
-                .map_err(|e| failed("decompression", e))?;
+                .map_err(|e| e.to_string())?;
             match status {
                 Status::StreamEnd => return Ok(out),
                 // Out of room: more. No progress with room left: the stream is cut short.
                 _ if out.len() == out.capacity() => out.reserve(out.capacity().max(64)),
-                _ if (z.total_in(), z.total_out()) == before => {
-                    return Err(failed("decompression", "truncated"))
-                }
+                _ if (z.total_in(), z.total_out()) == before => return Err("truncated".into()),
                 _ => {}
             }
         }
