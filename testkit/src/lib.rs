@@ -1,9 +1,10 @@
 //! webex-relay's test kit, shared by every crate's integration tests (`tests/it/`): whether and how
 //! a test reaches local AWS ([`aws`]), a queue that fails on demand ([`FlakyQueue`]), the
-//! fixtures the suites build on ([`fixtures`]) and a fake Webex ([`fake_webex`]). A
-//! dev-dependency only; never linked into a function.
+//! fixtures the suites build on ([`fixtures`]), a fake Webex ([`fake_webex`]) and crash injection
+//! over the stores and queues ([`crash`]). A dev-dependency only; never linked into a function.
 
 pub mod aws;
+pub mod crash;
 pub mod fake_webex;
 pub mod fixtures;
 mod flaky;

@@ -12,9 +12,11 @@ mod secret_logs;
 mod support;
 mod traces;
 
-// Not end-to-end scenarios: the AWS calls one event costs, counted in-process; each function's
-// table and key access against template.yaml's policies; the fake Webex's own behaviour.
+// Not end-to-end scenarios: the AWS calls one event costs and the crash-point sweep, both
+// in-process; each function's table and key access against template.yaml's policies; the fake
+// Webex's own behaviour.
 mod calls_per_event;
+mod crash_points;
 mod fake_webex;
 mod iam_policy;
 

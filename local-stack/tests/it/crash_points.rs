@@ -1,0 +1,540 @@
+//! The crash-point sweep (issue 17: "every crash point still loses nothing and duplicates nothing
+//! after a success"), in-process on both backends: the memory adapters, and DynamoDB Local + moto.
+//!
+//! One captured telephony event (tests/fixtures/seed001/created.json, which also derives a
+//! `call:ringing`) is ingested and delivered to one subscriber of both. A clean run lists every
+//! store and queue call the two handlers make ([`testkit::crash`]: named by phase, operation, key
+//! kind and occurrence, never by a global call index, so concurrent calls keep their names).
+//! Then, for each of those points and both variants (before the call / after it took effect),
+//! a fresh run crashes there — the handler future dropped, no cleanup — and recovers as
+//! production would: Webex re-sends the webhook while it got no 2xx, and the queue hands an
+//! unacknowledged message out again once its visibility timeout ends (both after the handlers'
+//! leases ran out on the test clock; nothing sleeps). Settled, each run must have:
+//!
+//! - delivered: every delivery (the raw event's and the derived call event's) POSTed at least once;
+//! - exactly one succeeded attempt recorded per delivery id;
+//! - no POST of a delivery after its success was recorded;
+//! - the event logged once, and Webex answered 2xx in the end;
+//! - nothing dead-lettered.
+//!
+//! Bounded: at most [`MAX_INGESTS`] Webex deliveries and [`MAX_WORKER_RUNS`] worker runs per
+//! scenario, each run under [`RUN_BOUND`] (a hang fails, it is not waited out).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use delivery_worker::{MetricsSink, Ports, Worker, WorkerConfig};
+use relay_shared::adapters::memory::{memory_stores_at, MemoryQueue};
+use relay_shared::clock::ManualClock;
+use relay_shared::delivery::AttemptStatus;
+use relay_shared::error::StoreError;
+use relay_shared::events::EventType;
+use relay_shared::ids::EventId;
+use relay_shared::ports::{
+    AttemptQuery, AttemptRef, Claim, Clock, CorePorts, DeadLetterSink, DedupeStore, DeliveryQueue,
+    EventQuery, PageRequest, QueueConsumer, Stores, Term,
+};
+use relay_shared::subscription::Subscription;
+use relay_shared::webex::webex_signature;
+use telephony_ingest::{Ingest, IngestConfig, WebhookAuth};
+use testkit::crash::{CrashPlan, Note, Point, Variant};
+
+const WEBEX_SECRET: &[u8] = b"crash-sweep";
+/// How far the test clock moves before a retry or a redelivery: past the ingest's dedupe lease
+/// (60 s) and the worker's attempt lease (delivery timeout + 30 s), as the time Webex and the
+/// queue wait before trying again would.
+const LEASES_RUN_OUT: chrono::Duration = chrono::Duration::minutes(5);
+const MAX_INGESTS: usize = 8;
+const MAX_WORKER_RUNS: usize = 24;
+/// The most one handler run may take before the sweep calls it hung.
+const RUN_BOUND: Duration = Duration::from_secs(60);
+
+/// One backend: the stores, the delivery queue (both sides) and the dead-letter queue.
+struct Backend {
+    stores: Stores,
+    queue: Arc<dyn DeliveryQueue>,
+    consumer: Arc<dyn QueueConsumer>,
+    dlq: Arc<dyn DeadLetterSink>,
+    dlq_consumer: Arc<dyn QueueConsumer>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Memory,
+    Aws(&'a aws_config::SdkConfig),
+    /// The memory backend with an attempt claim that never holds (every claim `Claimed`): the
+    /// sweep's own check that it catches a duplicate.
+    Forgetful,
+}
+
+impl Kind<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::Forgetful => "memory, forgetful claims",
+            Kind::Aws(_) => "aws",
+        }
+    }
+
+    async fn backend(&self, clock: Arc<dyn Clock>) -> Backend {
+        match self {
+            Kind::Memory | Kind::Forgetful => {
+                // Redelivery is the sweep's to decide (`retry_after(receipt, 0)`), never the
+                // real clock's: a visibility timeout no run reaches.
+                let hour = Duration::from_secs(3600);
+                let queue = Arc::new(MemoryQueue::new(hour));
+                let dlq = Arc::new(MemoryQueue::new(hour));
+                let mut stores = memory_stores_at(clock);
+                if matches!(self, Kind::Forgetful) {
+                    stores.dedupe = Arc::new(Forgetful);
+                }
+                Backend {
+                    stores,
+                    queue: queue.clone(),
+                    consumer: queue,
+                    dlq: dlq.clone(),
+                    dlq_consumer: dlq,
+                }
+            }
+            Kind::Aws(sdk) => {
+                let aws = testkit::aws::Resources::new(sdk, "crash").await;
+                Backend {
+                    stores: aws.stores,
+                    queue: aws.queue.clone(),
+                    consumer: aws.queue,
+                    dlq: aws.dlq.clone(),
+                    dlq_consumer: aws.dlq,
+                }
+            }
+        }
+    }
+}
+
+/// The seed event, its org's subscriber, and what a clean run delivered.
+struct Fixture {
+    envelope: String,
+    sub: Subscription,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let mut fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/seed001/created.json"))
+                .unwrap();
+        // Within the ingest's freshness window, as a live event is (the capture is from 2025).
+        relay_shared::webex::redate_captured(&mut fixture["items"]);
+        let envelope = fixture["items"].to_string();
+        let org = fixture["items"]["orgId"].as_str().unwrap().to_owned();
+        let mut types = vec![EventType::TelephonyCreated];
+        types.extend(EventType::CALL);
+        // One subscription value for every run, so every run has the same delivery ids.
+        let sub = testkit::fixtures::subscription(&org, &types);
+        Self { envelope, sub }
+    }
+}
+
+/// What one scenario came to.
+struct Settled {
+    plan: Arc<CrashPlan>,
+    event_id: Option<EventId>,
+    /// Every property that did not hold, in words.
+    violations: Vec<String>,
+    ingests: usize,
+    worker_runs: usize,
+}
+
+/// One scenario: a fresh backend, `crash` armed (none: the clean run), ingest and delivery until
+/// settled, then the properties checked. `expected`: the delivery ids a clean run delivered.
+async fn scenario(
+    kind: Kind<'_>,
+    fixture: &Fixture,
+    crash: Option<(Point, Variant)>,
+    expected: Option<&BTreeSet<String>>,
+) -> Settled {
+    let start = chrono::Utc::now();
+    let clock = Arc::new(ManualClock::new(start));
+    let backend = kind.backend(clock.clone()).await;
+    backend
+        .stores
+        .subscriptions
+        .create(&fixture.sub, 10)
+        .await
+        .unwrap();
+
+    let plan = CrashPlan::new();
+    if let Some((point, variant)) = crash.clone() {
+        plan.arm(point, variant);
+    }
+    let core = CorePorts {
+        stores: plan.stores(&backend.stores),
+        queue: plan.queue(backend.queue.clone()),
+        clock: clock.clone(),
+    };
+    let ingest = Ingest::new(
+        core.clone(),
+        IngestConfig::new(WebhookAuth::secret(
+            std::str::from_utf8(WEBEX_SECRET).unwrap(),
+        )),
+    )
+    .with_metrics(Arc::new(|_| {}));
+    let config = WorkerConfig::from_env_pairs(&[]).unwrap();
+    let worker = Worker::with_metrics(
+        Ports {
+            core,
+            http: plan.receiver(),
+            dead_letter_sink: plan.dead_letters(backend.dlq.clone()),
+            // The subscription holds a legacy plain secret: nothing to open.
+            secrets: relay_shared::secrets_at_rest::SecretOpener::new(Arc::new(
+                relay_shared::secrets_at_rest::LocalKey::generate(),
+            )),
+        },
+        config,
+        Arc::new(MetricsSink::Off),
+    );
+
+    let body = fixture.envelope.as_bytes();
+    let signature = webex_signature(WEBEX_SECRET, body);
+    let mut violations = Vec::new();
+    let (mut answered, mut event_id) = (false, None);
+    let (mut ingests, mut worker_runs) = (0, 0);
+    loop {
+        if !answered {
+            if ingests == MAX_INGESTS {
+                violations.push(format!(
+                    "not settled: Webex got no 2xx in {MAX_INGESTS} deliveries"
+                ));
+                break;
+            }
+            ingests += 1;
+            let run = plan.run("ingest", ingest.handle(body, Some(&signature)));
+            match bounded(run).await {
+                Some(resp) if resp.status.is_success() => {
+                    answered = true;
+                    event_id = resp.event_id;
+                }
+                // Crashed, or answered 5xx: Webex re-sends it later.
+                Some(_) | None => {}
+            }
+        }
+        // The worker drains the queue; a message not acknowledged comes back once its
+        // visibility timeout ends, by when the attempt's lease has run out too.
+        let mut redeliveries = false;
+        loop {
+            let received = backend.consumer.receive(10, 0).await.unwrap();
+            if received.is_empty() {
+                break;
+            }
+            for message in received {
+                if worker_runs == MAX_WORKER_RUNS {
+                    violations.push(format!(
+                        "not settled: the queue still hands out jobs after {MAX_WORKER_RUNS} worker runs"
+                    ));
+                    return settled(plan, event_id, violations, ingests, worker_runs);
+                }
+                worker_runs += 1;
+                let phase = format!("worker {}", job_type(&message.body));
+                let run = plan.run(
+                    &phase,
+                    worker.process_message(&message.body, message.receive_count),
+                );
+                match bounded(run).await {
+                    Some(outcome) if outcome.acknowledged() => {
+                        backend.consumer.ack(&message.receipt).await.unwrap()
+                    }
+                    Some(_) | None => {
+                        clock.advance(LEASES_RUN_OUT);
+                        backend
+                            .consumer
+                            .retry_after(&message.receipt, 0)
+                            .await
+                            .unwrap();
+                        redeliveries = true;
+                    }
+                }
+            }
+        }
+        if answered && !redeliveries && backend.consumer.depth().await.unwrap() == 0 {
+            break;
+        }
+        if !answered {
+            clock.advance(LEASES_RUN_OUT);
+        }
+    }
+
+    // The properties, on the stores as they are (not through the plan).
+    let timeline = plan.timeline();
+    let mut posts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut succeeded_at: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, note) in timeline.iter().enumerate() {
+        match note {
+            Note::Post { delivery_id } => {
+                *posts.entry(delivery_id).or_default() += 1;
+                if let Some(at) = succeeded_at.get(delivery_id.as_str()) {
+                    violations.push(format!(
+                        "{delivery_id} POSTed again (event {i}) after its success was recorded (event {at})"
+                    ));
+                }
+            }
+            Note::Recorded {
+                delivery_id,
+                status: AttemptStatus::Succeeded,
+            } => {
+                succeeded_at.entry(delivery_id).or_insert(i);
+            }
+            Note::Recorded { .. } => {}
+        }
+    }
+    let posted: BTreeSet<String> = posts.keys().map(|id| id.to_string()).collect();
+    if let Some(expected) = expected {
+        for id in expected.difference(&posted) {
+            violations.push(format!("{id} never delivered (lost)"));
+        }
+        for id in posted.difference(expected) {
+            violations.push(format!(
+                "{id} delivered, but a clean run has no such delivery"
+            ));
+        }
+    }
+    let mut succeeded: BTreeMap<String, usize> = posted.iter().map(|id| (id.clone(), 0)).collect();
+    let mut page = PageRequest {
+        limit: 100,
+        cursor: None,
+    };
+    loop {
+        let attempts = backend
+            .stores
+            .attempts
+            .list(AttemptQuery::of(fixture.sub.id), &page)
+            .await
+            .unwrap();
+        for a in &attempts.items {
+            if a.status == AttemptStatus::Succeeded {
+                *succeeded.entry(a.delivery_id.clone()).or_default() += 1;
+            }
+        }
+        match attempts.next_cursor {
+            Some(c) => page.cursor = Some(c),
+            None => break,
+        }
+    }
+    for (id, n) in &succeeded {
+        if *n != 1 {
+            violations.push(format!(
+                "{id}: {n} succeeded attempts recorded (want exactly 1)"
+            ));
+        }
+    }
+    match event_id {
+        None => {
+            if violations.is_empty() {
+                violations.push("Webex's 2xx named no event id".into());
+            }
+        }
+        Some(id) => {
+            let window = EventQuery::new(
+                start - chrono::Duration::days(1),
+                clock.now() + chrono::Duration::days(1),
+                100,
+            );
+            let logged = backend
+                .stores
+                .events
+                .list(&fixture.sub.org_id, window)
+                .await
+                .unwrap();
+            let copies = logged.iter().filter(|e| e.id == id).count();
+            if copies != 1 {
+                violations.push(format!("event {id} logged {copies} times (want once)"));
+            }
+            if logged.len() != 1 {
+                violations.push(format!(
+                    "{} events logged for the org (want the one event)",
+                    logged.len()
+                ));
+            }
+        }
+    }
+    let parked = backend.dlq_consumer.depth().await.unwrap();
+    if parked != 0 {
+        violations.push(format!("{parked} job(s) dead-lettered"));
+    }
+    if let Some(crash) = &crash {
+        if plan.fired().as_ref() != Some(crash) {
+            violations.push("the crash point was never reached".into());
+        }
+    }
+    settled(plan, event_id, violations, ingests, worker_runs)
+}
+
+fn settled(
+    plan: Arc<CrashPlan>,
+    event_id: Option<EventId>,
+    violations: Vec<String>,
+    ingests: usize,
+    worker_runs: usize,
+) -> Settled {
+    Settled {
+        plan,
+        event_id,
+        violations,
+        ingests,
+        worker_runs,
+    }
+}
+
+/// A handler run, bounded: a run that hangs fails the sweep rather than stalling it.
+async fn bounded<T>(run: impl std::future::Future<Output = Option<T>>) -> Option<T> {
+    match tokio::time::timeout(RUN_BOUND, run).await {
+        Ok(out) => out,
+        Err(_) => panic!("a handler run took over {RUN_BOUND:?}: hung"),
+    }
+}
+
+/// The event type a queued job names (its phase: `worker telephony:created`).
+fn job_type(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|job| job.get("eventType")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Sweeps every crash point of a clean run, both variants: the violations found, each prefixed
+/// with its point and variant.
+async fn sweep(kind: Kind<'_>) -> Vec<String> {
+    let fixture = Fixture::new();
+    let clean = scenario(kind, &fixture, None, None).await;
+    assert!(
+        clean.violations.is_empty(),
+        "{} clean run: {:?}",
+        kind.name(),
+        clean.violations
+    );
+    assert!(clean.event_id.is_some());
+    let expected: BTreeSet<String> = clean
+        .plan
+        .timeline()
+        .iter()
+        .filter_map(|n| match n {
+            Note::Post { delivery_id } => Some(delivery_id.clone()),
+            Note::Recorded { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        expected.len(),
+        2,
+        "the seed event and its call:ringing, each delivered: {expected:?}"
+    );
+    let points = clean.plan.points();
+    assert!(
+        points.iter().any(|p| p.phase == "ingest") && points.iter().any(|p| p.phase != "ingest"),
+        "{points:?}"
+    );
+
+    let mut failures = Vec::new();
+    let mut scenarios = 0;
+    for point in &points {
+        for variant in Variant::BOTH {
+            scenarios += 1;
+            let run = scenario(
+                kind,
+                &fixture,
+                Some((point.clone(), variant)),
+                Some(&expected),
+            )
+            .await;
+            let verdict = if run.violations.is_empty() {
+                "ok"
+            } else {
+                "FAILED"
+            };
+            println!(
+                "crash point ({}) {point} / {variant}: {verdict} ({} Webex deliveries, {} worker runs)",
+                kind.name(),
+                run.ingests,
+                run.worker_runs
+            );
+            for v in &run.violations {
+                println!("    {v}");
+                failures.push(format!("{point} / {variant}: {v}"));
+            }
+        }
+    }
+    println!(
+        "crash points ({}): {} points × 2 variants = {scenarios} scenarios, {} violation(s)",
+        kind.name(),
+        points.len(),
+        failures.len()
+    );
+    failures
+}
+
+/// An attempt claim that never holds: whoever asks gets it.
+struct Forgetful;
+
+#[async_trait::async_trait]
+impl DedupeStore for Forgetful {
+    async fn claim(&self, _: &str, _: Term, _: DateTime<Utc>) -> Result<Claim, StoreError> {
+        Ok(Claim::Claimed)
+    }
+    async fn claim_attempt(
+        &self,
+        _: &str,
+        _: AttemptRef,
+        _: Term,
+        _: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        Ok(Claim::Claimed)
+    }
+    async fn complete(&self, _: &str, _: DateTime<Utc>) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn release(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+fn assert_none(kind: Kind<'_>, failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} crash points lost or duplicated something:\n{}",
+        kind.name(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_points_lose_and_duplicate_nothing_in_memory() {
+    assert_none(Kind::Memory, &sweep(Kind::Memory).await);
+}
+
+/// The sweep can fail: with attempt claims that never hold, the crash after a success was
+/// recorded (its result lost, so the message comes back) POSTs the delivery again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_points_sweep_catches_a_forgetful_attempt_claim() {
+    let failures = sweep(Kind::Forgetful).await;
+    let point = "worker telephony:created: attempts.record[succeeded] / after";
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with(point) && f.contains("POSTed again")),
+        "{point}: no duplicate POST reported: {failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with(point) && f.contains("2 succeeded attempts")),
+        "{point}: no second success reported: {failures:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_points_lose_and_duplicate_nothing_on_aws_adapters() {
+    let test = "crash_points_lose_and_duplicate_nothing_on_aws_adapters";
+    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
+        return;
+    };
+    let kind = Kind::Aws(&sdk);
+    assert_none(kind, &sweep(kind).await);
+}
