@@ -755,7 +755,24 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         },
         config,
     );
+    // A copy of a job for the healthy webhook kept aside: handed out again after its attempt was
+    // made, it meets the settled claim and the record it names (GetItem ATTEMPTS#).
+    let queued = queue.receive(10, 1).await.unwrap();
+    for m in &queued {
+        queue.retry_after(&m.receipt, 0).await.unwrap();
+    }
+    let kept = queued
+        .iter()
+        .find(|m| m.body.contains(&ok_id))
+        .expect("a job for the healthy webhook")
+        .body
+        .clone();
     work(&worker, queue.as_ref(), 10).await;
+    let copy = worker.process_message(&kept, 2).await;
+    assert!(
+        matches!(copy, delivery_worker::DeliveryOutcome::Dropped { .. }),
+        "a copy of a made attempt: {copy:?}"
+    );
     used.insert("DeliveryWorkerFunction", accesses(&worker_clients.recorder));
 
     // The API again: replay, the delivery log of a failed webhook, redrive, delete.
