@@ -112,12 +112,16 @@ struct State {
     counts: HashMap<(&'static str, String), u32>,
     /// Every point any run hit, first hit first, each once.
     points: Vec<Point>,
-    /// The point to crash at (consumed when it fires).
-    armed: Option<(Point, Variant)>,
+    /// The same, of the runs that began after the first crash (the recovery's points).
+    recovery: Vec<Point>,
+    /// The current run began after a crash.
+    recovering: bool,
+    /// The points to crash at, in order: the first one, once it fired, the next (in a later run).
+    armed: std::collections::VecDeque<(Point, Variant)>,
     /// The current run crashed: no further call of it is made or answered.
     dead: bool,
-    /// Where the plan crashed, once it has.
-    fired: Option<(Point, Variant)>,
+    /// Where the plan crashed so far, in order.
+    fired: Vec<(Point, Variant)>,
     timeline: Vec<Note>,
 }
 
@@ -141,19 +145,27 @@ impl CrashPlan {
         Arc::new(Self::default())
     }
 
-    /// Crash at `point` (in the first run that reaches it), `variant`.
+    /// Crash at `point` (in the first run that reaches it), `variant`. Armed again, the plan
+    /// crashes at each point in turn: the next one counts only once the one before has fired
+    /// (so in a later run: a crashed run makes no further call).
     pub fn arm(&self, point: Point, variant: Variant) {
-        self.state.lock().unwrap().armed = Some((point, variant));
+        self.state.lock().unwrap().armed.push_back((point, variant));
     }
 
-    /// Where the plan crashed, once it has.
-    pub fn fired(&self) -> Option<(Point, Variant)> {
+    /// Where the plan crashed so far, in order.
+    pub fn fired(&self) -> Vec<(Point, Variant)> {
         self.state.lock().unwrap().fired.clone()
     }
 
     /// Every point the runs so far hit, first hit first.
     pub fn points(&self) -> Vec<Point> {
         self.state.lock().unwrap().points.clone()
+    }
+
+    /// Every point hit by the runs that began after the first crash (the recovery), first hit
+    /// first: where a second crash can strike.
+    pub fn recovery_points(&self) -> Vec<Point> {
+        self.state.lock().unwrap().recovery.clone()
     }
 
     /// What reached the outside so far.
@@ -173,6 +185,7 @@ impl CrashPlan {
             s.phase = phase.to_owned();
             s.counts.clear();
             s.dead = false;
+            s.recovering = !s.fired.is_empty();
         }
         tokio::select! {
             biased;
@@ -213,11 +226,14 @@ impl CrashPlan {
         if !s.points.contains(&point) {
             s.points.push(point.clone());
         }
-        let action = match &s.armed {
+        if s.recovering && !s.recovery.contains(&point) {
+            s.recovery.push(point.clone());
+        }
+        let action = match s.armed.front() {
             Some((armed, variant)) if *armed == point => {
                 let variant = *variant;
-                s.armed = None;
-                s.fired = Some((point.clone(), variant));
+                s.armed.pop_front();
+                s.fired.push((point.clone(), variant));
                 match variant {
                     Variant::Before => {
                         s.dead = true;
