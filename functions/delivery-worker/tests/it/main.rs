@@ -4,6 +4,7 @@ mod common;
 
 mod aws;
 mod backlog;
+mod claims;
 mod fresh;
 mod operational;
 mod ordering;
