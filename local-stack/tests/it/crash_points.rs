@@ -466,7 +466,13 @@ async fn sweep(kind: Kind<'_>, second: Second) -> Vec<String> {
         for variant in Variant::BOTH {
             singles += 1;
             let first = (point.clone(), variant);
-            let run = scenario(kind, &fixture, &[first.clone()], Some(&expected)).await;
+            let run = scenario(
+                kind,
+                &fixture,
+                std::slice::from_ref(&first),
+                Some(&expected),
+            )
+            .await;
             let verdict = if run.violations.is_empty() {
                 "ok"
             } else {
