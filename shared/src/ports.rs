@@ -14,7 +14,7 @@ use crate::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use crate::error::{QueueError, StoreError};
 use crate::events::{EventType, OutboundEvent};
 use crate::ids::{AttemptId, EventId, SubscriptionId};
-use crate::stats::{AttemptSample, StatsBucket};
+use crate::stats::{Materialised, StatsBucket};
 use crate::subscription::Subscription;
 use crate::webex_api;
 
@@ -408,20 +408,28 @@ impl EventQuery {
     }
 }
 
-/// Per-webhook delivery statistics in five-minute buckets (`crate::stats`): one write per made
-/// attempt, read a day at a time (`GET /api/hooks/webhooks/{id}/stats`). Buckets expire after
-/// `stats::BUCKET_TTL`.
+/// The materialised part of per-webhook delivery statistics (`crate::stats`): five-minute
+/// buckets counted from the attempt log once closed, written once by the API's read
+/// (`GET /api/hooks/webhooks/{id}/stats`), and a watermark up to which they are. Nothing is written
+/// per attempt. Buckets expire after `stats::BUCKET_TTL`.
 #[async_trait]
 pub trait StatsStore: Send + Sync {
-    /// Counts one attempt into its bucket (one atomic update, no read).
-    async fn record(&self, sample: &AttemptSample) -> Result<(), StoreError>;
-    /// The webhook's buckets that start at or after `since`, oldest first (only those with
-    /// attempts exist).
-    async fn buckets(
+    /// The webhook's watermark and its materialised buckets that start at or after `since`,
+    /// oldest first (only those with attempts exist), in one read.
+    async fn materialised(
         &self,
         subscription_id: &SubscriptionId,
         since: DateTime<Utc>,
-    ) -> Result<Vec<StatsBucket>, StoreError>;
+    ) -> Result<Materialised, StoreError>;
+    /// Stores `buckets` (closed, whole: a rewrite puts the same figures), then moves the
+    /// watermark to `upto` unless it is there or later already (never back). Buckets first, so
+    /// a crash in between leaves a watermark that does not cover them (readers recount them).
+    async fn materialise(
+        &self,
+        subscription_id: &SubscriptionId,
+        buckets: &[StatsBucket],
+        upto: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Named fixed-window counters shared by every instance: a subscription's deliveries (the

@@ -1,24 +1,37 @@
-//! Delivery statistics per webhook (`GET /api/hooks/webhooks/{id}/stats`): the worker counts each
-//! attempt it makes into a five-minute bucket ([`StatsStore`](crate::ports::StatsStore)), and the
-//! API adds up the buckets of a window. Reading the attempt log instead would cost up to 144k
-//! records for a busy webhook's day; a day of buckets is at most 288 small items.
+//! Delivery statistics per webhook (`GET /api/hooks/webhooks/{id}/stats`), computed from the
+//! attempt log ([`AttemptLog`]): nothing is written per attempt. A read adds up five-minute
+//! buckets; those that are *closed* (their end plus [`RECORDING_GRACE`] has passed, so no attempt
+//! of theirs can still be recorded) are materialised by the read that first sees them closed
+//! ([`StatsStore::materialise`]: the bucket, then a watermark "materialised up to T"), so the next
+//! read takes them as they are and reads only the attempt records since the watermark. The open
+//! buckets are counted live from the records, every read.
 //!
 //! Durations are counted in a fixed log-scale histogram ([`DURATION_BOUNDS_MS`]), so percentiles
 //! are approximate: a reported percentile is the upper bound of the bin that holds it (the
 //! Prometheus `le` convention) — exact up to 6 ms, at most a third above the true value beyond.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::{AttemptRecord, AttemptStatus};
+use crate::error::StoreError;
 use crate::ids::SubscriptionId;
-use crate::ports::StatsStore;
+use crate::ports::{AttemptLog, AttemptQuery, PageRequest, StatsStore, PAGE_SCAN_BUDGET};
 
 /// The length of one bucket.
 pub const BUCKET: Duration = Duration::minutes(5);
-/// How long a bucket is kept (its TTL, after its start): the longest window is a day, plus room
-/// for clock skew and DynamoDB's lazy TTL.
+/// How long a materialised bucket (and the watermark, from its last move) is kept (its TTL,
+/// after its start): the longest window is a day, plus room for clock skew and DynamoDB's lazy
+/// TTL.
 pub const BUCKET_TTL: Duration = Duration::days(2);
+/// How long after its end a bucket is closed: the longest an attempt can take to be recorded. An
+/// attempt record carries the attempt's start (`at`) and is written after the request, so it can
+/// appear up to the delivery timeout after `at` — at most 900 s (`DELIVERY_TIMEOUT_SECONDS`'
+/// bound, whatever a deployment sets: the API does not read the worker's setting) — plus a minute
+/// for the worker's own calls around it and clock skew between containers.
+pub const RECORDING_GRACE: Duration = Duration::seconds(900 + 60);
 
 /// The histogram bins' inclusive upper bounds in milliseconds: bin `i` counts the durations `d`
 /// with `DURATION_BOUNDS_MS[i - 1] < d <= DURATION_BOUNDS_MS[i]` (bin 0: `d <= 1`), and one more
@@ -59,6 +72,23 @@ pub struct AttemptSample {
     pub duration_ms: u64,
 }
 
+impl AttemptSample {
+    /// The attempt record as the stats count it; `None` for a skipped attempt (no request made).
+    pub fn of(record: &AttemptRecord) -> Option<Self> {
+        let succeeded = match record.status {
+            AttemptStatus::Succeeded => true,
+            AttemptStatus::Failed => false,
+            AttemptStatus::Skipped => return None,
+        };
+        Some(Self {
+            subscription_id: record.subscription_id,
+            at: record.at,
+            succeeded,
+            duration_ms: record.duration_ms,
+        })
+    }
+}
+
 /// One webhook's attempts in one five-minute bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsBucket {
@@ -83,7 +113,7 @@ impl StatsBucket {
         }
     }
 
-    /// Counts `sample` in (the in-memory adapter; DynamoDB adds atomically).
+    /// Counts `sample` in.
     pub fn add(&mut self, sample: &AttemptSample) {
         if sample.succeeded {
             self.successes += 1;
@@ -94,26 +124,6 @@ impl StatsBucket {
         }
         self.histogram.resize(BINS, 0);
         self.histogram[bin_of(sample.duration_ms)] += 1;
-    }
-}
-
-/// Counts a made attempt (skipped ones are not) in the webhook's stats: best effort, as the
-/// worker calls it after the attempt-log write. A failed write is logged and loses that one count;
-/// it never fails the job.
-pub async fn count_attempt(store: &dyn StatsStore, record: &AttemptRecord) {
-    let succeeded = match record.status {
-        AttemptStatus::Succeeded => true,
-        AttemptStatus::Failed => false,
-        AttemptStatus::Skipped => return,
-    };
-    let sample = AttemptSample {
-        subscription_id: record.subscription_id,
-        at: record.at,
-        succeeded,
-        duration_ms: record.duration_ms,
-    };
-    if let Err(e) = store.record(&sample).await {
-        tracing::warn!(subscription_id = %record.subscription_id, attempt = record.attempt, error = %e, "could not count the attempt in the webhook's stats");
     }
 }
 
@@ -188,6 +198,111 @@ pub fn percentile(histogram: &[u64], pct: u64) -> Option<u64> {
         }
     }
     DURATION_BOUNDS_MS.last().copied()
+}
+
+/// The materialised part of a webhook's stats ([`StatsStore::materialised`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Materialised {
+    /// Every bucket that starts before this instant (a bucket boundary) is materialised, an
+    /// empty one by its absence; `None`: nothing yet (or expired).
+    pub upto: Option<DateTime<Utc>>,
+    /// The materialised buckets asked for, oldest first. One at or after `upto` is a leftover of
+    /// a read that stopped before moving the watermark: readers ignore it (they count that time
+    /// from the records again).
+    pub buckets: Vec<StatsBucket>,
+}
+
+/// The end of the latest bucket closed at `now`: a bucket `[s, s + BUCKET)` is closed once
+/// `s + BUCKET + RECORDING_GRACE <= now`.
+pub fn closed_until(now: DateTime<Utc>) -> DateTime<Utc> {
+    bucket_start(now - RECORDING_GRACE)
+}
+
+/// A webhook's figures over the last hour and day, and what reading them took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookStats {
+    pub hour: WindowStats,
+    pub day: WindowStats,
+    /// Materialised buckets read (of the day's, at most 288).
+    pub buckets_read: usize,
+    /// Attempt records read: those since the watermark (or the day's start).
+    pub attempts_read: usize,
+    /// Buckets materialised by this read (closed since the last one, with attempts).
+    pub buckets_written: usize,
+}
+
+/// The figures of `GET …/stats` at `now`: the day's materialised buckets and the watermark (one
+/// Query), plus the webhook's attempt records since the watermark (one paged sk-range Query of
+/// the attempt log), counted into buckets; the buckets among those that have closed since are
+/// then materialised and the watermark moved past them (best effort: a failed write is logged,
+/// and the next read counts that time from the records again).
+pub async fn webhook_stats(
+    stats: &dyn StatsStore,
+    attempts: &dyn AttemptLog,
+    subscription_id: &SubscriptionId,
+    now: DateTime<Utc>,
+) -> Result<WebhookStats, StoreError> {
+    let day_start = window_start(now, Duration::hours(24));
+    let stored = stats.materialised(subscription_id, day_start).await?;
+    // From the watermark on the records count, before it the materialised buckets.
+    let from = stored.upto.map_or(day_start, |t| t.max(day_start));
+    let mut buckets: BTreeMap<DateTime<Utc>, StatsBucket> = stored
+        .buckets
+        .iter()
+        .filter(|b| b.start < from)
+        .map(|b| (b.start, b.clone()))
+        .collect();
+    let buckets_read = stored.buckets.len();
+    let mut counted: BTreeMap<DateTime<Utc>, StatsBucket> = BTreeMap::new();
+    let mut attempts_read = 0;
+    let query = AttemptQuery {
+        since: Some(from),
+        ..AttemptQuery::of(*subscription_id)
+    };
+    let mut page = PageRequest {
+        limit: PAGE_SCAN_BUDGET as u32,
+        cursor: None,
+    };
+    loop {
+        let found = attempts.list(query, &page).await?;
+        attempts_read += found.items.len();
+        for sample in found.items.iter().filter_map(AttemptSample::of) {
+            let start = bucket_start(sample.at);
+            counted
+                .entry(start)
+                .or_insert_with(|| StatsBucket::empty(start))
+                .add(&sample);
+        }
+        match found.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => break,
+        }
+    }
+
+    // What has closed since the watermark: materialised now, once.
+    let upto = closed_until(now);
+    let mut buckets_written = 0;
+    if stored.upto.is_none_or(|t| t < upto) && from < upto {
+        let closed: Vec<StatsBucket> = counted
+            .range(from..upto)
+            .map(|(_, b)| b.clone())
+            .collect();
+        match stats.materialise(subscription_id, &closed, upto).await {
+            Ok(()) => buckets_written = closed.len(),
+            Err(e) => {
+                tracing::warn!(subscription_id = %subscription_id, error = %e, "could not materialise the webhook's closed stats buckets (the next read counts them from the attempt log again)")
+            }
+        }
+    }
+    buckets.extend(counted);
+    let hour_start = window_start(now, Duration::hours(1));
+    Ok(WebhookStats {
+        hour: WindowStats::of(buckets.values(), hour_start),
+        day: WindowStats::of(buckets.values(), day_start),
+        buckets_read,
+        attempts_read,
+        buckets_written,
+    })
 }
 
 #[cfg(test)]

@@ -119,9 +119,10 @@ conformance! {
         ],
         idempotency: [put_get_conflict_and_expiry],
         stats: [
-            buckets_count_per_five_minutes,
-            concurrent_counts_are_never_lost,
-            last_times_never_go_backwards,
+            the_attempt_log_gives_the_figures_and_a_second_read_only_whats_new,
+            materialised_buckets_and_the_watermark,
+            a_bucket_past_the_watermark_is_counted_again,
+            concurrent_reads_agree,
         ],
         expiry: [logs_skip_expired_items],
     }

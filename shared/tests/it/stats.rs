@@ -1,132 +1,317 @@
-use chrono::Duration;
-use relay_shared::ids::SubscriptionId;
+//! Delivery statistics counted from the attempt log (`relay_shared::stats::webhook_stats`), with
+//! closed five-minute buckets materialised on read behind a watermark (`StatsStore`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use relay_shared::delivery::{AttemptRecord, AttemptStatus};
+use relay_shared::error::StoreError;
+use relay_shared::ids::{AttemptId, SubscriptionId};
+use relay_shared::ports::{AttemptLog, AttemptQuery, Page, PageRequest};
 use relay_shared::stats::{
-    bin_of, bucket_start, window_start, AttemptSample, WindowStats, BINS, BUCKET,
+    bin_of, bucket_start, closed_until, webhook_stats, window_start, AttemptSample, StatsBucket,
+    WindowStats, BINS, BUCKET,
 };
 
-use crate::fixtures::{millis, now};
+use crate::fixtures::{attempt, millis, now};
 use crate::harness::StoreEnv;
 
-fn sample(
-    sub: SubscriptionId,
-    at: chrono::DateTime<chrono::Utc>,
-    ok: bool,
-    ms: u64,
-) -> AttemptSample {
-    AttemptSample {
-        subscription_id: sub,
-        at,
-        succeeded: ok,
-        duration_ms: ms,
+/// The attempt log, counting the records its listings return (what a stats read reads).
+struct Counting {
+    inner: Arc<dyn AttemptLog>,
+    read: AtomicUsize,
+}
+
+impl Counting {
+    fn new(inner: Arc<dyn AttemptLog>) -> Self {
+        Self {
+            inner,
+            read: AtomicUsize::new(0),
+        }
+    }
+
+    fn take(&self) -> usize {
+        self.read.swap(0, Ordering::SeqCst)
     }
 }
 
-/// Each attempt lands in its five-minute bucket: counters, histogram bins and the last times; a
-/// listing returns the buckets from `since` on, oldest first, one webhook's only.
-pub async fn buckets_count_per_five_minutes(env: StoreEnv) {
+#[async_trait]
+impl AttemptLog for Counting {
+    async fn record(&self, a: &AttemptRecord, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.record(a, expires_at).await
+    }
+
+    async fn list(
+        &self,
+        query: AttemptQuery,
+        page: &PageRequest,
+    ) -> Result<Page<AttemptRecord>, StoreError> {
+        let found = self.inner.list(query, page).await?;
+        self.read.fetch_add(found.items.len(), Ordering::SeqCst);
+        Ok(found)
+    }
+
+    async fn get(
+        &self,
+        subscription_id: &SubscriptionId,
+        id: &AttemptId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.inner.get(subscription_id, id).await
+    }
+}
+
+fn made(
+    sub: SubscriptionId,
+    at: DateTime<Utc>,
+    status: AttemptStatus,
+    duration_ms: u64,
+) -> AttemptRecord {
+    AttemptRecord {
+        duration_ms,
+        ..attempt(sub, millis(at), 1, status)
+    }
+}
+
+/// The figures as the worker's per-attempt buckets gave them before (each made attempt added to
+/// its five-minute bucket, a window adding up its buckets): the reference the log must match.
+fn as_before(records: &[AttemptRecord], now: DateTime<Utc>) -> (WindowStats, WindowStats) {
+    let mut buckets: BTreeMap<DateTime<Utc>, StatsBucket> = BTreeMap::new();
+    for s in records.iter().filter_map(AttemptSample::of) {
+        let start = bucket_start(s.at);
+        buckets
+            .entry(start)
+            .or_insert_with(|| StatsBucket::empty(start))
+            .add(&s);
+    }
+    (
+        WindowStats::of(buckets.values(), window_start(now, Duration::hours(1))),
+        WindowStats::of(buckets.values(), window_start(now, Duration::hours(24))),
+    )
+}
+
+/// Attempts over a day, in a dozen buckets: a read gives the figures the per-attempt buckets
+/// gave, materialises the closed buckets, and the next read takes those as they are and reads
+/// only the records since the watermark (the open buckets' and the new ones).
+pub async fn the_attempt_log_gives_the_figures_and_a_second_read_only_whats_new(env: StoreEnv) {
+    let stats = env.stores.stats.as_ref();
+    let log = Counting::new(env.stores.attempts.clone());
+    let t = now();
+    let sub = SubscriptionId::new_at(millis(t) + 10);
+    let other = SubscriptionId::new_at(millis(t) + 11);
+    use AttemptStatus::{Failed, Skipped, Succeeded};
+    let mut records = vec![
+        // Before the day: outside both windows, and not read.
+        made(sub, t - Duration::hours(25), Succeeded, 5),
+        made(sub, t - Duration::hours(23), Succeeded, 40),
+        made(sub, t - Duration::hours(23) + Duration::seconds(1), Failed, 2_500),
+        made(sub, t - Duration::hours(3), Succeeded, 120),
+        made(sub, t - Duration::minutes(70), Failed, 30_000),
+        made(sub, t - Duration::minutes(50), Succeeded, 8),
+        made(sub, t - Duration::minutes(50) + Duration::seconds(2), Succeeded, 9),
+        made(sub, t - Duration::minutes(40), Skipped, 0),
+        made(sub, t - Duration::minutes(31), Failed, 600),
+        // Within the grace: open.
+        made(sub, t - Duration::minutes(12), Succeeded, 250),
+        made(sub, t - Duration::minutes(2), Failed, 1),
+        made(sub, t, Succeeded, 15),
+    ];
+    for a in &records {
+        log.record(a, t + Duration::days(2)).await.unwrap();
+    }
+    log.record(
+        &made(other, t - Duration::minutes(30), Succeeded, 1),
+        t + Duration::days(2),
+    )
+    .await
+    .unwrap();
+
+    let at = t + Duration::seconds(1);
+    let day_start = window_start(at, Duration::hours(24));
+    let first = webhook_stats(stats, &log, &sub, at).await.unwrap();
+    let (hour, day) = as_before(&records, at);
+    assert_eq!((&first.hour, &first.day), (&hour, &day));
+    assert_eq!((day.attempts, day.successes, day.failures), (10, 6, 4));
+    assert_eq!(hour.attempts, 6);
+    assert_eq!(day.last_success_at, Some(t));
+    assert_eq!(day.last_failure_at, Some(t - Duration::minutes(2)));
+    let in_day = records.iter().filter(|a| a.at >= day_start).count();
+    assert_eq!((first.attempts_read, log.take()), (in_day, in_day));
+    assert_eq!(first.buckets_read, 0);
+    let mark = closed_until(at);
+    let closed: std::collections::BTreeSet<_> = records
+        .iter()
+        .filter(|a| a.status != Skipped && a.at >= day_start && a.at < mark)
+        .map(|a| bucket_start(a.at))
+        .collect();
+    assert_eq!(first.buckets_written, closed.len());
+
+    // Again: the materialised buckets, and only the records since the watermark.
+    let second = webhook_stats(stats, &log, &sub, at).await.unwrap();
+    assert_eq!((&second.hour, &second.day), (&hour, &day));
+    let since_mark = records.iter().filter(|a| a.at >= mark).count();
+    assert_eq!((second.attempts_read, log.take()), (since_mark, since_mark));
+    assert!(since_mark < in_day / 2, "{since_mark} of {in_day}");
+    assert_eq!(
+        (second.buckets_read, second.buckets_written),
+        (closed.len(), 0)
+    );
+
+    // Half an hour on, with new attempts: the new ones and the then-open ones are read, the
+    // figures are still those of the per-attempt buckets.
+    let new = [
+        made(sub, t + Duration::minutes(1), Failed, 70),
+        made(sub, t + Duration::minutes(20), Succeeded, 3),
+    ];
+    for a in &new {
+        log.record(a, t + Duration::days(2)).await.unwrap();
+    }
+    records.extend(new);
+    let later = t + Duration::minutes(30);
+    let third = webhook_stats(stats, &log, &sub, later).await.unwrap();
+    let (hour, day) = as_before(&records, later);
+    assert_eq!((&third.hour, &third.day), (&hour, &day));
+    assert_eq!(day.attempts, 12);
+    let since_mark = records.iter().filter(|a| a.at >= mark).count();
+    assert_eq!((third.attempts_read, log.take()), (since_mark, since_mark));
+    let fourth = webhook_stats(stats, &log, &sub, later).await.unwrap();
+    assert_eq!((&fourth.hour, &fourth.day), (&hour, &day));
+    let open = records
+        .iter()
+        .filter(|a| a.at >= closed_until(later))
+        .count();
+    assert_eq!((fourth.attempts_read, log.take()), (open, open));
+
+    // The other webhook's figures are its own.
+    let theirs = webhook_stats(stats, &log, &other, at).await.unwrap();
+    assert_eq!((theirs.day.attempts, theirs.attempts_read), (1, 1));
+}
+
+/// The store: materialised buckets read back with their counts, bins and last times, from
+/// `since` on, with the watermark; the watermark never moves back; one webhook's only.
+pub async fn materialised_buckets_and_the_watermark(env: StoreEnv) {
     let stats = env.stores.stats.as_ref();
     let t = now();
-    let sub = SubscriptionId::new_at(millis(t));
-    let other = SubscriptionId::new_at(millis(t) + 1);
-    let here = bucket_start(t);
+    let sub = SubscriptionId::new_at(millis(t) + 20);
+    let here = bucket_start(t) - BUCKET * 4;
     let before = here - BUCKET;
-    for s in [
-        sample(sub, here, true, 10),
-        sample(sub, here + Duration::seconds(2), true, 11),
-        sample(sub, here + Duration::seconds(1), false, 2_500),
-        sample(sub, before + Duration::seconds(7), false, 0),
-        sample(other, here, true, 5),
+    let mut old = StatsBucket::empty(before);
+    let mut new = StatsBucket::empty(here);
+    for (at, ok, ms) in [
+        (here, true, 10),
+        (here + Duration::seconds(2), true, 11),
+        (here + Duration::seconds(1), false, 2_500),
+        (before + Duration::seconds(7), false, 0),
     ] {
-        stats.record(&s).await.unwrap();
+        let b = if at < here { &mut old } else { &mut new };
+        b.add(&AttemptSample {
+            subscription_id: sub,
+            at,
+            succeeded: ok,
+            duration_ms: ms,
+        });
     }
-    let buckets = stats.buckets(&sub, before).await.unwrap();
-    assert_eq!(buckets.len(), 2);
-    let (old, new) = (&buckets[0], &buckets[1]);
-    assert_eq!((old.start, new.start), (before, here));
-    assert_eq!((new.successes, new.failures), (2, 1));
-    assert_eq!((old.successes, old.failures), (0, 1));
-    assert_eq!(new.histogram.len(), BINS);
-    assert_eq!(new.histogram[bin_of(10)], 1);
-    assert_eq!(new.histogram[bin_of(11)], 1);
-    assert_eq!(new.histogram[bin_of(2_500)], 1);
-    assert_eq!(new.histogram.iter().sum::<u64>(), 3);
-    assert_eq!(new.last_success_at, Some(here + Duration::seconds(2)));
-    assert_eq!(new.last_failure_at, Some(here + Duration::seconds(1)));
-    assert_eq!(old.last_success_at, None);
-    // From a later `since`: only the current bucket.
-    assert_eq!(
-        stats.buckets(&sub, here).await.unwrap(),
-        std::slice::from_ref(new)
-    );
-    let hour = WindowStats::of(&buckets, window_start(t, Duration::hours(1)));
-    assert_eq!(
-        (hour.attempts, hour.p50_ms, hour.p95_ms),
-        (4, Some(10), Some(2_500))
-    );
-    assert!(stats
-        .buckets(&SubscriptionId::new_at(1), before)
+    assert!(stats.materialised(&sub, before).await.unwrap().buckets.is_empty());
+    stats
+        .materialise(&sub, &[old.clone(), new.clone()], here + BUCKET)
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    let found = stats.materialised(&sub, before).await.unwrap();
+    assert_eq!(found.upto, Some(here + BUCKET));
+    assert_eq!(found.buckets, vec![old.clone(), new.clone()]);
+    let b = &found.buckets[1];
+    assert_eq!(b.histogram.len(), BINS);
+    assert_eq!(b.histogram[bin_of(2_500)], 1);
+    assert_eq!(b.last_success_at, Some(here + Duration::seconds(2)));
+    assert_eq!(found.buckets[0].last_success_at, None);
+    // From a later `since`, inside the older bucket: only the newer one.
+    let from_within = stats
+        .materialised(&sub, before + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(from_within.buckets, vec![new.clone()]);
+    // An older watermark (a slower concurrent read) does not move it back.
+    stats.materialise(&sub, &[], here).await.unwrap();
+    assert_eq!(
+        stats.materialised(&sub, before).await.unwrap().upto,
+        Some(here + BUCKET)
+    );
+    stats.materialise(&sub, &[], here + BUCKET * 3).await.unwrap();
+    assert_eq!(
+        stats.materialised(&sub, before).await.unwrap().upto,
+        Some(here + BUCKET * 3)
+    );
+    let nobody = stats
+        .materialised(&SubscriptionId::new_at(1), before)
+        .await
+        .unwrap();
+    assert_eq!((nobody.upto, nobody.buckets.len()), (None, 0));
 }
 
-/// Concurrent workers counting into one bucket lose nothing (one atomic update each).
-pub async fn concurrent_counts_are_never_lost(env: StoreEnv) {
-    let stats = env.stores.stats.clone();
+/// A read that wrote a bucket but not the watermark (it stopped in between) leaves a bucket the
+/// watermark does not cover: the next read ignores it and counts that time from the records.
+pub async fn a_bucket_past_the_watermark_is_counted_again(env: StoreEnv) {
+    let stats = env.stores.stats.as_ref();
+    let log = env.stores.attempts.as_ref();
     let t = now();
-    let sub = SubscriptionId::new_at(millis(t) + 2);
-    let at = bucket_start(t);
-    let tasks: Vec<_> = (0..20u64)
-        .map(|i| {
-            let stats = stats.clone();
+    let sub = SubscriptionId::new_at(millis(t) + 30);
+    let at = t - Duration::hours(1);
+    let a = made(sub, at, AttemptStatus::Succeeded, 20);
+    log.record(&a, t + Duration::days(1)).await.unwrap();
+    let mut leftover = StatsBucket::empty(bucket_start(at));
+    for _ in 0..5 {
+        leftover.add(&AttemptSample::of(&a).unwrap());
+    }
+    stats
+        .materialise(&sub, &[leftover], bucket_start(at) - BUCKET * 2)
+        .await
+        .unwrap();
+    let read = webhook_stats(stats, log, &sub, t).await.unwrap();
+    assert_eq!((read.day.attempts, read.attempts_read), (1, 1));
+    assert_eq!(read.buckets_written, 1);
+    // The rewrite put the right figures: the next read takes them.
+    let again = webhook_stats(stats, log, &sub, t).await.unwrap();
+    assert_eq!((again.day.attempts, again.attempts_read), (1, 0));
+}
+
+/// Concurrent reads materialise the same buckets and agree on the figures.
+pub async fn concurrent_reads_agree(env: StoreEnv) {
+    let t = now();
+    let sub = SubscriptionId::new_at(millis(t) + 40);
+    for i in 0..20i64 {
+        let status = if i % 4 == 0 {
+            AttemptStatus::Failed
+        } else {
+            AttemptStatus::Succeeded
+        };
+        let a = made(sub, t - Duration::minutes(3 * i), status, 10 * i as u64);
+        env.stores
+            .attempts
+            .record(&a, t + Duration::days(1))
+            .await
+            .unwrap();
+    }
+    let reads: Vec<_> = (0..4)
+        .map(|_| {
+            let stores = env.stores.clone();
             tokio::spawn(async move {
-                stats
-                    .record(&sample(sub, at, i % 4 != 0, i * 10))
+                webhook_stats(stores.stats.as_ref(), stores.attempts.as_ref(), &sub, t)
                     .await
                     .unwrap()
             })
         })
         .collect();
-    for t in tasks {
-        t.await.unwrap();
+    let mut figures = Vec::new();
+    for r in reads {
+        let r = r.await.unwrap();
+        figures.push((r.hour, r.day));
     }
-    let b = stats.buckets(&sub, at).await.unwrap();
-    assert_eq!(b.len(), 1);
-    assert_eq!((b[0].successes, b[0].failures), (15, 5));
-    assert_eq!(b[0].histogram.iter().sum::<u64>(), 20);
-}
-
-/// An attempt that started earlier but is recorded after a later one (a slow receiver, or two
-/// workers) never moves the last success or failure back; racing records settle on the latest.
-pub async fn last_times_never_go_backwards(env: StoreEnv) {
-    let stats = env.stores.stats.clone();
-    let t = now();
-    let sub = SubscriptionId::new_at(millis(t) + 3);
-    let here = bucket_start(t);
-    for s in [
-        sample(sub, here + Duration::seconds(10), true, 5),
-        sample(sub, here + Duration::seconds(5), true, 30_000),
-        sample(sub, here + Duration::seconds(20), false, 5),
-        sample(sub, here + Duration::seconds(3), false, 30_000),
-    ] {
-        stats.record(&s).await.unwrap();
-    }
-    let b = stats.buckets(&sub, here).await.unwrap();
-    assert_eq!(b.len(), 1);
-    assert_eq!(b[0].last_success_at, Some(here + Duration::seconds(10)));
-    assert_eq!(b[0].last_failure_at, Some(here + Duration::seconds(20)));
-    assert_eq!((b[0].successes, b[0].failures), (2, 2));
-    // Racing out-of-order records: the latest of them is what stays.
-    let tasks: Vec<_> = (0..16i64)
-        .map(|i| {
-            let stats = stats.clone();
-            let at = here + Duration::seconds(30 + (i * 7) % 16);
-            tokio::spawn(async move { stats.record(&sample(sub, at, true, 1)).await.unwrap() })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let b = stats.buckets(&sub, here).await.unwrap();
-    assert_eq!(b[0].last_success_at, Some(here + Duration::seconds(45)));
+    assert!(figures.windows(2).all(|w| w[0] == w[1]), "{figures:?}");
+    assert_eq!((figures[0].1.attempts, figures[0].1.failures), (20, 5));
+    let after = webhook_stats(env.stores.stats.as_ref(), env.stores.attempts.as_ref(), &sub, t)
+        .await
+        .unwrap();
+    assert_eq!((after.hour.clone(), after.day.clone()), figures[0].clone());
 }

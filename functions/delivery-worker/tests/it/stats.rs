@@ -1,13 +1,13 @@
-//! What the worker leaves for `GET …/stats` and `GET …/deliveries/{attemptId}`: every attempt it
-//! makes counted in the webhook's five-minute bucket (a skipped one is not), and each attempt
-//! record with the headers sent, signatures redacted, and the body only for a type the event log
-//! does not keep.
+//! What the worker leaves for `GET …/stats` and `GET …/deliveries/{attemptId}`: each attempt
+//! record — the stats count the made ones from the log (a skipped one is not), the worker writes
+//! no stats of its own — with the headers sent, signatures redacted, and the body only for a type
+//! the event log does not keep.
 
 use crate::common::*;
 use delivery_worker::handler::poll_once;
 use relay_shared::delivery::AttemptStatus;
 use relay_shared::events::EventType;
-use relay_shared::stats::{bucket_start, WindowStats};
+use relay_shared::stats::{webhook_stats, window_start, WebhookStats};
 use wiremock::{MockServer, ResponseTemplate};
 
 #[tokio::test]
@@ -24,9 +24,12 @@ async fn made_attempts_are_counted_and_recorded_with_their_headers() {
     );
 
     let log = h.attempts(&sub.id).await;
-    let since = bucket_start(log.last().unwrap().at) - chrono::Duration::hours(1);
-    let buckets = h.stores.stats.buckets(&sub.id, since).await.unwrap();
-    let w = WindowStats::of(&buckets, since);
+    // Nothing written to the stats per attempt: only the attempt records.
+    let at = log[0].at;
+    let since = window_start(at, chrono::Duration::hours(24));
+    let stored = h.stores.stats.materialised(&sub.id, since).await.unwrap();
+    assert_eq!((stored.upto, stored.buckets.len()), (None, 0));
+    let w = stats_at(&h, &sub.id, at).await.day;
     assert_eq!((w.attempts, w.successes, w.failures), (2, 1, 1));
     assert_eq!(w.last_success_at, Some(log[0].at));
     assert_eq!(w.last_failure_at, Some(log[1].at));
@@ -82,10 +85,17 @@ async fn a_test_events_body_is_kept_and_a_skipped_attempt_is_not_counted() {
     let log = h.attempts(&sub.id).await;
     assert_eq!(log[0].status, AttemptStatus::Skipped);
     assert!(log[0].request_headers.is_empty() && log[0].request_body.is_none());
-    let since = bucket_start(log[1].at) - chrono::Duration::hours(1);
-    let w = WindowStats::of(
-        &h.stores.stats.buckets(&sub.id, since).await.unwrap(),
-        since,
-    );
+    let w = stats_at(&h, &sub.id, log[0].at).await.hour;
     assert_eq!((w.attempts, w.successes), (1, 1));
+}
+
+/// `GET …/stats`' figures at `now`, from the harness's attempt log.
+async fn stats_at(
+    h: &Harness,
+    sub: &relay_shared::ids::SubscriptionId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> WebhookStats {
+    webhook_stats(h.stores.stats.as_ref(), h.stores.attempts.as_ref(), sub, now)
+        .await
+        .unwrap()
 }

@@ -1,27 +1,31 @@
-//! Delivery statistics: `STATS#<wh_id>`/`<bucket start, RFC 3339>` per five-minute bucket
-//! (`crate::stats`), with the counters `successes` and `failures`, one counter per duration bin
-//! (`h0` … `h58`, only the bins that have attempts exist), `last_success_at`/`last_failure_at`
-//! (Unix ms) and `expires_at` (the bucket's start + `BUCKET_TTL`). One attempt is one UpdateItem
-//! (`ADD` the counters, `SET` the last time and the TTL): no read, no condition, so concurrent
-//! workers never lose a count. DynamoDB has no `max` in an update expression, so the `SET` asks
-//! for the time it replaced (`UPDATED_OLD`); only when that was later (an attempt that started
-//! earlier, recorded after a later one) a second, conditional UpdateItem puts it back — the last
-//! times never go backwards at rest, at no extra cost on the usual in-order path.
+//! Materialised delivery statistics (`crate::stats`), in the partition `STATS#<wh_id>`:
+//!
+//! - a closed five-minute bucket: sk `<bucket start, RFC 3339>`, with `successes`, `failures`, one
+//!   count per duration bin (`h0` … `h58`, only the bins that have attempts), `last_success_at`/
+//!   `last_failure_at` (Unix ms) and `expires_at` (the bucket's start + `BUCKET_TTL`); one PutItem
+//!   each, by the API's read that first sees it closed (a rewrite by a concurrent read puts the
+//!   same figures);
+//! - the watermark: sk `watermark` (sorts after every RFC 3339 key, so the Query of the day's
+//!   buckets returns it too), `upto` (Unix ms: every bucket before it is materialised) and
+//!   `expires_at` (`upto` + `BUCKET_TTL`); a PutItem conditional on moving it forward, after the
+//!   buckets.
+//!
+//! Nothing here is written per attempt: the worker only writes its attempt records.
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use aws_sdk_dynamodb::types::ReturnValue;
-
 use super::common::{
-    get_n, is_conditional_failure, is_expired, key, n, s, secs, store_error, Collect, Item,
-    QuerySpec,
+    get_n, get_s, is_expired, n, s, secs, Collect, Condition, Conditional, Item, QuerySpec,
 };
 use super::DynamoTable;
 use crate::error::StoreError;
 use crate::ids::SubscriptionId;
 use crate::ports::StatsStore;
-use crate::stats::{bin_of, bucket_start, AttemptSample, StatsBucket, BINS, BUCKET_TTL};
+use crate::stats::{bucket_start, Materialised, StatsBucket, BINS, BUCKET_TTL};
+
+/// The watermark's sort key.
+const WATERMARK: &str = "watermark";
 
 fn pk(subscription_id: &SubscriptionId) -> String {
     format!("STATS#{subscription_id}")
@@ -35,7 +39,7 @@ fn bin_attribute(bin: usize) -> String {
     format!("h{bin}")
 }
 
-/// A number attribute that may be absent (a counter never added to).
+/// A number attribute that may be absent (a bin without attempts).
 fn count(item: &Item, name: &str) -> Result<u64, StoreError> {
     if item.contains_key(name) {
         get_n(item, name)
@@ -53,7 +57,7 @@ fn instant(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError>
 }
 
 fn bucket(item: &Item) -> Result<StatsBucket, StoreError> {
-    let start = super::common::get_s(item, "sk")?;
+    let start = get_s(item, "sk")?;
     let start = DateTime::parse_from_rfc3339(start)
         .map_err(|e| StoreError::Corrupt(format!("stats bucket `{start}`: {e}")))?
         .with_timezone(&Utc);
@@ -70,78 +74,32 @@ fn bucket(item: &Item) -> Result<StatsBucket, StoreError> {
     })
 }
 
-impl DynamoTable {
-    /// Puts `later` back as the bucket's `last` time unless a still later one is there by now
-    /// (another worker's write, or its own restore): the condition makes concurrent restores
-    /// converge on the latest time.
-    async fn restore_last(
-        &self,
-        sample: &AttemptSample,
-        start: DateTime<Utc>,
-        last: &str,
-        later: i64,
-    ) -> Result<(), StoreError> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk(&sample.subscription_id), sk(start))))
-            .update_expression("SET #l = :later")
-            .condition_expression("#l < :later")
-            .expression_attribute_names("#l", last)
-            .expression_attribute_values(":later", n(later))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(store_error("UpdateItem", e)),
+fn bucket_item(subscription_id: &SubscriptionId, b: &StatsBucket) -> Item {
+    let mut item = super::common::key(pk(subscription_id), sk(b.start));
+    item.insert("successes".into(), n(b.successes));
+    item.insert("failures".into(), n(b.failures));
+    for (i, c) in b.histogram.iter().enumerate().filter(|(_, c)| **c > 0) {
+        item.insert(bin_attribute(i), n(c));
+    }
+    for (name, at) in [
+        ("last_success_at", b.last_success_at),
+        ("last_failure_at", b.last_failure_at),
+    ] {
+        if let Some(at) = at {
+            item.insert(name.into(), n(at.timestamp_millis()));
         }
     }
+    item.insert("expires_at".into(), n(secs(b.start + BUCKET_TTL)));
+    item
 }
 
 #[async_trait]
 impl StatsStore for DynamoTable {
-    async fn record(&self, sample: &AttemptSample) -> Result<(), StoreError> {
-        let start = bucket_start(sample.at);
-        let (counter, last) = if sample.succeeded {
-            ("successes", "last_success_at")
-        } else {
-            ("failures", "last_failure_at")
-        };
-        let at = sample.at.timestamp_millis();
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk(&sample.subscription_id), sk(start))))
-            .update_expression("ADD #c :one, #h :one SET #l = :at, expires_at = :exp")
-            .expression_attribute_names("#c", counter)
-            .expression_attribute_names("#h", bin_attribute(bin_of(sample.duration_ms)))
-            .expression_attribute_names("#l", last)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":at", n(at))
-            .expression_attribute_values(":exp", n(secs(start + BUCKET_TTL)))
-            .return_values(ReturnValue::UpdatedOld)
-            .send()
-            .await
-            .map_err(|e| store_error("UpdateItem", e))?;
-        let replaced = res
-            .attributes()
-            .filter(|old| old.contains_key(last))
-            .map(|old| get_n::<i64>(old, last))
-            .transpose()?;
-        match replaced {
-            Some(later) if later > at => self.restore_last(sample, start, last, later).await,
-            _ => Ok(()),
-        }
-    }
-
-    async fn buckets(
+    async fn materialised(
         &self,
         subscription_id: &SubscriptionId,
         since: DateTime<Utc>,
-    ) -> Result<Vec<StatsBucket>, StoreError> {
+    ) -> Result<Materialised, StoreError> {
         let spec = QuerySpec {
             index: None,
             key_condition: "pk = :pk AND sk >= :since",
@@ -165,13 +123,41 @@ impl StatsStore for DynamoTable {
                 },
             )
             .await?;
-        // `since` inside a bucket: that bucket starts before it and is not one of the window's.
-        Ok(items
-            .iter()
-            .map(bucket)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|b| b.start >= since)
-            .collect())
+        let mut found = Materialised::default();
+        for item in &items {
+            if get_s(item, "sk")? == WATERMARK {
+                found.upto = instant(item, "upto")?;
+            } else {
+                let b = bucket(item)?;
+                // `since` inside a bucket: that bucket starts before it and is not one asked for.
+                if b.start >= since {
+                    found.buckets.push(b);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn materialise(
+        &self,
+        subscription_id: &SubscriptionId,
+        buckets: &[StatsBucket],
+        upto: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // One after the other: usually one bucket (a read every few minutes); a day's worth
+        // (≤ 288 small PutItems) only on the first read after a quiet day.
+        for b in buckets {
+            self.put(bucket_item(subscription_id, b)).await?;
+        }
+        let mut mark = super::common::key(pk(subscription_id), WATERMARK);
+        mark.insert("upto".into(), n(upto.timestamp_millis()));
+        mark.insert("expires_at".into(), n(secs(upto + BUCKET_TTL)));
+        let forward = Condition::new("attribute_not_exists(#u) OR #u < :u")
+            .name("#u", "upto")
+            .value(":u", n(upto.timestamp_millis()));
+        // Refused: another read moved it as far or farther; nothing to do.
+        match self.put_if(mark, forward).await? {
+            Conditional::Written | Conditional::Refused(_) => Ok(()),
+        }
     }
 }
