@@ -283,10 +283,7 @@ pub async fn webhook_stats(
     let upto = closed_until(now);
     let mut buckets_written = 0;
     if stored.upto.is_none_or(|t| t < upto) && from < upto {
-        let closed: Vec<StatsBucket> = counted
-            .range(from..upto)
-            .map(|(_, b)| b.clone())
-            .collect();
+        let closed: Vec<StatsBucket> = counted.range(from..upto).map(|(_, b)| b.clone()).collect();
         match stats.materialise(subscription_id, &closed, upto).await {
             Ok(()) => buckets_written = closed.len(),
             Err(e) => {

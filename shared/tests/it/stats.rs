@@ -106,11 +106,21 @@ pub async fn the_attempt_log_gives_the_figures_and_a_second_read_only_whats_new(
         // Before the day: outside both windows, and not read.
         made(sub, t - Duration::hours(25), Succeeded, 5),
         made(sub, t - Duration::hours(23), Succeeded, 40),
-        made(sub, t - Duration::hours(23) + Duration::seconds(1), Failed, 2_500),
+        made(
+            sub,
+            t - Duration::hours(23) + Duration::seconds(1),
+            Failed,
+            2_500,
+        ),
         made(sub, t - Duration::hours(3), Succeeded, 120),
         made(sub, t - Duration::minutes(70), Failed, 30_000),
         made(sub, t - Duration::minutes(50), Succeeded, 8),
-        made(sub, t - Duration::minutes(50) + Duration::seconds(2), Succeeded, 9),
+        made(
+            sub,
+            t - Duration::minutes(50) + Duration::seconds(2),
+            Succeeded,
+            9,
+        ),
         made(sub, t - Duration::minutes(40), Skipped, 0),
         made(sub, t - Duration::minutes(31), Failed, 600),
         // Within the grace: open.
@@ -213,7 +223,12 @@ pub async fn materialised_buckets_and_the_watermark(env: StoreEnv) {
             duration_ms: ms,
         });
     }
-    assert!(stats.materialised(&sub, before).await.unwrap().buckets.is_empty());
+    assert!(stats
+        .materialised(&sub, before)
+        .await
+        .unwrap()
+        .buckets
+        .is_empty());
     stats
         .materialise(&sub, &[old.clone(), new.clone()], here + BUCKET)
         .await
@@ -238,7 +253,10 @@ pub async fn materialised_buckets_and_the_watermark(env: StoreEnv) {
         stats.materialised(&sub, before).await.unwrap().upto,
         Some(here + BUCKET)
     );
-    stats.materialise(&sub, &[], here + BUCKET * 3).await.unwrap();
+    stats
+        .materialise(&sub, &[], here + BUCKET * 3)
+        .await
+        .unwrap();
     assert_eq!(
         stats.materialised(&sub, before).await.unwrap().upto,
         Some(here + BUCKET * 3)
@@ -310,8 +328,13 @@ pub async fn concurrent_reads_agree(env: StoreEnv) {
     }
     assert!(figures.windows(2).all(|w| w[0] == w[1]), "{figures:?}");
     assert_eq!((figures[0].1.attempts, figures[0].1.failures), (20, 5));
-    let after = webhook_stats(env.stores.stats.as_ref(), env.stores.attempts.as_ref(), &sub, t)
-        .await
-        .unwrap();
+    let after = webhook_stats(
+        env.stores.stats.as_ref(),
+        env.stores.attempts.as_ref(),
+        &sub,
+        t,
+    )
+    .await
+    .unwrap();
     assert_eq!((after.hour.clone(), after.day.clone()), figures[0].clone());
 }

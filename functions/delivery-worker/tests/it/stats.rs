@@ -95,7 +95,12 @@ async fn stats_at(
     sub: &relay_shared::ids::SubscriptionId,
     now: chrono::DateTime<chrono::Utc>,
 ) -> WebhookStats {
-    webhook_stats(h.stores.stats.as_ref(), h.stores.attempts.as_ref(), sub, now)
-        .await
-        .unwrap()
+    webhook_stats(
+        h.stores.stats.as_ref(),
+        h.stores.attempts.as_ref(),
+        sub,
+        now,
+    )
+    .await
+    .unwrap()
 }
