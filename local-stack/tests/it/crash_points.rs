@@ -70,20 +70,32 @@ enum Kind<'a> {
     /// The memory backend with an attempt claim that never holds (every claim `Claimed`): the
     /// sweep's own check that it catches a duplicate.
     Forgetful,
+    /// The memory backend, its consumer deleting each message before the worker has run (an
+    /// event source that acknowledges first): the sweep's own check that it catches a loss.
+    AcksFirst,
 }
 
 impl Kind<'_> {
+    /// How a scenario with violations is reported: a self-check's are what it looks for.
+    fn failed(&self) -> &'static str {
+        match self {
+            Kind::Memory | Kind::Aws(_) => "FAILED",
+            Kind::Forgetful | Kind::AcksFirst => "violated (as this self-check wants)",
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Kind::Memory => "memory",
             Kind::Forgetful => "memory, forgetful claims",
+            Kind::AcksFirst => "memory, acknowledged first",
             Kind::Aws(_) => "aws",
         }
     }
 
     async fn backend(&self, clock: Arc<dyn Clock>) -> Backend {
         match self {
-            Kind::Memory | Kind::Forgetful => {
+            Kind::Memory | Kind::Forgetful | Kind::AcksFirst => {
                 // Redelivery is the sweep's to decide (`retry_after(receipt, 0)`), never the
                 // real clock's: a visibility timeout no run reaches.
                 let hour = Duration::from_secs(3600);
@@ -237,6 +249,9 @@ async fn scenario(
                     return settled(plan, event_id, violations, ingests, worker_runs);
                 }
                 worker_runs += 1;
+                if matches!(kind, Kind::AcksFirst) {
+                    backend.consumer.ack(&message.receipt).await.unwrap();
+                }
                 let phase = format!("worker {}", job_type(&message.body));
                 let run = plan.run(
                     &phase,
@@ -476,7 +491,7 @@ async fn sweep(kind: Kind<'_>, second: Second) -> Vec<String> {
             let verdict = if run.violations.is_empty() {
                 "ok"
             } else {
-                "FAILED"
+                kind.failed()
             };
             println!(
                 "crash point ({}) {point} / {variant}: {verdict} ({} Webex deliveries, {} worker runs)",
@@ -502,7 +517,11 @@ async fn sweep(kind: Kind<'_>, second: Second) -> Vec<String> {
                     let run = scenario(kind, &fixture, &crashes, Some(&expected)).await;
                     for v in &run.violations {
                         let at = format!("{point} / {variant}, then {then} / {then_variant}");
-                        println!("crash points ({}) {at}: FAILED\n    {v}", kind.name());
+                        println!(
+                            "crash points ({}) {at}: {}\n    {v}",
+                            kind.name(),
+                            kind.failed()
+                        );
                         failures.push(format!("{at}: {v}"));
                     }
                 }
@@ -558,7 +577,7 @@ async fn crash_points_lose_and_duplicate_nothing_in_memory() {
     assert_none(Kind::Memory, &sweep(Kind::Memory, Second::All).await);
 }
 
-/// The sweep can fail: with attempt claims that never hold, the crash after a success was
+/// The sweep can fail (its own checks, memory only): with attempt claims that never hold, the crash after a success was
 /// recorded (its result lost, so the message comes back) POSTs the delivery again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_points_sweep_catches_a_forgetful_attempt_claim() {
@@ -575,6 +594,20 @@ async fn crash_points_sweep_catches_a_forgetful_attempt_claim() {
             .iter()
             .any(|f| f.starts_with(point) && f.contains("2 succeeded attempts")),
         "{point}: no second success reported: {failures:?}"
+    );
+}
+
+/// And a loss: a message deleted before the worker ran is never delivered when the worker
+/// crashes before its POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_points_sweep_catches_a_lost_job() {
+    let failures = sweep(Kind::AcksFirst, Second::None).await;
+    let point = "worker call:ringing: subscriptions.get / before";
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with(point) && f.contains("never delivered (lost)")),
+        "{point}: no loss reported: {failures:?}"
     );
 }
 
