@@ -104,3 +104,60 @@ async fn stats_at(
     .await
     .unwrap()
 }
+
+/// On DynamoDB Local + moto: a failed and a successful attempt (two jobs) leave their records and nothing
+/// in the webhook's `STATS#` partition; the figures come from the records.
+#[tokio::test]
+async fn aws_attempts_write_no_stats_and_are_counted_from_the_log() {
+    use relay_shared::clock::SystemClock;
+    use relay_shared::ports::CorePorts;
+    use std::sync::Arc;
+    let test = "aws_attempts_write_no_stats_and_are_counted_from_the_log";
+    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
+        return;
+    };
+    let aws = testkit::aws::Resources::new(&sdk, "relay-dw-stats").await;
+    let server = MockServer::start().await;
+    respond(&server, ResponseTemplate::new(500), Some(1)).await;
+    respond(&server, ResponseTemplate::new(200), None).await;
+    let config = test_config(5);
+    let worker = delivery_worker::Worker::with_metrics(
+        delivery_worker::Ports {
+            core: CorePorts {
+                stores: aws.stores.clone(),
+                queue: aws.queue.clone(),
+                clock: Arc::new(SystemClock),
+            },
+            http: sender(&config),
+            dead_letter_sink: aws.dlq.clone(),
+            secrets: TestKeys::new().opener(),
+        },
+        config,
+        Arc::new(delivery_worker::MetricsSink::Off),
+    );
+    let sub = subscription(&format!("{}/hook", server.uri()));
+    aws.stores.subscriptions.create(&sub, 10).await.unwrap();
+    let job = job_for(&sub, EventType::TelephonyCreated);
+    assert_first_retry(&worker.process_message(&raw(&job), 1).await);
+    let other = job_for(&sub, EventType::TelephonyUpdated);
+    assert_eq!(
+        worker.process_message(&raw(&other), 1).await,
+        delivered(1, 200)
+    );
+    let log = attempts(&aws.stores, &sub.id).await;
+    assert_eq!(log.len(), 2);
+    let stats = &aws.stores.stats;
+    let since = window_start(log[0].at, chrono::Duration::hours(24));
+    let stored = stats.materialised(&sub.id, since).await.unwrap();
+    assert_eq!((stored.upto, stored.buckets.len()), (None, 0));
+    let w = webhook_stats(
+        stats.as_ref(),
+        aws.stores.attempts.as_ref(),
+        &sub.id,
+        log[0].at,
+    )
+    .await
+    .unwrap()
+    .day;
+    assert_eq!((w.attempts, w.successes, w.failures), (2, 1, 1));
+}
