@@ -1,8 +1,10 @@
 //! The delivery attempt log: `ATTEMPTS#<wh_id>`/`<att_id>` (ULID: time-ordered) with `doc`,
 //! `status`, `event_type` and `expires_at`. The `doc` leaves out what the key and those attributes
 //! hold (`id`, `subscriptionId`, `status`, `eventType`, and `deliveryId` when it is the usual
-//! `msg_<event>_<webhook>`), so that a telephony attempt's item stays within one write unit; a
-//! read puts them back (documents written whole before still read). Listed newest first (`ScanIndexForward = false`),
+//! `msg_<event>_<webhook>`), and a sent header's value that the record itself gives (`webhook-id`,
+//! `webhook-timestamp`, `x-servicehook-event`, `-timestamp`, `-uuid`) is stored as `null`, so that
+//! a telephony attempt's item stays well within one write unit; a read puts them back (documents
+//! written whole before still read). Listed newest first (`ScanIndexForward = false`),
 //! optionally filtered on `status` and the event type (a `FilterExpression`; items written before
 //! `event_type` existed are checked on the document) and a time window (an `sk` range: the ids
 //! carry the attempt's time).
@@ -30,6 +32,22 @@ pub(super) fn key_of(subscription_id: &SubscriptionId, id: &AttemptId) -> (Strin
 /// The `doc` fields the item holds elsewhere ([`attempt_of`] restores them).
 const KEPT_ELSEWHERE: [&str; 4] = ["id", "subscriptionId", "status", "eventType"];
 
+/// The value a header sent on `attempt` has when it is the usual one, computed from the record.
+fn derived_header(name: &str, attempt: &AttemptRecord) -> Option<String> {
+    Some(match name {
+        "webhook-id" => attempt.delivery_id.clone(),
+        "webhook-timestamp" => attempt.at.timestamp().to_string(),
+        "x-servicehook-event" => attempt.event_type.as_str().to_owned(),
+        "x-servicehook-timestamp" => attempt
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "x-servicehook-uuid" => attempt.subscription_id.to_string(),
+        _ => return None,
+    })
+}
+
+const HEADERS: &str = "requestHeaders";
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("attempt `doc` does not decode: {e}"))
 }
@@ -43,6 +61,13 @@ fn attempt_item(attempt: &AttemptRecord, expires_at: DateTime<Utc>) -> Result<It
         }
         if attempt.delivery_id == delivery_id(&attempt.event_id, &attempt.subscription_id) {
             fields.remove("deliveryId");
+        }
+        if !attempt.request_headers.is_empty() {
+            let headers = attempt.request_headers.iter().map(|(name, value)| {
+                let usual = derived_header(name, attempt).is_some_and(|d| &d == value);
+                serde_json::json!([name, (!usual).then_some(value)])
+            });
+            fields.insert(HEADERS.into(), headers.collect());
         }
     }
     let sk = attempt.id.to_string();
@@ -81,7 +106,22 @@ fn attempt_of(item: &Item) -> Result<AttemptRecord, StoreError> {
         let sub: SubscriptionId = id("subscriptionId").parse().map_err(corrupt)?;
         fields.insert("deliveryId".into(), delivery_id(&event, &sub).into());
     }
-    serde_json::from_value(value).map_err(corrupt)
+    // The headers last: a value left out (`null`) comes from the rest of the record.
+    let headers: Vec<(String, Option<String>)> = match fields.remove(HEADERS) {
+        Some(h) => serde_json::from_value(h).map_err(corrupt)?,
+        None => Vec::new(),
+    };
+    let mut attempt: AttemptRecord = serde_json::from_value(value).map_err(corrupt)?;
+    attempt.request_headers = headers
+        .into_iter()
+        .map(|(name, value)| {
+            let value = value
+                .or_else(|| derived_header(&name, &attempt))
+                .ok_or_else(|| corrupt(format!("header {name} without a value")))?;
+            Ok((name, value))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(attempt)
 }
 
 /// The status as the API spells it (`succeeded`, `failed`, `skipped`).
@@ -181,22 +221,57 @@ mod tests {
             error_class: Some(ErrorClass::HttpStatus),
             error: Some("HTTP 503".into()),
             response_snippet: Some("busy".into()),
-            request_headers: vec![("webhook-id".into(), "msg_x".into())],
+            request_headers: Vec::new(),
             request_body: None,
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
             request_id: Some("req-1".into()),
         }
     }
 
-    /// The `doc` leaves out what the key and the attributes hold, and a read restores it.
+    /// The `doc` leaves out what the key and the attributes hold, and the usual header values;
+    /// a read restores them.
     #[test]
     fn the_doc_holds_only_what_the_item_does_not_and_reads_back_whole() {
-        let a = telephony_attempt();
+        let mut a = telephony_attempt();
+        let at = a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        a.request_headers = [
+            ("content-type", "application/json".to_owned()),
+            ("webhook-id", a.delivery_id.clone()),
+            ("webhook-timestamp", a.at.timestamp().to_string()),
+            ("webhook-signature", "v1,<redacted>".to_owned()),
+            ("x-servicehook-event", "telephony:created".to_owned()),
+            ("x-servicehook-timestamp", at),
+            ("x-servicehook-uuid", a.subscription_id.to_string()),
+            // Not the usual value (another event type): kept as sent.
+            ("x-servicehook-event", "telephony:updated".to_owned()),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v))
+        .collect();
         let item = attempt_item(&a, Utc::now()).unwrap();
         let stored: serde_json::Value = serde_json::from_str(get_s(&item, "doc").unwrap()).unwrap();
         for name in KEPT_ELSEWHERE.iter().chain(&["deliveryId"]) {
             assert!(stored.get(name).is_none(), "{name} in {stored}");
         }
+        let kept: Vec<Option<&str>> = stored["requestHeaders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h[1].as_str())
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                Some("application/json"),
+                None,
+                None,
+                Some("v1,<redacted>"),
+                None,
+                None,
+                None,
+                Some("telephony:updated")
+            ]
+        );
         assert_eq!(attempt_of(&item).unwrap(), a);
         // Another delivery id than the usual one is kept as it is.
         let odd = AttemptRecord {
