@@ -2,7 +2,7 @@
 //! due? → subscription, read fresh (deleted, disabled) → the rate limit and the attempt claim,
 //! concurrently → POST → settle (delivered, re-sent for the next attempt, held, or parked in the
 //! dead-letter queue) → the attempt record, which settles the claim: three sequential store round
-//! trips around the POST (docs/delivery-worker.md, "Round trips").
+//! trips around the POST (docs/delivery-worker.md, "Round trips and writes").
 
 use std::sync::Arc;
 use std::time::Duration;
