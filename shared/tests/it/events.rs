@@ -565,7 +565,8 @@ pub async fn op_counter_sums_capacity_and_counts_round_trips(env: StoreEnv) {
         log.append(&events[2], keep),
         EventLog::get(&log, &org, &events[0].id),
     );
-    (a.unwrap(), b.unwrap());
+    a.unwrap();
+    b.unwrap();
     assert_eq!(c.unwrap().as_ref(), Some(&events[0]));
     assert_eq!(
         ops.take_capacity(),
