@@ -27,10 +27,22 @@ pub const ENV_DEDUPE_TTL_HOURS: &str = "DEDUPE_TTL_HOURS";
 /// 0 = query them for every event; [`crate::subscriptions`]).
 pub const ENV_SUBSCRIPTIONS_CACHE_SECONDS: &str = "SUBSCRIPTIONS_CACHE_SECONDS";
 
-/// The freshness window's upper bound: the worker's attempt memory
-/// ([`relay_shared::delivery::ATTEMPT_CLAIM_DAYS`]), so that any event accepted as fresh is one the
-/// worker still recognises if it was delivered before.
-pub const MAX_DEDUPE_TTL_HOURS: i64 = relay_shared::delivery::ATTEMPT_CLAIM_DAYS * 24;
+/// The freshness window's upper bound, in whole hours (119): the worker's attempt memory
+/// ([`relay_shared::delivery::ATTEMPT_CLAIM_DAYS`]) less the future skew an event may carry
+/// ([`crate::ingest::MAX_CLOCK_SKEW`]), so that any event accepted as fresh is one the worker still
+/// recognises if it was delivered before. An event dated `skew` ahead is fresh until its date +
+/// the window, i.e. until `skew + window` after it was first ingested; its attempt claims were
+/// taken no earlier than that first ingest and are remembered `ATTEMPT_CLAIM_DAYS` from then. A
+/// window of the whole memory (120 h) would let a re-sent capture of such an event in for up to
+/// `skew` after its claims were forgotten, and it would be POSTed again.
+pub const MAX_DEDUPE_TTL_HOURS: i64 = (relay_shared::delivery::ATTEMPT_CLAIM_DAYS * 24 * 3600
+    - crate::ingest::MAX_CLOCK_SKEW.num_seconds())
+    / 3600;
+
+const _: () = assert!(
+    MAX_DEDUPE_TTL_HOURS * 3600 + crate::ingest::MAX_CLOCK_SKEW.num_seconds()
+        <= relay_shared::delivery::ATTEMPT_CLAIM_DAYS * 24 * 3600
+);
 /// The largest `SUBSCRIPTIONS_CACHE_SECONDS` (the staleness bound it sets is documented; beyond
 /// minutes it would only delay new webhooks).
 pub const MAX_SUBSCRIPTIONS_CACHE_SECONDS: u32 = 300;
@@ -366,12 +378,13 @@ mod tests {
             off.unwrap().subscriptions_cache_ttl,
             chrono::Duration::zero()
         );
-        // The freshness window reaches up to the worker's attempt memory, not beyond.
+        // The freshness window reaches up to the worker's attempt memory less the accepted
+        // future skew, not beyond.
         let edge = config(
-            &[(ENV_DEDUPE_TTL_HOURS, "120")],
+            &[(ENV_DEDUPE_TTL_HOURS, "119")],
             WebhookAuth::InsecureUnsigned,
         );
-        assert_eq!(edge.unwrap().dedupe_ttl, chrono::Duration::days(5));
+        assert_eq!(edge.unwrap().dedupe_ttl, chrono::Duration::hours(119));
         assert!(!c.presence_from_calls, "presence from calls is opt-in");
         let on = config(
             &[(ENV_PRESENCE_FROM_CALLS, "true")],
@@ -380,7 +393,7 @@ mod tests {
         assert!(on.unwrap().presence_from_calls);
         for (k, v) in [
             (ENV_DEDUPE_TTL_HOURS, "0"),
-            (ENV_DEDUPE_TTL_HOURS, "121"),
+            (ENV_DEDUPE_TTL_HOURS, "120"),
             (ENV_SUBSCRIPTIONS_CACHE_SECONDS, "301"),
             (ENV_SUBSCRIPTIONS_CACHE_SECONDS, "-1"),
             (ENV_CALL_STATE_TTL_HOURS, "x"),
@@ -390,5 +403,25 @@ mod tests {
             let e = config(&[(k, v)], WebhookAuth::InsecureUnsigned).unwrap_err();
             assert!(e.to_string().contains(k), "{e}");
         }
+    }
+
+    /// The largest window, the largest future skew: the last instant a re-sent capture of the
+    /// event is still fresh comes before the worker forgets the attempt claims the first copy
+    /// took (at the first ingest, at the earliest).
+    #[test]
+    fn the_longest_window_ends_before_the_attempt_memory() {
+        use relay_shared::delivery::ATTEMPT_CLAIM_DAYS;
+        assert_eq!(MAX_DEDUPE_TTL_HOURS, 119);
+        let window = chrono::Duration::hours(MAX_DEDUPE_TTL_HOURS);
+        let first_ingest = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        let dated = first_ingest + crate::ingest::MAX_CLOCK_SKEW;
+        let last_fresh = dated + window;
+        let claims_forgotten = first_ingest + chrono::Duration::days(ATTEMPT_CLAIM_DAYS);
+        assert!(
+            last_fresh < claims_forgotten,
+            "{last_fresh} vs {claims_forgotten}"
+        );
+        // One hour more and a re-send would outlive the claims.
+        assert!(dated + window + chrono::Duration::hours(1) > claims_forgotten);
     }
 }

@@ -1,13 +1,21 @@
 //! The org's subscriptions as the fan-out reads them, cached per warm container for at most
 //! `SUBSCRIPTIONS_CACHE_SECONDS` (default 5; 0 = every event queries the store).
 //!
-//! Why a cache is safe here: the fan-out only decides *which* subscriptions get a job (event
-//! types, payload filter, enabled). Everything that must take effect on the next delivery —
-//! disable, delete, url, secret, rotation — is enforced by the delivery worker, which reads each
-//! subscription fresh for every job. So a stale list can only (a) miss a webhook created, enabled
-//! or widened (types, filter) less than the bound ago, or (b) queue a job for one disabled,
-//! deleted or narrowed less than the bound ago, which the worker then skips. The bound is on the
-//! entry's age by the ingest's clock, stamped when the query started.
+//! What the cache delays: everything the fan-out decides from the list — *which* subscriptions
+//! get a job (enabled, event types, payload filter) and *which queue* a job goes to (`ordering`:
+//! standard or the per-call ordered queue). For up to the bound after a change, a container may
+//! (a) miss a webhook created, re-enabled or widened (types, filter); (b) still give jobs to a
+//! webhook narrowed (types, filter): those jobs are **delivered** (the worker checks only that the
+//! subscription still exists and is enabled, not its types or filter); (c) still send a webhook
+//! switched to `per-call` to the standard queue, unordered (or one switched back to the ordered
+//! queue). Disable, delete, url, secret and rotation are enforced by the delivery worker, which
+//! reads each subscription fresh for every job, so a job queued for a webhook disabled or deleted
+//! meanwhile is skipped there.
+//!
+//! The bound is on the entry's age by the ingest's clock, stamped when the query started; the
+//! query itself is on `gsi2`, an eventually consistent index, so a change reaches the fan-out
+//! within the bound **plus** the index's propagation delay (usually well under a second on AWS,
+//! with no guaranteed maximum), even with the cache off.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

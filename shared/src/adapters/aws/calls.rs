@@ -1,4 +1,4 @@
-//! Call state: `CALL#<callId>`/`CALL` with the record compressed in `z` ([`record_codec`]),
+//! Call state: `CALL#<callId>`/`CALL` with the record compressed in `z` ([`RECORD_CODEC`]),
 //! `version` and `expires_at`. Writes are optimistic: version 1 requires no live item, version
 //! v > 1 requires the stored version v - 1. Items written before the compression hold the record
 //! as the JSON `doc` and still read.
@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 
+use super::codec::Codec;
 use super::common::{doc, key, n, secs, Condition, Item, DOC, EXPIRES_AT};
 use super::DynamoTable;
 use crate::call_state::CallRecord;
@@ -21,7 +22,7 @@ use crate::error::StoreError;
 use crate::ports::CallStateStore;
 
 const SK: &str = "CALL";
-/// The record, compressed: binary, [`record_codec`]'s format.
+/// The record, compressed: binary, [`RECORD_CODEC`]'s format.
 const Z: &str = "z";
 
 fn pk(call_id: &str) -> String {
@@ -38,7 +39,7 @@ fn record_item(record: &CallRecord) -> Result<Item, StoreError> {
     let mut item = key(pk(&record.call_id), SK);
     item.insert(
         Z.into(),
-        AttributeValue::B(Blob::new(record_codec::pack(&json))),
+        AttributeValue::B(Blob::new(RECORD_CODEC.pack(&json))),
     );
     // The record carries its own expiry (Unix seconds), extended as the call goes on.
     item.insert(EXPIRES_AT.into(), n(record.expires_at));
@@ -49,7 +50,7 @@ fn record_item(record: &CallRecord) -> Result<Item, StoreError> {
 fn record_of(item: &Item) -> Result<CallRecord, StoreError> {
     match item.get(Z) {
         Some(AttributeValue::B(b)) => {
-            let json = record_codec::unpack(b.as_ref())?;
+            let json = RECORD_CODEC.unpack(b.as_ref())?;
             serde_json::from_slice(&json).map_err(|e| corrupt("record", e))
         }
         Some(_) => Err(corrupt(Z, "not binary")),
@@ -58,65 +59,41 @@ fn record_of(item: &Item) -> Result<CallRecord, StoreError> {
     }
 }
 
-/// The record's stored form: one format byte, then the bytes — `1`: raw deflate with
-/// [`DICTIONARY_V1`](record_codec::DICTIONARY_V1) preset (the event log's codec loop,
-/// `events::body_codec::deflate_with`); `0`: the JSON as it is (if deflate would not shrink it).
-/// A format once written is read for as long as records live; a better dictionary is a new byte.
-pub(crate) mod record_codec {
-    use super::corrupt;
-    use crate::adapters::aws::events::body_codec::{deflate_with, inflate_with};
-    use crate::error::StoreError;
+/// The record's stored form ([`Codec`], shared with the event log's bodies: a format byte, then
+/// raw deflate with [`RECORD_DICTIONARY_V1`] preset, or the JSON as it is if deflate would not
+/// shrink it). A format once written is read for as long as records live; a better dictionary is
+/// a new format.
+const RECORD_CODEC: Codec = Codec {
+    what: "call state",
+    dictionary: RECORD_DICTIONARY_V1,
+};
 
-    const PLAIN: u8 = 0;
-    const DEFLATE_V1: u8 = 1;
-
-    /// What a `CallRecord`'s JSON is made of (`crate::call_state`): its field names in the order
-    /// serde writes them, the values the captured calls repeat (stages, Webex event types and
-    /// states, call event types, outcomes) and the base64 prefixes of Webex ids. No value of any
-    /// real call. What is used most comes last. Never change it (a new one is a new format).
-    pub(crate) const DICTIONARY_V1: &[u8] = concat!(
-        r#""outcome":"answered","missed","unanswered","answeredElsewhere","#,
-        r#"{"event":"call:answered","call:held","call:resumed","call:transferred","#,
-        r#""personality":"originator","clickToDial","connected","held","remoteHeld","#,
-        r#"{"reason":"callQueue","huntGroup","redirectingParty":{"name":"","number":"+1","#,
-        r#""privacyEnabled":false,"callType":"location"}}]},"#,
-        r#""leg":{"personality":"terminator","startedAt":"20","answeredAt":"20","#,
-        r#""endedAt":"20","completedElsewhere":true,"redirections":["#,
-        r#""derived":[{"event":"call:ringing","n":1,"seq":1,"at":"20","ringMs":"#,
-        r#","talkMs":0,"outcome":"answeredElsewhere"},{"event":"call:ended","n":1,"seq":2,"at":"20"}]},"#,
-        r#"{"stage":"updated","eventType":"updated","state":"connected","eventTimestamp":"20","#,
-        r#""eventTime":"20","key":"tel:"},"#,
-        r#"{"stage":"deleted","eventType":"disconnected","state":"disconnected","#,
-        r#""eventTimestamp":"20","eventTime":"20","key":"tel:"},"#,
-        r#"{"callId":"Y2lzY29zcGFyazovL3VzL0NBTEwv","callSessionId":"","#,
-        r#""orgId":"Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8","#,
-        r#""latest":{"stage":"created","eventType":"received","state":"alerting","#,
-        r#""eventTimestamp":"20","eventTime":"20","key":"tel:"},"#,
-        r#""history":[{"stage":"created","eventType":"received","state":"alerting","#,
-        r#""eventTimestamp":"20","eventTime":"20","key":"tel:"#,
-    )
-    .as_bytes();
-
-    /// The stored form of a record's JSON.
-    pub(crate) fn pack(json: &[u8]) -> Vec<u8> {
-        match deflate_with(json, DICTIONARY_V1) {
-            Ok(z) if z.len() < json.len() => [&[DEFLATE_V1][..], &z].concat(),
-            _ => [&[PLAIN][..], json].concat(),
-        }
-    }
-
-    /// The JSON `stored` holds.
-    pub(crate) fn unpack(stored: &[u8]) -> Result<Vec<u8>, StoreError> {
-        match stored.split_first() {
-            Some((&PLAIN, rest)) => Ok(rest.to_vec()),
-            Some((&DEFLATE_V1, rest)) => {
-                inflate_with(rest, DICTIONARY_V1).map_err(|e| corrupt("decompression", e))
-            }
-            Some((other, _)) => Err(corrupt("format", format!("unknown format {other}"))),
-            None => Err(corrupt("format", "empty")),
-        }
-    }
-}
+/// What a `CallRecord`'s JSON is made of (`crate::call_state`): its field names in the order
+/// serde writes them, the values the captured calls repeat (stages, Webex event types and
+/// states, call event types, outcomes) and the base64 prefixes of Webex ids. No value of any
+/// real call. What is used most comes last. Never change it (a new one is a new format).
+const RECORD_DICTIONARY_V1: &[u8] = concat!(
+    r#""outcome":"answered","missed","unanswered","answeredElsewhere","#,
+    r#"{"event":"call:answered","call:held","call:resumed","call:transferred","#,
+    r#""personality":"originator","clickToDial","connected","held","remoteHeld","#,
+    r#"{"reason":"callQueue","huntGroup","redirectingParty":{"name":"","number":"+1","#,
+    r#""privacyEnabled":false,"callType":"location"}}]},"#,
+    r#""leg":{"personality":"terminator","startedAt":"20","answeredAt":"20","#,
+    r#""endedAt":"20","completedElsewhere":true,"redirections":["#,
+    r#""derived":[{"event":"call:ringing","n":1,"seq":1,"at":"20","ringMs":"#,
+    r#","talkMs":0,"outcome":"answeredElsewhere"},{"event":"call:ended","n":1,"seq":2,"at":"20"}]},"#,
+    r#"{"stage":"updated","eventType":"updated","state":"connected","eventTimestamp":"20","#,
+    r#""eventTime":"20","key":"tel:"},"#,
+    r#"{"stage":"deleted","eventType":"disconnected","state":"disconnected","#,
+    r#""eventTimestamp":"20","eventTime":"20","key":"tel:"},"#,
+    r#"{"callId":"Y2lzY29zcGFyazovL3VzL0NBTEwv","callSessionId":"","#,
+    r#""orgId":"Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8","#,
+    r#""latest":{"stage":"created","eventType":"received","state":"alerting","#,
+    r#""eventTimestamp":"20","eventTime":"20","key":"tel:"},"#,
+    r#""history":[{"stage":"created","eventType":"received","state":"alerting","#,
+    r#""eventTimestamp":"20","eventTime":"20","key":"tel:"#,
+)
+.as_bytes();
 
 #[async_trait]
 impl CallStateStore for DynamoTable {
@@ -187,21 +164,18 @@ mod tests {
     #[test]
     fn both_formats_round_trip_and_damage_is_corrupt() {
         for json in [&b"{}"[..], br#"{"callId":"Y2lzY29zcGFyazovL3VzL0NBTEwvx"}"#] {
-            assert_eq!(
-                record_codec::unpack(&record_codec::pack(json)).unwrap(),
-                json
-            );
+            assert_eq!(RECORD_CODEC.unpack(&RECORD_CODEC.pack(json)).unwrap(), json);
         }
-        assert_eq!(record_codec::pack(b"{}"), b"\x00{}");
-        let mut packed = record_codec::pack(&serde_json::to_vec(&seed_records()[2]).unwrap());
+        assert_eq!(RECORD_CODEC.pack(b"{}"), b"\x00{}");
+        let mut packed = RECORD_CODEC.pack(&serde_json::to_vec(&seed_records()[2]).unwrap());
         assert_eq!(packed[0], 1);
         packed.truncate(packed.len() / 2);
         assert!(matches!(
-            record_codec::unpack(&packed),
+            RECORD_CODEC.unpack(&packed),
             Err(StoreError::Corrupt(_))
         ));
         assert!(matches!(
-            record_codec::unpack(b"\x07x"),
+            RECORD_CODEC.unpack(b"\x07x"),
             Err(StoreError::Corrupt(_))
         ));
     }

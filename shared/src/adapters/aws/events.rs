@@ -4,7 +4,7 @@
 //!
 //! An item holds the event in parts: the org and id are its key, `event_type` the type's wire
 //! name, `created_at` the exact RFC 3339 instant (as serde writes it), `body` the body compressed
-//! ([`body_codec`]), `expires_at`. Spelling out none of the key parts again, and the body in about
+//! ([`BODY_CODEC`]), `expires_at`. Spelling out none of the key parts again, and the body in about
 //! 30 % of its bytes, keeps a telephony event's item under one write unit (1 KiB; the captured
 //! seed001 events: 660–676 bytes, where the plain JSON `doc` was 1.9–2.0 KiB, 2 WRU, and more with a
 //! longer org). Items written before (the whole event as JSON in `doc`) are still read.
@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::codec::Codec;
 use super::common::{
     check_cursor_in_range, doc, expiring_item, get_s, is_expired, item_size, s, Collect, Item,
     QuerySpec, DOC, PK, SK,
@@ -52,7 +53,7 @@ pub(super) const OF_TYPE: &str = "(attribute_not_exists(#et) OR #et = :et)";
 /// the fraction it has, `Z`), so it reads back equal.
 const CREATED_AT: &str = "created_at";
 
-/// The body, compressed: binary, [`body_codec`]'s format.
+/// The body, compressed: binary, [`BODY_CODEC`]'s format.
 const BODY: &str = "body";
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -71,7 +72,7 @@ fn event_item(event: &OutboundEvent, expires_at: DateTime<Utc>) -> Item {
     );
     item.insert(
         BODY.into(),
-        AttributeValue::B(Blob::new(body_codec::pack(&event.body))),
+        AttributeValue::B(Blob::new(BODY_CODEC.pack(event.body.as_bytes()))),
     );
     item
 }
@@ -95,7 +96,7 @@ fn event_of(item: &Item, with_body: bool) -> Result<OutboundEvent, StoreError> {
         .to_utc();
     let body = if with_body {
         match item.get(BODY) {
-            Some(AttributeValue::B(b)) => body_codec::unpack(b.as_ref())?,
+            Some(AttributeValue::B(b)) => BODY_CODEC.unpack_text(b.as_ref())?,
             Some(_) => return Err(corrupt(BODY, "not binary")),
             None => return Err(corrupt(BODY, "missing")),
         }
@@ -115,141 +116,51 @@ fn whole_event(item: &Item) -> Result<OutboundEvent, StoreError> {
     event_of(item, true)
 }
 
-/// The body's stored form: one format byte, then the bytes.
-///
-/// * `1`: raw deflate (RFC 1951) with [`DICTIONARY_V1`] as preset dictionary, level 9;
-/// * `0`: the UTF-8 bytes as they are (a body the deflate would not shrink).
-///
-/// A format, once written, is read for as long as items live (`EVENT_RETENTION_DAYS`): a better
-/// dictionary is a new format byte, the old one kept for reading.
+/// The body's stored form ([`Codec`]: a format byte, then raw deflate with [`DICTIONARY_V1`]
+/// preset, or the UTF-8 bytes as they are). A format, once written, is read for as long as items
+/// live (`EVENT_RETENTION_DAYS`).
 ///
 /// Measured on the captured telephony bodies (tests/fixtures/seed001: 1535, 1536, 1413 bytes;
 /// compressed bytes, before the format byte): deflate level 9 without dictionary 807, 809, 742;
 /// brotli quality 11 (no dictionary) 725, 728, 667; deflate with this dictionary 464, 463, 448 (
 /// level 6 the same). The Webex ids (base64 of `ciscospark://us/<KIND>/<uuid>`), the field
 /// names and the fixed values are most of a body, and only the dictionary makes them cheap in one
-/// small body. Deflate with a preset dictionary in pure Rust: flate2 on zlib-rs (miniz_oxide has
-/// no preset dictionaries).
-pub(crate) mod body_codec {
-    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+/// small body.
+pub(crate) const BODY_CODEC: Codec = Codec {
+    what: "event body",
+    dictionary: DICTIONARY_V1,
+};
 
-    use crate::error::StoreError;
-
-    const PLAIN: u8 = 0;
-    const DEFLATE_V1: u8 = 1;
-
-    /// What a telephony body is made of (docs/telephony-ingest.md; a `telephony_calls` webhook's
-    /// envelope, tests/fixtures/seed001): field names in the order they are sent, fixed values,
-    /// the base64 prefixes of Webex ids (`ciscospark://us/WEBHOOK/`, `ORGANIZATION/`, `PEOPLE/`,
-    /// `APPLICATION/`, `CALL/`). No value of any real call. What is used most comes last (the
-    /// closest matches cost the fewest bits). Never change it: items compressed with it would
-    /// no longer read (a new dictionary is a new format).
-    pub(crate) const DICTIONARY_V1: &[u8] = concat!(
-        r#"{"payload":"user-presence","items":[{"personId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8","#,
-        r#""status":"active","lastActivity":"2025-"}],"#,
-        r#""personality":"clickToDial","state":"remoteHeld","held","connected","originator","#,
-        r#""answered":"2025-","personId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8","#,
-        r#""callType":"internal"},"callType":"location"}}],"completedElsewhere":true,"#,
-        r#""disconnected":"2025-","appearance":1,"redirections":[{"reason":"callQueue","#,
-        r#""redirectingParty":{"name":"","number":"+1","privacyEnabled":false,"#,
-        r#"{"Payload":"telephony","timestamp":"2025-","items":{"#,
-        r#""id":"Y2lzY29zcGFyazovL3VzL1dFQkhPT0sv","name":"","targetUrl":"https://","#,
-        r#""resource":"telephony_calls","event":"updated","#,
-        r#""orgId":"Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8","#,
-        r#""createdBy":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8","#,
-        r#""appId":"Y2lzY29zcGFyazovL3VzL0FQUExJQ0FUSU9OL","#,
-        r#""ownedBy":"creator","status":"active","created":"20","#,
-        r#""actorId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8","#,
-        r#""data":{"eventType":"received","eventTimestamp":"2025-","#,
-        r#""callId":"Y2lzY29zcGFyazovL3VzL0NBTEwv","callSessionId":"","#,
-        r#""personality":"terminator","state":"alerting","muteCapable":false,"muted":false,"#,
-        r#""remoteParty":{"name":"","number":"+1","privacyEnabled":false,"#,
-        r#""callType":"external"},"created":"2025-"#,
-        r#""completedElsewhere":false}},"orgId":"Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8"#,
-    )
-    .as_bytes();
-
-    fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt(format!("event body {what}: {e}"))
-    }
-
-    /// The stored form of `body`.
-    pub(crate) fn pack(body: &str) -> Vec<u8> {
-        match deflate(body.as_bytes()) {
-            Ok(z) if z.len() < body.len() => {
-                let mut out = Vec::with_capacity(1 + z.len());
-                out.push(DEFLATE_V1);
-                out.extend_from_slice(&z);
-                out
-            }
-            // Not smaller (or, never seen, the compressor refused): kept as it is.
-            _ => {
-                let mut out = Vec::with_capacity(1 + body.len());
-                out.push(PLAIN);
-                out.extend_from_slice(body.as_bytes());
-                out
-            }
-        }
-    }
-
-    /// The body `stored` holds.
-    pub(crate) fn unpack(stored: &[u8]) -> Result<String, StoreError> {
-        let bytes = match stored.split_first() {
-            Some((&PLAIN, rest)) => rest.to_vec(),
-            Some((&DEFLATE_V1, rest)) => inflate(rest)?,
-            Some((other, _)) => return Err(failed("format", format!("unknown format {other}"))),
-            None => return Err(failed("format", "empty")),
-        };
-        String::from_utf8(bytes).map_err(|e| failed("text", e))
-    }
-
-    fn deflate(input: &[u8]) -> Result<Vec<u8>, StoreError> {
-        deflate_with(input, DICTIONARY_V1).map_err(|e| failed("compression", e))
-    }
-
-    fn inflate(input: &[u8]) -> Result<Vec<u8>, StoreError> {
-        inflate_with(input, DICTIONARY_V1).map_err(|e| failed("decompression", e))
-    }
-
-    /// Raw deflate (level 9) of `input` with `dictionary` preset: the loop the event body and
-    /// the call state (`super::calls`) share, each with its own dictionary.
-    pub(crate) fn deflate_with(input: &[u8], dictionary: &[u8]) -> Result<Vec<u8>, String> {
-        let mut z = Compress::new(Compression::best(), false);
-        z.set_dictionary(dictionary).map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(input.len() / 2 + 64);
-        loop {
-            let done = usize::try_from(z.total_in()).unwrap_or(input.len());
-            let status = z
-                .compress_vec(&input[done..], &mut out, FlushCompress::Finish)
-                .map_err(|e| e.to_string())?;
-            if status == Status::StreamEnd {
-                return Ok(out);
-            }
-            out.reserve(out.capacity().max(64));
-        }
-    }
-
-    /// The inverse of [`deflate_with`] (the same `dictionary`).
-    pub(crate) fn inflate_with(input: &[u8], dictionary: &[u8]) -> Result<Vec<u8>, String> {
-        let mut z = Decompress::new(false);
-        z.set_dictionary(dictionary).map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(input.len() * 4);
-        loop {
-            let done = usize::try_from(z.total_in()).unwrap_or(input.len());
-            let before = (z.total_in(), z.total_out());
-            let status = z
-                .decompress_vec(&input[done..], &mut out, FlushDecompress::Finish)
-                .map_err(|e| e.to_string())?;
-            match status {
-                Status::StreamEnd => return Ok(out),
-                // Out of room: more. No progress with room left: the stream is cut short.
-                _ if out.len() == out.capacity() => out.reserve(out.capacity().max(64)),
-                _ if (z.total_in(), z.total_out()) == before => return Err("truncated".into()),
-                _ => {}
-            }
-        }
-    }
-}
+/// What a telephony body is made of (docs/telephony-ingest.md; a `telephony_calls` webhook's
+/// envelope, tests/fixtures/seed001): field names in the order they are sent, fixed values,
+/// the base64 prefixes of Webex ids (`ciscospark://us/WEBHOOK/`, `ORGANIZATION/`, `PEOPLE/`,
+/// `APPLICATION/`, `CALL/`). No value of any real call. What is used most comes last (the
+/// closest matches cost the fewest bits). Never change it: items compressed with it would
+/// no longer read (a new dictionary is a new format).
+const DICTIONARY_V1: &[u8] = concat!(
+    r#"{"payload":"user-presence","items":[{"personId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8","#,
+    r#""status":"active","lastActivity":"2025-"}],"#,
+    r#""personality":"clickToDial","state":"remoteHeld","held","connected","originator","#,
+    r#""answered":"2025-","personId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8","#,
+    r#""callType":"internal"},"callType":"location"}}],"completedElsewhere":true,"#,
+    r#""disconnected":"2025-","appearance":1,"redirections":[{"reason":"callQueue","#,
+    r#""redirectingParty":{"name":"","number":"+1","privacyEnabled":false,"#,
+    r#"{"Payload":"telephony","timestamp":"2025-","items":{"#,
+    r#""id":"Y2lzY29zcGFyazovL3VzL1dFQkhPT0sv","name":"","targetUrl":"https://","#,
+    r#""resource":"telephony_calls","event":"updated","#,
+    r#""orgId":"Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8","#,
+    r#""createdBy":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8","#,
+    r#""appId":"Y2lzY29zcGFyazovL3VzL0FQUExJQ0FUSU9OL","#,
+    r#""ownedBy":"creator","status":"active","created":"20","#,
+    r#""actorId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8","#,
+    r#""data":{"eventType":"received","eventTimestamp":"2025-","#,
+    r#""callId":"Y2lzY29zcGFyazovL3VzL0NBTEwv","callSessionId":"","#,
+    r#""personality":"terminator","state":"alerting","muteCapable":false,"muted":false,"#,
+    r#""remoteParty":{"name":"","number":"+1","privacyEnabled":false,"#,
+    r#""callType":"external"},"created":"2025-"#,
+    r#""completedElsewhere":false}},"orgId":"Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8"#,
+)
+.as_bytes();
 
 #[async_trait]
 impl EventLog for DynamoTable {
@@ -427,26 +338,21 @@ mod tests {
     }
 
     #[test]
-    fn bodies_round_trip_in_both_formats_and_damage_is_corrupt() {
-        for body in ["", "x", "{}", "é ✓ 😀 \"\\\u{0}", &"abc".repeat(10_000)] {
-            let packed = body_codec::pack(body);
-            assert_eq!(body_codec::unpack(&packed).unwrap(), body);
-        }
-        // Too short to shrink: stored as it is.
-        assert_eq!(body_codec::pack("{}"), b"\x00{}");
-        let packed = body_codec::pack(&"abc".repeat(100));
-        assert_eq!(packed[0], 1);
-        assert!(packed.len() < 50);
-        for damaged in [&packed[..packed.len() / 2], &[9, 1, 2][..], &[][..]] {
-            assert!(
-                matches!(body_codec::unpack(damaged), Err(StoreError::Corrupt(_))),
-                "{damaged:?}"
+    fn bodies_round_trip_and_damage_is_corrupt() {
+        for body in ["", "{}", "é ✓ 😀", &seed_events()[0].body] {
+            assert_eq!(
+                BODY_CODEC
+                    .unpack_text(&BODY_CODEC.pack(body.as_bytes()))
+                    .unwrap(),
+                body
             );
         }
-        assert!(matches!(
-            body_codec::unpack(&[0, 0xff]),
-            Err(StoreError::Corrupt(_))
-        ));
+        let packed = BODY_CODEC.pack(seed_events()[1].body.as_bytes());
+        assert_eq!(packed[0], 1);
+        match BODY_CODEC.unpack_text(&packed[..packed.len() / 2]) {
+            Err(StoreError::Corrupt(m)) => assert!(m.starts_with("event body "), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@
 mod api_keys;
 mod attempts;
 mod calls;
+mod codec;
 mod common;
 mod dedupe;
 mod events;
