@@ -47,7 +47,8 @@ pub struct Args {
     pub consumers: u32,
 
     /// Embedded store bound: events kept per org (replay), attempts per subscription (delivery
-    /// log), calls' state, and twice as many dedupe keys; the oldest are forgotten beyond this.
+    /// log), calls' state, and twice as many attempt claims; the oldest are forgotten beyond this (a
+    /// duplicate delivery whose attempt record or claim was forgotten is POSTed again).
     #[arg(
         long,
         alias = "event-log-capacity",
