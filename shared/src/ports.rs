@@ -234,7 +234,7 @@ pub trait LeaseStore: Send + Sync {
 }
 
 /// Which attempts to list: one subscription's, optionally only those with one status, of one
-/// event type, and made in `[since, until)`.
+/// event type, and made in `[since, until)`; newest first unless `oldest_first`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptQuery {
     pub subscription_id: SubscriptionId,
@@ -242,6 +242,9 @@ pub struct AttemptQuery {
     pub event_type: Option<EventType>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Oldest (smallest id, i.e. earliest `at`) first: the stats' catch-up from its watermark
+    /// (`crate::stats`), which materialises what it has read past page by page.
+    pub oldest_first: bool,
 }
 
 impl AttemptQuery {
@@ -253,6 +256,7 @@ impl AttemptQuery {
             event_type: None,
             since: None,
             until: None,
+            oldest_first: false,
         }
     }
 
@@ -292,7 +296,8 @@ pub trait AttemptLog: Send + Sync {
         attempt: &AttemptRecord,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Newest first.
+    /// Newest first (oldest first with `query.oldest_first`); a page's cursor goes on in the
+    /// same order.
     async fn list(
         &self,
         query: AttemptQuery,

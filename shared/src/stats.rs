@@ -4,7 +4,9 @@
 //! of theirs can still be recorded) are materialised by the read that first sees them closed
 //! ([`StatsStore::materialise`]: the bucket, then a watermark "materialised up to T"), so the next
 //! read takes them as they are and reads only the attempt records since the watermark. The open
-//! buckets are counted live from the records, every read.
+//! buckets are counted live from the records, every read. The records are read oldest first and
+//! what a page has read past is materialised at once, so that a long catch-up is done over
+//! several reads, each bounded ([`RECORD_BUDGET`]).
 //!
 //! Durations are counted in a fixed log-scale histogram ([`DURATION_BOUNDS_MS`]), so percentiles
 //! are approximate: a reported percentile is the upper bound of the bin that holds it (the
@@ -218,6 +220,32 @@ pub fn closed_until(now: DateTime<Utc>) -> DateTime<Utc> {
     bucket_start(now - RECORDING_GRACE)
 }
 
+/// The most attempt records one stats read reads ([`webhook_stats`]): 40 pages of
+/// [`PAGE_SCAN_BUDGET`]. At the highest rate a webhook can have (100 attempts a minute) that is
+/// 3 h 20 min of attempts, ≈ 3,700 RRU and a few seconds of `Query` pages — well within the API's
+/// 29 s — while a GET every few minutes reads ≈ 2,100 (the open buckets' 16–21 minutes). It
+/// bounds the catch-up of a webhook whose records since the watermark are many (the first GET
+/// after a deploy, after two days without one, or a busy webhook not read for hours): each GET
+/// goes on where the last one stopped, so a whole busy day (≈ 144,000 records) takes 8.
+pub const RECORD_BUDGET: usize = 40 * PAGE_SCAN_BUDGET;
+
+/// How a stats read pages through the attempt log: the page size (items asked per `Query`) and
+/// the record budget. Tests make both small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub page: u32,
+    pub budget: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            page: PAGE_SCAN_BUDGET as u32,
+            budget: RECORD_BUDGET,
+        }
+    }
+}
+
 /// A webhook's figures over the last hour and day, and what reading them took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookStats {
@@ -229,18 +257,47 @@ pub struct WebhookStats {
     pub attempts_read: usize,
     /// Buckets materialised by this read (closed since the last one, with attempts).
     pub buckets_written: usize,
+    /// The watermark as this read left it (`None`: still none).
+    pub materialised_upto: Option<DateTime<Utc>>,
+    /// `Some(t)`: the read stopped at its record budget ([`ReadLimits::budget`]) with the records
+    /// from `t` on still unread, so `hour` and `day` miss those attempts — the newest ones, as
+    /// the records are read oldest first. What it read before `t` is materialised (up to the
+    /// closed buckets), and the next read goes on from there. `None`: the figures are exact.
+    pub unread_from: Option<DateTime<Utc>>,
 }
 
-/// The figures of `GET …/stats` at `now`: the day's materialised buckets and the watermark (one
-/// Query), plus the webhook's attempt records since the watermark (one paged sk-range Query of
-/// the attempt log), counted into buckets; the buckets among those that have closed since are
-/// then materialised and the watermark moved past them (best effort: a failed write is logged,
-/// and the next read counts that time from the records again).
+impl WebhookStats {
+    /// Do `hour` and `day` count every attempt of their windows?
+    pub fn is_complete(&self) -> bool {
+        self.unread_from.is_none()
+    }
+}
+
+/// The figures of `GET …/stats` at `now` ([`webhook_stats_with`] with the default limits).
 pub async fn webhook_stats(
     stats: &dyn StatsStore,
     attempts: &dyn AttemptLog,
     subscription_id: &SubscriptionId,
     now: DateTime<Utc>,
+) -> Result<WebhookStats, StoreError> {
+    webhook_stats_with(stats, attempts, subscription_id, now, ReadLimits::default()).await
+}
+
+/// The figures of `GET …/stats` at `now`: the day's materialised buckets and the watermark (one
+/// Query), plus the webhook's attempt records since the watermark, **oldest first**, one page at
+/// a time, counted into buckets. After each page the closed buckets it has read past (every
+/// record before the page's last one has been read: the ids carry `at`, and the listing is in id
+/// order) are materialised and the watermark moved past them, so a read cut short — by the
+/// function's timeout, a failed page, or `limits.budget` — keeps what it did, and the next one
+/// starts there. Writes are best effort: a failed one is logged, the read writes nothing more
+/// (the watermark must not pass a bucket that was not written) and the next read counts that
+/// time from the records again.
+pub async fn webhook_stats_with(
+    stats: &dyn StatsStore,
+    attempts: &dyn AttemptLog,
+    subscription_id: &SubscriptionId,
+    now: DateTime<Utc>,
+    limits: ReadLimits,
 ) -> Result<WebhookStats, StoreError> {
     let day_start = window_start(now, Duration::hours(24));
     let stored = stats.materialised(subscription_id, day_start).await?;
@@ -253,19 +310,30 @@ pub async fn webhook_stats(
         .map(|b| (b.start, b.clone()))
         .collect();
     let buckets_read = stored.buckets.len();
+    let closed = closed_until(now);
     let mut counted: BTreeMap<DateTime<Utc>, StatsBucket> = BTreeMap::new();
     let mut attempts_read = 0;
+    let mut buckets_written = 0;
+    let mut mark = stored.upto;
+    // Materialised by this read up to here (from `from`); `None` after a failed write.
+    let mut written_to = Some(from);
+    // Every record before this instant has been read.
+    let mut read_to = from;
     let query = AttemptQuery {
         since: Some(from),
+        oldest_first: true,
         ..AttemptQuery::of(*subscription_id)
     };
     let mut page = PageRequest {
-        limit: PAGE_SCAN_BUDGET as u32,
+        limit: limits.page,
         cursor: None,
     };
-    loop {
+    let unread_from = loop {
         let found = attempts.list(query, &page).await?;
         attempts_read += found.items.len();
+        if let Some(last) = found.items.last() {
+            read_to = read_to.max(last.at);
+        }
         for sample in found.items.iter().filter_map(AttemptSample::of) {
             let start = bucket_start(sample.at);
             counted
@@ -273,24 +341,35 @@ pub async fn webhook_stats(
                 .or_insert_with(|| StatsBucket::empty(start))
                 .add(&sample);
         }
-        match found.next_cursor {
-            Some(cursor) => page.cursor = Some(cursor),
-            None => break,
-        }
-    }
-
-    // What has closed since the watermark: materialised now, once.
-    let upto = closed_until(now);
-    let mut buckets_written = 0;
-    if stored.upto.is_none_or(|t| t < upto) && from < upto {
-        let closed: Vec<StatsBucket> = counted.range(from..upto).map(|(_, b)| b.clone()).collect();
-        match stats.materialise(subscription_id, &closed, upto).await {
-            Ok(()) => buckets_written = closed.len(),
-            Err(e) => {
-                tracing::warn!(subscription_id = %subscription_id, error = %e, "could not materialise the webhook's closed stats buckets (the next read counts them from the attempt log again)")
+        // The closed buckets wholly read: those before the last record's bucket, or all of
+        // them once the listing is through.
+        let whole_to = match found.next_cursor {
+            Some(_) => bucket_start(read_to).min(closed),
+            None => closed,
+        };
+        if let Some(done) = written_to.filter(|&done| done < whole_to) {
+            let ready: Vec<StatsBucket> = counted
+                .range(done..whole_to)
+                .map(|(_, b)| b.clone())
+                .collect();
+            match stats.materialise(subscription_id, &ready, whole_to).await {
+                Ok(()) => {
+                    buckets_written += ready.len();
+                    written_to = Some(whole_to);
+                    mark = mark.max(Some(whole_to));
+                }
+                Err(e) => {
+                    written_to = None;
+                    tracing::warn!(subscription_id = %subscription_id, error = %e, "could not materialise the webhook's closed stats buckets (the next read counts them from the attempt log again)")
+                }
             }
         }
-    }
+        match found.next_cursor {
+            None => break None,
+            Some(_) if attempts_read >= limits.budget => break Some(read_to),
+            Some(cursor) => page.cursor = Some(cursor),
+        }
+    };
     buckets.extend(counted);
     let hour_start = window_start(now, Duration::hours(1));
     Ok(WebhookStats {
@@ -299,6 +378,8 @@ pub async fn webhook_stats(
         buckets_read,
         attempts_read,
         buckets_written,
+        materialised_upto: mark,
+        unread_from,
     })
 }
 

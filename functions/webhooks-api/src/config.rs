@@ -3,6 +3,7 @@
 use relay_shared::config::{
     defaults, from_env_pairs, in_range, invalid, ConfigError, Retention, SubscriptionFunctionArgs,
 };
+use relay_shared::stats::ReadLimits;
 use relay_shared::targets::TargetPolicy;
 
 /// Limits and switches of the API (see `docs/webhooks-api.md` for the environment variables).
@@ -38,6 +39,10 @@ pub struct ApiConfig {
     /// `EVENT_RETENTION_DAYS` (14) and `ATTEMPT_RETENTION_DAYS` (30): a replay window may not
     /// start before the event log's retention (422 `since`).
     pub retention: Retention,
+    /// How `GET …/stats` pages through the attempt log: 500 records a page, at most
+    /// `relay_shared::stats::RECORD_BUDGET` (20,000) a request. Not an environment variable (the
+    /// budget is sized to the function's timeout); tests make it small.
+    pub stats_limits: ReadLimits,
 }
 
 /// Calls allowed per fixed one-minute window (shared by every instance through the table's
@@ -131,6 +136,7 @@ impl ApiArgs {
             },
             max_backlog_minutes: self.max_backlog_minutes,
             retention,
+            stats_limits: ReadLimits::default(),
         })
     }
 }

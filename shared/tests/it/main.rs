@@ -123,6 +123,9 @@ conformance! {
             materialised_buckets_and_the_watermark,
             a_bucket_past_the_watermark_is_counted_again,
             concurrent_reads_agree,
+            the_attempt_log_lists_oldest_first_on_request,
+            a_long_catch_up_goes_on_where_the_last_read_stopped,
+            a_read_cut_short_after_k_pages_keeps_its_progress,
         ],
         expiry: [logs_skip_expired_items],
     }

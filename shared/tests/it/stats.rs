@@ -12,8 +12,8 @@ use relay_shared::error::StoreError;
 use relay_shared::ids::{AttemptId, SubscriptionId};
 use relay_shared::ports::{AttemptLog, AttemptQuery, Page, PageRequest};
 use relay_shared::stats::{
-    bin_of, bucket_start, closed_until, webhook_stats, window_start, AttemptSample, StatsBucket,
-    WindowStats, BINS, BUCKET,
+    bin_of, bucket_start, closed_until, webhook_stats, webhook_stats_with, window_start,
+    AttemptSample, ReadLimits, StatsBucket, WindowStats, BINS, BUCKET,
 };
 
 use crate::fixtures::{attempt, millis, now};
@@ -337,4 +337,258 @@ pub async fn concurrent_reads_agree(env: StoreEnv) {
     .await
     .unwrap();
     assert_eq!((after.hour.clone(), after.day.clone()), figures[0].clone());
+}
+
+/// The attempt log as a stats read pages through it: every page's records (their `at`), and a
+/// failure of the `fail_at`-th listing (1-based: a read cut short after `fail_at - 1` pages, as
+/// by the function's timeout or a throttled `Query`).
+struct Pages {
+    inner: Arc<dyn AttemptLog>,
+    calls: AtomicUsize,
+    fail_at: Option<usize>,
+    pages: std::sync::Mutex<Vec<Vec<DateTime<Utc>>>>,
+}
+
+impl Pages {
+    fn new(inner: Arc<dyn AttemptLog>, fail_at: Option<usize>) -> Self {
+        Self {
+            inner,
+            calls: AtomicUsize::new(0),
+            fail_at,
+            pages: Default::default(),
+        }
+    }
+
+    /// The pages read since the last call, each record's `at`.
+    fn take(&self) -> Vec<Vec<DateTime<Utc>>> {
+        std::mem::take(&mut *self.pages.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl AttemptLog for Pages {
+    async fn record(&self, a: &AttemptRecord, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.record(a, expires_at).await
+    }
+
+    async fn list(
+        &self,
+        query: AttemptQuery,
+        page: &PageRequest,
+    ) -> Result<Page<AttemptRecord>, StoreError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_at == Some(call) {
+            return Err(StoreError::Unavailable(format!("page {call} refused")));
+        }
+        let found = self.inner.list(query, page).await?;
+        let ats = found.items.iter().map(|a| a.at).collect();
+        self.pages.lock().unwrap().push(ats);
+        Ok(found)
+    }
+
+    async fn get(
+        &self,
+        subscription_id: &SubscriptionId,
+        id: &AttemptId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.inner.get(subscription_id, id).await
+    }
+}
+
+/// Records `records`, 32 at a time.
+async fn record_all(
+    log: &Arc<dyn AttemptLog>,
+    records: &[AttemptRecord],
+    expires_at: DateTime<Utc>,
+) {
+    for chunk in records.chunks(32) {
+        let mut writes = tokio::task::JoinSet::new();
+        for a in chunk {
+            let (log, a) = (log.clone(), a.clone());
+            writes.spawn(async move { log.record(&a, expires_at).await });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.unwrap().unwrap();
+        }
+    }
+}
+
+/// `n` attempts of `sub` spread evenly over the 22 hours before `t`, oldest first: failed,
+/// skipped and succeeded ones of many durations.
+fn busy_day(sub: SubscriptionId, t: DateTime<Utc>, n: usize) -> Vec<AttemptRecord> {
+    let step = Duration::milliseconds(22 * 3_600_000 / n as i64);
+    (0..n)
+        .map(|i| {
+            let status = match i {
+                _ if i % 50 == 3 => AttemptStatus::Skipped,
+                _ if i % 7 == 0 => AttemptStatus::Failed,
+                _ => AttemptStatus::Succeeded,
+            };
+            let at = t - Duration::hours(22) + step * i as i32;
+            made(sub, at, status, (i as u64 * 37) % 5_000)
+        })
+        .collect()
+}
+
+/// The attempt log lists oldest first on request, a cursor going on in that order, within a
+/// window too.
+pub async fn the_attempt_log_lists_oldest_first_on_request(env: StoreEnv) {
+    let t = now();
+    let sub = SubscriptionId::new_at(millis(t) + 50);
+    let records = busy_day(sub, t, 11);
+    record_all(&env.stores.attempts, &records, t + Duration::days(1)).await;
+    let since = records[2].at;
+    for (query, want) in [
+        (AttemptQuery::of(sub), &records[..]),
+        (
+            AttemptQuery {
+                since: Some(since),
+                ..AttemptQuery::of(sub)
+            },
+            &records[2..],
+        ),
+    ] {
+        let query = AttemptQuery {
+            oldest_first: true,
+            ..query
+        };
+        let mut page = PageRequest {
+            limit: 3,
+            cursor: None,
+        };
+        let mut ids = Vec::new();
+        loop {
+            let found = env.stores.attempts.list(query, &page).await.unwrap();
+            assert!(found.items.len() <= 3);
+            ids.extend(found.items.iter().map(|a| a.id));
+            match found.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(ids, want.iter().map(|a| a.id).collect::<Vec<_>>());
+    }
+}
+
+/// A webhook with many records since its watermark (2,000 over the day) and a small budget
+/// (300 records a read, pages of 50): each read reads its budget oldest first from where the
+/// last one stopped, materialises what it read past and leaves the watermark there; its figures
+/// are short of the window's (the API answers 503, not them); after a few reads they are exact,
+/// and the next read reads only the open buckets' records.
+pub async fn a_long_catch_up_goes_on_where_the_last_read_stopped(env: StoreEnv) {
+    let stats = env.stores.stats.as_ref();
+    let log = Pages::new(env.stores.attempts.clone(), None);
+    let t = now();
+    let sub = SubscriptionId::new_at(millis(t) + 60);
+    let records = busy_day(sub, t, 2_000);
+    record_all(&env.stores.attempts, &records, t + Duration::days(2)).await;
+    let at = t + Duration::seconds(1);
+    let day_start = window_start(at, Duration::hours(24));
+    let limits = ReadLimits {
+        page: 50,
+        budget: 300,
+    };
+    let (hour, day) = as_before(&records, at);
+    let mut mark: Option<DateTime<Utc>> = None;
+    let mut reads = 0;
+    let last = loop {
+        reads += 1;
+        assert!(reads <= 10, "no end to the catch-up");
+        let r = webhook_stats_with(stats, &log, &sub, at, limits)
+            .await
+            .unwrap();
+        let pages = log.take();
+        let ats: Vec<_> = pages.concat();
+        // Oldest first, from the watermark the last read left.
+        assert!(ats.windows(2).all(|w| w[0] <= w[1]));
+        assert!(
+            mark.is_none_or(|m| ats[0] >= m),
+            "read {reads} began before the watermark"
+        );
+        assert_eq!(ats.len(), r.attempts_read);
+        let stored = stats.materialised(&sub, day_start).await.unwrap();
+        assert_eq!(
+            stored.upto, r.materialised_upto,
+            "the watermark as the read left it"
+        );
+        assert!(r.materialised_upto > mark, "read {reads} made no progress");
+        mark = r.materialised_upto;
+        if r.is_complete() {
+            break r;
+        }
+        assert_eq!((pages.len(), r.attempts_read), (6, 300));
+        assert_eq!(r.unread_from, ats.last().copied());
+        // What it left materialised is the whole of the buckets it read past.
+        assert_eq!(mark, Some(bucket_start(*ats.last().unwrap())));
+        assert!(
+            r.day.attempts < day.attempts,
+            "an incomplete read short of the figures"
+        );
+    };
+    assert_eq!((&last.hour, &last.day), (&hour, &day));
+    assert!(reads >= 2000 / 300, "{reads} reads");
+    assert_eq!(mark, Some(closed_until(at)));
+    // Caught up: the next read takes the materialised day and reads only the open buckets.
+    let next = webhook_stats_with(stats, &log, &sub, at, limits)
+        .await
+        .unwrap();
+    assert_eq!((&next.hour, &next.day), (&hour, &day));
+    let open = records.iter().filter(|a| a.at >= closed_until(at)).count();
+    assert_eq!((next.attempts_read, next.buckets_written), (open, 0));
+    let closed_with_attempts: std::collections::BTreeSet<_> = records
+        .iter()
+        .filter(|a| a.status != AttemptStatus::Skipped && a.at < closed_until(at))
+        .map(|a| bucket_start(a.at))
+        .collect();
+    assert_eq!(next.buckets_read, closed_with_attempts.len());
+}
+
+/// A read cut short after k pages (the (k+1)-th listing fails, as a timeout would end it)
+/// answers the error, but keeps what its k pages read past: the buckets before the last record
+/// read are materialised and the watermark is there; the next read goes on from it and gives
+/// the exact figures.
+pub async fn a_read_cut_short_after_k_pages_keeps_its_progress(env: StoreEnv) {
+    let stats = env.stores.stats.as_ref();
+    let t = now();
+    let at = t + Duration::seconds(1);
+    let day_start = window_start(at, Duration::hours(24));
+    let limits = ReadLimits {
+        page: 40,
+        budget: usize::MAX,
+    };
+    for (k, n) in [(0usize, 70u64), (1, 71), (4, 72)] {
+        let sub = SubscriptionId::new_at(millis(t) + n);
+        let records = busy_day(sub, t, 600);
+        record_all(&env.stores.attempts, &records, t + Duration::days(2)).await;
+        let cut = Pages::new(env.stores.attempts.clone(), Some(k + 1));
+        let err = webhook_stats_with(stats, &cut, &sub, at, limits)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        let stored = stats.materialised(&sub, day_start).await.unwrap();
+        let expected_mark = (k > 0).then(|| bucket_start(records[k * 40 - 1].at));
+        assert_eq!(stored.upto, expected_mark, "after {k} pages");
+        let before_mark: std::collections::BTreeSet<_> = records
+            .iter()
+            .filter(|a| a.status != AttemptStatus::Skipped)
+            .filter(|a| expected_mark.is_some_and(|m| a.at < m))
+            .map(|a| bucket_start(a.at))
+            .collect();
+        let kept: Vec<_> = stored.buckets.iter().map(|b| b.start).collect();
+        assert_eq!(kept, before_mark.into_iter().collect::<Vec<_>>());
+
+        // The next read goes on from the watermark.
+        let log = Counting::new(env.stores.attempts.clone());
+        let next = webhook_stats_with(stats, &log, &sub, at, limits)
+            .await
+            .unwrap();
+        let since_mark = records
+            .iter()
+            .filter(|a| expected_mark.is_none_or(|m| a.at >= m))
+            .count();
+        assert_eq!((next.attempts_read, log.take()), (since_mark, since_mark));
+        assert!(next.is_complete());
+        let (hour, day) = as_before(&records, at);
+        assert_eq!((&next.hour, &next.day), (&hour, &day));
+    }
 }

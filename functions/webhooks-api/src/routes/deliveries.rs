@@ -57,6 +57,7 @@ pub async fn list(
         event_type: filter.event_type,
         since: filter.since,
         until: filter.until,
+        oldest_first: false,
     };
     let page = state.stores.attempts.list(query, &page).await?;
     Ok(Json(ListResponse {

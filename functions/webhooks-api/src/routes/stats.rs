@@ -1,15 +1,17 @@
 //! `GET /api/hooks/webhooks/{id}/stats`: the webhook's delivery figures over the last hour and
 //! day, counted from its attempt log (`relay_shared::stats::webhook_stats`): the day's closed
 //! five-minute buckets as an earlier read materialised them, the attempt records since its
-//! watermark live; buckets closed since are materialised by this read.
+//! watermark live (oldest first, at most `RECORD_BUDGET` of them); buckets closed since are
+//! materialised by this read, page by page. A read that reaches its budget answers 503 (below).
 
 use axum::extract::State;
 use axum::Json;
-use relay_shared::stats::webhook_stats;
+use chrono::SecondsFormat;
+use relay_shared::stats::webhook_stats_with;
 
 use super::webhooks::find_owned;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::SubscriptionIdPath;
 use crate::model::{StatsResponse, StatsWindows};
 use crate::state::AppState;
@@ -20,11 +22,12 @@ pub async fn get_stats(
     SubscriptionIdPath(id): SubscriptionIdPath,
 ) -> ApiResult<Json<StatsResponse>> {
     let sub = find_owned(&state, &caller, &id).await?;
-    let stats = webhook_stats(
+    let stats = webhook_stats_with(
         state.stores.stats.as_ref(),
         state.stores.attempts.as_ref(),
         &sub.id,
         state.clock.now(),
+        state.config.stats_limits,
     )
     .await?;
     tracing::debug!(
@@ -32,8 +35,39 @@ pub async fn get_stats(
         buckets_read = stats.buckets_read,
         attempts_read = stats.attempts_read,
         buckets_written = stats.buckets_written,
+        complete = stats.is_complete(),
         "stats read"
     );
+    // The read stopped at its record budget (`relay_shared::stats::RECORD_BUDGET`) with records
+    // still unread: its figures count the webhook's attempts only up to `unread_from`, and miss
+    // the newest ones (the records are read oldest first, so that what was read is materialised
+    // for good). Answering 200 with them would be a silent undercount — `1h` could show no
+    // attempt at all for a webhook busy right now — and the response schema has no field to say
+    // "partial" (`WebhookStats` allows no extra property), so no client could tell. A 503
+    // `unavailable` ("retry") is in the route's schema and says what is true: the figures are not
+    // ready yet; each retry goes on where this one stopped (the catch-up is kept), and a whole
+    // busy day takes a handful of GETs. We never show a figure that is not the window's.
+    if let Some(unread_from) = stats.unread_from {
+        tracing::info!(
+            subscription_id = %sub.id,
+            attempts_read = stats.attempts_read,
+            unread_from = %unread_from,
+            "stats read stopped at its record budget: answered 503, the next read goes on"
+        );
+        let upto = stats
+            .materialised_upto
+            .map(|t| {
+                format!(
+                    ", counted up to {}",
+                    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+                )
+            })
+            .unwrap_or_default();
+        return Err(ApiError::unavailable(format!(
+            "The webhook's figures are still being counted from its attempt log ({} records read by this request{upto}); retry: each request goes on where the last one stopped.",
+            stats.attempts_read
+        )));
+    }
     Ok(Json(StatsResponse {
         webhook_id: sub.id.to_string(),
         windows: StatsWindows {

@@ -4,7 +4,8 @@
 //! `msg_<event>_<webhook>`), and a sent header's value that the record itself gives (`webhook-id`,
 //! `webhook-timestamp`, `x-servicehook-event`, `-timestamp`, `-uuid`) is stored as `null`, so that
 //! a telephony attempt's item stays well within one write unit; a read puts them back (documents
-//! written whole before still read). Listed newest first (`ScanIndexForward = false`),
+//! written whole before still read). Listed newest first (`ScanIndexForward = false`; oldest
+//! first on request, for the stats' catch-up),
 //! optionally filtered on `status` and the event type (a `FilterExpression`; items written before
 //! `event_type` existed are checked on the document) and a time window (an `sk` range: the ids
 //! carry the attempt's time).
@@ -149,7 +150,7 @@ impl AttemptLog for DynamoTable {
     ) -> Result<Page<AttemptRecord>, StoreError> {
         let partition = pk(&query.subscription_id);
         let mut spec = QuerySpec::partition(partition.clone());
-        spec.forward = false;
+        spec.forward = query.oldest_first;
         let cursor_key = [("pk", Some(partition.as_str())), ("sk", None)];
         let filter = [
             query.status.map(|_| "#st = :st"),

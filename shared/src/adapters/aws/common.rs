@@ -541,6 +541,52 @@ impl DynamoTable {
         Ok(())
     }
 
+    /// Unconditional puts of `items` by `BatchWriteItem`, 25 per call ([`BATCH_WRITE_SIZE`]),
+    /// the unprocessed ones retried with [`backoff`] a few times before `Unavailable` (`what`
+    /// names them in the error). DynamoDB refuses a batch holding one key twice: the caller's to
+    /// avoid.
+    pub(crate) async fn batch_put(&self, items: Vec<Item>, what: &str) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let mut requests = Vec::with_capacity(BATCH_WRITE_SIZE);
+            for item in items.by_ref().take(BATCH_WRITE_SIZE) {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(build_error)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut attempt = 0;
+            loop {
+                let res = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table.clone(), requests)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("BatchWriteItem", e))?;
+                requests = res
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt >= UNPROCESSED_RETRIES {
+                    return Err(StoreError::Unavailable(format!(
+                        "BatchWriteItem: {} {what} items still unprocessed after retries",
+                        requests.len()
+                    )));
+                }
+                backoff(attempt).await;
+                attempt += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// An optimistic write: `item` with `version`, put if the stored item has `version - 1` or,
     /// for version 1, if `absent` (the item's "not there yet" condition) holds. Otherwise, and
     /// for version 0, `StoreError::Conflict` naming `what`.
@@ -634,6 +680,11 @@ impl DynamoTable {
 const REFUSED_WORK: Backoff = Backoff::new(Duration::from_millis(10))
     .capped(Duration::from_millis(640))
     .jittered(Jitter::UpToDouble);
+
+/// `BatchWriteItem`'s limit.
+pub(crate) const BATCH_WRITE_SIZE: usize = 25;
+/// Rounds of retrying a batch's `UnprocessedItems` before giving up.
+const UNPROCESSED_RETRIES: u32 = 8;
 
 pub(crate) async fn backoff(attempt: u32) {
     REFUSED_WORK.sleep(attempt).await;

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::common::{
     backoff, build_error, doc, doc_item, get_n, get_s, key, n, s, store_error, Collect, Condition,
@@ -28,7 +28,7 @@ use crate::error::StoreError;
 use crate::ports::{CallPresence, PersonViews, PresenceRecord, PresenceStore};
 
 /// `BatchWriteItem`'s limit.
-pub(crate) const BATCH_SIZE: usize = 25;
+pub(crate) const BATCH_SIZE: usize = super::common::BATCH_WRITE_SIZE;
 /// Rounds of retrying `UnprocessedItems` before giving up.
 const UNPROCESSED_RETRIES: u32 = 8;
 const PERSON_PREFIX: &str = "PERSON#";
@@ -101,51 +101,16 @@ impl PresenceStore for DynamoTable {
 
     async fn write(&self, org_id: &str, records: &[PresenceRecord]) -> Result<(), StoreError> {
         for batch in batches(records) {
-            let mut requests = Vec::with_capacity(batch.len());
-            for r in batch {
+            let items = batch.into_iter().map(|r| {
                 let mut item = key(pk(org_id), format!("{PERSON_PREFIX}{}", r.person_id));
                 item.insert("fingerprint".into(), s(r.fingerprint.clone()));
                 item.insert("version".into(), n(r.version));
                 if let Some(sent) = &r.item {
                     item.insert("item".into(), s(sent.clone()));
                 }
-                requests.push(
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(item))
-                                .build()
-                                .map_err(build_error)?,
-                        )
-                        .build(),
-                );
-            }
-            let mut attempt = 0;
-            loop {
-                let res = self
-                    .client
-                    .batch_write_item()
-                    .request_items(self.table.clone(), requests)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("BatchWriteItem", e))?;
-                requests = res
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt >= UNPROCESSED_RETRIES {
-                    return Err(StoreError::Unavailable(format!(
-                        "BatchWriteItem: {} presence items still unprocessed after retries",
-                        requests.len()
-                    )));
-                }
-                backoff(attempt).await;
-                attempt += 1;
-            }
+                item
+            });
+            self.batch_put(items.collect(), "presence").await?;
         }
         Ok(())
     }

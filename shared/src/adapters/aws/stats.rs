@@ -2,9 +2,9 @@
 //!
 //! - a closed five-minute bucket: sk `<bucket start, RFC 3339>`, with `successes`, `failures`, one
 //!   count per duration bin (`h0` … `h58`, only the bins that have attempts), `last_success_at`/
-//!   `last_failure_at` (Unix ms) and `expires_at` (the bucket's start + `BUCKET_TTL`); one PutItem
-//!   each, by the API's read that first sees it closed (a rewrite by a concurrent read puts the
-//!   same figures);
+//!   `last_failure_at` (Unix ms) and `expires_at` (the bucket's start + `BUCKET_TTL`); put
+//!   (`BatchWriteItem`, 25 a call) by the API's read that first sees it closed and read past (a
+//!   rewrite by a concurrent read puts the same figures);
 //! - the watermark: sk `watermark` (sorts after every RFC 3339 key, so the Query of the day's
 //!   buckets returns it too), `upto` (Unix ms: every bucket before it is materialised) and
 //!   `expires_at` (`upto` + `BUCKET_TTL`); a PutItem conditional on moving it forward, after the
@@ -144,11 +144,11 @@ impl StatsStore for DynamoTable {
         buckets: &[StatsBucket],
         upto: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        // One after the other: usually one bucket (a read every few minutes); a day's worth
-        // (≤ 288 small PutItems) only on the first read after a quiet day.
-        for b in buckets {
-            self.put(bucket_item(subscription_id, b)).await?;
-        }
+        // BatchWriteItem, 25 a call: usually one bucket (a read every few minutes, or a page of
+        // a catch-up); a day's worth (≤ 288 small items, 12 calls) on the first read of a quiet
+        // webhook, whose day is one page of records. Every bucket before the watermark.
+        let items = buckets.iter().map(|b| bucket_item(subscription_id, b));
+        self.batch_put(items.collect(), "stats bucket").await?;
         let mut mark = super::common::key(pk(subscription_id), WATERMARK);
         mark.insert("upto".into(), n(upto.timestamp_millis()));
         mark.insert("expires_at".into(), n(secs(upto + BUCKET_TTL)));

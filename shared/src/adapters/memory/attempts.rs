@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::bounded::keep_newest;
 use super::expiring::Expiring;
-use super::page_newest_first;
+use super::page_in_order;
 use crate::clock::SystemClock;
 use crate::delivery::AttemptRecord;
 use crate::error::StoreError;
@@ -76,7 +76,7 @@ impl AttemptLog for MemoryAttemptLog {
         let items = self.items.lock().unwrap();
         let empty = BTreeMap::new();
         let log = items.get(&query.subscription_id).unwrap_or(&empty);
-        page_newest_first(log, query.id_range(), page, |a| {
+        page_in_order(log, query.id_range(), page, !query.oldest_first, |a| {
             a.live(now).filter(|a| query.matches(a))
         })
     }

@@ -107,10 +107,21 @@ pub(crate) fn page_newest_first<V, T: Clone>(
     page: &crate::ports::PageRequest,
     keep: impl Fn(&V) -> Option<&T>,
 ) -> Result<crate::ports::Page<T>, crate::error::StoreError> {
+    page_in_order(log, range, page, true, keep)
+}
+
+/// [`page_newest_first`], or oldest first (the keys after the cursor) when `!newest_first`.
+pub(crate) fn page_in_order<V, T: Clone>(
+    log: &std::collections::BTreeMap<String, V>,
+    range: Option<(String, String)>,
+    page: &crate::ports::PageRequest,
+    newest_first: bool,
+    keep: impl Fn(&V) -> Option<&T>,
+) -> Result<crate::ports::Page<T>, crate::error::StoreError> {
     use crate::ports::{Page, PAGE_SCAN_BUDGET};
     use std::ops::Bound;
-    let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
-    if let (Some(b), Some((lo, hi))) = (&before, &range) {
+    let from = page.cursor.as_deref().map(decode_cursor).transpose()?;
+    if let (Some(b), Some((lo, hi))) = (&from, &range) {
         if b < lo || b > hi {
             return Err(crate::error::StoreError::BadCursor);
         }
@@ -119,10 +130,21 @@ pub(crate) fn page_newest_first<V, T: Clone>(
         Some((lo, hi)) => (Bound::Included(lo), Bound::Included(hi)),
         None => (Bound::Unbounded, Bound::Unbounded),
     };
-    let hi = before.map_or(hi, Bound::Excluded);
+    // The cursor is the last key the previous page read: go on past it, in the page's order.
+    let (lo, hi) = match from {
+        Some(key) if newest_first => (lo, Bound::Excluded(key)),
+        Some(key) => (Bound::Excluded(key), hi),
+        None => (lo, hi),
+    };
     let want = page.size() + 1;
     let mut kept: Vec<(&String, T)> = Vec::new();
-    for (read, (key, value)) in log.range::<String, _>((lo, hi)).rev().enumerate() {
+    let range = log.range::<String, _>((lo, hi));
+    let keys: Box<dyn Iterator<Item = (&String, &V)>> = if newest_first {
+        Box::new(range.rev())
+    } else {
+        Box::new(range)
+    };
+    for (read, (key, value)) in keys.enumerate() {
         kept.extend(keep(value).map(|v| (key, v.clone())));
         if kept.len() >= want {
             break;
