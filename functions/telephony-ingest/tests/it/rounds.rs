@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
+use relay_shared::adapters::aws::RoundTracker;
 use relay_shared::call_state::CallRecord;
 use relay_shared::clock::ManualClock;
 use relay_shared::error::{QueueError, StoreError};
@@ -28,19 +29,11 @@ use tokio::sync::Barrier;
 
 const SECRET: &str = "rounds-secret";
 
-#[derive(Default)]
-struct Rounds {
-    in_flight: usize,
-    /// Busy periods so far.
-    rounds: usize,
-    /// The operations of each round, in order.
-    log: Vec<BTreeSet<&'static str>>,
-}
-
-/// Records each traced call's start and end; holds the round-1 operations at a barrier.
+/// Traces each call's start and end on the project's round tracker (the OpCounter's, one home of
+/// "a round is a busy period"); holds the round-1 operations at a barrier.
 #[derive(Default)]
 struct Tracer {
-    rounds: Mutex<Rounds>,
+    rounds: RoundTracker,
     /// The operations still to meet at the barrier (each once), and the barrier.
     gate: Mutex<Option<(BTreeSet<&'static str>, Arc<Barrier>)>>,
 }
@@ -54,34 +47,27 @@ impl Tracer {
     }
 
     fn reset(&self) {
-        *self.rounds.lock().unwrap() = Rounds::default();
+        self.rounds.take_log();
     }
 
     async fn call<T>(&self, op: &'static str, f: impl std::future::Future<Output = T>) -> T {
-        {
-            let mut r = self.rounds.lock().unwrap();
-            if r.in_flight == 0 {
-                r.rounds += 1;
-                r.log.push(BTreeSet::new());
-            }
-            r.in_flight += 1;
-            r.log.last_mut().unwrap().insert(op);
-        }
         let barrier = {
             let mut gate = self.gate.lock().unwrap();
             gate.as_mut()
                 .and_then(|(ops, b)| ops.remove(op).then(|| b.clone()))
         };
-        if let Some(b) = barrier {
-            b.wait().await;
-        }
-        let out = f.await;
-        self.rounds.lock().unwrap().in_flight -= 1;
-        out
+        self.rounds
+            .traced(op, async {
+                if let Some(b) = barrier {
+                    b.wait().await;
+                }
+                f.await
+            })
+            .await
     }
 
-    fn rounds(&self) -> Vec<BTreeSet<&'static str>> {
-        self.rounds.lock().unwrap().log.clone()
+    fn rounds(&self) -> Vec<BTreeSet<String>> {
+        self.rounds.take_log()
     }
 }
 
@@ -171,8 +157,8 @@ fn event(fixture: &str, call: &str) -> String {
 
 const CREATED: &str = include_str!("../../../../tests/fixtures/seed001/created.json");
 
-fn set(ops: &[&'static str]) -> BTreeSet<&'static str> {
-    ops.iter().copied().collect()
+fn set(ops: &[&str]) -> BTreeSet<String> {
+    ops.iter().map(|op| op.to_string()).collect()
 }
 
 /// A new event: 3 rounds (read + append + subscriptions; the call-state write; the send); the

@@ -46,7 +46,7 @@ mod table;
 use std::sync::Arc;
 
 pub use common::{attribute_size, item_size, read_units, write_units};
-pub use op_counter::{Capacity, OpCounter};
+pub use op_counter::{Capacity, OpCounter, RoundTracker};
 pub use sqs::{
     create_fifo_queues, create_queues, delivery_queue, SqsQueue, MAX_HOLD_SECONDS,
     MAX_RECEIVE_COUNT, ORDERED_BATCH_SIZE, ORDERED_MAX_RECEIVE_COUNT,

@@ -1,4 +1,5 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::{
@@ -8,7 +9,11 @@ use aws_sdk_dynamodb::config::interceptors::{
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, Metadata};
 
 /// An SDK interceptor that counts the requests a client sends, by operation (the
 /// `x-amz-target` header's last part, e.g. `PutItem`, `SendMessageBatch`), retries included. A
@@ -25,18 +30,24 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 ///   strongly consistent GetItem 1.0, an eventually consistent one 0.5). A write refused by its
 ///   condition reports nothing but is billed all the same: it counts 1 write unit (the minimum;
 ///   more for an item over 1 KiB, which the relay's conditional writes are not);
-/// * **sequential round trips** ([`OpCounter::take_rounds`]): the stretches of time with at least
-///   one call in flight, over every client whose counter shares the tracker
-///   ([`OpCounter::sharing_rounds`]). Calls run concurrently (`join!`) overlap: one round; a call
-///   made after another's answer starts a new one. Counted from the order of the SDK's own
-///   start and end hooks, not from clocks, so the count is deterministic: the futures of a
-///   `join!` are all polled, and each sends its request, before any of them can see an answer.
+/// * **sequential round trips** ([`OpCounter::take_rounds`], a [`RoundTracker`]): the stretches
+///   of time with at least one call in flight, over every client whose counter shares the
+///   tracker ([`OpCounter::sharing_rounds`]). Calls run concurrently (`join!`) overlap: one round;
+///   a call made after another's answer starts a new one. Counted from the order of the SDK's own
+///   hooks, not from clocks. A call starts at `read_before_execution`, which the SDK runs in the
+///   first poll of `send()` (before its first await); it ends at `read_after_execution`. Give the
+///   client [`OpCounter::http_client`] and the count is deterministic: that client answers no
+///   request in the poll that sent it, so the futures of a `join!` all start (its first poll
+///   polls each) before any can end, however fast the server. Without it, two `join!`ed calls are
+///   one round only as long as the first answer takes longer than polling the next sibling,
+///   which is true in practice but not by construction. (It assumes, as the adapters do, that
+///   a store method reaches `send()` without awaiting anything first.)
 #[derive(Debug, Clone, Default)]
 pub struct OpCounter {
     counts: Arc<Mutex<BTreeMap<String, u32>>>,
     requests: Option<Arc<Mutex<Vec<Request>>>>,
     capacity: Arc<Mutex<Capacity>>,
-    rounds: Arc<Mutex<Rounds>>,
+    rounds: RoundTracker,
 }
 
 /// One request an [`OpCounter::recording`] saw.
@@ -57,10 +68,90 @@ pub struct Capacity {
     pub read: f64,
 }
 
+/// Sequential round trips, counted as busy periods: a call started while none is in flight opens
+/// a round; calls started before every call of the round has ended join it. The one home of this
+/// rule: the [`OpCounter`] feeds it from the SDK's hooks, tests of the ports feed it from store
+/// wrappers ([`RoundTracker::traced`]; telephony-ingest's tests/it/rounds.rs). Clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct RoundTracker(Arc<Mutex<Rounds>>);
+
 #[derive(Debug, Default)]
 struct Rounds {
     in_flight: usize,
-    count: usize,
+    /// The operations each round (so far) started, in round order.
+    log: Vec<BTreeSet<String>>,
+}
+
+impl RoundTracker {
+    /// A call of `op` starts.
+    pub fn start(&self, op: &str) {
+        let mut r = self.0.lock().unwrap();
+        if r.in_flight == 0 {
+            r.log.push(BTreeSet::new());
+        }
+        r.in_flight += 1;
+        if let Some(round) = r.log.last_mut() {
+            round.insert(op.to_owned());
+        }
+    }
+
+    /// A call started with [`RoundTracker::start`] has its answer.
+    pub fn end(&self) {
+        let mut r = self.0.lock().unwrap();
+        r.in_flight = r.in_flight.saturating_sub(1);
+    }
+
+    /// `call`, a call of `op`, traced: started before its first poll, ended when it is ready.
+    pub async fn traced<T>(&self, op: &str, call: impl Future<Output = T>) -> T {
+        self.start(op);
+        let out = call.await;
+        self.end();
+        out
+    }
+
+    /// The rounds so far, resetting the count. A call still in flight stays counted in the next.
+    pub fn take(&self) -> usize {
+        self.take_log().len()
+    }
+
+    /// The operations of each round so far, resetting them (as [`RoundTracker::take`]).
+    pub fn take_log(&self) -> Vec<BTreeSet<String>> {
+        let mut r = self.0.lock().unwrap();
+        let open = (r.in_flight > 0).then(|| r.log.last().cloned()).flatten();
+        let log = std::mem::take(&mut r.log);
+        r.log.extend(open);
+        log
+    }
+}
+
+/// The HTTP client of [`OpCounter::http_client`]: `inner`, with every request's first poll
+/// answering `Pending` (a `yield_now` before the request is made).
+#[derive(Debug, Clone)]
+struct NoAnswerInFirstPoll(SharedHttpClient);
+
+#[derive(Debug)]
+struct NoAnswerInFirstPollConnector(SharedHttpConnector);
+
+impl HttpClient for NoAnswerInFirstPoll {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(NoAnswerInFirstPollConnector(
+            self.0.http_connector(settings, components),
+        ))
+    }
+}
+
+impl HttpConnector for NoAnswerInFirstPollConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.0.clone();
+        HttpConnectorFuture::new(async move {
+            tokio::task::yield_now().await;
+            inner.call(request).await
+        })
+    }
 }
 
 /// The operations that read (their capacity is read units); every other DynamoDB operation that
@@ -121,6 +212,26 @@ impl OpCounter {
         }
     }
 
+    /// The HTTP client to give a counted SDK client (`.http_client(ops.http_client())` beside
+    /// `.interceptor(ops.clone())`) so that its round trips count deterministically (see the type):
+    /// the SDK's default client (rustls; plain HTTP endpoints such as DynamoDB Local and moto as
+    /// well), answering no request in the poll that sent it. Tests only: it costs a task yield
+    /// per request.
+    pub fn http_client(&self) -> SharedHttpClient {
+        use aws_smithy_http_client::tls;
+        let inner = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        SharedHttpClient::new(NoAnswerInFirstPoll(inner))
+    }
+
+    /// The round tracker this counter feeds (shared with [`OpCounter::sharing_rounds`]'s).
+    pub fn rounds(&self) -> RoundTracker {
+        self.rounds.clone()
+    }
+
     /// How many `op` requests were sent so far.
     pub fn get(&self, op: &str) -> u32 {
         self.counts.lock().unwrap().get(op).copied().unwrap_or(0)
@@ -139,10 +250,7 @@ impl OpCounter {
     /// The sequential round trips so far (of every counter sharing them), resetting the count. A
     /// call still in flight stays counted in the next.
     pub fn take_rounds(&self) -> usize {
-        let mut rounds = self.rounds.lock().unwrap();
-        let n = rounds.count;
-        rounds.count = usize::from(rounds.in_flight > 0);
-        n
+        self.rounds.take()
     }
 
     /// The requests kept so far (none unless [`OpCounter::recording`]), forgetting them.
@@ -162,13 +270,10 @@ impl Intercept for OpCounter {
     fn read_before_execution(
         &self,
         _ctx: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let mut rounds = self.rounds.lock().unwrap();
-        if rounds.in_flight == 0 {
-            rounds.count += 1;
-        }
-        rounds.in_flight += 1;
+        let op = cfg.load::<Metadata>().map(Metadata::name).unwrap_or("?");
+        self.rounds.start(op);
         Ok(())
     }
 
@@ -279,8 +384,7 @@ impl Intercept for OpCounter {
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let mut rounds = self.rounds.lock().unwrap();
-        rounds.in_flight = rounds.in_flight.saturating_sub(1);
+        self.rounds.end();
         Ok(())
     }
 }
