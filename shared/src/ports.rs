@@ -158,9 +158,12 @@ pub struct AttemptRef {
 /// records): claim → (work) → settled (the named record written, or [`DedupeStore::complete`]),
 /// or released on failure so a retry can claim. A claim is remembered until its `expires_at`.
 ///
-/// Meeting another holder's claim: done (completed, or the record it names exists) → `Done`;
-/// else its lease still running → `InProgress`; else (the holder crashed unsettled) it is taken
-/// over, conditionally on the claim seen, so of two copies taking over the same claim one wins.
+/// Meeting another holder's claim: done (completed, or any record it names exists) → `Done`;
+/// else its lease still running → `InProgress`; else (the holder crashed unsettled, or is still
+/// running past its lease) it is taken over, conditionally on the claim seen, so of two copies
+/// taking over the same claim one wins. A take-over keeps the names the claim had: a late record
+/// of an overtaken holder still settles it. After taking over, the earlier holders' records are
+/// read again, and `Done` is returned if one was written meanwhile.
 #[async_trait]
 pub trait DedupeStore: Send + Sync {
     /// Claims `key` for `lease`, naming no record: it is settled only by `complete`.
@@ -181,8 +184,10 @@ pub trait DedupeStore: Send + Sync {
     /// Marks `key` done without a record: an ordered job's held record, or the fallback when
     /// the attempt record cannot be written (the made attempt is still remembered).
     async fn complete(&self, key: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Gives up a pending claim (a done key stays done).
-    async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Gives up a pending claim held by `holder` (the record its claim named; `None` for a
+    /// claim naming none). A done key stays done, and a claim another copy has taken over since
+    /// stays that copy's.
+    async fn release(&self, key: &str, holder: Option<AttemptRef>) -> Result<(), StoreError>;
 }
 
 /// Last-known presence of one person.
@@ -454,6 +459,15 @@ pub trait RateLimiter: Send + Sync {
         self.try_acquire_named(&subscription_id.to_string(), window)
             .await
     }
+
+    /// Gives back one unit counted by [`RateLimiter::try_acquire`] in `window` (a duplicate
+    /// copy that made no attempt: its token is not spent). One conditional decrement, never
+    /// below zero; a window already expired or gone is left as it is.
+    async fn give_back(
+        &self,
+        subscription_id: &SubscriptionId,
+        window: RateWindow,
+    ) -> Result<(), StoreError>;
 
     /// Reserves `count` consecutive delivery slots of `subscription_id`, the first at or after
     /// `earliest`, `interval` apart (one minute / the rate limit), and returns the first: the n-th

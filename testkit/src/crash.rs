@@ -494,8 +494,12 @@ impl DedupeStore for Wrapped<dyn DedupeStore> {
             .gate("dedupe.complete", dedupe_kind(key), call)
             .await
     }
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        let call = self.inner.release(key);
+    async fn release(
+        &self,
+        key: &str,
+        holder: Option<relay_shared::ports::AttemptRef>,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.release(key, holder);
         self.plan
             .gate("dedupe.release", dedupe_kind(key), call)
             .await
@@ -632,6 +636,14 @@ impl RateLimiter for Wrapped<dyn RateLimiter> {
     ) -> Result<bool, StoreError> {
         let call = self.inner.try_acquire(subscription_id, window);
         self.plan.gate("rate_limits.acquire", none(), call).await
+    }
+    async fn give_back(
+        &self,
+        subscription_id: &SubscriptionId,
+        window: RateWindow,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.give_back(subscription_id, window);
+        self.plan.gate("rate_limits.give_back", none(), call).await
     }
     async fn reserve_slots(
         &self,

@@ -94,6 +94,14 @@ impl WorkerArgs {
         default_rate_limit_per_minute: u32,
         retention: &Retention,
     ) -> WorkerConfig {
+        if let Some(seconds) = self.subscription_cache_seconds {
+            // Ignored: a deployment that still sets it hears so once, at start.
+            tracing::warn!(
+                variable = "SUBSCRIPTION_CACHE_SECONDS",
+                seconds,
+                "SUBSCRIPTION_CACHE_SECONDS is deprecated and ignored: every job reads its subscription fresh; unset it (docs/delivery-worker.md)"
+            );
+        }
         let d = RetrySchedule::default();
         let max_response_bytes = self.max_response_bytes.max(1);
         WorkerConfig {
@@ -261,8 +269,23 @@ mod tests {
     /// and changes nothing.
     #[test]
     fn the_deprecated_subscription_cache_setting_is_accepted_and_ignored() {
+        let logs = testkit::logs::capture();
         let c = WorkerConfig::from_env_pairs(&[("SUBSCRIPTION_CACHE_SECONDS", "10")]).unwrap();
         assert_eq!(format!("{c:?}"), format!("{:?}", WorkerConfig::default()));
+        // …with one warning at start (and none without it).
+        let warned = |logs: &testkit::logs::CapturedLogs| {
+            logs.lines()
+                .iter()
+                .filter(|l| {
+                    l["level"] == "WARN" && l["fields"]["variable"] == "SUBSCRIPTION_CACHE_SECONDS"
+                })
+                .count()
+        };
+        assert_eq!(warned(&logs), 1, "{:?}", logs.lines());
+        drop(logs);
+        let logs = testkit::logs::capture();
+        WorkerConfig::from_env_pairs(&[("X", "1")]).unwrap();
+        assert_eq!(warned(&logs), 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use relay_shared::telemetry::{self, Start, TraceCarrier};
 use tracing::Instrument;
 
 use crate::outcome::DeliveryOutcome;
-use crate::worker::Worker;
+use crate::worker::{within_invocation, Worker};
 
 /// Runs one message on its own task. Where panics unwind (debug builds, the tests) a panic costs
 /// only that message, reported as `Failed`. The release profile (Lambda, `--release` local stack)
@@ -30,8 +30,11 @@ async fn isolated(
     body: String,
     receive_count: u32,
     span: tracing::Span,
+    deadline: Option<std::time::SystemTime>,
 ) -> DeliveryOutcome {
     let task = async move { worker.process_message(&body, receive_count).await };
+    // The invocation's end bounds the attempt claim's lease from below (`lease_length`).
+    let task = within_invocation(deadline, task);
     match tokio::spawn(task.instrument(span)).await {
         Ok(outcome) => outcome,
         Err(e) => DeliveryOutcome::Failed {
@@ -47,8 +50,10 @@ async fn isolated_standard(
     body: String,
     receive_count: u32,
     span: tracing::Span,
+    deadline: Option<std::time::SystemTime>,
 ) -> DeliveryOutcome {
     let task = async move { worker.process_standard_message(&body, receive_count).await };
+    let task = within_invocation(deadline, task);
     match tokio::spawn(task.instrument(span)).await {
         Ok(outcome) => outcome,
         Err(e) => DeliveryOutcome::Failed {
@@ -161,7 +166,14 @@ pub async fn process_ordered_until(
             }
             let m = &messages[i];
             let span = job_span(&m.trace, request_id);
-            let outcome = isolated(worker.clone(), m.body.clone(), m.receive_count, span).await;
+            let outcome = isolated(
+                worker.clone(),
+                m.body.clone(),
+                m.receive_count,
+                span,
+                deadline,
+            )
+            .await;
             let go_on = outcome.acknowledged();
             done.push((i, outcome));
             if !go_on {
@@ -210,6 +222,8 @@ pub async fn function_handler(
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let records = event.payload.records;
     let request_id = Some(event.context.request_id.as_str()).filter(|r| !r.is_empty());
+    // A test's default context has no deadline (0).
+    let deadline = (event.context.deadline > 0).then(|| event.context.deadline());
     let is_fifo = records.first().is_some_and(|r| {
         r.event_source_arn
             .as_deref()
@@ -233,8 +247,6 @@ pub async fn function_handler(
                 }
             })
             .collect();
-        // A test's default context has no deadline (0).
-        let deadline = (event.context.deadline > 0).then(|| event.context.deadline());
         process_ordered_until(&worker, &messages, deadline, request_id).await
     } else {
         let tasks = records.iter().map(|r| {
@@ -243,6 +255,7 @@ pub async fn function_handler(
                 r.body.clone().unwrap_or_default(),
                 receive_count(r),
                 job_span(&record_trace(r), request_id),
+                deadline,
             )
         });
         join_all(tasks).await.into_iter().map(Some).collect()
@@ -297,7 +310,8 @@ pub async fn poll_once(
     let received = consumer.receive(max, wait_seconds).await?;
     let outcomes = join_all(received.iter().map(|m| {
         let span = job_span(&m.trace, None);
-        isolated_standard(worker.clone(), m.body.clone(), m.receive_count, span)
+        // The local stack: no invocation deadline.
+        isolated_standard(worker.clone(), m.body.clone(), m.receive_count, span, None)
     }))
     .await;
     for (m, outcome) in received.iter().zip(&outcomes) {

@@ -28,6 +28,9 @@ pub enum Metric {
     WebhookFailing,
     /// An enabled webhook was disabled by the worker (410 Gone, or the auto-disable policy).
     WebhookDisabled,
+    /// A duplicate copy of a job met its attempt's claim (the attempt made, or being made, by
+    /// another copy): dropped or left for later, its rate-limit token given back.
+    DuplicateCopy,
 }
 
 impl Metric {

@@ -48,6 +48,53 @@ struct Claims {
     record: AttemptRef,
 }
 
+/// A new attempt id dated `now`: the one home of the id an attempt record gets.
+fn new_attempt_id(now: DateTime<Utc>) -> AttemptId {
+    AttemptId::new_at(now.timestamp_millis().max(0) as u64)
+}
+
+/// What the lease of an attempt claim must cover besides the delivery timeout (the claim, the
+/// settle, the record); and, past an invocation's end, the clock difference between instances.
+const LEASE_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
+
+tokio::task_local! {
+    /// When the Lambda invocation running this task is cut off (`None`: no deadline, e.g. the
+    /// local stack): see [`lease_length`].
+    static INVOCATION_DEADLINE: Option<std::time::SystemTime>;
+}
+
+/// Runs `task` (one message's processing) as part of an invocation that ends at `deadline`:
+/// attempt claims taken in it are leased until at least then ([`lease_length`]).
+pub async fn within_invocation<F: std::future::Future>(
+    deadline: Option<std::time::SystemTime>,
+    task: F,
+) -> F::Output {
+    INVOCATION_DEADLINE.scope(deadline, task).await
+}
+
+/// How long an attempt claim is leased: the delivery timeout plus [`LEASE_MARGIN`], and never
+/// less than the invocation has left (`time_left`) plus 5 s. A holder is then never alive past
+/// its lease on Lambda, which ends the invocation at its deadline: a copy taking an expired
+/// claim over knows the holder is gone, so it cannot POST beside it (docs/delivery-worker.md,
+/// "Exactly once per attempt"). Without a deadline (the local stack) only the first bound holds.
+pub fn lease_length(delivery_timeout: Duration, time_left: Option<Duration>) -> chrono::Duration {
+    let base = chrono::Duration::from_std(delivery_timeout)
+        .unwrap_or_else(|_| chrono::Duration::seconds(30))
+        + LEASE_MARGIN;
+    let invocation = time_left
+        .and_then(|left| chrono::Duration::from_std(left).ok())
+        .map(|left| left + chrono::Duration::seconds(5));
+    invocation.map_or(base, |left| left.max(base))
+}
+
+/// A claim this copy could not take ([`Worker::claim_next`]): the outcome to return, and
+/// whether it is a duplicate copy (the attempt made or being made by another copy), whose
+/// rate-limit token is given back.
+struct Refused {
+    outcome: DeliveryOutcome,
+    duplicate: bool,
+}
+
 /// The delivery core: see [`Worker::process_message`].
 pub struct Worker {
     ports: Ports,
@@ -218,7 +265,7 @@ impl Worker {
             };
             tracing::info!(subscription_id = %sub.id, event_id = %job.event_id, reason = %reason, "dropping the job");
             let skipped = AttemptResult::skipped(reason.clone());
-            let id = AttemptId::new_at(now.timestamp_millis().max(0) as u64);
+            let id = new_attempt_id(now);
             self.record_attempt(&skipped.record(id, &job, job.next_attempt(), now), now)
                 .await;
             return DeliveryOutcome::Skipped { reason };
@@ -250,20 +297,23 @@ impl Worker {
         );
         let attempt = match claimed {
             Ok(attempt) => attempt,
-            // Not this copy's to make (made already, being made, or the claim failed): a token
-            // taken meanwhile is spent — rare (a duplicate queue message) and only ever early on
-            // the limit, never over it.
-            Err(outcome) => {
-                if let DeliveryOutcome::Dropped { reason } = &outcome {
-                    tracing::info!(delivery_id = %job.delivery_id(), %reason, "dropping a duplicate queue message");
+            // Not this copy's to make. A duplicate copy (made already, or being made) gives the
+            // token it took back: a Webex redelivery is queued again to every subscriber, and
+            // must not eat the webhook's limit. (If the claim itself failed, the token is
+            // spent: rare, and only ever early on the limit, never over it.)
+            Err(Refused { outcome, duplicate }) => {
+                if duplicate {
+                    self.duplicate_copy(&job, &sub.id, window, &allowed, &outcome)
+                        .await;
                 }
                 return outcome;
             }
         };
         let claim_key = job.claim_key(attempt);
+        let ours = Some(claims.record);
         if attempt > self.config.schedule.max_attempts() {
             // Every attempt of an ordered job was made and held, but parking it failed then.
-            self.release_claim(&claim_key).await;
+            self.release_claim(&claim_key, ours).await;
             let reason = format!("all {} attempts failed", attempt - 1);
             return self.dead_letter(job, &sub, reason, Park::Exhausted).await;
         }
@@ -271,11 +321,11 @@ impl Worker {
             Ok(true) => {}
             Ok(false) => {
                 // No attempt now: the claim is given back for the deferred copy.
-                self.release_claim(&claim_key).await;
+                self.release_claim(&claim_key, ours).await;
                 return self.rate_limited(&job, &sub, window, limit, now).await;
             }
             Err(e) => {
-                self.release_claim(&claim_key).await;
+                self.release_claim(&claim_key, ours).await;
                 return DeliveryOutcome::Failed {
                     error: format!("rate limiter: {e}"),
                 };
@@ -283,6 +333,33 @@ impl Worker {
         }
         self.attempt_and_settle(job, &sub, &secrets, attempt, claims, now)
             .await
+    }
+
+    /// A duplicate copy met the attempt's claim (`outcome`: dropped, or left for later): the
+    /// rate-limit token it took (`allowed`) is given back, one conditional decrement, and the
+    /// copy counted (`DuplicateCopy`).
+    async fn duplicate_copy(
+        &self,
+        job: &DeliveryJob,
+        sub_id: &SubscriptionId,
+        window: RateWindow,
+        allowed: &Result<bool, relay_shared::error::StoreError>,
+        outcome: &DeliveryOutcome,
+    ) {
+        self.emit(Metric::DuplicateCopy, None, sub_id);
+        let given_back = if matches!(allowed, Ok(true)) {
+            let rate_limits = &self.ports.core.stores.rate_limits;
+            match rate_limits.give_back(sub_id, window).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(subscription_id = %sub_id, error = %e, "could not give the duplicate copy's rate-limit token back (it stays spent)");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        tracing::info!(delivery_id = %job.delivery_id(), outcome = ?outcome, token_given_back = given_back, "a duplicate copy of the job met its attempt's claim");
     }
 
     /// The limit is used up: each waiting job gets its own future slot (one minute / limit
@@ -318,23 +395,31 @@ impl Worker {
     }
 
     /// The terms of `job`'s attempt claim taken at `now`, naming a new attempt id for its record.
+    /// Leased for [`lease_length`]: the invocation's time left counts (see
+    /// [`within_invocation`]).
     fn claims(&self, job: &DeliveryJob, now: DateTime<Utc>) -> Claims {
-        let lease = chrono::Duration::from_std(self.config.delivery_timeout)
-            .unwrap_or_else(|_| chrono::Duration::seconds(30))
-            + chrono::Duration::seconds(30);
+        let time_left = INVOCATION_DEADLINE
+            .try_with(|d| *d)
+            .ok()
+            .flatten()
+            .map(|d| {
+                d.duration_since(std::time::SystemTime::now())
+                    .unwrap_or(Duration::ZERO)
+            });
+        let lease = lease_length(self.config.delivery_timeout, time_left);
         Claims {
             lease: Term::new(now, now + lease),
             remember_until: now + chrono::Duration::days(ATTEMPT_CLAIM_DAYS),
             record: AttemptRef {
                 subscription_id: job.subscription_id,
-                attempt_id: AttemptId::new_at(now.timestamp_millis().max(0) as u64),
+                attempt_id: new_attempt_id(now),
             },
         }
     }
 
     /// Claims the attempt this copy of `job` is to make (the next one in its body; an ordered
     /// job's first one not made yet); the outcome to return when there is none to make here.
-    async fn claim_next(&self, job: &DeliveryJob, claims: Claims) -> Result<u32, DeliveryOutcome> {
+    async fn claim_next(&self, job: &DeliveryJob, claims: Claims) -> Result<u32, Refused> {
         if job.is_ordered() {
             self.next_ordered_attempt(job, claims).await
         } else {
@@ -344,12 +429,11 @@ impl Worker {
     }
 
     /// Claims attempt `attempt` of `job`; the outcome to return when it cannot be made here.
-    async fn claim(
-        &self,
-        job: &DeliveryJob,
-        attempt: u32,
-        claims: Claims,
-    ) -> Result<(), DeliveryOutcome> {
+    async fn claim(&self, job: &DeliveryJob, attempt: u32, claims: Claims) -> Result<(), Refused> {
+        let duplicate = |outcome| Refused {
+            outcome,
+            duplicate: true,
+        };
         match self
             .ports
             .core
@@ -364,16 +448,19 @@ impl Worker {
             .await
         {
             Ok(Claim::Claimed) => Ok(()),
-            Ok(Claim::Done) => Err(DeliveryOutcome::Dropped {
+            Ok(Claim::Done) => Err(duplicate(DeliveryOutcome::Dropped {
                 reason: format!("attempt {attempt} was already made (duplicate queue message)"),
-            }),
-            Ok(Claim::InProgress) => Err(DeliveryOutcome::Failed {
+            })),
+            Ok(Claim::InProgress) => Err(duplicate(DeliveryOutcome::Failed {
                 error: format!(
                     "attempt {attempt} is being made by another worker; this copy comes back later"
                 ),
-            }),
-            Err(e) => Err(DeliveryOutcome::Failed {
-                error: format!("claiming attempt {attempt}: {e}"),
+            })),
+            Err(e) => Err(Refused {
+                outcome: DeliveryOutcome::Failed {
+                    error: format!("claiming attempt {attempt}: {e}"),
+                },
+                duplicate: false,
             }),
         }
     }
@@ -388,13 +475,16 @@ impl Worker {
         &self,
         job: &DeliveryJob,
         claims: Claims,
-    ) -> Result<u32, DeliveryOutcome> {
+    ) -> Result<u32, Refused> {
         let dedupe = &self.ports.core.stores.dedupe;
         let mut attempt = 1;
         loop {
             match self.claim(job, attempt, claims).await {
                 Ok(()) => return Ok(attempt),
-                Err(DeliveryOutcome::Dropped { reason }) => {
+                Err(Refused {
+                    outcome: DeliveryOutcome::Dropped { reason },
+                    ..
+                }) => {
                     let held = job.held_attempt_key(attempt);
                     // A claim with no lease reads the record: `Done` if it was written.
                     let now = claims.lease.from;
@@ -404,20 +494,29 @@ impl Worker {
                     {
                         Ok(Claim::Done) => attempt += 1,
                         Ok(Claim::Claimed) => {
-                            self.release_claim(&held).await;
-                            return Err(DeliveryOutcome::Dropped { reason });
+                            self.release_claim(&held, None).await;
+                            return Err(Refused {
+                                outcome: DeliveryOutcome::Dropped { reason },
+                                duplicate: true,
+                            });
                         }
                         // Another copy reading it this instant: neither tells, come back later.
                         Ok(Claim::InProgress) => {
-                            return Err(DeliveryOutcome::Failed {
-                                error: format!(
-                                    "attempt {attempt}'s hold is being read by another worker"
-                                ),
+                            return Err(Refused {
+                                outcome: DeliveryOutcome::Failed {
+                                    error: format!(
+                                        "attempt {attempt}'s hold is being read by another worker"
+                                    ),
+                                },
+                                duplicate: true,
                             })
                         }
                         Err(e) => {
-                            return Err(DeliveryOutcome::Failed {
-                                error: format!("reading attempt {attempt}'s hold: {e}"),
+                            return Err(Refused {
+                                outcome: DeliveryOutcome::Failed {
+                                    error: format!("reading attempt {attempt}'s hold: {e}"),
+                                },
+                                duplicate: false,
                             })
                         }
                     }
@@ -427,8 +526,10 @@ impl Worker {
         }
     }
 
-    async fn release_claim(&self, key: &str) {
-        if let Err(e) = self.ports.core.stores.dedupe.release(key).await {
+    /// Gives up the claim `key` this copy holds (`holder`: the record it named; `None` for a
+    /// hold's claim, which names none): a claim taken over since stays its new holder's.
+    async fn release_claim(&self, key: &str, holder: Option<AttemptRef>) {
+        if let Err(e) = self.ports.core.stores.dedupe.release(key, holder).await {
             tracing::warn!(error = %e, claim = %key, "could not release the attempt claim (its lease expires by itself)");
         }
     }
@@ -467,10 +568,10 @@ impl Worker {
             // Its successor (re-send, hold, park) was not stored: the claim is released so the
             // redelivered copy makes this attempt again. The attempt made is still logged, under
             // an id of its own (under the claim's name it would settle the claim).
-            let id = AttemptId::new_at(now.timestamp_millis().max(0) as u64);
+            let id = new_attempt_id(now);
             self.record_attempt(&AttemptRecord { id, ..record }, now)
                 .await;
-            self.release_claim(&claim_key).await;
+            self.release_claim(&claim_key, Some(claims.record)).await;
         }
         outcome
     }
@@ -867,5 +968,30 @@ impl Worker {
             // The job itself carries its attempt history; a lost log row must not cause a duplicate delivery.
             tracing::error!(subscription_id = %record.subscription_id, attempt = record.attempt, error = %e, "could not write the attempt log");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lease covers the delivery timeout plus its margin, and never less than what the
+    /// invocation has left (plus 5 s): a holder cannot be alive past it on Lambda.
+    #[test]
+    fn the_lease_outlasts_the_invocation() {
+        let secs = chrono::Duration::seconds;
+        let timeout = Duration::from_secs(10);
+        assert_eq!(lease_length(timeout, None), secs(40), "no deadline");
+        assert_eq!(
+            lease_length(timeout, Some(Duration::from_secs(58))),
+            secs(63),
+            "DELIVERY_TIMEOUT_SECONDS=10 in a 60 s function: the invocation's end"
+        );
+        assert_eq!(
+            lease_length(Duration::from_secs(30), Some(Duration::from_secs(20))),
+            secs(60),
+            "little left: the delivery timeout's bound"
+        );
+        assert_eq!(lease_length(timeout, Some(Duration::ZERO)), secs(40));
     }
 }

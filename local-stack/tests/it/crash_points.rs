@@ -558,7 +558,7 @@ impl DedupeStore for Forgetful {
     async fn complete(&self, _: &str, _: DateTime<Utc>) -> Result<(), StoreError> {
         Ok(())
     }
-    async fn release(&self, _: &str) -> Result<(), StoreError> {
+    async fn release(&self, _: &str, _: Option<AttemptRef>) -> Result<(), StoreError> {
         Ok(())
     }
 }

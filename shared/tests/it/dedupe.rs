@@ -24,7 +24,7 @@ pub async fn claim_complete_release(env: StoreEnv) {
     d.complete("k1", keep).await.unwrap();
     assert_eq!(d.claim("k1", term(2, 30), keep).await.unwrap(), Claim::Done);
     // Releasing a completed key does not undo it.
-    d.release("k1").await.unwrap();
+    d.release("k1", None).await.unwrap();
     assert_eq!(d.claim("k1", term(3, 30), keep).await.unwrap(), Claim::Done);
 
     // A released claim can be taken again at once.
@@ -32,7 +32,7 @@ pub async fn claim_complete_release(env: StoreEnv) {
         d.claim("k2", term(0, 30), keep).await.unwrap(),
         Claim::Claimed
     );
-    d.release("k2").await.unwrap();
+    d.release("k2", None).await.unwrap();
     assert_eq!(
         d.claim("k2", term(1, 30), keep).await.unwrap(),
         Claim::Claimed
@@ -43,7 +43,7 @@ pub async fn claim_complete_release(env: StoreEnv) {
     );
 
     // Releasing an unknown key is a no-op.
-    d.release("never-claimed").await.unwrap();
+    d.release("never-claimed", None).await.unwrap();
 }
 
 pub async fn expired_claims_are_reclaimable(env: StoreEnv) {
@@ -181,8 +181,9 @@ pub async fn an_attempt_claim_is_settled_by_the_record_it_names(env: StoreEnv) {
 }
 
 /// A holder that crashed before its record: after its lease another copy takes the claim over
-/// (naming its own record); a late record of the overtaken holder does not settle the new claim.
-/// A released claim (no record made) is claimable at once. A claim's memory expires.
+/// (naming its own record, keeping the overtaken holder's name): a late record of the overtaken
+/// holder settles the claim, and so does the new holder's. A released claim (no record made) is
+/// claimable at once. A claim's memory expires.
 pub async fn an_unsettled_attempt_claim_is_taken_over_after_its_lease(env: StoreEnv) {
     let (d, log) = (&env.stores.dedupe, &env.stores.attempts);
     let t = now();
@@ -214,9 +215,6 @@ pub async fn an_unsettled_attempt_claim_is_taken_over_after_its_lease(env: Store
         Claim::Claimed,
         "the first holder's lease is over, its record never written"
     );
-    log.record(&record_of(first, t), t + Duration::days(30))
-        .await
-        .unwrap();
     assert_eq!(
         d.claim_attempt("b1", third, term(32, 62), keep)
             .await
@@ -231,7 +229,31 @@ pub async fn an_unsettled_attempt_claim_is_taken_over_after_its_lease(env: Store
         d.claim_attempt("b1", third, term(33, 63), keep)
             .await
             .unwrap(),
-        Claim::Done
+        Claim::Done,
+        "the new holder's record settles it"
+    );
+    // The overtaken holder was only slow: its late record settles the claim it lost.
+    assert_eq!(
+        d.claim_attempt("b4", first, term(0, 30), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        d.claim_attempt("b4", second, term(31, 61), keep)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    log.record(&record_of(first, t), t + Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.claim_attempt("b4", third, term(32, 62), keep)
+            .await
+            .unwrap(),
+        Claim::Done,
+        "a late record of the overtaken holder settles the claim"
     );
 
     // Released (the attempt's settle failed, nothing recorded under its name): claimable at once.
@@ -241,7 +263,7 @@ pub async fn an_unsettled_attempt_claim_is_taken_over_after_its_lease(env: Store
             .unwrap(),
         Claim::Claimed
     );
-    d.release("b2").await.unwrap();
+    d.release("b2", Some(first)).await.unwrap();
     assert_eq!(
         d.claim_attempt("b2", third, term(1, 31), keep)
             .await
@@ -299,5 +321,105 @@ pub async fn racing_take_overs_one_wins(env: StoreEnv) {
         got.iter()
             .all(|c| matches!(c, Ok(Claim::Claimed | Claim::InProgress))),
         "{got:?}"
+    );
+}
+
+/// Review 21 F1, the whole sequence: copy A claims and POSTs, and is still running when its lease
+/// ends; copy B takes the claim over; A records its success; B crashes before its record. Copy C,
+/// after B's lease, must see A's recorded success (`Done`: no POST after it) — the claim keeps
+/// every name it had. And a late A giving up its claim does not free B's.
+pub async fn an_overtaken_holders_late_record_settles_the_claim(env: StoreEnv) {
+    let (d, log) = (&env.stores.dedupe, &env.stores.attempts);
+    let t = now();
+    let term = |from, until| Term::new(t + Duration::seconds(from), t + Duration::seconds(until));
+    let keep = t + Duration::days(5);
+    let sub = SubscriptionId::new_at(millis(t));
+    let (a, b, c, e) = (
+        attempt_ref(sub, t),
+        attempt_ref(sub, t),
+        attempt_ref(sub, t),
+        attempt_ref(sub, t),
+    );
+
+    assert_eq!(
+        d.claim_attempt("f1", a, term(0, 60), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    // A POSTs (2xx) and is slow after that; its lease ends.
+    assert_eq!(
+        d.claim_attempt("f1", b, term(61, 121), keep).await.unwrap(),
+        Claim::Claimed,
+        "B takes the expired claim over (and POSTs: the price of a lease)"
+    );
+    log.record(
+        &record_of(a, t + Duration::seconds(62)),
+        keep + Duration::days(30),
+    )
+    .await
+    .unwrap();
+    // B crashes before its record. After B's lease, C:
+    assert_eq!(
+        d.claim_attempt("f1", c, term(122, 182), keep)
+            .await
+            .unwrap(),
+        Claim::Done,
+        "A's recorded success settles the claim B took over: C must not POST"
+    );
+    assert_eq!(
+        d.claim_attempt("f1", e, term(300, 360), keep)
+            .await
+            .unwrap(),
+        Claim::Done,
+        "and stays settled for every later copy"
+    );
+
+    // A late holder's release: only its own claim. A's lease ends, B takes over, A (still
+    // running, its settle failed) releases: B's claim stays. (New copies: A's record above
+    // would settle any claim naming it.)
+    let (a, b, c) = (
+        attempt_ref(sub, t),
+        attempt_ref(sub, t),
+        attempt_ref(sub, t),
+    );
+    assert_eq!(
+        d.claim_attempt("f2", a, term(0, 60), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        d.claim_attempt("f2", b, term(61, 121), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    d.release("f2", Some(a)).await.unwrap();
+    assert_eq!(
+        d.claim_attempt("f2", c, term(62, 122), keep).await.unwrap(),
+        Claim::InProgress,
+        "A's release did not free B's live claim"
+    );
+    d.release("f2", None).await.unwrap();
+    assert_eq!(
+        d.claim_attempt("f2", c, term(63, 123), keep).await.unwrap(),
+        Claim::InProgress,
+        "nor does a release naming no record"
+    );
+    // B's own release does.
+    d.release("f2", Some(b)).await.unwrap();
+    assert_eq!(
+        d.claim_attempt("f2", c, term(64, 124), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    // A claim naming no record (an ordered job's hold) is released by `None` only.
+    assert_eq!(
+        d.claim("f3", term(0, 30), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    d.release("f3", Some(a)).await.unwrap();
+    assert_eq!(
+        d.claim("f3", term(1, 31), keep).await.unwrap(),
+        Claim::InProgress
+    );
+    d.release("f3", None).await.unwrap();
+    assert_eq!(
+        d.claim("f3", term(2, 32), keep).await.unwrap(),
+        Claim::Claimed
     );
 }

@@ -89,6 +89,7 @@ conformance! {
             an_attempt_claim_is_settled_by_the_record_it_names,
             an_unsettled_attempt_claim_is_taken_over_after_its_lease,
             racing_take_overs_one_wins,
+            an_overtaken_holders_late_record_settles_the_claim,
         ],
         presence: [
             load_and_write_in_batches,
@@ -116,6 +117,7 @@ conformance! {
             concurrent_acquires_never_exceed,
             named_counters_are_independent,
             slots_are_consecutive_and_never_shared,
+            a_token_given_back_is_counted_again,
         ],
         idempotency: [put_get_conflict_and_expiry],
         stats: [

@@ -112,3 +112,30 @@ pub async fn slots_are_consecutive_and_never_shared(env: StoreEnv) {
     slots.sort();
     assert_eq!(slots, (0..10).map(|i| t0 + step * i).collect::<Vec<_>>());
 }
+
+/// A token given back (a duplicate copy that made no attempt) can be taken again; a give-back
+/// never goes below zero nor creates a window.
+pub async fn a_token_given_back_is_counted_again(env: StoreEnv) {
+    let r = &env.stores.rate_limits;
+    let window = now().duration_trunc(Duration::minutes(1)).unwrap();
+    let sub = SubscriptionId::new_at(millis(window) + 7);
+    let w = RateWindow::new(window, 2);
+    // Nothing counted yet: a give-back leaves the window empty (still 2 to take).
+    r.give_back(&sub, w).await.unwrap();
+    assert!(r.try_acquire(&sub, w).await.unwrap());
+    assert!(r.try_acquire(&sub, w).await.unwrap());
+    assert!(!r.try_acquire(&sub, w).await.unwrap());
+    r.give_back(&sub, w).await.unwrap();
+    assert!(
+        r.try_acquire(&sub, w).await.unwrap(),
+        "the given-back token"
+    );
+    assert!(!r.try_acquire(&sub, w).await.unwrap());
+    // Down to zero and no further.
+    for _ in 0..3 {
+        r.give_back(&sub, w).await.unwrap();
+    }
+    assert!(r.try_acquire(&sub, w).await.unwrap());
+    assert!(r.try_acquire(&sub, w).await.unwrap());
+    assert!(!r.try_acquire(&sub, w).await.unwrap());
+}

@@ -231,3 +231,84 @@ async fn a_record_that_cannot_be_written_completes_the_claim_instead() {
         "the made attempt is remembered without its record"
     );
 }
+
+impl Rig {
+    /// Tokens counted in the current rate window of the job's webhook: 0, 1 or "2 or more" (a
+    /// probe with limit 2 takes a token when fewer than 2 were counted, so it is used once).
+    async fn tokens_counted(&self) -> u32 {
+        use relay_shared::ports::Clock;
+        let job: relay_shared::delivery::DeliveryJob = serde_json::from_str(&self.body).unwrap();
+        let window = relay_shared::ports::RateWindow::containing(self.clock.now(), 2);
+        let rate_limits = &self.h.stores.rate_limits;
+        let mut probes = 0;
+        while probes < 2
+            && rate_limits
+                .try_acquire(&job.subscription_id, window)
+                .await
+                .unwrap()
+        {
+            probes += 1;
+        }
+        2 - probes
+    }
+}
+
+/// Review 21 F7: a duplicate copy — the attempt made (`Done`) or being made (`InProgress`) by
+/// another copy — gives the rate-limit token it took back (one conditional decrement, only on
+/// that path) and is counted (`DuplicateCopy`), so a Webex redelivery storm does not eat the
+/// webhook's per-minute limit.
+#[tokio::test]
+async fn a_duplicate_copy_gives_its_rate_limit_token_back() {
+    use delivery_worker::Metric;
+    // Made already: the copy is dropped and its token given back.
+    let r = rig(|s| s).await;
+    assert_eq!(r.copy("worker").await, Some(delivered(1, 200)));
+    assert!(matches!(
+        r.copy("copy").await,
+        Some(DeliveryOutcome::Dropped { .. })
+    ));
+    assert!(r.ops("copy").contains(&"rate_limits.give_back"));
+    assert!(!r.ops("worker").contains(&"rate_limits.give_back"));
+    assert_eq!(r.tokens_counted().await, 1, "only the attempt made counts");
+    assert_eq!(r.h.metrics.count(Metric::DuplicateCopy), 1);
+
+    // Being made (the holder crashed after its POST, within its lease): the copy comes back
+    // later, its token given back too.
+    let r = rig(|s| s).await;
+    r.plan.arm(the_record("succeeded"), Variant::Before);
+    assert_eq!(r.copy("worker").await, None);
+    assert!(matches!(
+        r.copy("copy").await,
+        Some(DeliveryOutcome::Failed { .. })
+    ));
+    assert!(r.ops("copy").contains(&"rate_limits.give_back"));
+    assert_eq!(r.tokens_counted().await, 1);
+    assert_eq!(r.h.metrics.count(Metric::DuplicateCopy), 1);
+}
+
+/// Review 21 F1: the claim's lease is never shorter than the invocation can run. In a Lambda
+/// invocation with 10 minutes left, a holder that crashed after its POST keeps its claim past the
+/// delivery timeout's lease (5 s + 30 s here): a copy then comes back later instead of POSTing
+/// beside a holder that might still be running. Without a deadline (the local stack) the copy
+/// takes the claim over after the delivery timeout's lease.
+#[tokio::test]
+async fn the_claims_lease_covers_the_invocation() {
+    use delivery_worker::worker::within_invocation;
+    let r = rig(|s| s).await;
+    r.plan.arm(the_record("succeeded"), Variant::Before);
+    let deadline = std::time::SystemTime::now() + Duration::from_secs(600);
+    let work = within_invocation(Some(deadline), r.h.worker.process_message(&r.body, 1));
+    assert_eq!(
+        r.plan.run("worker", work).await,
+        None,
+        "crashed after the POST"
+    );
+    r.after_the_lease();
+    assert!(
+        matches!(r.copy("copy").await, Some(DeliveryOutcome::Failed { .. })),
+        "the invocation could still be running: the claim is the holder's"
+    );
+    r.clock.advance(chrono::Duration::seconds(600));
+    assert_eq!(r.copy("redelivery").await, Some(delivered(1, 200)));
+    assert_eq!((r.posts(), r.successes_recorded()), (2, 1));
+}

@@ -1,12 +1,30 @@
 //! Claims: `DEDUPE#<key>`/`DEDUPE` with `state` (`pending`/`done`), `lease_until` (Unix ms),
 //! `expires_at` and, for an attempt claim, `rec` (`<webhook id>/<attempt id>`: the attempt record
-//! `ATTEMPTS#<webhook id>`/`<attempt id>` that settles it). A claim is one conditional put that
-//! succeeds when there is no live item; when it is refused, the item returned with the failure
-//! (or a consistent read) is judged: done, or its record exists (one consistent GetItem) →
-//! `Done`; lease running → `InProgress`; lease over → taken over by a put conditional on the
-//! very claim seen (its lease and record), so of two copies taking over, one wins.
+//! `ATTEMPTS#<webhook id>`/`<attempt id>` its current holder will write) and, once taken over,
+//! `recs` (a string set: the records every earlier holder named). A claim is one conditional put
+//! that succeeds when there is no live item; when it is refused, the item returned with the
+//! failure (or a consistent read) is judged: done, or any record it names exists (one consistent
+//! GetItem per name) → `Done`; lease running → `InProgress`; lease over → taken
+//! over by a put conditional on the very claim seen (its lease and holder), so of two copies
+//! taking over, one wins.
+//!
+//! The take-over keeps every name: an overtaken holder may still be running (its lease ran out
+//! while it was slow) and write its record later, which must settle the claim whoever holds it
+//! now. The put carries `recs` = the seen `recs` plus the seen `rec`; the condition (lease and
+//! holder as seen — every take-over moves `lease_until` forward) makes that the same as an `ADD`
+//! on the stored set, with the PutItem the worker may already make (no UpdateItem on `DEDUPE#`).
+//!
+//! Check then act: the records are read before the take-over, and a record write does not change
+//! the claim, so a record written between the read and the put would be missed. After a
+//! successful take-over the earlier holders' records are read again: one written by then
+//! settles the claim (it still names it) and the taker answers `Done`, so no copy starts a POST
+//! after a recorded success it could see. What remains: an overtaken holder that writes its
+//! record after that second read, while the taker is already POSTing — one duplicate POST, the
+//! price of any lease, impossible on Lambda where the lease outlasts the invocation
+//! (docs/delivery-worker.md, "Exactly once per attempt").
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::attempts;
@@ -20,8 +38,10 @@ use crate::ports::{AttemptRef, Claim, DedupeStore, Term};
 const SK: &str = "DEDUPE";
 const PENDING: &str = "pending";
 const DONE: &str = "done";
-/// The attempt record an attempt claim names.
+/// The attempt record an attempt claim's current holder names.
 const REC: &str = "rec";
+/// The records the holders it was taken over from named (a string set).
+const RECS: &str = "recs";
 
 fn pk(key: &str) -> String {
     format!("DEDUPE#{key}")
@@ -31,13 +51,31 @@ fn rec_value(record: &AttemptRef) -> String {
     format!("{}/{}", record.subscription_id, record.attempt_id)
 }
 
-/// The record a stored claim names (`None`: none, or not one this adapter wrote).
-fn named_record(item: &Item) -> Option<AttemptRef> {
-    let (sub, att) = get_s(item, REC).ok()?.split_once('/')?;
+fn parse_rec(value: &str) -> Option<AttemptRef> {
+    let (sub, att) = value.split_once('/')?;
     Some(AttemptRef {
         subscription_id: sub.parse().ok()?,
         attempt_id: att.parse().ok()?,
     })
+}
+
+/// The names of the earlier holders' records (`recs`), as stored.
+fn earlier_names(item: &Item) -> Vec<String> {
+    match item.get(RECS) {
+        Some(AttributeValue::Ss(names)) => names.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every record a stored claim names: its holder's and the earlier holders' (names this adapter
+/// did not write are left out).
+fn named_records(item: &Item) -> Vec<AttemptRef> {
+    let holder = get_s(item, REC).ok().map(str::to_owned);
+    holder
+        .into_iter()
+        .chain(earlier_names(item))
+        .filter_map(|v| parse_rec(&v))
+        .collect()
 }
 
 impl DynamoTable {
@@ -51,15 +89,27 @@ impl DynamoTable {
         Ok(self.get_live(pk, &sk, now).await?.is_some())
     }
 
-    /// Is the stored claim `item` done at `now`: marked so, or its named record written?
+    /// Does any of `records` exist? One GetItem each, the holder's first, up to the first found
+    /// (more than one only after a take-over, which is rare: no concurrency worth its code).
+    async fn any_exists(
+        &self,
+        records: &[AttemptRef],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        for r in records {
+            if self.record_exists(r, now).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Is the stored claim `item` done at `now`: marked so, or any record it names written?
     async fn settled(&self, item: &Item, now: DateTime<Utc>) -> Result<bool, StoreError> {
         if get_s(item, "state").is_ok_and(|st| st == DONE) {
             return Ok(true);
         }
-        match named_record(item) {
-            Some(record) => self.record_exists(&record, now).await,
-            None => Ok(false),
-        }
+        self.any_exists(&named_records(item), now).await
     }
 
     /// Claims `key_` for `lease`, naming `record` (if any): see the module comment.
@@ -125,8 +175,17 @@ impl DynamoTable {
                 return Ok(Claim::InProgress);
             }
             // The holder's lease ran out unsettled (it crashed, or its record write failed
-            // and so did the fallback): take over the claim exactly as seen.
+            // and so did the fallback, or it is still running, slow): take over the claim
+            // exactly as seen, keeping every name it had.
             let seen_rec = get_s(&old, REC).ok().map(str::to_owned);
+            let mut earlier = earlier_names(&old);
+            earlier.extend(seen_rec.clone());
+            earlier.sort();
+            earlier.dedup();
+            let mut taking = item.clone();
+            if !earlier.is_empty() {
+                taking.insert(RECS.into(), AttributeValue::Ss(earlier));
+            }
             let expression = if seen_rec.is_some() {
                 "#st = :pending AND lease_until = :seen_lease AND #rec = :seen_rec"
             } else {
@@ -141,8 +200,15 @@ impl DynamoTable {
             if let Some(r) = seen_rec {
                 same = same.value(":seen_rec", s(r));
             }
-            match self.put_if(item.clone(), same).await? {
-                Conditional::Written => return Ok(Claim::Claimed),
+            match self.put_if(taking.clone(), same).await? {
+                // Read the overtaken holders' records again: see the module comment.
+                Conditional::Written => {
+                    return Ok(if self.any_exists(&named_records(&old), now).await? {
+                        Claim::Done
+                    } else {
+                        Claim::Claimed
+                    })
+                }
                 Conditional::Refused(again) => seen = again,
             }
         }
@@ -178,12 +244,20 @@ impl DedupeStore for DynamoTable {
         self.put(item).await
     }
 
-    async fn release(&self, key_: &str) -> Result<(), StoreError> {
-        // Only a pending claim is released: a completed key stays done. (A settled attempt
+    async fn release(&self, key_: &str, holder: Option<AttemptRef>) -> Result<(), StoreError> {
+        // Only a pending claim is released, and only by its holder: a completed key stays done,
+        // and a claim another copy has taken over since stays that copy's. (A settled attempt
         // claim is never released: the worker releases only claims it made no record for.)
-        let pending = Condition::new("#st = :pending")
-            .name("#st", "state")
-            .value(":pending", s(PENDING));
+        let pending = match &holder {
+            Some(r) => Condition::new("#st = :pending AND #rec = :mine")
+                .name("#rec", REC)
+                .value(":mine", s(rec_value(r))),
+            None => {
+                Condition::new("#st = :pending AND attribute_not_exists(#rec)").name("#rec", REC)
+            }
+        }
+        .name("#st", "state")
+        .value(":pending", s(PENDING));
         self.delete_if(key(pk(key_), SK), pending).await?;
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Rate-limit windows: `RATE#<name>`/`<window start, Unix s>` (`<name>` is a subscription id for
 //! the worker's delivery limit, `test#…`/`replay#…` for the API's quotas) with a counter `n`, incremented by
 //! one conditional update (`ADD n :one` if `attribute_not_exists(n) OR n < :limit`), so concurrent
-//! workers never count past the limit. Items expire a few minutes after their window.
+//! workers never count past the limit. Items expire a few minutes after their window. A unit is
+//! given back (a duplicate copy that made no attempt) by `ADD n :minus_one` if `n > :zero`.
 //!
 //! Deferral slots: `RATE#<wh_id>`/`SLOT` with `next` (Unix ms), the webhook's next free slot,
 //! moved on by a read and a conditional put (`next` unchanged since the read), retried on a race.
@@ -51,6 +52,34 @@ impl RateLimiter for DynamoTable {
         match res {
             Ok(_) => Ok(true),
             Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn give_back(
+        &self,
+        subscription_id: &SubscriptionId,
+        window: RateWindow,
+    ) -> Result<(), StoreError> {
+        // `n > 0`: never below zero, and never creating a window that is gone.
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                format!("RATE#{subscription_id}"),
+                secs(window.start).to_string(),
+            )))
+            .update_expression("ADD #n :minus_one")
+            .condition_expression("#n > :zero")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }

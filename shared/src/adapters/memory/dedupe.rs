@@ -11,8 +11,10 @@ use crate::ports::{AttemptLog, AttemptRef, Claim, DedupeStore, Term};
 enum Entry {
     Pending {
         lease: Term,
-        /// The attempt record that settles it (an attempt claim).
+        /// The attempt record its holder will write (an attempt claim).
         record: Option<AttemptRef>,
+        /// The records the holders it was taken over from named: any of them settles it too.
+        earlier: Vec<AttemptRef>,
         expires_at: DateTime<Utc>,
     },
     Done {
@@ -52,24 +54,28 @@ impl MemoryDedupe {
         self
     }
 
-    async fn record_exists(&self, record: &AttemptRef) -> Result<bool, StoreError> {
-        match &self.attempts {
-            Some(log) => Ok(log
-                .get(&record.subscription_id, &record.attempt_id)
-                .await?
-                .is_some()),
-            None => Ok(false),
+    async fn any_exists(&self, records: &[AttemptRef]) -> Result<bool, StoreError> {
+        let Some(log) = &self.attempts else {
+            return Ok(false);
+        };
+        for r in records {
+            if log.get(&r.subscription_id, &r.attempt_id).await?.is_some() {
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
 
-    /// Is `entry` done: completed, or its named record written?
+    /// Is `entry` done: completed, or any record it names written?
     async fn settled(&self, entry: &Entry) -> Result<bool, StoreError> {
         match entry {
             Entry::Done { .. } => Ok(true),
             Entry::Pending {
-                record: Some(r), ..
-            } => self.record_exists(r).await,
-            Entry::Pending { record: None, .. } => Ok(false),
+                record, earlier, ..
+            } => {
+                let names: Vec<AttemptRef> = record.iter().chain(earlier).copied().collect();
+                self.any_exists(&names).await
+            }
         }
     }
 
@@ -86,6 +92,7 @@ impl MemoryDedupe {
         let ours = Entry::Pending {
             lease,
             record,
+            earlier: Vec::new(),
             expires_at,
         };
         for _ in 0..3 {
@@ -102,17 +109,54 @@ impl MemoryDedupe {
             if self.settled(&seen).await? {
                 return Ok(Claim::Done);
             }
-            let Entry::Pending { lease: held, .. } = &seen else {
+            let Entry::Pending {
+                lease: held,
+                record: held_record,
+                earlier,
+                ..
+            } = &seen
+            else {
                 unreachable!("a done entry is settled")
             };
             if held.runs_at(now) {
                 return Ok(Claim::InProgress);
             }
-            // The holder's lease ran out unsettled: take over the claim exactly as seen.
-            let mut items = self.items.lock().unwrap();
-            if items.get(key) == Some(&seen) {
-                items.insert(key, ours);
-                return Ok(Claim::Claimed);
+            // The holder's lease ran out unsettled: take over the claim exactly as seen, keeping
+            // every name it had (an overtaken holder still running may write its record yet).
+            let names: Vec<AttemptRef> = held_record.iter().chain(earlier).copied().collect();
+            let taken = {
+                let mut items = self.items.lock().unwrap();
+                let same = items.get(key) == Some(&seen);
+                if same {
+                    let Entry::Pending {
+                        lease,
+                        record,
+                        expires_at,
+                        ..
+                    } = ours.clone()
+                    else {
+                        unreachable!("ours is pending")
+                    };
+                    let mut kept = names.clone();
+                    kept.dedup();
+                    let taking = Entry::Pending {
+                        lease,
+                        record,
+                        earlier: kept,
+                        expires_at,
+                    };
+                    items.insert(key, taking);
+                }
+                same
+            };
+            if taken {
+                // As the DynamoDB adapter: a record written between the read above and the
+                // take-over settles the claim (it still names it), so read them again.
+                return Ok(if self.any_exists(&names).await? {
+                    Claim::Done
+                } else {
+                    Claim::Claimed
+                });
             }
         }
         Ok(Claim::InProgress)
@@ -149,9 +193,9 @@ impl DedupeStore for MemoryDedupe {
         Ok(())
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, holder: Option<AttemptRef>) -> Result<(), StoreError> {
         let mut items = self.items.lock().unwrap();
-        if matches!(items.get(key), Some(Entry::Pending { .. })) {
+        if matches!(items.get(key), Some(Entry::Pending { record, .. }) if *record == holder) {
             items.remove(key);
         }
         Ok(())

@@ -28,6 +28,19 @@ impl RateLimiter for MemoryRateLimiter {
         Ok(true)
     }
 
+    async fn give_back(
+        &self,
+        subscription_id: &SubscriptionId,
+        window: RateWindow,
+    ) -> Result<(), StoreError> {
+        let mut counts = self.counts.lock().unwrap();
+        let key = (subscription_id.to_string(), window.start.timestamp());
+        if let Some(n) = counts.get_mut(&key) {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     async fn reserve_slots(
         &self,
         subscription_id: &SubscriptionId,
