@@ -327,7 +327,15 @@ impl CrashPlan {
 
     /// A receiver that answers every POST 200 at once, noting its `webhook-id` on the timeline.
     pub fn receiver(self: &Arc<Self>) -> Arc<dyn HttpSender> {
-        Arc::new(Receiver(self.clone()))
+        self.receiver_failing_first(0)
+    }
+
+    /// The same, answering 500 to the first `failures` POSTs of each delivery (the retry path).
+    pub fn receiver_failing_first(self: &Arc<Self>, failures: usize) -> Arc<dyn HttpSender> {
+        Arc::new(Receiver {
+            plan: self.clone(),
+            failures,
+        })
     }
 }
 
@@ -357,7 +365,10 @@ fn none() -> String {
     String::new()
 }
 
-struct Receiver(Arc<CrashPlan>);
+struct Receiver {
+    plan: Arc<CrashPlan>,
+    failures: usize,
+}
 
 #[async_trait]
 impl HttpSender for Receiver {
@@ -368,9 +379,16 @@ impl HttpSender for Receiver {
             .find(|(name, _)| name.eq_ignore_ascii_case("webhook-id"))
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        self.0.note(Note::Post { delivery_id });
+        let earlier = {
+            let s = self.plan.state.lock().unwrap();
+            s.timeline
+                .iter()
+                .filter(|n| matches!(n, Note::Post { delivery_id: d } if *d == delivery_id))
+                .count()
+        };
+        self.plan.note(Note::Post { delivery_id });
         Ok(OutboundResponse {
-            status: 200,
+            status: if earlier < self.failures { 500 } else { 200 },
             retry_after: None,
             body_snippet: "ok".into(),
         })

@@ -167,6 +167,7 @@ async fn scenario(
     fixture: &Fixture,
     crashes: &[(Point, Variant)],
     expected: Option<&BTreeSet<String>>,
+    receiver: Receiver,
 ) -> Settled {
     let start = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(start));
@@ -194,11 +195,15 @@ async fn scenario(
         )),
     )
     .with_metrics(Arc::new(|_| {}));
-    let config = WorkerConfig::from_env_pairs(&[]).unwrap();
+    // Retries at once: a re-sent job is visible again without waiting on SQS's real-time delay.
+    let config = WorkerConfig::from_env_pairs(&[("RETRY_SCHEDULE_SECONDS", "0,0,0,0,0")]).unwrap();
     let worker = Worker::with_metrics(
         Ports {
             core,
-            http: plan.receiver(),
+            http: plan.receiver_failing_first(match receiver {
+                Receiver::Healthy => 0,
+                Receiver::FailsFirst => 1,
+            }),
             dead_letter_sink: plan.dead_letters(backend.dlq.clone()),
             // The subscription holds a legacy plain secret: nothing to open.
             secrets: relay_shared::secrets_at_rest::SecretOpener::new(Arc::new(
@@ -421,6 +426,16 @@ fn job_type(body: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// How the subscriber answers.
+#[derive(Debug, Clone, Copy)]
+enum Receiver {
+    /// 200 to every POST.
+    Healthy,
+    /// 500 to each delivery's first POST, then 200: every delivery takes the retry path (the
+    /// failed attempt recorded, the job re-sent for attempt 2).
+    FailsFirst,
+}
+
 /// Where a scenario crashes a second time, in the recovery from its first crash.
 #[derive(Debug, Clone, Copy)]
 enum Second {
@@ -445,9 +460,9 @@ impl Second {
 
 /// Sweeps every crash point of a clean run, both variants, and then (`second`) a second crash
 /// in each one's recovery: the violations found, each prefixed with its points and variants.
-async fn sweep(kind: Kind<'_>, second: Second) -> Vec<String> {
+async fn sweep(kind: Kind<'_>, second: Second, receiver: Receiver) -> Vec<String> {
     let fixture = Fixture::new();
-    let clean = scenario(kind, &fixture, &[], None).await;
+    let clean = scenario(kind, &fixture, &[], None, receiver).await;
     assert!(
         clean.violations.is_empty(),
         "{} clean run: {:?}",
@@ -486,6 +501,7 @@ async fn sweep(kind: Kind<'_>, second: Second) -> Vec<String> {
                 &fixture,
                 std::slice::from_ref(&first),
                 Some(&expected),
+                receiver,
             )
             .await;
             let verdict = if run.violations.is_empty() {
@@ -494,7 +510,7 @@ async fn sweep(kind: Kind<'_>, second: Second) -> Vec<String> {
                 kind.failed()
             };
             println!(
-                "crash point ({}) {point} / {variant}: {verdict} ({} Webex deliveries, {} worker runs)",
+                "crash point ({}, {receiver:?}) {point} / {variant}: {verdict} ({} Webex deliveries, {} worker runs)",
                 kind.name(),
                 run.ingests,
                 run.worker_runs
@@ -514,7 +530,7 @@ async fn sweep(kind: Kind<'_>, second: Second) -> Vec<String> {
                 for then_variant in Variant::BOTH {
                     doubles += 1;
                     let crashes = [first.clone(), (then.clone(), then_variant)];
-                    let run = scenario(kind, &fixture, &crashes, Some(&expected)).await;
+                    let run = scenario(kind, &fixture, &crashes, Some(&expected), receiver).await;
                     for v in &run.violations {
                         let at = format!("{point} / {variant}, then {then} / {then_variant}");
                         println!(
@@ -529,7 +545,7 @@ async fn sweep(kind: Kind<'_>, second: Second) -> Vec<String> {
         }
     }
     println!(
-        "crash points ({}): {} points × 2 variants = {singles} scenarios; {doubles} with a second \
+        "crash points ({}, {receiver:?}): {} points × 2 variants = {singles} scenarios; {doubles} with a second \
          crash in the recovery ({second:?}); {} violation(s)",
         kind.name(),
         points.len(),
@@ -574,14 +590,28 @@ fn assert_none(kind: Kind<'_>, failures: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_points_lose_and_duplicate_nothing_in_memory() {
-    assert_none(Kind::Memory, &sweep(Kind::Memory, Second::All).await);
+    assert_none(
+        Kind::Memory,
+        &sweep(Kind::Memory, Second::All, Receiver::Healthy).await,
+    );
+}
+
+/// The retry path: each delivery's first attempt answered 500, so the job is re-sent and its
+/// failed attempt recorded before attempt 2 succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails today: a crash between the re-send of a failed attempt and its record lets the original copy take its claim over and POST after the re-sent copy succeeded"]
+async fn crash_points_on_the_retry_path_lose_and_duplicate_nothing_in_memory() {
+    assert_none(
+        Kind::Memory,
+        &sweep(Kind::Memory, Second::All, Receiver::FailsFirst).await,
+    );
 }
 
 /// The sweep can fail (its own checks, memory only): with attempt claims that never hold, the crash after a success was
 /// recorded (its result lost, so the message comes back) POSTs the delivery again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_points_sweep_catches_a_forgetful_attempt_claim() {
-    let failures = sweep(Kind::Forgetful, Second::None).await;
+    let failures = sweep(Kind::Forgetful, Second::None, Receiver::Healthy).await;
     let point = "worker telephony:created: attempts.record[succeeded] / after";
     assert!(
         failures
@@ -601,7 +631,7 @@ async fn crash_points_sweep_catches_a_forgetful_attempt_claim() {
 /// crashes before its POST.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_points_sweep_catches_a_lost_job() {
-    let failures = sweep(Kind::AcksFirst, Second::None).await;
+    let failures = sweep(Kind::AcksFirst, Second::None, Receiver::Healthy).await;
     let point = "worker call:ringing: subscriptions.get / before";
     assert!(
         failures
@@ -620,5 +650,23 @@ async fn crash_points_lose_and_duplicate_nothing_on_aws_adapters() {
     let kind = Kind::Aws(&sdk);
     // A second crash in the crashed handler's own recovery only: DynamoDB Local + moto take a
     // quarter of a second per scenario, the memory sweep covers every second crash.
-    assert_none(kind, &sweep(kind, Second::SamePhase).await);
+    assert_none(
+        kind,
+        &sweep(kind, Second::SamePhase, Receiver::Healthy).await,
+    );
+}
+
+/// The retry path on DynamoDB Local + moto (see the memory twin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails today: a crash between the re-send of a failed attempt and its record lets the original copy take its claim over and POST after the re-sent copy succeeded"]
+async fn crash_points_on_the_retry_path_lose_and_duplicate_nothing_on_aws_adapters() {
+    let test = "crash_points_on_the_retry_path_lose_and_duplicate_nothing_on_aws_adapters";
+    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
+        return;
+    };
+    let kind = Kind::Aws(&sdk);
+    assert_none(
+        kind,
+        &sweep(kind, Second::SamePhase, Receiver::FailsFirst).await,
+    );
 }
