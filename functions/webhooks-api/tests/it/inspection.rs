@@ -9,16 +9,17 @@ use relay_shared::delivery::{AttemptRecord, AttemptStatus, DeliveryJob, ErrorCla
 use relay_shared::events::{EventType, OutboundEvent};
 use relay_shared::ids::{AttemptId, EventId, SubscriptionId};
 use relay_shared::ports::Clock;
-use relay_shared::stats::bucket_start;
+use relay_shared::stats::{bucket_start, ReadLimits};
 use serde_json::{json, Value};
 use webhooks_api::ApiConfig;
 
-use crate::common::{suite, unique, Backend, Harness};
+use crate::common::{request, suite, unique, Backend, Harness};
 
 const HOOKS: &str = "/api/hooks/webhooks";
 
 suite!(
     stats_add_up_the_last_hour_and_day,
+    stats_answer_503_until_a_long_catch_up_is_done,
     an_attempts_detail_shows_what_was_sent,
     the_delivery_log_filters_by_type_and_time,
     resend_queues_a_new_run_of_one_event,
@@ -150,6 +151,65 @@ async fn stats_add_up_the_last_hour_and_day(b: Backend) {
     h.call("GET", &format!("{HOOKS}/nope/stats"), Some(&key), None)
         .await
         .assert_error(404, "not_found");
+}
+
+/// A webhook with more attempt records since its watermark than one GET reads (a budget of 60
+/// records in pages of 20 here; `RECORD_BUDGET` deployed): a GET that reaches the budget
+/// answers `503 unavailable` (retry), never partial figures; each one goes on where the last
+/// stopped, so after a few the figures are the exact ones, and stay so.
+async fn stats_answer_503_until_a_long_catch_up_is_done(b: Backend) {
+    let Some(h) = h_with(b, |c| {
+        c.stats_limits = ReadLimits {
+            page: 20,
+            budget: 60,
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let org = unique("org");
+    let (key, sid) = webhook(&h, &org).await;
+    let now = h.clock.now();
+    let event = logged(&h, &org, EventType::PresenceChanged, now).await;
+    // 200 attempts, one every six minutes from 23 hours ago: every fifth failed.
+    for i in 0..200i32 {
+        let status = if i % 5 == 0 {
+            AttemptStatus::Failed
+        } else {
+            AttemptStatus::Succeeded
+        };
+        let at = now - Duration::hours(23) + Duration::minutes(6) * i;
+        attempted(&h, sid, &event, status, at, 30).await;
+    }
+    let p = format!("{HOOKS}/{sid}/stats");
+    let mut refused = 0;
+    let figures = loop {
+        let r = h
+            .send_allowing_5xx(request("GET", &p, Some(&key), None, &[]))
+            .await;
+        if r.status.as_u16() == 200 {
+            break r.json();
+        }
+        let e = r.assert_error(503, "unavailable");
+        assert!(
+            e["detail"].as_str().unwrap().contains("60 records read"),
+            "{e}"
+        );
+        refused += 1;
+        assert!(refused <= 6, "the catch-up does not end");
+    };
+    assert!(refused >= 2, "{refused} GETs refused");
+    assert_eq!(
+        (
+            &figures["windows"]["24h"]["attempts"],
+            &figures["windows"]["24h"]["failures"],
+            &figures["windows"]["1h"]["attempts"],
+        ),
+        (&json!(200), &json!(40), &json!(0))
+    );
+    let again = h.call("GET", &p, Some(&key), None).await.assert_status(200);
+    assert_eq!(again, figures);
 }
 
 async fn an_attempts_detail_shows_what_was_sent(b: Backend) {
