@@ -11,8 +11,9 @@ use crate::subscription::{Ordering, Subscription};
 /// How long the delivery worker remembers an attempt claim (`DeliveryJob::attempt_claim_key`),
 /// in days: within it, a second copy of a job (an SQS redelivery, or a Webex redelivery the
 /// ingest queued again under the same deterministic event id) is recognised and not POSTed
-/// again. The ingest's freshness window (`DEDUPE_TTL_HOURS`) may not exceed it, or a re-sent
-/// capture could arrive after the worker forgot it.
+/// again. The ingest's freshness window (`DEDUPE_TTL_HOURS`) plus the future clock skew it
+/// accepts may not exceed it (telephony-ingest's `MAX_DEDUPE_TTL_HOURS` is derived from both), or
+/// a re-sent capture could arrive after the worker forgot it.
 pub const ATTEMPT_CLAIM_DAYS: i64 = 5;
 
 /// Why an attempt failed, when it did not get an HTTP status. The names come from one rule,
