@@ -1711,3 +1711,43 @@ async fn tracking_id_is_on_the_request_line() {
     assert_eq!(requests[1]["fields"]["outcome"], "unauthorized");
     assert_eq!(requests[1]["fields"]["verified_with"], "");
 }
+
+/// The longest freshness window `DEDUPE_TTL_HOURS` allows, and an event dated as far ahead as the
+/// ingest accepts: relayed at once, and a re-sent capture of it is already stale when the worker's
+/// attempt claims (remembered `ATTEMPT_CLAIM_DAYS` from the first ingest, at the earliest) end,
+/// so it can never be POSTed again by a claim that was forgotten (review 21, F6).
+#[tokio::test]
+async fn a_re_sent_capture_is_stale_before_the_attempt_memory_ends() {
+    use relay_shared::delivery::ATTEMPT_CLAIM_DAYS;
+    use telephony_ingest::config::MAX_DEDUPE_TTL_HOURS;
+    use telephony_ingest::ingest::MAX_CLOCK_SKEW;
+    let mut config = IngestConfig::new(WebhookAuth::secret(SECRET));
+    config.dedupe_ttl = chrono::Duration::hours(MAX_DEDUPE_TTL_HOURS);
+    let h = Harness::memory_with_config(config);
+    h.subscribe(SEED_ORG, &TELEPHONY).await;
+    let capture = with(SEED_CREATED, |v| {
+        v["data"]["eventTimestamp"] = rfc3339_millis(h.now + MAX_CLOCK_SKEW).into();
+        v["data"]["callId"] = "ahead-call".into();
+    });
+    let r = h.post(&capture).await;
+    assert_eq!(r.body["status"], "queued", "{}", r.body);
+    assert_eq!(h.drain().await.len(), 1);
+    // At the window's end: still fresh, relayed again (`duplicate` while the call state lasts,
+    // `queued` once it expired), for the worker's claims to collapse.
+    let last_fresh = MAX_CLOCK_SKEW + chrono::Duration::hours(MAX_DEDUPE_TTL_HOURS);
+    assert!(last_fresh < chrono::Duration::days(ATTEMPT_CLAIM_DAYS));
+    h.clock.advance(last_fresh);
+    let r = h.post(&capture).await;
+    assert!(
+        r.body["status"] == "duplicate" || r.body["status"] == "queued",
+        "{}",
+        r.body
+    );
+    h.drain().await;
+    // From one millisecond after it, and so whenever the claims are gone: stale.
+    h.clock.advance(chrono::Duration::milliseconds(1));
+    let r = h.post(&capture).await;
+    assert_eq!(r.body["status"], "stale", "{}", r.body);
+    assert_eq!(r.body["reason"], "older_than_dedupe_window", "{}", r.body);
+    assert!(h.drain().await.is_empty());
+}
