@@ -220,14 +220,17 @@ pub fn closed_until(now: DateTime<Utc>) -> DateTime<Utc> {
     bucket_start(now - RECORDING_GRACE)
 }
 
-/// The most attempt records one stats read reads ([`webhook_stats`]): 40 pages of
+/// The most attempt records one stats read reads ([`webhook_stats`]): 20 pages of
 /// [`PAGE_SCAN_BUDGET`]. At the highest rate a webhook can have (100 attempts a minute) that is
-/// 3 h 20 min of attempts, ≈ 3,700 RRU and a few seconds of `Query` pages — well within the API's
-/// 29 s — while a GET every few minutes reads ≈ 2,100 (the open buckets' 16–21 minutes). It
-/// bounds the catch-up of a webhook whose records since the watermark are many (the first GET
-/// after a deploy, after two days without one, or a busy webhook not read for hours): each GET
-/// goes on where the last one stopped, so a whole busy day (≈ 144,000 records) takes 8.
-pub const RECORD_BUDGET: usize = 40 * PAGE_SCAN_BUDGET;
+/// 1 h 40 min of attempts and ≈ 2,000 RRU, while a GET every few minutes reads ≈ 2,100 records
+/// (the open buckets' 16–21 minutes). The bound is for the API function's 29 s timeout at its
+/// 128 MB (a small fraction of a vCPU: each record is parsed from its item and its `doc`), with a
+/// wide margin, not measured on Lambda — a read cut short by the timeout keeps its progress
+/// anyway. It bounds the catch-up of a webhook whose records since the watermark are many (the
+/// first GET after a deploy, after two days without one, or a busy webhook not read for hours):
+/// each GET goes on where the last one stopped, so a whole day at the highest rate (≈ 144,000
+/// records) takes 15.
+pub const RECORD_BUDGET: usize = 20 * PAGE_SCAN_BUDGET;
 
 /// How a stats read pages through the attempt log: the page size (items asked per `Query`) and
 /// the record budget. Tests make both small.

@@ -40,7 +40,7 @@ pub struct ApiConfig {
     /// start before the event log's retention (422 `since`).
     pub retention: Retention,
     /// How `GET …/stats` pages through the attempt log: 500 records a page, at most
-    /// `relay_shared::stats::RECORD_BUDGET` (20,000) a request. Not an environment variable (the
+    /// `relay_shared::stats::RECORD_BUDGET` (10,000) a request. Not an environment variable (the
     /// budget is sized to the function's timeout); tests make it small.
     pub stats_limits: ReadLimits,
 }

@@ -839,6 +839,21 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         USER_KEY,
     )
     .await;
+    // An attempt of an hour ago (written by the test, not by a function): its bucket is closed,
+    // so the stats GET materialises it (BatchWriteItem on STATS#), then moves the watermark.
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let old = testkit::fixtures::attempt(
+        ok_id.parse().unwrap(),
+        relay_shared::ids::EventId::new_at(hour_ago.timestamp_millis() as u64),
+        1,
+        relay_shared::delivery::AttemptStatus::Succeeded,
+        hour_ago,
+    );
+    aws.stores
+        .attempts
+        .record(&old, hour_ago + chrono::Duration::days(1))
+        .await
+        .unwrap();
     get(format!("/api/hooks/webhooks/{ok_id}/stats"), USER_KEY).await;
     let events = get(format!("/api/hooks/events?{window}"), USER_KEY).await;
     let event = events["data"][0]["id"]
