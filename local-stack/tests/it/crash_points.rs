@@ -665,8 +665,7 @@ async fn crash_points_on_the_retry_path_lose_and_duplicate_nothing_on_aws_adapte
         return;
     };
     let kind = Kind::Aws(&sdk);
-    assert_none(
-        kind,
-        &sweep(kind, Second::SamePhase, Receiver::FailsFirst).await,
-    );
+    // Single crashes only: with a second one in the crashed handler's recovery this path is some
+    // 500 scenarios, three minutes on DynamoDB Local + moto; the memory twin sweeps them all.
+    assert_none(kind, &sweep(kind, Second::None, Receiver::FailsFirst).await);
 }
