@@ -669,3 +669,155 @@ async fn crash_points_on_the_retry_path_lose_and_duplicate_nothing_on_aws_adapte
     // 500 scenarios, three minutes on DynamoDB Local + moto; the memory twin sweeps them all.
     assert_none(kind, &sweep(kind, Second::None, Receiver::FailsFirst).await);
 }
+
+/// A receiver whose POST is answered 200 only when the test lets it go (a holder running past
+/// its lease).
+struct HeldReceiver {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl relay_shared::ports::HttpSender for HeldReceiver {
+    async fn post(
+        &self,
+        _: relay_shared::ports::OutboundRequest,
+    ) -> Result<relay_shared::ports::OutboundResponse, relay_shared::ports::SendError> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        Ok(relay_shared::ports::OutboundResponse {
+            status: 200,
+            retry_after: None,
+            body_snippet: "ok".into(),
+        })
+    }
+}
+
+fn worker_on(core: CorePorts, http: Arc<dyn relay_shared::ports::HttpSender>) -> Worker {
+    Worker::with_metrics(
+        Ports {
+            core,
+            http,
+            dead_letter_sink: Arc::new(MemoryQueue::new(Duration::from_secs(3600))),
+            secrets: relay_shared::secrets_at_rest::SecretOpener::new(Arc::new(
+                relay_shared::secrets_at_rest::LocalKey::generate(),
+            )),
+        },
+        WorkerConfig::from_env_pairs(&[]).unwrap(),
+        Arc::new(MetricsSink::Off),
+    )
+}
+
+/// A holder still running past its lease (review 21 F1): copy A claims and POSTs but its
+/// answer is slow; copy B takes the expired claim over, POSTs, and crashes before its record;
+/// then A records its success; copy C must find that success and not POST again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_past_its_lease_then_a_crashed_taker_leave_no_post_after_the_success() {
+    let fixture = Fixture::new();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let backend = Kind::Memory.backend(clock.clone()).await;
+    backend
+        .stores
+        .subscriptions
+        .create(&fixture.sub, 10)
+        .await
+        .unwrap();
+    let plan = CrashPlan::new();
+    let core = CorePorts {
+        stores: plan.stores(&backend.stores),
+        queue: plan.queue(backend.queue.clone()),
+        clock: clock.clone(),
+    };
+    let ingest = Ingest::new(
+        core.clone(),
+        IngestConfig::new(WebhookAuth::secret(
+            std::str::from_utf8(WEBEX_SECRET).unwrap(),
+        )),
+    )
+    .with_metrics(Arc::new(|_| {}));
+    let body = fixture.envelope.as_bytes();
+    let resp = ingest
+        .handle(body, Some(&webex_signature(WEBEX_SECRET, body)))
+        .await;
+    assert!(resp.status.is_success(), "{:?}", resp.body);
+    let job = backend
+        .consumer
+        .receive(10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| job_type(&m.body) == "telephony:created")
+        .expect("the raw event's job")
+        .body;
+
+    // A: on the same stores, not through the plan (it runs beside B and C), its POST held.
+    let held = Arc::new(HeldReceiver {
+        entered: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let a_core = CorePorts {
+        stores: backend.stores.clone(),
+        queue: backend.queue.clone(),
+        clock: clock.clone(),
+    };
+    let a = Arc::new(worker_on(a_core, held.clone()));
+    let a_run = tokio::spawn({
+        let (a, job) = (a.clone(), job.clone());
+        async move { a.process_message(&job, 1).await }
+    });
+    held.entered.notified().await;
+
+    // B: the lease ran out; it takes the claim over, POSTs, and crashes before its record.
+    clock.advance(LEASES_RUN_OUT);
+    let worker = worker_on(core.clone(), plan.receiver());
+    plan.arm(
+        Point {
+            phase: "worker B".into(),
+            op: "attempts.record",
+            kind: "succeeded".into(),
+            nth: 1,
+        },
+        Variant::Before,
+    );
+    let b = plan.run("worker B", worker.process_message(&job, 2)).await;
+    assert!(b.is_none(), "B crashed before its record: {b:?}");
+    let posts = |plan: &CrashPlan| {
+        plan.timeline()
+            .iter()
+            .filter(|n| matches!(n, Note::Post { .. }))
+            .count()
+    };
+    assert_eq!(posts(&plan), 1, "B took the claim over and POSTed");
+
+    // A's answer arrives: its success is recorded.
+    held.release.notify_one();
+    let a_outcome = a_run.await.unwrap();
+    assert!(a_outcome.acknowledged(), "{a_outcome:?}");
+
+    // C: the message again, after B's lease too.
+    clock.advance(LEASES_RUN_OUT);
+    let c = plan.run("worker C", worker.process_message(&job, 3)).await;
+    assert_eq!(
+        posts(&plan),
+        1,
+        "C POSTed after A's recorded success (outcome {c:?})"
+    );
+    let attempts = backend
+        .stores
+        .attempts
+        .list(
+            AttemptQuery::of(fixture.sub.id),
+            &PageRequest {
+                limit: 100,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let succeeded = attempts
+        .items
+        .iter()
+        .filter(|a| a.status == AttemptStatus::Succeeded && job.contains(&a.event_id.to_string()))
+        .count();
+    assert_eq!(succeeded, 1, "{:?}", attempts.items);
+}
