@@ -388,3 +388,33 @@ impl Intercept for OpCounter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ops: &[&str]) -> BTreeSet<String> {
+        ops.iter().map(|op| op.to_string()).collect()
+    }
+
+    /// Calls in flight together are one round; a call after another's end opens the next; a
+    /// call still in flight at `take` counts in the next count too.
+    #[tokio::test]
+    async fn rounds_are_busy_periods() {
+        let rounds = RoundTracker::default();
+        let pending_once = || tokio::task::yield_now();
+        tokio::join!(
+            rounds.traced("a", pending_once()),
+            rounds.traced("b", pending_once())
+        );
+        rounds.traced("c", pending_once()).await;
+        assert_eq!(rounds.take_log(), [set(&["a", "b"]), set(&["c"])]);
+        assert_eq!(rounds.take(), 0);
+        rounds.start("d");
+        assert_eq!(rounds.take(), 1);
+        rounds.start("e");
+        rounds.end();
+        rounds.end();
+        assert_eq!(rounds.take_log(), [set(&["d", "e"])]);
+    }
+}
