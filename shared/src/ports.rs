@@ -137,8 +137,12 @@ pub trait CallStateStore: Send + Sync {
 /// The outcome of a claim ([`DedupeStore`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// First time (or a previous claim's lease ran out unsettled): go ahead.
+    /// First time (or a previous claim's memory ran out): go ahead.
     Claimed,
+    /// A previous holder's lease ran out unsettled and this claim took it over: go ahead, but the
+    /// previous holder may have got past its work before it crashed (the worker's retry path:
+    /// attempt n's successor re-sent, its record not written), which the caller may check for.
+    TakenOver,
     /// Already done: completed, or the attempt record the claim names exists.
     Done,
     /// Another holder's claim is live and not settled yet.
@@ -160,8 +164,8 @@ pub struct AttemptRef {
 ///
 /// Meeting another holder's claim: done (completed, or any record it names exists) → `Done`;
 /// else its lease still running → `InProgress`; else (the holder crashed unsettled, or is still
-/// running past its lease) it is taken over, conditionally on the claim seen, so of two copies
-/// taking over the same claim one wins. A take-over keeps the names the claim had: a late record
+/// running past its lease) it is taken over (`TakenOver`), conditionally on the claim seen, so of
+/// two copies taking over the same claim one wins. A take-over keeps the names the claim had: a late record
 /// of an overtaken holder still settles it. After taking over, the earlier holders' records are
 /// read again, and `Done` is returned if one was written meanwhile.
 #[async_trait]
@@ -188,6 +192,9 @@ pub trait DedupeStore: Send + Sync {
     /// claim naming none). A done key stays done, and a claim another copy has taken over since
     /// stays that copy's.
     async fn release(&self, key: &str, holder: Option<AttemptRef>) -> Result<(), StoreError>;
+    /// Is there a live claim on `key` at `now`, in any state (pending, done)? One strongly
+    /// consistent read; the worker's take-over path only ([`Claim::TakenOver`]).
+    async fn exists(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
 }
 
 /// Last-known presence of one person.

@@ -522,6 +522,12 @@ impl DedupeStore for Wrapped<dyn DedupeStore> {
             .gate("dedupe.release", dedupe_kind(key), call)
             .await
     }
+    async fn exists(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let call = self.inner.exists(key, now);
+        self.plan
+            .gate("dedupe.exists", dedupe_kind(key), call)
+            .await
+    }
 }
 
 #[async_trait]

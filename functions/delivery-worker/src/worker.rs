@@ -448,6 +448,7 @@ impl Worker {
             .await
         {
             Ok(Claim::Claimed) => Ok(()),
+            Ok(Claim::TakenOver) => self.taken_over(job, attempt, claims).await,
             Ok(Claim::Done) => Err(duplicate(DeliveryOutcome::Dropped {
                 reason: format!("attempt {attempt} was already made (duplicate queue message)"),
             })),
@@ -462,6 +463,56 @@ impl Worker {
                 },
                 duplicate: false,
             }),
+        }
+    }
+
+    /// This copy took attempt `attempt`'s claim over from a holder whose lease ran out unsettled.
+    /// That holder may have crashed after settling the job but before its record (which is
+    /// written last): a standard job's successor re-sent for the next attempt, an ordered job's
+    /// attempt held. Either leaves a mark this copy can read (one read, on this rare path only):
+    /// the next attempt's claim (the re-sent copy's, once it was received) or the held record. A
+    /// mark → the attempt was made and settled: the claim is completed (later copies stop at
+    /// once) and this copy is a duplicate, no POST. What remains (the re-sent copy not received
+    /// yet, or claiming between this read and the POST) is in docs/delivery-worker.md, "Exactly
+    /// once per attempt".
+    async fn taken_over(
+        &self,
+        job: &DeliveryJob,
+        attempt: u32,
+        claims: Claims,
+    ) -> Result<(), Refused> {
+        let claim_key = job.claim_key(attempt);
+        let mark = if job.is_ordered() {
+            job.held_attempt_key(attempt)
+        } else {
+            job.claim_key(attempt + 1)
+        };
+        let dedupe = &self.ports.core.stores.dedupe;
+        match dedupe.exists(&mark, claims.lease.from).await {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                tracing::warn!(delivery_id = %job.delivery_id(), attempt, "took over an unsettled attempt claim whose attempt was settled (its successor is under way): a duplicate copy, no POST");
+                if let Err(e) = dedupe.complete(&claim_key, claims.remember_until).await {
+                    tracing::warn!(error = %e, claim = %claim_key, "could not mark the settled attempt's claim done (the next copy reads the mark again)");
+                }
+                Err(Refused {
+                    outcome: DeliveryOutcome::Dropped {
+                        reason: format!(
+                            "attempt {attempt} was already made (its successor is under way; duplicate queue message)"
+                        ),
+                    },
+                    duplicate: true,
+                })
+            }
+            Err(e) => {
+                self.release_claim(&claim_key, Some(claims.record)).await;
+                Err(Refused {
+                    outcome: DeliveryOutcome::Failed {
+                        error: format!("reading attempt {attempt}'s successor mark: {e}"),
+                    },
+                    duplicate: false,
+                })
+            }
         }
     }
 
@@ -493,7 +544,7 @@ impl Worker {
                         .await
                     {
                         Ok(Claim::Done) => attempt += 1,
-                        Ok(Claim::Claimed) => {
+                        Ok(Claim::Claimed | Claim::TakenOver) => {
                             self.release_claim(&held, None).await;
                             return Err(Refused {
                                 outcome: DeliveryOutcome::Dropped { reason },

@@ -6,6 +6,37 @@ use relay_shared::ports::{AttemptRef, Claim, Term};
 use crate::fixtures::{millis, now};
 use crate::harness::StoreEnv;
 
+/// `exists`: a live claim in any state (pending, done), not a released or expired one (the
+/// worker's read of a successor's claim after a take-over).
+pub async fn a_claim_exists_while_pending_or_done(env: StoreEnv) {
+    let d = &env.stores.dedupe;
+    let t = now();
+    let at = |s| t + Duration::seconds(s);
+    let term = |from, until| Term::new(at(from), at(until));
+    let keep = t + Duration::days(1);
+
+    assert!(!d.exists("e1", t).await.unwrap(), "never claimed");
+    assert_eq!(
+        d.claim("e1", term(0, 30), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    assert!(d.exists("e1", at(1)).await.unwrap(), "pending");
+    assert!(
+        d.exists("e1", at(31)).await.unwrap(),
+        "pending, its lease over: still a claim"
+    );
+    d.complete("e1", at(100)).await.unwrap();
+    assert!(d.exists("e1", at(99)).await.unwrap(), "done");
+    assert!(!d.exists("e1", at(101)).await.unwrap(), "its memory over");
+
+    assert_eq!(
+        d.claim("e2", term(0, 30), keep).await.unwrap(),
+        Claim::Claimed
+    );
+    d.release("e2", None).await.unwrap();
+    assert!(!d.exists("e2", at(1)).await.unwrap(), "released");
+}
+
 pub async fn claim_complete_release(env: StoreEnv) {
     let d = &env.stores.dedupe;
     let t = now();
@@ -64,7 +95,7 @@ pub async fn expired_claims_are_reclaimable(env: StoreEnv) {
     );
     assert_eq!(
         d.claim("k3", term(31, 61), keep).await.unwrap(),
-        Claim::Claimed
+        Claim::TakenOver
     );
     // …and now that claim's lease holds.
     assert_eq!(
@@ -212,7 +243,7 @@ pub async fn an_unsettled_attempt_claim_is_taken_over_after_its_lease(env: Store
         d.claim_attempt("b1", second, term(31, 61), keep)
             .await
             .unwrap(),
-        Claim::Claimed,
+        Claim::TakenOver,
         "the first holder's lease is over, its record never written"
     );
     assert_eq!(
@@ -243,7 +274,7 @@ pub async fn an_unsettled_attempt_claim_is_taken_over_after_its_lease(env: Store
         d.claim_attempt("b4", second, term(31, 61), keep)
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::TakenOver
     );
     log.record(&record_of(first, t), t + Duration::days(30))
         .await
@@ -314,12 +345,12 @@ pub async fn racing_take_overs_one_wins(env: StoreEnv) {
     let got = [a, b, c, e];
     let claimed = got
         .iter()
-        .filter(|c| matches!(c, Ok(Claim::Claimed)))
+        .filter(|c| matches!(c, Ok(Claim::TakenOver)))
         .count();
     assert_eq!(claimed, 1, "{got:?}");
     assert!(
         got.iter()
-            .all(|c| matches!(c, Ok(Claim::Claimed | Claim::InProgress))),
+            .all(|c| matches!(c, Ok(Claim::TakenOver | Claim::InProgress))),
         "{got:?}"
     );
 }
@@ -348,7 +379,7 @@ pub async fn an_overtaken_holders_late_record_settles_the_claim(env: StoreEnv) {
     // A POSTs (2xx) and is slow after that; its lease ends.
     assert_eq!(
         d.claim_attempt("f1", b, term(61, 121), keep).await.unwrap(),
-        Claim::Claimed,
+        Claim::TakenOver,
         "B takes the expired claim over (and POSTs: the price of a lease)"
     );
     log.record(
@@ -387,7 +418,7 @@ pub async fn an_overtaken_holders_late_record_settles_the_claim(env: StoreEnv) {
     );
     assert_eq!(
         d.claim_attempt("f2", b, term(61, 121), keep).await.unwrap(),
-        Claim::Claimed
+        Claim::TakenOver
     );
     d.release("f2", Some(a)).await.unwrap();
     assert_eq!(

@@ -90,6 +90,7 @@ conformance! {
             an_unsettled_attempt_claim_is_taken_over_after_its_lease,
             racing_take_overs_one_wins,
             an_overtaken_holders_late_record_settles_the_claim,
+            a_claim_exists_while_pending_or_done,
         ],
         presence: [
             load_and_write_in_batches,

@@ -15,7 +15,7 @@ use relay_shared::delivery::{AttemptRecord, AttemptStatus};
 use relay_shared::error::StoreError;
 use relay_shared::events::EventType;
 use relay_shared::ids::{AttemptId, SubscriptionId};
-use relay_shared::ports::{AttemptLog, AttemptQuery, Page, PageRequest, Stores};
+use relay_shared::ports::{AttemptLog, AttemptQuery, Page, PageRequest, QueueConsumer, Stores};
 use testkit::crash::{CrashPlan, Note, Point, Variant};
 
 use crate::common::*;
@@ -31,14 +31,20 @@ struct Rig {
 /// A worker whose stores, queues and receiver (200 to every POST) go through `plan`, on a test
 /// clock; `wrap` may replace stores first.
 async fn rig(wrap: impl FnOnce(Stores) -> Stores) -> Rig {
-    let plan = CrashPlan::new();
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let stores = plan.stores(&wrap(memory_stores_at(clock.clone())));
+    rig_on(wrap(memory_stores_at(clock.clone())), clock, 0).await
+}
+
+/// As [`rig`], over `base` (memory, or the DynamoDB adapters) on `clock`, the receiver
+/// answering 500 to each delivery's first `failing_first` POSTs, then 200.
+async fn rig_on(base: Stores, clock: Arc<ManualClock>, failing_first: usize) -> Rig {
+    let plan = CrashPlan::new();
+    let stores = plan.stores(&base);
     let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     let dlq = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
     let h = Harness::with_queues(
         test_config(3),
-        plan.receiver(),
+        plan.receiver_failing_first(failing_first),
         clock.clone(),
         stores,
         queue.clone(),
@@ -60,7 +66,12 @@ async fn rig(wrap: impl FnOnce(Stores) -> Stores) -> Rig {
 impl Rig {
     /// One copy of the message through the worker, as run `phase` (`None`: it crashed).
     async fn copy(&self, phase: &str) -> Option<DeliveryOutcome> {
-        let work = self.h.worker.process_message(&self.body, 1);
+        self.run(&self.body, phase).await
+    }
+
+    /// `body` through the worker, as run `phase` (`None`: it crashed).
+    async fn run(&self, body: &str, phase: &str) -> Option<DeliveryOutcome> {
+        let work = self.h.worker.process_message(body, 1);
         self.plan.run(phase, work).await
     }
 
@@ -311,4 +322,78 @@ async fn the_claims_lease_covers_the_invocation() {
     r.clock.advance(chrono::Duration::seconds(600));
     assert_eq!(r.copy("redelivery").await, Some(delivered(1, 200)));
     assert_eq!((r.posts(), r.successes_recorded()), (2, 1));
+}
+
+/// The retry path (H5's crash-point sweep, `worker: queue.send / after`): attempt 1 fails (500),
+/// its successor is re-sent for attempt 2, and the worker crashes before attempt 1's record. The
+/// re-sent copy makes attempt 2 (200, recorded). The original message comes back after attempt
+/// 1's lease and takes attempt 1's unsettled claim over: attempt 2's claim shows the attempt was
+/// settled by its re-send, so it is a duplicate — no POST after the recorded success — and the
+/// claim is completed, so a later copy stops at once. (Before the fix it POSTed attempt 1 again:
+/// a second success.)
+async fn retry_resent_then_crashed(base: Stores, clock: Arc<ManualClock>) {
+    let r = rig_on(base, clock, 1).await;
+    let send = Point {
+        phase: "worker".into(),
+        op: "queue.send",
+        kind: String::new(),
+        nth: 1,
+    };
+    r.plan.arm(send, Variant::After);
+    assert_eq!(r.copy("worker").await, None, "crashed after the re-send");
+    let resent = r.h.queue.receive(10, 0).await.unwrap();
+    assert_eq!(resent.len(), 1, "the successor was re-sent");
+    assert_eq!(
+        r.run(&resent[0].body, "re-sent copy").await,
+        Some(delivered(2, 200))
+    );
+    r.after_the_lease();
+    let redelivery = r.copy("redelivery").await;
+    assert!(
+        matches!(redelivery, Some(DeliveryOutcome::Dropped { .. })),
+        "{redelivery:?}"
+    );
+    assert_eq!(
+        r.ops("redelivery"),
+        [
+            "dedupe.claim",
+            "dedupe.complete",
+            "dedupe.exists",
+            "rate_limits.acquire",
+            "rate_limits.give_back",
+            "subscriptions.get"
+        ],
+        "one read of the successor's claim, the claim completed, the token given back"
+    );
+    let late = r.copy("late copy").await;
+    assert!(
+        matches!(late, Some(DeliveryOutcome::Dropped { .. })),
+        "{late:?}"
+    );
+    assert!(
+        !r.ops("late copy").contains(&"dedupe.exists"),
+        "done at once"
+    );
+    assert_eq!(
+        (r.posts(), r.successes_recorded()),
+        (2, 1),
+        "attempt 1 (500) and attempt 2 (200): nothing after the recorded success"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_success() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    retry_resent_then_crashed(memory_stores_at(clock.clone()), clock).await;
+}
+
+#[tokio::test]
+async fn aws_a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_success() {
+    let test = "aws_a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_success";
+    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
+        return;
+    };
+    let aws = testkit::aws::Resources::new(&sdk, "relay-dw").await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    retry_resent_then_crashed(aws.stores, clock).await;
 }

@@ -5,7 +5,7 @@
 //! that succeeds when there is no live item; when it is refused, the item returned with the
 //! failure (or a consistent read) is judged: done, or any record it names exists (one consistent
 //! GetItem per name) → `Done`; lease running → `InProgress`; lease over → taken
-//! over by a put conditional on the very claim seen (its lease and holder), so of two copies
+//! over (`TakenOver`) by a put conditional on the very claim seen (its lease and holder), so of two copies
 //! taking over, one wins.
 //!
 //! The take-over keeps every name: an overtaken holder may still be running (its lease ran out
@@ -206,7 +206,7 @@ impl DynamoTable {
                     return Ok(if self.any_exists(&named_records(&old), now).await? {
                         Claim::Done
                     } else {
-                        Claim::Claimed
+                        Claim::TakenOver
                     })
                 }
                 Conditional::Refused(again) => seen = again,
@@ -260,5 +260,9 @@ impl DedupeStore for DynamoTable {
         .value(":pending", s(PENDING));
         self.delete_if(key(pk(key_), SK), pending).await?;
         Ok(())
+    }
+
+    async fn exists(&self, key_: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.get_live(pk(key_), SK, now).await?.is_some())
     }
 }

@@ -155,7 +155,7 @@ impl MemoryDedupe {
                 return Ok(if self.any_exists(&names).await? {
                     Claim::Done
                 } else {
-                    Claim::Claimed
+                    Claim::TakenOver
                 });
             }
         }
@@ -199,5 +199,14 @@ impl DedupeStore for MemoryDedupe {
             items.remove(key);
         }
         Ok(())
+    }
+
+    async fn exists(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .get(key)
+            .is_some_and(|e| e.live(now)))
     }
 }
