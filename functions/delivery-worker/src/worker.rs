@@ -295,8 +295,8 @@ impl Worker {
             rate_limits.try_acquire(&sub.id, window),
             self.claim_next(&job, claims)
         );
-        let attempt = match claimed {
-            Ok(attempt) => attempt,
+        let (attempt, taken_over) = match claimed {
+            Ok(claimed) => claimed,
             // Not this copy's to make. A duplicate copy (made already, or being made) gives the
             // token it took back: a Webex redelivery is queued again to every subscriber, and
             // must not eat the webhook's limit. (If the claim itself failed, the token is
@@ -331,7 +331,7 @@ impl Worker {
                 };
             }
         }
-        self.attempt_and_settle(job, &sub, &secrets, attempt, claims, now)
+        self.attempt_and_settle(job, &sub, &secrets, (attempt, taken_over), claims, now)
             .await
     }
 
@@ -419,17 +419,27 @@ impl Worker {
 
     /// Claims the attempt this copy of `job` is to make (the next one in its body; an ordered
     /// job's first one not made yet); the outcome to return when there is none to make here.
-    async fn claim_next(&self, job: &DeliveryJob, claims: Claims) -> Result<u32, Refused> {
+    /// With it, whether this copy took the claim over (a standard job's only: see
+    /// [`Self::fence_successor`]).
+    async fn claim_next(&self, job: &DeliveryJob, claims: Claims) -> Result<(u32, bool), Refused> {
         if job.is_ordered() {
-            self.next_ordered_attempt(job, claims).await
+            let attempt = self.next_ordered_attempt(job, claims).await?;
+            Ok((attempt, false))
         } else {
             let attempt = job.next_attempt();
-            self.claim(job, attempt, claims).await.map(|()| attempt)
+            let taken_over = self.claim(job, attempt, claims).await?;
+            Ok((attempt, taken_over))
         }
     }
 
-    /// Claims attempt `attempt` of `job`; the outcome to return when it cannot be made here.
-    async fn claim(&self, job: &DeliveryJob, attempt: u32, claims: Claims) -> Result<(), Refused> {
+    /// Claims attempt `attempt` of `job` (`true`: taken over from a holder whose lease ran out);
+    /// the outcome to return when it cannot be made here.
+    async fn claim(
+        &self,
+        job: &DeliveryJob,
+        attempt: u32,
+        claims: Claims,
+    ) -> Result<bool, Refused> {
         let duplicate = |outcome| Refused {
             outcome,
             duplicate: true,
@@ -447,8 +457,8 @@ impl Worker {
             )
             .await
         {
-            Ok(Claim::Claimed) => Ok(()),
-            Ok(Claim::TakenOver) => self.taken_over(job, attempt, claims).await,
+            Ok(Claim::Claimed) => Ok(false),
+            Ok(Claim::TakenOver) => self.taken_over(job, attempt, claims).await.map(|()| true),
             Ok(Claim::Done) => Err(duplicate(DeliveryOutcome::Dropped {
                 reason: format!("attempt {attempt} was already made (duplicate queue message)"),
             })),
@@ -531,7 +541,7 @@ impl Worker {
         let mut attempt = 1;
         loop {
             match self.claim(job, attempt, claims).await {
-                Ok(()) => return Ok(attempt),
+                Ok(_) => return Ok(attempt),
                 Err(Refused {
                     outcome: DeliveryOutcome::Dropped { reason },
                     ..
@@ -590,12 +600,14 @@ impl Worker {
     /// the claim. Last, so that once it exists everything the attempt caused is stored: a crash
     /// before it leaves the claim unsettled and a redelivered copy makes the attempt again after
     /// the lease (at least once), a crash after it finds the record (never again).
+    ///
+    /// `taken_over`: the claim was taken over (see [`Self::fence_successor`]).
     async fn attempt_and_settle(
         &self,
         job: DeliveryJob,
         sub: &Subscription,
         secrets: &[SigningSecret],
-        attempt: u32,
+        (attempt, taken_over): (u32, bool),
         claims: Claims,
         now: DateTime<Utc>,
     ) -> DeliveryOutcome {
@@ -611,10 +623,15 @@ impl Worker {
         .await;
         let record = result.record(claims.record.attempt_id, &job, attempt, now);
         let claim_key = job.claim_key(attempt);
+        let successor = (taken_over && !job.is_ordered()).then(|| job.claim_key(attempt + 1));
         let outcome = self.settle(job, sub, &result, attempt, now).await;
         if outcome.settled_an_attempt() {
             self.settle_claim(&record, &claim_key, claims.remember_until, now)
                 .await;
+            if let Some(successor) = successor {
+                self.fence_successor(&successor, &outcome, claims.remember_until)
+                    .await;
+            }
         } else {
             // Its successor (re-send, hold, park) was not stored: the claim is released so the
             // redelivered copy makes this attempt again. The attempt made is still logged, under
@@ -625,6 +642,31 @@ impl Worker {
             self.release_claim(&claim_key, Some(claims.record)).await;
         }
         outcome
+    }
+
+    /// After a take-over with no successor's mark ([`Self::taken_over`]), this copy made the
+    /// attempt again; the overtaken holder may still have re-sent the job for the next attempt,
+    /// a copy not received yet (its delay outlasting the visibility timeout, or deferred). If
+    /// this attempt ended the job (delivered, parked), the next attempt's claim is marked done
+    /// (one write, on this path only), so that copy is dropped as a duplicate when it comes:
+    /// no POST after this success. A retry needs nothing: the two copies of the next attempt
+    /// collapse at its claim.
+    async fn fence_successor(
+        &self,
+        successor: &str,
+        outcome: &DeliveryOutcome,
+        remember_until: DateTime<Utc>,
+    ) {
+        if !matches!(
+            outcome,
+            DeliveryOutcome::Delivered { .. } | DeliveryOutcome::DeadLettered { .. }
+        ) {
+            return;
+        }
+        let dedupe = &self.ports.core.stores.dedupe;
+        if let Err(e) = dedupe.complete(successor, remember_until).await {
+            tracing::warn!(error = %e, claim = %successor, "could not mark the next attempt's claim done after a take-over: a copy re-sent by the overtaken holder may POST again");
+        }
     }
 
     /// The attempt record `record` (the one its claim names): the claim's settlement. If it

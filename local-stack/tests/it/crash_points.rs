@@ -602,7 +602,6 @@ async fn crash_points_lose_and_duplicate_nothing_in_memory() {
 /// The retry path: each delivery's first attempt answered 500, so the job is re-sent and its
 /// failed attempt recorded before attempt 2 succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: a crash between the re-send of a failed attempt and its record lets the original copy take its claim over and POST after the re-sent copy succeeded"]
 async fn crash_points_on_the_retry_path_lose_and_duplicate_nothing_in_memory() {
     assert_none(
         Kind::Memory,
@@ -661,7 +660,6 @@ async fn crash_points_lose_and_duplicate_nothing_on_aws_adapters() {
 
 /// The retry path on DynamoDB Local + moto (see the memory twin).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: a crash between the re-send of a failed attempt and its record lets the original copy take its claim over and POST after the re-sent copy succeeded"]
 async fn crash_points_on_the_retry_path_lose_and_duplicate_nothing_on_aws_adapters() {
     let test = "crash_points_on_the_retry_path_lose_and_duplicate_nothing_on_aws_adapters";
     let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {

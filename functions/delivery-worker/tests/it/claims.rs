@@ -397,3 +397,51 @@ async fn aws_a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_
     let clock = Arc::new(ManualClock::new(Utc::now()));
     retry_resent_then_crashed(aws.stores, clock).await;
 }
+
+/// The other order (the re-sent copy's delay outlasting the visibility timeout: the default
+/// schedule's later waits): after the same crash, the original comes back first and takes
+/// attempt 1's claim over, sees no mark of attempt 2 and makes attempt 1 again (200). That
+/// success marks attempt 2's claim done, so the re-sent copy, when it comes, is dropped: no POST
+/// after the recorded success.
+async fn retry_resent_then_crashed_original_first(base: Stores, clock: Arc<ManualClock>) {
+    let r = rig_on(base, clock, 1).await;
+    let send = Point {
+        phase: "worker".into(),
+        op: "queue.send",
+        kind: String::new(),
+        nth: 1,
+    };
+    r.plan.arm(send, Variant::After);
+    assert_eq!(r.copy("worker").await, None, "crashed after the re-send");
+    let resent = r.h.queue.receive(10, 0).await.unwrap();
+    assert_eq!(resent.len(), 1, "the successor was re-sent");
+    r.after_the_lease();
+    assert_eq!(r.copy("redelivery").await, Some(delivered(1, 200)));
+    let late = r.run(&resent[0].body, "re-sent copy").await;
+    assert!(
+        matches!(late, Some(DeliveryOutcome::Dropped { .. })),
+        "{late:?}"
+    );
+    assert_eq!(
+        (r.posts(), r.successes_recorded()),
+        (2, 1),
+        "attempt 1 twice (500, then 200): nothing after the recorded success"
+    );
+}
+
+#[tokio::test]
+async fn the_original_first_after_that_crash_fences_the_re_sent_copy() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    retry_resent_then_crashed_original_first(memory_stores_at(clock.clone()), clock).await;
+}
+
+#[tokio::test]
+async fn aws_the_original_first_after_that_crash_fences_the_re_sent_copy() {
+    let test = "aws_the_original_first_after_that_crash_fences_the_re_sent_copy";
+    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
+        return;
+    };
+    let aws = testkit::aws::Resources::new(&sdk, "relay-dw").await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    retry_resent_then_crashed_original_first(aws.stores, clock).await;
+}
