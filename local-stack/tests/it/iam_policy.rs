@@ -773,6 +773,33 @@ async fn each_function_is_granted_exactly_the_table_and_key_access_it_uses() {
         matches!(copy, delivery_worker::DeliveryOutcome::Dropped { .. }),
         "a copy of a made attempt: {copy:?}"
     );
+    // A take-over: a copy meeting an unsettled claim whose lease ran out (its holder crashed
+    // before its record) reads the next attempt's claim first (GetItem DEDUPE#), then makes the
+    // attempt and, delivered, marks the next attempt's claim done. (Its own run, so its claim
+    // key is fresh; the crashed holder's claim planted unrecorded.)
+    let mut job: relay_shared::delivery::DeliveryJob = serde_json::from_str(&kept).unwrap();
+    job.run = "iam-take-over".into();
+    let past = chrono::Utc::now() - chrono::Duration::minutes(5);
+    aws.stores
+        .dedupe
+        .claim_attempt(
+            &job.claim_key(job.next_attempt()),
+            relay_shared::ports::AttemptRef {
+                subscription_id: job.subscription_id,
+                attempt_id: relay_shared::ids::AttemptId::new_at(past.timestamp_millis() as u64),
+            },
+            relay_shared::ports::Term::new(past, past + chrono::Duration::seconds(1)),
+            chrono::Utc::now() + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let taken = worker
+        .process_message(&serde_json::to_string(&job).unwrap(), 2)
+        .await;
+    assert!(
+        matches!(taken, delivery_worker::DeliveryOutcome::Delivered { .. }),
+        "a take-over with no successor: {taken:?}"
+    );
     used.insert("DeliveryWorkerFunction", accesses(&worker_clients.recorder));
 
     // The API again: replay, the delivery log of a failed webhook, redrive, delete.
