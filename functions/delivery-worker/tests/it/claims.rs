@@ -4,6 +4,7 @@
 //! at least once); after it, every copy is dropped (never again after a recorded success). The
 //! crashes are testkit's [`CrashPlan`]: the handler future dropped at the call, no cleanup.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,6 +117,40 @@ impl Rig {
     fn after_the_lease(&self) {
         self.clock.advance(chrono::Duration::seconds(5 + 31));
     }
+
+    /// One copy failing attempt 1 (500), crashing after its successor was re-sent and before its
+    /// record (`worker: queue.send / after`): the re-sent message.
+    async fn crash_after_the_re_send(&self) -> String {
+        let send = Point {
+            phase: "worker".into(),
+            op: "queue.send",
+            kind: String::new(),
+            nth: 1,
+        };
+        self.plan.arm(send, Variant::After);
+        assert_eq!(self.copy("worker").await, None, "crashed after the re-send");
+        let resent = self.h.queue.receive(10, 0).await.unwrap();
+        assert_eq!(resent.len(), 1, "the successor was re-sent");
+        resent[0].body.clone()
+    }
+}
+
+/// `scenario` over the memory stores, on a test clock.
+async fn on_memory<F: Future<Output = ()>>(scenario: impl FnOnce(Stores, Arc<ManualClock>) -> F) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    scenario(memory_stores_at(clock.clone()), clock).await
+}
+
+/// `scenario` over the DynamoDB adapters (a fresh table), on a test clock; skipped as `test`
+/// when DynamoDB Local + moto are not there (`testkit::aws`).
+async fn on_aws<F: Future<Output = ()>>(
+    test: &str,
+    scenario: impl FnOnce(Stores, Arc<ManualClock>) -> F,
+) {
+    let Some(aws) = testkit::aws::Resources::for_test(test, "relay-dw").await else {
+        return;
+    };
+    scenario(aws.stores, Arc::new(ManualClock::new(Utc::now()))).await
 }
 
 fn the_record(status: &str) -> Point {
@@ -333,18 +368,9 @@ async fn the_claims_lease_covers_the_invocation() {
 /// a second success.)
 async fn retry_resent_then_crashed(base: Stores, clock: Arc<ManualClock>) {
     let r = rig_on(base, clock, 1).await;
-    let send = Point {
-        phase: "worker".into(),
-        op: "queue.send",
-        kind: String::new(),
-        nth: 1,
-    };
-    r.plan.arm(send, Variant::After);
-    assert_eq!(r.copy("worker").await, None, "crashed after the re-send");
-    let resent = r.h.queue.receive(10, 0).await.unwrap();
-    assert_eq!(resent.len(), 1, "the successor was re-sent");
+    let resent = r.crash_after_the_re_send().await;
     assert_eq!(
-        r.run(&resent[0].body, "re-sent copy").await,
+        r.run(&resent, "re-sent copy").await,
         Some(delivered(2, 200))
     );
     r.after_the_lease();
@@ -383,19 +409,16 @@ async fn retry_resent_then_crashed(base: Stores, clock: Arc<ManualClock>) {
 
 #[tokio::test]
 async fn a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_success() {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    retry_resent_then_crashed(memory_stores_at(clock.clone()), clock).await;
+    on_memory(retry_resent_then_crashed).await;
 }
 
 #[tokio::test]
 async fn aws_a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_success() {
-    let test = "aws_a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_success";
-    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
-        return;
-    };
-    let aws = testkit::aws::Resources::new(&sdk, "relay-dw").await;
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    retry_resent_then_crashed(aws.stores, clock).await;
+    on_aws(
+        "aws_a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_success",
+        retry_resent_then_crashed,
+    )
+    .await;
 }
 
 /// The other order (the re-sent copy's delay outlasting the visibility timeout: the default
@@ -405,19 +428,10 @@ async fn aws_a_crash_between_the_re_send_and_the_record_posts_nothing_after_the_
 /// after the recorded success.
 async fn retry_resent_then_crashed_original_first(base: Stores, clock: Arc<ManualClock>) {
     let r = rig_on(base, clock, 1).await;
-    let send = Point {
-        phase: "worker".into(),
-        op: "queue.send",
-        kind: String::new(),
-        nth: 1,
-    };
-    r.plan.arm(send, Variant::After);
-    assert_eq!(r.copy("worker").await, None, "crashed after the re-send");
-    let resent = r.h.queue.receive(10, 0).await.unwrap();
-    assert_eq!(resent.len(), 1, "the successor was re-sent");
+    let resent = r.crash_after_the_re_send().await;
     r.after_the_lease();
     assert_eq!(r.copy("redelivery").await, Some(delivered(1, 200)));
-    let late = r.run(&resent[0].body, "re-sent copy").await;
+    let late = r.run(&resent, "re-sent copy").await;
     assert!(
         matches!(late, Some(DeliveryOutcome::Dropped { .. })),
         "{late:?}"
@@ -431,17 +445,14 @@ async fn retry_resent_then_crashed_original_first(base: Stores, clock: Arc<Manua
 
 #[tokio::test]
 async fn the_original_first_after_that_crash_fences_the_re_sent_copy() {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    retry_resent_then_crashed_original_first(memory_stores_at(clock.clone()), clock).await;
+    on_memory(retry_resent_then_crashed_original_first).await;
 }
 
 #[tokio::test]
 async fn aws_the_original_first_after_that_crash_fences_the_re_sent_copy() {
-    let test = "aws_the_original_first_after_that_crash_fences_the_re_sent_copy";
-    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
-        return;
-    };
-    let aws = testkit::aws::Resources::new(&sdk, "relay-dw").await;
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    retry_resent_then_crashed_original_first(aws.stores, clock).await;
+    on_aws(
+        "aws_the_original_first_after_that_crash_fences_the_re_sent_copy",
+        retry_resent_then_crashed_original_first,
+    )
+    .await;
 }
