@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use crate::common::*;
 use delivery_worker::handler::poll_once;
-use delivery_worker::{DeferReason, DeliveryOutcome, MetricsSink, Ports, Worker, WorkerConfig};
+use delivery_worker::{DeferReason, DeliveryOutcome, Worker, WorkerConfig};
 use relay_shared::adapters::aws::kms::KmsKeys;
 use relay_shared::adapters::aws::SqsQueue;
-use relay_shared::clock::SystemClock;
 use relay_shared::delivery::{AttemptRecord, AttemptStatus, DeliveryJob};
 use relay_shared::events::EventType;
 use relay_shared::ids::SubscriptionId;
-use relay_shared::ports::{CorePorts, DeliveryQueue, QueueConsumer, QueuedJob, Stores};
+use relay_shared::ports::{DeliveryQueue, QueueConsumer, QueuedJob, Stores};
 use relay_shared::secrets_at_rest::{SecretOpener, SecretSealer};
 use relay_shared::signing::{standard_webhooks_signature, SigningSecret};
 use relay_shared::subscription::Health;
@@ -56,21 +55,7 @@ impl AwsHarness {
     }
 
     fn on(aws: testkit::aws::Resources, config: WorkerConfig, secrets: SecretOpener) -> Self {
-        let ports = Ports {
-            core: CorePorts {
-                stores: aws.stores.clone(),
-                queue: aws.queue.clone(),
-                clock: Arc::new(SystemClock),
-            },
-            http: sender(&config),
-            dead_letter_sink: aws.dlq.clone(),
-            secrets,
-        };
-        let worker = Arc::new(Worker::with_metrics(
-            ports,
-            config,
-            Arc::new(MetricsSink::Off),
-        ));
+        let worker = Arc::new(aws_worker(&aws, config, secrets));
         AwsHarness {
             worker,
             stores: aws.stores,

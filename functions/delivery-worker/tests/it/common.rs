@@ -301,6 +301,26 @@ pub fn sender(config: &WorkerConfig) -> Arc<ReqwestSender> {
     Arc::new(ReqwestSender::new(config.targets.clone(), config.max_response_bytes).unwrap())
 }
 
+/// A worker on `aws`'s table and queues (`testkit::aws`): the real sender, the system clock, no
+/// metrics.
+pub fn aws_worker(
+    aws: &testkit::aws::Resources,
+    config: WorkerConfig,
+    secrets: SecretOpener,
+) -> Worker {
+    let ports = Ports {
+        core: CorePorts {
+            stores: aws.stores.clone(),
+            queue: aws.queue.clone(),
+            clock: Arc::new(SystemClock),
+        },
+        http: sender(&config),
+        dead_letter_sink: aws.dlq.clone(),
+        secrets,
+    };
+    Worker::with_metrics(ports, config, Arc::new(MetricsSink::Off))
+}
+
 /// A subscription's attempt log, newest first (at most 100).
 pub async fn attempts(stores: &Stores, id: &SubscriptionId) -> Vec<AttemptRecord> {
     let page = PageRequest {

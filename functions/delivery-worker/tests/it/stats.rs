@@ -109,32 +109,14 @@ async fn stats_at(
 /// in the webhook's `STATS#` partition; the figures come from the records.
 #[tokio::test]
 async fn aws_attempts_write_no_stats_and_are_counted_from_the_log() {
-    use relay_shared::clock::SystemClock;
-    use relay_shared::ports::CorePorts;
-    use std::sync::Arc;
     let test = "aws_attempts_write_no_stats_and_are_counted_from_the_log";
-    let Some(sdk) = testkit::aws::local(test, testkit::aws::BOTH).await else {
+    let Some(aws) = testkit::aws::Resources::for_test(test, "relay-dw-stats").await else {
         return;
     };
-    let aws = testkit::aws::Resources::new(&sdk, "relay-dw-stats").await;
     let server = MockServer::start().await;
     respond(&server, ResponseTemplate::new(500), Some(1)).await;
     respond(&server, ResponseTemplate::new(200), None).await;
-    let config = test_config(5);
-    let worker = delivery_worker::Worker::with_metrics(
-        delivery_worker::Ports {
-            core: CorePorts {
-                stores: aws.stores.clone(),
-                queue: aws.queue.clone(),
-                clock: Arc::new(SystemClock),
-            },
-            http: sender(&config),
-            dead_letter_sink: aws.dlq.clone(),
-            secrets: TestKeys::new().opener(),
-        },
-        config,
-        Arc::new(delivery_worker::MetricsSink::Off),
-    );
+    let worker = aws_worker(&aws, test_config(5), TestKeys::new().opener());
     let sub = subscription(&format!("{}/hook", server.uri()));
     aws.stores.subscriptions.create(&sub, 10).await.unwrap();
     let job = job_for(&sub, EventType::TelephonyCreated);
