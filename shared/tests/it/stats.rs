@@ -19,27 +19,39 @@ use relay_shared::stats::{
 use crate::fixtures::{attempt, millis, now};
 use crate::harness::StoreEnv;
 
-/// The attempt log, counting the records its listings return (what a stats read reads).
-struct Counting {
+/// The attempt log as a stats read pages through it: every page's records (their `at`), and a
+/// failure of the `fail_at`-th listing (1-based: a read cut short after `fail_at - 1` pages, as
+/// by the function's timeout or a throttled `Query`).
+struct Pages {
     inner: Arc<dyn AttemptLog>,
-    read: AtomicUsize,
+    calls: AtomicUsize,
+    fail_at: Option<usize>,
+    pages: std::sync::Mutex<Vec<Vec<DateTime<Utc>>>>,
 }
 
-impl Counting {
-    fn new(inner: Arc<dyn AttemptLog>) -> Self {
+impl Pages {
+    fn new(inner: Arc<dyn AttemptLog>, fail_at: Option<usize>) -> Self {
         Self {
             inner,
-            read: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            fail_at,
+            pages: Default::default(),
         }
     }
 
-    fn take(&self) -> usize {
-        self.read.swap(0, Ordering::SeqCst)
+    /// The pages read since the last call, each record's `at`.
+    fn take(&self) -> Vec<Vec<DateTime<Utc>>> {
+        std::mem::take(&mut *self.pages.lock().unwrap())
+    }
+
+    /// How many records the listings returned since the last call (what a stats read reads).
+    fn read(&self) -> usize {
+        self.take().iter().map(Vec::len).sum()
     }
 }
 
 #[async_trait]
-impl AttemptLog for Counting {
+impl AttemptLog for Pages {
     async fn record(&self, a: &AttemptRecord, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner.record(a, expires_at).await
     }
@@ -49,8 +61,13 @@ impl AttemptLog for Counting {
         query: AttemptQuery,
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>, StoreError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_at == Some(call) {
+            return Err(StoreError::Unavailable(format!("page {call} refused")));
+        }
         let found = self.inner.list(query, page).await?;
-        self.read.fetch_add(found.items.len(), Ordering::SeqCst);
+        let ats = found.items.iter().map(|a| a.at).collect();
+        self.pages.lock().unwrap().push(ats);
         Ok(found)
     }
 
@@ -97,7 +114,7 @@ fn as_before(records: &[AttemptRecord], now: DateTime<Utc>) -> (WindowStats, Win
 /// only the records since the watermark (the open buckets' and the new ones).
 pub async fn the_attempt_log_gives_the_figures_and_a_second_read_only_whats_new(env: StoreEnv) {
     let stats = env.stores.stats.as_ref();
-    let log = Counting::new(env.stores.attempts.clone());
+    let log = Pages::new(env.stores.attempts.clone(), None);
     let t = now();
     let sub = SubscriptionId::new_at(millis(t) + 10);
     let other = SubscriptionId::new_at(millis(t) + 11);
@@ -148,7 +165,7 @@ pub async fn the_attempt_log_gives_the_figures_and_a_second_read_only_whats_new(
     assert_eq!(day.last_success_at, Some(t));
     assert_eq!(day.last_failure_at, Some(t - Duration::minutes(2)));
     let in_day = records.iter().filter(|a| a.at >= day_start).count();
-    assert_eq!((first.attempts_read, log.take()), (in_day, in_day));
+    assert_eq!((first.attempts_read, log.read()), (in_day, in_day));
     assert_eq!(first.buckets_read, 0);
     let mark = closed_until(at);
     let closed: std::collections::BTreeSet<_> = records
@@ -162,7 +179,7 @@ pub async fn the_attempt_log_gives_the_figures_and_a_second_read_only_whats_new(
     let second = webhook_stats(stats, &log, &sub, at).await.unwrap();
     assert_eq!((&second.hour, &second.day), (&hour, &day));
     let since_mark = records.iter().filter(|a| a.at >= mark).count();
-    assert_eq!((second.attempts_read, log.take()), (since_mark, since_mark));
+    assert_eq!((second.attempts_read, log.read()), (since_mark, since_mark));
     assert!(since_mark < in_day / 2, "{since_mark} of {in_day}");
     assert_eq!(
         (second.buckets_read, second.buckets_written),
@@ -185,14 +202,14 @@ pub async fn the_attempt_log_gives_the_figures_and_a_second_read_only_whats_new(
     assert_eq!((&third.hour, &third.day), (&hour, &day));
     assert_eq!(day.attempts, 12);
     let since_mark = records.iter().filter(|a| a.at >= mark).count();
-    assert_eq!((third.attempts_read, log.take()), (since_mark, since_mark));
+    assert_eq!((third.attempts_read, log.read()), (since_mark, since_mark));
     let fourth = webhook_stats(stats, &log, &sub, later).await.unwrap();
     assert_eq!((&fourth.hour, &fourth.day), (&hour, &day));
     let open = records
         .iter()
         .filter(|a| a.at >= closed_until(later))
         .count();
-    assert_eq!((fourth.attempts_read, log.take()), (open, open));
+    assert_eq!((fourth.attempts_read, log.read()), (open, open));
 
     // The other webhook's figures are its own.
     let theirs = webhook_stats(stats, &log, &other, at).await.unwrap();
@@ -337,62 +354,6 @@ pub async fn concurrent_reads_agree(env: StoreEnv) {
     .await
     .unwrap();
     assert_eq!((after.hour.clone(), after.day.clone()), figures[0].clone());
-}
-
-/// The attempt log as a stats read pages through it: every page's records (their `at`), and a
-/// failure of the `fail_at`-th listing (1-based: a read cut short after `fail_at - 1` pages, as
-/// by the function's timeout or a throttled `Query`).
-struct Pages {
-    inner: Arc<dyn AttemptLog>,
-    calls: AtomicUsize,
-    fail_at: Option<usize>,
-    pages: std::sync::Mutex<Vec<Vec<DateTime<Utc>>>>,
-}
-
-impl Pages {
-    fn new(inner: Arc<dyn AttemptLog>, fail_at: Option<usize>) -> Self {
-        Self {
-            inner,
-            calls: AtomicUsize::new(0),
-            fail_at,
-            pages: Default::default(),
-        }
-    }
-
-    /// The pages read since the last call, each record's `at`.
-    fn take(&self) -> Vec<Vec<DateTime<Utc>>> {
-        std::mem::take(&mut *self.pages.lock().unwrap())
-    }
-}
-
-#[async_trait]
-impl AttemptLog for Pages {
-    async fn record(&self, a: &AttemptRecord, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.record(a, expires_at).await
-    }
-
-    async fn list(
-        &self,
-        query: AttemptQuery,
-        page: &PageRequest,
-    ) -> Result<Page<AttemptRecord>, StoreError> {
-        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.fail_at == Some(call) {
-            return Err(StoreError::Unavailable(format!("page {call} refused")));
-        }
-        let found = self.inner.list(query, page).await?;
-        let ats = found.items.iter().map(|a| a.at).collect();
-        self.pages.lock().unwrap().push(ats);
-        Ok(found)
-    }
-
-    async fn get(
-        &self,
-        subscription_id: &SubscriptionId,
-        id: &AttemptId,
-    ) -> Result<Option<AttemptRecord>, StoreError> {
-        self.inner.get(subscription_id, id).await
-    }
 }
 
 /// Records `records`, 32 at a time.
@@ -578,7 +539,7 @@ pub async fn a_read_cut_short_after_k_pages_keeps_its_progress(env: StoreEnv) {
         assert_eq!(kept, before_mark.into_iter().collect::<Vec<_>>());
 
         // The next read goes on from the watermark.
-        let log = Counting::new(env.stores.attempts.clone());
+        let log = Pages::new(env.stores.attempts.clone(), None);
         let next = webhook_stats_with(stats, &log, &sub, at, limits)
             .await
             .unwrap();
@@ -586,7 +547,7 @@ pub async fn a_read_cut_short_after_k_pages_keeps_its_progress(env: StoreEnv) {
             .iter()
             .filter(|a| expected_mark.is_none_or(|m| a.at >= m))
             .count();
-        assert_eq!((next.attempts_read, log.take()), (since_mark, since_mark));
+        assert_eq!((next.attempts_read, log.read()), (since_mark, since_mark));
         assert!(next.is_complete());
         let (hour, day) = as_before(&records, at);
         assert_eq!((&next.hour, &next.day), (&hour, &day));
