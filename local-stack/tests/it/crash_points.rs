@@ -150,6 +150,46 @@ impl Fixture {
     }
 }
 
+/// A fresh backend with the fixture's subscriber stored, its stores and delivery queue going
+/// through a fresh crash plan (nothing armed yet), and the ingest on them.
+struct Stack {
+    backend: Backend,
+    plan: Arc<CrashPlan>,
+    core: CorePorts,
+    ingest: Ingest,
+}
+
+impl Stack {
+    async fn new(kind: Kind<'_>, fixture: &Fixture, clock: Arc<ManualClock>) -> Self {
+        let backend = kind.backend(clock.clone()).await;
+        backend
+            .stores
+            .subscriptions
+            .create(&fixture.sub, 10)
+            .await
+            .unwrap();
+        let plan = CrashPlan::new();
+        let core = CorePorts {
+            stores: plan.stores(&backend.stores),
+            queue: plan.queue(backend.queue.clone()),
+            clock,
+        };
+        let ingest = Ingest::new(
+            core.clone(),
+            IngestConfig::new(WebhookAuth::secret(
+                std::str::from_utf8(WEBEX_SECRET).unwrap(),
+            )),
+        )
+        .with_metrics(Arc::new(|_| {}));
+        Self {
+            backend,
+            plan,
+            core,
+            ingest,
+        }
+    }
+}
+
 /// What one scenario came to.
 struct Settled {
     plan: Arc<CrashPlan>,
@@ -171,30 +211,15 @@ async fn scenario(
 ) -> Settled {
     let start = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(start));
-    let backend = kind.backend(clock.clone()).await;
-    backend
-        .stores
-        .subscriptions
-        .create(&fixture.sub, 10)
-        .await
-        .unwrap();
-
-    let plan = CrashPlan::new();
+    let Stack {
+        backend,
+        plan,
+        core,
+        ingest,
+    } = Stack::new(kind, fixture, clock.clone()).await;
     for (point, variant) in crashes {
         plan.arm(point.clone(), *variant);
     }
-    let core = CorePorts {
-        stores: plan.stores(&backend.stores),
-        queue: plan.queue(backend.queue.clone()),
-        clock: clock.clone(),
-    };
-    let ingest = Ingest::new(
-        core.clone(),
-        IngestConfig::new(WebhookAuth::secret(
-            std::str::from_utf8(WEBEX_SECRET).unwrap(),
-        )),
-    )
-    .with_metrics(Arc::new(|_| {}));
     // Retries at once: a re-sent job is visible again without waiting on SQS's real-time delay.
     let config = WorkerConfig::from_env_pairs(&[("RETRY_SCHEDULE_SECONDS", "0,0,0,0,0")]).unwrap();
     let worker = Worker::with_metrics(
@@ -716,26 +741,12 @@ fn worker_on(core: CorePorts, http: Arc<dyn relay_shared::ports::HttpSender>) ->
 async fn a_holder_past_its_lease_then_a_crashed_taker_leave_no_post_after_the_success() {
     let fixture = Fixture::new();
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let backend = Kind::Memory.backend(clock.clone()).await;
-    backend
-        .stores
-        .subscriptions
-        .create(&fixture.sub, 10)
-        .await
-        .unwrap();
-    let plan = CrashPlan::new();
-    let core = CorePorts {
-        stores: plan.stores(&backend.stores),
-        queue: plan.queue(backend.queue.clone()),
-        clock: clock.clone(),
-    };
-    let ingest = Ingest::new(
-        core.clone(),
-        IngestConfig::new(WebhookAuth::secret(
-            std::str::from_utf8(WEBEX_SECRET).unwrap(),
-        )),
-    )
-    .with_metrics(Arc::new(|_| {}));
+    let Stack {
+        backend,
+        plan,
+        core,
+        ingest,
+    } = Stack::new(Kind::Memory, &fixture, clock.clone()).await;
     let body = fixture.envelope.as_bytes();
     let resp = ingest
         .handle(body, Some(&webex_signature(WEBEX_SECRET, body)))
