@@ -142,7 +142,7 @@ pub struct IngestArgs {
     #[arg(long, env = ENV_ALLOW_UNSIGNED)]
     pub allow_unsigned_webhooks: bool,
     /// The freshness window, in hours: an event older than this is acknowledged as `stale` and
-    /// not relayed (at most the delivery worker's attempt memory, 120 h).
+    /// not relayed (at most 119: the worker's 120 h attempt memory less the clock-skew allowance).
     #[arg(long, env = ENV_DEDUPE_TTL_HOURS, default_value_t = 24, value_parser = in_range(1i64..=MAX_DEDUPE_TTL_HOURS))]
     pub dedupe_ttl_hours: i64,
     /// How long a warm container reuses an org's subscriptions for the fan-out, in seconds
