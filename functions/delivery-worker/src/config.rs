@@ -14,8 +14,9 @@ use crate::schedule::RetrySchedule;
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Per-request timeout (`DELIVERY_TIMEOUT_SECONDS`, default 30; keep it below the function
-    /// timeout). The attempt claim's lease is this + 30 s, and never less than the invocation has
-    /// left (`worker::lease_length`): a short timeout cannot make a holder outlive its lease.
+    /// timeout). The attempt claim's lease ends this + 30 s after the claim, and never before the
+    /// invocation's deadline + 5 s (`worker::lease_until`): a short timeout cannot make a holder
+    /// outlive its lease.
     pub delivery_timeout: Duration,
     /// Delays before each attempt (`RETRY_SCHEDULE_SECONDS`, default `0,60,300,1800,7200`) and the
     /// jitter (`RETRY_JITTER_PERCENT`, default 20).

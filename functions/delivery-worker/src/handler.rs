@@ -32,8 +32,10 @@ async fn isolated(
     span: tracing::Span,
     deadline: Option<std::time::SystemTime>,
 ) -> DeliveryOutcome {
+    // The invocation's end bounds the attempt claim's lease from below (`lease_until`), as an
+    // instant of the worker's clock.
+    let deadline = deadline.map(|d| worker.on_clock(d));
     let task = async move { worker.process_message(&body, receive_count).await };
-    // The invocation's end bounds the attempt claim's lease from below (`lease_length`).
     let task = within_invocation(deadline, task);
     match tokio::spawn(task.instrument(span)).await {
         Ok(outcome) => outcome,
@@ -52,6 +54,7 @@ async fn isolated_standard(
     span: tracing::Span,
     deadline: Option<std::time::SystemTime>,
 ) -> DeliveryOutcome {
+    let deadline = deadline.map(|d| worker.on_clock(d));
     let task = async move { worker.process_standard_message(&body, receive_count).await };
     let task = within_invocation(deadline, task);
     match tokio::spawn(task.instrument(span)).await {

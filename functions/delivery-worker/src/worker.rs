@@ -54,37 +54,47 @@ fn new_attempt_id(now: DateTime<Utc>) -> AttemptId {
 }
 
 /// What the lease of an attempt claim must cover besides the delivery timeout (the claim, the
-/// settle, the record); and, past an invocation's end, the clock difference between instances.
+/// settle, the record).
 const LEASE_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
 
+/// How long past the invocation's deadline a claim taken in it stays leased: the clock
+/// difference between instances (the deadline is read on this one's clock).
+const LEASE_PAST_DEADLINE: chrono::Duration = chrono::Duration::seconds(5);
+
 tokio::task_local! {
-    /// When the Lambda invocation running this task is cut off (`None`: no deadline, e.g. the
-    /// local stack): see [`lease_length`].
-    static INVOCATION_DEADLINE: Option<std::time::SystemTime>;
+    /// When the Lambda invocation running this task is cut off, as an instant of the worker's
+    /// clock (`None`: no deadline, e.g. the local stack): see [`lease_until`].
+    static INVOCATION_DEADLINE: Option<DateTime<Utc>>;
 }
 
-/// Runs `task` (one message's processing) as part of an invocation that ends at `deadline`:
-/// attempt claims taken in it are leased until at least then ([`lease_length`]).
+/// Runs `task` (one message's processing) as part of an invocation that ends at `deadline` (an
+/// instant of the worker's clock: [`Worker::on_clock`]): attempt claims taken in it are leased
+/// until at least then ([`lease_until`]).
 pub async fn within_invocation<F: std::future::Future>(
-    deadline: Option<std::time::SystemTime>,
+    deadline: Option<DateTime<Utc>>,
     task: F,
 ) -> F::Output {
     INVOCATION_DEADLINE.scope(deadline, task).await
 }
 
-/// How long an attempt claim is leased: the delivery timeout plus [`LEASE_MARGIN`], and never
-/// less than the invocation has left (`time_left`) plus 5 s. A holder is then never alive past
-/// its lease on Lambda, which ends the invocation at its deadline: a copy taking an expired
-/// claim over knows the holder is gone, so it cannot POST beside it (docs/delivery-worker.md,
-/// "Exactly once per attempt"). Without a deadline (the local stack) only the first bound holds.
-pub fn lease_length(delivery_timeout: Duration, time_left: Option<Duration>) -> chrono::Duration {
-    let base = chrono::Duration::from_std(delivery_timeout)
-        .unwrap_or_else(|_| chrono::Duration::seconds(30))
+/// When an attempt claim taken at `claimed_at` ends: the delivery timeout plus [`LEASE_MARGIN`]
+/// from the claim, and never before the invocation's `deadline` plus [`LEASE_PAST_DEADLINE`]. Both
+/// bounds are absolute instants of one clock, taken at the claim, so time spent before it (the
+/// subscription read, a KMS Decrypt, their SDK retries) cannot shorten the lease (review 22
+/// G1). A holder is then never alive past its lease on Lambda, which ends the invocation at its
+/// deadline: a copy taking an expired claim over knows the holder is gone, so it cannot POST
+/// beside it (docs/delivery-worker.md, "Exactly once per attempt"). Without a deadline (the
+/// local stack) only the first bound holds.
+pub fn lease_until(
+    claimed_at: DateTime<Utc>,
+    delivery_timeout: Duration,
+    deadline: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let base = claimed_at
+        + chrono::Duration::from_std(delivery_timeout)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30))
         + LEASE_MARGIN;
-    let invocation = time_left
-        .and_then(|left| chrono::Duration::from_std(left).ok())
-        .map(|left| left + chrono::Duration::seconds(5));
-    invocation.map_or(base, |left| left.max(base))
+    deadline.map_or(base, |d| (d + LEASE_PAST_DEADLINE).max(base))
 }
 
 /// A claim this copy could not take ([`Worker::claim_next`]): the outcome to return, and
@@ -151,6 +161,19 @@ impl Worker {
 
     pub fn config(&self) -> &WorkerConfig {
         &self.config
+    }
+
+    /// The wall-clock instant `deadline` (Lambda's invocation deadline) as an instant of this
+    /// worker's clock, the one its claims' leases are on ([`within_invocation`]).
+    pub fn on_clock(&self, deadline: std::time::SystemTime) -> DateTime<Utc> {
+        let now = self.ports.core.clock.now();
+        // A Lambda deadline is at most 15 minutes away; the fallbacks are never reached.
+        let delta =
+            |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(1));
+        match deadline.duration_since(std::time::SystemTime::now()) {
+            Ok(left) => now + delta(left),
+            Err(past) => now - delta(past.duration()),
+        }
     }
 
     pub fn metrics(&self) -> &MetricsSink {
@@ -394,25 +417,21 @@ impl Worker {
         self.defer(job, DeferReason::RateLimited, wait).await
     }
 
-    /// The terms of `job`'s attempt claim taken at `now`, naming a new attempt id for its record.
-    /// Leased for [`lease_length`]: the invocation's time left counts (see
-    /// [`within_invocation`]).
-    fn claims(&self, job: &DeliveryJob, now: DateTime<Utc>) -> Claims {
-        let time_left = INVOCATION_DEADLINE
-            .try_with(|d| *d)
-            .ok()
-            .flatten()
-            .map(|d| {
-                d.duration_since(std::time::SystemTime::now())
-                    .unwrap_or(Duration::ZERO)
-            });
-        let lease = lease_length(self.config.delivery_timeout, time_left);
+    /// The terms of `job`'s attempt claim, taken now (on the worker's clock, at the claim: not
+    /// at the job's start `started`, see [`lease_until`]), naming a new attempt id (dated
+    /// `started`, as the record is) for its record.
+    fn claims(&self, job: &DeliveryJob, started: DateTime<Utc>) -> Claims {
+        let deadline = INVOCATION_DEADLINE.try_with(|d| *d).ok().flatten();
+        let now = self.ports.core.clock.now();
         Claims {
-            lease: Term::new(now, now + lease),
+            lease: Term::new(
+                now,
+                lease_until(now, self.config.delivery_timeout, deadline),
+            ),
             remember_until: now + chrono::Duration::days(ATTEMPT_CLAIM_DAYS),
             record: AttemptRef {
                 subscription_id: job.subscription_id,
-                attempt_id: new_attempt_id(now),
+                attempt_id: new_attempt_id(started),
             },
         }
     }
@@ -626,12 +645,18 @@ impl Worker {
         let successor = (taken_over && !job.is_ordered()).then(|| job.claim_key(attempt + 1));
         let outcome = self.settle(job, sub, &result, attempt, now).await;
         if outcome.settled_an_attempt() {
-            self.settle_claim(&record, &claim_key, claims.remember_until, now)
-                .await;
+            // The fence before the record (review 22 G3): it depends only on `outcome`, and a
+            // crash between the two then leaves claim n unsettled with its successor's claim
+            // done, so the next taker reads that mark and drops (the delivery was made; only its
+            // record is missing, as with any crash before a record). The other order left a
+            // window: the record written, the fence not, and the overtaken holder's re-sent copy
+            // POSTing attempt n+1 after the recorded success.
             if let Some(successor) = successor {
                 self.fence_successor(&successor, &outcome, claims.remember_until)
                     .await;
             }
+            self.settle_claim(&record, &claim_key, claims.remember_until, now)
+                .await;
         } else {
             // Its successor (re-send, hold, park) was not stored: the claim is released so the
             // redelivered copy makes this attempt again. The attempt made is still logged, under
@@ -647,20 +672,20 @@ impl Worker {
     /// After a take-over with no successor's mark ([`Self::taken_over`]), this copy made the
     /// attempt again; the overtaken holder may still have re-sent the job for the next attempt,
     /// a copy not received yet (its delay outlasting the visibility timeout, or deferred). If
-    /// this attempt ended the job (delivered, parked), the next attempt's claim is marked done
-    /// (one write, on this path only), so that copy is dropped as a duplicate when it comes:
-    /// no POST after this success. A retry needs nothing: the two copies of the next attempt
-    /// collapse at its claim.
+    /// this attempt delivered, the next attempt's claim is marked done (one write, on this path
+    /// only), so that copy is dropped as a duplicate when it comes: no POST after this success.
+    /// A retry needs nothing: the two copies of the next attempt collapse at its claim. A park
+    /// is not fenced (review 22 G4): it is no recorded success, the overtaken holder's re-sent
+    /// copy would only make one more attempt, and a fence would silently drop a same-run
+    /// redrive of the parked job (the SQS console's "Start DLQ redrive" puts the body back
+    /// unchanged, so it comes for attempt n+1).
     async fn fence_successor(
         &self,
         successor: &str,
         outcome: &DeliveryOutcome,
         remember_until: DateTime<Utc>,
     ) {
-        if !matches!(
-            outcome,
-            DeliveryOutcome::Delivered { .. } | DeliveryOutcome::DeadLettered { .. }
-        ) {
+        if !matches!(outcome, DeliveryOutcome::Delivered { .. }) {
             return;
         }
         let dedupe = &self.ports.core.stores.dedupe;
@@ -1068,23 +1093,24 @@ impl Worker {
 mod tests {
     use super::*;
 
-    /// The lease covers the delivery timeout plus its margin, and never less than what the
-    /// invocation has left (plus 5 s): a holder cannot be alive past it on Lambda.
+    /// The lease covers the delivery timeout plus its margin from the claim, and never ends
+    /// before the invocation's deadline (plus 5 s): a holder cannot be alive past it on Lambda.
     #[test]
     fn the_lease_outlasts_the_invocation() {
         let secs = chrono::Duration::seconds;
+        let t = Utc::now();
         let timeout = Duration::from_secs(10);
-        assert_eq!(lease_length(timeout, None), secs(40), "no deadline");
+        assert_eq!(lease_until(t, timeout, None), t + secs(40), "no deadline");
         assert_eq!(
-            lease_length(timeout, Some(Duration::from_secs(58))),
-            secs(63),
+            lease_until(t, timeout, Some(t + secs(58))),
+            t + secs(63),
             "DELIVERY_TIMEOUT_SECONDS=10 in a 60 s function: the invocation's end"
         );
         assert_eq!(
-            lease_length(Duration::from_secs(30), Some(Duration::from_secs(20))),
-            secs(60),
+            lease_until(t, Duration::from_secs(30), Some(t + secs(20))),
+            t + secs(60),
             "little left: the delivery timeout's bound"
         );
-        assert_eq!(lease_length(timeout, Some(Duration::ZERO)), secs(40));
+        assert_eq!(lease_until(t, timeout, Some(t)), t + secs(40));
     }
 }

@@ -5,6 +5,7 @@
 //! crashes are testkit's [`CrashPlan`]: the handler future dropped at the call, no cleanup.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,10 @@ use relay_shared::delivery::{AttemptRecord, AttemptStatus};
 use relay_shared::error::StoreError;
 use relay_shared::events::EventType;
 use relay_shared::ids::{AttemptId, SubscriptionId};
-use relay_shared::ports::{AttemptLog, AttemptQuery, Page, PageRequest, QueueConsumer, Stores};
+use relay_shared::ports::{
+    AttemptLog, AttemptQuery, Clock, Page, PageRequest, QueueConsumer, Stores, SubscriptionStore,
+};
+use relay_shared::subscription::Subscription;
 use testkit::crash::{CrashPlan, Note, Point, Variant};
 
 use crate::common::*;
@@ -342,7 +346,9 @@ async fn the_claims_lease_covers_the_invocation() {
     use delivery_worker::worker::within_invocation;
     let r = rig(|s| s).await;
     r.plan.arm(the_record("succeeded"), Variant::Before);
-    let deadline = std::time::SystemTime::now() + Duration::from_secs(600);
+    let deadline =
+        r.h.worker
+            .on_clock(std::time::SystemTime::now() + Duration::from_secs(600));
     let work = within_invocation(Some(deadline), r.h.worker.process_message(&r.body, 1));
     assert_eq!(
         r.plan.run("worker", work).await,
@@ -355,6 +361,88 @@ async fn the_claims_lease_covers_the_invocation() {
         "the invocation could still be running: the claim is the holder's"
     );
     r.clock.advance(chrono::Duration::seconds(600));
+    assert_eq!(r.copy("redelivery").await, Some(delivered(1, 200)));
+    assert_eq!((r.posts(), r.successes_recorded()), (2, 1));
+}
+
+/// A subscription store whose first `get` takes 20 s (on the test clock): a throttled GetItem's
+/// SDK retries, or a slow KMS Decrypt after it.
+struct SlowFirstRead {
+    inner: Arc<dyn SubscriptionStore>,
+    clock: Arc<ManualClock>,
+    slowed: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl SubscriptionStore for SlowFirstRead {
+    async fn create(&self, sub: &Subscription, max: u32) -> Result<(), StoreError> {
+        self.inner.create(sub, max).await
+    }
+    async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        if !self.slowed.swap(true, Ordering::SeqCst) {
+            self.clock.advance(chrono::Duration::seconds(20));
+        }
+        self.inner.get(id).await
+    }
+    async fn list_by_owner(
+        &self,
+        owner_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Subscription>, StoreError> {
+        self.inner.list_by_owner(owner_id, page).await
+    }
+    async fn list_by_org(&self, org_id: &str) -> Result<Vec<Subscription>, StoreError> {
+        self.inner.list_by_org(org_id).await
+    }
+    async fn list_all(&self, page: &PageRequest) -> Result<Page<Subscription>, StoreError> {
+        self.inner.list_all(page).await
+    }
+    async fn update(&self, sub: &Subscription) -> Result<(), StoreError> {
+        self.inner.update(sub).await
+    }
+    async fn delete(&self, owner_id: &str, id: &SubscriptionId) -> Result<bool, StoreError> {
+        self.inner.delete(owner_id, id).await
+    }
+}
+
+/// Review 22 G1: the lease's invocation bound is the deadline itself (an instant of the
+/// worker's clock), not the time left measured at the claim and added to the job's start. The
+/// holder's subscription read takes 20 s of a 60 s invocation, then it POSTs and crashes before
+/// its record. A copy arriving 1 s before the deadline must find the claim the holder's (it
+/// could still be running). Anchoring the time left at the claim (40 s) to the job's start
+/// ended the lease 15 s before the deadline, and this copy POSTed beside a live holder.
+#[tokio::test]
+async fn time_spent_before_the_claim_does_not_shorten_the_lease() {
+    use delivery_worker::worker::within_invocation;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let base = memory_stores_at(clock.clone());
+    let base = Stores {
+        subscriptions: Arc::new(SlowFirstRead {
+            inner: base.subscriptions.clone(),
+            clock: clock.clone(),
+            slowed: AtomicBool::new(false),
+        }),
+        ..base
+    };
+    let r = rig_on(base, clock, 0).await;
+    r.plan.arm(the_record("succeeded"), Variant::Before);
+    let start = r.clock.now();
+    let deadline = start + chrono::Duration::seconds(60);
+    let work = within_invocation(Some(deadline), r.h.worker.process_message(&r.body, 1));
+    assert_eq!(
+        r.plan.run("worker", work).await,
+        None,
+        "crashed after the POST"
+    );
+    assert_eq!(r.clock.now(), start + chrono::Duration::seconds(20));
+    r.clock.advance(chrono::Duration::seconds(39));
+    assert!(
+        matches!(r.copy("copy").await, Some(DeliveryOutcome::Failed { .. })),
+        "1 s before the deadline the claim is the holder's"
+    );
+    assert_eq!(r.posts(), 1, "no POST beside the holder");
+    // Past the deadline + 5 s the holder is gone: the attempt is made again.
+    r.clock.advance(chrono::Duration::seconds(7));
     assert_eq!(r.copy("redelivery").await, Some(delivered(1, 200)));
     assert_eq!((r.posts(), r.successes_recorded()), (2, 1));
 }
@@ -453,6 +541,57 @@ async fn aws_the_original_first_after_that_crash_fences_the_re_sent_copy() {
     on_aws(
         "aws_the_original_first_after_that_crash_fences_the_re_sent_copy",
         retry_resent_then_crashed_original_first,
+    )
+    .await;
+}
+
+/// Review 22 G3: the other order again, and the taker crashes before its own record (after its
+/// POST). The fence (attempt 2's claim marked done) is written before that record, so the
+/// re-sent copy, when it comes, is still dropped: no POST after the success. (Fenced after the
+/// record, the crash left attempt 2's claim open and the re-sent copy POSTed again.) A later copy
+/// of the original takes attempt 1's claim over once more, reads the fence, and drops.
+async fn the_taker_crashes_at_its_record(base: Stores, clock: Arc<ManualClock>) {
+    let r = rig_on(base, clock, 1).await;
+    let resent = r.crash_after_the_re_send().await;
+    r.after_the_lease();
+    let record = Point {
+        phase: "redelivery".into(),
+        ..the_record("succeeded")
+    };
+    r.plan.arm(record, Variant::Before);
+    assert_eq!(
+        r.copy("redelivery").await,
+        None,
+        "the taker crashed after its POST, before its record"
+    );
+    let late = r.run(&resent, "re-sent copy").await;
+    assert!(
+        matches!(late, Some(DeliveryOutcome::Dropped { .. })),
+        "{late:?}"
+    );
+    r.after_the_lease();
+    let again = r.copy("late copy").await;
+    assert!(
+        matches!(again, Some(DeliveryOutcome::Dropped { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        r.posts(),
+        2,
+        "attempt 1 twice (500, then 200): nothing after the success"
+    );
+}
+
+#[tokio::test]
+async fn a_taker_crashing_at_its_record_still_fences_the_re_sent_copy() {
+    on_memory(the_taker_crashes_at_its_record).await;
+}
+
+#[tokio::test]
+async fn aws_a_taker_crashing_at_its_record_still_fences_the_re_sent_copy() {
+    on_aws(
+        "aws_a_taker_crashing_at_its_record_still_fences_the_re_sent_copy",
+        the_taker_crashes_at_its_record,
     )
     .await;
 }
