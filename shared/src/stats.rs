@@ -220,10 +220,15 @@ pub fn closed_until(now: DateTime<Utc>) -> DateTime<Utc> {
     bucket_start(now - RECORDING_GRACE)
 }
 
-/// The most attempt records one stats read reads ([`webhook_stats`]): 20 pages of
-/// [`PAGE_SCAN_BUDGET`]. At the highest rate a webhook can have (100 attempts a minute) that is
-/// 1 h 40 min of attempts and ≈ 2,000 RRU, while a GET every few minutes reads ≈ 2,100 records
-/// (the open buckets' 16–21 minutes). The bound is for the API function's 29 s timeout at its
+/// The most records of *closed* buckets one stats read reads ([`webhook_stats`]) before it
+/// stops: 20 pages of [`PAGE_SCAN_BUDGET`]. At the default rate limit (100 attempts a minute, not
+/// a bound: `MAX_RATE_LIMIT_PER_MINUTE` allows more) that is 1 h 40 min of attempts and ≈ 2,000
+/// RRU. Not counted against it, and read by every GET: the open buckets' records (the last
+/// 16–21 minutes, ≈ 2,100 at 100 a minute; at most the webhook's rate × (`BUCKET` +
+/// [`RECORDING_GRACE`]), made and skipped attempts alike). A read stops only after it has
+/// materialised at least one bucket, so it may also read past the budget to the end of the
+/// bucket it is in (at most one bucket's records, rate × 5 min): one read reads at most
+/// budget + one bucket + one page + the open buckets' records, and every read makes progress. The bound is for the API function's 29 s timeout at its
 /// 128 MB (a small fraction of a vCPU: each record is parsed from its item and its `doc`), with a
 /// wide margin, not measured on Lambda — a read cut short by the timeout keeps its progress
 /// anyway. It bounds the catch-up of a webhook whose records since the watermark are many (the
@@ -316,6 +321,12 @@ pub async fn webhook_stats_with(
     let closed = closed_until(now);
     let mut counted: BTreeMap<DateTime<Utc>, StatsBucket> = BTreeMap::new();
     let mut attempts_read = 0;
+    // The records of closed buckets read: only these count against `limits.budget`. The open
+    // buckets' records (at or after `closed`) are read by every GET anyway, can never be
+    // materialised, and are bounded by the webhook's rate × (`BUCKET` + `RECORDING_GRACE`):
+    // counting them would let a busy webhook's open buckets alone use up the budget, and every
+    // GET would stop there, materialise nothing and answer 503 forever.
+    let mut closed_read = 0;
     let mut buckets_written = 0;
     let mut mark = stored.upto;
     // Materialised by this read up to here (from `from`); `None` after a failed write.
@@ -334,6 +345,7 @@ pub async fn webhook_stats_with(
     let unread_from = loop {
         let found = attempts.list(query, &page).await?;
         attempts_read += found.items.len();
+        closed_read += found.items.iter().filter(|a| a.at < closed).count();
         if let Some(last) = found.items.last() {
             read_to = read_to.max(last.at);
         }
@@ -369,7 +381,13 @@ pub async fn webhook_stats_with(
         }
         match found.next_cursor {
             None => break None,
-            Some(_) if attempts_read >= limits.budget => break Some(read_to),
+            // Stop at the budget only once this read has materialised something (or a write
+            // failed: nothing more can be kept), so that each GET makes progress even when one
+            // closed bucket alone holds more records than the budget: it reads that bucket
+            // through.
+            Some(_) if closed_read >= limits.budget && written_to != Some(from) => {
+                break Some(read_to)
+            }
             Some(cursor) => page.cursor = Some(cursor),
         }
     };

@@ -129,6 +129,7 @@ conformance! {
             the_attempt_log_lists_oldest_first_on_request,
             a_long_catch_up_goes_on_where_the_last_read_stopped,
             a_read_cut_short_after_k_pages_keeps_its_progress,
+            a_read_makes_progress_whatever_the_budget,
         ],
         expiry: [logs_skip_expired_items],
     }

@@ -553,3 +553,92 @@ pub async fn a_read_cut_short_after_k_pages_keeps_its_progress(env: StoreEnv) {
         assert_eq!((&next.hour, &next.day), (&hour, &day));
     }
 }
+
+/// `n` attempts of `sub` from `from`, one every `step`: failed, skipped and succeeded ones.
+fn attempts_from(
+    sub: SubscriptionId,
+    from: DateTime<Utc>,
+    step: Duration,
+    n: i32,
+) -> Vec<AttemptRecord> {
+    (0..n)
+        .map(|i| {
+            let status = match i {
+                _ if i % 25 == 7 => AttemptStatus::Skipped,
+                _ if i % 4 == 0 => AttemptStatus::Failed,
+                _ => AttemptStatus::Succeeded,
+            };
+            made(sub, from + step * i, status, (i as u64 * 37) % 5_000)
+        })
+        .collect()
+}
+
+/// The open buckets' records do not count against the budget (they are read by every GET and
+/// can never be materialised): a webhook whose open buckets alone hold three times the budget
+/// still gets exact figures from every read. And a closed bucket that alone holds more than the
+/// budget is read through and materialised: every read makes progress, and the catch-up ends.
+pub async fn a_read_makes_progress_whatever_the_budget(env: StoreEnv) {
+    let stats = env.stores.stats.as_ref();
+    let t = now();
+    let at = t + Duration::seconds(1);
+    let closed = closed_until(at);
+    let limits = ReadLimits {
+        page: 20,
+        budget: 50,
+    };
+    // 150 attempts in the last 15 minutes: all in open buckets.
+    let open_from = at - Duration::minutes(15);
+    assert!(open_from >= closed);
+    let sub = SubscriptionId::new_at(millis(t) + 80);
+    let records = attempts_from(sub, open_from, Duration::seconds(6), 150);
+    record_all(&env.stores.attempts, &records, t + Duration::days(2)).await;
+    let (hour, day) = as_before(&records, at);
+    let log = Pages::new(env.stores.attempts.clone(), None);
+    for read in 1..=2 {
+        let r = webhook_stats_with(stats, &log, &sub, at, limits)
+            .await
+            .unwrap();
+        assert!(
+            r.is_complete(),
+            "read {read} stopped at {:?}",
+            r.unread_from
+        );
+        assert_eq!((r.attempts_read, log.read()), (150, 150));
+        assert_eq!((&r.hour, &r.day), (&hour, &day));
+        assert_eq!(r.materialised_upto, Some(closed));
+    }
+
+    // 120 attempts in one closed bucket two hours ago, then the same 150 open ones.
+    let sub = SubscriptionId::new_at(millis(t) + 81);
+    let big = bucket_start(at - Duration::hours(2));
+    let mut records = attempts_from(sub, big, Duration::seconds(2), 120);
+    assert!(records.iter().all(|a| bucket_start(a.at) == big));
+    records.extend(attempts_from(sub, open_from, Duration::seconds(6), 150));
+    record_all(&env.stores.attempts, &records, t + Duration::days(2)).await;
+    let (hour, day) = as_before(&records, at);
+    let mut mark: Option<DateTime<Utc>> = None;
+    let mut reads = 0;
+    let last = loop {
+        reads += 1;
+        assert!(reads <= 3, "no end to the catch-up");
+        let r = webhook_stats_with(stats, &log, &sub, at, limits)
+            .await
+            .unwrap();
+        if r.is_complete() {
+            break r;
+        }
+        // A read stopped at its budget has moved the watermark.
+        assert!(r.materialised_upto > mark, "read {reads} made no progress");
+        mark = r.materialised_upto;
+    };
+    assert_eq!((&last.hour, &last.day), (&hour, &day));
+    assert_eq!(last.materialised_upto, Some(closed));
+    let stored = stats
+        .materialised(&sub, window_start(at, Duration::hours(24)))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.buckets.iter().map(|b| b.start).collect::<Vec<_>>(),
+        vec![big]
+    );
+}
