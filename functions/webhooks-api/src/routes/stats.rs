@@ -46,8 +46,10 @@ pub async fn get_stats(
     // "partial" (`WebhookStats` allows no extra property), so no client could tell. A 503
     // `unavailable` ("retry") is in the route's schema and says what is true: the figures are not
     // ready yet; each retry goes on where this one stopped (the catch-up is kept); a whole
-    // day at the highest rate takes about 15 GETs, a webhook with fewer than 10,000 attempts a
-    // day never meets this. We never show a figure that is not the window's.
+    // day at the default rate limit takes about 15 GETs, a webhook with fewer than 10,000
+    // attempts a day never meets this, and every GET makes progress (the open buckets' records
+    // do not count against the budget: `webhook_stats_with`). We never show a figure that is not
+    // the window's.
     if let Some(unread_from) = stats.unread_from {
         tracing::info!(
             subscription_id = %sub.id,
@@ -64,10 +66,15 @@ pub async fn get_stats(
                 )
             })
             .unwrap_or_default();
-        return Err(ApiError::unavailable(format!(
+        let mut e = ApiError::unavailable(format!(
             "The webhook's figures are still being counted from its attempt log ({} records read by this request{upto}); retry: each request goes on where the last one stopped.",
             stats.attempts_read
-        )));
+        ));
+        // Nothing to wait for (the catch-up goes on with the next request), so the soonest a
+        // header can say: a client that honours `Retry-After` retries at once rather than backing
+        // off as from an outage.
+        e.retry_after = Some(1);
+        return Err(e);
     }
     Ok(Json(StatsResponse {
         webhook_id: sub.id.to_string(),
