@@ -645,18 +645,24 @@ impl Worker {
         let successor = (taken_over && !job.is_ordered()).then(|| job.claim_key(attempt + 1));
         let outcome = self.settle(job, sub, &result, attempt, now).await;
         if outcome.settled_an_attempt() {
-            // The fence before the record (review 22 G3): it depends only on `outcome`, and a
-            // crash between the two then leaves claim n unsettled with its successor's claim
-            // done, so the next taker reads that mark and drops (the delivery was made; only its
-            // record is missing, as with any crash before a record). The other order left a
-            // window: the record written, the fence not, and the overtaken holder's re-sent copy
-            // POSTing attempt n+1 after the recorded success.
+            // The record before the fence (review 22 G3 weighed, order kept): the other order
+            // opens a wider hole. A crash between a fence and the record leaves claim n unsettled
+            // with the fence in place; the next taker cannot tell the fence from the successor's
+            // claim, reads it as the mark and drops, so a delivered attempt is never recorded
+            // (the crash-point sweep's "exactly one succeeded attempt recorded" fails after any
+            // second crash at a taker's record, re-send or not). This order's remaining window
+            // needs three things: a crash between a re-send and its record, the re-sent copy
+            // still to come after the take-over, and a second crash between the taker's record
+            // and its fence; then that copy makes attempt n+1 after the recorded success (one
+            // duplicate POST: docs/delivery-worker.md, "Exactly once per attempt"). Closing it
+            // needs a fence that names the taker's record, so a later taker finding the record
+            // missing makes the attempt again instead of dropping (a DedupeStore change).
+            self.settle_claim(&record, &claim_key, claims.remember_until, now)
+                .await;
             if let Some(successor) = successor {
                 self.fence_successor(&successor, &outcome, claims.remember_until)
                     .await;
             }
-            self.settle_claim(&record, &claim_key, claims.remember_until, now)
-                .await;
         } else {
             // Its successor (re-send, hold, park) was not stored: the claim is released so the
             // redelivered copy makes this attempt again. The attempt made is still logged, under
