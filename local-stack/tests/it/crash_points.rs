@@ -198,6 +198,8 @@ struct Settled {
     violations: Vec<String>,
     ingests: usize,
     worker_runs: usize,
+    /// A later crash armed was never reached (the recovery took another path).
+    unreached: bool,
 }
 
 /// One scenario: a fresh backend, `crash` armed (none: the clean run), ingest and delivery until
@@ -408,15 +410,26 @@ async fn scenario(
     if parked != 0 {
         violations.push(format!("{parked} job(s) dead-lettered"));
     }
+    // The first crash must strike (a scenario whose crash never happened proves nothing). A
+    // second one may not: after a crash in a round of concurrent calls (the rate window and the
+    // claim), whether the other call of that round took effect depends on the backend's timing
+    // (on DynamoDB Local it may or may not have), so the recovery can take another path than the
+    // one its points were listed from. That scenario is counted as unreached, not failed.
     let fired = plan.fired();
-    if fired != crashes {
-        violations.push(format!(
-            "crashed at {} of the {} points armed",
-            fired.len(),
-            crashes.len()
-        ));
-    }
-    settled(plan, event_id, violations, ingests, worker_runs)
+    let unreached = match crashes.first() {
+        Some(first) if fired.first() != Some(first) => {
+            violations.push(format!(
+                "crashed at {} of the {} points armed (the first never struck)",
+                fired.len(),
+                crashes.len()
+            ));
+            false
+        }
+        _ => fired.len() < crashes.len(),
+    };
+    let mut run = settled(plan, event_id, violations, ingests, worker_runs);
+    run.unreached = unreached;
+    run
 }
 
 fn settled(
@@ -432,6 +445,7 @@ fn settled(
         violations,
         ingests,
         worker_runs,
+        unreached: false,
     }
 }
 
@@ -516,7 +530,7 @@ async fn sweep(kind: Kind<'_>, second: Second, receiver: Receiver) -> Vec<String
     );
 
     let mut failures = Vec::new();
-    let (mut singles, mut doubles) = (0, 0);
+    let (mut singles, mut doubles, mut unreached) = (0, 0, 0);
     for point in &points {
         for variant in Variant::BOTH {
             singles += 1;
@@ -556,6 +570,7 @@ async fn sweep(kind: Kind<'_>, second: Second, receiver: Receiver) -> Vec<String
                     doubles += 1;
                     let crashes = [first.clone(), (then.clone(), then_variant)];
                     let run = scenario(kind, &fixture, &crashes, Some(&expected), receiver).await;
+                    unreached += usize::from(run.unreached);
                     for v in &run.violations {
                         let at = format!("{point} / {variant}, then {then} / {then_variant}");
                         println!(
@@ -571,10 +586,15 @@ async fn sweep(kind: Kind<'_>, second: Second, receiver: Receiver) -> Vec<String
     }
     println!(
         "crash points ({}, {receiver:?}): {} points × 2 variants = {singles} scenarios; {doubles} with a second \
-         crash in the recovery ({second:?}); {} violation(s)",
+         crash in the recovery ({second:?}), {unreached} of them not reached; {} violation(s)",
         kind.name(),
         points.len(),
         failures.len()
+    );
+    // Not vacuous: most second crashes strike (only a concurrent round's timing can divert one).
+    assert!(
+        unreached * 4 <= doubles,
+        "{unreached} of {doubles} second crashes never struck: the recovery points are not what the runs take"
     );
     failures
 }
